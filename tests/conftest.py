@@ -1,0 +1,187 @@
+"""Shared fixtures: a fresh event loop per test, an app with a fake clock, and clients that
+behave like a browser (a cookie jar, the XSRF token) and like a Socket.IO page."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import urllib.parse
+from collections import defaultdict
+from collections.abc import Iterator
+from http.cookies import SimpleCookie
+from typing import Any
+
+import pytest
+import socketio
+import tornado.httpclient
+from tornado.ioloop import IOLoop
+
+from tornado_app.app import TornadoApp, make_app
+
+TEST_SECRET = "test-cookie-secret-not-for-production"
+ALLOWED_ORIGIN = "http://allowed.example"
+SESSION_TTL = 60
+MAX_SESSIONS = 5
+
+# The transports a client may use: WebSocket straight away, or long-polling then upgrade.
+TRANSPORTS = {"websocket": ["websocket"], "polling-upgrade": ["polling", "websocket"]}
+
+
+@pytest.fixture
+def io_loop() -> Iterator[IOLoop]:
+    """pytest-tornado's loop without the deprecated make_current, and no task left behind."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    io_loop = IOLoop.current()
+    yield io_loop
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    io_loop.close(all_fds=True)
+    asyncio.set_event_loop(None)
+
+
+class FakeClock:
+    """A clock that moves only when told to, so expiry is tested without sleeping."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def app(clock: FakeClock) -> TornadoApp:
+    return make_app(
+        TEST_SECRET,
+        session_ttl=SESSION_TTL,
+        max_sessions=MAX_SESSIONS,
+        allowed_origins=[ALLOWED_ORIGIN],
+        clock=clock,
+    )
+
+
+class WebUser:
+    """One browser: a cookie jar, the XSRF token from the page, and no automatic redirects."""
+
+    def __init__(self, http_client: tornado.httpclient.AsyncHTTPClient, base_url: str) -> None:
+        self.http_client = http_client
+        self.base_url = base_url
+        self.cookies: dict[str, str] = {}
+
+    @property
+    def cookie_header(self) -> str:
+        return "; ".join(f"{name}={value}" for name, value in self.cookies.items())
+
+    async def request(self, method: str, path: str, body: str | None = None, headers: dict[str, str] | None = None) -> tornado.httpclient.HTTPResponse:
+        all_headers = {"Cookie": self.cookie_header} if self.cookies else {}
+        all_headers.update(headers or {})
+        response = await self.http_client.fetch(
+            self.base_url + path, method=method, body=body, headers=all_headers,
+            follow_redirects=False, raise_error=False,
+        )
+        for header in response.headers.get_list("Set-Cookie"):
+            for name, morsel in SimpleCookie(header).items():
+                if not morsel.value:  # clear_cookie sends an empty, already expired value
+                    self.cookies.pop(name, None)
+                else:
+                    self.cookies[name] = morsel.value
+        return response
+
+    async def get(self, path: str) -> tornado.httpclient.HTTPResponse:
+        return await self.request("GET", path)
+
+    async def xsrf_token(self) -> str:
+        """The hidden `_xsrf` field of the login form, as a browser would submit it."""
+        page = (await self.get("/login")).body.decode()
+        match = re.search(r'name="_xsrf" value="([^"]+)"', page)
+        assert match, "the login form has no _xsrf field"
+        return match.group(1)
+
+    async def post(self, path: str, fields: dict[str, str], with_xsrf: bool = True) -> tornado.httpclient.HTTPResponse:
+        if with_xsrf:
+            fields = {"_xsrf": await self.xsrf_token(), **fields}
+        return await self.request("POST", path, body=urllib.parse.urlencode(fields))
+
+    async def login(self, username: str) -> tornado.httpclient.HTTPResponse:
+        response = await self.post("/login", {"username": username})
+        assert response.code == 303, response.body
+        return response
+
+    async def logout(self) -> tornado.httpclient.HTTPResponse:
+        return await self.post("/logout", {})
+
+
+@pytest.fixture
+def web_user(http_client: tornado.httpclient.AsyncHTTPClient, base_url: str) -> Any:
+    """A factory of independent browsers against the test server."""
+    return lambda: WebUser(http_client, base_url)
+
+
+class SocketClient:
+    """A python-socketio client that records every event it receives, in order, per name."""
+
+    def __init__(self) -> None:
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.received: dict[str, asyncio.Queue[Any]] = defaultdict(asyncio.Queue)
+        self.sio.on("*", self._record)
+        self.sio.on("connect_error", lambda data: self.received["connect_error"].put_nowait(data))
+        self.sio.on("disconnect", lambda reason=None: self.received["disconnect"].put_nowait(reason))
+
+    async def _record(self, event: str, *args: Any) -> None:
+        self.received[event].put_nowait(args[0] if len(args) == 1 else args)
+
+    async def next(self, event: str, timeout: float = 2.0) -> Any:
+        """The next payload of `event`, waiting up to `timeout` seconds."""
+        return await asyncio.wait_for(self.received[event].get(), timeout)
+
+    def pending(self, event: str) -> int:
+        return self.received[event].qsize()
+
+    async def close(self) -> None:
+        if self.sio.connected:
+            # A polling client's graceful disconnect can wait ~25 s for its long poll: abort.
+            await self.sio.eio.disconnect(abort=True)
+
+
+@pytest.fixture
+def socket_client(base_url: str, io_loop: IOLoop) -> Iterator[Any]:
+    """A factory: `await socket_client(cookie, transport)` connects and returns a SocketClient.
+
+    It raises socketio.exceptions.ConnectionError when the server refuses; the client that
+    was refused is reachable as the exception's `client` attribute.
+    """
+    clients: list[SocketClient] = []
+
+    async def connect(cookie: str | None, transport: str = "websocket", origin: str | None = "same") -> SocketClient:
+        client = SocketClient()
+        clients.append(client)
+        headers = {}
+        if cookie:
+            headers["Cookie"] = cookie
+        if origin == "same":
+            headers["Origin"] = base_url
+        elif origin is not None:
+            headers["Origin"] = origin
+        try:
+            await client.sio.connect(base_url, headers=headers, transports=TRANSPORTS[transport], wait_timeout=3)
+        except socketio.exceptions.ConnectionError as error:
+            error.client = client  # type: ignore[attr-defined]
+            raise
+        return client
+
+    yield connect
+    for client in clients:
+        io_loop.run_sync(client.close)

@@ -1,0 +1,57 @@
+"""Usernames and chat payloads: what is accepted, and a clear message for the rest."""
+
+from __future__ import annotations
+
+import pytest
+
+from tornado_app.validation import InvalidInput, clean_chat_payload, clean_username
+
+
+@pytest.mark.parametrize(
+    ("typed", "kept"),
+    [("ada", "ada"), ("  ada lovelace \t", "ada lovelace"), ("x" * 32, "x" * 32), ("Zoë 🚀", "Zoë 🚀")],
+)
+def test_usernames_are_trimmed_and_kept(typed: str, kept: str) -> None:
+    assert clean_username(typed) == kept
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("", "Enter a username."),
+        ("   ", "Enter a username."),
+        ("x" * 33, "at most 32 characters"),
+        ("ada\x00", "control"),
+        ("a\nb", "control"),
+        ("evil\u202egnp", "control"),  # right-to-left override
+        (None, "Enter a username."),
+        (["ada"], "Enter a username."),
+    ],
+)
+def test_bad_usernames_are_refused_with_a_reason(typed: object, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        clean_username(typed)
+
+
+@pytest.mark.parametrize("text", ["hi", "x", "y" * 500, "<script>alert(1)</script>", "line\nbreak"])
+def test_chat_text_of_1_to_500_characters_is_accepted(text: str) -> None:
+    assert clean_chat_payload({"text": text}) == text
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"text": ""}, "cannot be empty"),
+        ({"text": "z" * 501}, "at most 500"),
+        ({"text": 42}, "needs a text string"),
+        ({"text": None}, "needs a text string"),
+        ({}, "needs a text string"),
+        ("hello", "must be an object"),
+        (["hello"], "must be an object"),
+        (None, "must be an object"),
+        (7, "must be an object"),
+    ],
+)
+def test_bad_chat_payloads_are_refused_with_a_reason(payload: object, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        clean_chat_payload(payload)

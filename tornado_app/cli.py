@@ -1,0 +1,108 @@
+"""`python -m tornado_app` / `tornado-app`: the plain server, configured by flags."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from .app import make_app
+from .server import CannotBind, bind, serve
+from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL
+
+log = logging.getLogger("tornado_app")
+
+COOKIE_SECRET_ENV = "TORNADO_APP_COOKIE_SECRET"
+EXIT_USAGE = 2
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be between 0 and 65535")
+    return value
+
+
+def _origin(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an origin like https://example.com:8443")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tornado-app",
+        description="Serve the session-authenticated Socket.IO demo: log in on the page, "
+        "and the socket is authenticated from the same server-side session.",
+    )
+    parser.add_argument("--address", default="127.0.0.1", help="address to listen on (default: %(default)s; 0.0.0.0 for every interface)")
+    parser.add_argument("--port", type=_port, default=8888, help="port to listen on; 0 picks a free one (default: %(default)s)")
+    parser.add_argument(
+        "--cookie-secret",
+        default=os.environ.get(COOKIE_SECRET_ENV),
+        help=f"secret that signs the session cookie (default: ${COOKIE_SECRET_ENV}, else a random one per start)",
+    )
+    parser.add_argument("--session-ttl", type=_positive_int, default=DEFAULT_SESSION_TTL, metavar="SECONDS", help="idle seconds before a session expires and its sockets are closed (default: %(default)s)")
+    parser.add_argument("--max-sessions", type=_positive_int, default=DEFAULT_MAX_SESSIONS, metavar="N", help="sessions kept at most; past this the least recently used is evicted (default: %(default)s)")
+    parser.add_argument("--allowed-origin", type=_origin, action="append", default=[], metavar="ORIGIN", help="another origin allowed to open sockets, e.g. http://localhost:3000 (repeatable; the server's own origin is always allowed)")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="how much to log (default: %(default)s)")
+    return parser
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Tornado logs every request at INFO; keep the log about logins, logouts and refusals.
+    logging.getLogger("tornado.access").setLevel(logging.WARNING)
+
+
+def resolve_cookie_secret(given: str | None) -> str:
+    """The configured secret, or a random one (sessions are in memory: a restart ends them anyway)."""
+    if given:
+        return given
+    log.info("no cookie secret given: using a random one, so a restart logs everyone out "
+             "(sessions live in memory and would be lost anyway)")
+    return secrets.token_urlsafe(32)
+
+
+async def run_until_signalled(args: argparse.Namespace) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down cleanly."""
+    bound = bind(args.address, args.port)
+    app = make_app(
+        resolve_cookie_secret(args.cookie_secret),
+        session_ttl=args.session_ttl,
+        max_sessions=args.max_sessions,
+        allowed_origins=args.allowed_origin,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    print(f"Serving on {bound.url}  (Ctrl-C to stop)", flush=True)
+    await serve(app, bound, stop)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        asyncio.run(run_until_signalled(args))
+    except CannotBind as error:
+        print(f"tornado-app: error: {error.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:  # a second Ctrl-C while shutting down
+        pass
+    return 0

@@ -1,0 +1,128 @@
+"""HTTP handlers: the demo page, login, logout and the session API.
+
+They know the session store and the cookie, and nothing of Socket.IO: logging out ends the
+session in the store, and the socket layer, listening to the store, drops its sockets.
+"""
+
+from __future__ import annotations
+
+import http
+import logging
+from typing import TYPE_CHECKING, Any
+
+from tornado.web import RequestHandler
+
+from .cookies import clear_session_cookie, read_session_id, write_session_cookie
+from .sessions import Session, SessionStore
+from .validation import MAX_USERNAME_LENGTH, InvalidInput, clean_username
+
+if TYPE_CHECKING:
+    from .app import TornadoApp
+
+log = logging.getLogger(__name__)
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+class BaseHandler(RequestHandler):
+    """Loads the session before every request and renders errors without tracebacks."""
+
+    application: TornadoApp
+    session: Session | None = None
+
+    @property
+    def store(self) -> SessionStore:
+        return self.application.store
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "same-origin")
+        self.set_header("Cache-Control", "no-store")
+
+    async def prepare(self) -> None:
+        # get_current_user cannot be a coroutine, so load the session here instead; the
+        # lookup also refreshes the session's idle timer.
+        self.session = await self.store.get(read_session_id(self))
+        self.current_user = self.session
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """A short page in the site's style; Tornado's traceback page is never served."""
+        self.render("error.html", status_code=status_code, message=_status_phrase(status_code))
+
+
+def _status_phrase(status_code: int) -> str:
+    try:
+        return http.HTTPStatus(status_code).phrase
+    except ValueError:
+        return "Error"
+
+
+class IndexHandler(BaseHandler):
+    """The demo page: the login explanation when logged out, the live view when logged in."""
+
+    def get(self) -> None:
+        self.render("index.html", session=self.session)
+
+
+class LoginHandler(BaseHandler):
+    """Shows the login form and starts a new session, always under a fresh id."""
+
+    def get(self) -> None:
+        self.render("login.html", error=None, username="")
+
+    async def post(self) -> None:
+        typed = self.get_body_argument("username", default="")
+        try:
+            username = clean_username(typed)
+        except InvalidInput as refusal:
+            self.set_status(400)
+            shown_back = typed[: MAX_USERNAME_LENGTH * 4]  # enough to fix a typo, not a megabyte
+            self.render("login.html", error=str(refusal), username=shown_back)
+            return
+        if self.session is not None:
+            # No fixation: a login never keeps the id the request came with.
+            await self.store.delete(self.session.id, reason="replaced")
+        self.session = await self.store.create(username)
+        write_session_cookie(self, self.session.id)
+        log.info("login: %r from %s", username, self.request.remote_ip)
+        self.redirect("/", status=303)
+
+
+class LogoutHandler(BaseHandler):
+    """GET shows a logout button; POST ends the session and, through the store, its sockets."""
+
+    def get(self) -> None:
+        self.render("logout.html", session=self.session)
+
+    async def post(self) -> None:
+        if self.session is not None:
+            await self.store.delete(self.session.id, reason="logout")
+            log.info("logout: %r from %s", self.session.username, self.request.remote_ip)
+        clear_session_cookie(self)
+        self.redirect("/login", status=303)
+
+
+class SessionApiHandler(BaseHandler):
+    """`GET /api/session`: who this request's session belongs to, as JSON."""
+
+    def get(self) -> None:
+        if self.session is None:
+            self.set_status(401)
+            self.finish({"error": "not logged in"})
+            return
+        self.finish(self.session.public_view())
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        self.finish({"error": _status_phrase(status_code).lower()})
+
+
+class NotFoundHandler(BaseHandler):
+    """Any other path: a 404 page in the site's style."""
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        self.send_error(404)

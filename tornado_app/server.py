@@ -1,0 +1,85 @@
+"""Running the app: bind a port, serve until told to stop, then close everything in order.
+
+Binding is separate from serving so that a caller (the desktop launcher) can take the port on
+its main thread, know the URL, and serve from another thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+from dataclasses import dataclass
+
+from tornado.httpserver import HTTPServer
+from tornado.ioloop import PeriodicCallback
+from tornado.netutil import bind_sockets
+
+from .app import TornadoApp
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024  # a login form or a polling packet; nothing here needs more
+SHUTDOWN_GRACE_SECONDS = 1.0  # then stop waiting for stragglers: Ctrl-C must feel instant
+
+
+class CannotBind(OSError):
+    """The address and port cannot be listened on (taken, forbidden, or not ours)."""
+
+
+@dataclass(frozen=True)
+class BoundSockets:
+    """Listening sockets, already bound, and the address they answer on."""
+
+    sockets: list[socket.socket]
+    address: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"http://{host}:{self.port}/"
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+
+
+def bind(address: str, port: int) -> BoundSockets:
+    """Bind now (port 0 picks a free one); raises CannotBind with a one-line message."""
+    try:
+        sockets = bind_sockets(port, address)
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            message = f"port {port} on {address} is already in use"
+        else:
+            message = f"cannot listen on {address}:{port}: {error.strerror or error}"
+        raise CannotBind(error.errno, message) from error
+    return BoundSockets(sockets, address, sockets[0].getsockname()[1])
+
+
+def sweep_interval(session_ttl: float) -> float:
+    """How often to look for expired sessions: often enough that none outlives its TTL by much."""
+    return max(1.0, min(30.0, session_ttl / 4))
+
+
+async def serve(app: TornadoApp, bound: BoundSockets, stop: asyncio.Event) -> None:
+    """Serve until `stop` is set, then disconnect every socket and close every connection."""
+    server = HTTPServer(app, max_body_size=MAX_BODY_BYTES)
+    server.add_sockets(bound.sockets)
+    sweeper = PeriodicCallback(app.sweep_expired_sessions, sweep_interval(app.store.ttl) * 1000)
+    sweeper.start()
+    log.info("serving on %s", bound.url)
+    try:
+        await stop.wait()
+    finally:
+        sweeper.stop()
+        server.stop()  # no new connections
+        await app.sockets.shutdown()
+        try:
+            await asyncio.wait_for(server.close_all_connections(), SHUTDOWN_GRACE_SECONDS)
+        except asyncio.TimeoutError:
+            log.warning("some connections did not close within %s s", SHUTDOWN_GRACE_SECONDS)
+        bound.close()
+        log.info("stopped")

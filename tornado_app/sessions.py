@@ -1,0 +1,153 @@
+"""Server-side sessions: a bounded, expiring, in-memory store that knows nothing of Tornado.
+
+The store's methods are coroutines so that a networked store (Redis, say) can implement the
+same interface later without changing its callers.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Literal, Protocol
+
+Clock = Callable[[], float]
+EndReason = Literal["logout", "replaced", "expired", "evicted", "shutdown"]
+SessionEndListener = Callable[["Session", EndReason], Awaitable[None]]
+
+DEFAULT_SESSION_TTL = 30 * 60  # idle seconds before a session expires
+DEFAULT_MAX_SESSIONS = 10_000  # beyond this the least recently used session is evicted
+
+
+@dataclass(slots=True)
+class Session:
+    """One logged-in person, as the server remembers them."""
+
+    id: str
+    username: str
+    logged_in_at: float
+    last_seen: float
+
+    def public_view(self) -> dict[str, object]:
+        """What the client may learn about its own session (never the id)."""
+        return {"username": self.username, "logged_in_at": int(self.logged_in_at)}
+
+
+class SessionStore(Protocol):
+    """What the handlers and the socket layer need from a session store."""
+
+    ttl: float  # idle seconds after which a session ends
+
+    async def create(self, username: str) -> Session: ...
+
+    async def get(self, session_id: str | None) -> Session | None: ...
+
+    async def delete(self, session_id: str, reason: EndReason = "logout") -> Session | None: ...
+
+    async def sweep(self) -> int: ...
+
+    async def clear(self) -> None: ...
+
+    async def count(self) -> int: ...
+
+    def add_end_listener(self, listener: SessionEndListener) -> None: ...
+
+
+def new_session_id() -> str:
+    """An unguessable id: 32 random bytes, URL-safe (43 characters)."""
+    return secrets.token_urlsafe(32)
+
+
+class MemorySessionStore:
+    """Sessions in an ordered dict, least recently used first.
+
+    Every read moves a session to the end, so the dict is always sorted by last use: expiry
+    pops expired sessions from the front and eviction pops the front, and neither scans the
+    rest. All sessions share one TTL, which is what keeps "least recently used" and "first
+    to expire" the same order.
+    """
+
+    def __init__(
+        self,
+        ttl: float = DEFAULT_SESSION_TTL,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+        clock: Clock = time.time,
+    ) -> None:
+        if ttl <= 0:
+            raise ValueError("ttl must be positive")
+        if max_sessions < 1:
+            raise ValueError("max_sessions must be at least 1")
+        self.ttl = ttl
+        self.max_sessions = max_sessions
+        self._clock = clock
+        self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self._listeners: list[SessionEndListener] = []
+
+    def add_end_listener(self, listener: SessionEndListener) -> None:
+        """Call `listener(session, reason)` whenever a session ends, for any reason."""
+        self._listeners.append(listener)
+
+    async def create(self, username: str) -> Session:
+        """Start a new session with a fresh id, evicting the least recently used if full."""
+        now = self._clock()
+        session = Session(new_session_id(), username, logged_in_at=now, last_seen=now)
+        evicted: list[Session] = []
+        while len(self._sessions) >= self.max_sessions:
+            _, oldest = self._sessions.popitem(last=False)
+            evicted.append(oldest)
+        self._sessions[session.id] = session
+        for old in evicted:
+            await self._notify(old, "evicted")
+        return session
+
+    async def get(self, session_id: str | None) -> Session | None:
+        """The live session with this id, refreshed; None if unknown or expired."""
+        if not session_id:
+            return None
+        session = self._sessions.get(session_id)
+        if session is None:
+            return None
+        now = self._clock()
+        if now - session.last_seen > self.ttl:
+            del self._sessions[session_id]
+            await self._notify(session, "expired")
+            return None
+        session.last_seen = now
+        self._sessions.move_to_end(session_id)
+        return session
+
+    async def delete(self, session_id: str, reason: EndReason = "logout") -> Session | None:
+        """End a session; returns it, or None if there was none."""
+        session = self._sessions.pop(session_id, None)
+        if session is not None:
+            await self._notify(session, reason)
+        return session
+
+    async def sweep(self) -> int:
+        """Remove every expired session; returns how many were removed."""
+        deadline = self._clock() - self.ttl
+        expired: list[Session] = []
+        while self._sessions:
+            oldest = next(iter(self._sessions.values()))
+            if oldest.last_seen >= deadline:
+                break
+            self._sessions.popitem(last=False)
+            expired.append(oldest)
+        for session in expired:
+            await self._notify(session, "expired")
+        return len(expired)
+
+    async def clear(self) -> None:
+        """End every session (the server is stopping)."""
+        sessions = list(self._sessions.values())
+        self._sessions.clear()
+        for session in sessions:
+            await self._notify(session, "shutdown")
+
+    async def count(self) -> int:
+        return len(self._sessions)
+
+    async def _notify(self, session: Session, reason: EndReason) -> None:
+        for listener in self._listeners:
+            await listener(session, reason)

@@ -1,0 +1,175 @@
+"""The Socket.IO side: who may connect, which socket belongs to whom, and the events.
+
+A socket is accepted only when its handshake carries the cookie of a live session. The
+session's id and username are remembered per socket, so every later event knows who sent
+it, and ending a session (logout, expiry, eviction) disconnects exactly its sockets.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import socketio
+from socketio.exceptions import ConnectionRefusedError
+
+from .cookies import read_session_id
+from .sessions import Clock, EndReason, Session, SessionStore
+from .validation import InvalidInput, clean_chat_payload
+
+log = logging.getLogger(__name__)
+
+NOT_AUTHENTICATED = "not authenticated"
+MAX_PACKET_BYTES = 64 * 1024  # a chat message is at most 500 characters; refuse giant packets
+
+
+@dataclass(frozen=True, slots=True)
+class SocketOwner:
+    """The session a socket rode in on."""
+
+    session_id: str
+    username: str
+
+
+class SocketRegistry:
+    """Sockets by id, by session and by user, so that every change is O(1), never a scan."""
+
+    def __init__(self) -> None:
+        self._owners: dict[str, SocketOwner] = {}
+        self._by_session: dict[str, set[str]] = {}
+        self._sockets_per_user: Counter[str] = Counter()
+
+    def add(self, sid: str, session: Session) -> bool:
+        """Remember a new socket; True when its user just came online."""
+        self._owners[sid] = SocketOwner(session.id, session.username)
+        self._by_session.setdefault(session.id, set()).add(sid)
+        self._sockets_per_user[session.username] += 1
+        return self._sockets_per_user[session.username] == 1
+
+    def remove(self, sid: str) -> bool:
+        """Forget a socket; True when its user just went offline."""
+        owner = self._owners.pop(sid, None)
+        if owner is None:
+            return False
+        siblings = self._by_session[owner.session_id]
+        siblings.discard(sid)
+        if not siblings:
+            del self._by_session[owner.session_id]
+        self._sockets_per_user[owner.username] -= 1
+        if self._sockets_per_user[owner.username] == 0:
+            del self._sockets_per_user[owner.username]
+            return True
+        return False
+
+    def owner(self, sid: str) -> SocketOwner | None:
+        return self._owners.get(sid)
+
+    def sockets_of(self, session_id: str) -> list[str]:
+        return list(self._by_session.get(session_id, ()))
+
+    def all_sockets(self) -> list[str]:
+        return list(self._owners)
+
+    def online_users(self) -> list[str]:
+        return sorted(self._sockets_per_user)
+
+    def __len__(self) -> int:
+        return len(self._owners)
+
+    def is_empty(self) -> bool:
+        """True when no index holds anything (used by leak tests)."""
+        return not (self._owners or self._by_session or self._sockets_per_user)
+
+
+class ChatSocketServer:
+    """A python-socketio server whose sockets are authenticated by the web session."""
+
+    def __init__(
+        self,
+        store: SessionStore,
+        *,
+        clock: Clock = time.time,
+        ping_interval: float = 25,
+        ping_timeout: float = 20,
+    ) -> None:
+        self.store = store
+        self.registry = SocketRegistry()
+        self._clock = clock
+        # The Origin policy is enforced by our Tornado handler (transport.py) before
+        # engineio sees a request, on both transports. "*" here only makes engineio echo
+        # CORS headers for the origins that policy let through; do not copy it without
+        # that handler.
+        self.sio = socketio.AsyncServer(
+            async_mode="tornado",
+            cors_allowed_origins="*",
+            cors_credentials=True,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            max_http_buffer_size=MAX_PACKET_BYTES,
+            logger=False,
+            engineio_logger=False,
+        )
+        self.sio.on("connect", self._on_connect)
+        self.sio.on("disconnect", self._on_disconnect)
+        self.sio.on("whoami", self._on_whoami)
+        self.sio.on("chat", self._on_chat)
+        store.add_end_listener(self._on_session_end)
+
+    async def shutdown(self) -> None:
+        """Disconnect every socket and stop engineio's background tasks."""
+        for sid in self.registry.all_sockets():
+            await self.sio.disconnect(sid)
+        await self.sio.shutdown()
+
+    async def _on_connect(self, sid: str, environ: dict[str, Any], auth: object = None) -> None:
+        request = environ["tornado.handler"].request
+        session = await self.store.get(read_session_id(environ["tornado.handler"]))
+        if session is None:
+            # engineio's Tornado driver puts 127.0.0.1 in REMOTE_ADDR; the real peer is here.
+            log.info("refused socket from %s: %s", request.remote_ip, NOT_AUTHENTICATED)
+            raise ConnectionRefusedError(NOT_AUTHENTICATED)
+        came_online = self.registry.add(sid, session)
+        log.debug("socket %s of %r connected from %s", sid, session.username, request.remote_ip)
+        await self.sio.emit("welcome", {"username": session.username}, to=sid)
+        presence = {"users": self.registry.online_users()}
+        # Everyone hears when the set of online users changes; a newcomer whose user was
+        # already online still needs to know who is there.
+        await self.sio.emit("presence", presence, to=None if came_online else sid)
+
+    async def _on_disconnect(self, sid: str, reason: object = None) -> None:
+        if self.registry.remove(sid):
+            await self.sio.emit("presence", {"users": self.registry.online_users()})
+
+    async def _on_session_end(self, session: Session, reason: EndReason) -> None:
+        for sid in self.registry.sockets_of(session.id):
+            await self.sio.disconnect(sid)
+
+    async def _live_session(self, sid: str) -> Session | None:
+        """The sender's session, refreshed by this event; None (and the socket dropped) if gone."""
+        owner = self.registry.owner(sid)
+        if owner is None:
+            return None
+        session = await self.store.get(owner.session_id)
+        if session is None and self.registry.owner(sid) is not None:
+            # The store ended the session without telling us (a networked store might).
+            await self.sio.disconnect(sid)
+        return session
+
+    async def _on_whoami(self, sid: str, *args: object) -> dict[str, object] | None:
+        session = await self._live_session(sid)
+        return None if session is None else session.public_view()
+
+    async def _on_chat(self, sid: str, *args: object) -> None:
+        session = await self._live_session(sid)
+        if session is None:
+            return
+        try:
+            text = clean_chat_payload(args[0] if len(args) == 1 else None)
+        except InvalidInput as refusal:
+            await self.sio.emit("error", {"message": str(refusal)}, to=sid)
+            return
+        message = {"username": session.username, "text": text, "time": int(self._clock())}
+        await self.sio.emit("chat", message)
