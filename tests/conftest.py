@@ -154,10 +154,14 @@ class SocketClient:
         if self.sio.connected:
             # A polling client's graceful disconnect can wait ~25 s for its long poll: abort.
             await self.sio.eio.disconnect(abort=True)
+        # engineio's client leaves its aiohttp session open when a polling handshake is refused.
+        http = getattr(self.sio.eio, "http", None)
+        if http is not None and not http.closed:
+            await http.close()
 
 
 @pytest.fixture
-def socket_client(base_url: str, io_loop: IOLoop) -> Iterator[Any]:
+def socket_client(base_url: str, io_loop: IOLoop, http_server: Any) -> Iterator[Any]:
     """A factory: `await socket_client(cookie, transport)` connects and returns a SocketClient.
 
     It raises socketio.exceptions.ConnectionError when the server refuses; the client that

@@ -75,7 +75,7 @@ class LoginHandler(BaseHandler):
         self.render("login.html", error=None, username="")
 
     async def post(self) -> None:
-        typed = self.get_body_argument("username", default="")
+        typed = self._raw_body_argument("username")
         try:
             username = clean_username(typed)
         except InvalidInput as refusal:
@@ -90,6 +90,12 @@ class LoginHandler(BaseHandler):
         write_session_cookie(self, self.session.id)
         log.info("login: %r from %s", username, self.request.remote_ip)
         self.redirect("/", status=303)
+
+    def _raw_body_argument(self, name: str) -> str:
+        # get_body_argument would quietly turn control characters into spaces; we refuse them
+        # with a message instead. decode_argument still answers 400 to invalid UTF-8.
+        values = self.request.body_arguments.get(name) or [b""]
+        return self.decode_argument(values[-1], name=name)
 
 
 class LogoutHandler(BaseHandler):

@@ -1,0 +1,248 @@
+"""The Socket.IO contract, on both transports: authentication from the session cookie,
+welcome and presence, whoami, chat and its validation, and every way a session ends."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+import socketio
+
+from tornado_app.app import TornadoApp
+from tornado_app.cookies import SESSION_COOKIE
+from tornado_app.sockets import NOT_AUTHENTICATED
+
+from .conftest import MAX_SESSIONS, SESSION_TTL, TRANSPORTS, FakeClock
+
+transports = pytest.mark.parametrize("transport", list(TRANSPORTS))
+
+BAD_CHAT_PAYLOADS = [
+    ({"text": ""}, "cannot be empty"),
+    ({"text": "x" * 501}, "at most 500"),
+    ({"text": 5}, "needs a text string"),
+    ({"text": ["a"]}, "needs a text string"),
+    ({"message": "hi"}, "needs a text string"),
+    ("just a string", "must be an object"),
+    (["a", "list"], "must be an object"),
+    (42, "must be an object"),
+    (None, "must be an object"),
+]
+
+
+async def logged_in(web_user, username: str):
+    user = web_user()
+    await user.login(username)
+    return user
+
+
+async def assert_refused(socket_client, cookie: str | None, transport: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(socketio.exceptions.ConnectionError) as refusal:
+        await socket_client(cookie, transport)
+    assert time.monotonic() - started < 2, "the refusal must be prompt"
+    assert await refusal.value.client.next("connect_error") == {"message": NOT_AUTHENTICATED}
+
+
+@transports
+@pytest.mark.gen_test
+async def test_a_logged_in_cookie_is_welcomed_by_name(web_user, socket_client, transport: str) -> None:
+    ada = await logged_in(web_user, "ada")
+    client = await socket_client(ada.cookie_header, transport)
+    assert await client.next("welcome") == {"username": "ada"}
+    assert await client.next("presence") == {"users": ["ada"]}
+    if transport == "polling-upgrade":
+        await asyncio.sleep(0.3)
+        assert client.sio.eio.current_transport == "websocket"  # the upgrade happened
+
+
+@transports
+@pytest.mark.gen_test
+async def test_no_cookie_is_refused(socket_client, transport: str) -> None:
+    await assert_refused(socket_client, None, transport)
+
+
+@transports
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        "session=garbage",
+        "session=2|1:0|10:1700000000|7:session|4:YWJj|0000000000000000000000000000000000000000000000000000000000000000",
+        "session=",
+        "other=1; session=%%%",
+    ],
+)
+@pytest.mark.gen_test
+async def test_forged_and_garbage_cookies_are_refused(socket_client, transport: str, cookie: str) -> None:
+    await assert_refused(socket_client, cookie, transport)
+
+
+@transports
+@pytest.mark.gen_test
+async def test_a_tampered_cookie_is_refused(web_user, socket_client, transport: str) -> None:
+    ada = await logged_in(web_user, "ada")
+    value = ada.cookies[SESSION_COOKIE]
+    tampered = value[:-1] + ("0" if value[-1] != "0" else "1")
+    await assert_refused(socket_client, f"{SESSION_COOKIE}={tampered}", transport)
+
+
+@transports
+@pytest.mark.gen_test
+async def test_an_expired_session_is_refused(web_user, socket_client, clock: FakeClock, transport: str) -> None:
+    ada = await logged_in(web_user, "ada")
+    clock.advance(SESSION_TTL + 1)
+    await assert_refused(socket_client, ada.cookie_header, transport)
+
+
+@transports
+@pytest.mark.gen_test
+async def test_a_logged_out_cookie_is_refused(web_user, socket_client, transport: str) -> None:
+    ada = await logged_in(web_user, "ada")
+    old_cookie = ada.cookie_header
+    await ada.logout()
+    await assert_refused(socket_client, old_cookie, transport)
+
+
+@transports
+@pytest.mark.gen_test
+async def test_whoami_answers_from_the_server_side_session(web_user, socket_client, transport: str) -> None:
+    ada = await logged_in(web_user, "ada")
+    client = await socket_client(ada.cookie_header, transport)
+    answer = await client.sio.call("whoami", timeout=2)
+    assert answer == {"username": "ada", "logged_in_at": 1_700_000_000}
+
+
+@transports
+@pytest.mark.gen_test
+async def test_chat_is_broadcast_with_the_sessions_username(web_user, socket_client, clock: FakeClock, transport: str) -> None:
+    ada_client = await socket_client((await logged_in(web_user, "ada")).cookie_header, transport)
+    bob_client = await socket_client((await logged_in(web_user, "bob")).cookie_header, transport)
+    clock.advance(5)
+    await ada_client.sio.emit("chat", {"text": "hello <b>bob</b>", "username": "mallory"})
+    expected = {"username": "ada", "text": "hello <b>bob</b>", "time": 1_700_000_005}
+    assert await ada_client.next("chat") == expected  # the sender hears itself too
+    assert await bob_client.next("chat") == expected
+
+
+@transports
+@pytest.mark.gen_test
+async def test_bad_chat_payloads_get_an_error_to_the_sender_only(web_user, socket_client, transport: str) -> None:
+    ada_client = await socket_client((await logged_in(web_user, "ada")).cookie_header, transport)
+    bob_client = await socket_client((await logged_in(web_user, "bob")).cookie_header, transport)
+    for payload, message in BAD_CHAT_PAYLOADS:
+        await ada_client.sio.emit("chat", payload)
+        error = await ada_client.next("error")
+        assert message in error["message"], (payload, error)
+    await ada_client.sio.emit("chat")  # no payload at all
+    assert "must be an object" in (await ada_client.next("error"))["message"]
+    await ada_client.sio.emit("chat", ({"text": "a"}, {"text": "b"}))  # two arguments
+    assert "must be an object" in (await ada_client.next("error"))["message"]
+    # Still connected and working, and nobody saw a broadcast of the bad ones.
+    assert await ada_client.sio.call("whoami", timeout=2) == {"username": "ada", "logged_in_at": 1_700_000_000}
+    await ada_client.sio.emit("chat", {"text": "fine"})
+    assert (await bob_client.next("chat"))["text"] == "fine"
+    assert bob_client.pending("chat") == 0
+    assert bob_client.pending("error") == 0
+
+
+@transports
+@pytest.mark.gen_test
+async def test_unknown_events_are_ignored(web_user, socket_client, transport: str) -> None:
+    client = await socket_client((await logged_in(web_user, "ada")).cookie_header, transport)
+    await client.sio.emit("no-such-event", {"x": 1})
+    await client.sio.emit("welcome", {"username": "mallory"})
+    assert await client.sio.call("whoami", timeout=2) == {"username": "ada", "logged_in_at": 1_700_000_000}
+    assert client.pending("error") == 0
+
+
+@pytest.mark.gen_test
+async def test_presence_is_broadcast_when_the_set_of_users_changes(web_user, socket_client) -> None:
+    ada_client = await socket_client((await logged_in(web_user, "ada")).cookie_header)
+    assert await ada_client.next("presence") == {"users": ["ada"]}
+    bob = await logged_in(web_user, "bob")
+    bob_client = await socket_client(bob.cookie_header)
+    assert await ada_client.next("presence") == {"users": ["ada", "bob"]}
+    assert await bob_client.next("presence") == {"users": ["ada", "bob"]}
+    # A second socket of bob changes nothing for ada, but the newcomer learns who is there.
+    second = await socket_client(bob.cookie_header)
+    assert await second.next("presence") == {"users": ["ada", "bob"]}
+    await second.sio.disconnect()
+    await bob_client.sio.disconnect()
+    assert await ada_client.next("presence") == {"users": ["ada"]}
+    assert ada_client.pending("presence") == 0
+
+
+@transports
+@pytest.mark.gen_test
+async def test_logout_disconnects_exactly_that_sessions_sockets_within_100_ms(web_user, socket_client, app: TornadoApp, transport: str) -> None:
+    ada_laptop = await logged_in(web_user, "ada")
+    ada_phone = await logged_in(web_user, "ada")  # same user, another session
+    laptop_sockets = [await socket_client(ada_laptop.cookie_header, transport) for _ in range(2)]
+    phone_socket = await socket_client(ada_phone.cookie_header, transport)
+    await asyncio.sleep(0.2)  # let polling clients finish upgrading
+
+    started = time.monotonic()
+    await ada_laptop.logout()
+    for client in laptop_sockets:
+        await client.next("disconnect", timeout=1)
+    assert time.monotonic() - started < 0.1 + 0.05  # the logout request itself included
+    assert all(not client.sio.connected for client in laptop_sockets)
+
+    assert phone_socket.sio.connected
+    assert await phone_socket.sio.call("whoami", timeout=2) == {"username": "ada", "logged_in_at": 1_700_000_000}
+    assert len(app.sockets.registry) == 1
+
+
+@pytest.mark.gen_test
+async def test_login_again_in_the_same_browser_drops_the_old_sessions_sockets(web_user, socket_client) -> None:
+    browser = await logged_in(web_user, "ada")
+    old_socket = await socket_client(browser.cookie_header)
+    await browser.login("grace")
+    await old_socket.next("disconnect", timeout=1)
+    assert (await (await socket_client(browser.cookie_header)).next("welcome")) == {"username": "grace"}
+
+
+@pytest.mark.gen_test
+async def test_the_sweep_disconnects_sockets_of_expired_sessions(web_user, socket_client, app: TornadoApp, clock: FakeClock) -> None:
+    idle = await socket_client((await logged_in(web_user, "idle")).cookie_header)
+    active_user = await logged_in(web_user, "active")
+    active = await socket_client(active_user.cookie_header)
+    clock.advance(SESSION_TTL - 10)
+    await active.sio.call("whoami", timeout=2)  # a socket event refreshes its session
+    clock.advance(20)
+    assert await app.sweep_expired_sessions() == 1
+    await idle.next("disconnect", timeout=1)
+    assert active.sio.connected
+    assert (await active_user.get("/api/session")).code == 200
+
+
+@pytest.mark.gen_test
+async def test_an_expired_sessions_socket_event_gets_nothing_and_is_dropped(web_user, socket_client, clock: FakeClock) -> None:
+    client = await socket_client((await logged_in(web_user, "ada")).cookie_header)
+    clock.advance(SESSION_TTL + 1)
+    with pytest.raises(socketio.exceptions.TimeoutError):
+        await client.sio.call("whoami", timeout=0.5)
+    await client.next("disconnect", timeout=1)
+
+
+@pytest.mark.gen_test
+async def test_eviction_disconnects_the_evicted_sessions_sockets(web_user, socket_client, app: TornadoApp) -> None:
+    first = await socket_client((await logged_in(web_user, "first")).cookie_header)
+    for number in range(MAX_SESSIONS):
+        await logged_in(web_user, f"user{number}")
+    await first.next("disconnect", timeout=1)
+    assert await app.store.count() == MAX_SESSIONS
+
+
+@pytest.mark.gen_test
+async def test_disconnects_leave_no_trace_in_the_registry(web_user, socket_client, app: TornadoApp) -> None:
+    user = await logged_in(web_user, "ada")
+    clients = [await socket_client(user.cookie_header, transport) for transport in TRANSPORTS for _ in range(3)]
+    assert len(app.sockets.registry) == 6
+    for client in clients:
+        await client.sio.disconnect()
+    for _ in range(20):
+        if app.sockets.registry.is_empty():
+            break
+        await asyncio.sleep(0.05)
+    assert app.sockets.registry.is_empty()
