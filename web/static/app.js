@@ -41,6 +41,7 @@
     sessionStatus: byId("session-status"),
     whoamiButton: byId("whoami-button"),
     whoamiResult: byId("whoami-result"),
+    whoamiHint: byId("whoami-hint"),
     chatScroll: byId("chat-scroll"),
     chatEmpty: byId("chat-empty"),
     chatMessages: byId("chat-messages"),
@@ -56,6 +57,7 @@
     log: byId("handshake-log"),
   };
 
+  const MAX_CHAT_LENGTH = Number(ui.chatInput.getAttribute("maxlength")) || 500;
   let me = root.dataset.username || "";
   let state = "connecting";
   let lastDisconnectReason = "";
@@ -150,13 +152,16 @@
     ui.onlineCard.classList.toggle("is-stale", !live);
     ui.onlineStale.hidden = live || ui.onlineUsers.childElementCount === 0;
     ui.chatInput.placeholder = live ? "Write a message…" : "Not connected";
-    ui.transport.hidden = next !== "connecting" && !live;
+    ui.transport.hidden = !live && !(next === "connecting" && !reason);
     if (next === "connecting") {
       ui.transport.textContent = "Opening the connection…";
     }
     if (!live) {
-      ui.whoamiResult.replaceChildren(); // an answer from a socket that is gone is stale
+      // Answers and refusals that came over a socket which is gone are stale.
+      ui.whoamiResult.replaceChildren();
+      showChatNotice("");
     }
+    ui.whoamiHint.hidden = !live || ui.whoamiResult.childElementCount > 0;
   }
 
   function setSessionStatus(text, gone) {
@@ -227,8 +232,8 @@
 
   function updateCount() {
     const length = ui.chatInput.value.length;
-    ui.chatCount.textContent = length + "/" + ui.chatInput.maxLength;
-    ui.chatCount.classList.toggle("is-near-limit", length > ui.chatInput.maxLength - 50);
+    ui.chatCount.textContent = length + "/" + MAX_CHAT_LENGTH;
+    ui.chatCount.classList.toggle("is-near-limit", length > MAX_CHAT_LENGTH - 50);
   }
 
   // ---- whoami --------------------------------------------------------------------------
@@ -245,6 +250,7 @@
       box.append(el("pre", "whoami-json", json));
     }
     ui.whoamiResult.replaceChildren(box);
+    ui.whoamiHint.hidden = true; // the answer now makes the same point, with less room
   }
 
   // ---- page set-up ---------------------------------------------------------------------
@@ -320,7 +326,8 @@
     const message = (err && err.message) || "unknown error";
     if (socket.active) {
       // A network problem: the client retries on its own.
-      setState("connecting", message + ", retrying");
+      const after = lastDisconnectReason ? " after " + lastDisconnectReason : "";
+      setState("connecting", message + "; retrying" + after);
       log("connect_error: " + message + " (will retry)", "warn");
       return;
     }
@@ -338,7 +345,7 @@
     if (reason === "io server disconnect") {
       // The server ended this session (logout elsewhere, expiry); the client will not retry.
       showHelp("ended");
-      setSessionStatus("ended by the server", true);
+      setSessionStatus("ended", true);
     } else if (socket.active) {
       showHelp("lost");
     }
@@ -390,7 +397,7 @@
         showWhoami(
           "ok",
           "You are " + result.username + ", logged in at " + clockTime(since) + ".",
-          "Answered in " + took + " ms:",
+          "Answered from the server's session in " + took + " ms:",
           result
         );
       }
