@@ -209,6 +209,19 @@ async def test_garbage_and_forged_cookies_are_simply_logged_out(web_user, cookie
 
 
 @pytest.mark.gen_test
+async def test_a_stale_cookie_gets_the_login_form_and_a_log_in_again_notice(web_user, app: TornadoApp) -> None:
+    """After a restart (sessions are in memory) or an expiry, the page says what happened."""
+    user = web_user()
+    await user.login("ada")
+    await app.store.clear()  # what a restart does to in-memory sessions
+    page = await user.get("/")
+    assert page.code == 200
+    assert "Your session has ended" in page.body.decode()
+    assert SESSION_COOKIE not in user.cookies  # the stale cookie is cleared
+    assert "Your session has ended" not in (await web_user().get("/")).body.decode()
+
+
+@pytest.mark.gen_test
 async def test_tampered_cookie_is_refused(web_user) -> None:
     user = web_user()
     await user.login("ada")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from tornado.web import RequestHandler
 
-from .cookies import clear_session_cookie, read_session_id, write_session_cookie
+from .cookies import SESSION_COOKIE, clear_session_cookie, read_session_id, write_session_cookie
 from .sessions import Session, SessionStore
 from .validation import MAX_USERNAME_LENGTH, InvalidInput, clean_username
 
@@ -65,7 +65,12 @@ class IndexHandler(BaseHandler):
     """The demo page: the login explanation when logged out, the live view when logged in."""
 
     def get(self) -> None:
-        self.render("index.html", session=self.session)
+        # A cookie that names no live session: say so (rather than a bare login form), and
+        # drop the stale cookie.
+        session_ended = self.session is None and bool(self.get_cookie(SESSION_COOKIE))
+        if session_ended:
+            clear_session_cookie(self)
+        self.render("index.html", session=self.session, session_ended=session_ended)
 
 
 class LoginHandler(BaseHandler):
