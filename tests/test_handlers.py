@@ -8,11 +8,13 @@ import urllib.parse
 from http.cookies import SimpleCookie
 
 import pytest
+from tornado.httpserver import HTTPServer
+from tornado.testing import bind_unused_port
 
-from tornado_app.app import TornadoApp
+from tornado_app.app import TornadoApp, make_app
 from tornado_app.cookies import SESSION_COOKIE
 
-from .conftest import MAX_SESSIONS, SESSION_TTL, FakeClock, WebUser
+from .conftest import MAX_SESSIONS, SESSION_TTL, TEST_SECRET, FakeClock
 
 
 def session_cookie_attributes(response) -> dict[str, str]:
@@ -274,3 +276,31 @@ async def test_invalid_utf8_in_the_form_is_a_clean_400(web_user, app: TornadoApp
     assert response.code == 400
     assert "Traceback" not in response.body.decode()
     assert await app.store.count() == 0
+
+
+class BrokenStore:
+    """A store that fails on every read, as a networked store might when its server is down."""
+
+    ttl = 60.0
+
+    def add_end_listener(self, listener) -> None:
+        pass
+
+    async def get(self, session_id):
+        raise RuntimeError("secret internal detail: connection to the store lost")
+
+
+@pytest.mark.gen_test
+async def test_an_internal_error_is_a_plain_500_page_without_traceback(http_client, base_url, io_loop) -> None:
+    sock, port = bind_unused_port()
+    server = HTTPServer(make_app(TEST_SECRET, store=BrokenStore()))
+    server.add_socket(sock)
+    try:
+        response = await http_client.fetch(f"http://127.0.0.1:{port}/", raise_error=False)
+        assert response.code == 500
+        body = response.body.decode()
+        assert "Internal Server Error" in body
+        assert "Traceback" not in body and "secret internal detail" not in body
+    finally:
+        server.stop()
+        await server.close_all_connections()

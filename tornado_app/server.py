@@ -70,7 +70,7 @@ async def serve(app: TornadoApp, bound: BoundSockets, stop: asyncio.Event) -> No
     server.add_sockets(bound.sockets)
     sweeper = PeriodicCallback(app.sweep_expired_sessions, sweep_interval(app.store.ttl) * 1000)
     sweeper.start()
-    log.info("serving on %s", bound.url)
+    log.debug("serving on %s", bound.url)
     try:
         await stop.wait()
     finally:
