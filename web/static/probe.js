@@ -1,0 +1,36 @@
+/*
+ * Session Sockets: the socket probe on the logged-out pages.
+ *
+ * It opens one Socket.IO connection, without retrying, to show what the server answers a
+ * handshake that has no logged-in session behind its cookie: connect_error with
+ * {message: "not authenticated"}.
+ */
+(function () {
+  "use strict";
+
+  const probe = document.getElementById("socket-probe");
+  if (!probe || !window.io) {
+    return;
+  }
+  const state = document.getElementById("socket-state");
+  const reason = document.getElementById("socket-reason");
+
+  function show(next, text) {
+    state.textContent = next;
+    state.dataset.state = next;
+    reason.textContent = text || "";
+    reason.hidden = !text;
+  }
+
+  // No upgrade: the refusal arrives over the first polling request, so a WebSocket probe
+  // would only be torn down half-open.
+  const socket = window.io({ reconnection: false, upgrade: false });
+  socket.on("connect_error", (err) => {
+    show("refused", (err && err.message) || "connection failed");
+    socket.close();
+  });
+  socket.on("connect", () => {
+    show("connected", "accepted: this browser has a live session; reload the page");
+    socket.close();
+  });
+})();
