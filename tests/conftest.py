@@ -4,11 +4,18 @@ behave like a browser (a cookie jar, the XSRF token) and like a Socket.IO page."
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
 import urllib.parse
 from collections import defaultdict
 from collections.abc import Iterator
 from http.cookies import SimpleCookie
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +29,17 @@ TEST_SECRET = "test-cookie-secret-not-for-production"
 ALLOWED_ORIGIN = "http://allowed.example"
 SESSION_TTL = 60
 MAX_SESSIONS = 5
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT_DIR = ROOT / "test-output"
+
+
+def e2e_unavailable(reason: str) -> None:
+    """Skip a browser or window test whose tools are missing; fail instead under REQUIRE_E2E=1."""
+    if os.environ.get("REQUIRE_E2E") == "1":
+        pytest.fail(f"REQUIRE_E2E=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
+
 
 # The transports a client may use: WebSocket straight away, or long-polling then upgrade.
 TRANSPORTS = {"websocket": ["websocket"], "polling-upgrade": ["polling", "websocket"]}
@@ -189,3 +207,55 @@ def socket_client(base_url: str, io_loop: IOLoop, http_server: Any) -> Iterator[
     yield connect
     for client in clients:
         io_loop.run_sync(client.close)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class ServerProcess:
+    """The plain server in a child process; its log goes to a file so a chatty server never
+    blocks on a full pipe."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.log_file = tempfile.TemporaryFile(mode="w+")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tornado_app", *args],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log_file, text=True,
+            env={**os.environ, **(env or {})},
+        )
+        self.first_line = self.process.stdout.readline()  # "Serving on URL ..." once it listens
+        match = re.search(r"http://\S+/", self.first_line)
+        self.url = match.group(0) if match else ""
+
+    def log(self) -> str:
+        self.log_file.seek(0)
+        return self.log_file.read()
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 5) -> tuple[int, str, str]:
+        """Signal the server and wait: (exit status, everything printed, the log)."""
+        self.process.send_signal(signum)
+        out, _ = self.process.communicate(timeout=timeout)
+        return self.process.returncode, self.first_line + out, self.log()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.communicate()
+        self.log_file.close()
+
+
+@pytest.fixture
+def server_process() -> Iterator:
+    started: list[ServerProcess] = []
+
+    def start(*args: str, **kwargs) -> ServerProcess:
+        server = ServerProcess(*args, **kwargs)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.close()

@@ -6,7 +6,6 @@ import asyncio
 import http.cookiejar
 import json
 import re
-import os
 import signal
 import socket
 import subprocess
@@ -14,7 +13,6 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,48 +20,9 @@ import socketio
 
 from tornado_app.cli import build_parser
 
-from .conftest import SocketClient
+from .conftest import SocketClient, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class ServerProcess:
-    """The plain server in a child process, with its output collected."""
-
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tornado_app", *args],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, **(env or {})},
-        )
-        self.first_line = self.process.stdout.readline()  # "Serving on URL ..." once it listens
-
-    def stop(self, signum: int = signal.SIGTERM, timeout: float = 5) -> tuple[int, str, str]:
-        self.process.send_signal(signum)
-        out, err = self.process.communicate(timeout=timeout)
-        return self.process.returncode, self.first_line + out, err
-
-
-@pytest.fixture
-def server_process() -> Iterator:
-    started: list[ServerProcess] = []
-
-    def start(*args: str, **kwargs) -> ServerProcess:
-        server = ServerProcess(*args, **kwargs)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.communicate()
 
 
 def test_help_explains_every_flag() -> None:

@@ -1,0 +1,173 @@
+"""The page in a real browser (Debian's Chromium driven by Playwright), as a person uses it.
+
+Each test saves screenshots of the states it reaches under test-output/browser/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import OUTPUT_DIR, ServerProcess, e2e_unavailable
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+SHOTS = OUTPUT_DIR / "browser"
+VIEWPORT = {"width": 1280, "height": 800}
+TIMEOUT_MS = 5000
+
+
+@pytest.fixture(scope="module")
+def live_server() -> Iterator[ServerProcess]:
+    """The plain server, as `make serve` runs it, on a free port."""
+    server = ServerProcess("--port", "0")
+    assert server.url, f"the server did not say where it serves: {server.first_line!r}"
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        e2e_unavailable(f"Chromium is not installed at {CHROMIUM} (make system-deps)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        e2e_unavailable("Playwright for Python is not installed (pip install -e '.[test]')")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Person:
+    """One browser profile (its own cookies) with a console watch."""
+
+    def __init__(self, browser: Any, base_url: str) -> None:
+        self.context = browser.new_context(viewport=VIEWPORT)
+        self.context.set_default_timeout(TIMEOUT_MS)
+        self.base_url = base_url
+        self.console_errors: list[str] = []
+
+    def open(self, path: str = "") -> Any:
+        page = self.context.new_page()
+        page.on("console", lambda message: message.type == "error" and self.console_errors.append(message.text))
+        page.on("pageerror", lambda error: self.console_errors.append(str(error)))
+        page.goto(self.base_url + path.lstrip("/"))
+        return page
+
+    def log_in(self, username: str) -> Any:
+        page = self.open("/login")
+        page.fill("#username", username)
+        page.click("#login-form button[type=submit]")
+        return page
+
+
+def socket_state(page: Any) -> str:
+    return page.get_attribute("#socket-state", "data-state")
+
+
+def wait_for_socket(page: Any, state: str) -> None:
+    page.wait_for_selector(f"#socket-state[data-state={state}]")
+
+
+@pytest.fixture
+def people(browser: Any, live_server: ServerProcess) -> Iterator[Any]:
+    made: list[Person] = []
+
+    def make() -> Person:
+        person = Person(browser, live_server.url)
+        made.append(person)
+        return person
+
+    yield make
+    for person in made:
+        # Failed loads of resources the server refuses on purpose are not page errors.
+        unexpected = [text for text in person.console_errors if "status of 4" not in text]
+        person.context.close()
+        assert unexpected == [], "the page logged errors"
+
+
+def test_log_in_through_the_form_shows_the_user_and_a_connected_socket(people) -> None:
+    page = people().log_in("Ada")
+    wait_for_socket(page, "connected")
+    assert page.text_content("#current-user") == "Ada"
+    page.wait_for_selector("#online-users li:has-text('Ada')")
+    page.wait_for_selector("#handshake-log li:has-text('welcome')")
+    page.click("#whoami-button")
+    page.wait_for_selector("#whoami-result:has-text('Ada')")
+    page.screenshot(path=SHOTS / "1-logged-in.png")
+
+
+def test_two_people_chat_and_each_sees_both_messages_and_both_names(people) -> None:
+    ada, grace = people().log_in("Ada"), people().log_in("Grace <b>")
+    for page in (ada, grace):
+        wait_for_socket(page, "connected")
+    ada.fill("#chat-input", "Hello Grace, <i>this</i> is Ada")
+    ada.press("#chat-input", "Enter")
+    grace.wait_for_selector("#chat-messages li:has-text('this</i> is Ada')")
+    grace.fill("#chat-input", "Hi Ada!")
+    grace.click("#chat-form button[type=submit]")
+    for page in (ada, grace):
+        page.wait_for_selector("#chat-messages li:has-text('Hi Ada!')")
+        messages = page.locator("#chat-messages li").all_inner_texts()
+        assert any("Ada" in text and "Hello Grace, <i>this</i> is Ada" in text for text in messages)
+        assert any("Grace <b>" in text and "Hi Ada!" in text for text in messages)
+        page.wait_for_selector("#online-users li:has-text('Grace <b>')")
+        assert set(page.locator("#online-users li").all_inner_texts()) >= {"Ada", "Grace <b>"}
+        assert page.locator("#chat-messages i, #online-users b").count() == 0  # shown as text, never markup
+    ada.screenshot(path=SHOTS / "2-chat-ada.png")
+    grace.screenshot(path=SHOTS / "2-chat-grace.png")
+
+
+def test_a_bad_username_shows_the_error_and_keeps_the_form(people) -> None:
+    person = people()
+    page = person.log_in("x" * 40)
+    page.wait_for_selector("#login-error")
+    assert "at most 32 characters" in page.text_content("#login-error")
+    assert page.input_value("#username") == "x" * 40
+    page.screenshot(path=SHOTS / "3-bad-username.png")
+    page.fill("#username", "   ")
+    page.click("#login-form button[type=submit]")
+    assert "Enter a username." in page.text_content("#login-error")
+    assert not any(cookie["name"] == "session" for cookie in person.context.cookies())
+
+
+def test_logout_in_one_tab_disconnects_the_other_tab_of_that_session_only(people) -> None:
+    ada = people()
+    first_tab = ada.log_in("Ada")
+    wait_for_socket(first_tab, "connected")
+    second_tab = ada.open("/")
+    wait_for_socket(second_tab, "connected")
+    grace_page = people().log_in("Grace")
+    wait_for_socket(grace_page, "connected")
+
+    second_tab.click("#logout-form button[type=submit]")
+    wait_for_socket(first_tab, "disconnected")
+    assert "io server disconnect" in first_tab.text_content("#socket-reason")
+    first_tab.screenshot(path=SHOTS / "4-other-tab-after-logout.png")
+    assert second_tab.url.endswith("/login")
+    assert socket_state(grace_page) == "connected"
+    grace_page.wait_for_function("!document.querySelector('#online-users').innerText.includes('Ada')")
+
+
+def test_a_page_opened_after_logout_shows_the_socket_refused(people) -> None:
+    ada = people()
+    page = ada.log_in("Ada")
+    wait_for_socket(page, "connected")
+    page.click("#logout-form button[type=submit]")
+    page.wait_for_url("**/login")
+    later = ada.open("/")
+    wait_for_socket(later, "refused")
+    assert later.text_content("#socket-reason") == "not authenticated"
+    later.screenshot(path=SHOTS / "5-after-logout-refused.png")
+
