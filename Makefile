@@ -11,28 +11,50 @@ SYSTEM_DEPS := chromium xvfb xauth xdotool imagemagick \
 	libxcb-shape0 libxcb-xinerama0 libxkbcommon-x11-0 libegl1 libgl1 libnss3 \
 	libxcomposite1 libxdamage1 libxrandr2 libxtst6 libxkbfile1 libasound2 fonts-dejavu-core
 
-.PHONY: run serve test coverage-html system-deps update-socketio-client clean
+DESKTOP_FILE ?= $(HOME)/.local/share/applications/session-sockets.desktop
+
+.PHONY: run serve test system-deps desktop-entry update-socketio-client clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # Stamps: reinstall only when the package's metadata changes.
+# The tests drive the real window too, so they need the desktop extra as well.
 $(VENV)/.installed-test: setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $@
+	$(BIN)/python -m pip install --quiet -e '.[test,desktop]'
+	touch $@ $(VENV)/.installed-desktop $(VENV)/.installed
+
+# Where the desktop extra cannot be installed, the launcher still runs: it says why it
+# has no window and serves in the background.
+$(VENV)/.installed-desktop: setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[desktop]' \
+		|| { echo "make: the desktop extra did not install; the launcher will serve without a window"; \
+		     $(BIN)/python -m pip install --quiet -e .; }
+	touch $@ $(VENV)/.installed
 
 $(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-run: serve
+run: $(VENV)/.installed-desktop
+	$(BIN)/python launcher.py $(ARGS)
 
 serve: $(VENV)/.installed
 	$(BIN)/python -m tornado_app $(ARGS)
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest --cov=tornado_app --cov-report=term-missing $(PYTEST_ARGS)
+
+# Linux: a menu entry for the current user, so the app starts by double-click.
+desktop-entry: $(VENV)/.installed-desktop
+	mkdir -p "$(dir $(DESKTOP_FILE))"
+	printf '%s\n' '[Desktop Entry]' 'Type=Application' 'Name=Session Sockets' \
+		'Comment=Authenticated real-time sockets on top of server-side web sessions' \
+		'Exec="$(CURDIR)/$(BIN)/python" "$(CURDIR)/launcher.py"' \
+		'Icon=$(CURDIR)/web/static/icon.png' 'Terminal=false' 'Categories=Network;Development;' \
+		'StartupWMClass=launcher.py' > "$(DESKTOP_FILE)"
+	@echo "wrote $(DESKTOP_FILE)"
 
 system-deps:
 	apt-get update -qq

@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Double-click launcher: the demo in a native window, served from a free local port.
+
+It binds 127.0.0.1 on the main thread (so the port is known and taken), serves the app from
+a background thread with a fresh cookie secret, and opens a pywebview window on it. Closing
+the window stops the server. Where no window can be opened, it says why in one line and
+keeps serving, printing the URL. The web app knows nothing of the window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+import threading
+import time
+import webbrowser
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))  # runnable from any working directory, installed or not
+
+from tornado_app.app import TornadoApp, make_app  # noqa: E402
+from tornado_app.cli import configure_logging  # noqa: E402
+from tornado_app.server import BoundSockets, CannotBind, bind, serve  # noqa: E402
+
+log = logging.getLogger("launcher")
+
+WINDOW_TITLE = "Session Sockets"
+WINDOW_SIZE = (1120, 780)
+WINDOW_MIN_SIZE = (720, 540)
+ICON = ROOT / "web" / "static" / "icon.png"
+STOP_TIMEOUT_SECONDS = 1.5
+INSTALL_HINT = "install the desktop extra: pip install -e '.[desktop]' (on Debian also: make system-deps)"
+
+
+class ServerThread:
+    """The Tornado server on its own event loop in a background thread."""
+
+    def __init__(self, app: TornadoApp, bound: BoundSockets) -> None:
+        self._app = app
+        self._bound = bound
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tornado-server", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait()
+
+    def _run(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self._ready.set()
+        await serve(self._app, self._bound, self._stop)
+
+    def stop(self) -> bool:
+        """Close every socket and connection, free the port; True if it stopped in time."""
+        if self._loop is not None and self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(STOP_TIMEOUT_SECONDS)
+        return not self._thread.is_alive()
+
+
+def x_display_reachable(display: str) -> bool:
+    """Whether an X server answers on DISPLAY (Qt aborts the process when it does not)."""
+    host, _, rest = display.rpartition(":")
+    number = rest.split(".")[0]
+    if not number.isdigit():
+        return False
+    try:
+        if host in ("", "unix"):
+            with socket.socket(socket.AF_UNIX) as probe:
+                probe.settimeout(1)
+                probe.connect(f"/tmp/.X11-unix/X{number}")
+        else:
+            socket.create_connection((host, 6000 + int(number)), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def window_unavailable_reason() -> str | None:
+    """Why no native window can be opened here, or None when one can."""
+    if sys.platform.startswith("linux"):
+        display, wayland = os.environ.get("DISPLAY"), os.environ.get("WAYLAND_DISPLAY")
+        if not display and not wayland:
+            return "no display (neither DISPLAY nor WAYLAND_DISPLAY is set)"
+        if display and not wayland and not x_display_reachable(display):
+            return f"the X display {display} does not answer"
+    try:
+        import webview  # noqa: F401
+    except ImportError:
+        return f"pywebview is not installed; {INSTALL_HINT}"
+    if sys.platform.startswith("linux"):
+        try:
+            from PyQt6 import QtWebEngineWidgets  # noqa: F401
+        except ImportError as error:
+            return f"the Qt backend cannot load ({error}); {INSTALL_HINT}"
+    return None
+
+
+def open_window(url: str) -> None:
+    """Show the app in a native window; returns when the person closes it."""
+    import webview
+
+    if sys.platform.startswith("linux") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        # QtWebEngine refuses to start as root with its sandbox on.
+        os.environ["QTWEBENGINE_DISABLE_SANDBOX"] = "1"
+        log.info("running as root: QtWebEngine's sandbox is turned off (QTWEBENGINE_DISABLE_SANDBOX=1)")
+    window = webview.create_window(
+        WINDOW_TITLE, url, width=WINDOW_SIZE[0], height=WINDOW_SIZE[1], min_size=WINDOW_MIN_SIZE
+    )
+    # pywebview handles Ctrl-C itself; make SIGTERM close the window the same way.
+    signal.signal(signal.SIGTERM, lambda *_: window.destroy())
+    gui = "qt" if sys.platform.startswith("linux") else None
+    webview.start(gui=gui, icon=str(ICON), private_mode=True)
+
+
+def serve_until_interrupted() -> None:
+    """Block until Ctrl-C or SIGTERM (both raise KeyboardInterrupt, see main)."""
+    while True:
+        time.sleep(1)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="launcher.py",
+        description="Open the Session Sockets demo in a native window, served from this computer only.",
+    )
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    parser.add_argument("--no-window", action="store_true", help="do not open a window; just serve and print the URL")
+    parser.add_argument("--browser", action="store_true", help="open the URL in the default web browser instead of a window")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="how much to log (default: %(default)s)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # SIGTERM stops us the way Ctrl-C does, from the very start: no window of time in which
+    # it would kill the process with the server half-open.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    configure_logging(args.log_level)
+    try:
+        bound = bind("127.0.0.1", args.port)
+    except CannotBind as error:
+        print(f"launcher: error: {error.strerror}", file=sys.stderr)
+        return 2
+    # A fresh secret per launch: sessions live in memory and end with the window anyway.
+    server = ServerThread(make_app(secrets.token_urlsafe(32)), bound)
+    server.start()
+
+    reason = None if args.no_window or args.browser else window_unavailable_reason()
+    try:
+        if args.no_window or args.browser or reason:
+            if reason:
+                print(f"No window: {reason}. Serving in the background instead.", flush=True)
+            print(f"Open {bound.url} in a browser (Ctrl-C to stop).", flush=True)
+            if args.browser:
+                webbrowser.open(bound.url)
+            serve_until_interrupted()
+        else:
+            print(f"Serving on {bound.url} in a window.", flush=True)
+            open_window(bound.url)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stopped = server.stop()
+    if not stopped:
+        log.warning("the server did not stop within %s s", STOP_TIMEOUT_SECONDS)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,317 @@
+"""launcher.py as a person uses it: a real process, with no display (it must fall back and
+keep serving) and in a real window under Xvfb (log in by typing, screenshot, close)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import launcher
+
+from .conftest import OUTPUT_DIR, ROOT, e2e_unavailable
+
+LAUNCHER = ROOT / "launcher.py"
+SHOTS = OUTPUT_DIR / "window"
+EXIT_DEADLINE_SECONDS = 2.0
+WINDOW_TOOLS = ("Xvfb", "xdotool", "import", "compare", "convert")
+
+
+class LauncherProcess:
+    """launcher.py in a child process, started from another working directory."""
+
+    def __init__(self, *args: str, env: dict[str, str]) -> None:
+        self.log_file = tempfile.TemporaryFile(mode="w+")
+        self.process = subprocess.Popen(
+            [sys.executable, str(LAUNCHER), *args],
+            cwd=tempfile.gettempdir(), env=env, text=True,
+            stdout=subprocess.PIPE, stderr=self.log_file,
+        )
+        self.lines = [self.process.stdout.readline()]
+        if self.lines[0].startswith("No window:"):
+            self.lines.append(self.process.stdout.readline())
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/", "".join(self.lines))
+        assert match, f"the launcher did not print its URL: {self.lines!r}\n{self.log()}"
+        self.url, self.port = match.group(0), int(match.group(1))
+
+    def log(self) -> str:
+        self.log_file.seek(0)
+        return self.log_file.read()
+
+    def wait_for_log(self, pattern: str, timeout: float = 15) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = re.search(pattern, self.log())
+            if match:
+                return match.group(0)
+            assert self.process.poll() is None, f"the launcher exited:\n{self.log()}"
+            time.sleep(0.1)
+        raise AssertionError(f"no {pattern!r} in the launcher's log:\n{self.log()}")
+
+    def wait_for_exit(self, timeout: float) -> tuple[int, float]:
+        """(exit status, seconds it took)."""
+        started = time.monotonic()
+        status = self.process.wait(timeout)
+        return status, time.monotonic() - started
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.communicate()
+        self.log_file.close()
+
+
+def environment_without_display() -> dict[str, str]:
+    return {name: value for name, value in os.environ.items() if name not in ("DISPLAY", "WAYLAND_DISPLAY")}
+
+
+def assert_port_free(port: int) -> None:
+    with socket.socket() as probe:  # as a server binds it (Tornado sets SO_REUSEADDR too)
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", port))
+
+
+@pytest.fixture
+def start_launcher() -> Iterator:
+    started: list[LauncherProcess] = []
+
+    def start(*args: str, env: dict[str, str]) -> LauncherProcess:
+        process = LauncherProcess(*args, env=env)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.close()
+
+
+# ---- no display: a clear line, and the server keeps serving --------------------------------
+
+
+def test_without_a_display_the_reason_is_one_line(monkeypatch) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert launcher.window_unavailable_reason() == "no display (neither DISPLAY nor WAYLAND_DISPLAY is set)"
+
+
+def test_a_display_that_does_not_answer_is_detected_before_qt_aborts(monkeypatch) -> None:
+    monkeypatch.setenv("DISPLAY", ":987")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert launcher.window_unavailable_reason() == "the X display :987 does not answer"
+    assert launcher.x_display_reachable("garbage") is False
+
+
+def test_help_explains_every_flag() -> None:
+    text = launcher.build_parser().format_help()
+    for flag in ("--port", "--no-window", "--browser", "--log-level"):
+        assert flag in text
+
+
+def test_without_a_display_it_says_why_serves_and_stops_on_ctrl_c(start_launcher) -> None:
+    app = start_launcher(env=environment_without_display())
+    assert app.lines[0] == "No window: no display (neither DISPLAY nor WAYLAND_DISPLAY is set). Serving in the background instead.\n"
+    assert app.lines[1] == f"Open {app.url} in a browser (Ctrl-C to stop).\n"
+    with urllib.request.urlopen(app.url) as response:
+        assert response.status == 200 and b"Session Sockets" in response.read()
+    app.process.send_signal(signal.SIGINT)
+    status, seconds = app.wait_for_exit(5)
+    assert status == 0 and seconds < EXIT_DEADLINE_SECONDS
+    assert "Traceback" not in app.log()
+    assert_port_free(app.port)
+
+
+def test_no_window_flag_serves_on_the_port_asked_and_stops_on_sigterm(start_launcher) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = start_launcher("--no-window", "--port", str(port), env=dict(os.environ))
+    assert app.lines == [f"Open http://127.0.0.1:{port}/ in a browser (Ctrl-C to stop).\n"]
+    app.process.send_signal(signal.SIGTERM)
+    assert app.wait_for_exit(5)[0] == 0
+
+
+def test_a_taken_port_is_a_one_line_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, str(LAUNCHER), "--port", str(port)], capture_output=True, text=True, timeout=20)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"launcher: error: port {port} on 127.0.0.1 is already in use"
+
+
+def test_make_desktop_entry_writes_a_menu_entry_for_this_checkout(tmp_path: Path) -> None:
+    if not (ROOT / ".venv" / ".installed-desktop").exists():
+        pytest.skip("needs the environment that `make run` or `make test` creates")
+    entry = tmp_path / "session-sockets.desktop"
+    subprocess.run(["make", "-s", "desktop-entry", f"DESKTOP_FILE={entry}"], cwd=ROOT, check=True, capture_output=True, timeout=120)
+    fields = dict(line.split("=", 1) for line in entry.read_text().splitlines()[1:])
+    assert entry.read_text().startswith("[Desktop Entry]\n")
+    assert fields["Name"] == launcher.WINDOW_TITLE
+    python, script = re.fullmatch(r'"([^"]+)" "([^"]+)"', fields["Exec"]).groups()
+    assert Path(script) == LAUNCHER and os.access(python, os.X_OK)
+    assert Path(fields["Icon"]) == launcher.ICON and launcher.ICON.exists()
+    assert fields["StartupWMClass"] == desktop_entry_wm_class()
+
+
+# ---- a real window under Xvfb ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def x_display() -> Iterator[str]:
+    """A fresh Xvfb screen, and the tools to drive and photograph a window on it."""
+    missing = [tool for tool in WINDOW_TOOLS if shutil.which(tool) is None]
+    if missing:
+        e2e_unavailable(f"{', '.join(missing)} not installed (make system-deps)")
+    reason = qt_backend_missing()
+    if reason:
+        e2e_unavailable(reason)
+    read_end, write_end = os.pipe()
+    xvfb = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1366x900x24", "-nolisten", "tcp"],
+        pass_fds=[write_end], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    os.close(write_end)
+    with os.fdopen(read_end) as announced:
+        display = f":{announced.readline().strip()}"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    yield display
+    xvfb.terminate()
+    xvfb.wait(5)
+
+
+def qt_backend_missing() -> str | None:
+    try:
+        import webview  # noqa: F401
+        from PyQt6 import QtWebEngineWidgets  # noqa: F401
+    except ImportError as error:
+        return f"the desktop extra is not installed ({error}): pip install -e '.[desktop]'"
+    try:
+        import Xlib  # noqa: F401
+    except ImportError:
+        return "python-xlib is not installed (pip install -e '.[test]')"
+    return None
+
+
+def xdotool(display: str, *args: str) -> str:
+    return subprocess.run(["xdotool", *args], env={**os.environ, "DISPLAY": display}, capture_output=True, text=True, timeout=30, check=True).stdout
+
+
+def find_window(display: str) -> str:
+    return xdotool(display, "search", "--sync", "--onlyvisible", "--name", f"^{launcher.WINDOW_TITLE}$").split()[0]
+
+
+def screenshot(display: str, window: str, name: str) -> Path:
+    path = SHOTS / name
+    subprocess.run(["import", "-window", window, str(path)], env={**os.environ, "DISPLAY": display}, check=True, timeout=30)
+    return path
+
+
+def image_stats(path: Path) -> tuple[int, float]:
+    """(number of distinct colours, mean brightness from 0 to 1)."""
+    out = subprocess.run(["convert", str(path), "-format", "%k %[fx:mean]", "info:"], capture_output=True, text=True, check=True).stdout
+    colours, mean = out.split()
+    return int(colours), float(mean)
+
+
+def changed_fraction(first: Path, second: Path) -> float:
+    result = subprocess.run(["compare", "-metric", "AE", "-fuzz", "5%", str(first), str(second), "null:"], capture_output=True, text=True)
+    width, height = map(int, subprocess.run(["identify", "-format", "%w %h", str(first)], capture_output=True, text=True, check=True).stdout.split())
+    return float(result.stderr.split()[0]) / (width * height)
+
+
+def close_like_a_person(display: str, window: str) -> None:
+    """What a window manager sends when the close button is clicked: WM_DELETE_WINDOW."""
+    from Xlib import X, display as xdisplay, protocol
+
+    connection = xdisplay.Display(display)
+    try:
+        target = connection.create_resource_object("window", int(window))
+        wm_protocols = connection.intern_atom("WM_PROTOCOLS")
+        message = protocol.event.ClientMessage(
+            window=target, client_type=wm_protocols,
+            data=(32, [connection.intern_atom("WM_DELETE_WINDOW"), X.CurrentTime, 0, 0, 0]),
+        )
+        target.send_event(message, event_mask=X.NoEventMask)
+        connection.flush()
+    finally:
+        connection.close()
+
+
+def window_class(display: str, window: str) -> str:
+    from Xlib import display as xdisplay
+
+    connection = xdisplay.Display(display)
+    try:
+        return connection.create_resource_object("window", int(window)).get_wm_class()[1]
+    finally:
+        connection.close()
+
+
+def desktop_entry_wm_class() -> str:
+    """The StartupWMClass that `make desktop-entry` writes."""
+    return re.search(r"StartupWMClass=([^']+)'", (ROOT / "Makefile").read_text()).group(1)
+
+
+def window_environment(display: str) -> dict[str, str]:
+    env = environment_without_display()
+    env["DISPLAY"] = display
+    return env
+
+
+@pytest.mark.e2e
+def test_log_in_inside_the_window_then_close_it(x_display: str, start_launcher) -> None:
+    app = start_launcher("--log-level", "debug", env=window_environment(x_display))
+    assert app.lines == [f"Serving on {app.url} in a window.\n"]
+    window = find_window(x_display)
+    assert window_class(x_display, window) == desktop_entry_wm_class(), "the menu entry would not match this window"
+    # The logged-out page opens a socket probe; its refusal means the page has loaded and run.
+    app.wait_for_log(r"refused socket from 127\.0\.0\.1: not authenticated")
+    time.sleep(0.5)
+    logged_out = screenshot(x_display, window, "1-window-logged-out.png")
+
+    xdotool(x_display, "windowfocus", "--sync", window)
+    xdotool(x_display, "type", "--delay", "40", "Ada Window")  # the username field has autofocus
+    xdotool(x_display, "key", "Return")
+    app.wait_for_log(r"login: 'Ada Window' from 127\.0\.0\.1")
+    app.wait_for_log(r"socket \S+ of 'Ada Window' connected from 127\.0\.0\.1")
+    time.sleep(1.0)  # let the page paint the connected state
+    logged_in = screenshot(x_display, window, "2-window-logged-in.png")
+
+    colours, brightness = image_stats(logged_in)
+    assert colours > 200, "the window looks blank"
+    assert 0.5 < brightness < 0.99, "the window is all white or all black"
+    assert changed_fraction(logged_out, logged_in) > 0.05, "logging in changed nothing on screen"
+
+    close_like_a_person(x_display, window)
+    status, seconds = app.wait_for_exit(10)
+    assert status == 0
+    assert seconds < EXIT_DEADLINE_SECONDS
+    assert "Traceback" not in app.log()
+    assert_port_free(app.port)
+
+
+@pytest.mark.e2e
+def test_ctrl_c_closes_the_window_and_stops_the_server(x_display: str, start_launcher) -> None:
+    app = start_launcher(env=window_environment(x_display))
+    find_window(x_display)
+    app.wait_for_log(r"refused socket from 127\.0\.0\.1: not authenticated")
+    app.process.send_signal(signal.SIGINT)
+    status, seconds = app.wait_for_exit(10)
+    assert status == 0
+    assert seconds < EXIT_DEADLINE_SECONDS
+    assert "Traceback" not in app.log()
+    assert_port_free(app.port)
