@@ -44,7 +44,7 @@ serve: $(VENV)/.installed
 	$(BIN)/python -m tornado_app $(ARGS)
 
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest --cov=tornado_app --cov-report=term-missing $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --cov=tornado_app --cov=launcher --cov-report=term-missing $(PYTEST_ARGS)
 
 # Linux: a menu entry for the current user, so the app starts by double-click.
 desktop-entry: $(VENV)/.installed-desktop
