@@ -9,7 +9,8 @@ SOCKETIO_CLIENT_VERSION ?= 4.8.4
 SYSTEM_DEPS := chromium xvfb xauth xdotool imagemagick \
 	libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxcb-image0 libxcb-render-util0 \
 	libxcb-shape0 libxcb-xinerama0 libxkbcommon-x11-0 libegl1 libgl1 libnss3 \
-	libxcomposite1 libxdamage1 libxrandr2 libxtst6 libxkbfile1 libasound2 fonts-dejavu-core
+	libxcomposite1 libxdamage1 libxrandr2 libxtst6 libxkbfile1 libasound2 libpcsclite1 \
+	fonts-dejavu-core
 
 DESKTOP_FILE ?= $(HOME)/.local/share/applications/session-sockets.desktop
 
@@ -58,7 +59,7 @@ desktop-entry: $(VENV)/.installed-desktop
 
 system-deps:
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_DEPS)
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_DEPS)
 
 # Refresh the Socket.IO JS client served from web/static (the app never uses a CDN).
 update-socketio-client:
