@@ -32,6 +32,7 @@ class SocketOwner:
 
     session_id: str
     username: str
+    remote_ip: str
 
 
 class SocketRegistry:
@@ -42,18 +43,18 @@ class SocketRegistry:
         self._by_session: dict[str, set[str]] = {}
         self._sockets_per_user: Counter[str] = Counter()
 
-    def add(self, sid: str, session: Session) -> bool:
+    def add(self, sid: str, session: Session, remote_ip: str) -> bool:
         """Remember a new socket; True when its user just came online."""
-        self._owners[sid] = SocketOwner(session.id, session.username)
+        self._owners[sid] = SocketOwner(session.id, session.username, remote_ip)
         self._by_session.setdefault(session.id, set()).add(sid)
         self._sockets_per_user[session.username] += 1
         return self._sockets_per_user[session.username] == 1
 
-    def remove(self, sid: str) -> bool:
-        """Forget a socket; True when its user just went offline."""
+    def remove(self, sid: str) -> SocketOwner | None:
+        """Forget a socket; returns its owner, or None if it was not known."""
         owner = self._owners.pop(sid, None)
         if owner is None:
-            return False
+            return None
         siblings = self._by_session[owner.session_id]
         siblings.discard(sid)
         if not siblings:
@@ -61,8 +62,10 @@ class SocketRegistry:
         self._sockets_per_user[owner.username] -= 1
         if self._sockets_per_user[owner.username] == 0:
             del self._sockets_per_user[owner.username]
-            return True
-        return False
+        return owner
+
+    def is_online(self, username: str) -> bool:
+        return username in self._sockets_per_user
 
     def owner(self, sid: str) -> SocketOwner | None:
         return self._owners.get(sid)
@@ -131,7 +134,7 @@ class ChatSocketServer:
             # engineio's Tornado driver puts 127.0.0.1 in REMOTE_ADDR; the real peer is here.
             log.info("refused socket from %s: %s", request.remote_ip, NOT_AUTHENTICATED)
             raise ConnectionRefusedError(NOT_AUTHENTICATED)
-        came_online = self.registry.add(sid, session)
+        came_online = self.registry.add(sid, session, request.remote_ip)
         log.debug("socket %s of %r connected from %s", sid, session.username, request.remote_ip)
         await self.sio.emit("welcome", {"username": session.username}, to=sid)
         presence = {"users": self.registry.online_users()}
@@ -140,7 +143,13 @@ class ChatSocketServer:
         await self.sio.emit("presence", presence, to=None if came_online else sid)
 
     async def _on_disconnect(self, sid: str, reason: object = None) -> None:
-        if self.registry.remove(sid):
+        owner = self.registry.remove(sid)
+        if owner is None:
+            return
+        # One line per socket that goes: a dropped connection, a client that stopped
+        # answering pings, a logout... with the reason engineio gives.
+        log.info("socket of %r from %s closed: %s", owner.username, owner.remote_ip, reason)
+        if not self.registry.is_online(owner.username):
             await self.sio.emit("presence", {"users": self.registry.online_users()})
 
     async def _on_session_end(self, session: Session, reason: EndReason) -> None:
