@@ -14,7 +14,7 @@ SYSTEM_DEPS := chromium xvfb xauth xdotool imagemagick \
 
 DESKTOP_FILE ?= $(HOME)/.local/share/applications/session-sockets.desktop
 
-.PHONY: run serve test system-deps desktop-entry update-socketio-client clean
+.PHONY: run serve test bench bench-compare system-deps desktop-entry update-socketio-client clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,13 +23,13 @@ $(BIN)/python:
 # Stamps: reinstall only when the package's metadata changes.
 # The tests drive the real window too, so they need the desktop extra as well.
 $(VENV)/.installed-test: setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test,desktop]'
+	$(BIN)/python -m pip install --quiet -e '.[test,desktop,fast]'
 	touch $@ $(VENV)/.installed-desktop $(VENV)/.installed
 
 # Where the desktop extra cannot be installed, the launcher still runs: it says why it
 # has no window and serves in the background.
 $(VENV)/.installed-desktop: setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[desktop]' \
+	$(BIN)/python -m pip install --quiet -e '.[desktop,fast]' \
 		|| { echo "make: the desktop extra did not install; the launcher will serve without a window"; \
 		     $(BIN)/python -m pip install --quiet -e .; }
 	touch $@ $(VENV)/.installed
@@ -56,6 +56,14 @@ desktop-entry: $(VENV)/.installed-desktop
 		'Icon=$(CURDIR)/web/static/icon.png' 'Terminal=false' 'Categories=Network;Development;' \
 		'StartupWMClass=launcher.py' > "$(DESKTOP_FILE)"
 	@echo "wrote $(DESKTOP_FILE)"
+
+# Our numbers: the plain server pinned to CPU 0, driven from CPU 1 (under two minutes).
+bench: $(VENV)/.installed-test
+	$(BIN)/python bench/bench.py $(ARGS)
+
+# Side by side with the two peers in ../shared/bench, interleaved, three rounds.
+bench-compare: $(VENV)/.installed-test
+	ROUNDS=$${ROUNDS:-3} bench/compare.sh
 
 system-deps:
 	apt-get update -qq

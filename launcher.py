@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))  # runnable from any working directory, installed or not
 
+from tornado_app import loop  # noqa: E402
 from tornado_app.app import TornadoApp, make_app  # noqa: E402
 from tornado_app.cli import configure_logging  # noqa: E402
 from tornado_app.server import BoundSockets, CannotBind, bind, serve  # noqa: E402
@@ -56,7 +57,7 @@ class ServerThread:
         self._ready.wait()
 
     def _run(self) -> None:
-        asyncio.run(self._serve())
+        loop.run(self._serve())
 
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
+from . import loop
 from .app import make_app
 from .server import CannotBind, bind, serve
 from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--session-ttl", type=_positive_int, default=DEFAULT_SESSION_TTL, metavar="SECONDS", help="idle seconds before a session expires and its sockets are closed (default: %(default)s)")
     parser.add_argument("--max-sessions", type=_positive_int, default=DEFAULT_MAX_SESSIONS, metavar="N", help="sessions kept at most; past this the least recently used is evicted (default: %(default)s)")
     parser.add_argument("--allowed-origin", type=_origin, action="append", default=[], metavar="ORIGIN", help="another origin allowed to open sockets, e.g. http://localhost:3000 (repeatable; the server's own origin is always allowed)")
+    parser.add_argument("--no-uvloop", action="store_true", help="use asyncio's own event loop even where uvloop is installed")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="how much to log (default: %(default)s)")
     return parser
 
@@ -99,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level)
     try:
-        asyncio.run(run_until_signalled(args))
+        loop.run(run_until_signalled(args), use_uvloop=not args.no_uvloop)
     except CannotBind as error:
         print(f"tornado-app: error: {error.strerror}", file=sys.stderr)
         return EXIT_USAGE

@@ -7,6 +7,7 @@ it, and ending a session (logout, expiry, eviction) disconnects exactly its sock
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 NOT_AUTHENTICATED = "not authenticated"
 MAX_PACKET_BYTES = 64 * 1024  # a chat message is at most 500 characters; refuse giant packets
+PRESENCE_MIN_INTERVAL = 0.1  # seconds between two presence broadcasts; changes in between coalesce
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,44 @@ class SocketRegistry:
         return not (self._owners or self._by_session or self._sockets_per_user)
 
 
+class PresenceBroadcaster:
+    """Tells every socket who is online: on the next loop turn when things are quiet, at most
+    once per `min_interval` under churn.
+
+    Presence is a latest-state signal. Broadcasting every intermediate set to every socket
+    costs O(sockets) per connect and per disconnect, O(n²) when many come and go; coalescing
+    drops only sets that were already stale and always sends the current one last.
+    """
+
+    def __init__(self, sio: socketio.AsyncServer, registry: SocketRegistry, min_interval: float) -> None:
+        self._sio = sio
+        self._registry = registry
+        self._min_interval = min_interval
+        self._last_sent = float("-inf")
+        self._timer: asyncio.TimerHandle | None = None
+        self._sending: set[asyncio.Task[None]] = set()
+
+    def changed(self) -> None:
+        """The set of online users changed: schedule a broadcast unless one is pending."""
+        if self._timer is not None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, self._last_sent + self._min_interval - loop.time())
+        self._timer = loop.call_later(delay, self._send)
+
+    def _send(self) -> None:
+        self._timer = None
+        self._last_sent = asyncio.get_running_loop().time()
+        task = asyncio.ensure_future(self._sio.emit("presence", {"users": self._registry.online_users()}))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
 class ChatSocketServer:
     """A python-socketio server whose sockets are authenticated by the web session."""
 
@@ -97,6 +137,7 @@ class ChatSocketServer:
         clock: Clock = time.time,
         ping_interval: float = 25,
         ping_timeout: float = 20,
+        presence_interval: float = PRESENCE_MIN_INTERVAL,
     ) -> None:
         self.store = store
         self.registry = SocketRegistry()
@@ -112,9 +153,13 @@ class ChatSocketServer:
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
             max_http_buffer_size=MAX_PACKET_BYTES,
+            # Our handlers never block, so run them inline rather than in a new task per
+            # packet (engineio's default): a measurable share of each connect's CPU.
+            async_handlers=False,
             logger=False,
             engineio_logger=False,
         )
+        self.presence = PresenceBroadcaster(self.sio, self.registry, presence_interval)
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         self.sio.on("whoami", self._on_whoami)
@@ -123,6 +168,7 @@ class ChatSocketServer:
 
     async def shutdown(self) -> None:
         """Disconnect every socket and stop engineio's background tasks."""
+        self.presence.cancel()
         for sid in self.registry.all_sockets():
             await self.sio.disconnect(sid)
         await self.sio.shutdown()
@@ -137,10 +183,11 @@ class ChatSocketServer:
         came_online = self.registry.add(sid, session, request.remote_ip)
         log.debug("socket %s of %r connected from %s", sid, session.username, request.remote_ip)
         await self.sio.emit("welcome", {"username": session.username}, to=sid)
-        presence = {"users": self.registry.online_users()}
-        # Everyone hears when the set of online users changes; a newcomer whose user was
-        # already online still needs to know who is there.
-        await self.sio.emit("presence", presence, to=None if came_online else sid)
+        if came_online:
+            self.presence.changed()  # everyone hears, the newcomer included
+        else:
+            # Nothing changed for the others, but the newcomer needs to know who is there.
+            await self.sio.emit("presence", {"users": self.registry.online_users()}, to=sid)
 
     async def _on_disconnect(self, sid: str, reason: object = None) -> None:
         owner = self.registry.remove(sid)
@@ -150,7 +197,7 @@ class ChatSocketServer:
         # answering pings, a logout... with the reason engineio gives.
         log.info("socket of %r from %s closed: %s", owner.username, owner.remote_ip, reason)
         if not self.registry.is_online(owner.username):
-            await self.sio.emit("presence", {"users": self.registry.online_users()})
+            self.presence.changed()
 
     async def _on_session_end(self, session: Session, reason: EndReason) -> None:
         for sid in self.registry.sockets_of(session.id):

@@ -1,0 +1,292 @@
+#!/usr/bin/env python3
+"""Benchmark the plain server: connect rate and latency, refusals, whoami round trip,
+fan-out, memory per idle socket and logout-to-disconnect time.
+
+The server runs in its own process pinned to CPU 0; this process drives it from CPU 1 with
+the bare wire client in bench/wire.py (python-socketio's AsyncClient would make the client
+the bottleneck). It prints a table and then one JSON object on the last line.
+
+    make bench                     # defaults: under two minutes on a 2-core machine
+    .venv/bin/python bench/bench.py --help
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.wire import Refused, WireSocket, log_in, log_out  # noqa: E402
+
+SERVER_CPU, CLIENT_CPU = 0, 1
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def rss_kb(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))
+
+
+def raise_open_files_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def pin(pid: int, cpu: int) -> bool:
+    """Pin a process to one CPU where the OS allows it (Linux with 2+ CPUs)."""
+    if not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2:
+        return False
+    os.sched_setaffinity(pid, {cpu})
+    return True
+
+
+class Server:
+    """`python -m tornado_app` on a free port, pinned to its own CPU."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        command = [sys.executable, "-m", os.environ.get("BENCH_SERVER_MODULE", "tornado_app"), "--port", "0", "--log-level", "warning",
+                   "--max-sessions", str(max(10_000, args.users * 4))]
+        self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.pinned = pin(self.process.pid, SERVER_CPU)
+        line = self.process.stdout.readline()
+        self.url = re.search(r"http://\S+/", line).group(0).rstrip("/")
+        self.origin = self.url
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, server: Server, http: aiohttp.ClientSession) -> None:
+        self.args = args
+        self.server = server
+        self.http = http
+        self.cookies: list[str] = []
+        self.results: dict[str, Any] = {}
+
+    async def connect(self, cookie: str | None) -> WireSocket:
+        return await WireSocket.connect(self.http, self.server.url, cookie, origin=self.server.origin)
+
+    async def bounded(self, count: int, concurrency: int, job: Callable[[int], Awaitable[Any]]) -> list[Any]:
+        """Run job(0..count-1) with at most `concurrency` in flight."""
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(index: int) -> Any:
+            async with gate:
+                return await job(index)
+
+        return await asyncio.gather(*(one(index) for index in range(count)))
+
+    async def log_in_users(self) -> None:
+        self.cookies = await self.bounded(self.args.users, 10, lambda i: log_in(self.http, self.server.url, f"user{i}"))
+
+    def cookie(self, index: int) -> str:
+        return self.cookies[index % len(self.cookies)]
+
+    async def phase_rss(self) -> None:
+        count = self.args.rss_sockets
+        for index in range(20):  # warm-up
+            await (await self.connect(self.cookie(index))).close()
+        await asyncio.sleep(0.5)
+        before = rss_kb(self.server.process.pid)
+        sockets = await self.bounded(count, 50, lambda i: self.connect(self.cookie(i)))
+        await asyncio.sleep(1.0)
+        after = rss_kb(self.server.process.pid)
+        self.results["rss_kb_per_socket"] = round((after - before) / count, 2)
+        self.results["rss_kb_idle"] = before
+        await asyncio.gather(*(socket.close() for socket in sockets))
+
+    async def phase_connect_serial(self) -> None:
+        latencies = []
+        for index in range(self.args.serial_connects):
+            started = time.perf_counter()
+            socket = await self.connect(self.cookie(index))
+            latencies.append((time.perf_counter() - started) * 1000)
+            await socket.close()
+        self.results["connect_unloaded_p50_ms"] = round(statistics.median(latencies), 2)
+
+    async def phase_connect(self) -> None:
+        latencies: list[float] = []
+
+        async def connect_welcome_disconnect(index: int) -> None:
+            started = time.perf_counter()
+            socket = await self.connect(self.cookie(index))
+            latencies.append((time.perf_counter() - started) * 1000)
+            await socket.close()
+
+        cpu_before, started = self.server.cpu_seconds(), time.perf_counter()
+        await self.bounded(self.args.connects, self.args.concurrency, connect_welcome_disconnect)
+        elapsed = time.perf_counter() - started
+        self.results["connect_per_s"] = round(self.args.connects / elapsed, 1)
+        self.results["connect_p50_ms"] = round(statistics.median(latencies), 2)
+        self.results["connect_p99_ms"] = round(percentile(latencies, 0.99), 2)
+        server_cpu = self.server.cpu_seconds() - cpu_before
+        self.results["connect_server_cpu_util"] = round(server_cpu / elapsed, 2)
+        self.results["connect_server_cpu_ms"] = round(server_cpu / self.args.connects * 1000, 3)
+
+    async def phase_reject(self) -> None:
+        forged = 'session="2|1:0|10:1700000000|7:session|44:Zm9yZ2VkZm9yZ2VkZm9yZ2VkZm9yZ2VkZm9yZ2VkZm9yZ2VkZm8=|' + "0" * 64 + '"'
+        tampered = self.cookies[0][:-3] + ("0" if self.cookies[0][-3] != "0" else "1") + self.cookies[0][-2:]
+        kinds = [None, forged, tampered]
+        wrongly_accepted = 0
+
+        async def attempt(index: int) -> None:
+            nonlocal wrongly_accepted
+            try:
+                socket = await self.connect(kinds[index % len(kinds)])
+            except Refused:
+                return
+            wrongly_accepted += 1
+            await socket.close()
+
+        cpu_before, started = self.server.cpu_seconds(), time.perf_counter()
+        await self.bounded(self.args.rejects, self.args.concurrency, attempt)
+        self.results["reject_per_s"] = round(self.args.rejects / (time.perf_counter() - started), 1)
+        self.results["reject_server_cpu_ms"] = round((self.server.cpu_seconds() - cpu_before) / self.args.rejects * 1000, 3)
+        self.results["reject_wrongly_accepted"] = wrongly_accepted
+
+    async def phase_rtt(self) -> None:
+        socket = await self.connect(self.cookie(0))
+        for _ in range(200):
+            await socket.call("whoami")
+        latencies = []
+        for _ in range(self.args.rtt):
+            started = time.perf_counter()
+            await socket.call("whoami")
+            latencies.append((time.perf_counter() - started) * 1000)
+        await socket.close()
+        self.results["rtt_p50_ms"] = round(statistics.median(latencies), 3)
+        self.results["rtt_p99_ms"] = round(percentile(latencies, 0.99), 3)
+
+    async def phase_fanout(self) -> None:
+        clients = await self.bounded(self.args.fanout_clients, 50, lambda i: self.connect(self.cookie(i)))
+        sender = clients[0]
+        times = []
+        for number in range(self.args.fanout_msgs):
+            text = f"fan-out {number}"
+            started = time.perf_counter()
+            await sender.emit("chat", {"text": text})
+            for client in clients:
+                while (await client.next("chat"))["text"] != text:
+                    pass
+            times.append((time.perf_counter() - started) * 1000)
+        self.results["fanout_clients"] = len(clients)
+        self.results["fanout_ms"] = round(statistics.median(times), 2)
+        await asyncio.gather(*(client.close() for client in clients))
+
+    async def phase_logout(self) -> None:
+        times = []
+        for trial in range(self.args.logout_trials):
+            cookie = await log_in(self.http, self.server.url, f"leaver{trial}")
+            socket = await self.connect(cookie)
+            started = time.perf_counter()
+            status = await log_out_only(self.http, self.server.url, cookie)
+            await asyncio.wait_for(socket.closed.wait(), 5)
+            times.append((time.perf_counter() - started) * 1000)
+            assert status == 303
+            try:
+                await (await self.connect(cookie)).close()
+                self.results["logout_reconnect_refused"] = False
+            except Refused:
+                self.results.setdefault("logout_reconnect_refused", True)
+        self.results["logout_disconnect_ms"] = round(statistics.median(times), 2)
+
+
+async def log_out_only(http: aiohttp.ClientSession, base_url: str, cookie: str) -> int:
+    """The logout POST alone, timed from the moment it is sent (its XSRF token fetched first)."""
+    return await log_out(http, base_url, cookie)
+
+
+PHASES = ["rss", "connect_serial", "connect", "reject", "rtt", "fanout", "logout"]
+LABELS = {
+    "connect_per_s": "authenticated connects per second",
+    "connect_p50_ms": "connect latency p50 under load (ms)",
+    "connect_p99_ms": "connect latency p99 under load (ms)",
+    "connect_server_cpu_ms": "server CPU per connect (ms)",
+    "connect_unloaded_p50_ms": "one-at-a-time connect p50 (ms)",
+    "reject_per_s": "refused connects per second",
+    "reject_wrongly_accepted": "refused connects wrongly accepted",
+    "reject_server_cpu_ms": "server CPU per refused connect (ms)",
+    "rtt_p50_ms": "whoami round trip p50 (ms)",
+    "rtt_p99_ms": "whoami round trip p99 (ms)",
+    "fanout_ms": "fan-out of one chat to K clients (ms)",
+    "rss_kb_per_socket": "server memory per idle socket (KiB)",
+    "logout_disconnect_ms": "logout to disconnect p50 (ms)",
+}
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    raise_open_files_limit()
+    client_pinned = pin(0, CLIENT_CPU)
+    server = Server(args)
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    try:
+        async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar()) as http:
+            bench = Bench(args, server, http)
+            await bench.log_in_users()
+            for phase in args.phases:
+                started = time.perf_counter()
+                await getattr(bench, f"phase_{phase}")()
+                bench.results.setdefault("phase_seconds", {})[phase] = round(time.perf_counter() - started, 2)
+    finally:
+        server.stop()
+    bench.results["machine"] = {
+        "cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+        "server_pinned_cpu": SERVER_CPU if server.pinned else None, "client_pinned_cpu": CLIENT_CPU if client_pinned else None,
+    }
+    bench.results["sizes"] = {name: getattr(args, name) for name in ("connects", "concurrency", "rejects", "rtt", "fanout_clients", "fanout_msgs", "rss_sockets", "logout_trials", "serial_connects", "users")}
+    return bench.results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--connects", type=int, default=2000, help="authenticated connects in the rate phase (default: %(default)s)")
+    parser.add_argument("--concurrency", type=int, default=50, help="connects in flight at once (default: %(default)s)")
+    parser.add_argument("--rejects", type=int, default=1500, help="connects with no, forged or tampered cookie (default: %(default)s)")
+    parser.add_argument("--rtt", type=int, default=5000, help="sequential whoami round trips (default: %(default)s)")
+    parser.add_argument("--fanout-clients", type=int, default=500, help="clients receiving each chat (default: %(default)s)")
+    parser.add_argument("--fanout-msgs", type=int, default=20, help="chats sent in the fan-out phase (default: %(default)s)")
+    parser.add_argument("--rss-sockets", type=int, default=1000, help="idle sockets for the memory phase (default: %(default)s)")
+    parser.add_argument("--logout-trials", type=int, default=20, help="logouts timed (default: %(default)s)")
+    parser.add_argument("--serial-connects", type=int, default=100, help="one-at-a-time connects timed (default: %(default)s)")
+    parser.add_argument("--users", type=int, default=50, help="distinct logged-in users the sockets belong to (default: %(default)s)")
+    parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset of: " + ", ".join(PHASES))
+    args = parser.parse_args()
+    args.phases = [phase for phase in args.phases.split(",") if phase]
+    unknown = set(args.phases) - set(PHASES)
+    if unknown:
+        parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
+    results = asyncio.run(run(args))
+    for key, label in LABELS.items():
+        if key in results:
+            print(f"{label:<42} {results[key]}")
+    print(json.dumps(results, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
