@@ -1,0 +1,415 @@
+"""Faults a real network produces: clients that vanish mid-handshake or mid-session, clients
+that stop answering pings, a polling client that never polls again, and a server restart.
+
+Each time the server must stay up, free what the client held (the socket registry and
+engineio's own socket table), log at most one line about it, and never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+import tornado.httpclient
+
+from bench.wire import Refused, WireSocket, log_in
+from tornado_app.app import TornadoApp, make_app
+from tornado_app.sockets import NOT_AUTHENTICATED
+
+from .conftest import MAX_SESSIONS, SESSION_TTL, TEST_SECRET, FakeClock, ServerProcess, free_port
+
+# engineio's defaults: with these, a freed socket can only mean the server noticed the
+# dropped connection itself (no ping cycle is short enough to have done it).
+DEFAULT_PINGS = (25.0, 20.0)
+# Short enough to see a ping timeout within a test; passed per test with `fast_pings`.
+FAST_PINGS = (0.3, 0.3)
+fast_pings = pytest.mark.parametrize("ping_settings", [FAST_PINGS], ids=["fast-pings"])
+
+PROMPTLY = 1.5  # seconds within which a dropped connection must be freed
+PING_DEADLINE = 2.0  # seconds within which a silent client must be dropped
+
+SOCKET_LOGGER = "tornado_app.sockets"
+
+
+@pytest.fixture
+def ping_settings() -> tuple[float, float]:
+    return DEFAULT_PINGS
+
+
+@pytest.fixture
+def app(clock: FakeClock, ping_settings: tuple[float, float]) -> TornadoApp:
+    """The conftest app, with the ping interval and timeout chosen per test."""
+    interval, timeout = ping_settings
+    return make_app(
+        TEST_SECRET,
+        session_ttl=SESSION_TTL,
+        max_sessions=MAX_SESSIONS,
+        clock=clock,
+        ping_interval=interval,
+        ping_timeout=timeout,
+    )
+
+
+class ServerLog:
+    """What the in-process server logged, from a mark on: the lines an operator would read
+    (INFO and up, without Tornado's per-request access log) and any traceback at all."""
+
+    def __init__(self, caplog: pytest.LogCaptureFixture) -> None:
+        self._caplog = caplog
+        caplog.set_level(logging.DEBUG)
+
+    def mark(self) -> int:
+        return len(self._caplog.records)
+
+    def lines_since(self, mark: int) -> list[str]:
+        return [
+            f"{record.name}: {record.getMessage()}"
+            for record in self._caplog.records[mark:]
+            if record.levelno >= logging.INFO and record.name != "tornado.access"
+        ]
+
+    def assert_no_traceback(self) -> None:
+        with_traceback = [
+            f"{record.name}: {record.getMessage()}"
+            for record in self._caplog.records
+            if record.exc_info or record.exc_text or record.stack_info or "Traceback" in record.getMessage()
+        ]
+        assert with_traceback == []
+        assert "Traceback" not in self._caplog.text
+
+
+@pytest.fixture
+def server_log(caplog: pytest.LogCaptureFixture) -> ServerLog:
+    return ServerLog(caplog)
+
+
+async def eventually(condition: Callable[[], bool], within: float) -> float:
+    """Wait until `condition()` holds; returns the seconds it took, fails after `within`."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > within:
+            raise AssertionError(f"still not true after {within} s: {condition.__doc__ or condition}")
+        await asyncio.sleep(0.02)
+    return time.monotonic() - started
+
+
+def sockets_freed(app: TornadoApp) -> Callable[[], bool]:
+    def freed() -> bool:
+        """the socket registry and engineio's socket table are empty"""
+        return app.sockets.registry.is_empty() and not app.sockets.sio.eio.sockets
+
+    return freed
+
+
+def held_by(app: TornadoApp, count: int) -> Callable[[], bool]:
+    def held() -> bool:
+        return len(app.sockets.registry) == count and len(app.sockets.sio.eio.sockets) == count
+
+    held.__doc__ = f"exactly {count} socket(s) registered and in engineio's table"
+    return held
+
+
+@asynccontextmanager
+async def aiohttp_session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+        yield http
+
+
+async def logged_in_cookie(web_user: Callable[[], Any], username: str) -> str:
+    user = web_user()
+    await user.login(username)
+    return user.cookie_header
+
+
+async def assert_whoami(socket: WireSocket, username: str) -> None:
+    answer = await socket.call("whoami", timeout=2)
+    assert answer["username"] == username
+
+
+# --- a client that drops its TCP connection --------------------------------------------
+
+
+HALF_UPGRADE_REQUEST = (
+    "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+    "Host: {host}\r\n"
+    "Upgrade: websocket\r\n"
+    "Connection: Upgrade\r\n"
+    "Sec-WebSocket-Ke"  # cut off in the middle of a header: no blank line ever comes
+)
+
+FULL_UPGRADE_REQUEST = (
+    "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+    "Host: {host}\r\n"
+    "Upgrade: websocket\r\n"
+    "Connection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    "Sec-WebSocket-Version: 13\r\n"
+    "Cookie: {cookie}\r\n"
+    "\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("request_text", "read_first"),
+    [(HALF_UPGRADE_REQUEST, False), (FULL_UPGRADE_REQUEST, False), (FULL_UPGRADE_REQUEST, True)],
+    ids=["half-request", "whole-request-then-gone", "gone-after-the-open-packet"],
+)
+@pytest.mark.gen_test(timeout=10)
+async def test_a_client_gone_mid_handshake_leaves_nothing_behind_and_no_noise(
+    http_server: Any, base_url: str, app: TornadoApp, web_user: Callable[[], Any],
+    server_log: ServerLog, request_text: str, read_first: bool,
+) -> None:
+    """A client that drops its connection mid-handshake costs the server nothing: no socket
+    left in engineio's table, no log line, and another person's socket keeps working."""
+    async with aiohttp_session() as http:
+        grace = await WireSocket.connect(http, base_url, await logged_in_cookie(web_user, "grace"))
+        ada_cookie = await logged_in_cookie(web_user, "ada")
+        mark = server_log.mark()
+
+        url = urlsplit(base_url)
+        reader, writer = await asyncio.open_connection(url.hostname, url.port)
+        writer.write(request_text.format(host=url.netloc, cookie=ada_cookie).encode())
+        await writer.drain()
+        if read_first:
+            answer = await asyncio.wait_for(reader.readuntil(b"0{"), 2)
+            assert answer.startswith(b"HTTP/1.1 101"), answer
+            await asyncio.sleep(0.1)
+            assert len(app.sockets.sio.eio.sockets) == 2  # grace's and this one's, not yet a Socket.IO socket
+        writer.transport.abort()
+        writer.close()
+
+        await asyncio.sleep(0.3)
+        await eventually(held_by(app, 1), within=PROMPTLY)
+        await assert_whoami(grace, "grace")
+        assert grace.pending("presence") == 1  # only her own arrival: nobody came or went
+        assert server_log.lines_since(mark) == []
+        await grace.close()
+    server_log.assert_no_traceback()
+
+
+@pytest.mark.gen_test(timeout=10)
+async def test_a_client_that_drops_its_connection_mid_session_is_freed_at_once(
+    http_server: Any, base_url: str, app: TornadoApp, web_user: Callable[[], Any], server_log: ServerLog,
+) -> None:
+    """A crashed client (TCP gone, no goodbye) is noticed without waiting for a ping: its
+    socket is freed within a second or so, others see it go offline, one log line."""
+    async with aiohttp_session() as http:
+        grace = await WireSocket.connect(http, base_url, await logged_in_cookie(web_user, "grace"))
+        ada = await WireSocket.connect(http, base_url, await logged_in_cookie(web_user, "ada"))
+        assert await ada.next("welcome") == {"username": "ada"}
+        assert await grace.next("presence") == {"users": ["grace"]}
+        assert await grace.next("presence") == {"users": ["ada", "grace"]}
+        await eventually(held_by(app, 2), within=PROMPTLY)
+        mark = server_log.mark()
+
+        ada.abort()
+        took = await eventually(held_by(app, 1), within=PROMPTLY)
+        assert took < PROMPTLY
+        assert await grace.next("presence", timeout=1) == {"users": ["grace"]}
+        await assert_whoami(grace, "grace")
+        await ada.closed.wait()
+        await ada.close()
+        assert server_log.lines_since(mark) == [f"{SOCKET_LOGGER}: socket of 'ada' from 127.0.0.1 closed: transport close"]
+        await grace.close()
+    await eventually(sockets_freed(app), within=PROMPTLY)
+    server_log.assert_no_traceback()
+
+
+# --- a client that stops answering -------------------------------------------------------
+
+
+async def keep_talking(socket: WireSocket, every: float = 0.1) -> None:
+    """Send a `whoami` (asking for no answer) every so often until the socket is closed."""
+    while not socket.closed.is_set():
+        try:
+            await socket.emit("whoami")
+        except ConnectionError:
+            return
+        await asyncio.sleep(every)
+
+
+@fast_pings
+@pytest.mark.gen_test(timeout=10)
+async def test_a_client_that_never_answers_pings_is_dropped_for_ping_timeout(
+    http_server: Any, base_url: str, app: TornadoApp, web_user: Callable[[], Any], server_log: ServerLog,
+) -> None:
+    """A client that keeps sending events but never answers a ping is dropped within two
+    seconds (with these short ping settings), logged once as a ping timeout, and freed;
+    a client that does answer its pings stays."""
+    async with aiohttp_session() as http:
+        grace = await WireSocket.connect(http, base_url, await logged_in_cookie(web_user, "grace"))
+        ada_cookie = await logged_in_cookie(web_user, "ada")
+        mark = server_log.mark()
+        deaf = await WireSocket.connect(http, base_url, ada_cookie, answer_pings=False)
+        started = time.monotonic()
+        talking = asyncio.ensure_future(keep_talking(deaf))
+        await asyncio.wait_for(deaf.closed.wait(), PING_DEADLINE)
+        assert time.monotonic() - started > FAST_PINGS[0]  # it was pinged before being dropped
+        await talking
+        await eventually(held_by(app, 1), within=PROMPTLY)
+        await deaf.close()
+
+        await asyncio.sleep(sum(FAST_PINGS))  # grace answers her pings: she outlives a cycle
+        await assert_whoami(grace, "grace")
+        assert server_log.lines_since(mark) == [f"{SOCKET_LOGGER}: socket of 'ada' from 127.0.0.1 closed: ping timeout"]
+        await grace.close()
+    await eventually(sockets_freed(app), within=PROMPTLY)
+    server_log.assert_no_traceback()
+
+
+@fast_pings
+@pytest.mark.gen_test(timeout=10)
+async def test_a_silent_client_is_dropped_within_two_seconds(
+    http_server: Any, base_url: str, app: TornadoApp, web_user: Callable[[], Any], server_log: ServerLog,
+) -> None:
+    """A client that goes completely silent (no pongs, nothing else) is dropped within two
+    seconds, logged once, and freed."""
+    async with aiohttp_session() as http:
+        grace = await WireSocket.connect(http, base_url, await logged_in_cookie(web_user, "grace"))
+        ada_cookie = await logged_in_cookie(web_user, "ada")
+        mark = server_log.mark()
+        silent = await WireSocket.connect(http, base_url, ada_cookie, answer_pings=False)
+        started = time.monotonic()
+        await asyncio.wait_for(silent.closed.wait(), PING_DEADLINE)
+        assert time.monotonic() - started > FAST_PINGS[0]
+        await eventually(held_by(app, 1), within=PROMPTLY)
+        await silent.close()
+        await assert_whoami(grace, "grace")
+        lines = server_log.lines_since(mark)
+        # engineio races two equal timers here: its monitor task ("ping timeout") and its
+        # WebSocket reader, which gives up after ping_interval + ping_timeout without a frame
+        # ("transport close"). Which one names the reason depends on when the monitor last
+        # looked (with grace connected it is almost always the reader).
+        assert lines in (
+            [f"{SOCKET_LOGGER}: socket of 'ada' from 127.0.0.1 closed: ping timeout"],
+            [f"{SOCKET_LOGGER}: socket of 'ada' from 127.0.0.1 closed: transport close"],
+        )
+        await grace.close()
+    await eventually(sockets_freed(app), within=PROMPTLY)
+    server_log.assert_no_traceback()
+
+
+# --- a polling client that never polls again ---------------------------------------------
+
+
+async def poll(http_client: tornado.httpclient.AsyncHTTPClient, url: str, cookie: str, body: str | None = None) -> str:
+    response = await http_client.fetch(
+        url, method="GET" if body is None else "POST", body=body,
+        headers={"Cookie": cookie, "Content-Type": "text/plain;charset=UTF-8"}, request_timeout=3,
+    )
+    return response.body.decode()
+
+
+@fast_pings
+@pytest.mark.gen_test(timeout=10)
+async def test_a_polling_client_that_stops_polling_is_timed_out_and_freed(
+    http_server: Any, base_url: str, app: TornadoApp, web_user: Callable[[], Any],
+    http_client: tornado.httpclient.AsyncHTTPClient, server_log: ServerLog,
+) -> None:
+    """A long-polling client that connects, reads its welcome and then never polls again
+    (a laptop lid closed mid-session) is timed out, freed from both tables, logged once."""
+    cookie = await logged_in_cookie(web_user, "ada")
+    mark = server_log.mark()
+    endpoint = base_url + "/socket.io/?EIO=4&transport=polling"
+    opening = await poll(http_client, endpoint, cookie)
+    assert opening.startswith('0{"sid":'), opening
+    sid = json.loads(opening[1:])["sid"]
+    assert await poll(http_client, f"{endpoint}&sid={sid}", cookie, body="40") == "OK"
+    received: list[str] = []
+    for _ in range(3):  # the greeting may take a second poll
+        received += (await poll(http_client, f"{endpoint}&sid={sid}", cookie)).split("\x1e")
+        if '42["welcome",{"username":"ada"}]' in received:
+            break
+    assert '42["welcome",{"username":"ada"}]' in received, received
+    # (python-socketio sends what the connect handler emits before the `40` that accepts the
+    # namespace connect; clients buffer such events, so only their presence is checked.)
+    assert any(packet.startswith('40{"sid":') for packet in received), received
+    assert held_by(app, 1)()
+    started = time.monotonic()
+
+    await eventually(sockets_freed(app), within=PING_DEADLINE + 0.5)
+    assert time.monotonic() - started > FAST_PINGS[0]
+    assert server_log.lines_since(mark) == [f"{SOCKET_LOGGER}: socket of 'ada' from 127.0.0.1 closed: ping timeout"]
+    server_log.assert_no_traceback()
+    # the session itself is untouched: only the socket was dropped
+    assert (await web_user().request("GET", "/api/session", headers={"Cookie": cookie})).code == 200
+
+
+# --- a server restart ----------------------------------------------------------------------
+
+# KNOWN SERVER BUG, reported and not fixed here (tornado_app/ is not this module's to change):
+# a WebSocket frame that reaches the stopping server just before serve() returns gets an
+# engineio `on_message` task that asyncio.run() then cancels, and Tornado logs that as an
+# uncaught exception (seen in a few runs in ten of this module, where the client answers the
+# server's `41` with its own). Only that exact traceback is tolerated; any other fails.
+KNOWN_SHUTDOWN_RACE = re.compile(
+    r"^\S+ \S+ ERROR tornado\.application: Uncaught exception GET /socket\.io/\?EIO=4&transport=websocket \(127\.0\.0\.1\)\n"
+    r"HTTPServerRequest\([^\n]*\)\n"
+    r"Traceback \(most recent call last\):\n"
+    r'  File "[^"\n]*/tornado/websocket\.py", line \d+, in on_done\n    f\.result\(\)\n'
+    r'  File "[^"\n]*/engineio/async_drivers/tornado\.py", line \d+, in on_message\n    async def on_message\(self, message\):\n'
+    r"asyncio\.exceptions\.CancelledError\n",
+    re.MULTILINE,
+)
+
+
+@pytest.mark.parametrize(
+    "secret_env",
+    [{}, {"TORNADO_APP_COOKIE_SECRET": "the-same-secret-across-restarts"}],
+    ids=["random-secret-per-start", "same-secret"],
+)
+@pytest.mark.gen_test(timeout=30)
+async def test_after_a_server_restart_the_old_session_is_refused_cleanly(
+    server_process: Callable[..., ServerProcess], secret_env: dict[str, str],
+) -> None:
+    """A restart ends every session (they live in memory): the open socket sees its connection
+    close; with the old cookie a new socket is refused with "not authenticated", the page says
+    the session has ended and shows the login form, and /api/session answers 401. With the same
+    secret the old cookie still has a valid signature, so this is the session lookup refusing
+    it, not the signature check."""
+    port = free_port()
+    old_server = server_process("--port", str(port), env=secret_env)
+    base = old_server.url.rstrip("/")
+    assert base == f"http://127.0.0.1:{port}", old_server.first_line
+    async with aiohttp_session() as http:
+        cookie = await log_in(http, base, "ada")
+        old_socket = await WireSocket.connect(http, base, cookie)
+        assert await old_socket.next("welcome") == {"username": "ada"}
+
+        stopping = asyncio.ensure_future(asyncio.to_thread(old_server.stop))
+        await asyncio.wait_for(old_socket.closed.wait(), 5)
+        await old_socket.close()  # answers the server's WebSocket close, so it can exit promptly
+        status, _, old_log = await stopping
+        assert old_socket.close_reason == "io server disconnect"  # told, not just cut off
+        assert status == 0
+        assert "socket of 'ada' from 127.0.0.1 closed: server disconnect" in old_log
+        assert "did not close" not in old_log
+        assert "Traceback" not in KNOWN_SHUTDOWN_RACE.sub("", old_log)
+
+        new_server = server_process("--port", str(port), env=secret_env)
+        assert new_server.url == old_server.url, new_server.first_line
+        with pytest.raises(Refused, match=f"^{NOT_AUTHENTICATED}$"):
+            await WireSocket.connect(http, base, cookie, timeout=3)
+
+        async with http.get(base + "/", headers={"Cookie": cookie}) as page:
+            html = await page.text()
+            assert page.status == 200
+            assert "Your session has ended" in html
+            assert 'name="username"' in html and 'name="_xsrf"' in html
+        async with http.get(base + "/api/session", headers={"Cookie": cookie}) as answer:
+            assert answer.status == 401
+            assert await answer.json() == {"error": "not logged in"}
+
+    status, _, new_log = await asyncio.to_thread(new_server.stop)
+    assert status == 0
+    assert "refused socket from 127.0.0.1: not authenticated" in new_log
+    assert "Traceback" not in new_log
