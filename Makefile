@@ -14,7 +14,7 @@ SYSTEM_DEPS := chromium xvfb xauth xdotool imagemagick \
 
 DESKTOP_FILE ?= $(HOME)/.local/share/applications/session-sockets.desktop
 
-.PHONY: run serve test bench bench-compare system-deps desktop-entry update-socketio-client clean
+.PHONY: run serve test test-heavy bench bench-compare system-deps desktop-entry update-socketio-client clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,11 @@ bench: $(VENV)/.installed-test
 # Side by side with the two peers in ../shared/bench, interleaved, three rounds.
 bench-compare: $(VENV)/.installed-test
 	ROUNDS=$${ROUNDS:-3} bench/compare.sh
+
+# Load, leak and flood tests (a few minutes): 2000 held sockets, 10,000 connect and login
+# cycles, 50,000 logins against a store of 1000. CI runs them after `make test`.
+test-heavy: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m heavy $(PYTEST_ARGS)
 
 system-deps:
 	apt-get update -qq

@@ -1,0 +1,214 @@
+"""Staying up under load: thousands of sockets held, thousands of cycles with nothing left
+behind, and a flood of logins against a small store.
+
+These are the `heavy` tests (`make test-heavy`, run by CI after `make test`). Every loop is
+bounded in count and time and targets only 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import re
+import resource
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from engineio.async_socket import AsyncSocket
+from tornado.web import RequestHandler
+
+from bench.wire import WireSocket, log_in, log_out
+from tornado_app.app import TornadoApp, make_app
+from tornado_app.sessions import Session
+
+from .conftest import TEST_SECRET, ServerProcess
+
+pytestmark = pytest.mark.heavy
+
+HELD_SOCKETS = 2000
+CYCLES = 5000
+FLOOD_LOGINS = 50_000
+FLOOD_STORE = 1000
+
+
+def raise_open_files_limit(needed: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            pytest.fail(f"the open-files limit is {hard}; these tests need {needed}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
+def rss_kib(pid: int) -> int:
+    return int(re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text()).group(1))
+
+
+async def bounded(count: int, concurrency: int, job: Any) -> list[Any]:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(index: int) -> Any:
+        async with gate:
+            return await job(index)
+
+    return await asyncio.gather(*(one(index) for index in range(count)))
+
+
+def http_session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), cookie_jar=aiohttp.DummyCookieJar())
+
+
+@pytest.fixture
+def busy_server() -> Iterator[ServerProcess]:
+    """The plain server in its own process, allowed enough open files for the crowd."""
+    raise_open_files_limit(2 * HELD_SOCKETS + 500)  # the child inherits the limit
+    server = ServerProcess("--port", "0", "--log-level", "warning", "--max-sessions", str(FLOOD_STORE))
+    assert server.url
+    yield server
+    server.close()
+
+
+def test_2000_sockets_are_held_each_receives_a_broadcast_and_http_still_answers(busy_server: ServerProcess) -> None:
+    base = busy_server.url.rstrip("/")
+
+    async def scenario() -> None:
+        async with http_session() as http:
+            cookies = await bounded(100, 10, lambda i: log_in(http, base, f"crowd{i}"))
+            started = time.monotonic()
+            sockets = await bounded(HELD_SOCKETS, 50, lambda i: WireSocket.connect(http, base, cookies[i % 100], origin=base))
+            connect_seconds = time.monotonic() - started
+
+            # HTTP keeps answering while 2000 sockets are open and a broadcast is under way.
+            await sockets[0].emit("chat", {"text": "to all 2000"})
+            async with http.get(base + "/api/session", headers={"Cookie": cookies[1]}) as api:
+                assert api.status == 200 and (await api.json())["username"] == "crowd1"
+            for socket in sockets:
+                while (await socket.next("chat", timeout=30))["text"] != "to all 2000":
+                    pass
+            assert all(not socket.closed.is_set() for socket in sockets), "a held socket was dropped"
+            await asyncio.gather(*(socket.close() for socket in sockets))
+            print(f"2000 sockets connected in {connect_seconds:.1f} s")
+
+    asyncio.run(asyncio.wait_for(scenario(), 180))
+    status, _, log = busy_server.stop()
+    assert status == 0 and "Traceback" not in log
+
+
+def test_a_flood_of_50000_logins_keeps_the_store_at_its_bound(busy_server: ServerProcess) -> None:
+    base = busy_server.url.rstrip("/")
+    pid = busy_server.process.pid
+
+    async def scenario() -> None:
+        async with http_session() as http:
+            async with http.get(base + "/login") as page:
+                xsrf_cookie = page.cookies["_xsrf"].value
+                token = re.search(r'name="_xsrf" value="([^"]+)"', await page.text()).group(1)
+
+            async def login(number: int) -> str:
+                async with http.post(
+                    base + "/login", data={"_xsrf": token, "username": f"flood{number}"},
+                    headers={"Cookie": f"_xsrf={xsrf_cookie}"}, allow_redirects=False,
+                ) as response:
+                    assert response.status == 303
+                    return response.cookies["session"].value
+
+            async def works(session_cookie: str) -> bool:
+                async with http.get(base + "/api/session", headers={"Cookie": f'session="{session_cookie}"'}) as api:
+                    return api.status == 200
+
+            await bounded(2 * FLOOD_STORE, 20, login)  # fill the store, warm the allocator
+            rss_full = rss_kib(pid)
+            started = time.monotonic()
+            cookies = await bounded(FLOOD_LOGINS, 20, login)
+            elapsed = time.monotonic() - started
+            rss_after = rss_kib(pid)
+
+            newest = await bounded(FLOOD_STORE, 20, lambda i: works(cookies[-1 - i]))
+            evicted = await bounded(200, 20, lambda i: works(cookies[-FLOOD_STORE - 1 - i]))
+            assert all(newest), "the newest 1000 users must still be logged in"
+            assert not any(evicted), "the store holds more than its bound"
+            socket = await WireSocket.connect(http, base, f'session="{cookies[-1]}"', origin=base)
+            assert await socket.call("whoami") == {"username": f"flood{FLOOD_LOGINS - 1}", "logged_in_at": pytest.approx(time.time(), abs=120)}
+            await socket.close()
+            assert rss_after - rss_full < 8 * 1024, f"memory grew {rss_after - rss_full} KiB over the flood"
+            print(f"{FLOOD_LOGINS} logins in {elapsed:.1f} s; RSS {rss_full} -> {rss_after} KiB")
+
+    asyncio.run(asyncio.wait_for(scenario(), 240))
+
+
+PING_INTERVAL = 1.0
+
+
+@pytest.fixture
+def app(clock) -> TornadoApp:
+    """A store far larger than the cycles, so nothing is evicted: what remains was leaked.
+
+    A short ping interval: engineio keeps each closed socket (about 3 KiB) referenced by its
+    pending ping timer until the next ping would have been due, 25 s by default.
+    """
+    return make_app(TEST_SECRET, session_ttl=3600, max_sessions=100_000, clock=clock, ping_interval=PING_INTERVAL, ping_timeout=5)
+
+
+def live_objects() -> dict[str, int]:
+    """The server's per-connection objects still alive in this process."""
+    alive = {"request handlers": 0, "engineio sockets": 0, "sessions": 0}
+    for thing in gc.get_objects():
+        if isinstance(thing, RequestHandler):
+            alive["request handlers"] += 1
+        elif isinstance(thing, AsyncSocket):
+            alive["engineio sockets"] += 1
+        elif isinstance(thing, Session):
+            alive["sessions"] += 1
+    return alive
+
+
+def indexes(app: TornadoApp) -> dict[str, int]:
+    sio = app.sockets.sio
+    return {
+        "sessions in the store": len(app.store._sessions),
+        "sockets in the registry": len(app.sockets.registry),
+        "engineio sockets": len(sio.eio.sockets),
+        "socketio environs": len(sio.environ),
+        "rooms": sum(len(rooms) for rooms in sio.manager.rooms.values()),
+    }
+
+
+@pytest.mark.gen_test(timeout=240)
+async def test_5000_connects_and_5000_logins_leave_nothing_behind(app: TornadoApp, http_server, base_url: str) -> None:
+    async with http_session() as http:
+        async def login_logout(number: int) -> None:
+            cookie = await log_in(http, base_url, f"cycle{number}")
+            assert await log_out(http, base_url, cookie) == 303
+
+        async def connect_disconnect(number: int) -> None:
+            socket = await WireSocket.connect(http, base_url, cookies[number % len(cookies)], origin=base_url)
+            await socket.close()
+
+        cookies = [await log_in(http, base_url, f"user{number}") for number in range(20)]
+        await bounded(1500, 20, connect_disconnect)  # warm-up: caches, pools, allocator arenas
+        await bounded(1000, 20, login_logout)
+        await asyncio.sleep(PING_INTERVAL + 0.5)
+        gc.collect()
+        rss_before = rss_kib(os.getpid())
+
+        await bounded(CYCLES, 20, connect_disconnect)
+        await bounded(CYCLES, 20, login_logout)
+        await asyncio.sleep(2 * PING_INTERVAL + 0.5)  # closed sockets' last ping timers fire
+        gc.collect()
+        rss_after = rss_kib(os.getpid())
+
+    assert indexes(app) == {"sessions in the store": 20, "sockets in the registry": 0, "engineio sockets": 0, "socketio environs": 0, "rooms": 0}
+    assert app.sockets.registry.is_empty()
+    alive = live_objects()
+    assert alive["sessions"] == 20, alive
+    # engineio's service task keeps the last socket it checked in a local variable until its
+    # next round: one, never more.
+    assert alive["engineio sockets"] <= 1, alive
+    assert alive["request handlers"] <= 25, alive  # at most one per open keep-alive connection
+    # This process holds the client too; 10,000 cycles may not grow it by more than 8 MiB
+    # (a leak of 1 KiB a cycle would be 10 MiB).
+    assert rss_after - rss_before < 8 * 1024, f"RSS grew {rss_after - rss_before} KiB"
