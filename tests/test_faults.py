@@ -350,7 +350,8 @@ async def test_a_polling_client_that_stops_polling_is_timed_out_and_freed(
 # a WebSocket frame that reaches the stopping server just before serve() returns gets an
 # engineio `on_message` task that asyncio.run() then cancels, and Tornado logs that as an
 # uncaught exception (seen in a few runs in ten of this module, where the client answers the
-# server's `41` with its own). Only that exact traceback is tolerated; any other fails.
+# server's `41` with its own). When that exact traceback appears the test ends as an xfail
+# once everything else has held; any other traceback fails it.
 KNOWN_SHUTDOWN_RACE = re.compile(
     r"^\S+ \S+ ERROR tornado\.application: Uncaught exception GET /socket\.io/\?EIO=4&transport=websocket \(127\.0\.0\.1\)\n"
     r"HTTPServerRequest\([^\n]*\)\n"
@@ -394,6 +395,7 @@ async def test_after_a_server_restart_the_old_session_is_refused_cleanly(
         assert "socket of 'ada' from 127.0.0.1 closed: server disconnect" in old_log
         assert "did not close" not in old_log
         assert "Traceback" not in KNOWN_SHUTDOWN_RACE.sub("", old_log)
+        shutdown_race_seen = KNOWN_SHUTDOWN_RACE.search(old_log) is not None
 
         new_server = server_process("--port", str(port), env=secret_env)
         assert new_server.url == old_server.url, new_server.first_line
@@ -413,3 +415,5 @@ async def test_after_a_server_restart_the_old_session_is_refused_cleanly(
     assert status == 0
     assert "refused socket from 127.0.0.1: not authenticated" in new_log
     assert "Traceback" not in new_log
+    if shutdown_race_seen:  # everything else held: report the known bug rather than hide it
+        pytest.xfail("known server bug (reported): the stopping server logged a cancelled on_message as an uncaught exception")
