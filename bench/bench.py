@@ -18,12 +18,10 @@ import json
 import os
 import platform
 import re
-import resource
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.tools import bounded, raise_open_files_limit, rss_kib  # noqa: E402
 from bench.wire import Refused, WireSocket, log_in, log_out  # noqa: E402
 
 SERVER_CPU, CLIENT_CPU = 0, 1
@@ -40,16 +39,6 @@ SERVER_CPU, CLIENT_CPU = 0, 1
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-def rss_kb(pid: int) -> int:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))
-
-
-def raise_open_files_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def pin(pid: int, cpu: int) -> bool:
@@ -92,18 +81,8 @@ class Bench:
     async def connect(self, cookie: str | None) -> WireSocket:
         return await WireSocket.connect(self.http, self.server.url, cookie, origin=self.server.origin)
 
-    async def bounded(self, count: int, concurrency: int, job: Callable[[int], Awaitable[Any]]) -> list[Any]:
-        """Run job(0..count-1) with at most `concurrency` in flight."""
-        gate = asyncio.Semaphore(concurrency)
-
-        async def one(index: int) -> Any:
-            async with gate:
-                return await job(index)
-
-        return await asyncio.gather(*(one(index) for index in range(count)))
-
     async def log_in_users(self) -> None:
-        self.cookies = await self.bounded(self.args.users, 10, lambda i: log_in(self.http, self.server.url, f"user{i}"))
+        self.cookies = await bounded(self.args.users, 10, lambda i: log_in(self.http, self.server.url, f"user{i}"))
 
     def cookie(self, index: int) -> str:
         return self.cookies[index % len(self.cookies)]
@@ -113,10 +92,10 @@ class Bench:
         for index in range(20):  # warm-up
             await (await self.connect(self.cookie(index))).close()
         await asyncio.sleep(0.5)
-        before = rss_kb(self.server.process.pid)
-        sockets = await self.bounded(count, 50, lambda i: self.connect(self.cookie(i)))
+        before = rss_kib(self.server.process.pid)
+        sockets = await bounded(count, 50, lambda i: self.connect(self.cookie(i)))
         await asyncio.sleep(1.0)
-        after = rss_kb(self.server.process.pid)
+        after = rss_kib(self.server.process.pid)
         self.results["rss_kb_per_socket"] = round((after - before) / count, 2)
         self.results["rss_kb_idle"] = before
         await asyncio.gather(*(socket.close() for socket in sockets))
@@ -140,7 +119,7 @@ class Bench:
             await socket.close()
 
         cpu_before, started = self.server.cpu_seconds(), time.perf_counter()
-        await self.bounded(self.args.connects, self.args.concurrency, connect_welcome_disconnect)
+        await bounded(self.args.connects, self.args.concurrency, connect_welcome_disconnect)
         elapsed = time.perf_counter() - started
         self.results["connect_per_s"] = round(self.args.connects / elapsed, 1)
         self.results["connect_p50_ms"] = round(statistics.median(latencies), 2)
@@ -165,7 +144,7 @@ class Bench:
             await socket.close()
 
         cpu_before, started = self.server.cpu_seconds(), time.perf_counter()
-        await self.bounded(self.args.rejects, self.args.concurrency, attempt)
+        await bounded(self.args.rejects, self.args.concurrency, attempt)
         self.results["reject_per_s"] = round(self.args.rejects / (time.perf_counter() - started), 1)
         self.results["reject_server_cpu_ms"] = round((self.server.cpu_seconds() - cpu_before) / self.args.rejects * 1000, 3)
         self.results["reject_wrongly_accepted"] = wrongly_accepted
@@ -184,7 +163,7 @@ class Bench:
         self.results["rtt_p99_ms"] = round(percentile(latencies, 0.99), 3)
 
     async def phase_fanout(self) -> None:
-        clients = await self.bounded(self.args.fanout_clients, 50, lambda i: self.connect(self.cookie(i)))
+        clients = await bounded(self.args.fanout_clients, 50, lambda i: self.connect(self.cookie(i)))
         sender = clients[0]
         times = []
         for number in range(self.args.fanout_msgs):

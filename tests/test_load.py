@@ -11,17 +11,15 @@ import asyncio
 import gc
 import os
 import re
-import resource
 import time
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 from engineio.async_socket import AsyncSocket
 from tornado.web import RequestHandler
 
+from bench.tools import bounded, raise_open_files_limit, rss_kib
 from bench.wire import WireSocket, log_in, log_out
 from tornado_app.app import TornadoApp, make_app
 from tornado_app.sessions import Session
@@ -34,28 +32,6 @@ HELD_SOCKETS = 2000
 CYCLES = 5000
 FLOOD_LOGINS = 50_000
 FLOOD_STORE = 1000
-
-
-def raise_open_files_limit(needed: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < needed:
-        if hard != resource.RLIM_INFINITY and hard < needed:
-            pytest.fail(f"the open-files limit is {hard}; these tests need {needed}")
-        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
-
-
-def rss_kib(pid: int) -> int:
-    return int(re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text()).group(1))
-
-
-async def bounded(count: int, concurrency: int, job: Any) -> list[Any]:
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(index: int) -> Any:
-        async with gate:
-            return await job(index)
-
-    return await asyncio.gather(*(one(index) for index in range(count)))
 
 
 def http_session() -> aiohttp.ClientSession:

@@ -8,11 +8,13 @@ it, and ending a session (logout, expiry, eviction) disconnects exactly its sock
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import socketio
 from socketio.exceptions import ConnectionRefusedError
@@ -22,6 +24,8 @@ from .sessions import Clock, EndReason, Session, SessionStore
 from .validation import InvalidInput, clean_chat_payload
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 NOT_AUTHENTICATED = "not authenticated"
 MAX_PACKET_BYTES = 64 * 1024  # a chat message is at most 500 characters; refuse giant packets
@@ -127,6 +131,34 @@ class PresenceBroadcaster:
             self._timer = None
 
 
+class ProtocolGuardedServer(socketio.AsyncServer):
+    """python-socketio's server, except that a malformed Socket.IO packet is ignored with one
+    log line. python-socketio raises on those (bad JSON, an event that is not a list with a
+    name, an ack id of 100 digits, a CONNECT_ERROR or a lone binary header from a client) and
+    engineio logs the traceback at ERROR; the connection itself is fine."""
+
+    async def _handle_eio_message(self, eio_sid: str, data: object) -> None:
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        except (ValueError, TypeError, KeyError, IndexError) as error:
+            log.info("ignored a malformed Socket.IO packet (%s: %s)", type(error).__name__, error)
+
+
+def _report_bugs(handler: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T | None]]:
+    """Log our own handler's exception with its traceback, so that the protocol guard above
+    never mistakes a bug of ours for a client's malformed packet."""
+
+    @functools.wraps(handler)
+    async def reported(*args: object) -> T | None:
+        try:
+            return await handler(*args)
+        except Exception:
+            log.exception("%s failed", handler.__name__)
+            return None
+
+    return reported
+
+
 class ChatSocketServer:
     """A python-socketio server whose sockets are authenticated by the web session."""
 
@@ -146,7 +178,7 @@ class ChatSocketServer:
         # engineio sees a request, on both transports. "*" here only makes engineio echo
         # CORS headers for the origins that policy let through; do not copy it without
         # that handler.
-        self.sio = socketio.AsyncServer(
+        self.sio = ProtocolGuardedServer(
             async_mode="tornado",
             cors_allowed_origins="*",
             cors_credentials=True,
@@ -162,8 +194,8 @@ class ChatSocketServer:
         self.presence = PresenceBroadcaster(self.sio, self.registry, presence_interval)
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
-        self.sio.on("whoami", self._on_whoami)
-        self.sio.on("chat", self._on_chat)
+        self.sio.on("whoami", _report_bugs(self._on_whoami))
+        self.sio.on("chat", _report_bugs(self._on_chat))
         store.add_end_listener(self._on_session_end)
 
     async def shutdown(self) -> None:
@@ -173,7 +205,15 @@ class ChatSocketServer:
             await self.sio.disconnect(sid)
         await self.sio.shutdown()
 
-    async def _on_connect(self, sid: str, environ: dict[str, Any], auth: object = None) -> None:
+    def _sent_by_the_client(self, sid: str) -> bool:
+        """True when a 'connect' or 'disconnect' handler was reached by a client's own event of
+        that name: python-socketio dispatches those to the same handlers. A real connect or
+        disconnect runs while the socket is pending, so not yet (or no longer) connected."""
+        return self.sio.manager.is_connected(sid, "/")
+
+    async def _on_connect(self, sid: str, environ: dict[str, Any] | None = None, auth: object = None, *_: object) -> None:
+        if self._sent_by_the_client(sid) or not isinstance(environ, dict):
+            return
         request = environ["tornado.handler"].request
         session = await self.store.get(read_session_id(environ["tornado.handler"]))
         if session is None:
@@ -189,7 +229,9 @@ class ChatSocketServer:
             # Nothing changed for the others, but the newcomer needs to know who is there.
             await self.sio.emit("presence", {"users": self.registry.online_users()}, to=sid)
 
-    async def _on_disconnect(self, sid: str, reason: object = None) -> None:
+    async def _on_disconnect(self, sid: str, reason: object = None, *_: object) -> None:
+        if self._sent_by_the_client(sid):
+            return  # a forged 'disconnect' must not unregister a live socket
         owner = self.registry.remove(sid)
         if owner is None:
             return

@@ -6,6 +6,8 @@ cookie-authenticated endpoint needs.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -26,6 +28,30 @@ def origin_allowed(origin: str, host: str, allowed_origins: Iterable[str]) -> bo
     except ValueError:
         return False
     return bool(netloc) and netloc.lower() == host.lower()
+
+
+def engineio_can_decode(frame: str | bytes) -> bool:
+    """Whether engineio can parse this WebSocket frame into a packet.
+
+    engineio 4 parses a frame outside its error handling: an empty frame, a first character
+    that is not a packet type, or bad base64 after `b` kills the socket's reader task, and
+    the socket hangs until its ping timeout; a packet type above 6 makes it log a traceback.
+    These are the frames that would do it.
+    """
+    if isinstance(frame, bytes):
+        return True
+    if not frame:
+        return False
+    if frame[0] == "b":
+        try:
+            base64.b64decode(frame[1:])
+        except (binascii.Error, ValueError):
+            return False
+        return True
+    try:
+        return 0 <= int(frame[0]) <= 6  # open, close, ping, pong, message, upgrade, noop
+    except ValueError:
+        return False
 
 
 def make_socketio_handler(sio: socketio.AsyncServer, allowed_origins: Iterable[str]) -> type[RequestHandler]:
@@ -49,6 +75,12 @@ def make_socketio_handler(sio: socketio.AsyncServer, allowed_origins: Iterable[s
             # nothing: Tornado's HTTP/1 connection flushes each response with Nagle off.)
             self.set_nodelay(True)
             await super().open(*args, **kwargs)
+
+        async def on_message(self, message: str | bytes) -> None:
+            if not engineio_can_decode(message):
+                log.info("ignored a frame from %s that is not an Engine.IO packet", self.request.remote_ip)
+                return
+            await super().on_message(message)
 
         def check_origin(self, origin: str) -> bool:
             return origin_allowed(origin, self.request.host, allowed)

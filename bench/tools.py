@@ -1,0 +1,43 @@
+"""Small helpers shared by the benchmark and the load tests."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import resource
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def bounded(count: int, concurrency: int, job: Callable[[int], Awaitable[T]]) -> list[T]:
+    """Run job(0) .. job(count - 1) with at most `concurrency` of them in flight."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(index: int) -> T:
+        async with gate:
+            return await job(index)
+
+    return await asyncio.gather(*(one(index) for index in range(count)))
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process, in KiB (Linux)."""
+    return int(re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text()).group(1))
+
+
+def raise_open_files_limit(needed: int | None = None) -> int:
+    """Raise the soft open-files limit to `needed` (default: the hard limit); returns it.
+
+    Raises RuntimeError when the hard limit is lower than what is needed. Child processes
+    inherit the new limit.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if needed is None else needed
+    if hard != resource.RLIM_INFINITY and target > hard:
+        raise RuntimeError(f"the open-files limit is {hard}; {target} are needed")
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return max(soft, target)
