@@ -542,14 +542,13 @@ async def test_a_frame_engineio_cannot_decode_does_not_strand_the_socket(
     assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=ATTACHMENTS)
 @pytest.mark.gen_test(timeout=10)
 async def test_a_binary_header_without_attachments_does_not_silence_the_socket(
     http_server: Any, base_url: str, web_user: Callable[[], Any],
 ) -> None:
     """A binary-event header that announces no attachment ('45[...]') is dropped, and the
-    socket's next events are answered (today python-socketio keeps it pending and takes every
-    later frame for an attachment, so the socket never answers again, silently)."""
+    socket's next events are answered (python-socketio alone would keep it pending and take
+    every later frame for an attachment, so the socket would never answer again)."""
     user = web_user()
     await user.login("ada")
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:

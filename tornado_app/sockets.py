@@ -29,6 +29,7 @@ T = TypeVar("T")
 
 NOT_AUTHENTICATED = "not authenticated"
 MAX_PACKET_BYTES = 64 * 1024  # a chat message is at most 500 characters; refuse giant packets
+BINARY_PACKET_TYPES = ("5", "6")  # Socket.IO BINARY_EVENT and BINARY_ACK
 PRESENCE_MIN_INTERVAL = 0.1  # seconds between two presence broadcasts; changes in between coalesce
 
 
@@ -134,10 +135,15 @@ class PresenceBroadcaster:
 class ProtocolGuardedServer(socketio.AsyncServer):
     """python-socketio's server, except that a malformed Socket.IO packet is ignored with one
     log line. python-socketio raises on those (bad JSON, an event that is not a list with a
-    name, an ack id of 100 digits, a CONNECT_ERROR or a lone binary header from a client) and
-    engineio logs the traceback at ERROR; the connection itself is fine."""
+    name, an ack id of 100 digits, a CONNECT_ERROR from a client) and engineio logs the
+    traceback at ERROR; the connection itself is fine."""
 
     async def _handle_eio_message(self, eio_sid: str, data: object) -> None:
+        if not isinstance(data, str) or data[:1] in BINARY_PACKET_TYPES:
+            # This app exchanges JSON only. A binary header would make python-socketio take
+            # the following frames as its attachments, silencing the socket for good.
+            log.info("ignored a binary Socket.IO packet: this server takes JSON only")
+            return
         try:
             await super()._handle_eio_message(eio_sid, data)
         except (ValueError, TypeError, KeyError, IndexError) as error:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from asyncio import Future
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -54,6 +55,11 @@ def engineio_can_decode(frame: str | bytes) -> bool:
         return False
 
 
+def _retrieve_exception(future: Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 def make_socketio_handler(sio: socketio.AsyncServer, allowed_origins: Iterable[str]) -> type[RequestHandler]:
     """A handler class for `/socket.io/` bound to this server and Origin policy."""
     engineio_handler: type[RequestHandler] = socketio.get_tornado_handler(sio)
@@ -76,11 +82,22 @@ def make_socketio_handler(sio: socketio.AsyncServer, allowed_origins: Iterable[s
             self.set_nodelay(True)
             await super().open(*args, **kwargs)
 
-        async def on_message(self, message: str | bytes) -> None:
+        def on_message(self, message: str | bytes) -> None:
+            # Not a coroutine (engineio's is): Tornado then starts no task per frame, which
+            # is cheaper, and none is left for asyncio.run() to cancel when the server stops
+            # (Tornado would log that as an uncaught exception). The queue is unbounded.
             if not engineio_can_decode(message):
                 log.info("ignored a frame from %s that is not an Engine.IO packet", self.request.remote_ip)
                 return
-            await super().on_message(message)
+            self.receive_queue.put_nowait(message)
+
+        def write_message(self, message: str | bytes | dict[str, Any], binary: bool = False) -> Future[None]:
+            # engineio's driver never awaits this future: when a client vanishes with
+            # messages still buffered for it, asyncio would log each lost write as an
+            # unretrieved exception. The disconnect itself is handled (and logged once).
+            future = super().write_message(message, binary=binary)
+            future.add_done_callback(_retrieve_exception)
+            return future
 
         def check_origin(self, origin: str) -> bool:
             return origin_allowed(origin, self.request.host, allowed)
