@@ -7,12 +7,9 @@ it, and ending a session (logout, expiry, eviction) disconnects exactly its sock
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
-from collections import Counter
-from dataclasses import dataclass
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -20,6 +17,8 @@ import socketio
 from socketio.exceptions import ConnectionRefusedError
 
 from .cookies import read_session_id
+from .presence import PRESENCE_MIN_INTERVAL, PresenceBroadcaster
+from .registry import SocketRegistry
 from .sessions import Clock, EndReason, Session, SessionStore
 from .validation import InvalidInput, clean_chat_payload
 
@@ -30,106 +29,6 @@ T = TypeVar("T")
 NOT_AUTHENTICATED = "not authenticated"
 MAX_PACKET_BYTES = 64 * 1024  # a chat message is at most 500 characters; refuse giant packets
 BINARY_PACKET_TYPES = ("5", "6")  # Socket.IO BINARY_EVENT and BINARY_ACK
-PRESENCE_MIN_INTERVAL = 0.1  # seconds between two presence broadcasts; changes in between coalesce
-
-
-@dataclass(frozen=True, slots=True)
-class SocketOwner:
-    """The session a socket rode in on."""
-
-    session_id: str
-    username: str
-    remote_ip: str
-
-
-class SocketRegistry:
-    """Sockets by id, by session and by user, so that every change is O(1), never a scan."""
-
-    def __init__(self) -> None:
-        self._owners: dict[str, SocketOwner] = {}
-        self._by_session: dict[str, set[str]] = {}
-        self._sockets_per_user: Counter[str] = Counter()
-
-    def add(self, sid: str, session: Session, remote_ip: str) -> bool:
-        """Remember a new socket; True when its user just came online."""
-        self._owners[sid] = SocketOwner(session.id, session.username, remote_ip)
-        self._by_session.setdefault(session.id, set()).add(sid)
-        self._sockets_per_user[session.username] += 1
-        return self._sockets_per_user[session.username] == 1
-
-    def remove(self, sid: str) -> SocketOwner | None:
-        """Forget a socket; returns its owner, or None if it was not known."""
-        owner = self._owners.pop(sid, None)
-        if owner is None:
-            return None
-        siblings = self._by_session[owner.session_id]
-        siblings.discard(sid)
-        if not siblings:
-            del self._by_session[owner.session_id]
-        self._sockets_per_user[owner.username] -= 1
-        if self._sockets_per_user[owner.username] == 0:
-            del self._sockets_per_user[owner.username]
-        return owner
-
-    def is_online(self, username: str) -> bool:
-        return username in self._sockets_per_user
-
-    def owner(self, sid: str) -> SocketOwner | None:
-        return self._owners.get(sid)
-
-    def sockets_of(self, session_id: str) -> list[str]:
-        return list(self._by_session.get(session_id, ()))
-
-    def all_sockets(self) -> list[str]:
-        return list(self._owners)
-
-    def online_users(self) -> list[str]:
-        return sorted(self._sockets_per_user)
-
-    def __len__(self) -> int:
-        return len(self._owners)
-
-    def is_empty(self) -> bool:
-        """True when no index holds anything (used by leak tests)."""
-        return not (self._owners or self._by_session or self._sockets_per_user)
-
-
-class PresenceBroadcaster:
-    """Tells every socket who is online: on the next loop turn when things are quiet, at most
-    once per `min_interval` under churn.
-
-    Presence is a latest-state signal. Broadcasting every intermediate set to every socket
-    costs O(sockets) per connect and per disconnect, O(n²) when many come and go; coalescing
-    drops only sets that were already stale and always sends the current one last.
-    """
-
-    def __init__(self, sio: socketio.AsyncServer, registry: SocketRegistry, min_interval: float) -> None:
-        self._sio = sio
-        self._registry = registry
-        self._min_interval = min_interval
-        self._last_sent = float("-inf")
-        self._timer: asyncio.TimerHandle | None = None
-        self._sending: set[asyncio.Task[None]] = set()
-
-    def changed(self) -> None:
-        """The set of online users changed: schedule a broadcast unless one is pending."""
-        if self._timer is not None:
-            return
-        loop = asyncio.get_running_loop()
-        delay = max(0.0, self._last_sent + self._min_interval - loop.time())
-        self._timer = loop.call_later(delay, self._send)
-
-    def _send(self) -> None:
-        self._timer = None
-        self._last_sent = asyncio.get_running_loop().time()
-        task = asyncio.ensure_future(self._sio.emit("presence", {"users": self._registry.online_users()}))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
-
-    def cancel(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
 
 
 class ProtocolGuardedServer(socketio.AsyncServer):

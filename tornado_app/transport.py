@@ -1,4 +1,5 @@
-"""The Tornado handler that carries Socket.IO: Origin policy, XSRF opt-out and TCP_NODELAY.
+"""The Tornado handler that carries Socket.IO: Origin policy, XSRF opt-out, TCP_NODELAY, no
+compression, and frames engineio cannot parse kept away from it.
 
 It wraps python-socketio's own Tornado handler and changes only what a browser-facing,
 cookie-authenticated endpoint needs.
