@@ -210,8 +210,19 @@ def xdotool(display: str, *args: str) -> str:
     return subprocess.run(["xdotool", *args], env={**os.environ, "DISPLAY": display}, capture_output=True, text=True, timeout=30, check=True).stdout
 
 
-def find_window(display: str) -> str:
-    return xdotool(display, "search", "--sync", "--onlyvisible", "--name", f"^{launcher.WINDOW_TITLE}$").split()[0]
+def find_window(display: str, app: LauncherProcess, timeout: float = 30) -> str:
+    """The launcher's visible window, once it is shown; fails with the launcher's log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert app.process.poll() is None, f"the launcher exited ({app.process.returncode}):\n{app.log()}"
+        found = subprocess.run(
+            ["xdotool", "search", "--onlyvisible", "--name", f"^{launcher.WINDOW_TITLE}$"],
+            env={**os.environ, "DISPLAY": display}, capture_output=True, text=True, timeout=30,
+        ).stdout.split()
+        if found:
+            return found[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no window titled {launcher.WINDOW_TITLE!r} within {timeout} s:\n{app.log()}")
 
 
 def screenshot(display: str, window: str, name: str) -> Path:
@@ -276,7 +287,7 @@ def window_environment(display: str) -> dict[str, str]:
 def test_log_in_inside_the_window_then_close_it(x_display: str, start_launcher) -> None:
     app = start_launcher("--log-level", "debug", env=window_environment(x_display))
     assert app.lines == [f"Serving on {app.url} in a window.\n"]
-    window = find_window(x_display)
+    window = find_window(x_display, app)
     assert window_class(x_display, window) == desktop_entry_wm_class(), "the menu entry would not match this window"
     # The logged-out page opens a socket probe; its refusal means the page has loaded and run.
     app.wait_for_log(r"refused socket from 127\.0\.0\.1: not authenticated")
@@ -307,7 +318,7 @@ def test_log_in_inside_the_window_then_close_it(x_display: str, start_launcher) 
 @pytest.mark.e2e
 def test_ctrl_c_closes_the_window_and_stops_the_server(x_display: str, start_launcher) -> None:
     app = start_launcher(env=window_environment(x_display))
-    find_window(x_display)
+    find_window(x_display, app)
     app.wait_for_log(r"refused socket from 127\.0\.0\.1: not authenticated")
     app.process.send_signal(signal.SIGINT)
     status, seconds = app.wait_for_exit(10)
