@@ -53,13 +53,12 @@ class Server:
     """`python -m tornado_app` on a free port, pinned to its own CPU."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        command = [sys.executable, "-m", os.environ.get("BENCH_SERVER_MODULE", "tornado_app"), "--port", "0", "--log-level", "warning",
+        command = [sys.executable, "-m", "tornado_app", "--port", "0", "--log-level", "warning",
                    "--max-sessions", str(max(10_000, args.users * 4))]
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.pinned = pin(self.process.pid, SERVER_CPU)
         line = self.process.stdout.readline()
         self.url = re.search(r"http://\S+/", line).group(0).rstrip("/")
-        self.origin = self.url
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -79,7 +78,7 @@ class Bench:
         self.results: dict[str, Any] = {}
 
     async def connect(self, cookie: str | None) -> WireSocket:
-        return await WireSocket.connect(self.http, self.server.url, cookie, origin=self.server.origin)
+        return await WireSocket.connect(self.http, self.server.url, cookie, origin=self.server.url)  # as a browser on the page sends it
 
     async def log_in_users(self) -> None:
         self.cookies = await bounded(self.args.users, 10, lambda i: log_in(self.http, self.server.url, f"user{i}"))
@@ -184,7 +183,7 @@ class Bench:
             cookie = await log_in(self.http, self.server.url, f"leaver{trial}")
             socket = await self.connect(cookie)
             started = time.perf_counter()
-            status = await log_out_only(self.http, self.server.url, cookie)
+            status = await log_out(self.http, self.server.url, cookie)
             await asyncio.wait_for(socket.closed.wait(), 5)
             times.append((time.perf_counter() - started) * 1000)
             assert status == 303
@@ -194,11 +193,6 @@ class Bench:
             except Refused:
                 self.results.setdefault("logout_reconnect_refused", True)
         self.results["logout_disconnect_ms"] = round(statistics.median(times), 2)
-
-
-async def log_out_only(http: aiohttp.ClientSession, base_url: str, cookie: str) -> int:
-    """The logout POST alone, timed from the moment it is sent (its XSRF token fetched first)."""
-    return await log_out(http, base_url, cookie)
 
 
 PHASES = ["rss", "connect_serial", "connect", "reject", "rtt", "fanout", "logout"]
