@@ -51,7 +51,7 @@ class ProtocolGuardedServer(socketio.AsyncServer):
 
 def _report_bugs(handler: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T | None]]:
     """Log our own handler's exception with its traceback, so that the protocol guard above
-    never mistakes a bug of ours for a client's malformed packet."""
+    never mistakes a bug of ours in an event handler for a client's malformed packet."""
 
     @functools.wraps(handler)
     async def reported(*args: object) -> T | None:
@@ -97,10 +97,11 @@ class ChatSocketServer:
             engineio_logger=False,
         )
         self.presence = PresenceBroadcaster(self.sio, self.registry, presence_interval)
+        # Not connect: an unexpected error there must leave the socket refused, never
+        # swallowed into an accept.
         self.sio.on("connect", self._on_connect)
-        self.sio.on("disconnect", self._on_disconnect)
-        self.sio.on("whoami", _report_bugs(self._on_whoami))
-        self.sio.on("chat", _report_bugs(self._on_chat))
+        for event, handler in [("disconnect", self._on_disconnect), ("whoami", self._on_whoami), ("chat", self._on_chat)]:
+            self.sio.on(event, _report_bugs(handler))
         store.add_end_listener(self._on_session_end)
 
     async def shutdown(self) -> None:
@@ -119,8 +120,9 @@ class ChatSocketServer:
     async def _on_connect(self, sid: str, environ: dict[str, Any] | None = None, auth: object = None, *_: object) -> None:
         if self._sent_by_the_client(sid) or not isinstance(environ, dict):
             return
-        request = environ["tornado.handler"].request
-        session = await self.store.get(read_session_id(environ["tornado.handler"]))
+        handler = environ["tornado.handler"]
+        request = handler.request
+        session = await self.store.get(read_session_id(handler))
         if session is None:
             # engineio's Tornado driver puts 127.0.0.1 in REMOTE_ADDR; the real peer is here.
             log.info("refused socket from %s: %s", request.remote_ip, NOT_AUTHENTICATED)
