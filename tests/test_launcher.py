@@ -20,7 +20,7 @@ import pytest
 
 import launcher
 
-from .conftest import OUTPUT_DIR, ROOT, e2e_unavailable
+from .conftest import OUTPUT_DIR, ROOT, ChildProcess, e2e_unavailable
 
 LAUNCHER = ROOT / "launcher.py"
 SHOTS = OUTPUT_DIR / "window"
@@ -28,26 +28,17 @@ EXIT_DEADLINE_SECONDS = 2.0
 WINDOW_TOOLS = ("Xvfb", "xdotool", "import", "compare", "convert")
 
 
-class LauncherProcess:
+class LauncherProcess(ChildProcess):
     """launcher.py in a child process, started from another working directory."""
 
     def __init__(self, *args: str, env: dict[str, str]) -> None:
-        self.log_file = tempfile.TemporaryFile(mode="w+")
-        self.process = subprocess.Popen(
-            [sys.executable, str(LAUNCHER), *args],
-            cwd=tempfile.gettempdir(), env=env, text=True,
-            stdout=subprocess.PIPE, stderr=self.log_file,
-        )
+        super().__init__([sys.executable, str(LAUNCHER), *args], cwd=tempfile.gettempdir(), env=env)
         self.lines = [self.process.stdout.readline()]
         if self.lines[0].startswith("No window:"):
             self.lines.append(self.process.stdout.readline())
         match = re.search(r"http://127\.0\.0\.1:(\d+)/", "".join(self.lines))
         assert match, f"the launcher did not print its URL: {self.lines!r}\n{self.log()}"
         self.url, self.port = match.group(0), int(match.group(1))
-
-    def log(self) -> str:
-        self.log_file.seek(0)
-        return self.log_file.read()
 
     def wait_for_log(self, pattern: str, timeout: float = 15) -> str:
         deadline = time.monotonic() + timeout
@@ -64,12 +55,6 @@ class LauncherProcess:
         started = time.monotonic()
         status = self.process.wait(timeout)
         return status, time.monotonic() - started
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.communicate()
-        self.log_file.close()
 
 
 def environment_without_display() -> dict[str, str]:
