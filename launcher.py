@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))  # runnable from any working directory, installed 
 
 from tornado_app import loop  # noqa: E402
 from tornado_app.app import TornadoApp, make_app  # noqa: E402
+from tornado_app.origins import HostPolicy  # noqa: E402
 from tornado_app.cli import configure_logging  # noqa: E402
 from tornado_app.server import BoundSockets, CannotBind, bind, serve  # noqa: E402
 
@@ -158,7 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"launcher: error: {error.strerror}", file=sys.stderr)
         return 2
     # A fresh secret per launch: sessions live in memory and end with the window anyway.
-    server = ServerThread(make_app(secrets.token_urlsafe(32)), bound)
+    # Only the loopback names on our port: a local server on a desktop is what DNS rebinding
+    # targets (a web page whose name is made to resolve to 127.0.0.1).
+    server = ServerThread(make_app(secrets.token_urlsafe(32), allowed_hosts=HostPolicy.local(bound.port)), bound)
     server.start()
 
     reason = None if args.no_window or args.browser else window_unavailable_reason()

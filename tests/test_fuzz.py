@@ -151,8 +151,14 @@ def test_changing_any_one_character_of_a_signed_cookie_makes_it_no_session(sessi
 # --- the validators ------------------------------------------------------------------------
 
 
-def _is_control(char: str) -> bool:
-    return unicodedata.category(char).startswith("C")
+def _is_refused(char: str) -> bool:
+    """Control, format and other C* code points, and separators other than the plain space."""
+    category = unicodedata.category(char)
+    return category[0] == "C" or (category[0] == "Z" and char != " ")
+
+
+def _draws_something(char: str) -> bool:
+    return unicodedata.category(char)[0] in "LNPS" and char not in "\u115f\u1160\u3164\uffa0\u2800"
 
 
 PRINTABLE = st.characters(exclude_categories=("C",))
@@ -167,10 +173,15 @@ TYPED_NAMES = (
 @MANY
 @given(raw=TYPED_NAMES)
 def test_a_username_is_the_trimmed_text_or_a_refusal(raw: str) -> None:
-    """Any typed text gives the trimmed name (1 to 32 characters, no control or invisible
-    characters) or InvalidInput with a message; nothing else, and nothing is rewritten."""
-    trimmed = raw.strip()
-    acceptable = 1 <= len(trimmed) <= MAX_USERNAME_LENGTH and not any(map(_is_control, trimmed))
+    """Any typed text gives the trimmed NFC name (1 to 32 characters, something visible, no
+    control, invisible or odd separator characters) or InvalidInput with a message; nothing
+    else, and nothing but normalisation and trimming is rewritten."""
+    trimmed = unicodedata.normalize("NFC", raw).strip()
+    acceptable = (
+        1 <= len(trimmed) <= MAX_USERNAME_LENGTH
+        and not any(map(_is_refused, trimmed))
+        and any(map(_draws_something, trimmed))
+    )
     try:
         username = clean_username(raw)
     except InvalidInput as refusal:
@@ -180,7 +191,7 @@ def test_a_username_is_the_trimmed_text_or_a_refusal(raw: str) -> None:
     assert acceptable, f"{raw!r} was accepted as {username!r}"
     assert isinstance(username, str) and username == trimmed == username.strip()
     assert 1 <= len(username) <= MAX_USERNAME_LENGTH
-    assert not any(map(_is_control, username))
+    assert not any(map(_is_refused, username))
 
 
 @SOME

@@ -12,30 +12,10 @@ import tornado.httpclient
 import tornado.websocket
 
 from tornado_app.app import TornadoApp
-from tornado_app.transport import origin_allowed
 
 from .conftest import ALLOWED_ORIGIN, TRANSPORTS
 
 transports = pytest.mark.parametrize("transport", list(TRANSPORTS))
-
-
-@pytest.mark.parametrize(
-    ("origin", "host", "allowed"),
-    [
-        ("http://localhost:8888", "localhost:8888", True),
-        ("http://LOCALHOST:8888", "localhost:8888", True),
-        ("https://localhost:8888", "localhost:8888", True),  # same host and port, as Tornado checks
-        ("http://localhost:9999", "localhost:8888", False),
-        ("http://evil.example", "localhost:8888", False),
-        ("http://localhost:8888.evil.example", "localhost:8888", False),
-        ("null", "localhost:8888", False),
-        ("", "localhost:8888", False),
-        ("http://[::1", "localhost:8888", False),  # unparsable
-        (ALLOWED_ORIGIN, "localhost:8888", True),
-    ],
-)
-def test_origin_policy(origin: str, host: str, allowed: bool) -> None:
-    assert origin_allowed(origin, host, {ALLOWED_ORIGIN}) is allowed
 
 
 @pytest.mark.gen_test

@@ -9,7 +9,15 @@ from tornado_app.validation import InvalidInput, clean_chat_payload, clean_usern
 
 @pytest.mark.parametrize(
     ("typed", "kept"),
-    [("ada", "ada"), ("  ada lovelace \t", "ada lovelace"), ("x" * 32, "x" * 32), ("Zoë 🚀", "Zoë 🚀")],
+    [
+        ("ada", "ada"),
+        ("  ada lovelace \t", "ada lovelace"),
+        ("x" * 32, "x" * 32),
+        ("Zoë 🚀", "Zoë 🚀"),
+        ("Zoe\u0308", "Zoë"),  # NFC: "e" + combining diaeresis is stored as one "ë"
+        ("이하은", "이하은"),
+        ("🚀", "🚀"),
+    ],
 )
 def test_usernames_are_trimmed_and_kept(typed: str, kept: str) -> None:
     assert clean_username(typed) == kept
@@ -24,6 +32,18 @@ def test_usernames_are_trimmed_and_kept(typed: str, kept: str) -> None:
         ("ada\x00", "control"),
         ("a\nb", "control"),
         ("evil\u202egnp", "control"),  # right-to-left override
+        # Names that show nothing: each was accepted once although it draws no character.
+        ("\u3164", "visible"),  # Hangul filler (a letter by category)
+        ("\u3164\u3164 \u3164", "visible"),
+        ("\u2800", "visible"),  # blank Braille pattern (a symbol by category)
+        ("\u200b\u200b\u200b", "invisible"),  # zero-width spaces (format)
+        ("\u0301", "visible"),  # a combining mark alone
+        # Separators other than the plain space, inside a name.
+        ("a\u2028b", "invisible"),  # line separator
+        ("a\u2029b", "invisible"),  # paragraph separator
+        ("a\u00a0b", "spaces other than the plain space"),  # no-break space
+        ("a\u3000b", "spaces other than the plain space"),  # ideographic space
+        ("ad\u00ada", "invisible"),  # soft hyphen (format)
         (None, "Enter a username."),
         (["ada"], "Enter a username."),
     ],

@@ -6,17 +6,25 @@ its own store, clock and limits.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import tornado.web
+from tornado.log import access_log
 
-from .handlers import IndexHandler, LoginHandler, LogoutHandler, NotFoundHandler, SessionApiHandler
+from tornado.httputil import HTTPServerRequest
+from tornado.web import RequestHandler
+
+from .handlers import IndexHandler, LoginHandler, LogoutHandler, NotFoundHandler, SessionApiHandler, UnknownHostHandler
+from .origins import HostPolicy
 from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL, Clock, MemorySessionStore, SessionStore
-from .sockets import ChatSocketServer
-from .transport import make_socketio_handler
+from .sockets import DEFAULT_CONNECT_TIMEOUT, ChatSocketServer
+from .transport import DEFAULT_MAX_UNSENT_BYTES, make_socketio_handler
+
+log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 SOCKETIO_PATH = "/socket.io/"
@@ -25,17 +33,33 @@ SOCKETIO_PATH = "/socket.io/"
 class TornadoApp(tornado.web.Application):
     """The Tornado application, holding the collaborators its handlers reach for."""
 
-    def __init__(self, store: SessionStore, sockets: ChatSocketServer, allowed_origins: Iterable[str], **settings: Any) -> None:
+    def __init__(
+        self,
+        store: SessionStore,
+        sockets: ChatSocketServer,
+        hosts: HostPolicy,
+        allowed_origins: Iterable[str],
+        max_unsent_bytes: int,
+        **settings: Any,
+    ) -> None:
         self.store = store
         self.sockets = sockets
+        self.hosts = hosts
         handlers: list[Any] = [
             (r"/", IndexHandler),
             (r"/login", LoginHandler),
             (r"/logout", LogoutHandler),
             (r"/api/session", SessionApiHandler),
-            (SOCKETIO_PATH, make_socketio_handler(sockets.sio, allowed_origins)),
+            (SOCKETIO_PATH, make_socketio_handler(sockets.sio, allowed_origins, max_unsent_bytes)),
         ]
-        super().__init__(handlers, default_handler_class=NotFoundHandler, **settings)
+        super().__init__(handlers, default_handler_class=NotFoundHandler, log_function=log_request, **settings)
+
+    def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> Any:
+        """Answer only to the names this server is reached by (see origins.py: DNS
+        rebinding), before any handler, static files included, sees the request."""
+        if not self.hosts.allows(request.host):
+            return self.get_handler_delegate(request, UnknownHostHandler)
+        return super().find_handler(request, **kwargs)
 
     async def sweep_expired_sessions(self) -> int:
         """Remove expired sessions now (their sockets are disconnected); returns how many."""
@@ -48,27 +72,56 @@ def make_app(
     session_ttl: float = DEFAULT_SESSION_TTL,
     max_sessions: int = DEFAULT_MAX_SESSIONS,
     allowed_origins: Iterable[str] = (),
+    allowed_hosts: HostPolicy | None = None,
+    https_only: bool = False,
     clock: Clock = time.time,
     store: SessionStore | None = None,
     ping_interval: float = 25,
     ping_timeout: float = 20,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    max_unsent_bytes: int = DEFAULT_MAX_UNSENT_BYTES,
     web_dir: Path = WEB_DIR,
 ) -> TornadoApp:
-    """Build the application around a session store (a fresh in-memory one by default)."""
+    """Build the application around a session store (a fresh in-memory one by default).
+
+    `allowed_hosts` defaults to the loopback names on any port; `https_only` marks the XSRF
+    cookie `Secure` (the session cookie follows each request's scheme by itself).
+    """
     if not cookie_secret:
         raise ValueError("a cookie secret is required")
     if store is None:
         store = MemorySessionStore(ttl=session_ttl, max_sessions=max_sessions, clock=clock)
-    sockets = ChatSocketServer(store, clock=clock, ping_interval=ping_interval, ping_timeout=ping_timeout)
+    sockets = ChatSocketServer(
+        store, clock=clock, ping_interval=ping_interval, ping_timeout=ping_timeout, connect_timeout=connect_timeout
+    )
     return TornadoApp(
         store,
         sockets,
+        allowed_hosts or HostPolicy.local(None),
         allowed_origins,
+        max_unsent_bytes,
         cookie_secret=cookie_secret,
         xsrf_cookies=True,
-        xsrf_cookie_kwargs={"httponly": True, "samesite": "Lax"},
+        xsrf_cookie_kwargs={"httponly": True, "samesite": "Lax", "secure": https_only},
         template_path=str(web_dir / "templates"),
         static_path=str(web_dir / "static"),
         autoescape="xhtml_escape",
         serve_traceback=False,
     )
+
+
+def log_request(handler: RequestHandler) -> None:
+    """Tornado's access log, except that a client's refused request (4xx) is one INFO line
+    here rather than a WARNING (anyone can send those), and none at all when the refusal was
+    explained already (origin, host, packet size, XSRF)."""
+    status = handler.get_status()
+    request = handler.request
+    line = ("%d %s %s (%s) %.2fms", status, request.method, request.path, request.remote_ip, 1000.0 * request.request_time())
+    if status < 400:
+        access_log.info(*line)
+    elif status >= 500:
+        access_log.error(*line)
+    elif getattr(handler, "refusal_logged", False):
+        access_log.debug(*line)
+    else:
+        log.info("refused %s %s from %s: %d", request.method, request.path, request.remote_ip, status)

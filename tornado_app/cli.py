@@ -8,12 +8,14 @@ import logging
 import os
 import secrets
 import signal
+import ssl
 import sys
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from . import loop
 from .app import make_app
+from .origins import LOOPBACK_NAMES, HostPolicy, parse_allowed_host
 from .server import CannotBind, bind, serve
 from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL
 
@@ -44,6 +46,14 @@ def _origin(text: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def _host(text: str) -> str:
+    try:
+        parse_allowed_host(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tornado-app",
@@ -60,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--session-ttl", type=_positive_int, default=DEFAULT_SESSION_TTL, metavar="SECONDS", help="idle seconds before a session expires and its sockets are closed (default: %(default)s)")
     parser.add_argument("--max-sessions", type=_positive_int, default=DEFAULT_MAX_SESSIONS, metavar="N", help="sessions kept at most; past this the least recently used is evicted (default: %(default)s)")
     parser.add_argument("--allowed-origin", type=_origin, action="append", default=[], metavar="ORIGIN", help="another origin allowed to open sockets, e.g. http://localhost:3000 (repeatable; the server's own origin is always allowed)")
+    parser.add_argument("--allowed-host", type=_host, action="append", default=[], metavar="HOST", help="a name this server is reached by, e.g. chat.example.com (any port) or chat.example.com:8443 (repeatable); requests for other names get 421. The loopback names on the server's port and the address it listens on are always allowed")
+    parser.add_argument("--certfile", help="serve HTTPS with this PEM certificate (chain); needs --keyfile")
+    parser.add_argument("--keyfile", help="the certificate's PEM private key")
+    parser.add_argument("--behind-proxy", action="store_true", help="trust X-Forwarded-For/X-Real-Ip and X-Forwarded-Proto from a reverse proxy (the client's address and scheme); only when the proxy is the only way in")
     parser.add_argument("--no-uvloop", action="store_true", help="use asyncio's own event loop even where uvloop is installed")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="how much to log (default: %(default)s)")
     return parser
@@ -80,28 +94,62 @@ def resolve_cookie_secret(given: str | None) -> str:
     return secrets.token_urlsafe(32)
 
 
-async def run_until_signalled(args: argparse.Namespace) -> None:
+class BadTLSFiles(Exception):
+    """The certificate or key cannot be loaded; the message says which and why."""
+
+
+def tls_context(certfile: str | None, keyfile: str | None) -> ssl.SSLContext | None:
+    """A server-side TLS context from the PEM files, or None for plain HTTP."""
+    if not certfile and not keyfile:
+        return None
+    if not (certfile and keyfile):
+        raise BadTLSFiles("--certfile and --keyfile go together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(certfile, keyfile)
+    except (OSError, ssl.SSLError) as error:
+        raise BadTLSFiles(f"cannot load the certificate {certfile} with the key {keyfile}: {error.strerror or error}") from None
+    return context
+
+
+def host_policy(address: str, port: int, allowed_hosts: Sequence[str]) -> HostPolicy:
+    """The loopback names and the listening address on our port, and the --allowed-host names."""
+    own = [] if address in ("0.0.0.0", "::", "") else [f"[{address}]:{port}" if ":" in address else f"{address}:{port}"]
+    if not own and not allowed_hosts:
+        log.warning("listening on every interface, but answering only to %s: pass --allowed-host "
+                    "with each name or address that clients use", ", ".join(LOOPBACK_NAMES))
+    return HostPolicy.local(port, [*own, *allowed_hosts])
+
+
+async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLContext | None) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly."""
-    bound = bind(args.address, args.port)
+    bound = bind(args.address, args.port, "https" if ssl_context else "http")
     app = make_app(
         resolve_cookie_secret(args.cookie_secret),
         session_ttl=args.session_ttl,
         max_sessions=args.max_sessions,
         allowed_origins=args.allowed_origin,
+        allowed_hosts=host_policy(args.address, bound.port, args.allowed_host),
+        https_only=ssl_context is not None,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     print(f"Serving on {bound.url}  (Ctrl-C to stop)", flush=True)
-    await serve(app, bound, stop)
+    await serve(app, bound, stop, ssl_context=ssl_context, behind_proxy=args.behind_proxy)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level)
     try:
-        loop.run(run_until_signalled(args), use_uvloop=not args.no_uvloop)
+        ssl_context = tls_context(args.certfile, args.keyfile)
+    except BadTLSFiles as error:
+        print(f"tornado-app: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        loop.run(run_until_signalled(args, ssl_context), use_uvloop=not args.no_uvloop)
     except CannotBind as error:
         print(f"tornado-app: error: {error.strerror}", file=sys.stderr)
         return EXIT_USAGE

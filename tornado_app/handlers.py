@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import http
 import logging
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from tornado.web import RequestHandler
+from tornado.web import HTTPError, RequestHandler
 
 from .cookies import SESSION_COOKIE, clear_session_cookie, read_session_id, write_session_cookie
 from .sessions import Session, SessionStore
@@ -32,6 +33,7 @@ class BaseHandler(RequestHandler):
 
     application: TornadoApp
     session: Session | None = None
+    refusal_logged = False  # the access log then adds no second line (app.log_request)
 
     @property
     def store(self) -> SessionStore:
@@ -48,6 +50,16 @@ class BaseHandler(RequestHandler):
         # lookup also refreshes the session's idle timer.
         self.session = await self.store.get(read_session_id(self))
         self.current_user = self.session
+
+    def log_exception(self, typ: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
+        """A client's refused request (a missing XSRF token, say) is one INFO line: Tornado
+        would log it as a WARNING, and anyone can send those."""
+        if isinstance(value, HTTPError) and value.status_code < 500:
+            log.info("refused %s %s from %s: %d %s", self.request.method, self.request.path,
+                     self.request.remote_ip, value.status_code, value.get_message() or "")
+            self.refusal_logged = True
+            return
+        super().log_exception(typ, value, tb)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """A short page in the site's style; Tornado's traceback page is never served."""
@@ -137,3 +149,20 @@ class NotFoundHandler(BaseHandler):
     async def prepare(self) -> None:
         await super().prepare()
         self.send_error(404)
+
+
+class UnknownHostHandler(RequestHandler):
+    """A request whose `Host` is not one of this server's names (a DNS-rebinding page, a
+    misconfigured proxy): 421 Misdirected Request, before any session or socket is touched."""
+
+    refusal_logged = True
+
+    def prepare(self) -> None:
+        log.info("refused %s %s from %s: unknown host %r", self.request.method, self.request.path,
+                 self.request.remote_ip, self.request.host)
+        self.set_status(421)
+        self.set_header("Content-Type", "text/plain; charset=UTF-8")
+        self.finish("unknown host: this server does not answer to that name\n")
+
+    def check_xsrf_cookie(self) -> None:
+        """The host is refused whatever the token; say that, not "XSRF"."""

@@ -10,6 +10,7 @@ import asyncio
 import errno
 import logging
 import socket
+import ssl
 from dataclasses import dataclass
 
 from tornado.httpserver import HTTPServer
@@ -21,6 +22,10 @@ from .app import TornadoApp
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024  # a login form or a polling packet; nothing here needs more
+# Tornado waits an hour by default for a request's headers (and between keep-alive requests)
+# and for its body: a half-open request would hold a connection that long.
+HEADER_TIMEOUT_SECONDS = 30.0
+BODY_TIMEOUT_SECONDS = 30.0
 SHUTDOWN_GRACE_SECONDS = 1.0  # then stop waiting for stragglers: Ctrl-C must feel instant
 
 
@@ -35,18 +40,19 @@ class BoundSockets:
     sockets: list[socket.socket]
     address: str
     port: int
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
         host = f"[{self.address}]" if ":" in self.address else self.address
-        return f"http://{host}:{self.port}/"
+        return f"{self.scheme}://{host}:{self.port}/"
 
     def close(self) -> None:
         for sock in self.sockets:
             sock.close()
 
 
-def bind(address: str, port: int) -> BoundSockets:
+def bind(address: str, port: int, scheme: str = "http") -> BoundSockets:
     """Bind now (port 0 picks a free one); raises CannotBind with a one-line message."""
     try:
         sockets = bind_sockets(port, address)
@@ -56,7 +62,7 @@ def bind(address: str, port: int) -> BoundSockets:
         else:
             message = f"cannot listen on {address}:{port}: {error.strerror or error}"
         raise CannotBind(error.errno, message) from error
-    return BoundSockets(sockets, address, sockets[0].getsockname()[1])
+    return BoundSockets(sockets, address, sockets[0].getsockname()[1], scheme)
 
 
 def sweep_interval(session_ttl: float) -> float:
@@ -64,9 +70,30 @@ def sweep_interval(session_ttl: float) -> float:
     return max(1.0, min(30.0, session_ttl / 4))
 
 
-async def serve(app: TornadoApp, bound: BoundSockets, stop: asyncio.Event) -> None:
-    """Serve until `stop` is set, then disconnect every socket and close every connection."""
-    server = HTTPServer(app, max_body_size=MAX_BODY_BYTES)
+async def serve(
+    app: TornadoApp,
+    bound: BoundSockets,
+    stop: asyncio.Event,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    behind_proxy: bool = False,
+    header_timeout: float = HEADER_TIMEOUT_SECONDS,
+    body_timeout: float = BODY_TIMEOUT_SECONDS,
+) -> None:
+    """Serve until `stop` is set, then disconnect every socket and close every connection.
+
+    With `ssl_context` it serves HTTPS. With `behind_proxy` it takes the client's address
+    and scheme from the proxy's X-Forwarded-For / X-Real-Ip and X-Forwarded-Proto headers
+    (Tornado's xheaders): only do that when a proxy you run is the only way in.
+    """
+    server = HTTPServer(
+        app,
+        max_body_size=MAX_BODY_BYTES,
+        idle_connection_timeout=header_timeout,
+        body_timeout=body_timeout,
+        ssl_options=ssl_context,
+        xheaders=behind_proxy,
+    )
     server.add_sockets(bound.sockets)
     sweeper = PeriodicCallback(app.sweep_expired_sessions, sweep_interval(app.store.ttl) * 1000)
     sweeper.start()

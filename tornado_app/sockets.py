@@ -7,6 +7,7 @@ it, and ending a session (logout, expiry, eviction) disconnects exactly its sock
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -28,14 +29,63 @@ T = TypeVar("T")
 
 NOT_AUTHENTICATED = "not authenticated"
 MAX_PACKET_BYTES = 64 * 1024  # a chat message is at most 500 characters; refuse giant packets
+DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds from the Engine.IO open to the Socket.IO connect
 BINARY_PACKET_TYPES = ("5", "6")  # Socket.IO BINARY_EVENT and BINARY_ACK
 
 
 class ProtocolGuardedServer(socketio.AsyncServer):
-    """python-socketio's server, except that a malformed Socket.IO packet is ignored with one
-    log line. python-socketio raises on those (bad JSON, an event that is not a list with a
-    name, an ack id of 100 digits, a CONNECT_ERROR from a client) and engineio logs the
-    traceback at ERROR; the connection itself is fine."""
+    """python-socketio's server, hardened against clients that misbehave:
+
+    - a malformed Socket.IO packet is ignored with one log line. python-socketio raises on
+      those (bad JSON, JSON nested too deep, an event that is not a list with a name, an ack
+      id of 100 digits, a CONNECT_ERROR from a client) and engineio logs the traceback at
+      ERROR; the connection itself is fine;
+    - an Engine.IO connection that sends no Socket.IO connect within `connect_timeout` is
+      closed (the JavaScript server does the same after 45 s; python-socketio never does, so
+      a client answering pings could hold a connection forever without authenticating).
+    """
+
+    def __init__(self, *args: Any, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connect_timeout = connect_timeout
+        self._connect_deadlines: dict[str, asyncio.TimerHandle] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> None:
+        await super()._handle_eio_connect(eio_sid, environ)
+        self._connect_deadlines[eio_sid] = asyncio.get_running_loop().call_later(
+            self.connect_timeout, self._connect_timed_out, eio_sid
+        )
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any = None) -> None:
+        deadline = self._connect_deadlines.pop(eio_sid, None)
+        if deadline is not None:
+            deadline.cancel()
+        await super()._handle_eio_disconnect(eio_sid, reason)
+
+    def _connect_timed_out(self, eio_sid: str) -> None:
+        self._connect_deadlines.pop(eio_sid, None)
+        if self.manager.sid_from_eio_sid(eio_sid, "/") is not None:
+            return  # connected (or refused and retried successfully) in time
+        environ = self.environ.get(eio_sid) or {}
+        handler = environ.get("tornado.handler")
+        log.info("closed a connection from %s: no Socket.IO connect within %g s",
+                 handler.request.remote_ip if handler is not None else "?", self.connect_timeout)
+        task = asyncio.ensure_future(self.end_engineio_session(eio_sid, self.reason.TRANSPORT_ERROR))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def end_engineio_session(self, eio_sid: str, reason: str) -> None:
+        """End an Engine.IO session now. engineio's own disconnect() waits until the client
+        has collected the close packet, which a polling client that stopped polling (or
+        misbehaves) never does: that wait held the session and its memory for good."""
+        engineio_socket = self.eio.sockets.pop(eio_sid, None)
+        if engineio_socket is None:
+            return
+        await engineio_socket.close(wait=False, abort=False, reason=reason)  # a pending GET gets the close packet
+        handler = (self.environ.get(eio_sid) or {}).get("tornado.handler")
+        if engineio_socket.upgraded and handler is not None:
+            handler.close()  # a WebSocket: close it now rather than after its ping timeout
 
     async def _handle_eio_message(self, eio_sid: str, data: object) -> None:
         if not isinstance(data, str) or data[:1] in BINARY_PACKET_TYPES:
@@ -45,8 +95,8 @@ class ProtocolGuardedServer(socketio.AsyncServer):
             return
         try:
             await super()._handle_eio_message(eio_sid, data)
-        except (ValueError, TypeError, KeyError, IndexError) as error:
-            log.info("ignored a malformed Socket.IO packet (%s: %s)", type(error).__name__, error)
+        except (ValueError, TypeError, KeyError, IndexError, RecursionError) as error:
+            log.info("ignored a malformed Socket.IO packet (%s: %.80s)", type(error).__name__, error)
 
 
 def _report_bugs(handler: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T | None]]:
@@ -75,6 +125,7 @@ class ChatSocketServer:
         ping_interval: float = 25,
         ping_timeout: float = 20,
         presence_interval: float = PRESENCE_MIN_INTERVAL,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     ) -> None:
         self.store = store
         self.registry = SocketRegistry()
@@ -93,6 +144,7 @@ class ChatSocketServer:
             # Our handlers never block, so run them inline rather than in a new task per
             # packet (engineio's default): a measurable share of each connect's CPU.
             async_handlers=False,
+            connect_timeout=connect_timeout,
             logger=False,
             engineio_logger=False,
         )

@@ -1,35 +1,39 @@
-"""The Tornado handler that carries Socket.IO: Origin policy, XSRF opt-out, TCP_NODELAY, no
-compression, and frames engineio cannot parse kept away from it.
+"""The Tornado handler that carries Socket.IO, hardened for a browser-facing,
+cookie-authenticated endpoint that anyone can reach.
 
-It wraps python-socketio's own Tornado handler and changes only what a browser-facing,
-cookie-authenticated endpoint needs.
+It wraps python-socketio's own Tornado handler and changes only this:
+- the Origin policy, on both transports, before anything is upgraded;
+- no XSRF check (polling POSTs carry no form token; the Origin policy protects them);
+- TCP_NODELAY and no permessage-deflate on WebSockets;
+- bounded memory per connection, whatever the client sends or fails to read:
+  a WebSocket message larger than a packet is refused from its frame header, at most
+  `INBOUND_FRAMES` frames wait for engineio (then Tornado stops reading that connection),
+  at most `max_unsent_bytes` wait to be sent (then the socket is dropped), and an oversized
+  polling POST is answered at once and its Engine.IO session ended;
+- frames engineio cannot parse kept away from it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
 from asyncio import Future
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit
 
 import socketio
+from tornado.iostream import StreamBufferFullError
 from tornado.web import HTTPError, RequestHandler
+from tornado.websocket import WebSocketClosedError
+
+from .origins import origin_allowed
 
 log = logging.getLogger(__name__)
 
-
-def origin_allowed(origin: str, host: str, allowed_origins: Iterable[str]) -> bool:
-    """True for the server's own origin (same host and port) or one configured explicitly."""
-    if origin in allowed_origins:
-        return True
-    try:
-        netloc = urlsplit(origin).netloc
-    except ValueError:
-        return False
-    return bool(netloc) and netloc.lower() == host.lower()
+INBOUND_FRAMES = 16  # frames queued for engineio per connection before Tornado stops reading
+DEFAULT_MAX_UNSENT_BYTES = 1024 * 1024  # unsent data per socket before it is dropped as a slow reader
 
 
 def engineio_can_decode(frame: str | bytes) -> bool:
@@ -61,12 +65,23 @@ def _retrieve_exception(future: Future[None]) -> None:
         future.exception()
 
 
-def make_socketio_handler(sio: socketio.AsyncServer, allowed_origins: Iterable[str]) -> type[RequestHandler]:
-    """A handler class for `/socket.io/` bound to this server and Origin policy."""
+def make_socketio_handler(
+    sio: socketio.AsyncServer,
+    allowed_origins: Iterable[str],
+    max_unsent_bytes: int = DEFAULT_MAX_UNSENT_BYTES,
+) -> type[RequestHandler]:
+    """A handler class for `/socket.io/` bound to this server, Origin policy and limits."""
     engineio_handler: type[RequestHandler] = socketio.get_tornado_handler(sio)
     allowed = frozenset(allowed_origins)
+    max_packet_bytes: int = sio.eio.max_http_buffer_size
 
     class SocketIOHandler(engineio_handler):  # type: ignore[misc, valid-type]
+        # Set when this request's refusal has been logged already, so the access log adds
+        # no second line for it.
+        refusal_logged = False
+        _room_for_frames: Future[None] | None = None
+        _ignored_frames = 0
+
         def prepare(self) -> None:
             # Refuse a foreign Origin here, on both transports, before anything is upgraded:
             # engineio's handler accepts the WebSocket first and refuses late, so a client
@@ -74,6 +89,7 @@ def make_socketio_handler(sio: socketio.AsyncServer, allowed_origins: Iterable[s
             origin = self.request.headers.get("Origin")
             if origin is not None and not self.check_origin(origin):
                 log.info("refused socket from %s: origin %r not allowed", self.request.remote_ip, origin)
+                self.refusal_logged = True
                 raise HTTPError(403)
 
         async def open(self, *args: Any, **kwargs: Any) -> None:
@@ -81,27 +97,89 @@ def make_socketio_handler(sio: socketio.AsyncServer, allowed_origins: Iterable[s
             # until the client's delayed ACK: about 40 ms on every connect. (Polling needs
             # nothing: Tornado's HTTP/1 connection flushes each response with Nagle off.)
             self.set_nodelay(True)
+            # Tornado's write buffer is unbounded: a client that never reads would make it
+            # hold every broadcast. Past this, write_message raises and the socket is dropped.
+            self.ws_connection.stream.max_write_buffer_size = max_unsent_bytes
             await super().open(*args, **kwargs)
 
-        def on_message(self, message: str | bytes) -> None:
+        async def post(self, *args: Any, **kwargs: Any) -> None:
+            if len(self.request.body) > max_packet_bytes:
+                await self._refuse_oversized_post()
+                return
+            await super().post(*args, **kwargs)
+
+        async def _refuse_oversized_post(self) -> None:
+            """engineio answers an over-long payload by closing the socket and then waiting
+            for a GET to collect the close packet, so the POST would hang holding its body.
+            Answer now and end the Engine.IO session (a pending GET gets the close)."""
+            log.info("refused a polling packet of %d bytes from %s (at most %d)",
+                     len(self.request.body), self.request.remote_ip, max_packet_bytes)
+            self.refusal_logged = True
+            sid = self.get_query_argument("sid", None)
+            engineio_socket = sio.eio.sockets.pop(sid, None) if sid else None
+            if engineio_socket is not None:
+                await engineio_socket.close(wait=False, abort=False, reason=sio.eio.reason.TRANSPORT_ERROR)
+            self.set_status(413)
+            self.set_header("Content-Type", "text/plain; charset=UTF-8")
+            self.finish("packet too large\n")
+
+        @property
+        def max_message_size(self) -> int:
+            """A WebSocket message can be no larger than a packet: Tornado then refuses a
+            bigger one from its frame header, before reading (and holding) its body."""
+            return max_packet_bytes
+
+        def on_message(self, message: str | bytes) -> Future[None] | None:
             # Not a coroutine (engineio's is): Tornado then starts no task per frame, which
             # is cheaper, and none is left for asyncio.run() to cancel when the server stops
-            # (Tornado would log that as an uncaught exception). The queue is unbounded.
+            # (Tornado would log that as an uncaught exception).
             if not engineio_can_decode(message):
-                log.info("ignored a frame from %s that is not an Engine.IO packet", self.request.remote_ip)
-                return
+                self._ignored_frames += 1
+                if self._ignored_frames == 1:  # one line per connection, not one per frame
+                    log.info("ignored a frame from %s that is not an Engine.IO packet", self.request.remote_ip)
+                return None
             self.receive_queue.put_nowait(message)
+            if self.receive_queue.qsize() < INBOUND_FRAMES:
+                return None
+            # Backpressure: Tornado reads no further frame of this connection until the
+            # returned future is done, that is until engineio has taken a frame.
+            self._room_for_frames = asyncio.get_running_loop().create_future()
+            return self._room_for_frames
+
+        async def get_next_message(self) -> str | bytes | None:
+            message = await self.receive_queue.get()
+            self._make_room_for_frames()
+            return message
+
+        def on_close(self) -> None:
+            super().on_close()
+            self._make_room_for_frames()
+
+        def _make_room_for_frames(self) -> None:
+            room, self._room_for_frames = self._room_for_frames, None
+            if room is not None and not room.done():
+                room.set_result(None)
 
         def write_message(self, message: str | bytes | dict[str, Any], binary: bool = False) -> Future[None]:
+            try:
+                future = super().write_message(message, binary=binary)
+            except StreamBufferFullError:
+                self._drop_slow_reader()
+                raise WebSocketClosedError() from None  # engineio's writer then stops
             # engineio's driver never awaits this future: when a client vanishes with
             # messages still buffered for it, asyncio would log each lost write as an
             # unretrieved exception. The disconnect itself is handled (and logged once).
-            future = super().write_message(message, binary=binary)
             future.add_done_callback(_retrieve_exception)
             return future
 
+        def _drop_slow_reader(self) -> None:
+            log.info("dropped the socket of %s: more than %d KiB unsent (the client does not read)",
+                     self.request.remote_ip, max_unsent_bytes // 1024)
+            # Close the stream itself: a close frame would not fit in the full buffer either.
+            self.ws_connection.stream.close()
+
         def check_origin(self, origin: str) -> bool:
-            return origin_allowed(origin, self.request.host, allowed)
+            return origin_allowed(origin, self.request.protocol, self.request.host, allowed)
 
         def get_compression_options(self) -> None:
             """No permessage-deflate (engineio's handler turns it on): a zlib compressor per

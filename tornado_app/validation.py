@@ -16,23 +16,40 @@ class InvalidInput(ValueError):
     """The input was refused; the message says why, in words for the person who sent it."""
 
 
-def _has_control_characters(text: str) -> bool:
-    # Category "C*" covers control, format, surrogate, private-use and unassigned code points:
-    # none belongs in a name shown to other people (think of bidi overrides).
-    return any(unicodedata.category(char).startswith("C") for char in text)
+# Letters that draw nothing: Hangul fillers, the blank Braille pattern. (Spaces, format
+# characters and other invisible code points are refused by category below.)
+BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def _refused_character(char: str) -> bool:
+    """Control, format, private-use and unassigned code points (category C*: think of bidi
+    overrides and zero-width spaces), and every separator but the plain space (line and
+    paragraph separators, no-break and other odd spaces): none belongs in a name that other
+    people read."""
+    category = unicodedata.category(char)
+    return category[0] == "C" or (category[0] == "Z" and char != " ")
+
+
+def _visible(char: str) -> bool:
+    """Draws something on its own: a letter, digit, punctuation or symbol that is not blank.
+    (A combining mark alone draws only on a dotted circle, so it does not count.)"""
+    return unicodedata.category(char)[0] in "LNPS" and char not in BLANK_LETTERS
 
 
 def clean_username(raw: object) -> str:
-    """A username trimmed of surrounding whitespace: 1 to 32 characters, no control characters."""
+    """A username in NFC, trimmed of surrounding spaces: 1 to 32 characters, at least one of
+    them visible, no control, format or separator characters but the plain space."""
     if not isinstance(raw, str):
         raise InvalidInput("Enter a username.")
-    username = raw.strip()
+    username = unicodedata.normalize("NFC", raw).strip()
     if not username:
         raise InvalidInput("Enter a username.")
     if len(username) > MAX_USERNAME_LENGTH:
         raise InvalidInput(f"A username is at most {MAX_USERNAME_LENGTH} characters long.")
-    if _has_control_characters(username):
-        raise InvalidInput("A username cannot contain control or invisible characters.")
+    if any(_refused_character(char) for char in username):
+        raise InvalidInput("A username cannot contain control or invisible characters, or spaces other than the plain space.")
+    if not any(_visible(char) for char in username):
+        raise InvalidInput("A username needs at least one visible letter, digit or symbol.")
     return username
 
 

@@ -1,0 +1,90 @@
+"""Which names the server answers to (the `Host` header), and which pages may open its sockets
+(the `Origin` header).
+
+The Host check is what stops DNS rebinding: a page on `evil.example` whose name is made to
+resolve to 127.0.0.1 sends `Host: evil.example:PORT` and a matching `Origin`, so an Origin
+check alone would take it for the server's own page. A local server must therefore answer
+only to the names it is really reached by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from tornado.httputil import split_host_and_port
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _name_and_port(host: str) -> tuple[str, int | None]:
+    """`Example.com:8080` -> ("example.com", 8080); a bare IPv6 literal keeps its brackets."""
+    host = host.strip().lower()
+    if host.startswith("[") and host.endswith("]") or host.count(":") == 0:
+        return host, None
+    name, port = split_host_and_port(host)
+    if port is None:  # something like "a:b": not a host Tornado understands
+        raise ValueError(f"{host!r} is not a host name with an optional port")
+    return name, port
+
+
+def parse_allowed_host(text: str) -> tuple[str, int | None]:
+    """A `--allowed-host` value: a name or address, with or without a port."""
+    name, port = _name_and_port(text)
+    if not name or "/" in name or " " in name or "@" in name:
+        raise ValueError(f"{text!r} is not a host name like example.com or example.com:8443")
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"{text!r} has no valid port")
+    return name, port
+
+
+@dataclass(frozen=True)
+class HostPolicy:
+    """The names the server answers to. An entry with a port matches only that port; an entry
+    without one matches the name on any port (what a proxy in front passes on)."""
+
+    entries: frozenset[tuple[str, int | None]]
+
+    @classmethod
+    def of(cls, hosts: Iterable[str]) -> HostPolicy:
+        return cls(frozenset(parse_allowed_host(host) for host in hosts))
+
+    @classmethod
+    def local(cls, port: int | None, extra: Iterable[str] = ()) -> HostPolicy:
+        """The loopback names on `port` (any port if None), and the extra entries."""
+        return cls.of([*(f"{name}:{port}" if port else name for name in LOOPBACK_NAMES), *extra])
+
+    def allows(self, host: str) -> bool:
+        """Whether a request's `Host` header names this server."""
+        try:
+            name, port = _name_and_port(host)
+        except ValueError:
+            return False
+        if (name, None) in self.entries:
+            return True
+        if port is None:  # the scheme's default port, 80 or 443
+            return any((name, default) in self.entries for default in DEFAULT_PORTS.values())
+        return (name, port) in self.entries
+
+
+def origin_allowed(origin: str, scheme: str, host: str, allowed_origins: Iterable[str]) -> bool:
+    """True when `origin` is the server's own (same scheme, host and port as the request that
+    carries it) or one configured explicitly with `--allowed-origin`."""
+    if origin in allowed_origins:
+        return True
+    own = _scheme_host_port(f"{scheme}://{host}")
+    return own is not None and _scheme_host_port(origin) == own
+
+
+def _scheme_host_port(origin: str) -> tuple[str, str, int] | None:
+    try:
+        parts = urlsplit(origin)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname or parts.path or parts.query or parts.username is not None:
+        return None
+    return scheme, parts.hostname.lower(), port or DEFAULT_PORTS[scheme]
