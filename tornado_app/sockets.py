@@ -18,12 +18,18 @@ import socketio
 from socketio.exceptions import ConnectionRefusedError
 
 from .cookies import read_session_id
+from .engine import PromptlyFreeingEngineIOServer
 from .presence import PRESENCE_MIN_INTERVAL, PresenceBroadcaster
 from .registry import SocketRegistry
 from .sessions import Clock, EndReason, Session, SessionStore
 from .validation import InvalidInput, clean_chat_payload
 
 log = logging.getLogger(__name__)
+# python-socketio and engineio log every packet at INFO and a client's stray event at
+# WARNING; through this logger only their ERRORs (bugs, never a client's doing) show. Given a
+# logger of ours they also add no handler of their own (which printed each error twice).
+library_log = logging.getLogger(__name__ + ".library")
+library_log.setLevel(logging.ERROR)
 
 T = TypeVar("T")
 
@@ -50,6 +56,7 @@ class ProtocolGuardedServer(socketio.AsyncServer):
         self.connect_timeout = connect_timeout
         self._connect_deadlines: dict[str, asyncio.TimerHandle] = {}
         self._closing: set[asyncio.Task[None]] = set()
+        self._ignored_packets: dict[str, int] = {}  # per Engine.IO session, to log once
 
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> None:
         await super()._handle_eio_connect(eio_sid, environ)
@@ -61,42 +68,51 @@ class ProtocolGuardedServer(socketio.AsyncServer):
         deadline = self._connect_deadlines.pop(eio_sid, None)
         if deadline is not None:
             deadline.cancel()
+        ignored = self._ignored_packets.pop(eio_sid, 0)
+        if ignored > 1:
+            log.info("ignored %d malformed packets in all from %s", ignored, self._remote_ip(eio_sid))
         await super()._handle_eio_disconnect(eio_sid, reason)
+
+    def _remote_ip(self, eio_sid: str) -> str:
+        # engineio's Tornado driver puts 127.0.0.1 in REMOTE_ADDR; the real peer is here.
+        handler = (self.environ.get(eio_sid) or {}).get("tornado.handler")
+        return handler.request.remote_ip if handler is not None else "?"
+
+    def _ignored(self, eio_sid: str, what: str) -> None:
+        """Log the first packet ignored on a connection; count the rest (a client sending
+        thousands a second must not write thousands of log lines a second)."""
+        count = self._ignored_packets.get(eio_sid, 0) + 1
+        self._ignored_packets[eio_sid] = count
+        if count == 1:
+            log.info("ignored %s from %s (further ones on this connection are counted, not logged)", what, self._remote_ip(eio_sid))
 
     def _connect_timed_out(self, eio_sid: str) -> None:
         self._connect_deadlines.pop(eio_sid, None)
         if self.manager.sid_from_eio_sid(eio_sid, "/") is not None:
             return  # connected (or refused and retried successfully) in time
-        environ = self.environ.get(eio_sid) or {}
-        handler = environ.get("tornado.handler")
-        log.info("closed a connection from %s: no Socket.IO connect within %g s",
-                 handler.request.remote_ip if handler is not None else "?", self.connect_timeout)
+        log.info("closed a connection from %s: no Socket.IO connect within %g s", self._remote_ip(eio_sid), self.connect_timeout)
         task = asyncio.ensure_future(self.end_engineio_session(eio_sid, self.reason.TRANSPORT_ERROR))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
+    def _engineio_server_class(self) -> type[PromptlyFreeingEngineIOServer]:
+        return PromptlyFreeingEngineIOServer
+
     async def end_engineio_session(self, eio_sid: str, reason: str) -> None:
-        """End an Engine.IO session now. engineio's own disconnect() waits until the client
-        has collected the close packet, which a polling client that stopped polling (or
-        misbehaves) never does: that wait held the session and its memory for good."""
-        engineio_socket = self.eio.sockets.pop(eio_sid, None)
-        if engineio_socket is None:
-            return
-        await engineio_socket.close(wait=False, abort=False, reason=reason)  # a pending GET gets the close packet
+        """End an Engine.IO session now (see engine.py: engineio's own way could wait forever)."""
         handler = (self.environ.get(eio_sid) or {}).get("tornado.handler")
-        if engineio_socket.upgraded and handler is not None:
-            handler.close()  # a WebSocket: close it now rather than after its ping timeout
+        await self.eio.end_session(eio_sid, reason, websocket_handler=handler)
 
     async def _handle_eio_message(self, eio_sid: str, data: object) -> None:
         if not isinstance(data, str) or data[:1] in BINARY_PACKET_TYPES:
             # This app exchanges JSON only. A binary header would make python-socketio take
             # the following frames as its attachments, silencing the socket for good.
-            log.info("ignored a binary Socket.IO packet: this server takes JSON only")
+            self._ignored(eio_sid, "a binary Socket.IO packet (this server takes JSON only)")
             return
         try:
             await super()._handle_eio_message(eio_sid, data)
         except (ValueError, TypeError, KeyError, IndexError, RecursionError) as error:
-            log.info("ignored a malformed Socket.IO packet (%s: %.80s)", type(error).__name__, error)
+            self._ignored(eio_sid, f"a malformed Socket.IO packet ({type(error).__name__}: {str(error)[:80]})")
 
 
 def _report_bugs(handler: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T | None]]:
@@ -145,8 +161,8 @@ class ChatSocketServer:
             # packet (engineio's default): a measurable share of each connect's CPU.
             async_handlers=False,
             connect_timeout=connect_timeout,
-            logger=False,
-            engineio_logger=False,
+            logger=library_log,
+            engineio_logger=library_log,
         )
         self.presence = PresenceBroadcaster(self.sio, self.registry, presence_interval)
         # Not connect: an unexpected error there must leave the socket refused, never

@@ -29,6 +29,7 @@ from tornado.web import HTTPError, RequestHandler
 from tornado.websocket import WebSocketClosedError
 
 from .origins import origin_allowed
+from .sockets import ProtocolGuardedServer
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def _retrieve_exception(future: Future[None]) -> None:
 
 
 def make_socketio_handler(
-    sio: socketio.AsyncServer,
+    sio: ProtocolGuardedServer,
     allowed_origins: Iterable[str],
     max_unsent_bytes: int = DEFAULT_MAX_UNSENT_BYTES,
 ) -> type[RequestHandler]:
@@ -116,9 +117,8 @@ def make_socketio_handler(
                      len(self.request.body), self.request.remote_ip, max_packet_bytes)
             self.refusal_logged = True
             sid = self.get_query_argument("sid", None)
-            engineio_socket = sio.eio.sockets.pop(sid, None) if sid else None
-            if engineio_socket is not None:
-                await engineio_socket.close(wait=False, abort=False, reason=sio.eio.reason.TRANSPORT_ERROR)
+            if sid:
+                await sio.end_engineio_session(sid, sio.eio.reason.TRANSPORT_ERROR)
             self.set_status(413)
             self.set_header("Content-Type", "text/plain; charset=UTF-8")
             self.finish("packet too large\n")

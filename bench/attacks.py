@@ -1,0 +1,161 @@
+"""What a hostile client does to a Socket.IO server, for the attack tests and `bench/hostile.py`.
+
+Each attack targets only the base URL it is given (tests and the benchmark pass a server on
+127.0.0.1 that they started themselves). The raw WebSocket here speaks just enough RFC 6455
+to do what no well-behaved client library would: never read, announce a frame and send only
+part of it, flood frames without waiting for anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import struct
+from urllib.parse import urlsplit
+
+import aiohttp
+
+SOCKETIO_WEBSOCKET = "/socket.io/?EIO=4&transport=websocket"
+SOCKETIO_POLLING = "/socket.io/?EIO=4&transport=polling"
+
+
+class RawWebSocket:
+    """A WebSocket client over a bare TCP stream: frames are written, never read unless asked."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, status: int) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.status = status
+
+    @classmethod
+    async def open(cls, base_url: str, headers: dict[str, str] | None = None, receive_buffer: int | None = None) -> RawWebSocket:
+        """Upgrade `/socket.io/` on a new connection; `status` is the server's answer (101 = open).
+
+        `receive_buffer` shrinks the kernel's receive buffer, so that a client that never
+        reads is felt by the server sooner.
+        """
+        parts = urlsplit(base_url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        if receive_buffer is None:
+            reader, writer = await asyncio.open_connection(host, port)
+        else:
+            import socket
+
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, (host, port))
+            reader, writer = await asyncio.open_connection(sock=sock)
+        key = base64.b64encode(os.urandom(16)).decode()
+        lines = [
+            f"GET {SOCKETIO_WEBSOCKET} HTTP/1.1",
+            f"Host: {parts.netloc}",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Key: {key}",
+            "Sec-WebSocket-Version: 13",
+            *(f"{name}: {value}" for name, value in (headers or {}).items()),
+        ]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        answer = await reader.readuntil(b"\r\n\r\n")
+        return cls(reader, writer, int(answer.split(b" ", 2)[1]))
+
+    @staticmethod
+    def frame_header(length: int, opcode: int = 0x1, final: bool = True) -> bytes:
+        """A masked client frame's header (with a zero mask, so the payload goes as is)."""
+        first = (0x80 if final else 0) | opcode
+        if length < 126:
+            head = struct.pack("!BB", first, 0x80 | length)
+        elif length < 65536:
+            head = struct.pack("!BBH", first, 0x80 | 126, length)
+        else:
+            head = struct.pack("!BBQ", first, 0x80 | 127, length)
+        return head + b"\0\0\0\0"
+
+    async def send_text(self, text: str) -> None:
+        data = text.encode()
+        self.writer.write(self.frame_header(len(data)) + data)
+        await self.writer.drain()
+
+    async def read_some(self, timeout: float) -> bytes:
+        """Whatever the server sent within `timeout` (b"" once it closed the connection)."""
+        try:
+            return await asyncio.wait_for(self.reader.read(65536), timeout)
+        except asyncio.TimeoutError:
+            return b"?"  # nothing yet, but the connection is open
+
+    def abort(self) -> None:
+        self.writer.transport.abort()
+
+
+async def flood_frames(base_url: str, seconds: float, frame_bytes: int = 500) -> int:
+    """One WebSocket with no cookie that never connects to Socket.IO and never reads, sending
+    Engine.IO message frames as fast as the server takes them. Returns the frames sent."""
+    ws = await RawWebSocket.open(base_url)
+    frame = "4" + "x" * (frame_bytes - 1)
+    sent = 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    try:
+        while loop.time() < deadline:
+            await asyncio.wait_for(ws.send_text(frame), max(0.01, deadline - loop.time()))
+            sent += 1
+    except (asyncio.TimeoutError, ConnectionError):
+        pass
+    finally:
+        ws.abort()
+    return sent
+
+
+async def giant_frame(base_url: str, announced: int = 10 * 1024 * 1024, sent: int = 3 * 1024 * 1024) -> bytes:
+    """Announce a frame of `announced` bytes and send `sent` of it; return what the server
+    answered (a close frame and EOF when it refuses the frame from its header)."""
+    ws = await RawWebSocket.open(base_url)
+    try:
+        ws.writer.write(RawWebSocket.frame_header(announced))
+        chunk = b"4" * 65536
+        for _ in range(sent // len(chunk)):
+            ws.writer.write(chunk)
+            await asyncio.wait_for(ws.writer.drain(), 2)
+    except (asyncio.TimeoutError, ConnectionError):
+        pass  # the server stopped reading or closed: what we want
+    try:
+        return await asyncio.wait_for(ws.reader.read(), 5)
+    except (asyncio.TimeoutError, ConnectionError):
+        return b"?"
+    finally:
+        ws.abort()
+
+
+async def oversized_polling_post(http: aiohttp.ClientSession, base_url: str, body_bytes: int = 1_000_000) -> tuple[int, int]:
+    """A polling handshake without a cookie, then a POST of `body_bytes` for that session.
+    Returns (the POST's status, the status of a GET for the same session afterwards)."""
+    base = base_url.rstrip("/")
+    async with http.get(base + SOCKETIO_POLLING) as opening:
+        text = await opening.text()
+    sid = text.split('"sid":"', 1)[1].split('"', 1)[0]
+    url = f"{base}{SOCKETIO_POLLING}&sid={sid}"
+    async with http.post(url, data=b"4" + b"x" * (body_bytes - 1), timeout=aiohttp.ClientTimeout(total=10)) as post:
+        post_status = post.status
+    async with http.get(url, timeout=aiohttp.ClientTimeout(total=10)) as after:
+        return post_status, after.status
+
+
+async def slow_reader(base_url: str, cookie: str, seconds: float, ping_interval: float = 25) -> bool:
+    """An authenticated socket that connects and then never reads, sending a pong every
+    `ping_interval` blindly (so that it is not dropped for missing pings). Returns True if the
+    server closed it within `seconds`."""
+    ws = await RawWebSocket.open(base_url, {"Cookie": cookie}, receive_buffer=4096)
+    try:
+        await ws.send_text("40")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while loop.time() < deadline:
+            await asyncio.sleep(min(ping_interval * 0.8, deadline - loop.time()))
+            await ws.send_text("3")
+    except ConnectionError:
+        return True
+    finally:
+        ws.abort()
+    return False
