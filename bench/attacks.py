@@ -109,9 +109,20 @@ async def flood_frames(base_url: str, seconds: float, frame_bytes: int = 500) ->
 
 
 async def giant_frame(base_url: str, announced: int = 10 * 1024 * 1024, sent: int = 3 * 1024 * 1024) -> bytes:
-    """Announce a frame of `announced` bytes and send `sent` of it; return what the server
-    answered (a close frame and EOF when it refuses the frame from its header)."""
+    """Announce a frame of `announced` bytes and send `sent` of it, reading meanwhile; return
+    all the server sent after the handshake (a close frame then EOF, when it refuses the
+    frame from its header)."""
     ws = await RawWebSocket.open(base_url)
+    answer = bytearray()
+
+    async def read_all() -> None:
+        try:
+            while chunk := await ws.reader.read(65536):
+                answer.extend(chunk)
+        except ConnectionError:
+            pass
+
+    reading = asyncio.ensure_future(read_all())
     try:
         ws.writer.write(RawWebSocket.frame_header(announced))
         chunk = b"4" * 65536
@@ -121,11 +132,12 @@ async def giant_frame(base_url: str, announced: int = 10 * 1024 * 1024, sent: in
     except (asyncio.TimeoutError, ConnectionError):
         pass  # the server stopped reading or closed: what we want
     try:
-        return await asyncio.wait_for(ws.reader.read(), 5)
-    except (asyncio.TimeoutError, ConnectionError):
-        return b"?"
+        await asyncio.wait_for(reading, 5)
+    except asyncio.TimeoutError:
+        answer.extend(b"?")  # still open after 5 s
     finally:
         ws.abort()
+    return bytes(answer)
 
 
 async def oversized_polling_post(http: aiohttp.ClientSession, base_url: str, body_bytes: int = 1_000_000) -> tuple[int, int]:
@@ -142,20 +154,18 @@ async def oversized_polling_post(http: aiohttp.ClientSession, base_url: str, bod
         return post_status, after.status
 
 
-async def slow_reader(base_url: str, cookie: str, seconds: float, ping_interval: float = 25) -> bool:
-    """An authenticated socket that connects and then never reads, sending a pong every
-    `ping_interval` blindly (so that it is not dropped for missing pings). Returns True if the
-    server closed it within `seconds`."""
+async def slow_reader(base_url: str, cookie: str, seconds: float, pong_every: float = 20) -> None:
+    """An authenticated socket that connects and then never reads for `seconds`, sending a
+    pong every `pong_every` seconds blindly, so that it is never dropped for missing pings."""
     ws = await RawWebSocket.open(base_url, {"Cookie": cookie}, receive_buffer=4096)
     try:
         await ws.send_text("40")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         while loop.time() < deadline:
-            await asyncio.sleep(min(ping_interval * 0.8, deadline - loop.time()))
+            await asyncio.sleep(min(pong_every, deadline - loop.time()))
             await ws.send_text("3")
     except ConnectionError:
-        return True
+        pass  # the server dropped it
     finally:
         ws.abort()
-    return False

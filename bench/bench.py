@@ -30,7 +30,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.tools import bounded, raise_open_files_limit, rss_kib  # noqa: E402
+from bench.tools import cpu_seconds, bounded, raise_open_files_limit, rss_kib  # noqa: E402
 from bench.wire import Refused, WireSocket, log_in, log_out  # noqa: E402
 
 SERVER_CPU, CLIENT_CPU = 0, 1
@@ -61,8 +61,7 @@ class Server:
         self.url = re.search(r"http://\S+/", line).group(0).rstrip("/")
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
         self.process.terminate()

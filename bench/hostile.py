@@ -37,24 +37,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.attacks import flood_frames, giant_frame, oversized_polling_post, slow_reader  # noqa: E402
-from bench.tools import raise_open_files_limit, rss_kib  # noqa: E402
+from bench.bench import CLIENT_CPU, SERVER_CPU, percentile, pin  # noqa: E402
+from bench.tools import cpu_seconds, raise_open_files_limit, rss_kib  # noqa: E402
 from bench.wire import WireSocket, log_in  # noqa: E402
 
-SERVER_CPU, CLIENT_CPU = 0, 1
 ATTACKS = ("flood", "post", "giant", "slow")
 SLOW_READERS = 50
 CHAT_RATE = 500  # messages per second from the chatting socket while the slow readers sit
 GIANT_SOCKETS = 20
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
-
-
-def pin(pid: int, cpu: int) -> None:
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
-        os.sched_setaffinity(pid, {cpu})
 
 
 class ServerUnderAttack:
@@ -71,8 +61,7 @@ class ServerUnderAttack:
         return rss_kib(self.process.pid) / 1024
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.process.pid)
 
     def log(self) -> str:
         self.log_file.seek(0)

@@ -3,17 +3,28 @@ and TCP_NODELAY."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import re
 import socket
+import struct
 import time
+from collections.abc import Awaitable
+from typing import Any
+
+import aiohttp
 
 import pytest
 import socketio
 import tornado.httpclient
 import tornado.websocket
 
+from bench.attacks import SOCKETIO_POLLING, RawWebSocket, flood_frames, giant_frame, oversized_polling_post, slow_reader
+from bench.tools import cpu_seconds, rss_kib
+from bench.wire import WireSocket, log_in
 from tornado_app.app import TornadoApp
 
-from .conftest import ALLOWED_ORIGIN, TRANSPORTS
+from .conftest import ALLOWED_ORIGIN, TRANSPORTS, ServerProcess
 
 transports = pytest.mark.parametrize("transport", list(TRANSPORTS))
 
@@ -95,3 +106,197 @@ async def test_websocket_connections_have_nagle_turned_off(web_user, socket_clie
     handler = app.sockets.sio.get_environ(sid)["tornado.handler"]
     tcp_socket = handler.ws_connection.stream.socket
     assert tcp_socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+# --- Hostile clients against a real server process: memory stays bounded whatever a client
+# sends or fails to read, and the server is idle again once the attacker leaves. ----------
+
+ATTACK_SECONDS = 4.0
+
+
+class AttackedServer:
+    """The plain server in its own process (so that its memory is its own), its RSS and CPU."""
+
+    def __init__(self, server: ServerProcess) -> None:
+        assert server.url, server.log()
+        self.server = server
+        self.url = server.url.rstrip("/")
+        self.pid = server.process.pid
+
+    def rss_mib(self) -> float:
+        return rss_kib(self.pid) / 1024
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.pid)
+
+    async def peak_rss_while(self, attack: Awaitable[Any]) -> tuple[float, Any]:
+        """The highest RSS seen (every 0.1 s) while `attack` runs, and its result."""
+        job = asyncio.ensure_future(attack)
+        peak = self.rss_mib()
+        while not job.done():
+            await asyncio.wait([job], timeout=0.1)
+            peak = max(peak, self.rss_mib())
+        return peak, job.result()
+
+    async def busy_percent_after(self, settle: float = 0.5, window: float = 2.0) -> float:
+        await asyncio.sleep(settle)
+        before = self.cpu_seconds()
+        await asyncio.sleep(window)
+        return 100 * (self.cpu_seconds() - before) / window
+
+
+@pytest.fixture
+def attacked_server(server_process: Any) -> AttackedServer:
+    return AttackedServer(server_process("--port", "0", "--max-unsent-kib", "64"))
+
+
+def http_session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), cookie_jar=aiohttp.DummyCookieJar())
+
+
+async def still_serves_a_person(base: str) -> None:
+    """A person logs in, connects and gets an answer, as if nothing were happening."""
+    async with http_session() as http:
+        cookie = await log_in(http, base, "bystander")
+        socket = await WireSocket.connect(http, base, cookie, origin=base)
+        assert (await socket.call("whoami", timeout=5))["username"] == "bystander"
+        await socket.close()
+
+
+def test_a_frame_flood_without_a_cookie_is_held_back_and_stops_when_the_client_leaves(attacked_server: AttackedServer) -> None:
+    """One unauthenticated WebSocket writing 500-byte frames as fast as it can, never reading:
+    the server stops reading it while engineio catches up (memory stays flat), keeps serving
+    others, logs one line for the connection rather than one per frame, and is idle again
+    as soon as the client is gone. (Before: +28 MiB/s, never returned, a core busy for 20 s.)"""
+
+    async def scenario() -> None:
+        before = attacked_server.rss_mib()
+        flood = flood_frames(attacked_server.url, ATTACK_SECONDS)
+        peak, frames = await attacked_server.peak_rss_while(asyncio.gather(flood, still_serves_a_person(attacked_server.url)))
+        assert frames[0] > 1000, "the flood did not get going"
+        assert peak - before < 8, f"RSS grew {peak - before:.1f} MiB under the flood"
+        busy = await attacked_server.busy_percent_after()
+        assert busy < 10, f"the server was still {busy:.0f} % busy after the flood left"
+
+    asyncio.run(scenario())
+    status, _, log = attacked_server.server.stop()
+    assert status == 0 and "Traceback" not in log
+    assert log.count("ignored a malformed Socket.IO packet") == 1, log[-2000:]
+    assert re.search(r"ignored \d+ malformed packets in all from 127\.0\.0\.1", log)
+
+
+def test_a_giant_frame_is_refused_from_its_header(attacked_server: AttackedServer) -> None:
+    """A frame announced larger than a packet (64 KiB) is refused as soon as its length is
+    read: close code 1009 "message too big", before a byte of it is taken."""
+
+    async def scenario() -> None:
+        ws = await RawWebSocket.open(attacked_server.url)
+        ws.writer.write(RawWebSocket.frame_header(10 * 1024 * 1024)[:10])  # up to the length
+        answer = await asyncio.wait_for(ws.reader.read(), 2)  # until the server closes
+        ws.abort()
+        close_frame = answer[answer.index(b"\x88") :]
+        assert close_frame[2:4] == struct.pack("!H", 1009) and b"message too big" in close_frame
+
+    asyncio.run(scenario())
+
+
+def test_giant_frames_hold_no_memory(attacked_server: AttackedServer) -> None:
+    """20 sockets announce 10 MB frames and send 3 MB of each: each is dropped at once, and
+    none of it is held. (Before: Tornado's 10 MiB limit took it all in, +61 MiB.)"""
+
+    async def scenario() -> None:
+        before = attacked_server.rss_mib()
+        peak, answers = await attacked_server.peak_rss_while(asyncio.gather(*(giant_frame(attacked_server.url) for _ in range(20))))
+        assert not any(answer.endswith(b"?") for answer in answers), "a giant frame's connection was still open after 5 s"
+        assert peak - before < 8, f"RSS grew {peak - before:.1f} MiB"
+        await still_serves_a_person(attacked_server.url)
+
+    asyncio.run(scenario())
+
+
+def test_an_oversized_polling_post_is_answered_at_once_and_frees_its_session(attacked_server: AttackedServer) -> None:
+    """A POST over the 64 KiB packet cap (under the 1 MiB body cap) gets 413 at once and its
+    Engine.IO session is gone. (Before: never answered, and 30 of them held +59 MiB.)"""
+
+    async def scenario() -> None:
+        async with http_session() as http:
+            await oversized_polling_post(http, attacked_server.url)  # warm up the allocator
+            before = attacked_server.rss_mib()
+            started = time.monotonic()
+            for _ in range(30):
+                assert await oversized_polling_post(http, attacked_server.url) == (413, 400)
+            assert time.monotonic() - started < 10
+            after = attacked_server.rss_mib()
+        assert after - before < 8, f"RSS grew {after - before:.1f} MiB over 30 POSTs of 1 MB"
+        await still_serves_a_person(attacked_server.url)
+
+    asyncio.run(scenario())
+    status, _, log = attacked_server.server.stop()
+    assert log.count("refused a polling packet of 1000000 bytes from 127.0.0.1 (at most 65536)") == 31
+    assert "WARNING" not in log and "ERROR" not in log and "Traceback" not in log
+
+
+def test_a_socket_that_never_reads_is_dropped_once_its_unsent_data_passes_the_cap(attacked_server: AttackedServer) -> None:
+    """Five authenticated sockets that never read (and answer pings blindly) while another
+    chats as fast as the server takes it: once the kernel's buffers are full, each is
+    dropped, with one log line, as soon as more than --max-unsent-kib (64 here) waits for
+    it; memory stays bounded and the chat goes on. (Before: 44 -> 450 MiB in 40 s.)"""
+
+    async def chat_for(seconds: float) -> int:
+        async with http_session() as http:
+            base = attacked_server.url
+            socket = await WireSocket.connect(http, base, await log_in(http, base, "chatter"), origin=base)
+            sent = 0
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                await socket.emit("chat", {"text": f"{sent:>10} " + "x" * 489})  # 500 characters
+                sent += 1
+                if sent % 20 == 0:
+                    await asyncio.sleep(0)
+            assert (await socket.call("whoami", timeout=5))["username"] == "chatter"
+            await socket.close()
+            return sent
+
+    async def scenario() -> None:
+        async with http_session() as http:
+            cookies = [await log_in(http, attacked_server.url, f"slow{i}") for i in range(5)]
+        before = attacked_server.rss_mib()
+        readers = [slow_reader(attacked_server.url, cookie, ATTACK_SECONDS + 1) for cookie in cookies]
+        peak, (sent, *_) = await attacked_server.peak_rss_while(asyncio.gather(chat_for(ATTACK_SECONDS), *readers))
+        assert sent > 2000
+        assert peak - before < 16, f"RSS grew {peak - before:.1f} MiB"
+
+    asyncio.run(scenario())
+    status, _, log = attacked_server.server.stop()
+    dropped = re.findall(r"dropped the socket of 127\.0\.0\.1: more than 64 KiB unsent", log)
+    assert len(dropped) == 5, log[-3000:]
+    for number in range(5):
+        assert f"socket of 'slow{number}' from 127.0.0.1 closed: transport close" in log
+    assert "Traceback" not in log
+
+
+def test_a_connection_that_never_connects_to_socketio_is_closed_after_the_connect_timeout(server_process: Any) -> None:
+    """An Engine.IO connection that answers pings but never sends the Socket.IO CONNECT is
+    closed after --connect-timeout (1 s here), on both transports, with one log line."""
+    attacked_server = AttackedServer(server_process("--port", "0", "--connect-timeout", "1"))
+
+    async def scenario() -> None:
+        ws = await RawWebSocket.open(attacked_server.url)
+        started = time.monotonic()
+        received = b""
+        while b"\x88" not in received and time.monotonic() - started < 5:  # a close frame
+            received += (await ws.read_some(0.1)).replace(b"?", b"")
+        assert b"\x88" in received, "no close frame within 5 s"
+        assert 0.9 < time.monotonic() - started < 2.5
+        ws.abort()
+        async with http_session() as http:
+            async with http.get(attacked_server.url + SOCKETIO_POLLING) as opening:
+                sid = json.loads((await opening.text())[1:])["sid"]
+            async with http.get(f"{attacked_server.url}{SOCKETIO_POLLING}&sid={sid}") as poll:
+                assert poll.status == 200 and (await poll.text()) == "1"  # the close packet, after ~1 s
+            async with http.get(f"{attacked_server.url}{SOCKETIO_POLLING}&sid={sid}") as after:
+                assert after.status == 400
+
+    asyncio.run(scenario())
+    status, _, log = attacked_server.server.stop()
+    assert log.count("no Socket.IO connect within 1 s") == 2, log[-2000:]

@@ -18,6 +18,8 @@ from .app import make_app
 from .origins import LOOPBACK_NAMES, HostPolicy, parse_allowed_host
 from .server import CannotBind, bind, serve
 from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL
+from .sockets import DEFAULT_CONNECT_TIMEOUT
+from .transport import DEFAULT_MAX_UNSENT_BYTES
 
 log = logging.getLogger("tornado_app")
 
@@ -29,6 +31,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
     return value
 
 
@@ -69,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--session-ttl", type=_positive_int, default=DEFAULT_SESSION_TTL, metavar="SECONDS", help="idle seconds before a session expires and its sockets are closed (default: %(default)s)")
     parser.add_argument("--max-sessions", type=_positive_int, default=DEFAULT_MAX_SESSIONS, metavar="N", help="sessions kept at most; past this the least recently used is evicted (default: %(default)s)")
+    parser.add_argument("--connect-timeout", type=_positive_float, default=DEFAULT_CONNECT_TIMEOUT, metavar="SECONDS", help="close a connection that has not connected to Socket.IO this long after opening (default: %(default)s)")
+    parser.add_argument("--max-unsent-kib", type=_positive_int, default=DEFAULT_MAX_UNSENT_BYTES // 1024, metavar="KIB", help="drop a WebSocket whose client leaves more than this unread (default: %(default)s)")
     parser.add_argument("--allowed-origin", type=_origin, action="append", default=[], metavar="ORIGIN", help="another origin allowed to open sockets, e.g. http://localhost:3000 (repeatable; the server's own origin is always allowed)")
     parser.add_argument("--allowed-host", type=_host, action="append", default=[], metavar="HOST", help="a name this server is reached by, e.g. chat.example.com (any port) or chat.example.com:8443 (repeatable); requests for other names get 421. The loopback names on the server's port and the address it listens on are always allowed")
     parser.add_argument("--certfile", help="serve HTTPS with this PEM certificate (chain); needs --keyfile")
@@ -131,6 +142,8 @@ async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLCont
         allowed_origins=args.allowed_origin,
         allowed_hosts=host_policy(args.address, bound.port, args.allowed_host),
         https_only=ssl_context is not None,
+        connect_timeout=args.connect_timeout,
+        max_unsent_bytes=args.max_unsent_kib * 1024,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -104,6 +104,8 @@ class ProtocolGuardedServer(socketio.AsyncServer):
         await self.eio.end_session(eio_sid, reason, websocket_handler=handler)
 
     async def _handle_eio_message(self, eio_sid: str, data: object) -> None:
+        if eio_sid not in self.environ:
+            return  # frames still queued when the connection was ended: nobody to hear them
         if not isinstance(data, str) or data[:1] in BINARY_PACKET_TYPES:
             # This app exchanges JSON only. A binary header would make python-socketio take
             # the following frames as its attachments, silencing the socket for good.
