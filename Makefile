@@ -10,7 +10,7 @@ SYSTEM_DEPS := chromium xvfb xauth xdotool imagemagick \
 	libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxcb-image0 libxcb-render-util0 \
 	libxcb-shape0 libxcb-xinerama0 libxkbcommon-x11-0 libegl1 libgl1 libnss3 \
 	libxcomposite1 libxdamage1 libxrandr2 libxtst6 libxkbfile1 libasound2 libpcsclite1 \
-	fonts-dejavu-core
+	fonts-dejavu-core openssl
 
 DESKTOP_FILE ?= $(HOME)/.local/share/applications/session-sockets.desktop
 

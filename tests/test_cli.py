@@ -6,34 +6,40 @@ import asyncio
 import http.cookiejar
 import json
 import re
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 import socketio
 
 from tornado_app.cli import build_parser
 
-from .conftest import SocketClient, free_port
+from .conftest import SocketClient, e2e_unavailable, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_help_explains_every_flag() -> None:
     text = build_parser().format_help()
-    for flag in ["--address", "--port", "--cookie-secret", "--session-ttl", "--max-sessions", "--allowed-origin", "--log-level"]:
+    for flag in ["--address", "--port", "--cookie-secret", "--session-ttl", "--max-sessions", "--allowed-origin", "--log-level",
+                 "--allowed-host", "--certfile", "--keyfile", "--behind-proxy", "--connect-timeout", "--max-unsent-kib"]:
         assert flag in text
     assert "TORNADO_APP_COOKIE_SECRET" in text
 
 
 def test_bad_flag_values_are_refused_with_status_2(capsys) -> None:
-    for argv in (["--port", "70000"], ["--session-ttl", "0"], ["--allowed-origin", "not an origin"], ["--max-sessions", "x"]):
+    for argv in (["--port", "70000"], ["--session-ttl", "0"], ["--allowed-origin", "not an origin"], ["--max-sessions", "x"],
+                 ["--allowed-host", "http://example.com"], ["--connect-timeout", "0"]):
         with pytest.raises(SystemExit) as exit_info:
             build_parser().parse_args(argv)
         assert exit_info.value.code == 2
@@ -109,3 +115,107 @@ def test_logins_logouts_and_refused_sockets_are_logged_with_the_real_address(ser
     assert "refused socket from 127.0.0.1: not authenticated" in err
     assert "refused socket from 127.0.0.1: origin 'http://evil.example' not allowed" in err
     assert "Traceback" not in err
+
+
+# --- HTTPS, directly or behind a proxy: the session cookie's Secure flag and the Origin
+# check follow the scheme the browser really used. ----------------------------------------
+
+
+@pytest.fixture
+def self_signed_certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and localhost made for this test, and its key."""
+    if shutil.which("openssl") is None:
+        e2e_unavailable("openssl is not installed (sudo make system-deps)")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+async def login_response(http: aiohttp.ClientSession, base: str, headers: dict[str, str], **request: Any) -> tuple[str, str]:
+    """Log in as ada through the form; returns (the XSRF Set-Cookie, the session Set-Cookie)."""
+    async with http.get(f"{base}/login", headers=headers, **request) as page:
+        assert page.status == 200, await page.text()
+        xsrf_header = page.headers["Set-Cookie"]
+        token = re.search(r'name="_xsrf" value="([^"]+)"', await page.text()).group(1)
+    xsrf_cookie = page.cookies["_xsrf"].value
+    async with http.post(f"{base}/login", data={"_xsrf": token, "username": "ada"}, allow_redirects=False,
+                         headers={**headers, "Cookie": f"_xsrf={xsrf_cookie}"}, **request) as response:
+        assert response.status == 303
+        return xsrf_header, response.headers["Set-Cookie"]
+
+
+async def socket_answer(http: aiohttp.ClientSession, base: str, headers: dict[str, str], **request: Any) -> int | str:
+    """Open a socket with these headers: the refusal's HTTP status, or the welcome's name."""
+    url = base.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
+    try:
+        async with http.ws_connect(url, headers=headers, **request) as ws:
+            await ws.receive_str()  # Engine.IO open
+            await ws.send_str("40")
+            while not (packet := await ws.receive_str()).startswith('42["welcome"'):
+                pass
+            return json.loads(packet[2:])[1]["username"]
+    except aiohttp.WSServerHandshakeError as refusal:
+        return refusal.status
+
+
+def test_https_with_a_certificate_marks_both_cookies_secure_and_checks_the_https_origin(server_process, self_signed_certificate) -> None:
+    cert, key = self_signed_certificate
+    port = free_port()
+    server = server_process("--port", str(port), "--certfile", str(cert), "--keyfile", str(key))
+    assert server.first_line.startswith(f"Serving on https://127.0.0.1:{port}/")
+    base = f"https://127.0.0.1:{port}"
+    tls = ssl.create_default_context(cafile=str(cert))
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+            xsrf, session = await login_response(http, base, {}, ssl=tls)
+            assert "Secure" in xsrf and "Secure" in session
+            assert "HttpOnly" in session and "SameSite=Lax" in session
+            cookie = "session=" + session.split("session=", 1)[1].split(";", 1)[0]
+            assert await socket_answer(http, base, {"Cookie": cookie, "Origin": base}, ssl=tls) == "ada"
+            assert await socket_answer(http, base, {"Cookie": cookie, "Origin": f"http://127.0.0.1:{port}"}, ssl=tls) == 403
+
+    asyncio.run(scenario())
+    status, _, log = server.stop()
+    assert status == 0 and "Traceback" not in log
+
+
+def test_a_certificate_that_cannot_be_loaded_is_one_line_and_status_2(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.pem"
+    result = subprocess.run([sys.executable, "-m", "tornado_app", "--port", "0", "--certfile", str(missing), "--keyfile", str(missing)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=20)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"tornado-app: error: cannot load the certificate {missing} with the key {missing}: No such file or directory"
+
+
+@pytest.mark.parametrize("behind_proxy", [True, False], ids=["behind-proxy", "proxy-headers-ignored"])
+def test_behind_a_proxy_the_scheme_and_address_come_from_its_headers(server_process, behind_proxy: bool) -> None:
+    """With --behind-proxy, X-Forwarded-Proto: https makes the session cookie Secure and the
+    https Origin the page's own, and X-Forwarded-For is the address logged; without it those
+    headers, which any client can send, change nothing."""
+    port = free_port()
+    server = server_process("--port", str(port), "--allowed-host", "chat.example.com", *(["--behind-proxy"] if behind_proxy else []))
+    base = f"http://127.0.0.1:{port}"
+    from_proxy = {"Host": "chat.example.com", "X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+            _, session = await login_response(http, base, from_proxy)
+            assert ("Secure" in session) is behind_proxy
+            cookie = "session=" + session.split("session=", 1)[1].split(";", 1)[0]
+            https_page = {**from_proxy, "Cookie": cookie, "Origin": "https://chat.example.com"}
+            http_page = {**https_page, "Origin": "http://chat.example.com"}
+            assert await socket_answer(http, base, https_page) == ("ada" if behind_proxy else 403)
+            assert await socket_answer(http, base, http_page) == (403 if behind_proxy else "ada")
+            async with http.get(f"{base}/", headers={**from_proxy, "Host": "evil.example"}) as other_name:
+                assert other_name.status == 421
+
+    asyncio.run(scenario())
+    status, _, log = server.stop()
+    assert status == 0 and "Traceback" not in log
+    assert ("login: 'ada' from 203.0.113.9" in log) is behind_proxy
+    assert ("login: 'ada' from 127.0.0.1" in log) is not behind_proxy

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import urllib.parse
 from http.cookies import SimpleCookie
@@ -112,7 +113,15 @@ async def test_a_cookie_sent_before_login_is_never_adopted(web_user, app: Tornad
 
 @pytest.mark.parametrize(
     ("typed", "message"),
-    [("", "Enter a username."), ("   ", "Enter a username."), ("x" * 33, "at most 32 characters"), ("bad\x07bell", "control")],
+    [
+        ("", "Enter a username."),
+        ("   ", "Enter a username."),
+        ("x" * 33, "at most 32 characters"),
+        ("bad\x07bell", "control"),
+        ("\u3164", "visible letter"),  # a Hangul filler: a name that shows nothing
+        ("\u200b\u200b", "invisible"),
+        ("a\u2028b", "invisible"),
+    ],
 )
 @pytest.mark.gen_test
 async def test_bad_username_is_400_with_the_form_and_a_message_and_no_session(web_user, app: TornadoApp, typed: str, message: str) -> None:
@@ -142,6 +151,19 @@ async def test_login_without_xsrf_is_403_and_no_session(web_user, app: TornadoAp
     assert response.code == 403
     assert await app.store.count() == 0
     assert "Traceback" not in response.body.decode()
+
+
+@pytest.mark.gen_test
+async def test_a_refused_xsrf_is_one_info_line_not_a_warning(web_user, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    user = web_user()
+    await user.get("/login")
+    for _ in range(3):
+        assert (await user.post("/login", {"username": "ada"}, with_xsrf=False)).code == 403
+    lines = [record for record in caplog.records if record.levelno >= logging.INFO and record.name != "tornado.access"]
+    assert [record.getMessage() for record in lines] == ["refused POST /login from 127.0.0.1: 403 '_xsrf' argument missing from POST"] * 3
+    assert all(record.levelno == logging.INFO for record in lines)
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
 
 
 @pytest.mark.gen_test

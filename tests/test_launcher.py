@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,6 +125,15 @@ def test_no_window_flag_serves_on_the_port_asked_and_stops_on_sigterm(start_laun
         port = probe.getsockname()[1]
     app = start_launcher("--no-window", "--port", str(port), env=dict(os.environ))
     assert app.lines == [f"Open http://127.0.0.1:{port}/ in a browser (Ctrl-C to stop).\n"]
+    # A local server on a desktop is what DNS rebinding aims at: another site's name that
+    # resolves to 127.0.0.1 gets nothing, the loopback names on our port get the page.
+    for host, status in [(f"evil.example:{port}", 421), (f"localhost:{port}", 200), (f"127.0.0.1:{port}", 200)]:
+        request = urllib.request.Request(app.url, headers={"Host": host, "Origin": f"http://{host}"})
+        try:
+            with urllib.request.urlopen(request) as response:
+                assert (host, response.status) == (host, status)
+        except urllib.error.HTTPError as error:
+            assert (host, error.code) == (host, status)
     app.process.send_signal(signal.SIGTERM)
     assert app.wait_for_exit(5)[0] == 0
 

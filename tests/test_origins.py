@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import logging
+import urllib.parse
 
+import pytest
+import socketio
+import tornado.httpclient
+import tornado.websocket
+
+from tornado_app.app import TornadoApp
 from tornado_app.origins import HostPolicy, origin_allowed, parse_allowed_host
 
 from .conftest import ALLOWED_ORIGIN
@@ -83,3 +90,69 @@ def test_an_allowed_host_that_is_not_a_host_is_refused(text: str) -> None:
 )
 def test_origin_policy_compares_scheme_host_and_port(origin: str, scheme: str, host: str, allowed: bool) -> None:
     assert origin_allowed(origin, scheme, host, {ALLOWED_ORIGIN}) is allowed
+
+
+# --- DNS rebinding against a real server: a page on another site whose name resolves to
+# 127.0.0.1 sends its own name in Host and a matching Origin. Nothing may be served to it. --
+
+EVIL = "evil.example"
+
+
+@pytest.fixture
+def evil_host(http_port: int) -> str:
+    return f"{EVIL}:{http_port}"
+
+
+@pytest.mark.gen_test
+async def test_a_page_under_another_name_gets_421_for_every_path(web_user, evil_host: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    user = web_user()
+    await user.login("ada")
+    for path in ["/", "/login", "/logout", "/api/session", "/static/app.js", "/nowhere",
+                 "/socket.io/?EIO=4&transport=polling"]:
+        response = await user.request("GET", path, headers={"Host": evil_host, "Origin": f"http://{evil_host}"})
+        assert response.code == 421, path
+        assert response.body == b"unknown host: this server does not answer to that name\n"
+        assert "Set-Cookie" not in response.headers
+    refusals = [record for record in caplog.records if "unknown host" in record.getMessage()]
+    assert len(refusals) == 7 and all(record.levelno == logging.INFO for record in refusals)
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+
+
+@pytest.mark.gen_test
+async def test_a_page_under_another_name_can_neither_log_in_nor_log_anyone_out(web_user, evil_host: str, app: TornadoApp) -> None:
+    victim = web_user()
+    await victim.login("ada")
+    attacker = web_user()
+    token = await attacker.xsrf_token()  # even with a valid XSRF token and cookie
+    for path, fields in [("/login", {"username": "mallory"}), ("/logout", {})]:
+        headers = {"Host": evil_host, "Origin": f"http://{evil_host}", "Cookie": victim.cookie_header}
+        body = urllib.parse.urlencode({"_xsrf": token, **fields})
+        response = await attacker.request("POST", path, body=body, headers=headers)
+        assert response.code == 421
+    assert await app.store.count() == 1
+    assert (await victim.get("/api/session")).code == 200  # ada is still logged in
+
+
+@pytest.mark.gen_test
+async def test_a_socket_under_another_name_is_refused_before_the_upgrade(web_user, base_url: str, evil_host: str) -> None:
+    user = web_user()
+    await user.login("ada")
+    request = tornado.httpclient.HTTPRequest(
+        base_url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket",
+        headers={"Host": evil_host, "Origin": f"http://{evil_host}", "Cookie": user.cookie_header},
+    )
+    with pytest.raises(tornado.httpclient.HTTPClientError) as refusal:
+        await tornado.websocket.websocket_connect(request)
+    assert refusal.value.code == 421
+
+
+@pytest.mark.gen_test
+async def test_a_socket_from_the_same_host_under_https_is_another_origin(web_user, socket_client, base_url: str) -> None:
+    """An https:// Origin for this http:// server was accepted once (host and port only)."""
+    user = web_user()
+    await user.login("ada")
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await socket_client(user.cookie_header, "websocket", origin=base_url.replace("http://", "https://"))
+    client = await socket_client(user.cookie_header, "websocket", origin=base_url)
+    assert await client.next("welcome") == {"username": "ada"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 
 import pytest
 import tornado.httpclient
@@ -79,3 +80,29 @@ async def test_serve_sweeps_expired_sessions_and_shutdown_closes_sockets(clock: 
     for client in (idle_socket, live_socket):
         await client.close()
     http_client.close()
+
+
+@pytest.mark.gen_test(timeout=10)
+async def test_half_open_requests_are_dropped_after_the_header_and_body_timeouts() -> None:
+    """Tornado's defaults wait an hour for a request's headers and body; ours wait seconds
+    (0.5 s here), so connections that trickle or stall do not pile up."""
+    app = make_app(TEST_SECRET)
+    bound = bind("127.0.0.1", 0)
+    stop = asyncio.Event()
+    serving = asyncio.ensure_future(serve(app, bound, stop, header_timeout=0.5, body_timeout=0.5))
+
+    async def held_for(first_bytes: bytes) -> float:
+        """Seconds until the server closes a connection that sent only `first_bytes`."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", bound.port)
+        started = time.monotonic()
+        writer.write(first_bytes)
+        await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        return time.monotonic() - started
+
+    headers_begun = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    body_begun = b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\nusername=a"
+    for first_bytes in (headers_begun, body_begun):
+        assert 0.4 < await held_for(first_bytes) < 2
+    stop.set()
+    await asyncio.wait_for(serving, 3)

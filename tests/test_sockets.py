@@ -4,11 +4,14 @@ welcome and presence, whoami, chat and its validation, and every way a session e
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
+import aiohttp
 import pytest
 import socketio
 
+from bench.wire import WireSocket
 from tornado_app.app import TornadoApp
 from tornado_app.cookies import SESSION_COOKIE
 from tornado_app.sockets import NOT_AUTHENTICATED
@@ -246,3 +249,41 @@ async def test_disconnects_leave_no_trace_in_the_registry(web_user, socket_clien
             break
         await asyncio.sleep(0.05)
     assert app.sockets.registry.is_empty()
+
+
+@pytest.mark.gen_test
+async def test_json_nested_10000_deep_is_one_short_line_not_a_traceback_per_packet(
+    web_user, http_client, base_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each such packet made json raise RecursionError, logged with its traceback (3.6 KB)."""
+    caplog.set_level(logging.INFO)
+    ada = await logged_in(web_user, "ada")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+        socket = await WireSocket.connect(http, base_url, ada.cookie_header, origin=base_url)
+        for _ in range(20):
+            await socket.send_raw("42" + "[" * 10_000 + "]" * 10_000)
+        assert (await socket.call("whoami", timeout=2))["username"] == "ada"
+        await socket.close()
+    for _ in range(100):  # the count is logged when the server has closed the socket
+        ignored = [record.getMessage() for record in caplog.records if "malformed" in record.getMessage()]
+        if len(ignored) > 1:
+            break
+        await asyncio.sleep(0.02)
+    assert len(ignored) == 2, ignored  # the first one, and the count when the socket closed
+    assert ignored[0].startswith("ignored a malformed Socket.IO packet (RecursionError: ")
+    assert ignored[1] == "ignored 20 malformed packets in all from 127.0.0.1"
+    assert all(len(message) < 250 for message in ignored)
+    assert not [record for record in caplog.records if record.exc_info or record.levelno >= logging.WARNING]
+
+
+@pytest.mark.gen_test
+async def test_a_refused_socketio_request_is_one_info_line(http_client, base_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """engineio's 400s (an old protocol version, an unknown session) were WARNINGs in the
+    access log, and the first of each kind an ERROR printed twice."""
+    caplog.set_level(logging.DEBUG)
+    for query in ["EIO=3&transport=polling", "EIO=4&transport=polling&sid=nosuchsession", "EIO=4&transport=carrier-pigeon"]:
+        response = await http_client.fetch(f"{base_url}/socket.io/?{query}", raise_error=False)
+        assert response.code == 400
+    lines = [record for record in caplog.records if record.levelno >= logging.INFO and record.name.startswith("tornado_app")]
+    assert [record.getMessage() for record in lines] == ["refused GET /socket.io/ from 127.0.0.1: 400"] * 3
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
