@@ -237,8 +237,9 @@ def masked_text_frame(text: str) -> bytes:
 
 # Each chat message to the stalled client is about 6 KB (500 astral characters, JSON-escaped);
 # with both kernel buffers of its connection made small (a slow network), a few dozen are more
-# than the kernel takes, so Tornado still holds writes for it when the client goes.
-STALLING_CHATS = 100
+# than the kernel takes, so Tornado still holds writes for it when the client goes. (Fewer
+# than the 256 KiB after which a socket that does not read is dropped: test_transport.py.)
+STALLING_CHATS = 30
 SMALL_BUFFER = 4096
 
 

@@ -8,7 +8,7 @@ It wraps python-socketio's own Tornado handler and changes only this:
 - bounded memory per connection, whatever the client sends or fails to read:
   a WebSocket message larger than a packet is refused from its frame header, at most
   `INBOUND_FRAMES` frames wait for engineio (then Tornado stops reading that connection),
-  at most `max_unsent_bytes` wait to be sent (then the socket is dropped), and an oversized
+  about `max_unsent_bytes` wait to be sent (then the socket is dropped), and an oversized
   polling POST is answered at once and its Engine.IO session ended;
 - frames engineio cannot parse kept away from it.
 """
@@ -18,13 +18,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import logging
 from asyncio import Future
 from collections.abc import Iterable
 from typing import Any
 
 import socketio
-from tornado.iostream import StreamBufferFullError
 from tornado.web import HTTPError, RequestHandler
 from tornado.websocket import WebSocketClosedError
 
@@ -34,7 +34,7 @@ from .sockets import ProtocolGuardedServer
 log = logging.getLogger(__name__)
 
 INBOUND_FRAMES = 16  # frames queued for engineio per connection before Tornado stops reading
-DEFAULT_MAX_UNSENT_BYTES = 1024 * 1024  # unsent data per socket before it is dropped as a slow reader
+DEFAULT_MAX_UNSENT_BYTES = 256 * 1024  # unsent data per socket before it is dropped as a slow reader
 
 
 def engineio_can_decode(frame: str | bytes) -> bool:
@@ -61,11 +61,6 @@ def engineio_can_decode(frame: str | bytes) -> bool:
         return False
 
 
-def _retrieve_exception(future: Future[None]) -> None:
-    if not future.cancelled():
-        future.exception()
-
-
 def make_socketio_handler(
     sio: ProtocolGuardedServer,
     allowed_origins: Iterable[str],
@@ -82,6 +77,7 @@ def make_socketio_handler(
         refusal_logged = False
         _room_for_frames: Future[None] | None = None
         _ignored_frames = 0
+        _unsent_bytes = 0  # written to Tornado, not yet taken by the kernel
 
         def prepare(self) -> None:
             # Refuse a foreign Origin here, on both transports, before anything is upgraded:
@@ -98,9 +94,6 @@ def make_socketio_handler(
             # until the client's delayed ACK: about 40 ms on every connect. (Polling needs
             # nothing: Tornado's HTTP/1 connection flushes each response with Nagle off.)
             self.set_nodelay(True)
-            # Tornado's write buffer is unbounded: a client that never reads would make it
-            # hold every broadcast. Past this, write_message raises and the socket is dropped.
-            self.ws_connection.stream.max_write_buffer_size = max_unsent_bytes
             await super().open(*args, **kwargs)
 
         async def post(self, *args: Any, **kwargs: Any) -> None:
@@ -161,21 +154,32 @@ def make_socketio_handler(
                 room.set_result(None)
 
         def write_message(self, message: str | bytes | dict[str, Any], binary: bool = False) -> Future[None]:
-            try:
-                future = super().write_message(message, binary=binary)
-            except StreamBufferFullError:
+            # Tornado's write buffer is unbounded: a client that never reads would make it
+            # hold every broadcast for good. Past the cap the socket is dropped instead. (A
+            # single message larger than the cap still goes to a socket that keeps up.)
+            if self._unsent_bytes > max_unsent_bytes:
                 self._drop_slow_reader()
-                raise WebSocketClosedError() from None  # engineio's writer then stops
+                raise WebSocketClosedError()  # engineio's writer then stops
+            future = super().write_message(message, binary=binary)
+            size = len(message)
+            self._unsent_bytes += size
+            future.add_done_callback(functools.partial(self._sent, size))
+            return future
+
+        def _sent(self, size: int, future: Future[None]) -> None:
+            self._unsent_bytes -= size
             # engineio's driver never awaits this future: when a client vanishes with
             # messages still buffered for it, asyncio would log each lost write as an
             # unretrieved exception. The disconnect itself is handled (and logged once).
-            future.add_done_callback(_retrieve_exception)
-            return future
+            if not future.cancelled():
+                future.exception()
 
         def _drop_slow_reader(self) -> None:
+            if self.ws_connection is None or self.ws_connection.stream.closed():
+                return
             log.info("dropped the socket of %s: more than %d KiB unsent (the client does not read)",
                      self.request.remote_ip, max_unsent_bytes // 1024)
-            # Close the stream itself: a close frame would not fit in the full buffer either.
+            # Close the stream itself: a close frame would only queue behind the rest.
             self.ws_connection.stream.close()
 
         def check_origin(self, origin: str) -> bool:
