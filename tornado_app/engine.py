@@ -40,13 +40,9 @@ class PromptlyFreeingEngineIOServer(engineio.AsyncServer):
         task = super().start_background_task(target, *args, **kwargs)
         owner = getattr(target, "__self__", None)
         if isinstance(owner, AsyncSocket) and getattr(target, "__func__", None) is AsyncSocket._send_ping:
+            # One entry per open socket: each ping cycle's task replaces the last one's.
             self._ping_tasks[owner.sid] = task
-            task.add_done_callback(lambda done, sid=owner.sid: self._forget_ping_task(sid, done))
         return task
-
-    def _forget_ping_task(self, sid: str, task: asyncio.Task[Any]) -> None:
-        if self._ping_tasks.get(sid) is task:
-            del self._ping_tasks[sid]
 
     def _log_error_once(self, message: str, message_key: str) -> None:
         self.logger.info(message)

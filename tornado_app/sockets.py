@@ -64,10 +64,18 @@ class ProtocolGuardedServer(socketio.AsyncServer):
             self.connect_timeout, self._connect_timed_out, eio_sid
         )
 
-    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any = None) -> None:
+    async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
+        await super()._handle_connect(eio_sid, namespace, data)
+        if self.manager.sid_from_eio_sid(eio_sid, namespace or "/") is not None:
+            self._cancel_connect_deadline(eio_sid)  # accepted: its timer would cost ~1 KiB for 10 s
+
+    def _cancel_connect_deadline(self, eio_sid: str) -> None:
         deadline = self._connect_deadlines.pop(eio_sid, None)
         if deadline is not None:
             deadline.cancel()
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any = None) -> None:
+        self._cancel_connect_deadline(eio_sid)
         ignored = self._ignored_packets.pop(eio_sid, 0)
         if ignored > 1:
             log.info("ignored %d malformed packets in all from %s", ignored, self._remote_ip(eio_sid))

@@ -8,7 +8,7 @@ It wraps python-socketio's own Tornado handler and changes only this:
 - bounded memory per connection, whatever the client sends or fails to read:
   a WebSocket message larger than a packet is refused from its frame header, at most
   `INBOUND_FRAMES` frames wait for engineio (then Tornado stops reading that connection),
-  about `max_unsent_bytes` wait to be sent (then the socket is dropped), and an oversized
+  at most `max_unsent_bytes` wait to be sent (then the socket is dropped), and an oversized
   polling POST is answered at once and its Engine.IO session ended;
 - frames engineio cannot parse kept away from it.
 """
@@ -18,13 +18,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import functools
 import logging
 from asyncio import Future
 from collections.abc import Iterable
 from typing import Any
 
 import socketio
+from tornado.iostream import StreamBufferFullError
 from tornado.web import HTTPError, RequestHandler
 from tornado.websocket import WebSocketClosedError
 
@@ -61,6 +61,11 @@ def engineio_can_decode(frame: str | bytes) -> bool:
         return False
 
 
+def _retrieve_exception(future: Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 def make_socketio_handler(
     sio: ProtocolGuardedServer,
     allowed_origins: Iterable[str],
@@ -77,7 +82,6 @@ def make_socketio_handler(
         refusal_logged = False
         _room_for_frames: Future[None] | None = None
         _ignored_frames = 0
-        _unsent_bytes = 0  # written to Tornado, not yet taken by the kernel
 
         def prepare(self) -> None:
             # Refuse a foreign Origin here, on both transports, before anything is upgraded:
@@ -94,6 +98,9 @@ def make_socketio_handler(
             # until the client's delayed ACK: about 40 ms on every connect. (Polling needs
             # nothing: Tornado's HTTP/1 connection flushes each response with Nagle off.)
             self.set_nodelay(True)
+            # Tornado's write buffer is unbounded: a client that never reads would make it
+            # hold every broadcast for good. Past this, write_message refuses (see there).
+            self.ws_connection.stream.max_write_buffer_size = max_unsent_bytes
             await super().open(*args, **kwargs)
 
         async def post(self, *args: Any, **kwargs: Any) -> None:
@@ -149,30 +156,37 @@ def make_socketio_handler(
             self._make_room_for_frames()
 
         def _make_room_for_frames(self) -> None:
-            room, self._room_for_frames = self._room_for_frames, None
-            if room is not None and not room.done():
-                room.set_result(None)
+            # Assign only when there is a waiter: a new attribute on a handler costs every
+            # socket ~1.5 KiB (its __dict__ leaves the shared-key layout).
+            room = self._room_for_frames
+            if room is not None:
+                self._room_for_frames = None
+                if not room.done():
+                    room.set_result(None)
 
         def write_message(self, message: str | bytes | dict[str, Any], binary: bool = False) -> Future[None]:
-            # Tornado's write buffer is unbounded: a client that never reads would make it
-            # hold every broadcast for good. Past the cap the socket is dropped instead. (A
-            # single message larger than the cap still goes to a socket that keeps up.)
-            if self._unsent_bytes > max_unsent_bytes:
-                self._drop_slow_reader()
-                raise WebSocketClosedError()  # engineio's writer then stops
-            future = super().write_message(message, binary=binary)
-            size = len(message)
-            self._unsent_bytes += size
-            future.add_done_callback(functools.partial(self._sent, size))
-            return future
-
-        def _sent(self, size: int, future: Future[None]) -> None:
-            self._unsent_bytes -= size
+            try:
+                future = super().write_message(message, binary=binary)
+            except StreamBufferFullError:
+                future = self._write_past_the_cap(message, binary)
             # engineio's driver never awaits this future: when a client vanishes with
             # messages still buffered for it, asyncio would log each lost write as an
             # unretrieved exception. The disconnect itself is handled (and logged once).
-            if not future.cancelled():
-                future.exception()
+            future.add_done_callback(_retrieve_exception)
+            return future
+
+        def _write_past_the_cap(self, message: str | bytes | dict[str, Any], binary: bool) -> Future[None]:
+            """Drop a socket whose client leaves more than the cap unread; but let one message
+            larger than the cap through to a socket that has nothing else waiting."""
+            stream = self.ws_connection.stream
+            if stream.writing():
+                self._drop_slow_reader()
+                raise WebSocketClosedError()  # engineio's writer then stops
+            stream.max_write_buffer_size = None
+            try:
+                return super().write_message(message, binary=binary)
+            finally:
+                stream.max_write_buffer_size = max_unsent_bytes
 
         def _drop_slow_reader(self) -> None:
             if self.ws_connection is None or self.ws_connection.stream.closed():
