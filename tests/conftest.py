@@ -262,3 +262,32 @@ def server_process() -> Iterator:
     yield start
     for server in started:
         server.close()
+
+
+# --- Real Redis (and nginx) for the multi-process tests: started on free ports with their
+# files in temporary directories, skipped with the reason where they are not installed
+# (failed instead under REQUIRE_E2E=1). -----------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from deploy.services import RedisServer, ServiceMissing
+
+    try:
+        server = RedisServer(tmp_path_factory.mktemp("redis"))
+    except ServiceMissing as missing:
+        e2e_unavailable(str(missing))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: Any) -> str:
+    """The test Redis, emptied for this test (and running, if a test stopped it)."""
+    import redis
+
+    if redis_server.process.poll() is not None:
+        redis_server.start()
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.flushall()
+    return redis_server.url

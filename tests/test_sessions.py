@@ -1,10 +1,17 @@
-"""The in-memory session store: fresh ids, idle expiry, LRU eviction, and end notifications."""
+"""The session stores' one behaviour, run against each store (in memory, and in a real
+Redis): fresh ids, idle expiry, LRU eviction, and end notifications."""
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Iterator
+from typing import Any
 
-from tornado_app.sessions import MemorySessionStore, Session
+import pytest
+from tornado.ioloop import IOLoop
+
+from tornado_app.redis_bus import RedisBus
+from tornado_app.redis_sessions import RedisSessionStore
+from tornado_app.sessions import MemorySessionStore, Session, SessionStore
 
 from .conftest import FakeClock
 
@@ -14,29 +21,38 @@ def ended() -> list[tuple[str, str]]:
     return []
 
 
-@pytest.fixture
-def store(clock: FakeClock, ended: list[tuple[str, str]]) -> MemorySessionStore:
-    store = MemorySessionStore(ttl=100, max_sessions=3, clock=clock)
+@pytest.fixture(params=["memory", "redis"])
+def store(request: pytest.FixtureRequest, clock: FakeClock, ended: list[tuple[str, str]], io_loop: IOLoop) -> Iterator[SessionStore]:
+    if request.param == "redis":
+        store: Any = RedisSessionStore(RedisBus(request.getfixturevalue("redis_url")), ttl=100, max_sessions=3, clock=clock)
+    else:
+        store = MemorySessionStore(ttl=100, max_sessions=3, clock=clock)
 
     async def record(session: Session, reason: str) -> None:
         ended.append((session.username, reason))
 
     store.add_end_listener(record)
-    return store
+    yield store
+    io_loop.run_sync(store.close)
+
+
+def same(found: Session | None, expected: Session) -> bool:
+    """The same session (a networked store gives a new object with the same content)."""
+    return found is not None and (found.id, found.username, found.logged_in_at) == (expected.id, expected.username, expected.logged_in_at)
 
 
 @pytest.mark.gen_test
-async def test_create_gives_a_fresh_unguessable_id_each_time(store: MemorySessionStore) -> None:
+async def test_create_gives_a_fresh_unguessable_id_each_time(store: SessionStore) -> None:
     first = await store.create("ada")
     second = await store.create("ada")
     assert first.id != second.id
     assert len(first.id) == 43  # 32 random bytes, URL-safe base64
-    assert await store.get(first.id) is first
-    assert await store.get(second.id) is second
+    assert same(await store.get(first.id), first)
+    assert same(await store.get(second.id), second)
 
 
 @pytest.mark.gen_test
-async def test_get_refuses_unknown_empty_and_missing_ids(store: MemorySessionStore) -> None:
+async def test_get_refuses_unknown_empty_and_missing_ids(store: SessionStore) -> None:
     await store.create("ada")
     assert await store.get("no-such-id") is None
     assert await store.get("") is None
@@ -44,16 +60,16 @@ async def test_get_refuses_unknown_empty_and_missing_ids(store: MemorySessionSto
 
 
 @pytest.mark.gen_test
-async def test_public_view_holds_username_and_login_time_never_the_id(store: MemorySessionStore, clock: FakeClock) -> None:
+async def test_public_view_holds_username_and_login_time_never_the_id(store: SessionStore, clock: FakeClock) -> None:
     session = await store.create("ada")
     assert session.public_view() == {"username": "ada", "logged_in_at": int(clock.now)}
 
 
 @pytest.mark.gen_test
-async def test_idle_session_expires_after_ttl(store: MemorySessionStore, clock: FakeClock, ended: list) -> None:
+async def test_idle_session_expires_after_ttl(store: SessionStore, clock: FakeClock, ended: list) -> None:
     session = await store.create("ada")
     clock.advance(100)
-    assert await store.get(session.id) is session  # exactly at the TTL: still alive
+    assert same(await store.get(session.id), session)  # exactly at the TTL: still alive
     clock.advance(100.5)
     assert await store.get(session.id) is None
     assert ended == [("ada", "expired")]
@@ -61,16 +77,16 @@ async def test_idle_session_expires_after_ttl(store: MemorySessionStore, clock: 
 
 
 @pytest.mark.gen_test
-async def test_use_refreshes_the_idle_timer(store: MemorySessionStore, clock: FakeClock) -> None:
+async def test_use_refreshes_the_idle_timer(store: SessionStore, clock: FakeClock) -> None:
     session = await store.create("ada")
     for _ in range(5):
         clock.advance(80)
-        assert await store.get(session.id) is session
+        assert same(await store.get(session.id), session)
     assert session.logged_in_at == clock.now - 400
 
 
 @pytest.mark.gen_test
-async def test_sweep_removes_only_expired_sessions(store: MemorySessionStore, clock: FakeClock, ended: list) -> None:
+async def test_sweep_removes_only_expired_sessions(store: SessionStore, clock: FakeClock, ended: list) -> None:
     old = await store.create("old")
     clock.advance(60)
     fresh = await store.create("fresh")
@@ -78,11 +94,11 @@ async def test_sweep_removes_only_expired_sessions(store: MemorySessionStore, cl
     assert await store.sweep() == 1
     assert ended == [("old", "expired")]
     assert await store.get(old.id) is None
-    assert await store.get(fresh.id) is fresh
+    assert same(await store.get(fresh.id), fresh)
 
 
 @pytest.mark.gen_test
-async def test_full_store_evicts_the_least_recently_used(store: MemorySessionStore, clock: FakeClock, ended: list) -> None:
+async def test_full_store_evicts_the_least_recently_used(store: SessionStore, clock: FakeClock, ended: list) -> None:
     a = await store.create("a")
     b = await store.create("b")
     c = await store.create("c")
@@ -92,20 +108,20 @@ async def test_full_store_evicts_the_least_recently_used(store: MemorySessionSto
     assert ended == [("b", "evicted")]
     assert await store.count() == 3
     for kept in (a, c, d):
-        assert await store.get(kept.id) is kept
+        assert same(await store.get(kept.id), kept)
     assert await store.get(b.id) is None
 
 
 @pytest.mark.gen_test
-async def test_delete_ends_the_session_once(store: MemorySessionStore, ended: list) -> None:
+async def test_delete_ends_the_session_once(store: SessionStore, ended: list) -> None:
     session = await store.create("ada")
-    assert await store.delete(session.id) is session
+    assert same(await store.delete(session.id), session)
     assert await store.delete(session.id) is None
     assert ended == [("ada", "logout")]
 
 
 @pytest.mark.gen_test
-async def test_clear_ends_every_session(store: MemorySessionStore, ended: list) -> None:
+async def test_clear_ends_every_session(store: SessionStore, ended: list) -> None:
     await store.create("a")
     await store.create("b")
     await store.clear()
@@ -117,3 +133,5 @@ async def test_clear_ends_every_session(store: MemorySessionStore, ended: list) 
 def test_nonsense_limits_are_refused(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         MemorySessionStore(**kwargs)
+    with pytest.raises(ValueError):
+        RedisSessionStore(RedisBus("redis://127.0.0.1:1/0"), **kwargs)

@@ -1,7 +1,8 @@
-"""Server-side sessions: a bounded, expiring, in-memory store that knows nothing of Tornado.
+"""Server-side sessions: the store's interface, and the bounded, expiring, in-memory store
+(the default) that knows nothing of Tornado.
 
-The store's methods are coroutines so that a networked store (Redis, say) can implement the
-same interface later without changing its callers.
+The store's methods are coroutines so that a networked store (redis_sessions.py) implements
+the same interface without changing its callers.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ SessionEndListener = Callable[["Session", EndReason], Awaitable[None]]
 
 DEFAULT_SESSION_TTL = 30 * 60  # idle seconds before a session expires
 DEFAULT_MAX_SESSIONS = 10_000  # beyond this the least recently used session is evicted
+
+
+class SessionStoreUnavailable(Exception):
+    """The store cannot be reached (Redis is down): the request cannot be answered now."""
 
 
 @dataclass(slots=True)
@@ -38,6 +43,10 @@ class SessionStore(Protocol):
     """What the handlers and the socket layer need from a session store."""
 
     ttl: float  # idle seconds after which a session ends
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
 
     async def create(self, username: str) -> Session: ...
 
@@ -87,6 +96,12 @@ class MemorySessionStore:
     def add_end_listener(self, listener: SessionEndListener) -> None:
         """Call `listener(session, reason)` whenever a session ends, for any reason."""
         self._listeners.append(listener)
+
+    async def start(self) -> None:
+        """Nothing to connect to: the sessions live in this process."""
+
+    async def close(self) -> None:
+        """Nothing to disconnect from."""
 
     async def create(self, username: str) -> Session:
         """Start a new session with a fresh id, evicting the least recently used if full."""

@@ -1,0 +1,144 @@
+"""Start and stop the parts of a multi-process deployment on one machine: redis-server, the
+app processes and nginx, each on a free port with its files in a temporary directory.
+
+`deploy/cluster.py` (`make cluster`) runs them for a person; the tests start their own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NGINX_TEMPLATE = Path(__file__).resolve().parent / "nginx.conf"
+
+
+class ServiceMissing(Exception):
+    """A program the deployment needs is not installed; the message says which and how."""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes] | subprocess.Popen[str], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited with status {process.returncode} before listening on {port}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.02)
+    raise RuntimeError(f"{process.args[0]} is not listening on port {port} after {timeout} s")
+
+
+def find_program(name: str, sbin: bool = False) -> str:
+    found = shutil.which(name) or (shutil.which(name, path="/usr/sbin:/sbin") if sbin else None)
+    if found is None:
+        raise ServiceMissing(f"{name} is not installed (Debian: sudo make system-deps)")
+    return found
+
+
+class Service:
+    """A child process we started and must stop."""
+
+    process: subprocess.Popen[str]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        """SIGKILL: the process dies without a word, as in a crash."""
+        self.stop(signal.SIGKILL)
+
+
+class RedisServer(Service):
+    """redis-server on a free loopback port, no persistence, its files in `workdir`."""
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.start()
+
+    def start(self) -> None:
+        command = [find_program("redis-server", sbin=True), "--port", str(self.port), "--bind", "127.0.0.1",
+                   "--dir", str(self.workdir), "--save", "", "--appendonly", "no", "--protected-mode", "yes",
+                   "--logfile", str(self.workdir / "redis.log")]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+        wait_for_port(self.port, self.process)
+
+
+class AppProcess(Service):
+    """`python -m tornado_app` on a free port, its log in `log_path`."""
+
+    def __init__(self, log_path: Path, *args: str, port: int | None = None, env: dict[str, str] | None = None) -> None:
+        self.port = port or free_port()
+        self.args = args
+        self.log_path = log_path
+        self.env = {**os.environ, **(env or {})}
+        self.start()
+
+    def start(self) -> None:
+        self.log_file = self.log_path.open("a")
+        command = [sys.executable, "-m", "tornado_app", "--port", str(self.port), *self.args]
+        self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT, text=True)
+        wait_for_port(self.port, self.process)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
+        status = super().stop(sig, timeout)
+        self.log_file.close()
+        return status
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+class Nginx(Service):
+    """nginx in front of the app processes on one port, with deploy/nginx.conf's settings."""
+
+    def __init__(self, workdir: Path, upstream_ports: list[int], port: int | None = None) -> None:
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        servers = "\n".join(f"        server 127.0.0.1:{upstream};" for upstream in upstream_ports)
+        config = NGINX_TEMPLATE.read_text().replace("listen 8080;", f"listen 127.0.0.1:{self.port};")
+        config = re.sub(r"(upstream tornado_app \{\n\s*hash \$remote_addr consistent;\n)(.*?)(\n\s*\})",
+                        lambda match: match.group(1) + servers + match.group(3), config, count=1, flags=re.S)
+        (workdir / "logs").mkdir(exist_ok=True)
+        self.config_path = workdir / "nginx.conf"
+        self.config_path.write_text(
+            f"daemon off;\nworker_processes 1;\npid {workdir}/nginx.pid;\nerror_log {workdir}/logs/error.log warn;\n"
+            f"events {{ worker_connections 4096; }}\n"
+            f"http {{\n    access_log off;\n    client_body_temp_path {workdir}/body;\n    proxy_temp_path {workdir}/proxy;\n"
+            f"    fastcgi_temp_path {workdir}/fastcgi;\n    uwsgi_temp_path {workdir}/uwsgi;\n    scgi_temp_path {workdir}/scgi;\n"
+            f"{config}\n}}\n"
+        )
+        command = [find_program("nginx", sbin=True), "-p", str(workdir), "-c", str(self.config_path)]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        wait_for_port(self.port, self.process)
+
+    def stop(self, sig: int = signal.SIGQUIT, timeout: float = 10) -> int:
+        """SIGQUIT: nginx's graceful shutdown."""
+        status = super().stop(sig, timeout)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+        return status

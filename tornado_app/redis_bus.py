@@ -1,0 +1,134 @@
+"""One process's link to Redis: a client for commands and one pub/sub subscription that
+carries what the other processes say (a session ended, the set of online users changed).
+
+It also decides when Redis counts as lost and back: one log line each way, never one per
+request, and a subscription that resubscribes by itself once Redis answers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import redis.asyncio as redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .sessions import SessionStoreUnavailable
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "tornado_app:"
+RESUBSCRIBE_SECONDS = 0.5  # how often to try again while Redis is away
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+MessageHandler = Callable[[Any], Awaitable[None]]
+
+
+class RedisUnreachable(Exception):
+    """Redis did not answer at start; the message names the URL and why."""
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, fit for a log line."""
+    if "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1) if "://" in url else ("", url)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user + ':***' if user else '***'}@{host}"
+
+
+class RedisBus:
+    """A Redis client shared by the session store and presence, and their pub/sub channels."""
+
+    def __init__(self, url: str, prefix: str = DEFAULT_PREFIX) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.process_id = secrets.token_hex(8)  # tells this process's own messages apart
+        self.client: redis.Redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=10)
+        self._handlers: dict[str, MessageHandler] = {}
+        self._listener: asyncio.Task[None] | None = None
+        self._available = True
+        self.subscribed = asyncio.Event()
+
+    def key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    def on(self, channel: str, handler: MessageHandler) -> None:
+        """Call `handler(payload)` for every JSON message another process publishes on `channel`."""
+        self._handlers[self.key(channel)] = handler
+
+    async def publish(self, channel: str, payload: Any) -> None:
+        await self.run(self.client.publish(self.key(channel), json.dumps([self.process_id, payload])))
+
+    async def start(self) -> None:
+        """Check that Redis answers (else RedisUnreachable), then listen to the channels."""
+        try:
+            await self.client.ping()
+        except REDIS_DOWN as error:
+            raise RedisUnreachable(f"Redis at {redacted(self.url)} does not answer: {error}") from None
+        self._listener = asyncio.ensure_future(self._listen())
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+        await self.client.aclose()
+
+    async def run(self, command: Awaitable[Any]) -> Any:
+        """Await a Redis command; if Redis is away, SessionStoreUnavailable (logged once)."""
+        try:
+            result = await command
+        except REDIS_DOWN as error:
+            self.lost(error)
+            raise SessionStoreUnavailable(str(error)) from None
+        self.back()
+        return result
+
+    def lost(self, error: BaseException) -> None:
+        if self._available:
+            self._available = False
+            log.warning("session store unavailable: Redis at %s: %s", redacted(self.url), error)
+
+    def back(self) -> None:
+        if not self._available:
+            self._available = True
+            log.info("session store is back: Redis at %s answers again", redacted(self.url))
+
+    async def _listen(self) -> None:
+        """Subscribe and dispatch; when Redis goes away, retry until it is back."""
+        while True:
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(*self._handlers)
+                self.subscribed.set()
+                self.back()
+                async for message in pubsub.listen():
+                    await self._dispatch(message)
+            except REDIS_DOWN as error:
+                self.subscribed.clear()
+                self.lost(error)
+                await asyncio.sleep(RESUBSCRIBE_SECONDS)
+            finally:
+                await asyncio.shield(pubsub.aclose())
+
+    async def _dispatch(self, message: dict[str, Any]) -> None:
+        if message.get("type") != "message":
+            return
+        channel = message["channel"].decode() if isinstance(message["channel"], bytes) else message["channel"]
+        handler = self._handlers.get(channel)
+        try:
+            origin, payload = json.loads(message["data"])
+        except (ValueError, TypeError):
+            log.info("ignored a message on %s that is not ours", channel)
+            return
+        if handler is not None and origin != self.process_id:
+            try:
+                await handler(payload)
+            except Exception:
+                log.exception("handling a message on %s failed", channel)

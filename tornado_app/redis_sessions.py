@@ -1,0 +1,202 @@
+"""Sessions in Redis, shared by every process: the same meaning as the memory store.
+
+Keys (all under the prefix, `tornado_app:` by default):
+- `session:<id>`: a hash {u: username, t: logged in at, s: last seen}, with a Redis TTL of
+  the idle TTL plus a minute, refreshed on every use (so that nothing outlives the sweep
+  by long even if every process is down);
+- `lru`: a sorted set of session ids scored by a use counter (`clock`): lowest is least
+  recently used. All sessions share one TTL, so it is also the order in which they expire;
+  eviction and the sweep take from its front, as the memory store's ordered dict does;
+- `clock`: the use counter;
+- channel `ended`: every session that ends anywhere, with its reason, so that each process
+  disconnects its own sockets of it.
+
+Each change is one Lua script, so that two processes logging people in at once can neither
+overshoot `max_sessions` nor evict the wrong session, and a session ends exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from .redis_bus import RedisBus
+from .sessions import (
+    DEFAULT_MAX_SESSIONS,
+    DEFAULT_SESSION_TTL,
+    Clock,
+    EndReason,
+    Session,
+    SessionEndListener,
+    new_session_id,
+)
+
+KEY_GRACE_MS = 60_000  # a session hash outlives its idle TTL by this much in Redis
+SWEEP_BATCH = 1000  # sessions ended per sweep call at most
+
+# Ends one session: its hash goes, it leaves the LRU set, and the other processes hear of it.
+# Returns {id, username, logged_in_at, last_seen, reason} or nothing.
+_END = """
+local function end_session(prefix, lru, channel, origin, id, reason)
+  local key = prefix .. 'session:' .. id
+  local f = redis.call('HMGET', key, 'u', 't', 's')
+  redis.call('ZREM', lru, id)
+  if not f[1] then return nil end
+  redis.call('DEL', key)
+  local ended = {id, f[1], f[2], f[3], reason}
+  redis.call('PUBLISH', channel, cjson.encode({origin, ended}))
+  return ended
+end
+"""
+
+CREATE = _END + """
+local prefix, lru, counter, channel = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local origin, id, username, now, max, ttl_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
+local evicted = {}
+while redis.call('ZCARD', lru) >= max do
+  local oldest = redis.call('ZRANGE', lru, 0, 0)[1]
+  local ended = end_session(prefix, lru, channel, origin, oldest, 'evicted')
+  if ended then table.insert(evicted, ended) end
+end
+local key = prefix .. 'session:' .. id
+redis.call('HSET', key, 'u', username, 't', now, 's', now)
+redis.call('PEXPIRE', key, ttl_ms)
+redis.call('ZADD', lru, redis.call('INCR', counter), id)
+return cjson.encode(evicted)
+"""
+
+GET = _END + """
+local prefix, lru, counter, channel = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local origin, id, now, ttl, ttl_ms = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local key = prefix .. 'session:' .. id
+local f = redis.call('HMGET', key, 'u', 't', 's')
+if not f[1] then
+  redis.call('ZREM', lru, id)
+  return cjson.encode({'none'})
+end
+if tonumber(now) - tonumber(f[3]) > ttl then
+  return cjson.encode({'expired', end_session(prefix, lru, channel, origin, id, 'expired')})
+end
+redis.call('HSET', key, 's', now)
+redis.call('PEXPIRE', key, ttl_ms)
+redis.call('ZADD', lru, redis.call('INCR', counter), id)
+return cjson.encode({'live', {id, f[1], f[2], now}})
+"""
+
+DELETE = _END + """
+local ended = end_session(KEYS[1], KEYS[2], KEYS[4], ARGV[1], ARGV[2], ARGV[3])
+return cjson.encode(ended and {ended} or {})
+"""
+
+SWEEP = _END + """
+local prefix, lru, counter, channel = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local origin, now, ttl, batch = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local expired = {}
+while #expired < batch do
+  local oldest = redis.call('ZRANGE', lru, 0, 0)[1]
+  if not oldest then break end
+  local seen = redis.call('HGET', prefix .. 'session:' .. oldest, 's')
+  if seen and now - tonumber(seen) <= ttl then break end
+  local ended = end_session(prefix, lru, channel, origin, oldest, 'expired')
+  if ended then table.insert(expired, ended) end
+end
+return cjson.encode(expired)
+"""
+
+CLEAR = _END + """
+local ended = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  local one = end_session(KEYS[1], KEYS[2], KEYS[4], ARGV[1], id, 'shutdown')
+  if one then table.insert(ended, one) end
+end
+return cjson.encode(ended)
+"""
+
+
+def _session(fields: list[Any]) -> Session:
+    session_id, username, logged_in_at, last_seen = fields[:4]
+    return Session(session_id, username, logged_in_at=float(logged_in_at), last_seen=float(last_seen))
+
+
+class RedisSessionStore:
+    """The SessionStore interface over Redis, for any number of processes at once."""
+
+    def __init__(
+        self,
+        bus: RedisBus,
+        ttl: float = DEFAULT_SESSION_TTL,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+        clock: Clock = time.time,
+    ) -> None:
+        if ttl <= 0:
+            raise ValueError("ttl must be positive")
+        if max_sessions < 1:
+            raise ValueError("max_sessions must be at least 1")
+        self.ttl = ttl
+        self.max_sessions = max_sessions
+        self._bus = bus
+        self._clock = clock
+        self._listeners: list[SessionEndListener] = []
+        self._keys = [bus.prefix, bus.key("lru"), bus.key("clock"), bus.key("ended")]
+        self._scripts = {name: bus.client.register_script(source) for name, source in
+                         [("create", CREATE), ("get", GET), ("delete", DELETE), ("sweep", SWEEP), ("clear", CLEAR)]}
+        self._ttl_ms = str(int(ttl * 1000) + KEY_GRACE_MS)
+        bus.on("ended", self._ended_elsewhere)
+
+    def add_end_listener(self, listener: SessionEndListener) -> None:
+        """Call `listener(session, reason)` whenever a session ends, here or in another process."""
+        self._listeners.append(listener)
+
+    async def start(self) -> None:
+        await self._bus.start()
+
+    async def close(self) -> None:
+        """Disconnect from Redis. The sessions stay: another process (or this one, restarted)
+        serves them."""
+        await self._bus.close()
+
+    async def create(self, username: str) -> Session:
+        now = self._clock()
+        session = Session(new_session_id(), username, logged_in_at=now, last_seen=now)
+        evicted = await self._run("create", session.id, username, repr(now), self.max_sessions, self._ttl_ms)
+        await self._notify_all(evicted)
+        return session
+
+    async def get(self, session_id: str | None) -> Session | None:
+        if not session_id:
+            return None
+        state, *rest = await self._run("get", session_id, repr(self._clock()), repr(self.ttl), self._ttl_ms)
+        if state == "expired":
+            await self._notify_all(rest)
+        return _session(rest[0]) if state == "live" else None
+
+    async def delete(self, session_id: str, reason: EndReason = "logout") -> Session | None:
+        ended = await self._run("delete", session_id, reason)
+        await self._notify_all(ended)
+        return _session(ended[0]) if ended else None
+
+    async def sweep(self) -> int:
+        expired = await self._run("sweep", repr(self._clock()), repr(self.ttl), SWEEP_BATCH)
+        await self._notify_all(expired)
+        return len(expired)
+
+    async def clear(self) -> None:
+        """End every session of every process (not called when one process stops)."""
+        await self._notify_all(await self._run("clear"))
+
+    async def count(self) -> int:
+        return int(await self._bus.run(self._bus.client.zcard(self._keys[1])))
+
+    async def _run(self, script: str, *args: Any) -> Any:
+        answer = await self._bus.run(self._scripts[script](keys=self._keys, args=[self._bus.process_id, *args]))
+        return json.loads(answer)
+
+    async def _ended_elsewhere(self, ended: list[Any]) -> None:
+        await self._notify_all([ended])
+
+    async def _notify_all(self, ended: list[list[Any]]) -> None:
+        for fields in ended:
+            session, reason = _session(fields), fields[4]
+            for listener in self._listeners:
+                await listener(session, reason)
