@@ -5,16 +5,16 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SOCKETIO_CLIENT_VERSION ?= 4.8.4
-# Debian packages the tests and the desktop window need (see the README).
+# Debian packages the tests, the desktop window and `make cluster` need (see the README).
 SYSTEM_DEPS := chromium xvfb xauth xdotool imagemagick \
 	libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxcb-image0 libxcb-render-util0 \
 	libxcb-shape0 libxcb-xinerama0 libxkbcommon-x11-0 libegl1 libgl1 libnss3 \
 	libxcomposite1 libxdamage1 libxrandr2 libxtst6 libxkbfile1 libasound2 libpcsclite1 \
-	fonts-dejavu-core openssl
+	fonts-dejavu-core openssl redis-server nginx
 
 DESKTOP_FILE ?= $(HOME)/.local/share/applications/session-sockets.desktop
 
-.PHONY: run serve test test-heavy bench bench-compare system-deps desktop-entry update-socketio-client clean
+.PHONY: run serve cluster test test-heavy bench bench-compare system-deps desktop-entry update-socketio-client clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,8 @@ $(BIN)/python:
 # Stamps: reinstall only when the package's metadata changes.
 # The tests drive the real window too, so they need the desktop extra as well.
 $(VENV)/.installed-test: setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test,desktop,fast]'
-	touch $@ $(VENV)/.installed-desktop $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[test,desktop,fast,redis]'
+	touch $@ $(VENV)/.installed-desktop $(VENV)/.installed $(VENV)/.installed-cluster
 
 # Where the desktop extra cannot be installed, the launcher still runs: it says why it
 # has no window and serves in the background.
@@ -43,6 +43,14 @@ run: $(VENV)/.installed-desktop
 
 serve: $(VENV)/.installed
 	$(BIN)/python -m tornado_app $(ARGS)
+
+$(VENV)/.installed-cluster: setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[redis,fast]'
+	touch $@
+
+# Several processes behind nginx, sharing Redis (needs redis-server and nginx: make system-deps).
+cluster: $(VENV)/.installed-cluster
+	$(BIN)/python deploy/cluster.py $(ARGS)
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest --cov=tornado_app --cov=launcher --cov-report=term-missing $(PYTEST_ARGS)

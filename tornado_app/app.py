@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import socketio
 import tornado.web
 from tornado.log import access_log
 
@@ -20,6 +21,7 @@ from tornado.web import RequestHandler
 
 from .handlers import IndexHandler, LoginHandler, LogoutHandler, NotFoundHandler, SessionApiHandler, UnknownHostHandler
 from .origins import HostPolicy
+from .presence import PresenceSource
 from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL, Clock, MemorySessionStore, SessionStore
 from .sockets import DEFAULT_CONNECT_TIMEOUT, ChatSocketServer
 from .transport import DEFAULT_MAX_UNSENT_BYTES, make_socketio_handler
@@ -80,19 +82,24 @@ def make_app(
     ping_timeout: float = 20,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     max_unsent_bytes: int = DEFAULT_MAX_UNSENT_BYTES,
+    client_manager: socketio.AsyncManager | None = None,
+    presence_source: PresenceSource | None = None,
     web_dir: Path = WEB_DIR,
 ) -> TornadoApp:
     """Build the application around a session store (a fresh in-memory one by default).
 
     `allowed_hosts` defaults to the loopback names on any port; `https_only` marks the XSRF
-    cookie `Secure` (the session cookie follows each request's scheme by itself).
+    cookie `Secure` (the session cookie follows each request's scheme by itself). Several
+    processes share one site with a networked `store`, python-socketio's `client_manager`
+    (AsyncRedisManager) and a `presence_source` (see cluster_backend in cli.py).
     """
     if not cookie_secret:
         raise ValueError("a cookie secret is required")
     if store is None:
         store = MemorySessionStore(ttl=session_ttl, max_sessions=max_sessions, clock=clock)
     sockets = ChatSocketServer(
-        store, clock=clock, ping_interval=ping_interval, ping_timeout=ping_timeout, connect_timeout=connect_timeout
+        store, clock=clock, ping_interval=ping_interval, ping_timeout=ping_timeout, connect_timeout=connect_timeout,
+        client_manager=client_manager, presence_source=presence_source,
     )
     return TornadoApp(
         store,
@@ -113,15 +120,16 @@ def make_app(
 def log_request(handler: RequestHandler) -> None:
     """Tornado's access log, except that a client's refused request (4xx) is one INFO line
     here rather than a WARNING (anyone can send those), and none at all when the refusal was
-    explained already (origin, host, packet size, XSRF)."""
+    explained already (origin, host, packet size, XSRF) or the session store is down (it
+    says so once)."""
     status = handler.get_status()
     request = handler.request
     line = ("%d %s %s (%s) %.2fms", status, request.method, request.path, request.remote_ip, 1000.0 * request.request_time())
     if status < 400:
         access_log.info(*line)
-    elif status >= 500:
-        access_log.error(*line)
     elif getattr(handler, "refusal_logged", False):
         access_log.debug(*line)
+    elif status >= 500:
+        access_log.error(*line)
     else:
         log.info("refused %s %s from %s: %d", request.method, request.path, request.remote_ip, status)

@@ -11,19 +11,23 @@ import signal
 import ssl
 import sys
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlsplit
+
+import socketio
 
 from . import loop
 from .app import make_app
 from .origins import LOOPBACK_NAMES, HostPolicy, parse_allowed_host
 from .server import CannotBind, bind, serve
-from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL
+from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL, SessionStoreUnreachable
 from .sockets import DEFAULT_CONNECT_TIMEOUT
 from .transport import DEFAULT_MAX_UNSENT_BYTES
 
 log = logging.getLogger("tornado_app")
 
 COOKIE_SECRET_ENV = "TORNADO_APP_COOKIE_SECRET"
+REDIS_URL_ENV = "TORNADO_APP_REDIS_URL"
 EXIT_USAGE = 2
 
 
@@ -75,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--cookie-secret",
         default=os.environ.get(COOKIE_SECRET_ENV),
         help=f"secret that signs the session cookie (default: ${COOKIE_SECRET_ENV}, else a random one per start)",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get(REDIS_URL_ENV) or None,
+        metavar="URL",
+        help=f"share sessions, chat and presence with other processes through this Redis, e.g. redis://127.0.0.1:6379/0 "
+        f"(rediss:// for TLS; default: ${REDIS_URL_ENV}, else none: everything in this process). Needs --cookie-secret",
     )
     parser.add_argument("--session-ttl", type=_positive_int, default=DEFAULT_SESSION_TTL, metavar="SECONDS", help="idle seconds before a session expires and its sockets are closed (default: %(default)s)")
     parser.add_argument("--max-sessions", type=_positive_int, default=DEFAULT_MAX_SESSIONS, metavar="N", help="sessions kept at most; past this the least recently used is evicted (default: %(default)s)")
@@ -132,8 +143,37 @@ def host_policy(address: str, port: int, allowed_hosts: Sequence[str]) -> HostPo
     return HostPolicy.local(port, [*own, *allowed_hosts])
 
 
+class Misconfigured(Exception):
+    """The flags cannot work together; the message says why, in one line."""
+
+
+def cluster_backend(redis_url: str | None, session_ttl: float, max_sessions: int) -> dict[str, Any]:
+    """make_app's arguments for sharing one site between processes through Redis (none:
+    everything stays in this process, the embedded default)."""
+    if redis_url is None:
+        return {}
+    try:
+        import redis  # noqa: F401 (the `redis` extra)
+    except ImportError:
+        raise Misconfigured("--redis-url needs redis-py: pip install -e '.[redis]'") from None
+    from .redis_bus import RedisBus
+    from .redis_presence import RedisPresence
+    from .redis_sessions import RedisSessionStore
+
+    bus = RedisBus(redis_url)
+    manager_log = logging.getLogger("tornado_app.sockets.redis_manager")
+    manager_log.setLevel(logging.CRITICAL)  # its retries repeat what the bus logs once
+    return {
+        "store": RedisSessionStore(bus, ttl=session_ttl, max_sessions=max_sessions),
+        "client_manager": socketio.AsyncRedisManager(redis_url, channel=bus.key("socketio"), logger=manager_log),
+        "presence_source": RedisPresence(bus),
+    }
+
+
 async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLContext | None) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly."""
+    if args.redis_url and not args.cookie_secret:
+        raise Misconfigured(f"--redis-url needs --cookie-secret (or ${COOKIE_SECRET_ENV}): every process must verify the others' cookies")
     bound = bind(args.address, args.port, "https" if ssl_context else "http")
     app = make_app(
         resolve_cookie_secret(args.cookie_secret),
@@ -144,7 +184,13 @@ async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLCont
         https_only=ssl_context is not None,
         connect_timeout=args.connect_timeout,
         max_unsent_bytes=args.max_unsent_kib * 1024,
+        **cluster_backend(args.redis_url, args.session_ttl, args.max_sessions),
     )
+    try:
+        await app.store.start()  # a networked store: does it answer?
+    except SessionStoreUnreachable:
+        bound.close()
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -165,6 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         loop.run(run_until_signalled(args, ssl_context), use_uvloop=not args.no_uvloop)
     except CannotBind as error:
         print(f"tornado-app: error: {error.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    except (Misconfigured, SessionStoreUnreachable) as error:
+        print(f"tornado-app: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:  # a second Ctrl-C while shutting down
         pass

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from tornado.web import HTTPError, RequestHandler
 
 from .cookies import SESSION_COOKIE, clear_session_cookie, read_session_id, write_session_cookie
-from .sessions import Session, SessionStore
+from .sessions import Session, SessionStore, SessionStoreUnavailable
 from .validation import MAX_USERNAME_LENGTH, InvalidInput, clean_username
 
 if TYPE_CHECKING:
@@ -54,6 +54,9 @@ class BaseHandler(RequestHandler):
     def log_exception(self, typ: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
         """A client's refused request (a missing XSRF token, say) is one INFO line: Tornado
         would log it as a WARNING, and anyone can send those."""
+        if isinstance(value, SessionStoreUnavailable):
+            self.refusal_logged = True  # the store says so once, not once per request
+            return
         if isinstance(value, HTTPError) and value.status_code < 500:
             log.info("refused %s %s from %s: %d %s", self.request.method, self.request.path,
                      self.request.remote_ip, value.status_code, value.get_message() or "")
@@ -62,8 +65,18 @@ class BaseHandler(RequestHandler):
         super().log_exception(typ, value, tb)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """A short page in the site's style; Tornado's traceback page is never served."""
+        """A short page in the site's style; Tornado's traceback page is never served. The
+        session store being down is a 503 that says so, not a 500."""
+        if _store_unavailable(kwargs):
+            status_code = 503
+            self.set_status(503)
+            self.set_header("Retry-After", "5")
         self.render("error.html", status_code=status_code, message=_status_phrase(status_code))
+
+
+def _store_unavailable(error_kwargs: dict[str, Any]) -> bool:
+    exc_info = error_kwargs.get("exc_info")
+    return exc_info is not None and isinstance(exc_info[1], SessionStoreUnavailable)
 
 
 def _status_phrase(status_code: int) -> str:
@@ -140,6 +153,10 @@ class SessionApiHandler(BaseHandler):
         self.finish(self.session.public_view())
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if _store_unavailable(kwargs):
+            self.set_status(503)
+            self.finish({"error": "the session store is unavailable"})
+            return
         self.finish({"error": _status_phrase(status_code).lower()})
 
 

@@ -1,14 +1,56 @@
-"""Who is online, told to every socket: a latest-state signal, coalesced under churn."""
+"""Who is online, told to every socket: a latest-state signal, coalesced under churn.
+
+Where several processes serve one site, the set is the union over all of them: each
+process shares its own users through a `PresenceSource` (redis_presence.py) and hears when
+another's change; alone, it is the whole world (`ThisProcessOnly`).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable
+from typing import Protocol
 
 import socketio
 
 from .registry import SocketRegistry
+from .sessions import SessionStoreUnavailable
+
+log = logging.getLogger(__name__)
 
 PRESENCE_MIN_INTERVAL = 0.1  # seconds between two presence broadcasts; changes in between coalesce
+
+
+class PresenceSource(Protocol):
+    """Where the users online in other processes come from."""
+
+    async def share(self, here: list[str]) -> None:
+        """Tell the other processes who is online in this one."""
+
+    async def elsewhere(self) -> set[str]:
+        """The users online in the other (live) processes."""
+
+    def start(self, changed: Callable[[], None]) -> None:
+        """Call `changed()` whenever the set elsewhere may have changed."""
+
+    async def stop(self) -> None: ...
+
+
+class ThisProcessOnly:
+    """One process is the whole site: nothing to share, nobody elsewhere."""
+
+    async def share(self, here: list[str]) -> None:
+        pass
+
+    async def elsewhere(self) -> set[str]:
+        return set()
+
+    def start(self, changed: Callable[[], None]) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
 
 
 class PresenceBroadcaster:
@@ -20,9 +62,11 @@ class PresenceBroadcaster:
     drops only sets that were already stale and always sends the current one last.
     """
 
-    def __init__(self, sio: socketio.AsyncServer, registry: SocketRegistry, min_interval: float) -> None:
+    def __init__(self, sio: socketio.AsyncServer, registry: SocketRegistry, min_interval: float, source: PresenceSource) -> None:
         self._sio = sio
         self._registry = registry
+        self._source = source
+        self._shared: list[str] | None = None
         self._min_interval = min_interval
         self._last_sent = float("-inf")
         self._timer: asyncio.TimerHandle | None = None
@@ -39,9 +83,33 @@ class PresenceBroadcaster:
     def _send(self) -> None:
         self._timer = None
         self._last_sent = asyncio.get_running_loop().time()
-        task = asyncio.ensure_future(self._sio.emit("presence", {"users": self._registry.online_users()}))
+        task = asyncio.ensure_future(self._broadcast())
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
+
+    async def online_users(self) -> list[str]:
+        """Everyone online, in this process or another, sorted."""
+        here = self._registry.online_users()
+        try:
+            return sorted(set(here) | await self._source.elsewhere())
+        except SessionStoreUnavailable:
+            return here  # the store says so in the log, once
+
+    async def tell(self, sid: str) -> None:
+        """Tell one socket (a newcomer) who is online."""
+        await self._sio.emit("presence", {"users": await self.online_users()}, to=sid)
+
+    async def _broadcast(self) -> None:
+        here = self._registry.online_users()
+        if here != self._shared:
+            try:
+                await self._source.share(here)
+                self._shared = here
+            except SessionStoreUnavailable:
+                pass  # shared again at the next change or heartbeat
+        # To this process's sockets only: each process tells its own (a message queue
+        # between processes would repeat it for every process that saw the change).
+        await self._sio.manager.emit("presence", {"users": await self.online_users()}, namespace="/", ignore_queue=True)
 
     def cancel(self) -> None:
         if self._timer is not None:

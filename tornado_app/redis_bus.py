@@ -18,7 +18,7 @@ import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .sessions import SessionStoreUnavailable
+from .sessions import SessionStoreUnavailable, SessionStoreUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +27,6 @@ RESUBSCRIBE_SECONDS = 0.5  # how often to try again while Redis is away
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 MessageHandler = Callable[[Any], Awaitable[None]]
-
-
-class RedisUnreachable(Exception):
-    """Redis did not answer at start; the message names the URL and why."""
 
 
 def redacted(url: str) -> str:
@@ -67,11 +63,13 @@ class RedisBus:
         await self.run(self.client.publish(self.key(channel), json.dumps([self.process_id, payload])))
 
     async def start(self) -> None:
-        """Check that Redis answers (else RedisUnreachable), then listen to the channels."""
+        """Check that Redis answers (else SessionStoreUnreachable), then listen to the channels."""
+        if self._listener is not None:
+            return
         try:
             await self.client.ping()
         except REDIS_DOWN as error:
-            raise RedisUnreachable(f"Redis at {redacted(self.url)} does not answer: {error}") from None
+            raise SessionStoreUnreachable(f"Redis at {redacted(self.url)} does not answer: {error}") from None
         self._listener = asyncio.ensure_future(self._listen())
 
     async def close(self) -> None:

@@ -94,6 +94,8 @@ async def serve(
         ssl_options=ssl_context,
         xheaders=behind_proxy,
     )
+    await app.store.start()  # connects to a networked store, or says why it cannot
+    app.sockets.start()
     server.add_sockets(bound.sockets)
     sweeper = PeriodicCallback(app.sweep_expired_sessions, sweep_interval(app.store.ttl) * 1000)
     sweeper.start()
@@ -109,4 +111,5 @@ async def serve(
         except asyncio.TimeoutError:
             log.warning("some connections did not close within %s s", SHUTDOWN_GRACE_SECONDS)
         bound.close()
+        await app.store.close()
         log.info("stopped")

@@ -25,6 +25,10 @@ class SessionStoreUnavailable(Exception):
     """The store cannot be reached (Redis is down): the request cannot be answered now."""
 
 
+class SessionStoreUnreachable(Exception):
+    """The store did not answer at start; the message says where and why, in one line."""
+
+
 @dataclass(slots=True)
 class Session:
     """One logged-in person, as the server remembers them."""

@@ -19,9 +19,9 @@ from socketio.exceptions import ConnectionRefusedError
 
 from .cookies import read_session_id
 from .engine import PromptlyFreeingEngineIOServer
-from .presence import PRESENCE_MIN_INTERVAL, PresenceBroadcaster
+from .presence import PRESENCE_MIN_INTERVAL, PresenceBroadcaster, PresenceSource, ThisProcessOnly
 from .registry import SocketRegistry
-from .sessions import Clock, EndReason, Session, SessionStore
+from .sessions import Clock, EndReason, Session, SessionStore, SessionStoreUnavailable
 from .validation import InvalidInput, clean_chat_payload
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,7 @@ library_log.setLevel(logging.ERROR)
 T = TypeVar("T")
 
 NOT_AUTHENTICATED = "not authenticated"
+STORE_UNAVAILABLE = "session store unavailable"
 MAX_PACKET_BYTES = 64 * 1024  # a chat message is at most 500 characters; refuse giant packets
 DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds from the Engine.IO open to the Socket.IO connect
 BINARY_PACKET_TYPES = ("5", "6")  # Socket.IO BINARY_EVENT and BINARY_ACK
@@ -152,6 +153,8 @@ class ChatSocketServer:
         ping_timeout: float = 20,
         presence_interval: float = PRESENCE_MIN_INTERVAL,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        client_manager: socketio.AsyncManager | None = None,
+        presence_source: PresenceSource | None = None,
     ) -> None:
         self.store = store
         self.registry = SocketRegistry()
@@ -171,10 +174,12 @@ class ChatSocketServer:
             # packet (engineio's default): a measurable share of each connect's CPU.
             async_handlers=False,
             connect_timeout=connect_timeout,
+            client_manager=client_manager,
             logger=library_log,
             engineio_logger=library_log,
         )
-        self.presence = PresenceBroadcaster(self.sio, self.registry, presence_interval)
+        self._presence_source = presence_source or ThisProcessOnly()
+        self.presence = PresenceBroadcaster(self.sio, self.registry, presence_interval, self._presence_source)
         # Not connect: an unexpected error there must leave the socket refused, never
         # swallowed into an accept.
         self.sio.on("connect", self._on_connect)
@@ -182,11 +187,16 @@ class ChatSocketServer:
             self.sio.on(event, _report_bugs(handler))
         store.add_end_listener(self._on_session_end)
 
+    def start(self) -> None:
+        """Hear of presence changes in other processes (nothing to do for one process)."""
+        self._presence_source.start(self.presence.changed)
+
     async def shutdown(self) -> None:
         """Disconnect every socket and stop engineio's background tasks."""
-        self.presence.cancel()
         for sid in self.registry.all_sockets():
             await self.sio.disconnect(sid)
+        self.presence.cancel()
+        await self._presence_source.stop()
         await self.sio.shutdown()
 
     def _sent_by_the_client(self, sid: str) -> bool:
@@ -200,7 +210,10 @@ class ChatSocketServer:
             return
         handler = environ["tornado.handler"]
         request = handler.request
-        session = await self.store.get(read_session_id(handler))
+        try:
+            session = await self.store.get(read_session_id(handler))
+        except SessionStoreUnavailable:
+            raise ConnectionRefusedError(STORE_UNAVAILABLE) from None  # the store logs it, once
         if session is None:
             # engineio's Tornado driver puts 127.0.0.1 in REMOTE_ADDR; the real peer is here.
             log.info("refused socket from %s: %s", request.remote_ip, NOT_AUTHENTICATED)
@@ -212,7 +225,7 @@ class ChatSocketServer:
             self.presence.changed()  # everyone hears, the newcomer included
         else:
             # Nothing changed for the others, but the newcomer needs to know who is there.
-            await self.sio.emit("presence", {"users": self.registry.online_users()}, to=sid)
+            await self.presence.tell(sid)
 
     async def _on_disconnect(self, sid: str, reason: object = None, *_: object) -> None:
         if self._sent_by_the_client(sid):
@@ -235,7 +248,10 @@ class ChatSocketServer:
         owner = self.registry.owner(sid)
         if owner is None:
             return None
-        session = await self.store.get(owner.session_id)
+        try:
+            session = await self.store.get(owner.session_id)
+        except SessionStoreUnavailable:
+            return None  # unanswered while the store is away; the socket stays
         if session is None and self.registry.owner(sid) is not None:
             # The store ended the session without telling us (a networked store might).
             await self.sio.disconnect(sid)
