@@ -1,0 +1,328 @@
+"""Several real app processes sharing one real Redis (and nginx in front where the polling
+transport or `make cluster` is tested): chat, logout, expiry and presence across processes,
+a restart, a process killed without a word, Redis stopped and started again, and one session
+bound for all processes together.
+
+They skip with the reason where redis-server or nginx is missing, and fail instead under
+REQUIRE_E2E=1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import redis
+import socketio
+
+from bench.tools import bounded
+from bench.wire import Refused, WireSocket, log_in, log_out
+from deploy.services import AppProcess, Nginx, ServiceMissing
+
+from .conftest import ROOT, e2e_unavailable
+
+SECRET = "a-secret-shared-by-every-process"
+
+
+class Cluster:
+    """App processes on one Redis, started (and stopped) by the test."""
+
+    def __init__(self, redis_url: str, workdir: Path) -> None:
+        self.redis_url = redis_url
+        self.workdir = workdir
+        self.apps: list[AppProcess] = []
+
+    def start(self, *args: str, name: str | None = None, port: int | None = None) -> AppProcess:
+        log = self.workdir / f"{name or f'app{len(self.apps) + 1}'}.log"
+        app = AppProcess(log, "--redis-url", self.redis_url, "--log-level", "info", *args, port=port,
+                         env={"TORNADO_APP_COOKIE_SECRET": SECRET})
+        self.apps.append(app)
+        return app
+
+    def stop(self) -> None:
+        for app in self.apps:
+            app.stop()
+
+
+@pytest.fixture
+def cluster(redis_url: str, tmp_path: Path) -> Iterator[Cluster]:
+    started = Cluster(redis_url, tmp_path)
+    yield started
+    started.stop()
+
+
+def http_session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), cookie_jar=aiohttp.DummyCookieJar())
+
+
+async def eventually(condition: Callable[[], Awaitable[bool]], within: float, what: str) -> float:
+    started = time.monotonic()
+    while not await condition():
+        if time.monotonic() - started > within:
+            raise AssertionError(f"not within {within} s: {what}")
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started
+
+
+async def next_presence_without(socket: WireSocket, gone: str, timeout: float) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        users = (await socket.next("presence", timeout=max(0.1, deadline - time.monotonic())))["users"]
+        if gone not in users:
+            return users
+
+
+def test_a_chat_on_one_process_reaches_sockets_on_every_process(cluster: Cluster) -> None:
+    a, b = cluster.start(), cluster.start()
+
+    async def scenario() -> None:
+        async with http_session() as http:
+            ada = await WireSocket.connect(http, a.url, await log_in(http, a.url, "ada"), origin=a.url)
+            grace = await WireSocket.connect(http, b.url, await log_in(http, b.url, "grace"), origin=b.url)
+            await ada.emit("chat", {"text": "from A"})
+            await grace.emit("chat", {"text": "from B"})
+            for socket in (ada, grace):
+                texts = {(await socket.next("chat", timeout=3))["text"] for _ in range(2)}
+                assert texts == {"from A", "from B"}
+            # Presence is the union: each sees both, wherever they are connected.
+            for socket in (ada, grace):
+                while (await socket.next("presence", timeout=3))["users"] != ["ada", "grace"]:
+                    pass
+            await ada.close()
+            await grace.close()
+
+    asyncio.run(scenario())
+
+
+def test_logout_on_one_process_disconnects_the_sockets_on_another_within_milliseconds(cluster: Cluster) -> None:
+    a, b = cluster.start(), cluster.start()
+
+    async def scenario() -> list[float]:
+        times = []
+        async with http_session() as http:
+            bystander = await WireSocket.connect(http, b.url, await log_in(http, b.url, "bystander"), origin=b.url)
+            for trial in range(15):
+                cookie = await log_in(http, a.url, f"ada{trial}")
+                on_b = await WireSocket.connect(http, b.url, cookie, origin=b.url)
+                async with http.get(a.url + "/logout", headers={"Cookie": cookie}) as page:
+                    token = re.search(r'name="_xsrf" value="([^"]+)"', await page.text()).group(1)
+                started = time.perf_counter()
+                async with http.post(a.url + "/logout", data={"_xsrf": token}, headers={"Cookie": cookie}, allow_redirects=False) as out:
+                    assert out.status == 303
+                await asyncio.wait_for(on_b.closed.wait(), 2)
+                times.append(1000 * (time.perf_counter() - started))
+                assert on_b.close_reason == "io server disconnect"
+                with pytest.raises(Refused, match="not authenticated"):
+                    await WireSocket.connect(http, b.url, cookie, origin=b.url)
+            assert not bystander.closed.is_set()  # only that session's sockets
+            await bystander.close()
+        return times
+
+    times = asyncio.run(scenario())
+    print(f"logout on A -> socket on B gone: p50 {statistics.median(times):.2f} ms, max {max(times):.2f} ms")
+    assert statistics.median(times) < 50  # measured by make bench, not here: this only catches a path that waits
+
+
+def test_expiry_found_by_one_process_disconnects_the_socket_on_another(cluster: Cluster) -> None:
+    a, b = cluster.start("--session-ttl", "1"), cluster.start("--session-ttl", "1")
+
+    async def scenario() -> None:
+        async with http_session() as http:
+            socket = await WireSocket.connect(http, b.url, await log_in(http, a.url, "idle"), origin=b.url)
+            await asyncio.wait_for(socket.closed.wait(), 5)  # a sweep (on A or B) ended it
+            assert socket.close_reason == "io server disconnect"
+
+    asyncio.run(scenario())
+
+
+def test_sessions_survive_a_restart_of_the_process(cluster: Cluster) -> None:
+    a = cluster.start()
+
+    async def scenario() -> str:
+        async with http_session() as http:
+            return await log_in(http, a.url, "ada")
+
+    cookie = asyncio.run(scenario())
+    a.stop()
+    a.start()  # the same port, a new process
+
+    async def after_restart() -> None:
+        async with http_session() as http:
+            async with http.get(a.url + "/api/session", headers={"Cookie": cookie}) as api:
+                assert api.status == 200 and (await api.json())["username"] == "ada"
+            socket = await WireSocket.connect(http, a.url, cookie, origin=a.url)
+            assert (await socket.call("whoami", timeout=3))["username"] == "ada"
+            await socket.close()
+
+    asyncio.run(after_restart())
+    assert "Traceback" not in a.log()
+
+
+def test_a_process_killed_without_a_word_leaves_the_others_presence_within_30_s(cluster: Cluster) -> None:
+    a, b = cluster.start(), cluster.start()
+
+    async def scenario() -> float:
+        async with http_session() as http:
+            await WireSocket.connect(http, a.url, await log_in(http, a.url, "doomed"), origin=a.url)
+            watcher = await WireSocket.connect(http, b.url, await log_in(http, b.url, "watcher"), origin=b.url)
+            while (await watcher.next("presence", timeout=3))["users"] != ["doomed", "watcher"]:
+                pass
+            a.kill()
+            started = time.monotonic()
+            assert await next_presence_without(watcher, "doomed", timeout=30) == ["watcher"]
+            seconds = time.monotonic() - started
+            await watcher.close()
+            return seconds
+
+    seconds = asyncio.run(scenario())
+    print(f"a SIGKILLed process's users left the presence after {seconds:.1f} s")
+    assert "Traceback" not in cluster.apps[1].log()
+
+
+def test_redis_lost_and_back_503_then_recovery_with_one_log_line_each_way(cluster: Cluster, redis_server: Any) -> None:
+    a, b = cluster.start(), cluster.start()
+
+    async def scenario() -> None:
+        async with http_session() as http:
+            cookie = await log_in(http, a.url, "ada")
+            redis_server.stop()
+            for _ in range(5):  # pages that need a session, logins and sockets, several times
+                async with http.get(a.url + "/", headers={"Cookie": cookie}) as page:
+                    assert page.status == 503
+                    assert "session store is unavailable" in await page.text()
+                with pytest.raises(RuntimeError, match="answered 503"):
+                    await log_in(http, a.url, "grace")  # the form shows; the login cannot happen
+                with pytest.raises(Refused, match="session store unavailable"):
+                    await WireSocket.connect(http, b.url, cookie, origin=b.url)
+            redis_server.start()  # the same port, empty: the sessions died with it (no persistence here)
+
+            async def logs_in_again() -> bool:
+                try:
+                    await log_in(http, a.url, "ada again")
+                except RuntimeError:
+                    return False
+                return True
+
+            await eventually(logs_in_again, 10, "a login works again after Redis is back")
+            ada = await WireSocket.connect(http, a.url, await log_in(http, a.url, "ada"), origin=a.url)
+            grace = await WireSocket.connect(http, b.url, await log_in(http, b.url, "grace"), origin=b.url)
+
+            async def chat_crosses() -> bool:
+                await ada.emit("chat", {"text": "are you there?"})
+                try:
+                    while (await grace.next("chat", timeout=0.5))["text"] != "are you there?":
+                        pass
+                except asyncio.TimeoutError:
+                    return False
+                return True
+
+            # python-socketio's Redis manager resubscribes with a backoff of 1, 2, 4... s.
+            print(f"chat crossed processes again {await eventually(chat_crosses, 20, 'chat crosses processes again'):.1f} s after")
+            await ada.close()
+            await grace.close()
+
+    asyncio.run(scenario())
+    for app in (a, b):
+        status = app.stop()
+        log = app.log()
+        assert status == 0 and "Traceback" not in log
+        assert log.count("session store unavailable: Redis at") == 1, log[-3000:]
+        assert log.count("session store is back") == 1, log[-3000:]
+
+
+def test_one_session_bound_for_all_processes_under_concurrent_logins(cluster: Cluster, redis_url: str) -> None:
+    bound = 50
+    apps = [cluster.start("--max-sessions", str(bound)), cluster.start("--max-sessions", str(bound))]
+
+    async def scenario() -> list[str]:
+        async with http_session() as http:
+            return await bounded(400, 40, lambda i: log_in(http, apps[i % 2].url, f"user{i}"))
+
+    cookies = asyncio.run(scenario())
+    with redis.Redis.from_url(redis_url) as client:
+        assert client.zcard("tornado_app:lru") == bound
+        assert len(client.keys("tornado_app:session:*")) == bound
+
+    async def live() -> int:
+        async with http_session() as http:
+            async def works(cookie: str) -> bool:
+                async with http.get(apps[0].url + "/api/session", headers={"Cookie": cookie}) as api:
+                    return api.status == 200
+            return sum(await bounded(len(cookies), 40, lambda i: works(cookies[i])))
+
+    assert asyncio.run(live()) == bound
+
+
+@pytest.fixture
+def nginx_in_front(cluster: Cluster, tmp_path: Path) -> Iterator[Nginx]:
+    from deploy.services import free_port
+
+    port = free_port()
+    for _ in range(2):
+        cluster.start("--behind-proxy", "--allowed-host", f"127.0.0.1:{port}")
+    try:
+        proxy = Nginx(tmp_path, [app.port for app in cluster.apps], port=port)
+    except ServiceMissing as missing:
+        e2e_unavailable(str(missing))
+    yield proxy
+    proxy.stop()
+
+
+@pytest.mark.parametrize("transports", [["polling"], ["polling", "websocket"], ["websocket"]], ids=["polling", "upgrade", "websocket"])
+def test_through_nginx_every_transport_stays_on_one_process(cluster: Cluster, nginx_in_front: Nginx, transports: list[str]) -> None:
+    base = nginx_in_front.url
+
+    async def scenario() -> None:
+        async with http_session() as http:
+            cookie = await log_in(http, base, "ada")
+        client = socketio.AsyncClient(reconnection=False)
+        chats: asyncio.Queue[Any] = asyncio.Queue()
+        client.on("chat", chats.put_nowait)
+        await client.connect(base, headers={"Cookie": cookie, "Origin": base}, transports=transports, wait_timeout=5)
+        for number in range(5):  # several polling round trips: each must reach the same process
+            assert (await client.call("whoami", timeout=5))["username"] == "ada"
+            await client.emit("chat", {"text": f"hello {number}"})
+            assert (await asyncio.wait_for(chats.get(), 5))["text"] == f"hello {number}"
+        await client.disconnect()
+
+    asyncio.run(scenario())
+    assert "Traceback" not in "".join(app.log() for app in cluster.apps)
+
+
+def test_make_cluster_serves_through_nginx_and_stops_on_ctrl_c(redis_server: Any) -> None:
+    process = subprocess.Popen([sys.executable, str(ROOT / "deploy" / "cluster.py"), "--processes", "2", "--port", "0"],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        if "not installed" in line or process.poll() is not None:
+            e2e_unavailable(process.stderr.read().strip() or line)
+        url = re.search(r"http://\S+/", line).group(0).rstrip("/")
+        workdir = re.search(r"logs in (\S+);", line).group(1)
+
+        async def scenario() -> None:
+            async with http_session() as http:
+                ada = await WireSocket.connect(http, url, await log_in(http, url, "ada"), origin=url)
+                assert (await ada.call("whoami", timeout=5))["username"] == "ada"
+                await ada.close()
+
+        asyncio.run(scenario())
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=20)
+        assert process.returncode == 0, err
+        assert out.strip() == "stopped" and "Traceback" not in err
+        assert not os.path.exists(workdir)  # every temporary file went with it
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
