@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
 # Run the shared side-by-side harness (../shared/bench, see its README) against our plain
 # server: start it pinned to CPU 0 on a free port, hand its URL and PID to run.sh, stop it.
-#   bench/run-ours.sh [--name NAME] [load options...]
+# With REDIS_URL set, the server runs in its multi-process mode on that Redis (sessions,
+# events and presence shared), as the Node peer does with the same variable.
+#   [REDIS_URL=redis://127.0.0.1:PORT/0] bench/run-ours.sh [--name NAME] [load options...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HARNESS=${HARNESS:-../shared/bench/run.sh}
 PYTHON=${PYTHON:-.venv/bin/python}
 log=$(mktemp)
-taskset -c "${SERVER_CPU:-0}" "$PYTHON" -m tornado_app --port 0 --log-level warning --max-sessions 100000 >"$log" 2>&1 &
+redis_args=()
+name=tornado-app
+if [ -n "${REDIS_URL:-}" ]; then
+  redis_args=(--redis-url "$REDIS_URL" --cookie-secret "bench-secret-$RANDOM$RANDOM")
+  name=tornado-app-redis
+fi
+# The Node peer gets REDIS_URL from the environment too: keep it out of ours' way.
+env -u REDIS_URL taskset -c "${SERVER_CPU:-0}" "$PYTHON" -m tornado_app --port 0 --log-level warning --max-sessions 100000 "${redis_args[@]}" >"$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$log"' EXIT
 for _ in $(seq 100); do grep -q "Serving on" "$log" && break; sleep 0.1; done
 url=$(grep -o "http://[^ ]*" "$log" | head -1)
 url=${url%/}
-name=tornado-app
 for arg in "$@"; do [ "$arg" = "--name" ] && name=""; done
-bash "$HARNESS" --url "$url" --pid "$pid" ${name:+--name "$name"} "$@"
+env -u REDIS_URL bash "$HARNESS" --url "$url" --pid "$pid" ${name:+--name "$name"} "$@"

@@ -326,3 +326,33 @@ def test_make_cluster_serves_through_nginx_and_stops_on_ctrl_c(redis_server: Any
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+def test_after_every_process_restarts_a_page_reconnects_through_nginx_and_is_accepted(cluster: Cluster, nginx_in_front: Nginx) -> None:
+    """The socket.io client reconnects by itself (as the page does); its session is in Redis,
+    so whichever process nginx picks accepts it again."""
+    base = nginx_in_front.url
+
+    async def scenario() -> None:
+        async with http_session() as http:
+            cookie = await log_in(http, base, "ada")
+        # A browser sends its cookie on every reconnect; python-socketio's client moves a Cookie
+        # header into its HTTP session's jar, which it closes on a disconnect unless it is ours.
+        browser = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        client = socketio.AsyncClient(reconnection=True, reconnection_delay=0.2, reconnection_delay_max=1, http_session=browser)
+        connects: asyncio.Queue[None] = asyncio.Queue()
+        client.on("connect", lambda: connects.put_nowait(None))
+        await client.connect(base, headers={"Cookie": cookie, "Origin": base}, transports=["websocket"], wait_timeout=5)
+        await asyncio.wait_for(connects.get(), 5)
+        for app in cluster.apps:
+            app.stop()
+        for app in cluster.apps:
+            app.start()
+        started = time.monotonic()
+        await asyncio.wait_for(connects.get(), 30)  # reconnected, and accepted
+        print(f"reconnected {time.monotonic() - started:.1f} s after the processes were back")
+        assert (await client.call("whoami", timeout=5))["username"] == "ada"
+        await client.disconnect()
+        await browser.close()
+
+    asyncio.run(scenario())

@@ -422,7 +422,7 @@ async def test_after_a_server_restart_the_old_session_is_refused_cleanly(
     server_process: Callable[..., ServerProcess], secret_env: dict[str, str],
 ) -> None:
     """A restart ends every session (they live in memory): the open socket sees its connection
-    close; with the old cookie a new socket is refused with "not authenticated", the page says
+    close (so that a page tries again by itself); with the old cookie a new socket is refused with "not authenticated", the page says
     the session has ended and shows the login form, and /api/session answers 401. With the same
     secret the old cookie still has a valid signature, so this is the session lookup refusing
     it, not the signature check."""
@@ -439,7 +439,10 @@ async def test_after_a_server_restart_the_old_session_is_refused_cleanly(
         await asyncio.wait_for(old_socket.closed.wait(), 5)
         await old_socket.close()  # answers the server's WebSocket close, so it can exit promptly
         status, _, old_log = await stopping
-        assert old_socket.close_reason == "io server disconnect"  # told, not just cut off
+        # Closed, not told "disconnect" (final for a Socket.IO client): a page reconnects by
+        # itself, to a restarted server (refused here, its session gone with the memory) or,
+        # with Redis, to any process (accepted: test_cluster.py).
+        assert old_socket.close_reason == "transport close"
         assert status == 0
         assert "socket of 'ada' from 127.0.0.1 closed: server disconnect" in old_log
         assert "did not close" not in old_log

@@ -97,7 +97,7 @@ class PresenceBroadcaster:
 
     async def tell(self, sid: str) -> None:
         """Tell one socket (a newcomer) who is online."""
-        await self._sio.emit("presence", {"users": await self.online_users()}, to=sid)
+        await self._sio.manager.emit("presence", {"users": await self.online_users()}, namespace="/", room=sid, ignore_queue=True)
 
     async def _broadcast(self) -> None:
         here = self._registry.online_users()

@@ -51,6 +51,8 @@ class RedisBus:
         self._listener: asyncio.Task[None] | None = None
         self._available = True
         self.subscribed = asyncio.Event()
+        # Which subscription this is: a message may have been missed between two of them.
+        self.subscription = 0
 
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -104,6 +106,7 @@ class RedisBus:
             pubsub = self.client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(*self._handlers)
+                self.subscription += 1
                 self.subscribed.set()
                 self.back()
                 async for message in pubsub.listen():

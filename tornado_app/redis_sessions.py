@@ -13,12 +13,19 @@ Keys (all under the prefix, `tornado_app:` by default):
 
 Each change is one Lua script, so that two processes logging people in at once can neither
 overshoot `max_sessions` nor evict the wrong session, and a session ends exactly once.
+
+A session this process saw live less than `TRUSTED_SECONDS` ago is answered from memory,
+without a Redis round trip (a socket event or page load would otherwise pay one each): its
+end, anywhere, comes on the `ended` channel and drops it at once. So the idle timer in Redis
+is refreshed at most every `TRUSTED_SECONDS` per session and process, and expiry is exact to
+within that. While the subscription is down nothing is trusted.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections import OrderedDict
 from typing import Any
 
 from .redis_bus import RedisBus
@@ -33,6 +40,7 @@ from .sessions import (
 )
 
 KEY_GRACE_MS = 60_000  # a session hash outlives its idle TTL by this much in Redis
+TRUSTED_SECONDS = 5.0  # a session seen live this recently is answered without asking Redis
 SWEEP_BATCH = 1000  # sessions ended per sweep call at most
 
 # Ends one session: its hash goes, it leaves the LRU set, and the other processes hear of it.
@@ -142,6 +150,9 @@ class RedisSessionStore:
         self._scripts = {name: bus.client.register_script(source) for name, source in
                          [("create", CREATE), ("get", GET), ("delete", DELETE), ("sweep", SWEEP), ("clear", CLEAR)]}
         self._ttl_ms = str(int(ttl * 1000) + KEY_GRACE_MS)
+        # Sessions seen live, with when (by the store's clock) and during which subscription
+        # to `ended`, least recently seen first; at most max_sessions of them.
+        self._trusted: OrderedDict[str, tuple[Session, float, int]] = OrderedDict()
         bus.on("ended", self._ended_elsewhere)
 
     def add_end_listener(self, listener: SessionEndListener) -> None:
@@ -161,15 +172,37 @@ class RedisSessionStore:
         session = Session(new_session_id(), username, logged_in_at=now, last_seen=now)
         evicted = await self._run("create", session.id, username, repr(now), self.max_sessions, self._ttl_ms)
         await self._notify_all(evicted)
+        self._trust(session, now)
         return session
 
     async def get(self, session_id: str | None) -> Session | None:
         if not session_id:
             return None
-        state, *rest = await self._run("get", session_id, repr(self._clock()), repr(self.ttl), self._ttl_ms)
+        now = self._clock()
+        trusted = self._trusted.get(session_id)
+        if trusted is not None and self._still_trusted(*trusted[1:], now):
+            session = trusted[0]
+            session.last_seen = now
+            return session
+        state, *rest = await self._run("get", session_id, repr(now), repr(self.ttl), self._ttl_ms)
         if state == "expired":
             await self._notify_all(rest)
-        return _session(rest[0]) if state == "live" else None
+        if state != "live":
+            return None
+        session = _session(rest[0])
+        self._trust(session, now)
+        return session
+
+    def _still_trusted(self, seen_at: float, subscription: int, now: float) -> bool:
+        """Seen live recently, and every ending since then would have been heard."""
+        return (0 <= now - seen_at < min(TRUSTED_SECONDS, self.ttl) and self._bus.subscribed.is_set()
+                and subscription == self._bus.subscription)
+
+    def _trust(self, session: Session, seen_at: float) -> None:
+        self._trusted[session.id] = (session, seen_at, self._bus.subscription)
+        self._trusted.move_to_end(session.id)
+        while len(self._trusted) > self.max_sessions:
+            self._trusted.popitem(last=False)
 
     async def delete(self, session_id: str, reason: EndReason = "logout") -> Session | None:
         ended = await self._run("delete", session_id, reason)
@@ -198,5 +231,6 @@ class RedisSessionStore:
     async def _notify_all(self, ended: list[list[Any]]) -> None:
         for fields in ended:
             session, reason = _session(fields), fields[4]
+            self._trusted.pop(session.id, None)
             for listener in self._listeners:
                 await listener(session, reason)

@@ -187,14 +187,24 @@ class ChatSocketServer:
             self.sio.on(event, _report_bugs(handler))
         store.add_end_listener(self._on_session_end)
 
+    async def emit_here(self, event: str, data: object, sid: str) -> None:
+        """Emit to one socket of this process. (sio.emit(to=sid) would go through the message
+        queue between processes, a Redis round trip, to reach a socket that is right here.)"""
+        await self.sio.manager.emit(event, data, namespace="/", room=sid, ignore_queue=True)
+
     def start(self) -> None:
         """Hear of presence changes in other processes (nothing to do for one process)."""
         self._presence_source.start(self.presence.changed)
 
     async def shutdown(self) -> None:
-        """Disconnect every socket and stop engineio's background tasks."""
-        for sid in self.registry.all_sockets():
-            await self.sio.disconnect(sid)
+        """Close every connection and stop engineio's background tasks.
+
+        The connections are closed, not disconnected at the Socket.IO level: a client that is
+        told "disconnect" takes it as final and does not reconnect, while a server that is
+        stopping for a restart (or behind a balancer with other processes) wants its pages to
+        reconnect by themselves."""
+        for eio_sid in list(self.sio.eio.sockets):
+            await self.sio.end_engineio_session(eio_sid, self.sio.eio.reason.SERVER_DISCONNECT)
         self.presence.cancel()
         await self._presence_source.stop()
         await self.sio.shutdown()
@@ -220,7 +230,7 @@ class ChatSocketServer:
             raise ConnectionRefusedError(NOT_AUTHENTICATED)
         came_online = self.registry.add(sid, session, request.remote_ip)
         log.debug("socket %s of %r connected from %s", sid, session.username, request.remote_ip)
-        await self.sio.emit("welcome", {"username": session.username}, to=sid)
+        await self.emit_here("welcome", {"username": session.username}, sid)
         if came_online:
             self.presence.changed()  # everyone hears, the newcomer included
         else:
@@ -268,7 +278,7 @@ class ChatSocketServer:
         try:
             text = clean_chat_payload(args[0] if len(args) == 1 else None)
         except InvalidInput as refusal:
-            await self.sio.emit("error", {"message": str(refusal)}, to=sid)
+            await self.emit_here("error", {"message": str(refusal)}, sid)
             return
         message = {"username": session.username, "text": text, "time": int(self._clock())}
         await self.sio.emit("chat", message)
