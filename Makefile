@@ -65,9 +65,11 @@ desktop-entry: $(VENV)/.installed-desktop
 		'StartupWMClass=launcher.py' > "$(DESKTOP_FILE)"
 	@echo "wrote $(DESKTOP_FILE)"
 
-# Our numbers: the plain server pinned to CPU 0, driven from CPU 1 (under two minutes).
+# Our numbers: the plain server pinned to CPU 0, driven from CPU 1 (about a minute each).
+# Then the same against the Redis mode, with the figures across two processes.
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench.py $(ARGS)
+	$(BIN)/python bench/bench.py --redis $(ARGS)
 
 # Side by side with the two peers in ../shared/bench, interleaved, three rounds.
 bench-compare: $(VENV)/.installed-test

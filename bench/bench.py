@@ -7,6 +7,8 @@ the bare wire client in bench/wire.py (python-socketio's AsyncClient would make 
 the bottleneck). It prints a table and then one JSON object on the last line.
 
     make bench                     # defaults: under two minutes on a 2-core machine
+    .venv/bin/python bench/bench.py --redis   # the same against the Redis mode, plus the
+                                               # cross-process figures (a second process)
     .venv/bin/python bench/bench.py --help
 """
 
@@ -18,9 +20,11 @@ import json
 import os
 import platform
 import re
+import secrets
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.tools import cpu_seconds, bounded, raise_open_files_limit, rss_kib  # noqa: E402
 from bench.wire import Refused, WireSocket, log_in, log_out  # noqa: E402
+from deploy.services import RedisServer, ServiceMissing  # noqa: E402
 
 SERVER_CPU, CLIENT_CPU = 0, 1
 
@@ -52,9 +57,9 @@ def pin(pid: int, cpu: int) -> bool:
 class Server:
     """`python -m tornado_app` on a free port, pinned to its own CPU."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, extra_args: list[str]) -> None:
         command = [sys.executable, "-m", "tornado_app", "--port", "0", "--log-level", "warning",
-                   "--max-sessions", str(max(10_000, args.users * 4))]
+                   "--max-sessions", str(max(10_000, args.users * 4)), *extra_args]
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.pinned = pin(self.process.pid, SERVER_CPU)
         line = self.process.stdout.readline()
@@ -69,9 +74,10 @@ class Server:
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, server: Server, http: aiohttp.ClientSession) -> None:
+    def __init__(self, args: argparse.Namespace, server: Server, http: aiohttp.ClientSession, server_args: list[str]) -> None:
         self.args = args
         self.server = server
+        self.server_args = server_args
         self.http = http
         self.cookies: list[str] = []
         self.results: dict[str, Any] = {}
@@ -194,7 +200,40 @@ class Bench:
         self.results["logout_disconnect_ms"] = round(statistics.median(times), 2)
 
 
-PHASES = ["rss", "connect_serial", "connect", "reject", "rtt", "fanout", "logout"]
+    async def phase_cross(self) -> None:
+        """With --redis: a second process B on the same Redis. A chat sent on A until it
+        arrives on B, and a logout on A until B has closed that session's socket."""
+        if "--redis-url" not in self.server_args:
+            return
+        other = Server(self.args, self.server_args)
+        try:
+            listener = await WireSocket.connect(self.http, other.url, self.cookie(1), origin=other.url)
+            sender = await self.connect(self.cookie(0))
+            chat_times = []
+            for number in range(200):
+                text = f"across {number}"
+                started = time.perf_counter()
+                await sender.emit("chat", {"text": text})
+                while (await listener.next("chat"))["text"] != text:
+                    pass
+                chat_times.append((time.perf_counter() - started) * 1000)
+            logout_times = []
+            for trial in range(self.args.logout_trials):
+                cookie = await log_in(self.http, self.server.url, f"crosser{trial}")
+                on_other = await WireSocket.connect(self.http, other.url, cookie, origin=other.url)
+                started = time.perf_counter()
+                assert await log_out(self.http, self.server.url, cookie) == 303
+                await asyncio.wait_for(on_other.closed.wait(), 5)
+                logout_times.append((time.perf_counter() - started) * 1000)
+            self.results["cross_chat_p50_ms"] = round(statistics.median(chat_times), 3)
+            self.results["cross_logout_disconnect_ms"] = round(statistics.median(logout_times), 2)
+            await sender.close()
+            await listener.close()
+        finally:
+            other.stop()
+
+
+PHASES = ["rss", "connect_serial", "connect", "reject", "rtt", "fanout", "logout", "cross"]
 LABELS = {
     "connect_per_s": "authenticated connects per second",
     "connect_p50_ms": "connect latency p50 under load (ms)",
@@ -209,17 +248,19 @@ LABELS = {
     "fanout_ms": "fan-out of one chat to K clients (ms)",
     "rss_kb_per_socket": "server memory per idle socket (KiB)",
     "logout_disconnect_ms": "logout to disconnect p50 (ms)",
+    "cross_chat_p50_ms": "chat on A until it arrives on B, p50 (ms)",
+    "cross_logout_disconnect_ms": "logout on A until the socket on B is gone, p50 (ms)",
 }
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+async def run(args: argparse.Namespace, server_args: list[str]) -> dict[str, Any]:
     raise_open_files_limit()
     client_pinned = pin(0, CLIENT_CPU)
-    server = Server(args)
+    server = Server(args, server_args)
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     try:
         async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar()) as http:
-            bench = Bench(args, server, http)
+            bench = Bench(args, server, http, server_args)
             await bench.log_in_users()
             for phase in args.phases:
                 started = time.perf_counter()
@@ -227,6 +268,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 bench.results.setdefault("phase_seconds", {})[phase] = round(time.perf_counter() - started, 2)
     finally:
         server.stop()
+    bench.results["mode"] = "redis" if "--redis-url" in server_args else "memory"
     bench.results["machine"] = {
         "cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
         "server_pinned_cpu": SERVER_CPU if server.pinned else None, "client_pinned_cpu": CLIENT_CPU if client_pinned else None,
@@ -248,12 +290,27 @@ def main() -> None:
     parser.add_argument("--serial-connects", type=int, default=100, help="one-at-a-time connects timed (default: %(default)s)")
     parser.add_argument("--users", type=int, default=50, help="distinct logged-in users the sockets belong to (default: %(default)s)")
     parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset of: " + ", ".join(PHASES))
+    parser.add_argument("--redis", action="store_true", help="run the server in its Redis mode on a redis-server started for the run (and measure across two processes)")
     args = parser.parse_args()
     args.phases = [phase for phase in args.phases.split(",") if phase]
     unknown = set(args.phases) - set(PHASES)
     if unknown:
         parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
-    results = asyncio.run(run(args))
+    with tempfile.TemporaryDirectory(prefix="bench-redis-") as workdir:
+        server_args: list[str] = []
+        redis = None
+        if args.redis:
+            try:
+                redis = RedisServer(Path(workdir))
+            except ServiceMissing as missing:
+                parser.exit(2, f"bench: {missing}\n")
+            server_args = ["--redis-url", redis.url, "--cookie-secret", secrets.token_urlsafe(32)]
+        try:
+            results = asyncio.run(run(args, server_args))
+        finally:
+            if redis is not None:
+                redis.stop()
+    print(f"mode: {results['mode']}")
     for key, label in LABELS.items():
         if key in results:
             print(f"{label:<42} {results[key]}")
