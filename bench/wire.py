@@ -175,11 +175,19 @@ async def log_in(http: aiohttp.ClientSession, base_url: str, username: str, orig
     return f'_xsrf={xsrf_cookie}; session="{session}"'
 
 
-async def log_out(http: aiohttp.ClientSession, base_url: str, cookie: str) -> int:
-    """POST /logout with the session's XSRF token; returns the HTTP status."""
-    base = base_url.rstrip("/")
-    async with http.get(base + "/logout", headers={"Cookie": cookie}) as page:
+async def logout_token(http: aiohttp.ClientSession, base_url: str, cookie: str) -> str:
+    """The XSRF token of the logout form, as the page that holds the button has it."""
+    async with http.get(base_url.rstrip("/") + "/logout", headers={"Cookie": cookie}) as page:
         html = await page.text()
-    token = html.split('name="_xsrf" value="', 1)[1].split('"', 1)[0]
-    async with http.post(base + "/logout", data={"_xsrf": token}, headers={"Cookie": cookie}, allow_redirects=False) as response:
+    return html.split('name="_xsrf" value="', 1)[1].split('"', 1)[0]
+
+
+async def post_logout(http: aiohttp.ClientSession, base_url: str, cookie: str, token: str) -> int:
+    """Press the logout button: POST /logout with the form's token; returns the HTTP status."""
+    async with http.post(base_url.rstrip("/") + "/logout", data={"_xsrf": token}, headers={"Cookie": cookie}, allow_redirects=False) as response:
         return response.status
+
+
+async def log_out(http: aiohttp.ClientSession, base_url: str, cookie: str) -> int:
+    """Open the logout page and press its button; returns the HTTP status of the POST."""
+    return await post_logout(http, base_url, cookie, await logout_token(http, base_url, cookie))

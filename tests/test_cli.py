@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import http.cookiejar
 import json
+import os
 import re
 import shutil
 import signal
@@ -219,3 +220,28 @@ def test_behind_a_proxy_the_scheme_and_address_come_from_its_headers(server_proc
     assert status == 0 and "Traceback" not in log
     assert ("login: 'ada' from 203.0.113.9" in log) is behind_proxy
     assert ("login: 'ada' from 127.0.0.1" in log) is not behind_proxy
+
+
+# --- --redis-url: refusals at start are one line and status 2. ----------------------------
+
+
+def run_server(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("TORNADO_APP_")}
+    return subprocess.run([sys.executable, "-m", "tornado_app", "--port", "0", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=20, env={**environment, **(env or {})})
+
+
+def test_redis_without_a_shared_cookie_secret_refuses_to_start() -> None:
+    result = run_server("--redis-url", "redis://127.0.0.1:6379/0")
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("tornado-app: error: --redis-url needs --cookie-secret (or $TORNADO_APP_COOKIE_SECRET): "
+                                     "every process must verify the others' cookies")
+
+
+def test_redis_that_does_not_answer_at_start_is_one_line_naming_it_and_status_2() -> None:
+    port = free_port()  # nothing listens there
+    result = run_server(env={"TORNADO_APP_REDIS_URL": f"redis://:hunter2@127.0.0.1:{port}/0", "TORNADO_APP_COOKIE_SECRET": "s" * 32})
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"tornado-app: error: Redis at redis://***@127.0.0.1:{port}/0 does not answer: ")
+    assert "hunter2" not in result.stderr + result.stdout  # the password stays out of the log

@@ -27,7 +27,7 @@ import redis
 import socketio
 
 from bench.tools import bounded
-from bench.wire import Refused, WireSocket, log_in, log_out
+from bench.wire import Refused, WireSocket, log_in
 from deploy.services import AppProcess, Nginx, ServiceMissing
 
 from .conftest import ROOT, e2e_unavailable
