@@ -123,7 +123,7 @@ def test_two_people_chat_and_each_sees_both_messages_and_both_names(people) -> N
         assert any("Ada" in text and "Hello Grace, <i>this</i> is Ada" in text for text in messages)
         assert any("Grace <b>" in text and "Hi Ada!" in text for text in messages)
         page.wait_for_selector("#online-users li:has-text('Grace <b>')")
-        assert set(page.locator("#online-users li").all_inner_texts()) >= {"Ada", "Grace <b>"}
+        assert set(page.locator("#online-users .person-name").all_inner_texts()) >= {"Ada", "Grace <b>"}
         assert page.locator("#chat-messages i, #online-users b").count() == 0  # shown as text, never markup
     ada.screenshot(path=SHOTS / "2-chat-ada.png")
     grace.screenshot(path=SHOTS / "2-chat-grace.png")
@@ -153,9 +153,17 @@ def test_logout_in_one_tab_disconnects_the_other_tab_of_that_session_only(people
 
     second_tab.click("#logout-form button[type=submit]")
     wait_for_socket(first_tab, "disconnected")
-    assert "io server disconnect" in first_tab.text_content("#socket-reason")
+    # One reason, in plain words; the transport's jargon only in the handshake log.
+    assert first_tab.text_content("#socket-reason") == "session ended"
+    assert first_tab.text_content("#socket-help-text") == "You logged out, here or in another tab, so this session has ended."
+    assert first_tab.is_visible("#socket-help-login")
+    assert not first_tab.is_visible("#header-session")  # no "Signed in as" for a gone session
+    assert first_tab.text_content("#session-status") == "ended"
+    assert "io server disconnect" in first_tab.text_content("#handshake-log")
+    assert "io server disconnect" not in first_tab.inner_text("#live-view > .stack-left")
     first_tab.screenshot(path=SHOTS / "4-other-tab-after-logout.png")
-    assert second_tab.url.endswith("/login")
+    assert second_tab.url.endswith("/login?logged_out=1")
+    assert "You have logged out" in second_tab.text_content("#logged-out")
     assert socket_state(grace_page) == "connected"
     grace_page.wait_for_function("!document.querySelector('#online-users').innerText.includes('Ada')")
 
@@ -165,7 +173,7 @@ def test_a_page_opened_after_logout_shows_the_socket_refused(people) -> None:
     page = ada.log_in("Ada")
     wait_for_socket(page, "connected")
     page.click("#logout-form button[type=submit]")
-    page.wait_for_url("**/login")
+    page.wait_for_url("**/login?logged_out=1")
     later = ada.open("/")
     wait_for_socket(later, "refused")
     assert later.text_content("#socket-reason") == "not authenticated"

@@ -99,8 +99,12 @@ def test_a_chat_on_one_process_reaches_sockets_on_every_process(cluster: Cluster
             for socket in (ada, grace):
                 while (await socket.next("presence", timeout=3))["users"] != ["ada", "grace"]:
                     pass
-            await ada.close()
-            await grace.close()
+            # The recent conversation is shared too: a late joiner on either process has both.
+            late = await WireSocket.connect(http, b.url, await log_in(http, b.url, "late"), origin=b.url)
+            history = (await late.next("history", timeout=3))["messages"]
+            assert sorted(message["text"] for message in history) == ["from A", "from B"]
+            for socket in (ada, grace, late):
+                await socket.close()
 
     asyncio.run(scenario())
 

@@ -208,16 +208,16 @@ async def test_a_client_that_drops_its_connection_mid_session_is_freed_at_once(
     async with aiohttp_session() as http:
         grace = await WireSocket.connect(http, base_url, await logged_in_cookie(web_user, "grace"))
         ada = await WireSocket.connect(http, base_url, await logged_in_cookie(web_user, "ada"))
-        assert await ada.next("welcome") == {"username": "ada"}
-        assert await grace.next("presence") == {"users": ["grace"]}
-        assert await grace.next("presence") == {"users": ["ada", "grace"]}
+        assert (await ada.next("welcome"))["username"] == "ada"
+        assert (await grace.next("presence"))["users"] == ["grace"]
+        assert (await grace.next("presence"))["users"] == ["ada", "grace"]
         await eventually(held_by(app, 2), within=PROMPTLY)
         mark = server_log.mark()
 
         ada.abort()
         took = await eventually(held_by(app, 1), within=PROMPTLY)
         assert took < PROMPTLY
-        assert await grace.next("presence", timeout=1) == {"users": ["grace"]}
+        assert (await grace.next("presence", timeout=1))["users"] == ["grace"]
         await assert_whoami(grace, "grace")
         await ada.closed.wait()
         await ada.close()
@@ -393,9 +393,9 @@ async def test_a_polling_client_that_stops_polling_is_timed_out_and_freed(
     received: list[str] = []
     for _ in range(3):  # the greeting may take a second poll
         received += (await poll(http_client, f"{endpoint}&sid={sid}", cookie)).split("\x1e")
-        if '42["welcome",{"username":"ada"}]' in received:
+        if any(packet.startswith('42["welcome",{"username":"ada"') for packet in received):
             break
-    assert '42["welcome",{"username":"ada"}]' in received, received
+    assert any(packet.startswith('42["welcome",{"username":"ada"') for packet in received), received
     # (python-socketio sends what the connect handler emits before the `40` that accepts the
     # namespace connect; clients buffer such events, so only their presence is checked.)
     assert any(packet.startswith('40{"sid":') for packet in received), received
@@ -433,7 +433,7 @@ async def test_after_a_server_restart_the_old_session_is_refused_cleanly(
     async with aiohttp_session() as http:
         cookie = await log_in(http, base, "ada")
         old_socket = await WireSocket.connect(http, base, cookie)
-        assert await old_socket.next("welcome") == {"username": "ada"}
+        assert (await old_socket.next("welcome"))["username"] == "ada"
 
         stopping = asyncio.ensure_future(asyncio.to_thread(old_server.stop))
         await asyncio.wait_for(old_socket.closed.wait(), 5)

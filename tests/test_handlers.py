@@ -191,7 +191,7 @@ async def test_logout_destroys_the_session_and_clears_the_cookie(web_user, app: 
     stolen_cookie = user.cookies[SESSION_COOKIE]
     response = await user.logout()
     assert response.code == 303
-    assert response.headers["Location"] == "/login"
+    assert response.headers["Location"] == "/login?logged_out=1"
     cleared = SimpleCookie(next(h for h in response.headers.get_list("Set-Cookie") if h.startswith("session=")))
     assert cleared[SESSION_COOKIE].value == ""
     assert await app.store.count() == 0

@@ -155,4 +155,4 @@ async def test_a_socket_from_the_same_host_under_https_is_another_origin(web_use
     with pytest.raises(socketio.exceptions.ConnectionError):
         await socket_client(user.cookie_header, "websocket", origin=base_url.replace("http://", "https://"))
     client = await socket_client(user.cookie_header, "websocket", origin=base_url)
-    assert await client.next("welcome") == {"username": "ada"}
+    assert (await client.next("welcome"))["username"] == "ada"

@@ -73,6 +73,7 @@ async def test_serve_sweeps_expired_sessions_and_shutdown_closes_sockets(clock: 
     await live_socket.sio.connect(base_url, headers={"Cookie": user.cookie_header}, transports=["websocket"])
     stop.set()
     await asyncio.wait_for(serving, 3)
+    assert await live_socket.next("ended", timeout=1) == {"reason": "shutdown"}  # said, then closed
     await live_socket.next("disconnect", timeout=1)
     with socket.socket() as probe:  # the port is free again
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

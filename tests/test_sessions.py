@@ -38,7 +38,7 @@ def store(request: pytest.FixtureRequest, clock: FakeClock, ended: list[tuple[st
 
 def same(found: Session | None, expected: Session) -> bool:
     """The same session (a networked store gives a new object with the same content)."""
-    return found is not None and (found.id, found.username, found.logged_in_at) == (expected.id, expected.username, expected.logged_in_at)
+    return found is not None and (found.id, found.username, found.logged_in_at, found.tag) == (expected.id, expected.username, expected.logged_in_at, expected.tag)
 
 
 @pytest.mark.gen_test

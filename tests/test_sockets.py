@@ -52,8 +52,8 @@ async def assert_refused(socket_client, cookie: str | None, transport: str) -> N
 async def test_a_logged_in_cookie_is_welcomed_by_name(web_user, socket_client, transport: str) -> None:
     ada = await logged_in(web_user, "ada")
     client = await socket_client(ada.cookie_header, transport)
-    assert await client.next("welcome") == {"username": "ada"}
-    assert await client.next("presence") == {"users": ["ada"]}
+    assert (await client.next("welcome"))["username"] == "ada"
+    assert (await client.next("presence"))["users"] == ["ada"]
     if transport == "polling-upgrade":
         await asyncio.sleep(0.3)
         assert client.sio.eio.current_transport == "websocket"  # the upgrade happened
@@ -121,10 +121,13 @@ async def test_chat_is_broadcast_with_the_sessions_username(web_user, socket_cli
     ada_client = await socket_client((await logged_in(web_user, "ada")).cookie_header, transport)
     bob_client = await socket_client((await logged_in(web_user, "bob")).cookie_header, transport)
     clock.advance(5)
-    await ada_client.sio.emit("chat", {"text": "hello <b>bob</b>", "username": "mallory"})
-    expected = {"username": "ada", "text": "hello <b>bob</b>", "time": 1_700_000_005}
-    assert await ada_client.next("chat") == expected  # the sender hears itself too
-    assert await bob_client.next("chat") == expected
+    ada_tag = (await ada_client.next("welcome"))["tag"]
+    await ada_client.sio.emit("chat", {"text": "hello <b>bob</b>", "username": "mallory", "tag": "forged"})
+    heard = await ada_client.next("chat")  # the sender hears itself too
+    assert await bob_client.next("chat") == heard
+    assert {key: heard[key] for key in ("username", "tag", "text", "time")} == {
+        "username": "ada", "tag": ada_tag, "text": "hello <b>bob</b>", "time": 1_700_000_005}
+    assert set(heard) == {"id", "username", "tag", "text", "time"}
 
 
 @transports
@@ -161,17 +164,17 @@ async def test_unknown_events_are_ignored(web_user, socket_client, transport: st
 @pytest.mark.gen_test
 async def test_presence_is_broadcast_when_the_set_of_users_changes(web_user, socket_client) -> None:
     ada_client = await socket_client((await logged_in(web_user, "ada")).cookie_header)
-    assert await ada_client.next("presence") == {"users": ["ada"]}
+    assert (await ada_client.next("presence"))["users"] == ["ada"]
     bob = await logged_in(web_user, "bob")
     bob_client = await socket_client(bob.cookie_header)
-    assert await ada_client.next("presence") == {"users": ["ada", "bob"]}
-    assert await bob_client.next("presence") == {"users": ["ada", "bob"]}
+    assert (await ada_client.next("presence"))["users"] == ["ada", "bob"]
+    assert (await bob_client.next("presence"))["users"] == ["ada", "bob"]
     # A second socket of bob changes nothing for ada, but the newcomer learns who is there.
     second = await socket_client(bob.cookie_header)
-    assert await second.next("presence") == {"users": ["ada", "bob"]}
+    assert (await second.next("presence"))["users"] == ["ada", "bob"]
     await second.sio.disconnect()
     await bob_client.sio.disconnect()
-    assert await ada_client.next("presence") == {"users": ["ada"]}
+    assert (await ada_client.next("presence"))["users"] == ["ada"]
     assert ada_client.pending("presence") == 0
 
 
@@ -202,7 +205,7 @@ async def test_login_again_in_the_same_browser_drops_the_old_sessions_sockets(we
     old_socket = await socket_client(browser.cookie_header)
     await browser.login("grace")
     await old_socket.next("disconnect", timeout=1)
-    assert (await (await socket_client(browser.cookie_header)).next("welcome")) == {"username": "grace"}
+    assert (await (await socket_client(browser.cookie_header)).next("welcome"))["username"] == "grace"
 
 
 @pytest.mark.gen_test
@@ -287,3 +290,78 @@ async def test_a_refused_socketio_request_is_one_info_line(http_client, base_url
     lines = [record for record in caplog.records if record.levelno >= logging.INFO and record.name.startswith("tornado_app")]
     assert [record.getMessage() for record in lines] == ["refused GET /socket.io/ from 127.0.0.1: 400"] * 3
     assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+
+
+# --- The page as people use it: history, identity by session, honest endings, activity. ---
+
+
+@pytest.mark.gen_test
+async def test_a_late_joiner_gets_the_recent_conversation_bounded_and_in_order(web_user, socket_client, app: TornadoApp) -> None:
+    ada = await socket_client((await logged_in(web_user, "ada")).cookie_header)
+    assert (await ada.next("history")) == {"messages": []}  # nothing said yet: the page may say so
+    for number in range(app.sockets.history.size + 5):
+        await ada.sio.emit("chat", {"text": f"message {number}"})
+    for _ in range(app.sockets.history.size + 5):
+        await ada.next("chat")
+    late = await socket_client((await logged_in(web_user, "late")).cookie_header)
+    messages = (await late.next("history"))["messages"]
+    assert [message["text"] for message in messages] == [f"message {number}" for number in range(5, app.sockets.history.size + 5)]
+    assert {message["username"] for message in messages} == {"ada"}
+
+
+@pytest.mark.gen_test
+async def test_two_people_with_one_name_are_two_people_told_apart_by_tag(web_user, socket_client) -> None:
+    first = await socket_client((await logged_in(web_user, "alice")).cookie_header)
+    first_tag = (await first.next("welcome"))["tag"]
+    second = await socket_client((await logged_in(web_user, "alice")).cookie_header)
+    second_tag = (await second.next("welcome"))["tag"]
+    assert first_tag != second_tag and len(first_tag) == 11
+    while (presence := await first.next("presence"))["users"] != ["alice", "alice"]:
+        pass
+    assert sorted(person["tag"] for person in presence["people"]) == sorted([first_tag, second_tag])
+    await second.sio.emit("chat", {"text": "which alice?"})
+    heard = await first.next("chat")
+    assert heard["tag"] == second_tag != first_tag  # so the first alice's page does not call it hers
+
+
+def test_the_public_tag_reveals_nothing_of_the_session_id() -> None:
+    from tornado_app.sessions import new_session_id, new_tag
+
+    tags = {new_tag() for _ in range(1000)}
+    assert len(tags) == 1000
+    assert all(tag not in new_session_id() for tag in list(tags)[:10])
+
+
+@pytest.mark.parametrize("reason", ["logout", "replaced", "expired", "evicted"])
+@pytest.mark.gen_test
+async def test_the_server_says_why_a_session_ended_before_it_disconnects(
+    web_user, socket_client, app: TornadoApp, clock: FakeClock, reason: str
+) -> None:
+    browser = await logged_in(web_user, "ada")
+    client = await socket_client(browser.cookie_header)
+    if reason == "logout":
+        await browser.logout()
+    elif reason == "replaced":
+        await browser.login("grace")
+    elif reason == "expired":
+        clock.advance(SESSION_TTL + 1)
+        await app.sweep_expired_sessions()
+    else:
+        for number in range(MAX_SESSIONS):
+            await logged_in(web_user, f"user{number}")
+    assert await client.next("ended", timeout=1) == {"reason": reason}
+    await client.next("disconnect", timeout=1)
+
+
+@pytest.mark.gen_test
+async def test_a_page_reporting_activity_keeps_its_session_from_expiring(web_user, socket_client, app: TornadoApp, clock: FakeClock) -> None:
+    reader = await socket_client((await logged_in(web_user, "reader")).cookie_header)
+    abandoned = await socket_client((await logged_in(web_user, "abandoned")).cookie_header)
+    for _ in range(3):  # a person reading for three times the idle TTL, reporting once a minute
+        clock.advance(SESSION_TTL - 5)
+        await reader.sio.emit("active")
+        await asyncio.sleep(0.05)
+    await app.sweep_expired_sessions()
+    assert await abandoned.next("ended", timeout=1) == {"reason": "expired"}
+    assert reader.pending("ended") == 0
+    assert (await reader.sio.call("whoami", timeout=2))["username"] == "reader"

@@ -73,7 +73,7 @@ async def test_a_configured_origin_and_no_origin_at_all_are_accepted(web_user, s
     await user.login("ada")
     for origin in (ALLOWED_ORIGIN, None):
         client = await socket_client(user.cookie_header, transport, origin=origin)
-        assert await client.next("welcome") == {"username": "ada"}
+        assert (await client.next("welcome"))["username"] == "ada"
 
 
 @pytest.mark.gen_test

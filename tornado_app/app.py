@@ -21,6 +21,7 @@ from tornado.web import RequestHandler
 
 from .handlers import IndexHandler, LoginHandler, LogoutHandler, NotFoundHandler, SessionApiHandler, UnknownHostHandler
 from .origins import HostPolicy
+from .history import ChatHistory
 from .presence import PresenceSource
 from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL, Clock, MemorySessionStore, SessionStore
 from .sockets import DEFAULT_CONNECT_TIMEOUT, ChatSocketServer
@@ -84,6 +85,7 @@ def make_app(
     max_unsent_bytes: int = DEFAULT_MAX_UNSENT_BYTES,
     client_manager: socketio.AsyncManager | None = None,
     presence_source: PresenceSource | None = None,
+    history: ChatHistory | None = None,
     web_dir: Path = WEB_DIR,
 ) -> TornadoApp:
     """Build the application around a session store (a fresh in-memory one by default).
@@ -99,7 +101,7 @@ def make_app(
         store = MemorySessionStore(ttl=session_ttl, max_sessions=max_sessions, clock=clock)
     sockets = ChatSocketServer(
         store, clock=clock, ping_interval=ping_interval, ping_timeout=ping_timeout, connect_timeout=connect_timeout,
-        client_manager=client_manager, presence_source=presence_source,
+        client_manager=client_manager, presence_source=presence_source, history=history,
     )
     return TornadoApp(
         store,

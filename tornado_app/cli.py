@@ -18,6 +18,7 @@ import socketio
 
 from . import loop
 from .app import make_app
+from .history import DEFAULT_HISTORY, MemoryHistory
 from .origins import LOOPBACK_NAMES, HostPolicy, parse_allowed_host
 from .server import CannotBind, bind, serve
 from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL, SessionStoreUnreachable
@@ -35,6 +36,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
     return value
 
 
@@ -89,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--session-ttl", type=_positive_int, default=DEFAULT_SESSION_TTL, metavar="SECONDS", help="idle seconds before a session expires and its sockets are closed (default: %(default)s)")
     parser.add_argument("--max-sessions", type=_positive_int, default=DEFAULT_MAX_SESSIONS, metavar="N", help="sessions kept at most; past this the least recently used is evicted (default: %(default)s)")
+    parser.add_argument("--history", type=_non_negative_int, default=DEFAULT_HISTORY, metavar="N", help="recent chat messages kept and shown to whoever arrives (default: %(default)s; 0 keeps none)")
     parser.add_argument("--connect-timeout", type=_positive_float, default=DEFAULT_CONNECT_TIMEOUT, metavar="SECONDS", help="close a connection that has not connected to Socket.IO this long after opening (default: %(default)s)")
     parser.add_argument("--max-unsent-kib", type=_positive_int, default=DEFAULT_MAX_UNSENT_BYTES // 1024, metavar="KIB", help="drop a WebSocket whose client leaves more than this unread (default: %(default)s)")
     parser.add_argument("--allowed-origin", type=_origin, action="append", default=[], metavar="ORIGIN", help="another origin allowed to open sockets, e.g. http://localhost:3000 (repeatable; the server's own origin is always allowed)")
@@ -147,16 +156,17 @@ class Misconfigured(Exception):
     """The flags cannot work together; the message says why, in one line."""
 
 
-def cluster_backend(redis_url: str | None, session_ttl: float, max_sessions: int) -> dict[str, Any]:
+def cluster_backend(redis_url: str | None, session_ttl: float, max_sessions: int, history: int) -> dict[str, Any]:
     """make_app's arguments for sharing one site between processes through Redis (none:
     everything stays in this process, the embedded default)."""
     if redis_url is None:
-        return {}
+        return {"history": MemoryHistory(history)}
     try:
         import redis  # noqa: F401 (the `redis` extra)
     except ImportError:
         raise Misconfigured("--redis-url needs redis-py: pip install -e '.[redis]'") from None
     from .redis_bus import RedisBus
+    from .redis_history import RedisHistory
     from .redis_presence import RedisPresence
     from .redis_sessions import RedisSessionStore
 
@@ -167,6 +177,7 @@ def cluster_backend(redis_url: str | None, session_ttl: float, max_sessions: int
         "store": RedisSessionStore(bus, ttl=session_ttl, max_sessions=max_sessions),
         "client_manager": socketio.AsyncRedisManager(redis_url, channel=bus.key("socketio"), logger=manager_log),
         "presence_source": RedisPresence(bus),
+        "history": RedisHistory(bus, history),
     }
 
 
@@ -184,7 +195,7 @@ async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLCont
         https_only=ssl_context is not None,
         connect_timeout=args.connect_timeout,
         max_unsent_bytes=args.max_unsent_kib * 1024,
-        **cluster_backend(args.redis_url, args.session_ttl, args.max_sessions),
+        **cluster_backend(args.redis_url, args.session_ttl, args.max_sessions, args.history),
     )
     try:
         await app.store.start()  # a networked store: does it answer?

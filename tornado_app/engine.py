@@ -59,6 +59,16 @@ class PromptlyFreeingEngineIOServer(engineio.AsyncServer):
         if task is not None and task is not asyncio.current_task():
             task.cancel()
 
+    async def flush(self, timeout: float) -> None:
+        """Wait (at most `timeout`) until every socket's queued packets have been taken by its
+        writer or its long poll: a packet queued just before a close is otherwise lost."""
+        queues = [engineio_socket.queue.join() for engineio_socket in self.sockets.values()]
+        if queues:
+            try:
+                await asyncio.wait_for(asyncio.gather(*queues), timeout)
+            except asyncio.TimeoutError:
+                pass  # a polling client that is not polling right now: it misses the packet
+
     async def end_session(self, sid: str, reason: str, websocket_handler: Any = None) -> None:
         """End an Engine.IO session now, without waiting for the client to collect the close
         packet (a pending long-poll GET still receives it). `websocket_handler`, when the

@@ -102,7 +102,8 @@ class LoginHandler(BaseHandler):
     """Shows the login form and starts a new session, always under a fresh id."""
 
     def get(self) -> None:
-        self.render("login.html", error=None, username="")
+        logged_out = self.get_query_argument("logged_out", None) is not None and self.session is None
+        self.render("login.html", error=None, username="", logged_out=logged_out)
 
     async def post(self) -> None:
         typed = self._raw_body_argument("username")
@@ -111,7 +112,7 @@ class LoginHandler(BaseHandler):
         except InvalidInput as refusal:
             self.set_status(400)
             shown_back = typed[: MAX_USERNAME_LENGTH * 4]  # enough to fix a typo, not a megabyte
-            self.render("login.html", error=str(refusal), username=shown_back)
+            self.render("login.html", error=str(refusal), username=shown_back, logged_out=False)
             return
         if self.session is not None:
             # No fixation: a login never keeps the id the request came with.
@@ -139,7 +140,7 @@ class LogoutHandler(BaseHandler):
             await self.store.delete(self.session.id, reason="logout")
             log.info("logout: %r from %s", self.session.username, self.request.remote_ip)
         clear_session_cookie(self)
-        self.redirect("/login", status=303)
+        self.redirect("/login?logged_out=1", status=303)
 
 
 class SessionApiHandler(BaseHandler):

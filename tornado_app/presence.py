@@ -14,7 +14,7 @@ from typing import Protocol
 
 import socketio
 
-from .registry import SocketRegistry
+from .registry import Person, SocketRegistry
 from .sessions import SessionStoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -25,11 +25,11 @@ PRESENCE_MIN_INTERVAL = 0.1  # seconds between two presence broadcasts; changes 
 class PresenceSource(Protocol):
     """Where the users online in other processes come from."""
 
-    async def share(self, here: list[str]) -> None:
+    async def share(self, here: list[Person]) -> None:
         """Tell the other processes who is online in this one."""
 
-    async def elsewhere(self) -> set[str]:
-        """The users online in the other (live) processes."""
+    async def elsewhere(self) -> set[Person]:
+        """The people online in the other (live) processes."""
 
     def start(self, changed: Callable[[], None]) -> None:
         """Call `changed()` whenever the set elsewhere may have changed."""
@@ -40,10 +40,10 @@ class PresenceSource(Protocol):
 class ThisProcessOnly:
     """One process is the whole site: nothing to share, nobody elsewhere."""
 
-    async def share(self, here: list[str]) -> None:
+    async def share(self, here: list[Person]) -> None:
         pass
 
-    async def elsewhere(self) -> set[str]:
+    async def elsewhere(self) -> set[Person]:
         return set()
 
     def start(self, changed: Callable[[], None]) -> None:
@@ -66,7 +66,7 @@ class PresenceBroadcaster:
         self._sio = sio
         self._registry = registry
         self._source = source
-        self._shared: list[str] | None = None
+        self._shared: list[Person] | None = None
         self._min_interval = min_interval
         self._last_sent = float("-inf")
         self._timer: asyncio.TimerHandle | None = None
@@ -87,20 +87,26 @@ class PresenceBroadcaster:
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
-    async def online_users(self) -> list[str]:
-        """Everyone online, in this process or another, sorted."""
-        here = self._registry.online_users()
+    async def online_people(self) -> list[Person]:
+        """Everyone online, in this process or another, sorted by name."""
+        here = self._registry.online_people()
         try:
             return sorted(set(here) | await self._source.elsewhere())
         except SessionStoreUnavailable:
             return here  # the store says so in the log, once
 
+    async def payload(self) -> dict[str, object]:
+        """`users`: one name per person online (a name twice for two people of that name);
+        `people`: the same with each one's public tag, to tell them apart."""
+        people = await self.online_people()
+        return {"users": [person.name for person in people], "people": [{"name": name, "tag": tag} for name, tag in people]}
+
     async def tell(self, sid: str) -> None:
         """Tell one socket (a newcomer) who is online."""
-        await self._sio.manager.emit("presence", {"users": await self.online_users()}, namespace="/", room=sid, ignore_queue=True)
+        await self._sio.manager.emit("presence", await self.payload(), namespace="/", room=sid, ignore_queue=True)
 
     async def _broadcast(self) -> None:
-        here = self._registry.online_users()
+        here = self._registry.online_people()
         if here != self._shared:
             try:
                 await self._source.share(here)
@@ -109,7 +115,7 @@ class PresenceBroadcaster:
                 pass  # shared again at the next change or heartbeat
         # To this process's sockets only: each process tells its own (a message queue
         # between processes would repeat it for every process that saw the change).
-        await self._sio.manager.emit("presence", {"users": await self.online_users()}, namespace="/", ignore_queue=True)
+        await self._sio.manager.emit("presence", await self.payload(), namespace="/", ignore_queue=True)
 
     def cancel(self) -> None:
         if self._timer is not None:

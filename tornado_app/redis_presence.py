@@ -1,7 +1,7 @@
 """Who is online in the other processes, through Redis.
 
 Keys (under the bus's prefix):
-- `online:<process id>`: the set of usernames with a socket on that process; it expires
+- `online:<process id>`: the set of people ("<tag> <name>") with a socket on that process; it expires
   `PROCESS_TTL` seconds after the process's last heartbeat, so the users of a process that
   dies without a word (SIGKILL, a lost machine) leave everyone's presence by themselves;
 - `processes`: a sorted set of process ids scored by their last heartbeat;
@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 from .redis_bus import RedisBus
+from .registry import Person
 from .sessions import SessionStoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -35,9 +36,9 @@ class RedisPresence:
         self._own_key = bus.key("online", bus.process_id)
         self._processes = bus.key("processes")
         self._changed: Callable[[], None] = lambda: None
-        self._last_elsewhere: set[str] | None = None
+        self._last_elsewhere: set[Person] | None = None
         self._beating: asyncio.Task[None] | None = None
-        self._here: list[str] = []
+        self._here: list[Person] = []
 
     def start(self, changed: Callable[[], None]) -> None:
         self._changed = changed
@@ -53,7 +54,7 @@ class RedisPresence:
             await self._bus.run(self._bus.client.zrem(self._processes, self._bus.process_id))
             await self._bus.publish("presence", None)
 
-    async def share(self, here: list[str]) -> None:
+    async def share(self, here: list[Person]) -> None:
         self._here = here
         await self._write_own_set()
         await self._bus.publish("presence", None)
@@ -64,19 +65,20 @@ class RedisPresence:
         async with self._bus.client.pipeline(transaction=True) as pipe:
             pipe.delete(self._own_key)
             if self._here:
-                pipe.sadd(self._own_key, *self._here)
+                pipe.sadd(self._own_key, *(f"{tag} {name}" for name, tag in self._here))
             pipe.pexpire(self._own_key, int(self._process_ttl * 1000))
             pipe.zadd(self._processes, {self._bus.process_id: time.time()})
             await self._bus.run(pipe.execute())
 
-    async def elsewhere(self) -> set[str]:
+    async def elsewhere(self) -> set[Person]:
         client = self._bus.client
         await self._bus.run(client.zremrangebyscore(self._processes, "-inf", time.time() - 3 * self._process_ttl))
         others = [self._bus.key("online", process.decode()) for process in
                   await self._bus.run(client.zrange(self._processes, 0, -1)) if process.decode() != self._bus.process_id]
         if not others:
             return set()
-        return {name.decode() for name in await self._bus.run(client.sunion(others))}
+        members = await self._bus.run(client.sunion(others))
+        return {Person(name, tag) for tag, _, name in (member.decode().partition(" ") for member in members)}
 
     async def _heard(self, _: object) -> None:
         self._changed()

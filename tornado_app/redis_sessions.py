@@ -1,7 +1,7 @@
 """Sessions in Redis, shared by every process: the same meaning as the memory store.
 
 Keys (all under the prefix, `tornado_app:` by default):
-- `session:<id>`: a hash {u: username, t: logged in at, s: last seen}, with a Redis TTL of
+- `session:<id>`: a hash {u: username, t: logged in at, s: last seen, g: public tag}, with a Redis TTL of
   the idle TTL plus a minute, refreshed on every use (so that nothing outlives the sweep
   by long even if every process is down);
 - `lru`: a sorted set of session ids scored by a use counter (`clock`): lowest is least
@@ -37,6 +37,7 @@ from .sessions import (
     Session,
     SessionEndListener,
     new_session_id,
+    new_tag,
 )
 
 KEY_GRACE_MS = 60_000  # a session hash outlives its idle TTL by this much in Redis
@@ -48,11 +49,11 @@ SWEEP_BATCH = 1000  # sessions ended per sweep call at most
 _END = """
 local function end_session(prefix, lru, channel, origin, id, reason)
   local key = prefix .. 'session:' .. id
-  local f = redis.call('HMGET', key, 'u', 't', 's')
+  local f = redis.call('HMGET', key, 'u', 't', 's', 'g')
   redis.call('ZREM', lru, id)
   if not f[1] then return nil end
   redis.call('DEL', key)
-  local ended = {id, f[1], f[2], f[3], reason}
+  local ended = {id, f[1], f[2], f[3], reason, f[4]}
   redis.call('PUBLISH', channel, cjson.encode({origin, ended}))
   return ended
 end
@@ -60,7 +61,7 @@ end
 
 CREATE = _END + """
 local prefix, lru, counter, channel = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local origin, id, username, now, max, ttl_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
+local origin, id, username, now, max, ttl_ms, tag = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7]
 local evicted = {}
 while redis.call('ZCARD', lru) >= max do
   local oldest = redis.call('ZRANGE', lru, 0, 0)[1]
@@ -68,7 +69,7 @@ while redis.call('ZCARD', lru) >= max do
   if ended then table.insert(evicted, ended) end
 end
 local key = prefix .. 'session:' .. id
-redis.call('HSET', key, 'u', username, 't', now, 's', now)
+redis.call('HSET', key, 'u', username, 't', now, 's', now, 'g', tag)
 redis.call('PEXPIRE', key, ttl_ms)
 redis.call('ZADD', lru, redis.call('INCR', counter), id)
 return cjson.encode(evicted)
@@ -78,7 +79,7 @@ GET = _END + """
 local prefix, lru, counter, channel = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local origin, id, now, ttl, ttl_ms = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local key = prefix .. 'session:' .. id
-local f = redis.call('HMGET', key, 'u', 't', 's')
+local f = redis.call('HMGET', key, 'u', 't', 's', 'g')
 if not f[1] then
   redis.call('ZREM', lru, id)
   return cjson.encode({'none'})
@@ -89,7 +90,7 @@ end
 redis.call('HSET', key, 's', now)
 redis.call('PEXPIRE', key, ttl_ms)
 redis.call('ZADD', lru, redis.call('INCR', counter), id)
-return cjson.encode({'live', {id, f[1], f[2], now}})
+return cjson.encode({'live', {id, f[1], f[2], now, 'live', f[4]}})
 """
 
 DELETE = _END + """
@@ -123,8 +124,10 @@ return cjson.encode(ended)
 
 
 def _session(fields: list[Any]) -> Session:
+    """[id, username, logged in at, last seen, (reason), tag] from a script."""
     session_id, username, logged_in_at, last_seen = fields[:4]
-    return Session(session_id, username, logged_in_at=float(logged_in_at), last_seen=float(last_seen))
+    tag = fields[5] if len(fields) > 5 and isinstance(fields[5], str) else ""
+    return Session(session_id, username, logged_in_at=float(logged_in_at), last_seen=float(last_seen), tag=tag)
 
 
 class RedisSessionStore:
@@ -169,8 +172,8 @@ class RedisSessionStore:
 
     async def create(self, username: str) -> Session:
         now = self._clock()
-        session = Session(new_session_id(), username, logged_in_at=now, last_seen=now)
-        evicted = await self._run("create", session.id, username, repr(now), self.max_sessions, self._ttl_ms)
+        session = Session(new_session_id(), username, logged_in_at=now, last_seen=now, tag=new_tag())
+        evicted = await self._run("create", session.id, username, repr(now), self.max_sessions, self._ttl_ms, session.tag)
         await self._notify_all(evicted)
         self._trust(session, now)
         return session

@@ -1,12 +1,23 @@
-"""Which socket belongs to which session and which user: the index that lets a logout,
-an expiry or an eviction disconnect exactly its sockets without scanning them all."""
+"""Which socket belongs to which session: the index that lets a logout, an expiry or an
+eviction disconnect exactly its sockets without scanning them all, and says who is online.
+
+A person is a session, not a name: two people who both log in as "alice" are two people
+online, told apart by their sessions' public tags.
+"""
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .sessions import Session
+
+
+class Person(NamedTuple):
+    """Someone online: the name they chose, and their session's public tag."""
+
+    name: str
+    tag: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,22 +27,24 @@ class SocketOwner:
     session_id: str
     username: str
     remote_ip: str
+    tag: str = ""
 
 
 class SocketRegistry:
-    """Sockets by id, by session and by user, so that every change is O(1), never a scan."""
+    """Sockets by id and by session, so that every change is O(1), never a scan."""
 
     def __init__(self) -> None:
         self._owners: dict[str, SocketOwner] = {}
         self._by_session: dict[str, set[str]] = {}
-        self._sockets_per_user: Counter[str] = Counter()
+        self._people: dict[str, Person] = {}  # by session id, while it has a socket here
 
     def add(self, sid: str, session: Session, remote_ip: str) -> bool:
-        """Remember a new socket; True when its user just came online."""
-        self._owners[sid] = SocketOwner(session.id, session.username, remote_ip)
-        self._by_session.setdefault(session.id, set()).add(sid)
-        self._sockets_per_user[session.username] += 1
-        return self._sockets_per_user[session.username] == 1
+        """Remember a new socket; True when its person (session) just came online."""
+        self._owners[sid] = SocketOwner(session.id, session.username, remote_ip, session.tag)
+        siblings = self._by_session.setdefault(session.id, set())
+        siblings.add(sid)
+        self._people[session.id] = Person(session.username, session.tag)
+        return len(siblings) == 1
 
     def remove(self, sid: str) -> SocketOwner | None:
         """Forget a socket; returns its owner, or None if it was not known."""
@@ -42,13 +55,11 @@ class SocketRegistry:
         siblings.discard(sid)
         if not siblings:
             del self._by_session[owner.session_id]
-        self._sockets_per_user[owner.username] -= 1
-        if self._sockets_per_user[owner.username] == 0:
-            del self._sockets_per_user[owner.username]
+            del self._people[owner.session_id]
         return owner
 
-    def is_online(self, username: str) -> bool:
-        return username in self._sockets_per_user
+    def is_online(self, session_id: str) -> bool:
+        return session_id in self._by_session
 
     def owner(self, sid: str) -> SocketOwner | None:
         return self._owners.get(sid)
@@ -59,12 +70,13 @@ class SocketRegistry:
     def all_sockets(self) -> list[str]:
         return list(self._owners)
 
-    def online_users(self) -> list[str]:
-        return sorted(self._sockets_per_user)
+    def online_people(self) -> list[Person]:
+        """Everyone with a socket here, sorted by name (then tag)."""
+        return sorted(self._people.values())
 
     def __len__(self) -> int:
         return len(self._owners)
 
     def is_empty(self) -> bool:
         """True when no index holds anything (used by leak tests)."""
-        return not (self._owners or self._by_session or self._sockets_per_user)
+        return not (self._owners or self._by_session or self._people)

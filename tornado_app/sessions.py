@@ -37,6 +37,9 @@ class Session:
     username: str
     logged_in_at: float
     last_seen: float
+    # Tells this person apart from anyone else of the same name, in chat and presence. Random
+    # and unrelated to the id: shown to everyone, it reveals nothing and opens nothing.
+    tag: str = ""
 
     def public_view(self) -> dict[str, object]:
         """What the client may learn about its own session (never the id)."""
@@ -70,6 +73,11 @@ class SessionStore(Protocol):
 def new_session_id() -> str:
     """An unguessable id: 32 random bytes, URL-safe (43 characters)."""
     return secrets.token_urlsafe(32)
+
+
+def new_tag() -> str:
+    """A public, random per-session tag (8 bytes, URL-safe: 11 characters)."""
+    return secrets.token_urlsafe(8)
 
 
 class MemorySessionStore:
@@ -110,7 +118,7 @@ class MemorySessionStore:
     async def create(self, username: str) -> Session:
         """Start a new session with a fresh id, evicting the least recently used if full."""
         now = self._clock()
-        session = Session(new_session_id(), username, logged_in_at=now, last_seen=now)
+        session = Session(new_session_id(), username, logged_in_at=now, last_seen=now, tag=new_tag())
         evicted: list[Session] = []
         while len(self._sessions) >= self.max_sessions:
             _, oldest = self._sessions.popitem(last=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from socketio.exceptions import ConnectionRefusedError
 
 from .cookies import read_session_id
 from .engine import PromptlyFreeingEngineIOServer
+from .history import ChatHistory, MemoryHistory
 from .presence import PRESENCE_MIN_INTERVAL, PresenceBroadcaster, PresenceSource, ThisProcessOnly
 from .registry import SocketRegistry
 from .sessions import Clock, EndReason, Session, SessionStore, SessionStoreUnavailable
@@ -37,6 +39,7 @@ NOT_AUTHENTICATED = "not authenticated"
 STORE_UNAVAILABLE = "session store unavailable"
 MAX_PACKET_BYTES = 64 * 1024  # a chat message is at most 500 characters; refuse giant packets
 DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds from the Engine.IO open to the Socket.IO connect
+SHUTDOWN_FLUSH_SECONDS = 0.25  # for "the server is stopping" to leave before the connections close
 BINARY_PACKET_TYPES = ("5", "6")  # Socket.IO BINARY_EVENT and BINARY_ACK
 
 
@@ -155,8 +158,10 @@ class ChatSocketServer:
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         client_manager: socketio.AsyncManager | None = None,
         presence_source: PresenceSource | None = None,
+        history: ChatHistory | None = None,
     ) -> None:
         self.store = store
+        self.history = history if history is not None else MemoryHistory()
         self.registry = SocketRegistry()
         self._clock = clock
         # The Origin policy is enforced by our Tornado handler (transport.py) before
@@ -183,7 +188,8 @@ class ChatSocketServer:
         # Not connect: an unexpected error there must leave the socket refused, never
         # swallowed into an accept.
         self.sio.on("connect", self._on_connect)
-        for event, handler in [("disconnect", self._on_disconnect), ("whoami", self._on_whoami), ("chat", self._on_chat)]:
+        for event, handler in [("disconnect", self._on_disconnect), ("whoami", self._on_whoami), ("chat", self._on_chat),
+                               ("active", self._on_active)]:
             self.sio.on(event, _report_bugs(handler))
         store.add_end_listener(self._on_session_end)
 
@@ -203,6 +209,9 @@ class ChatSocketServer:
         told "disconnect" takes it as final and does not reconnect, while a server that is
         stopping for a restart (or behind a balancer with other processes) wants its pages to
         reconnect by themselves."""
+        for sid in self.registry.all_sockets():
+            await self.emit_here("ended", {"reason": "shutdown"}, sid)
+        await self.sio.eio.flush(SHUTDOWN_FLUSH_SECONDS)
         for eio_sid in list(self.sio.eio.sockets):
             await self.sio.end_engineio_session(eio_sid, self.sio.eio.reason.SERVER_DISCONNECT)
         self.presence.cancel()
@@ -230,7 +239,12 @@ class ChatSocketServer:
             raise ConnectionRefusedError(NOT_AUTHENTICATED)
         came_online = self.registry.add(sid, session, request.remote_ip)
         log.debug("socket %s of %r connected from %s", sid, session.username, request.remote_ip)
-        await self.emit_here("welcome", {"username": session.username}, sid)
+        await self.emit_here("welcome", {"username": session.username, "tag": session.tag}, sid)
+        try:
+            recent = await self.history.recent()
+        except SessionStoreUnavailable:
+            recent = []
+        await self.emit_here("history", {"messages": recent}, sid)
         if came_online:
             self.presence.changed()  # everyone hears, the newcomer included
         else:
@@ -246,11 +260,13 @@ class ChatSocketServer:
         # One line per socket that goes: a dropped connection, a client that stopped
         # answering pings, a logout... with the reason engineio gives.
         log.info("socket of %r from %s closed: %s", owner.username, owner.remote_ip, reason)
-        if not self.registry.is_online(owner.username):
+        if not self.registry.is_online(owner.session_id):
             self.presence.changed()
 
     async def _on_session_end(self, session: Session, reason: EndReason) -> None:
+        # Say why first, so that the page can tell the person in plain words.
         for sid in self.registry.sockets_of(session.id):
+            await self.emit_here("ended", {"reason": reason}, sid)
             await self.sio.disconnect(sid)
 
     async def _live_session(self, sid: str) -> Session | None:
@@ -280,5 +296,15 @@ class ChatSocketServer:
         except InvalidInput as refusal:
             await self.emit_here("error", {"message": str(refusal)}, sid)
             return
-        message = {"username": session.username, "text": text, "time": int(self._clock())}
+        message = {"id": secrets.token_hex(6), "username": session.username, "tag": session.tag, "text": text,
+                   "time": int(self._clock())}
+        try:
+            await self.history.add(message)
+        except SessionStoreUnavailable:
+            pass  # the message still goes to everyone this process can reach
         await self.sio.emit("chat", message)
+
+    async def _on_active(self, sid: str, *args: object) -> None:
+        """The page says a person is using it (at most once a minute): that refreshes the
+        session's idle timer like any request, so a person who reads does not expire."""
+        await self._live_session(sid)

@@ -6,13 +6,18 @@
  * person typed (usernames, chat text) goes into the page with textContent, never innerHTML.
  *
  * Socket events, as the server sends them:
- *   welcome  {username}               the server accepted this socket
- *   presence {users: [sorted names]}  who is online
- *   chat     {username, text, time}   a message for everyone (time in unix seconds)
+ *   welcome  {username, tag}          the server accepted this socket; tag is this session's
+ *                                     public tag (two people may share a name, never a tag)
+ *   history  {messages: [chat...]}    the recent conversation, sent once after welcome
+ *   presence {users, people: [{name, tag}]}  who is online, one entry per person
+ *   chat     {id, username, tag, text, time}  a message for everyone (time in unix seconds)
  *   error    {message}                a chat message was refused; the socket stays up
+ *   ended    {reason}                 the session ended (logout, replaced, expired, evicted)
+ *                                     or the server is shutting down; sent just before
  * and as this page sends them:
  *   whoami   (with an ack)             answered with {username, logged_in_at}
  *   chat     {text}                    1 to 500 characters
+ *   active                             a person is using this page (at most once a minute)
  */
 (function () {
   "use strict";
@@ -32,11 +37,10 @@
     state: byId("socket-state"),
     reason: byId("socket-reason"),
     transport: byId("socket-transport"),
-    help: {
-      refused: byId("help-refused"),
-      ended: byId("help-ended"),
-      lost: byId("help-lost"),
-    },
+    help: byId("socket-help"),
+    helpText: byId("socket-help-text"),
+    helpLogin: byId("socket-help-login"),
+    headerSession: byId("header-session"),
     loggedInAt: byId("logged-in-at"),
     sessionStatus: byId("session-status"),
     whoamiButton: byId("whoami-button"),
@@ -58,9 +62,23 @@
   };
 
   const MAX_CHAT_LENGTH = Number(ui.chatInput.getAttribute("maxlength")) || 500;
+  const ACTIVITY_REPORT_MS = 60000; // the server refreshes the idle timer on each report
   let me = root.dataset.username || "";
+  let myTag = root.dataset.tag || "";
   let state = "connecting";
   let lastDisconnectReason = "";
+  let endedReason = ""; // what the server said before it ended this session
+  let historyShown = false;
+  const shownMessages = new Set(); // message ids, so that history and live never repeat one
+
+  // What each ending means, in plain words; the transport's own words go to the log only.
+  const ENDINGS = {
+    logout: "You logged out, here or in another tab, so this session has ended.",
+    replaced: "Someone logged in again in this browser, which replaced this session.",
+    expired: "This session expired: nobody used it for too long.",
+    evicted: "The server had too many sessions and ended this one, the longest unused.",
+    shutdown: "The server is stopping. This page reconnects by itself when it is back.",
+  };
 
   // ---- small helpers -------------------------------------------------------------------
 
@@ -169,9 +187,18 @@
     ui.sessionStatus.classList.toggle("is-gone", gone);
   }
 
-  function showHelp(which) {
-    for (const [name, node] of Object.entries(ui.help)) {
-      node.hidden = name !== which;
+  function showHelp(text, kind, offerLogin) {
+    ui.help.hidden = !text;
+    ui.helpText.textContent = text || "";
+    ui.help.className = "alert alert-" + (kind || "warning");
+    ui.helpLogin.hidden = !offerLogin;
+  }
+
+  function sessionGone(status) {
+    // No "Signed in as ..." and "Log out" for a session that is gone.
+    setSessionStatus(status, true);
+    if (ui.headerSession) {
+      ui.headerSession.hidden = true;
     }
   }
 
@@ -183,15 +210,28 @@
 
   // ---- presence ------------------------------------------------------------------------
 
-  function renderPresence(users) {
-    const items = users.map((name) => {
-      const item = el("li", "person" + (name === me ? " is-me" : ""));
-      item.dataset.username = name;
-      item.append(avatar(name), el("span", "person-name", name));
+  function renderPresence(people) {
+    const perName = new Map();
+    for (const person of people) {
+      perName.set(person.name, (perName.get(person.name) || 0) + 1);
+    }
+    const items = people.map((person) => {
+      const mine = person.tag === myTag;
+      const item = el("li", "person" + (mine ? " is-me" : ""));
+      item.dataset.username = person.name;
+      item.title = person.name + (mine ? " (you)" : "");
+      const label = el("span", "person-name", person.name);
+      item.append(avatar(person.name), label);
+      if (mine) {
+        item.append(el("span", "person-note", "you"));
+      } else if (perName.get(person.name) > 1) {
+        // Two people of one name: their sessions' tags tell them apart.
+        item.append(el("span", "person-note", "#" + person.tag.slice(0, 4)));
+      }
       return item;
     });
     ui.onlineUsers.replaceChildren(...items);
-    ui.onlineCount.textContent = String(users.length);
+    ui.onlineCount.textContent = String(people.length);
   }
 
   // ---- chat ----------------------------------------------------------------------------
@@ -200,12 +240,11 @@
     return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 48;
   }
 
-  function addMessage(message) {
+  function messageItem(message) {
     const name = String(message.username);
     const sent = new Date(Number(message.time) * 1000);
-    const stick = nearBottom(ui.chatScroll);
-
-    const item = el("li", "message" + (name === me ? " is-me" : ""));
+    const mine = Boolean(myTag) && message.tag === myTag;
+    const item = el("li", "message" + (mine ? " is-me" : ""));
     const meta = el("div", "message-meta");
     const time = el("time", "message-time", shortTime(sent));
     time.dateTime = sent.toISOString();
@@ -214,15 +253,58 @@
     const body = el("div", "message-body");
     body.append(meta, el("p", "message-text", String(message.text)));
     item.append(avatar(name), body);
+    return item;
+  }
 
-    ui.chatMessages.append(item);
+  function isNew(message) {
+    if (message.id === undefined) {
+      return true;
+    }
+    if (shownMessages.has(message.id)) {
+      return false;
+    }
+    shownMessages.add(message.id);
+    return true;
+  }
+
+  function trimMessages() {
     while (ui.chatMessages.childElementCount > MAX_MESSAGES) {
       ui.chatMessages.firstElementChild.remove();
     }
-    ui.chatEmpty.hidden = true;
-    if (stick || name === me) {
+  }
+
+  function updateEmpty() {
+    const empty = ui.chatMessages.childElementCount === 0;
+    ui.chatEmpty.hidden = !empty;
+    if (empty) {
+      ui.chatEmpty.textContent = historyShown
+        ? "No messages yet. Say hello: everyone online will see it, under the name your session carries."
+        : "Loading the conversation…";
+    }
+  }
+
+  function addMessage(message) {
+    if (!isNew(message)) {
+      return;
+    }
+    const stick = nearBottom(ui.chatScroll);
+    const item = messageItem(message);
+    ui.chatMessages.append(item);
+    trimMessages();
+    updateEmpty();
+    if (stick || item.classList.contains("is-me")) {
       ui.chatScroll.scrollTop = ui.chatScroll.scrollHeight;
     }
+  }
+
+  function showHistory(messages) {
+    // Earlier messages go above whatever arrived live meanwhile.
+    const items = messages.filter((message) => message && typeof message.text === "string" && isNew(message)).map(messageItem);
+    ui.chatMessages.prepend(...items);
+    trimMessages();
+    historyShown = true;
+    updateEmpty();
+    ui.chatScroll.scrollTop = ui.chatScroll.scrollHeight;
   }
 
   function showChatNotice(text) {
@@ -265,7 +347,7 @@
   ui.chatInput.addEventListener("input", updateCount);
   updateCount();
   setState("connecting");
-  showHelp(null);
+  showHelp("");
 
   log("page loaded, cookie sent automatically by the browser");
   if (!/(?:^|;\s*)session=/.test(document.cookie)) {
@@ -295,9 +377,8 @@
   });
 
   manager.on("reconnect_attempt", (attempt) => {
-    const after = lastDisconnectReason ? " after " + lastDisconnectReason : "";
-    setState("connecting", "reconnecting" + after + " (attempt " + attempt + ")");
-    log("reconnect attempt " + attempt);
+    setState("connecting", "reconnecting (attempt " + attempt + ")");
+    log("reconnect attempt " + attempt + (lastDisconnectReason ? " after " + lastDisconnectReason : ""));
   });
 
   // Events the server emits from its connect handler arrive BEFORE the client's own
@@ -305,10 +386,17 @@
   socket.on("welcome", (data) => {
     const name = data && typeof data.username === "string" ? data.username : me;
     me = name;
+    if (data && typeof data.tag === "string") {
+      myTag = data.tag;
+    }
     lastDisconnectReason = "";
+    endedReason = "";
     setState("connected");
-    showHelp(null);
+    showHelp("");
     setSessionStatus("active", false);
+    if (document.activeElement === document.body || document.activeElement === null) {
+      ui.chatInput.focus(); // logged in and connected: ready to type
+    }
     showTransport(manager.engine);
     log("server accepted: welcome as " + name, "ok");
   });
@@ -316,7 +404,7 @@
   socket.on("connect", () => {
     if (state !== "connected") {
       setState("connected");
-      showHelp(null);
+      showHelp("");
     }
     showTransport(manager.engine);
     log("connect: Socket.IO session open");
@@ -326,36 +414,59 @@
     const message = (err && err.message) || "unknown error";
     if (socket.active) {
       // A network problem: the client retries on its own.
-      const after = lastDisconnectReason ? " after " + lastDisconnectReason : "";
-      setState("connecting", message + "; retrying" + after);
+      setState("connecting", "the server cannot be reached; retrying");
       log("connect_error: " + message + " (will retry)", "warn");
       return;
     }
-    // The server refused the handshake (ConnectionRefusedError): no retry would help.
-    setState("refused", message);
-    showHelp("refused");
-    setSessionStatus(message === "not authenticated" ? "gone" : "refused", true);
     log("connect_error: " + message, "error");
+    if (message === "session store unavailable") {
+      // The server is up but cannot check sessions yet: worth trying again shortly.
+      setState("connecting", "the server cannot check sessions right now; retrying");
+      showHelp("The server cannot check your session at the moment. This page tries again every few seconds.", "warning");
+      window.setTimeout(() => socket.connect(), 3000);
+      return;
+    }
+    // The server refused the handshake: no retry would help.
+    setState("refused", message);
+    if (message === "not authenticated") {
+      showHelp(ENDINGS[endedReason] || "Your session is gone: it ended, or the server restarted without it.", "error", true);
+      sessionGone("gone");
+    } else {
+      showHelp("The server refused this connection: " + message + ".", "error", false);
+    }
+  });
+
+  socket.on("ended", (data) => {
+    endedReason = data && typeof data.reason === "string" ? data.reason : "";
+    log("server: session ended (" + (endedReason || "no reason given") + ")", "warn");
   });
 
   socket.on("disconnect", (reason) => {
     lastDisconnectReason = reason;
-    setState("disconnected", reason);
     log("disconnect: " + reason, "error");
     if (reason === "io server disconnect") {
-      // The server ended this session (logout elsewhere, expiry); the client will not retry.
-      showHelp("ended");
-      setSessionStatus("ended", true);
-    } else if (socket.active) {
-      showHelp("lost");
+      // The server ended this session; the client will not retry.
+      setState("disconnected", "session ended");
+      showHelp(ENDINGS[endedReason] || "The server ended this session.", "error", true);
+      sessionGone("ended");
+    } else if (endedReason === "shutdown") {
+      setState("connecting", "the server is stopping; reconnecting when it is back");
+      showHelp(ENDINGS.shutdown, "warning");
+    } else {
+      setState("connecting", "the connection dropped; reconnecting");
+      showHelp("The connection dropped. The page reconnects by itself with the same session.", "warning");
     }
   });
 
   socket.on("presence", (data) => {
-    if (data && Array.isArray(data.users)) {
-      renderPresence(data.users.map(String));
+    if (data && Array.isArray(data.people)) {
+      renderPresence(data.people.map((person) => ({ name: String(person.name), tag: String(person.tag) })));
       ui.onlineStale.hidden = state === "connected";
     }
+  });
+
+  socket.on("history", (data) => {
+    showHistory(data && Array.isArray(data.messages) ? data.messages : []);
   });
 
   socket.on("chat", (message) => {
@@ -367,6 +478,38 @@
   socket.on("error", (data) => {
     showChatNotice((data && data.message) || "The server refused that message.");
   });
+
+  // ---- activity: a person using the page keeps the session alive -------------------------
+
+  // Idle means nobody at the page, not "no messages sent": keys, pointer, scrolling and
+  // focus count as use. Reported at most once a minute; an abandoned page reports nothing
+  // and its session expires as idle.
+  let lastReport = performance.now();
+  let usedSinceReport = false;
+
+  function reportActivity() {
+    if (socket.connected) {
+      socket.emit("active");
+      lastReport = performance.now();
+      usedSinceReport = false;
+    }
+  }
+
+  function used() {
+    usedSinceReport = true;
+    if (performance.now() - lastReport >= ACTIVITY_REPORT_MS) {
+      reportActivity();
+    }
+  }
+
+  for (const type of ["keydown", "pointerdown", "wheel", "scroll", "focusin", "touchstart"]) {
+    document.addEventListener(type, used, { capture: true, passive: true });
+  }
+  window.setInterval(() => {
+    if (usedSinceReport) {
+      reportActivity();
+    }
+  }, ACTIVITY_REPORT_MS);
 
   ui.chatForm.addEventListener("submit", (event) => {
     event.preventDefault();
