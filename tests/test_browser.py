@@ -13,6 +13,11 @@ import pytest
 
 from .conftest import OUTPUT_DIR, ServerProcess, e2e_unavailable
 
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the browser fixture says so, with the reason
+    expect = None
+
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -165,7 +170,7 @@ def test_logout_in_one_tab_disconnects_the_other_tab_of_that_session_only(people
     assert second_tab.url.endswith("/login?logged_out=1")
     assert "You have logged out" in second_tab.text_content("#logged-out")
     assert socket_state(grace_page) == "connected"
-    grace_page.wait_for_function("!document.querySelector('#online-users').innerText.includes('Ada')")
+    expect(grace_page.locator("#online-users")).not_to_contain_text("Ada")
 
 
 def test_a_page_opened_after_logout_shows_the_socket_refused(people) -> None:
@@ -179,3 +184,119 @@ def test_a_page_opened_after_logout_shows_the_socket_refused(people) -> None:
     assert later.text_content("#socket-reason") == "not authenticated"
     later.screenshot(path=SHOTS / "5-after-logout-refused.png")
 
+
+
+def test_a_late_joiner_sees_the_conversation_and_the_empty_state_tells_the_truth(browser) -> None:
+    server = ServerProcess("--port", "0", "--history", "50")  # its own: nothing said yet
+    try:
+        first = Person(browser, server.url)
+        ada = first.log_in("Ada")
+        wait_for_socket(ada, "connected")
+        ada.wait_for_selector("#chat-empty:has-text('No messages yet')")
+        ada.fill("#chat-input", "said before Grace came")
+        ada.press("#chat-input", "Enter")
+        ada.wait_for_selector("#chat-messages li:has-text('said before Grace came')")
+        assert ada.is_hidden("#chat-empty")
+
+        grace = Person(browser, server.url).log_in("Grace")
+        wait_for_socket(grace, "connected")
+        grace.wait_for_selector("#chat-messages li:has-text('said before Grace came')")
+        assert grace.is_hidden("#chat-empty")
+        grace.screenshot(path=SHOTS / "6-late-joiner-sees-history.png")
+        ada.reload()  # a reload keeps one's own chat
+        wait_for_socket(ada, "connected")
+        ada.wait_for_selector("#chat-messages li.is-me:has-text('said before Grace came')")
+        assert ada.locator("#chat-messages li").count() == 1  # history and live never repeat one
+        first.context.close()
+        grace.context.close()
+    finally:
+        server.close()
+
+
+def test_two_people_with_the_same_name_are_two_people(people) -> None:
+    first, second = people().log_in("Alice"), people().log_in("Alice")
+    for page in (first, second):
+        wait_for_socket(page, "connected")
+        expect(page.locator("#online-users li[data-username='Alice']")).to_have_count(2)
+        notes = page.locator("#online-users li[data-username='Alice'] .person-note").all_inner_texts()
+        assert "you" in notes and any(note.startswith("#") for note in notes), notes
+    second.fill("#chat-input", "I am the second Alice")
+    second.press("#chat-input", "Enter")
+    mine = "#chat-messages li.is-me:has-text('I am the second Alice')"
+    second.wait_for_selector(mine)
+    first.wait_for_selector("#chat-messages li:has-text('I am the second Alice')")
+    assert first.locator(mine).count() == 0  # not styled as the first Alice's own
+    first.screenshot(path=SHOTS / "7-two-alices.png")
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def phone_person(browser: Any, base_url: str) -> Person:
+    person = Person(browser, base_url)
+    person.context.close()
+    person.context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    person.context.set_default_timeout(TIMEOUT_MS)
+    return person
+
+
+def box(page: Any, selector: str) -> dict[str, float]:
+    return page.locator(selector).bounding_box()
+
+
+def test_on_a_phone_the_headline_stays_and_then_the_chat_comes_first(browser, live_server: ServerProcess) -> None:
+    person = phone_person(browser, live_server.url)
+    page = person.open("/")
+    page.wait_for_selector("#socket-state[data-state=refused]")
+    assert page.evaluate("window.scrollY") == 0  # focusing the name field scrolled nothing away
+    assert box(page, "#intro-heading")["y"] >= 0
+    assert page.evaluate("document.activeElement.id") == "username"
+    page.screenshot(path=SHOTS / "8-phone-logged-out.png")
+
+    page.fill("#username", "Ada on a phone")
+    page.click("#login-form button[type=submit]")
+    wait_for_socket(page, "connected")
+    page.evaluate("window.scrollTo(0, 0)")
+    chat, send = box(page, "#chat-scroll"), box(page, "#chat-input")
+    assert chat["y"] < PHONE["height"] and send["y"] + send["height"] <= PHONE["height"], (chat, send)
+    online, session = box(page, "#online-card"), box(page, "#session-heading")
+    assert send["y"] < online["y"] < session["y"]  # the online list right after the chat
+    assert page.evaluate("document.activeElement.id") == "chat-input"  # ready to type
+    page.screenshot(path=SHOTS / "9-phone-logged-in.png")
+    person.context.close()
+
+
+@pytest.mark.parametrize("viewport", [VIEWPORT, PHONE], ids=["1280x800", "390x844"])
+def test_every_page_state_has_no_serious_accessibility_violation(browser, live_server: ServerProcess, viewport: dict[str, int]) -> None:
+    """axe-core (WCAG 2.1 AA rules) in the page: logged out, logged in with a chat, and ended."""
+    try:
+        from axe_playwright_python.sync_playwright import Axe
+    except ImportError:
+        e2e_unavailable("axe-playwright-python is not installed (pip install -e '.[test]')")
+    axe = Axe()
+    context = browser.new_context(viewport=viewport)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.goto(live_server.url)
+    page.wait_for_selector("#socket-state[data-state=refused]")
+    states = {"logged out": axe.run(page)}
+    page.fill("#username", "Ada")
+    page.click("#login-form button[type=submit]")
+    wait_for_socket(page, "connected")
+    page.fill("#chat-input", "a message, so that times and names are checked too")
+    page.press("#chat-input", "Enter")
+    page.wait_for_selector("#chat-messages li.is-me")
+    states["logged in"] = axe.run(page)
+    other_tab = context.new_page()
+    other_tab.goto(live_server.url + "logout")
+    other_tab.click("#logout-form button[type=submit]")
+    wait_for_socket(page, "disconnected")
+    states["session ended"] = axe.run(page)
+    states["logged out notice"] = axe.run(other_tab)
+    context.close()
+    serious = {
+        state: [(violation["id"], [node["target"] for node in violation["nodes"]]) for violation in result.response["violations"]
+                if violation["impact"] in ("serious", "critical")]
+        for state, result in states.items()
+    }
+    assert serious == {state: [] for state in states}

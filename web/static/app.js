@@ -41,6 +41,8 @@
     helpText: byId("socket-help-text"),
     helpLogin: byId("socket-help-login"),
     headerSession: byId("header-session"),
+    logoutForm: byId("logout-form"),
+    logoutHint: byId("logout-hint"),
     loggedInAt: byId("logged-in-at"),
     sessionStatus: byId("session-status"),
     whoamiButton: byId("whoami-button"),
@@ -102,7 +104,8 @@
   }
 
   function shortTime(date) {
-    return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    // One clock format on the whole page: 24-hour, as the session card shows it.
+    return pad(date.getHours()) + ":" + pad(date.getMinutes());
   }
 
   function hueClass(name) {
@@ -197,8 +200,10 @@
   function sessionGone(status) {
     // No "Signed in as ..." and "Log out" for a session that is gone.
     setSessionStatus(status, true);
-    if (ui.headerSession) {
-      ui.headerSession.hidden = true;
+    for (const node of [ui.headerSession, ui.logoutForm, ui.logoutHint]) {
+      if (node) {
+        node.hidden = true;
+      }
     }
   }
 

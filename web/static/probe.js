@@ -8,6 +8,12 @@
 (function () {
   "use strict";
 
+  // Ready to type a name, without scrolling the headline off a small screen.
+  const username = document.getElementById("username");
+  if (username) {
+    username.focus({ preventScroll: true });
+  }
+
   const probe = document.getElementById("socket-probe");
   if (!probe || !window.io) {
     return;
