@@ -120,13 +120,43 @@ def open_window(url: str) -> None:
         # QtWebEngine refuses to start as root with its sandbox on.
         os.environ["QTWEBENGINE_DISABLE_SANDBOX"] = "1"
         log.info("running as root: QtWebEngine's sandbox is turned off (QTWEBENGINE_DISABLE_SANDBOX=1)")
+    if sys.platform.startswith("linux"):
+        quiet_qt()
     window = webview.create_window(
-        WINDOW_TITLE, url, width=WINDOW_SIZE[0], height=WINDOW_SIZE[1], min_size=WINDOW_MIN_SIZE
+        WINDOW_TITLE, url, width=WINDOW_SIZE[0], height=WINDOW_SIZE[1], min_size=WINDOW_MIN_SIZE,
+        # Selectable text, as in a browser; with text_select=False pywebview injects an inline
+        # <style> to forbid it, which the page's Content-Security-Policy rightly refuses.
+        text_select=True,
     )
     # pywebview handles Ctrl-C itself; make SIGTERM close the window the same way.
     signal.signal(signal.SIGTERM, lambda *_: window.destroy())
     gui = "qt" if sys.platform.startswith("linux") else None
     webview.start(gui=gui, icon=str(ICON), private_mode=True)
+
+
+def quiet_qt() -> None:
+    """Keep Qt's and Chromium's diagnostics out of the person's terminal.
+
+    QtWebEngine reports at start what it probes and does without (no Vulkan library, a GPU
+    vendor it cannot name, the sandbox turned off as root: we say that once ourselves),
+    Chromium logs at ERROR that it cannot reach the system D-Bus, and at exit Qt warns that
+    pywebview releases the web profile before the page. None is a problem for this window;
+    they go to this process's log at DEBUG (`--log-level debug` shows them), and a critical
+    Qt message stays an ERROR.
+    """
+    from PyQt6 import QtCore
+
+    qt_log = logging.getLogger("launcher.qt")
+
+    def handle(kind: QtCore.QtMsgType, context: QtCore.QMessageLogContext, message: str | None) -> None:
+        serious = kind in (QtCore.QtMsgType.QtCriticalMsg, QtCore.QtMsgType.QtFatalMsg)
+        qt_log.log(logging.ERROR if serious else logging.DEBUG, "%s", message)
+
+    QtCore.qInstallMessageHandler(handle)
+    # Chromium's own logging (the D-Bus error among it): fatal errors only.
+    flags = os.environ.get("QTWEBENGINE_CHROMIUM_FLAGS", "")
+    if "--log-level" not in flags:
+        os.environ["QTWEBENGINE_CHROMIUM_FLAGS"] = (flags + " --log-level=3").strip()
 
 
 def serve_until_interrupted() -> None:

@@ -23,6 +23,7 @@ import aiohttp
 import pytest
 import socketio
 
+from bench.wire import log_in
 from tornado_app.cli import build_parser
 
 from .conftest import SocketClient, e2e_unavailable, free_port
@@ -245,3 +246,44 @@ def test_redis_that_does_not_answer_at_start_is_one_line_naming_it_and_status_2(
     [line] = result.stderr.strip().splitlines()
     assert line.startswith(f"tornado-app: error: Redis at redis://***@127.0.0.1:{port}/0 does not answer: ")
     assert "hunter2" not in result.stderr + result.stdout  # the password stays out of the log
+
+
+def test_an_ordinary_session_logs_each_line_once_and_nothing_above_info(server_process) -> None:
+    """A logged-out page's refused probe, a login, a socket that long-polls then upgrades, a
+    chat, another left long-polling, and a stop: only INFO lines, none twice, and no "refused"
+    line for what the stop itself cut short. (An ordinary first login used to log engineio's
+    "'Session is disconnected'" ERROR twice, and every open long poll a WARNING at the stop.)"""
+    server = server_process("--port", "0")
+    base = server.url.rstrip("/")
+
+    async def session() -> None:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+            # The logged-out page's probe, as probe.js does it over polling: open, connect,
+            # read the refusal, close.
+            polling = base + "/socket.io/?EIO=4&transport=polling"
+            async with http.get(polling, headers={"Origin": base}) as opening:
+                sid = json.loads((await opening.text())[1:])["sid"]
+            async with http.post(f"{polling}&sid={sid}", data="40", headers={"Origin": base}) as connect:
+                assert connect.status == 200
+            async with http.get(f"{polling}&sid={sid}", headers={"Origin": base}) as refusal:
+                assert '44{"message":"not authenticated"}' in await refusal.text()
+            async with http.post(f"{polling}&sid={sid}", data="1", headers={"Origin": base}) as close:
+                assert close.status == 200
+            cookie = await log_in(http, base, "ada")
+        talker, poller = SocketClient(), SocketClient()
+        await talker.sio.connect(base, headers={"Cookie": cookie, "Origin": base}, transports=["polling", "websocket"], wait_timeout=3)
+        await talker.sio.emit("chat", {"text": "hello"})
+        await talker.next("chat")
+        await poller.sio.connect(base, headers={"Cookie": cookie, "Origin": base}, transports=["polling"], wait_timeout=3)
+        await asyncio.sleep(0.5)  # its long poll is open when the server stops
+
+    asyncio.run(session())
+    status, _, log = server.stop()
+    assert status == 0
+    lines = [line for line in log.splitlines() if line.strip()]
+    assert all(" INFO " in line for line in lines), [line for line in lines if " INFO " not in line]
+    events = [line.split(" ", 2)[2] for line in lines]  # without the timestamp
+    assert events.count("INFO tornado_app.sockets: socket of 'ada' from 127.0.0.1 closed: server disconnect") == 2  # two sockets
+    others = [event for event in events if "closed: server disconnect" not in event]
+    assert len(set(others)) == len(others), "a line was logged twice"
+    assert not [line for line in lines if "refused GET" in line or "refused POST" in line]

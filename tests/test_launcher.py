@@ -290,7 +290,7 @@ def test_log_in_inside_the_window_then_close_it(x_display: str, start_launcher) 
     logged_out = screenshot(x_display, window, "1-window-logged-out.png")
 
     xdotool(x_display, "windowfocus", "--sync", window)
-    xdotool(x_display, "type", "--delay", "40", "Ada Window")  # the username field has autofocus
+    xdotool(x_display, "type", "--delay", "40", "Ada Window")  # the page focuses the username field
     xdotool(x_display, "key", "Return")
     app.wait_for_log(r"login: 'Ada Window' from 127\.0\.0\.1")
     app.wait_for_log(r"socket \S+ of 'Ada Window' connected from 127\.0\.0\.1")
@@ -321,3 +321,21 @@ def test_ctrl_c_closes_the_window_and_stops_the_server(x_display: str, start_lau
     assert seconds < EXIT_DEADLINE_SECONDS
     assert "Traceback" not in app.log()
     assert_port_free(app.port)
+    assert_a_quiet_terminal(app.log())
+
+
+# What `make run` printed before: QtWebEngine's Vulkan, GPU and sandbox notes, Chromium's
+# D-Bus error, the page's CSP refusing pywebview's inline style, Qt's warning at Ctrl-C,
+# and a 400 for each long poll cut at shutdown.
+NOISE = ("vulkan", "Vulkan", "GPU", "dbus", "Sandboxing", "Refused to apply inline style", "Release of profile",
+         "WebEnginePage", "refused GET /socket.io/", "WARNING", "ERROR")
+
+
+def assert_a_quiet_terminal(log: str) -> None:
+    """Every line is one of ours (timestamp, INFO, logger), none is noise, none twice."""
+    lines = [line for line in log.splitlines() if line.strip()]
+    assert lines, "the launcher logged nothing at all"
+    for line in lines:
+        assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO [\w.]+: ", line), f"not a line of ours: {line!r}"
+        assert not any(word in line for word in NOISE), f"noise: {line!r}"
+    assert len(set(lines)) == len(lines), "a line was logged twice"

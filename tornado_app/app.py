@@ -48,6 +48,9 @@ class TornadoApp(tornado.web.Application):
         self.store = store
         self.sockets = sockets
         self.hosts = hosts
+        # Set when the server starts shutting down: requests it cuts short (long polls held
+        # open, connections closed under them) are not a client's refusal to log.
+        self.stopping = False
         handlers: list[Any] = [
             (r"/", IndexHandler),
             (r"/login", LoginHandler),
@@ -129,7 +132,7 @@ def log_request(handler: RequestHandler) -> None:
     line = ("%d %s %s (%s) %.2fms", status, request.method, request.path, request.remote_ip, 1000.0 * request.request_time())
     if status < 400:
         access_log.info(*line)
-    elif getattr(handler, "refusal_logged", False):
+    elif getattr(handler, "refusal_logged", False) or getattr(handler.application, "stopping", False):
         access_log.debug(*line)
     elif status >= 500:
         access_log.error(*line)

@@ -103,6 +103,7 @@ async def serve(
     try:
         await stop.wait()
     finally:
+        app.stopping = True
         sweeper.stop()
         server.stop()  # no new connections
         await app.sockets.shutdown()

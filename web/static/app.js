@@ -254,7 +254,9 @@
     const time = el("time", "message-time", shortTime(sent));
     time.dateTime = sent.toISOString();
     time.title = sent.toLocaleString();
-    meta.append(el("span", "message-user", name), time);
+    const user = el("span", "message-user", name);
+    user.title = name; // the full name, where a long one is cut short
+    meta.append(user, time);
     const body = el("div", "message-body");
     body.append(meta, el("p", "message-text", String(message.text)));
     item.append(avatar(name), body);
