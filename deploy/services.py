@@ -99,8 +99,15 @@ class AppProcess(Service):
     def start(self) -> None:
         self.log_file = self.log_path.open("a")
         command = [sys.executable, "-m", "tornado_app", "--port", str(self.port), *self.args]
+        started_at = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT, text=True)
         wait_for_port(self.port, self.process)
+        # The port alone could be answered by someone else; the process says when it serves.
+        deadline = time.monotonic() + 10
+        while "Serving on" not in self.log_path.read_text()[started_at:]:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the app on port {self.port} did not start: {self.log_path.read_text()[started_at:][-500:]}")
+            time.sleep(0.02)
         self.url = f"http://127.0.0.1:{self.port}"
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
