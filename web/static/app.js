@@ -459,9 +459,11 @@
     } else if (endedReason === "shutdown") {
       setState("connecting", "the server is stopping; reconnecting when it is back");
       showHelp(ENDINGS.shutdown, "warning");
+      setSessionStatus("checking…", false); // not "active" beside "connecting": not known until the server says
     } else {
       setState("connecting", "the connection dropped; reconnecting");
       showHelp("The connection dropped. The page reconnects by itself with the same session.", "warning");
+      setSessionStatus("checking…", false);
     }
   });
 
