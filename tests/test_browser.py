@@ -5,6 +5,7 @@ Each test saves screenshots of the states it reaches under test-output/browser/.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -300,3 +301,30 @@ def test_every_page_state_has_no_serious_accessibility_violation(browser, live_s
         for state, result in states.items()
     }
     assert serious == {state: [] for state in states}
+
+
+def test_a_page_in_use_stays_logged_in_and_an_abandoned_one_expires(browser) -> None:
+    """Idle means nobody at the page: keys and clicks are reported (here every second, for an
+    idle TTL of 3 s), so the reader's session lives on; the page nobody touches expires and
+    says so in plain words."""
+    server = ServerProcess("--port", "0", "--session-ttl", "3")
+    try:
+        reader_person, absent_person = Person(browser, server.url), Person(browser, server.url)
+        reader, absent = reader_person.log_in("Reader"), absent_person.log_in("Absent")
+        for page in (reader, absent):
+            wait_for_socket(page, "connected")
+        deadline = time.monotonic() + 7
+        while time.monotonic() < deadline:  # a person scrolling and typing, no message sent
+            reader.keyboard.press("Shift")
+            reader.mouse.click(5, 300)
+            reader.wait_for_timeout(300)
+        wait_for_socket(absent, "disconnected")
+        assert absent.text_content("#socket-help-text") == "This session expired: nobody used it for too long."
+        absent.screenshot(path=SHOTS / "10-abandoned-page-expired.png")
+        assert socket_state(reader) == "connected"
+        reader.click("#whoami-button")
+        reader.wait_for_selector("#whoami-result:has-text('You are Reader')")
+        for person in (reader_person, absent_person):
+            person.context.close()
+    finally:
+        server.close()

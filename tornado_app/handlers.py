@@ -74,6 +74,12 @@ class BaseHandler(RequestHandler):
         self.render("error.html", status_code=status_code, message=_status_phrase(status_code))
 
 
+def activity_report_ms(session_ttl: float) -> int:
+    """How often a page in use reports activity: once a minute, or often enough to refresh a
+    shorter idle TTL three times over."""
+    return int(min(60.0, session_ttl / 3) * 1000)
+
+
 def _store_unavailable(error_kwargs: dict[str, Any]) -> bool:
     exc_info = error_kwargs.get("exc_info")
     return exc_info is not None and isinstance(exc_info[1], SessionStoreUnavailable)
@@ -95,7 +101,8 @@ class IndexHandler(BaseHandler):
         session_ended = self.session is None and bool(self.get_cookie(SESSION_COOKIE))
         if session_ended:
             clear_session_cookie(self)
-        self.render("index.html", session=self.session, session_ended=session_ended)
+        self.render("index.html", session=self.session, session_ended=session_ended,
+                    activity_report_ms=activity_report_ms(self.store.ttl))
 
 
 class LoginHandler(BaseHandler):

@@ -64,7 +64,9 @@
   };
 
   const MAX_CHAT_LENGTH = Number(ui.chatInput.getAttribute("maxlength")) || 500;
-  const ACTIVITY_REPORT_MS = 60000; // the server refreshes the idle timer on each report
+  // The server refreshes the idle timer on each report: once a minute (more often for a
+  // short idle TTL), from the template.
+  const ACTIVITY_REPORT_MS = Number(root.dataset.activityReportMs) || 60000;
   let me = root.dataset.username || "";
   let myTag = root.dataset.tag || "";
   let state = "connecting";
