@@ -23,13 +23,13 @@ $(BIN)/python:
 # Stamps: reinstall only when the package's metadata changes.
 # The tests drive the real window too, so they need the desktop extra as well.
 $(VENV)/.installed-test: setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test,desktop,fast,redis]'
+	$(BIN)/python -m pip install --quiet -e '.[test,desktop,redis]'
 	touch $@ $(VENV)/.installed-desktop $(VENV)/.installed $(VENV)/.installed-cluster
 
 # Where the desktop extra cannot be installed, the launcher still runs: it says why it
 # has no window and serves in the background.
 $(VENV)/.installed-desktop: setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[desktop,fast]' \
+	$(BIN)/python -m pip install --quiet -e '.[desktop]' \
 		|| { echo "make: the desktop extra did not install; the launcher will serve without a window"; \
 		     $(BIN)/python -m pip install --quiet -e .; }
 	touch $@ $(VENV)/.installed
@@ -45,7 +45,7 @@ serve: $(VENV)/.installed
 	$(BIN)/python -m tornado_app $(ARGS)
 
 $(VENV)/.installed-cluster: setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[redis,fast]'
+	$(BIN)/python -m pip install --quiet -e '.[redis]'
 	touch $@
 
 # Several processes behind nginx, sharing Redis (needs redis-server and nginx: make system-deps).

@@ -182,6 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM stops us the way Ctrl-C does, from the very start: no window of time in which
     # it would kill the process with the server half-open.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # And Ctrl-C (SIGINT) always: a shell starts a background job with SIGINT ignored, and
+    # Python then leaves it ignored, so `kill -INT` would not stop a launcher started by a script.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     configure_logging(args.log_level)
     try:
         bound = bind("127.0.0.1", args.port)

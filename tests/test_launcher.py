@@ -339,3 +339,20 @@ def assert_a_quiet_terminal(log: str) -> None:
         assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO [\w.]+: ", line), f"not a line of ours: {line!r}"
         assert not any(word in line for word in NOISE), f"noise: {line!r}"
     assert len(set(lines)) == len(lines), "a line was logged twice"
+
+
+def test_sigint_stops_it_even_when_started_with_sigint_ignored(tmp_path: Path) -> None:
+    """A shell starts a background job (`launcher.py &` in a script) with SIGINT ignored, and
+    Python keeps that: `kill -INT` must still stop the launcher, and the plain server."""
+    for command in ([sys.executable, "launcher.py", "--no-window"], [sys.executable, "-m", "tornado_app", "--port", "0"]):
+        process = subprocess.Popen(command, cwd=ROOT, env=environment_without_display(), stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL, text=True,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        try:
+            assert "http://127.0.0.1:" in process.stdout.readline()
+            process.send_signal(signal.SIGINT)
+            assert process.wait(5) == 0, command
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.communicate()

@@ -1,7 +1,8 @@
 """Which asyncio event loop to run on: uvloop where it is installed, the standard one otherwise.
 
-uvloop is optional (the `fast` extra): measured on the connect benchmark it saves about a
-tenth of the server's CPU per connect. Nothing else in the package depends on it.
+uvloop is installed with the package where it exists (not on Windows): measured on the
+connect benchmark it saves about a tenth of the server's CPU per connect. Nothing else in the
+package depends on it, and `--no-uvloop` turns it off.
 """
 
 from __future__ import annotations
