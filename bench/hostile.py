@@ -161,7 +161,7 @@ async def attack(server: ServerUnderAttack, attacks: list[str], seconds: float) 
             rss.append(server.rss_mib())
         stop.set()
         outcomes = await asyncio.gather(*jobs.values(), return_exceptions=True)
-        for name, outcome in zip(jobs, outcomes):
+        for name, outcome in zip(jobs, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 result.setdefault("attacker_errors", []).append(f"{name}: {type(outcome).__name__}: {outcome}")
             elif name == "flood_frames":

@@ -36,6 +36,7 @@ from .sessions import (
     EndReason,
     Session,
     SessionEndListener,
+    check_limits,
     new_session_id,
     new_tag,
 )
@@ -140,10 +141,7 @@ class RedisSessionStore:
         max_sessions: int = DEFAULT_MAX_SESSIONS,
         clock: Clock = time.time,
     ) -> None:
-        if ttl <= 0:
-            raise ValueError("ttl must be positive")
-        if max_sessions < 1:
-            raise ValueError("max_sessions must be at least 1")
+        check_limits(ttl, max_sessions)
         self.ttl = ttl
         self.max_sessions = max_sessions
         self._bus = bus

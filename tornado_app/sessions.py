@@ -75,6 +75,14 @@ def new_session_id() -> str:
     return secrets.token_urlsafe(32)
 
 
+def check_limits(ttl: float, max_sessions: int) -> None:
+    """Refuse limits that cannot work, for every store alike."""
+    if ttl <= 0:
+        raise ValueError("ttl must be positive")
+    if max_sessions < 1:
+        raise ValueError("max_sessions must be at least 1")
+
+
 def new_tag() -> str:
     """A public, random per-session tag (8 bytes, URL-safe: 11 characters)."""
     return secrets.token_urlsafe(8)
@@ -95,10 +103,7 @@ class MemorySessionStore:
         max_sessions: int = DEFAULT_MAX_SESSIONS,
         clock: Clock = time.time,
     ) -> None:
-        if ttl <= 0:
-            raise ValueError("ttl must be positive")
-        if max_sessions < 1:
-            raise ValueError("max_sessions must be at least 1")
+        check_limits(ttl, max_sessions)
         self.ttl = ttl
         self.max_sessions = max_sessions
         self._clock = clock
