@@ -233,6 +233,14 @@ def test_redis_lost_and_back_503_then_recovery_with_one_log_line_each_way(cluste
 
             # python-socketio's Redis manager resubscribes with a backoff of 1, 2, 4... s.
             print(f"chat crossed processes again {await eventually(chat_crosses, 20, 'chat crosses processes again'):.1f} s after")
+            # Our own subscription is back too: a logout on A still reaches a socket on B.
+            leaver_cookie = await log_in(http, a.url, "leaver")
+            leaver_on_b = await WireSocket.connect(http, b.url, leaver_cookie, origin=b.url)
+            async with http.get(a.url + "/logout", headers={"Cookie": leaver_cookie}) as page:
+                token = re.search(r'name="_xsrf" value="([^"]+)"', await page.text()).group(1)
+            async with http.post(a.url + "/logout", data={"_xsrf": token}, headers={"Cookie": leaver_cookie}, allow_redirects=False):
+                pass
+            await asyncio.wait_for(leaver_on_b.closed.wait(), 3)
             await ada.close()
             await grace.close()
 

@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -46,7 +48,14 @@ class RedisBus:
         self.url = url
         self.prefix = prefix
         self.process_id = secrets.token_hex(8)  # tells this process's own messages apart
-        self.client: redis.Redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=10)
+        # One immediate retry on a connection error: after Redis restarts, the pool still holds
+        # connections to the old server, and the first command on each would fail ("closed
+        # by server") and count as an outage. While Redis is really down, the retry fails as
+        # fast as the first try, so requests still get their 503 at once.
+        self.client: redis.Redis = redis.Redis.from_url(
+            url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=10,
+            retry=Retry(NoBackoff(), 1), retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        )
         self._handlers: dict[str, MessageHandler] = {}
         self._listener: asyncio.Task[None] | None = None
         self._available = True
@@ -114,9 +123,12 @@ class RedisBus:
             except REDIS_DOWN as error:
                 self.subscribed.clear()
                 self.lost(error)
-                await asyncio.sleep(RESUBSCRIBE_SECONDS)
             finally:
-                await asyncio.shield(pubsub.aclose())
+                try:
+                    await asyncio.shield(pubsub.aclose())
+                except REDIS_DOWN:
+                    pass  # its connection is gone already
+            await asyncio.sleep(RESUBSCRIBE_SECONDS)
 
     async def _dispatch(self, message: dict[str, Any]) -> None:
         if message.get("type") != "message":
