@@ -23,7 +23,7 @@ import aiohttp
 import pytest
 import socketio
 
-from bench.wire import log_in
+from bench.wire import Refused, WireSocket, log_in
 from tornado_app.cli import build_parser
 
 from .conftest import SocketClient, e2e_unavailable, free_port
@@ -258,17 +258,9 @@ def test_an_ordinary_session_logs_each_line_once_and_nothing_above_info(server_p
 
     async def session() -> None:
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
-            # The logged-out page's probe, as probe.js does it over polling: open, connect,
-            # read the refusal, close.
-            polling = base + "/socket.io/?EIO=4&transport=polling"
-            async with http.get(polling, headers={"Origin": base}) as opening:
-                sid = json.loads((await opening.text())[1:])["sid"]
-            async with http.post(f"{polling}&sid={sid}", data="40", headers={"Origin": base}) as connect:
-                assert connect.status == 200
-            async with http.get(f"{polling}&sid={sid}", headers={"Origin": base}) as refusal:
-                assert '44{"message":"not authenticated"}' in await refusal.text()
-            async with http.post(f"{polling}&sid={sid}", data="1", headers={"Origin": base}) as close:
-                assert close.status == 200
+            # The logged-out page's probe, as probe.js does it: one WebSocket, refused.
+            with pytest.raises(Refused, match="not authenticated"):
+                await WireSocket.connect(http, base, None, origin=base)
             cookie = await log_in(http, base, "ada")
         talker, poller = SocketClient(), SocketClient()
         await talker.sio.connect(base, headers={"Cookie": cookie, "Origin": base}, transports=["polling", "websocket"], wait_timeout=3)

@@ -28,9 +28,10 @@
     reason.hidden = !text;
   }
 
-  // No upgrade: the refusal arrives over the first polling request, so a WebSocket probe
-  // would only be torn down half-open.
-  const socket = window.io({ reconnection: false, upgrade: false });
+  // Over a WebSocket only: one connection that carries the handshake, the refusal and the
+  // close, in order. Over long-polling, the close raced the next poll, which then reached a
+  // session already closed and was answered 400 (a line in the server's log for nothing).
+  const socket = window.io({ reconnection: false, transports: ["websocket"] });
   socket.on("connect_error", (err) => {
     show("refused", (err && err.message) || "connection failed");
     socket.close();
