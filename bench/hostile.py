@@ -128,7 +128,7 @@ async def chatter(http: aiohttp.ClientSession, base: str, stop: asyncio.Event) -
     sent = 0
     started = time.monotonic()
     while not stop.is_set():
-        await socket.emit("chat", {"text": f"{sent:>10} " + "x" * 489})  # 500 characters, the most a chat may be
+        await socket.emit("chat", {"text": f"message {sent}"})
         sent += 1
         await asyncio.sleep(max(0.0, started + sent / CHAT_RATE - time.monotonic()))
     await socket.close()
