@@ -195,7 +195,7 @@ PERSON_P99_MS = 200
 
 
 def test_a_hostile_mix_for_30_s_keeps_memory_bounded_a_person_served_and_ends_idle(tmp_path) -> None:
-    """A frame flood, 50 slow readers under a 500-character chat at up to 500 messages/s,
+    """A frame flood, 50 slow readers under a chat of up to 500 short messages/s,
     20 giant frames at a time and oversized polling POSTs, all at once and without pause:
     memory stays within the README's bound, a person's login, connect and chat stay under
     200 ms at the 99th percentile, and the server is idle once the attackers have left."""
