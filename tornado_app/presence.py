@@ -8,7 +8,6 @@ another's change; alone, it is the whole world (`ThisProcessOnly`).
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from typing import Protocol
 
@@ -17,7 +16,6 @@ import socketio
 from .registry import Person, SocketRegistry
 from .sessions import SessionStoreUnavailable
 
-log = logging.getLogger(__name__)
 
 PRESENCE_MIN_INTERVAL = 0.1  # seconds between two presence broadcasts; changes in between coalesce
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Callable
 
@@ -20,7 +19,6 @@ from .redis_bus import RedisBus
 from .registry import Person
 from .sessions import SessionStoreUnavailable
 
-log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 3.0  # how often a process says it is alive and checks on the others
 PROCESS_TTL = 10.0  # seconds after a process's last heartbeat that its users count as gone

@@ -85,9 +85,13 @@ class ProtocolGuardedServer(socketio.AsyncServer):
             log.info("ignored %d malformed packets in all from %s", ignored, self._remote_ip(eio_sid))
         await super()._handle_eio_disconnect(eio_sid, reason)
 
+    def _tornado_handler(self, eio_sid: str) -> Any:
+        """The Tornado handler that opened this Engine.IO session (None once it is gone)."""
+        return (self.environ.get(eio_sid) or {}).get("tornado.handler")
+
     def _remote_ip(self, eio_sid: str) -> str:
         # engineio's Tornado driver puts 127.0.0.1 in REMOTE_ADDR; the real peer is here.
-        handler = (self.environ.get(eio_sid) or {}).get("tornado.handler")
+        handler = self._tornado_handler(eio_sid)
         return handler.request.remote_ip if handler is not None else "?"
 
     def _ignored(self, eio_sid: str, what: str) -> None:
@@ -112,8 +116,7 @@ class ProtocolGuardedServer(socketio.AsyncServer):
 
     async def end_engineio_session(self, eio_sid: str, reason: str) -> None:
         """End an Engine.IO session now (see engine.py: engineio's own way could wait forever)."""
-        handler = (self.environ.get(eio_sid) or {}).get("tornado.handler")
-        await self.eio.end_session(eio_sid, reason, websocket_handler=handler)
+        await self.eio.end_session(eio_sid, reason, websocket_handler=self._tornado_handler(eio_sid))
 
     async def _handle_eio_message(self, eio_sid: str, data: object) -> None:
         if eio_sid not in self.environ:
