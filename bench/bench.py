@@ -271,6 +271,7 @@ async def run(args: argparse.Namespace, server_args: list[str]) -> dict[str, Any
     finally:
         server.stop()
     bench.results["mode"] = "redis" if "--redis-url" in server_args else "memory"
+    bench.results["fast_path"] = "--no-fast-path" not in server_args
     bench.results["machine"] = {
         "cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
         "server_pinned_cpu": SERVER_CPU if server.pinned else None, "client_pinned_cpu": CLIENT_CPU if client_pinned else None,
@@ -292,6 +293,7 @@ def main() -> None:
     parser.add_argument("--serial-connects", type=int, default=100, help="one-at-a-time connects timed (default: %(default)s)")
     parser.add_argument("--users", type=int, default=50, help="distinct logged-in users the sockets belong to (default: %(default)s)")
     parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset of: " + ", ".join(PHASES))
+    parser.add_argument("--no-fast-path", action="store_true", help="run the server with --no-fast-path: every packet through engineio's own queues (tornado_app/engine.py)")
     parser.add_argument("--redis", action="store_true", help="run the server in its Redis mode on a redis-server started for the run (and measure across two processes)")
     args = parser.parse_args()
     args.phases = [phase for phase in args.phases.split(",") if phase]
@@ -307,12 +309,14 @@ def main() -> None:
             except ServiceMissing as missing:
                 parser.exit(2, f"bench: {missing}\n")
             server_args = ["--redis-url", redis.url, "--cookie-secret", secrets.token_urlsafe(32)]
+        if args.no_fast_path:
+            server_args.append("--no-fast-path")
         try:
             results = asyncio.run(run(args, server_args))
         finally:
             if redis is not None:
                 redis.stop()
-    print(f"mode: {results['mode']}")
+    print(f"mode: {results['mode']}, fast path {'on' if results['fast_path'] else 'off'}")
     for key, label in LABELS.items():
         if key in results:
             print(f"{label:<42} {results[key]}")

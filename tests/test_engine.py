@@ -14,7 +14,7 @@ from engineio.async_socket import AsyncSocket
 
 from bench.wire import WireSocket, log_in
 from tornado_app.app import TornadoApp
-from tornado_app.engine import PromptlyFreeingEngineIOServer
+from tornado_app.engine import TunedEngineIOServer
 
 
 def parameters(function: object) -> list[str]:
@@ -43,7 +43,7 @@ def test_the_socketio_internals_relied_on_still_have_their_shape() -> None:
 
 
 def test_our_socket_server_runs_on_the_promptly_freeing_engineio_server(app: TornadoApp) -> None:
-    assert type(app.sockets.sio.eio) is PromptlyFreeingEngineIOServer
+    assert type(app.sockets.sio.eio) is TunedEngineIOServer
 
 
 @pytest.mark.gen_test

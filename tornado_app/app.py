@@ -89,6 +89,7 @@ def make_app(
     client_manager: socketio.AsyncManager | None = None,
     presence_source: PresenceSource | None = None,
     history: ChatHistory | None = None,
+    fast_path: bool = True,
     web_dir: Path = WEB_DIR,
 ) -> TornadoApp:
     """Build the application around a session store (a fresh in-memory one by default).
@@ -97,6 +98,7 @@ def make_app(
     cookie `Secure` (the session cookie follows each request's scheme by itself). Several
     processes share one site with a networked `store`, python-socketio's `client_manager`
     (AsyncRedisManager) and a `presence_source` (see cluster_backend in cli.py).
+    `fast_path=False` sends every packet through engineio's own queues (see engine.py).
     """
     if not cookie_secret:
         raise ValueError("a cookie secret is required")
@@ -105,6 +107,7 @@ def make_app(
     sockets = ChatSocketServer(
         store, clock=clock, ping_interval=ping_interval, ping_timeout=ping_timeout, connect_timeout=connect_timeout,
         client_manager=client_manager, presence_source=presence_source, history=history,
+        fast_path=fast_path,
     )
     return TornadoApp(
         store,

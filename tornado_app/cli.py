@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-import socketio
 
 from . import loop
 from .app import make_app
@@ -105,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--certfile", help="serve HTTPS with this PEM certificate (chain); needs --keyfile")
     parser.add_argument("--keyfile", help="the certificate's PEM private key")
     parser.add_argument("--behind-proxy", action="store_true", help="trust X-Forwarded-For/X-Real-Ip and X-Forwarded-Proto from a reverse proxy (the client's address and scheme); only when the proxy is the only way in")
+    parser.add_argument("--no-fast-path", action="store_true", help="send every packet through engineio's own per-socket queue and writer task instead of writing to open WebSockets directly (for comparison)")
     parser.add_argument("--no-uvloop", action="store_true", help="use asyncio's own event loop even where uvloop is installed")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="how much to log (default: %(default)s)")
     return parser
@@ -165,6 +165,7 @@ def cluster_backend(redis_url: str | None, session_ttl: float, max_sessions: int
         import redis  # noqa: F401 (the `redis` extra)
     except ImportError:
         raise Misconfigured("--redis-url needs redis-py: pip install -e '.[redis]'") from None
+    from .engine import DirectRedisManager
     from .redis_bus import RedisBus
     from .redis_history import RedisHistory
     from .redis_presence import RedisPresence
@@ -175,7 +176,7 @@ def cluster_backend(redis_url: str | None, session_ttl: float, max_sessions: int
     manager_log.setLevel(logging.CRITICAL)  # its retries repeat what the bus logs once
     return {
         "store": RedisSessionStore(bus, ttl=session_ttl, max_sessions=max_sessions),
-        "client_manager": socketio.AsyncRedisManager(redis_url, channel=bus.key("socketio"), logger=manager_log),
+        "client_manager": DirectRedisManager(redis_url, channel=bus.key("socketio"), logger=manager_log),
         "presence_source": RedisPresence(bus),
         "history": RedisHistory(bus, history),
     }
@@ -195,6 +196,7 @@ async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLCont
         https_only=ssl_context is not None,
         connect_timeout=args.connect_timeout,
         max_unsent_bytes=args.max_unsent_kib * 1024,
+        fast_path=not args.no_fast_path,
         **cluster_backend(args.redis_url, args.session_ttl, args.max_sessions, args.history),
     )
     try:

@@ -1,15 +1,16 @@
-"""engineio's asyncio server, changed where a hostile or vanished client could hold memory.
+"""engineio's asyncio server and python-socketio's emit, changed where a hostile or vanished
+client could hold memory, and where every packet out paid for a queue and a task.
 
-This module reaches into engineio's internals (written against python-engineio 4.15; the
-version range is pinned in setup.cfg, and tests/test_engine.py fails loudly if the shapes
-relied on here change):
+This is the one module that reaches into engineio's and python-socketio's internals (written
+against python-engineio 4.15 and python-socketio 5.18; the ranges are pinned in setup.cfg,
+and tests/test_engine.py fails loudly if the shapes relied on here change).
 
+Memory and sessions:
 - `AsyncSocket._send_ping`, started through `start_background_task`: each socket's ping
   task sleeps for a whole ping interval (25 s) holding its socket, queue and event. A closed
   socket therefore stayed in memory for up to 25 s; under a stream of short-lived
-  connections (a client opening and dropping connections as fast as it can) that was
-  ~9 KiB times the connections of the last 25 s: hundreds of MiB. Here the task is
-  cancelled as soon as its socket closes.
+  connections that was ~9 KiB times the connections of the last 25 s: hundreds of MiB.
+  Here the task is cancelled as soon as its socket closes.
 - `AsyncServer.sockets` and `AsyncSocket.close(wait=False)`: engineio's own `disconnect()`
   waits until the client has collected the close packet, which a polling client that
   stopped polling never does, so the session (and the request waiting on it) was held for
@@ -17,24 +18,163 @@ relied on here change):
 - `BaseServer._log_error_once`: a client's bad request (an unknown session id, a wrong
   transport) was logged at ERROR the first time; it is the client's error, not the
   server's, and the access log already has one line for it.
+
+The direct path (on unless `direct_writes=False`, the command line's `--no-fast-path`):
+engineio sends every packet through the socket's asyncio queue to a writer task that wakes
+per packet, and python-socketio's emit starts one task per recipient: a chat to 500 sockets
+was 500 tasks, 500 queue hand-offs, 500 writer wake-ups and 500 frames built. Here a packet
+for a socket that is on an open WebSocket with nothing of its own still unwritten is written
+straight to the connection, and a broadcast builds its frame once (frames.py). Everything
+else (polling, a socket upgrading or closing, a socket with packets still queued) takes
+engineio's own path, so the order of packets per socket is kept:
+- `create_queue` (engineio calls it once per socket) gives each socket an `OutgoingQueue`
+  that counts the packets put in it and not yet written out. engineio's writer takes a
+  packet from the queue a few loop turns before it writes it (its `poll()` waits through
+  `asyncio.wait_for`), so an empty queue does not mean nothing is on its way: the count
+  does. A packet written directly while the count is 0 cannot overtake one.
+- `_async['websocket']`, engineio's Tornado WebSocket wrapper, is subclassed so that the
+  writes of engineio's writer are counted and the socket's Tornado handler is known once
+  the socket is upgraded.
+- `AsyncManager.emit` (python-socketio) is replaced for events without a callback: the
+  packet and frame are built once, and each recipient gets the frame written or the packet
+  queued, in one pass with no await, so two emits never interleave on a socket.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import engineio
+import socketio
+from engineio import packet as eio_packet
+from engineio.async_drivers import tornado as engineio_tornado
 from engineio.async_socket import AsyncSocket
+from socketio import packet as sio_packet
+from tornado.websocket import WebSocketClosedError
+
+from .frames import server_frame
 
 
-class PromptlyFreeingEngineIOServer(engineio.AsyncServer):
-    """engineio.AsyncServer whose closed sockets are freed at once, not a ping interval later."""
+class FrameWriter(Protocol):
+    """The Tornado WebSocket handler of transport.py, as the direct path uses it."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def write_frame(self, frame: bytes) -> None: ...
+
+
+class OutgoingQueue(asyncio.Queue[Any]):
+    """A socket's queue of packets to send, counting those put in and not yet sent on.
+
+    A packet leaves the count when a long poll takes it (it answers with it) or when
+    engineio's WebSocket writer writes it. (None is engineio's "stop" signal, not a packet.)
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unsent = 0
+        self.socket: AsyncSocket | None = None  # set when the socket has a WebSocket
+        self.websocket: FrameWriter | None = None  # set once that WebSocket carries the socket
+
+    def _put(self, item: Any) -> None:
+        super()._put(item)
+        if item is not None:
+            self.unsent += 1
+
+    def _get(self) -> Any:
+        item = super()._get()
+        if item is not None and not (self.socket is not None and self.socket.upgraded):
+            self.unsent -= 1  # taken by a long poll; the WebSocket writer's are counted as written
+        return item
+
+
+class CountingWebSocket(engineio_tornado.WebSocket):  # type: ignore[misc]
+    """engineio's Tornado WebSocket wrapper, telling the socket's queue what it writes and
+    which Tornado handler carries the socket once it is upgraded."""
+
+    async def __call__(self, environ: dict[str, Any]) -> None:
+        queue = self._queue()
+        queue.socket = self.handler.__self__
+        try:
+            await super().__call__(environ)
+        finally:
+            if queue.websocket is self.tornado_handler:
+                queue.websocket = None
+
+    def _queue(self) -> OutgoingQueue:
+        # `handler` is the socket's bound `_websocket_handler`.
+        queue: OutgoingQueue = self.handler.__self__.queue
+        return queue
+
+    async def send(self, message: str | bytes) -> None:
+        if self.handler.__self__.upgraded:
+            self._queue().unsent -= 1  # from here on only engineio's writer writes through us
+        await super().send(message)
+
+    async def wait(self) -> Any:
+        # engineio's reader asks for the first frame after the upgrade only once the socket
+        # is upgraded and its writer started: from then on this connection carries it.
+        queue = self._queue()
+        socket = self.handler.__self__
+        if socket.upgraded and queue.websocket is None and hasattr(self.tornado_handler, "write_frame"):
+            queue.websocket = self.tornado_handler
+        return await super().wait()
+
+
+def write_frame(websocket: FrameWriter, frame: bytes) -> None:
+    try:
+        websocket.write_frame(frame)
+    except WebSocketClosedError:
+        pass  # engineio's writer loses a packet to a closed connection the same way
+
+
+class TunedEngineIOServer(engineio.AsyncServer):
+    """engineio.AsyncServer whose closed sockets are freed at once, not a ping interval later,
+    and whose packets to an open WebSocket are written directly (see the module docstring)."""
+
+    def __init__(self, *args: Any, direct_writes: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.direct_writes = direct_writes
+        if direct_writes:
+            self._async = {**self._async, "websocket": CountingWebSocket}
         self._ping_tasks: dict[str, asyncio.Task[Any]] = {}
+
+    def create_queue(self, *args: Any, **kwargs: Any) -> asyncio.Queue[Any]:
+        if self.direct_writes and not args and not kwargs:
+            return OutgoingQueue()
+        return super().create_queue(*args, **kwargs)
+
+    async def send_packet(self, sid: str, pkt: eio_packet.Packet) -> None:
+        socket = self.sockets.get(sid)
+        if socket is None:
+            return  # gone already (engineio logs a warning for this: there is nothing wrong)
+        websocket = self.direct_websocket(socket, time.time())
+        if websocket is None:
+            await socket.send(pkt)
+        else:
+            write_frame(websocket, server_frame(pkt.encode()))
+
+    def direct_websocket(self, socket: AsyncSocket, now: float) -> FrameWriter | None:
+        """The connection to write the socket's next packet to directly, if the direct path
+        may carry it (upgraded, open, nothing of its own still unsent); None: use its queue."""
+        queue = socket.queue
+        websocket: FrameWriter | None = getattr(queue, "websocket", None)
+        if websocket is None or queue.unsent or socket.closing or socket.closed or socket.upgrading:
+            return None
+        if socket.last_ping and now - socket.last_ping > self.ping_timeout:
+            return None  # socket.send closes a socket that stopped answering pings
+        return websocket
+
+    def queue_now(self, socket: AsyncSocket, pkt: eio_packet.Packet, now: float) -> bool:
+        """What `socket.send` does when it need not close the socket, without an await;
+        False when the socket must go through `socket.send` (it stopped answering pings)."""
+        if socket.closed:
+            return True  # nothing to send to; engineio's send would raise
+        if socket.last_ping and now - socket.last_ping > self.ping_timeout:
+            return False
+        socket.queue.put_nowait(pkt)
+        return True
 
     def start_background_task(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Task[Any]:
         task = super().start_background_task(target, *args, **kwargs)
@@ -79,3 +219,48 @@ class PromptlyFreeingEngineIOServer(engineio.AsyncServer):
         await engineio_socket.close(wait=False, abort=False, reason=reason)
         if engineio_socket.upgraded and websocket_handler is not None:
             websocket_handler.close()
+
+
+class DirectManager(socketio.AsyncManager):  # type: ignore[misc]
+    """python-socketio's client manager for one process, whose emit starts no task per
+    recipient (see the module docstring)."""
+
+    async def emit(self, event: str, data: Any, namespace: str, room: Any = None, skip_sid: Any = None,
+                   callback: Any = None, to: Any = None, **kwargs: Any) -> None:
+        eio: TunedEngineIOServer = self.server.eio
+        if callback is not None or not getattr(eio, "direct_writes", False) or namespace not in self.rooms:
+            await super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, to=to, **kwargs)
+            return
+        if isinstance(data, tuple):
+            arguments = list(data)  # a tuple is several arguments, anything else one
+        else:
+            arguments = [] if data is None else [data]
+        encoded = self.server.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, *arguments]).encode()
+        if isinstance(encoded, list):  # binary attachments: several packets; not used here
+            await super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, to=to, **kwargs)
+            return
+        pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+        frame = server_frame(pkt.encode())
+        skipped = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+        now = time.time()
+        sockets = eio.sockets
+        to_close: list[AsyncSocket] = []
+        # One pass without an await: a concurrent emit cannot get between two recipients.
+        for sid, eio_sid in self.get_participants(namespace, to or room):
+            if sid in skipped:
+                continue
+            socket = sockets.get(eio_sid)
+            if socket is None:
+                continue
+            websocket = eio.direct_websocket(socket, now)
+            if websocket is not None:
+                write_frame(websocket, frame)
+            elif not eio.queue_now(socket, pkt, now):
+                to_close.append(socket)
+        for socket in to_close:
+            await socket.send(pkt)  # closes the socket that stopped answering pings
+
+
+class DirectRedisManager(socketio.AsyncRedisManager, DirectManager):  # type: ignore[misc]
+    """python-socketio's Redis client manager, delivering to this process's sockets with the
+    direct emit (its local delivery calls AsyncManager.emit, which DirectManager replaces)."""

@@ -19,7 +19,7 @@ import socketio
 from socketio.exceptions import ConnectionRefusedError
 
 from .cookies import read_session_id
-from .engine import PromptlyFreeingEngineIOServer
+from .engine import DirectManager, TunedEngineIOServer
 from .history import ChatHistory, MemoryHistory
 from .presence import PRESENCE_MIN_INTERVAL, PresenceBroadcaster, PresenceSource, ThisProcessOnly
 from .registry import SocketRegistry
@@ -111,8 +111,8 @@ class ProtocolGuardedServer(socketio.AsyncServer):
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
-    def _engineio_server_class(self) -> type[PromptlyFreeingEngineIOServer]:
-        return PromptlyFreeingEngineIOServer
+    def _engineio_server_class(self) -> type[TunedEngineIOServer]:
+        return TunedEngineIOServer
 
     async def end_engineio_session(self, eio_sid: str, reason: str) -> None:
         """End an Engine.IO session now (see engine.py: engineio's own way could wait forever)."""
@@ -162,6 +162,7 @@ class ChatSocketServer:
         client_manager: socketio.AsyncManager | None = None,
         presence_source: PresenceSource | None = None,
         history: ChatHistory | None = None,
+        fast_path: bool = True,
     ) -> None:
         self.store = store
         self.history = history if history is not None else MemoryHistory()
@@ -182,7 +183,9 @@ class ChatSocketServer:
             # packet (engineio's default): a measurable share of each connect's CPU.
             async_handlers=False,
             connect_timeout=connect_timeout,
-            client_manager=client_manager,
+            client_manager=client_manager if client_manager is not None else DirectManager(),
+            # Packets to open WebSockets are written directly, not queued (engine.py).
+            direct_writes=fast_path,
             logger=library_log,
             engineio_logger=library_log,
         )

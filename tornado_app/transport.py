@@ -20,11 +20,11 @@ import base64
 import binascii
 import logging
 from asyncio import Future
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import socketio
-from tornado.iostream import StreamBufferFullError
+from tornado.iostream import StreamBufferFullError, StreamClosedError
 from tornado.web import HTTPError, RequestHandler
 from tornado.websocket import WebSocketClosedError
 
@@ -168,14 +168,29 @@ def make_socketio_handler(
             try:
                 future = super().write_message(message, binary=binary)
             except StreamBufferFullError:
-                future = self._write_past_the_cap(message, binary)
+                future = self._write_past_the_cap(lambda: super(SocketIOHandler, self).write_message(message, binary=binary))
             # engineio's driver never awaits this future: when a client vanishes with
             # messages still buffered for it, asyncio would log each lost write as an
             # unretrieved exception. The disconnect itself is handled (and logged once).
             future.add_done_callback(_retrieve_exception)
             return future
 
-        def _write_past_the_cap(self, message: str | bytes | dict[str, Any], binary: bool) -> Future[None]:
+        def write_frame(self, frame: bytes) -> None:
+            """Write a WebSocket frame built by frames.py (engine.py's direct path): one frame
+            shared by every recipient of a broadcast, and no task per write (Tornado's
+            write_message starts one). Raises WebSocketClosedError like write_message."""
+            connection = self.ws_connection
+            if connection is None or connection.is_closing():
+                raise WebSocketClosedError()
+            stream = connection.stream
+            try:
+                stream.write(frame)  # its future retrieves its own exception
+            except StreamBufferFullError:
+                self._write_past_the_cap(lambda: stream.write(frame))
+            except StreamClosedError:
+                raise WebSocketClosedError() from None
+
+        def _write_past_the_cap(self, write: Callable[[], Future[None]]) -> Future[None]:
             """Drop a socket whose client leaves more than the cap unread; but let one message
             larger than the cap through to a socket that has nothing else waiting."""
             stream = self.ws_connection.stream
@@ -184,7 +199,7 @@ def make_socketio_handler(
                 raise WebSocketClosedError()  # engineio's writer then stops
             stream.max_write_buffer_size = None
             try:
-                return super().write_message(message, binary=binary)
+                return write()
             finally:
                 stream.max_write_buffer_size = max_unsent_bytes
 
