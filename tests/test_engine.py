@@ -4,7 +4,10 @@ not silently leaking) if a new engineio or python-socketio changes what it relie
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import inspect
+from typing import Any
 
 import aiohttp
 import engineio
@@ -71,3 +74,259 @@ async def test_ending_a_polling_session_does_not_wait_for_its_next_poll(app: Tor
             sid = (await opening.text()).split('"sid":"', 1)[1].split('"', 1)[0]
         await asyncio.wait_for(app.sockets.sio.end_engineio_session(sid, "transport error"), 1)
         assert sid not in app.sockets.sio.eio.sockets
+
+
+# --- The direct path (engine.py: direct_writes) under fire --------------------------------
+
+SOURCES = ("broadcast-a", "broadcast-b", "to-each", "mixed")
+PACKETS_PER_SOURCE = 150
+
+
+class UpgradingClient:
+    """A client that starts on long-polling and upgrades to a WebSocket when told, as the
+    JavaScript client does (probe, wait for the last poll, upgrade): it records every `seq`
+    event in the order it was delivered, whichever transport carried it."""
+
+    def __init__(self, http: aiohttp.ClientSession, base_url: str, cookie: str) -> None:
+        self.http = http
+        self.base_url = base_url
+        self.headers = {"Cookie": cookie}
+        self.received: list[tuple[str, int]] = []
+        self.connected = asyncio.Event()
+        self.disconnected = asyncio.Event()
+        self.upgraded = False
+        self.sid = ""
+        self._polling = True
+        self._poller: asyncio.Task[None] | None = None
+        self._websocket: aiohttp.ClientWebSocketResponse | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    def _url(self, transport: str) -> str:
+        url = f"{self.base_url}/socket.io/?EIO=4&transport={transport}"
+        return url + f"&sid={self.sid}" if self.sid else url
+
+    async def open(self) -> None:
+        async with self.http.get(self._url("polling"), headers=self.headers) as opening:
+            text = await opening.text()
+        self.sid = text.split('"sid":"', 1)[1].split('"', 1)[0]
+        await self._post("40")
+        self._poller = asyncio.ensure_future(self._poll())
+        await asyncio.wait_for(self.connected.wait(), 5)
+
+    async def _post(self, packets: str) -> None:
+        async with self.http.post(self._url("polling"), data=packets, headers=self.headers) as response:
+            assert response.status == 200, await response.text()
+
+    async def _poll(self) -> None:
+        while self._polling and not self.disconnected.is_set():
+            async with self.http.get(self._url("polling"), headers=self.headers) as response:
+                text = await response.text()
+                if response.status != 200:
+                    self.disconnected.set()
+                    return
+            for packet in text.split("\x1e"):
+                if await self._take(packet) == "ping":
+                    await self._post("3")
+
+    async def upgrade(self) -> None:
+        ws_url = self._url("websocket").replace("http", "ws", 1)
+        self._websocket = await self.http.ws_connect(ws_url, headers=self.headers, compress=0)
+        await self._websocket.send_str("2probe")
+        assert await self._websocket.receive_str() == "3probe"
+        self._polling = False
+        assert self._poller is not None
+        await self._poller  # the server ends the pending poll (a noop) once it has seen the probe
+        await self._websocket.send_str("5")
+        self.upgraded = True
+        self._reader = asyncio.ensure_future(self._read())
+
+    async def _read(self) -> None:
+        assert self._websocket is not None
+        async for message in self._websocket:
+            if message.type != aiohttp.WSMsgType.TEXT:
+                break
+            if await self._take(message.data) == "ping":
+                await self._websocket.send_str("3")
+        self.disconnected.set()
+
+    async def _take(self, packet: str) -> str:
+        if packet == "2":
+            return "ping"
+        if packet.startswith("40"):
+            self.connected.set()
+        elif packet.startswith("42"):
+            event, payload = json.loads(packet[2:])
+            if event == "seq":
+                self.received.append((payload["source"], payload["n"]))
+        elif packet.startswith("41") or packet == "1":
+            self.disconnected.set()
+        return ""
+
+    async def close(self) -> None:
+        self._polling = False
+        if self._websocket is not None:
+            await self._websocket.close()
+        for task in (self._poller, self._reader):
+            if task is not None and not task.done():
+                task.cancel()
+
+
+def sequences(received: list[tuple[str, int]], sources: tuple[str, ...] = SOURCES) -> dict[str, list[int]]:
+    by_source: dict[str, list[int]] = {source: [] for source in sources}
+    for source, n in received:
+        by_source[source].append(n)
+    return by_source
+
+
+def wire_received(socket: WireSocket) -> list[tuple[str, int]]:
+    received = []
+    while socket.pending("seq"):
+        payload = socket._events["seq"].get_nowait()
+        received.append((payload["source"], payload["n"]))
+    return received
+
+
+async def hammer(sio: socketio.AsyncServer, registry: Any, kicked: list[str], kick_at: int) -> None:
+    """Four sources of `seq` packets at once, each numbering its own: two broadcasters, one
+    emitting to each socket in turn, one mixing broadcasts, emits to one socket and raw
+    engineio sends. The mixed source disconnects the `kicked` sockets right after its
+    packet `kick_at`. About 1.5 s in all, so that sockets that stop answering pings
+    (interval and timeout 0.3 s) ping out in the middle of it."""
+
+    async def broadcaster(source: str) -> None:
+        for n in range(PACKETS_PER_SOURCE):
+            await sio.emit("seq", {"source": source, "n": n})
+            await asyncio.sleep(0.01 if n % 2 else 0)
+
+    async def to_each() -> None:
+        for n in range(PACKETS_PER_SOURCE):
+            for sid in list(registry.all_sockets()):
+                await sio.emit("seq", {"source": "to-each", "n": n}, to=sid)
+            await asyncio.sleep(0.01 if n % 3 else 0)
+
+    async def mixed() -> None:
+        for n in range(PACKETS_PER_SOURCE):
+            payload = {"source": "mixed", "n": n}
+            route = n % 3
+            if route == 0:
+                await sio.emit("seq", payload)
+            else:
+                for sid in list(registry.all_sockets()):
+                    if route == 1:
+                        await sio.emit("seq", payload, to=sid)
+                    else:  # the path of acks and connect packets: engineio's send, one socket
+                        eio_sid = sio.manager.eio_sid_from_sid(sid, "/")
+                        await sio._send_packet(eio_sid, sio.packet_class(socketio.packet.EVENT, data=["seq", payload], namespace="/"))
+            if n == kick_at:
+                for sid in kicked:
+                    await sio.disconnect(sid)
+            await asyncio.sleep(0.01)
+
+    await asyncio.gather(broadcaster("broadcast-a"), broadcaster("broadcast-b"), to_each(), mixed())
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "engineio-path"])
+@pytest.mark.gen_test(timeout=60)
+async def test_packets_keep_their_order_and_none_is_lost_while_sockets_upgrade_leave_and_ping_out(
+    fast_path: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each socket must get each source's packets in order with no gap: all of them if it
+    stays; a gapless start if it leaves, is disconnected or stops answering pings (then
+    exactly the ones sent before its disconnect, for a socket the server disconnects)."""
+    import random
+
+    import tornado.httpserver
+    from tornado.testing import bind_unused_port
+
+    from tornado_app.app import make_app
+
+    random.seed(7)
+    app = make_app("s" * 32, ping_interval=0.3, ping_timeout=0.3, fast_path=fast_path)
+    listener, port = bind_unused_port()
+    server = tornado.httpserver.HTTPServer(app)
+    server.add_sockets([listener])
+    base = f"http://127.0.0.1:{port}"
+    sio = app.sockets.sio
+    kick_at = PACKETS_PER_SOURCE // 2
+    try:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+            cookies = [await log_in(http, base, f"person{i}") for i in range(6)]
+            steady = [await WireSocket.connect(http, base, cookies[i % 6], origin=base) for i in range(12)]
+            leaving = [await WireSocket.connect(http, base, cookies[i % 6], origin=base) for i in range(4)]
+            silent = [await WireSocket.connect(http, base, cookies[i % 6], origin=base, answer_pings=False) for i in range(4)]
+            upgrading = [UpgradingClient(http, base, cookies[i % 6]) for i in range(8)]
+            for client in upgrading:
+                await client.open()
+            known = set(sio.eio.sockets)
+            to_kick = [await WireSocket.connect(http, base, cookies[i % 6], origin=base) for i in range(4)]
+            kicked_eio = set(sio.eio.sockets) - known
+            kicked = [sid for sid in app.sockets.registry.all_sockets() if sio.manager.eio_sid_from_sid(sid, "/") in kicked_eio]
+            assert len(kicked) == 4
+
+            tight_packets: dict[str, int] = {}
+
+            async def upgrade_later(client: UpgradingClient) -> None:
+                """Upgrade under a fifth source that sends to this socket at every turn of the
+                loop, so that some of its packets fall in each step of the upgrade."""
+                await asyncio.sleep(random.uniform(0.0, 1.0))
+                sid = sio.manager.sid_from_eio_sid(client.sid, "/")
+                upgraded = asyncio.Event()
+
+                async def tight() -> None:
+                    n = 0
+                    while not upgraded.is_set():
+                        await sio.emit("seq", {"source": "tight", "n": n}, to=sid)
+                        n += 1
+                        await asyncio.sleep(0)
+                    tight_packets[client.sid] = n
+
+                sending = asyncio.ensure_future(tight())
+                await client.upgrade()
+                await asyncio.sleep(0.05)
+                upgraded.set()
+                await sending
+
+            async def leave_later(socket: WireSocket) -> None:
+                await asyncio.sleep(random.uniform(0.05, 1.0))
+                await socket.close()
+
+            await asyncio.gather(
+                hammer(sio, app.sockets.registry, kicked, kick_at),
+                *(upgrade_later(client) for client in upgrading),
+                *(leave_later(socket) for socket in leaving),
+            )
+            complete = [source for source in SOURCES for _ in range(PACKETS_PER_SOURCE)]
+            for _ in range(300):  # until the stayers have everything (or 3 s)
+                if all(socket.pending("seq") >= len(complete) for socket in steady) and all(
+                    len(client.received) >= len(complete) + tight_packets[client.sid] for client in upgrading
+                ):
+                    break
+                await asyncio.sleep(0.01)
+            everything = list(range(PACKETS_PER_SOURCE))
+            for socket in steady:
+                assert sequences(wire_received(socket)) == {source: everything for source in SOURCES}
+            for client in upgrading:
+                assert client.upgraded and not client.disconnected.is_set()
+                expected = {source: everything for source in SOURCES} | {"tight": list(range(tight_packets[client.sid]))}
+                assert sequences(client.received, (*SOURCES, "tight")) == expected
+            for socket in [*leaving, *silent]:
+                for numbers in sequences(wire_received(socket)).values():
+                    assert numbers == list(range(len(numbers)))  # in order, no gap
+            for socket in silent:  # pinged out (those still pending once everyone else was done)
+                await asyncio.wait_for(socket.closed.wait(), 2)
+            for socket in to_kick:
+                await asyncio.wait_for(socket.closed.wait(), 2)
+                assert socket.close_reason == "io server disconnect"
+                assert sequences(wire_received(socket))["mixed"] == list(range(kick_at + 1))
+            if fast_path:  # the upgraded sockets ended up on the direct path, nothing stuck
+                for client in upgrading:
+                    queue = sio.eio.sockets[client.sid].queue
+                    assert queue.websocket is not None and queue.unsent == 0
+            for socket in steady:
+                await socket.close()
+            for client in upgrading:
+                await client.close()
+    finally:
+        server.stop()
+        await app.sockets.shutdown()
+    assert [record for record in caplog.records if record.levelno >= logging.WARNING] == []
