@@ -58,6 +58,9 @@ from tornado.websocket import WebSocketClosedError
 from .frames import server_frame
 
 
+MESSAGE = str(eio_packet.MESSAGE)  # an Engine.IO MESSAGE frame starts with "4"
+
+
 class FrameWriter(Protocol):
     """The Tornado WebSocket handler of transport.py, as the direct path uses it."""
 
@@ -110,16 +113,46 @@ class CountingWebSocket(engineio_tornado.WebSocket):  # type: ignore[misc]
     async def send(self, message: str | bytes) -> None:
         if self.handler.__self__.upgraded:
             self._queue().unsent -= 1  # from here on only engineio's writer writes through us
-        await super().send(message)
+        writer = getattr(self.tornado_handler, "write_frame", None)
+        if writer is None:
+            await super().send(message)
+            return
+        try:
+            writer(server_frame(message))  # Tornado's write_message would start a task per write
+        except WebSocketClosedError:
+            raise engineio.exceptions.EngineIOError() from None  # what engineio's writer expects
 
     async def wait(self) -> Any:
-        # engineio's reader asks for the first frame after the upgrade only once the socket
-        # is upgraded and its writer started: from then on this connection carries it.
-        queue = self._queue()
+        """The next frame for engineio's reader loop; on an upgraded socket, Engine.IO
+        MESSAGE frames (all of Socket.IO's) are handed to the socket here, in the reader's
+        own task, and only the others (pong, close...) are returned to the loop.
+
+        engineio's loop starts a task and an `asyncio.wait_for` per frame; this skips both
+        for the frames that matter. The loop's wait_for (ping interval + timeout, 45 s) is
+        also its "client gone" watchdog: pongs still pass through it, and a message that
+        arrives more than a ping interval after this wait began is returned to the loop
+        too, so that the watchdog never fires in the middle of a handler."""
         socket = self.handler.__self__
-        if socket.upgraded and queue.websocket is None and hasattr(self.tornado_handler, "write_frame"):
+        if not socket.upgraded:
+            return await super().wait()  # the upgrade's probe and upgrade packets
+        queue = self._queue()
+        if queue.websocket is None and hasattr(self.tornado_handler, "write_frame"):
+            # engineio's reader asks for its first frame after the upgrade only once the
+            # socket is upgraded and its writer started: from then on this connection carries it.
             queue.websocket = self.tornado_handler
-        return await super().wait()
+        server = socket.server
+        handover = time.monotonic() + server.ping_interval
+        while True:
+            frame = await super().wait()
+            if (type(frame) is not str or frame[:1] != MESSAGE or len(frame) > server.max_http_buffer_size
+                    or time.monotonic() > handover):
+                return frame
+            try:
+                await socket.receive(eio_packet.Packet(encoded_packet=frame))
+            except engineio.exceptions.SocketIsClosedError:
+                return None  # the loop then ends the connection, as after its own receive
+            except Exception:
+                server.logger.exception("Unknown receive error")  # what engineio's loop does
 
 
 def write_frame(websocket: FrameWriter, frame: bytes) -> None:
@@ -235,8 +268,8 @@ class DirectManager(socketio.AsyncManager):  # type: ignore[misc]
             arguments = list(data)  # a tuple is several arguments, anything else one
         else:
             arguments = [] if data is None else [data]
-        encoded = self.server.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, *arguments]).encode()
-        if isinstance(encoded, list):  # binary attachments: several packets; not used here
+        encoded = self._encode_event(event, arguments, namespace)
+        if encoded is None:  # binary attachments or another serializer: python-socketio's way
             await super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, to=to, **kwargs)
             return
         pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
@@ -259,6 +292,19 @@ class DirectManager(socketio.AsyncManager):  # type: ignore[misc]
                 to_close.append(socket)
         for socket in to_close:
             await socket.send(pkt)  # closes the socket that stopped answering pings
+
+
+    def _encode_event(self, event: str, arguments: list[Any], namespace: str) -> str | None:
+        """The Socket.IO EVENT packet as python-socketio's Packet encodes it for JSON data,
+        without its walk through the data looking for bytes (a presence list of 50 people
+        is 150 calls): bytes make json.dumps fail, and then python-socketio encodes it."""
+        if self.server.packet_class is not sio_packet.Packet:
+            return None
+        try:
+            body = sio_packet.Packet.json.dumps([event, *arguments], separators=(",", ":"))
+        except TypeError:
+            return None
+        return f"{sio_packet.EVENT}{body}" if namespace == "/" else f"{sio_packet.EVENT}{namespace},{body}"
 
 
 class DirectRedisManager(socketio.AsyncRedisManager, DirectManager):  # type: ignore[misc]
