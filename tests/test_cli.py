@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_help_explains_every_flag() -> None:
     text = build_parser().format_help()
     for flag in ["--address", "--port", "--cookie-secret", "--session-ttl", "--max-sessions", "--allowed-origin", "--log-level",
-                 "--allowed-host", "--certfile", "--keyfile", "--behind-proxy", "--connect-timeout", "--max-unsent-kib"]:
+                 "--allowed-host", "--certfile", "--keyfile", "--behind-proxy", "--connect-timeout", "--max-unsent-kib", "--no-fast-path", "--no-uvloop"]:
         assert flag in text
     assert "TORNADO_APP_COOKIE_SECRET" in text
 
@@ -279,3 +279,21 @@ def test_an_ordinary_session_logs_each_line_once_and_nothing_above_info(server_p
     others = [event for event in events if "closed: server disconnect" not in event]
     assert len(set(others)) == len(others), "a line was logged twice"
     assert not [line for line in lines if "refused GET" in line or "refused POST" in line]
+
+
+def test_without_the_fast_path_the_server_says_so_and_chats_all_the_same(server_process) -> None:
+    server = server_process("--port", "0", "--no-fast-path")
+    base = server.url.rstrip("/")
+
+    async def chat() -> None:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+            cookie = await log_in(http, base, "ada")
+            ada, again = [await WireSocket.connect(http, base, cookie, origin=base) for _ in range(2)]
+            await ada.emit("chat", {"text": "hello"})
+            assert (await again.next("chat"))["text"] == "hello"
+            assert (await ada.call("whoami"))["username"] == "ada"
+
+    asyncio.run(chat())
+    status, _, log = server.stop()
+    assert status == 0
+    assert "fast path off: every packet goes through engineio's own queue" in log

@@ -36,6 +36,46 @@ def test_the_engineio_internals_relied_on_still_have_their_shape() -> None:
     assert isinstance(engineio.AsyncServer().sockets, dict)
 
 
+def test_the_engineio_internals_the_direct_path_relies_on_still_have_their_shape() -> None:
+    from engineio import base_socket
+    from engineio.async_drivers import tornado as driver
+
+    source = inspect.getsource
+    # Each socket's queue comes from the server's create_queue (OutgoingQueue counts in it).
+    assert "self.queue = self.server.create_queue()" in source(base_socket.BaseSocket.__init__)
+    # Packets enter the queue only through put (send) and leave through get / get_nowait (poll).
+    assert "await self.queue.put(pkt)" in source(AsyncSocket.send)
+    assert "self.queue.get()" in source(AsyncSocket.poll) and "self.queue.get_nowait()" in source(AsyncSocket.poll)
+    # The WebSocket wrapper is taken from the server's _async and given the bound handler.
+    assert "self.server._async['websocket'](\n            self._websocket_handler, self.server)" in source(AsyncSocket._upgrade_websocket)
+    handler = source(AsyncSocket._websocket_handler)
+    # upgraded is set before the writer starts; the writer writes each polled packet through
+    # ws.send; the reader takes frames through ws.wait and hands them to receive.
+    assert handler.index("self.upgraded = True") < handler.index("asyncio.ensure_future(writer())")
+    assert "packets = await self.poll()" in handler and "await ws.send(pkt.encode())" in handler
+    assert "data = await ws.wait()" in handler and "await self.receive(pkt)" in handler
+    assert "except exceptions.SocketIsClosedError" in handler and "if p is None:" in handler
+    assert parameters(driver.WebSocket.__init__) == ["self", "handler", "server"]
+    assert "self.tornado_handler = environ['tornado.handler']" in source(driver.WebSocket.__call__)
+    assert parameters(engineio.AsyncServer.send_packet) == ["self", "sid", "pkt"]
+    assert "self.send_packet(" in source(engineio.AsyncServer.send)
+    assert {"closing", "closed", "upgrading", "upgraded", "last_ping"} <= set(vars(AsyncSocket(engineio.AsyncServer(), "x")))
+
+
+def test_the_socketio_internals_the_direct_emit_relies_on_still_have_their_shape() -> None:
+    from socketio import async_pubsub_manager
+
+    from tornado_app.engine import DirectManager, DirectRedisManager
+
+    assert parameters(socketio.AsyncManager.emit) == ["self", "event", "data", "namespace", "room", "skip_sid", "callback", "to", "kwargs"]
+    assert parameters(socketio.AsyncManager.get_participants) == ["self", "namespace", "room"]
+    # The Redis manager delivers locally through AsyncManager.emit: DirectManager's, here.
+    assert "await super().emit(" in inspect.getsource(async_pubsub_manager.AsyncPubSubManager._handle_emit)
+    mro = DirectRedisManager.__mro__
+    assert mro.index(DirectManager) < mro.index(socketio.AsyncManager)
+    assert "self.eio.send(" in inspect.getsource(socketio.AsyncServer._send_packet)
+
+
 def test_the_socketio_internals_relied_on_still_have_their_shape() -> None:
     server = socketio.AsyncServer
     assert parameters(server._handle_eio_connect) == ["self", "eio_sid", "environ"]
@@ -330,3 +370,89 @@ async def test_packets_keep_their_order_and_none_is_lost_while_sockets_upgrade_l
         server.stop()
         await app.sockets.shutdown()
     assert [record for record in caplog.records if record.levelno >= logging.WARNING] == []
+
+
+async def serve(app: TornadoApp) -> tuple[Any, str]:
+    import tornado.httpserver
+    from tornado.testing import bind_unused_port
+
+    listener, port = bind_unused_port()
+    server = tornado.httpserver.HTTPServer(app)
+    server.add_sockets([listener])
+    return server, f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "engineio-path"])
+@pytest.mark.gen_test(timeout=30)
+async def test_a_burst_of_chats_is_taken_in_order_and_reaches_everyone_in_order(fast_path: bool) -> None:
+    from tornado_app.app import make_app
+
+    app = make_app("s" * 32, fast_path=fast_path)
+    server, base = await serve(app)
+    try:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+            cookie = await log_in(http, base, "ada")
+            sender = await WireSocket.connect(http, base, cookie, origin=base)
+            listener = await WireSocket.connect(http, base, cookie, origin=base)
+            for n in range(300):
+                await sender.emit("chat", {"text": f"message {n}"})  # no waiting between them
+            received = [(await listener.next("chat"))["text"] for _ in range(300)]
+            assert received == [f"message {n}" for n in range(300)]
+            assert [(await sender.next("chat"))["text"] for _ in range(300)] == received
+    finally:
+        server.stop()
+        await app.sockets.shutdown()
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "engineio-path"])
+@pytest.mark.gen_test(timeout=30)
+async def test_a_socket_that_keeps_talking_stays_while_it_answers_pings_and_goes_when_it_stops(fast_path: bool) -> None:
+    """The direct path hands Socket.IO frames over inside engineio's reader, whose 45 s
+    wait is its "client gone" watchdog: talking must neither keep alive a client that stopped
+    answering pings, nor let the watchdog cut a client that answers them (here with a ping
+    interval and timeout of 0.3 s, over 1.5 s of a question every 10 ms)."""
+    from tornado_app.app import make_app
+
+    app = make_app("s" * 32, ping_interval=0.3, ping_timeout=0.3, fast_path=fast_path)
+    server, base = await serve(app)
+    try:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+            cookie = await log_in(http, base, "ada")
+            answering = await WireSocket.connect(http, base, cookie, origin=base)
+            silent = await WireSocket.connect(http, base, cookie, origin=base, answer_pings=False)
+
+            async def keep_asking(socket: WireSocket) -> int:
+                answered = 0
+                deadline = asyncio.get_running_loop().time() + 1.5
+                while asyncio.get_running_loop().time() < deadline and not socket.closed.is_set():
+                    try:
+                        assert (await socket.call("whoami", timeout=1))["username"] == "ada"
+                        answered += 1
+                    except (ConnectionError, asyncio.TimeoutError):
+                        break
+                    await asyncio.sleep(0.01)
+                return answered
+
+            answered, _ = await asyncio.gather(keep_asking(answering), keep_asking(silent))
+            assert not answering.closed.is_set() and answered > 50
+            await asyncio.wait_for(silent.closed.wait(), 1)
+            await answering.close()
+    finally:
+        server.stop()
+        await app.sockets.shutdown()
+
+
+def test_without_the_fast_path_every_packet_takes_engineios_own_queue_and_writer() -> None:
+    from engineio.async_drivers.tornado import WebSocket
+
+    from tornado_app.app import make_app
+    from tornado_app.engine import CountingWebSocket, OutgoingQueue
+
+    off = make_app("s" * 32, fast_path=False).sockets.sio.eio
+    assert type(off.create_queue()) is asyncio.Queue and off._async["websocket"] is WebSocket
+    on = make_app("s" * 32).sockets.sio.eio
+    assert type(on.create_queue()) is OutgoingQueue and on._async["websocket"] is CountingWebSocket
+    assert WebSocket.__module__ == "engineio.async_drivers.tornado"  # engineio's dict itself is untouched
+    import engineio.async_drivers.tornado as driver
+
+    assert driver._async["websocket"] is WebSocket

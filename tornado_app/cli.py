@@ -204,6 +204,8 @@ async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLCont
     except SessionStoreUnreachable:
         bound.close()
         raise
+    if args.no_fast_path:
+        log.info("fast path off: every packet goes through engineio's own queue and writer task")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
