@@ -65,7 +65,8 @@ desktop-entry: $(VENV)/.installed-desktop
 		'StartupWMClass=launcher.py' > "$(DESKTOP_FILE)"
 	@echo "wrote $(DESKTOP_FILE)"
 
-# Our numbers: the plain server pinned to CPU 0, driven from CPU 1 (about a minute each).
+# Our numbers: the plain server pinned to CPU 0, driven from CPU 1, with its fast path on and
+# off side by side (about a minute each).
 # Then the same against the Redis mode, with the figures across two processes.
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench.py $(ARGS)

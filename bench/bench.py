@@ -2,13 +2,15 @@
 """Benchmark the plain server: connect rate and latency, refusals, whoami round trip,
 fan-out, memory per idle socket and logout-to-disconnect time.
 
-The server runs in its own process pinned to CPU 0; this process drives it from CPU 1 with
-the bare wire client in bench/wire.py (python-socketio's AsyncClient would make the client
-the bottleneck). It prints a table and then one JSON object on the last line.
+The server runs in its own process pinned to CPU 0, once with its fast path on and once off
+(--no-fast-path, see tornado_app/engine.py); this process drives it from CPU 1 with the bare
+wire client in bench/wire.py (python-socketio's AsyncClient would make the client the
+bottleneck). It prints the two runs side by side, then one JSON line.
 
-    make bench                     # defaults: under two minutes on a 2-core machine
+    make bench                     # defaults: a few minutes on a 2-core machine
     .venv/bin/python bench/bench.py --redis   # the same against the Redis mode, plus the
                                                # cross-process figures (a second process)
+    .venv/bin/python bench/bench.py --paths on               # the fast path only (default: on,off)
     .venv/bin/python bench/bench.py --help
 """
 
@@ -293,34 +295,39 @@ def main() -> None:
     parser.add_argument("--serial-connects", type=int, default=100, help="one-at-a-time connects timed (default: %(default)s)")
     parser.add_argument("--users", type=int, default=50, help="distinct logged-in users the sockets belong to (default: %(default)s)")
     parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset of: " + ", ".join(PHASES))
-    parser.add_argument("--no-fast-path", action="store_true", help="run the server with --no-fast-path: every packet through engineio's own queues (tornado_app/engine.py)")
+    parser.add_argument("--paths", default="on,off", help="the server's fast path in each run, side by side: on, off or on,off (default: %(default)s; off is the server's --no-fast-path, see tornado_app/engine.py)")
     parser.add_argument("--redis", action="store_true", help="run the server in its Redis mode on a redis-server started for the run (and measure across two processes)")
     args = parser.parse_args()
     args.phases = [phase for phase in args.phases.split(",") if phase]
     unknown = set(args.phases) - set(PHASES)
     if unknown:
         parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
+    paths = [path for path in args.paths.split(",") if path]
+    if not paths or set(paths) - {"on", "off"}:
+        parser.error("--paths takes on, off or on,off")
+    runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-redis-") as workdir:
-        server_args: list[str] = []
         redis = None
         if args.redis:
             try:
                 redis = RedisServer(Path(workdir))
             except ServiceMissing as missing:
                 parser.exit(2, f"bench: {missing}\n")
-            server_args = ["--redis-url", redis.url, "--cookie-secret", secrets.token_urlsafe(32)]
-        if args.no_fast_path:
-            server_args.append("--no-fast-path")
         try:
-            results = asyncio.run(run(args, server_args))
+            for path in paths:
+                server_args = [] if redis is None else ["--redis-url", redis.url, "--cookie-secret", secrets.token_urlsafe(32)]
+                if path == "off":
+                    server_args.append("--no-fast-path")
+                runs.append(asyncio.run(run(args, server_args)))
         finally:
             if redis is not None:
                 redis.stop()
-    print(f"mode: {results['mode']}, fast path {'on' if results['fast_path'] else 'off'}")
+    print(f"mode: {runs[0]['mode']}")
+    print(f"{'':<56}" + "".join(f"{'fast path ' + ('on' if run['fast_path'] else 'off'):>16}" for run in runs))
     for key, label in LABELS.items():
-        if key in results:
-            print(f"{label:<42} {results[key]}")
-    print(json.dumps(results, sort_keys=True))
+        if any(key in run for run in runs):
+            print(f"{label:<56}" + "".join(f"{run.get(key, 'n/a')!s:>16}" for run in runs))
+    print(json.dumps(runs if len(runs) > 1 else runs[0], sort_keys=True))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side runs of ../shared/bench in one sitting, interleaved for $ROUNDS rounds
-# (default 3), then the table of medians: our server, node-seed and flask-socketio (one
-# process each, sessions in memory), then, where redis-server is installed, our Redis mode
-# and node-seed's (connect-redis + @socket.io/redis-adapter) on one Redis started for the
+# (default 3), then the table of medians: our server (with its fast path, then without it:
+# --no-fast-path), node-seed and flask-socketio (one process each, sessions in memory),
+# then, where redis-server is installed, our Redis mode and node-seed's (connect-redis + @socket.io/redis-adapter) on one Redis started for the
 # sitting (on CPU 1, beside the load generator).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +26,8 @@ fi
 for round in $(seq "${ROUNDS:-3}"); do
   echo "== round $round: tornado-app" >&2
   HARNESS="$HARNESS_DIR/run.sh" bench/run-ours.sh >/dev/null
+  echo "== round $round: tornado-app with --no-fast-path" >&2
+  EXTRA_SERVER_ARGS=--no-fast-path HARNESS="$HARNESS_DIR/run.sh" bench/run-ours.sh --name tornado-app-no-fast-path >/dev/null
   echo "== round $round: node-seed" >&2
   bash "$HARNESS_DIR/run.sh" node-seed >/dev/null
   echo "== round $round: flask-socketio" >&2

@@ -3,6 +3,7 @@
 # server: start it pinned to CPU 0 on a free port, hand its URL and PID to run.sh, stop it.
 # With REDIS_URL set, the server runs in its multi-process mode on that Redis (sessions,
 # events and presence shared), as the Node peer does with the same variable.
+# EXTRA_SERVER_ARGS go to the server as they are (e.g. --no-fast-path).
 #   [REDIS_URL=redis://127.0.0.1:PORT/0] bench/run-ours.sh [--name NAME] [load options...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
