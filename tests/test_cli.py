@@ -106,7 +106,7 @@ def test_logins_logouts_and_refused_sockets_are_logged_with_the_real_address(ser
         for headers, transport in [({}, "websocket"), ({"Origin": "http://evil.example"}, "polling")]:
             client = SocketClient()
             with pytest.raises(socketio.exceptions.ConnectionError):
-                await client.sio.connect(base, headers=headers, transports=[transport], wait_timeout=3)
+                await client.sio.connect(base, headers=headers, transports=[transport], wait_timeout=10)
             await client.close()
 
     asyncio.run(anonymous_socket())
@@ -263,10 +263,10 @@ def test_an_ordinary_session_logs_each_line_once_and_nothing_above_info(server_p
                 await WireSocket.connect(http, base, None, origin=base)
             cookie = await log_in(http, base, "ada")
         talker, poller = SocketClient(), SocketClient()
-        await talker.sio.connect(base, headers={"Cookie": cookie, "Origin": base}, transports=["polling", "websocket"], wait_timeout=3)
+        await talker.sio.connect(base, headers={"Cookie": cookie, "Origin": base}, transports=["polling", "websocket"], wait_timeout=10)
         await talker.sio.emit("chat", {"text": "hello"})
         await talker.next("chat")
-        await poller.sio.connect(base, headers={"Cookie": cookie, "Origin": base}, transports=["polling"], wait_timeout=3)
+        await poller.sio.connect(base, headers={"Cookie": cookie, "Origin": base}, transports=["polling"], wait_timeout=10)
         await asyncio.sleep(0.5)  # its long poll is open when the server stops
 
     asyncio.run(session())

@@ -17,7 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from bench.wire import Refused, WireSocket, log_in
 from deploy.services import AppProcess, Nginx, ServiceMissing
 
 from .conftest import ROOT, e2e_unavailable
+from .waiting import eventually
 
 SECRET = "a-secret-shared-by-every-process"
 
@@ -66,15 +67,6 @@ def http_session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), cookie_jar=aiohttp.DummyCookieJar())
 
 
-async def eventually(condition: Callable[[], Awaitable[bool]], within: float, what: str) -> float:
-    started = time.monotonic()
-    while not await condition():
-        if time.monotonic() - started > within:
-            raise AssertionError(f"not within {within} s: {what}")
-        await asyncio.sleep(0.05)
-    return time.monotonic() - started
-
-
 async def next_presence_without(socket: WireSocket, gone: str, timeout: float) -> list[str]:
     deadline = time.monotonic() + timeout
     while True:
@@ -93,15 +85,15 @@ def test_a_chat_on_one_process_reaches_sockets_on_every_process(cluster: Cluster
             await ada.emit("chat", {"text": "from A"})
             await grace.emit("chat", {"text": "from B"})
             for socket in (ada, grace):
-                texts = {(await socket.next("chat", timeout=3))["text"] for _ in range(2)}
+                texts = {(await socket.next("chat"))["text"] for _ in range(2)}
                 assert texts == {"from A", "from B"}
             # Presence is the union: each sees both, wherever they are connected.
             for socket in (ada, grace):
-                while (await socket.next("presence", timeout=3))["users"] != ["ada", "grace"]:
+                while (await socket.next("presence"))["users"] != ["ada", "grace"]:
                     pass
             # The recent conversation is shared too: a late joiner on either process has both.
             late = await WireSocket.connect(http, b.url, await log_in(http, b.url, "late"), origin=b.url)
-            history = (await late.next("history", timeout=3))["messages"]
+            history = (await late.next("history"))["messages"]
             assert sorted(message["text"] for message in history) == ["from A", "from B"]
             for socket in (ada, grace, late):
                 await socket.close()
@@ -124,7 +116,7 @@ def test_logout_on_one_process_disconnects_the_sockets_on_another_within_millise
                 started = time.perf_counter()
                 async with http.post(a.url + "/logout", data={"_xsrf": token}, headers={"Cookie": cookie}, allow_redirects=False) as out:
                     assert out.status == 303
-                await asyncio.wait_for(on_b.closed.wait(), 2)
+                await asyncio.wait_for(on_b.closed.wait(), 10)
                 times.append(1000 * (time.perf_counter() - started))
                 assert on_b.close_reason == "io server disconnect"
                 with pytest.raises(Refused, match="not authenticated"):
@@ -166,7 +158,7 @@ def test_sessions_survive_a_restart_of_the_process(cluster: Cluster) -> None:
             async with http.get(a.url + "/api/session", headers={"Cookie": cookie}) as api:
                 assert api.status == 200 and (await api.json())["username"] == "ada"
             socket = await WireSocket.connect(http, a.url, cookie, origin=a.url)
-            assert (await socket.call("whoami", timeout=3))["username"] == "ada"
+            assert (await socket.call("whoami"))["username"] == "ada"
             await socket.close()
 
     asyncio.run(after_restart())
@@ -180,7 +172,7 @@ def test_a_process_killed_without_a_word_leaves_the_others_presence_within_30_s(
         async with http_session() as http:
             await WireSocket.connect(http, a.url, await log_in(http, a.url, "doomed"), origin=a.url)
             watcher = await WireSocket.connect(http, b.url, await log_in(http, b.url, "watcher"), origin=b.url)
-            while (await watcher.next("presence", timeout=3))["users"] != ["doomed", "watcher"]:
+            while (await watcher.next("presence"))["users"] != ["doomed", "watcher"]:
                 pass
             a.kill()
             started = time.monotonic()
@@ -240,7 +232,7 @@ def test_redis_lost_and_back_503_then_recovery_with_one_log_line_each_way(cluste
                 token = re.search(r'name="_xsrf" value="([^"]+)"', await page.text()).group(1)
             async with http.post(a.url + "/logout", data={"_xsrf": token}, headers={"Cookie": leaver_cookie}, allow_redirects=False):
                 pass
-            await asyncio.wait_for(leaver_on_b.closed.wait(), 3)
+            await asyncio.wait_for(leaver_on_b.closed.wait(), 10)
             await ada.close()
             await grace.close()
 

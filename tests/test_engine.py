@@ -4,9 +4,10 @@ not silently leaking) if a new engineio or python-socketio changes what it relie
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
 import json
 import logging
-import inspect
 from typing import Any
 
 import aiohttp
@@ -18,6 +19,8 @@ from engineio.async_socket import AsyncSocket
 from bench.wire import WireSocket, log_in
 from tornado_app.app import TornadoApp
 from tornado_app.engine import TunedEngineIOServer
+
+from .waiting import GENEROUS_SECONDS, eventually
 
 
 def parameters(function: object) -> list[str]:
@@ -97,10 +100,7 @@ async def test_a_closed_sockets_ping_task_is_cancelled_at_once(app: TornadoApp, 
         [(sid, ping_task)] = eio._ping_tasks.items()
         assert not ping_task.done()  # sleeping for the 25 s ping interval, holding the socket
         await socket.close()
-        for _ in range(100):
-            if ping_task.done():
-                break
-            await asyncio.sleep(0.01)
+        await eventually(ping_task.done, what="the ping task ended")
     assert ping_task.cancelled()
     assert eio._ping_tasks == {} and eio.sockets == {}
 
@@ -336,12 +336,15 @@ async def test_packets_keep_their_order_and_none_is_lost_while_sockets_upgrade_l
                 *(leave_later(socket) for socket in leaving),
             )
             complete = [source for source in SOURCES for _ in range(PACKETS_PER_SOURCE)]
-            for _ in range(300):  # until the stayers have everything (or 3 s)
-                if all(socket.pending("seq") >= len(complete) for socket in steady) and all(
-                    len(client.received) >= len(complete) + tight_packets[client.sid] for client in upgrading
-                ):
-                    break
-                await asyncio.sleep(0.01)
+
+
+            def everything_arrived() -> bool:
+                """every stayer has every packet"""
+                return all(socket.pending("seq") >= len(complete) for socket in steady) and all(
+                    len(client.received) >= len(complete) + tight_packets[client.sid] for client in upgrading)
+
+            with contextlib.suppress(AssertionError):  # the checks below then say what is missing
+                await eventually(everything_arrived)
             everything = list(range(PACKETS_PER_SOURCE))
             for socket in steady:
                 assert sequences(wire_received(socket)) == {source: everything for source in SOURCES}
@@ -353,15 +356,18 @@ async def test_packets_keep_their_order_and_none_is_lost_while_sockets_upgrade_l
                 for numbers in sequences(wire_received(socket)).values():
                     assert numbers == list(range(len(numbers)))  # in order, no gap
             for socket in silent:  # pinged out (those still pending once everyone else was done)
-                await asyncio.wait_for(socket.closed.wait(), 2)
+                await asyncio.wait_for(socket.closed.wait(), GENEROUS_SECONDS)
             for socket in to_kick:
-                await asyncio.wait_for(socket.closed.wait(), 2)
+                await asyncio.wait_for(socket.closed.wait(), GENEROUS_SECONDS)
                 assert socket.close_reason == "io server disconnect"
                 assert sequences(wire_received(socket))["mixed"] == list(range(kick_at + 1))
             if fast_path:  # the upgraded sockets ended up on the direct path, nothing stuck
                 for client in upgrading:
                     queue = sio.eio.sockets[client.sid].queue
-                    assert queue.websocket is not None and queue.unsent == 0
+                    assert queue.websocket is not None
+                    # A ping (every 0.3 s here) is counted from being queued until written: wait
+                    # for a moment with nothing on its way rather than sampling once.
+                    await eventually(lambda: queue.unsent == 0, what=f"nothing left unsent to {client.sid}")
             for socket in steady:
                 await socket.close()
             for client in upgrading:
@@ -426,7 +432,7 @@ async def test_a_socket_that_keeps_talking_stays_while_it_answers_pings_and_goes
                 deadline = asyncio.get_running_loop().time() + 1.5
                 while asyncio.get_running_loop().time() < deadline and not socket.closed.is_set():
                     try:
-                        assert (await socket.call("whoami", timeout=1))["username"] == "ada"
+                        assert (await socket.call("whoami"))["username"] == "ada"
                         answered += 1
                     except (ConnectionError, asyncio.TimeoutError):
                         break
@@ -434,8 +440,9 @@ async def test_a_socket_that_keeps_talking_stays_while_it_answers_pings_and_goes
                 return answered
 
             answered, _ = await asyncio.gather(keep_asking(answering), keep_asking(silent))
-            assert not answering.closed.is_set() and answered > 50
-            await asyncio.wait_for(silent.closed.wait(), 1)
+            # (about 100 answers on an idle machine; a busy one still gives far more than 20)
+            assert not answering.closed.is_set() and answered > 20
+            await asyncio.wait_for(silent.closed.wait(), GENEROUS_SECONDS)
             await answering.close()
     finally:
         server.stop()

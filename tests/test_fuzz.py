@@ -341,7 +341,7 @@ class FuzzingClient:
         if self.socket is not None:
             await self.socket.close()
             self.reconnects += 1
-        self.socket = await WireSocket.connect(self.http, self.base_url, self.cookie, timeout=3)
+        self.socket = await WireSocket.connect(self.http, self.base_url, self.cookie)
         self.hung_up = False
 
     @property
@@ -412,7 +412,7 @@ async def test_random_events_and_garbage_frames_leave_the_server_up_and_answerin
     await grace_user.login("grace")
     batch = FuzzBatch(FUZZ_SEED, FUZZ_ACTIONS)
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
-        grace = await WireSocket.connect(http, base_url, grace_user.cookie_header, timeout=3)
+        grace = await WireSocket.connect(http, base_url, grace_user.cookie_header)
         fuzzer = FuzzingClient(http, base_url, fuzzer_user.cookie_header)
         for index, action in enumerate(batch.actions):
             await fuzzer.send(action)
@@ -422,11 +422,11 @@ async def test_random_events_and_garbage_frames_leave_the_server_up_and_answerin
 
         # The server is up and answers: a new socket of the same session, another user's
         # socket, and HTTP.
-        fresh = await WireSocket.connect(http, base_url, fuzzer_user.cookie_header, timeout=3)
-        assert (await fresh.call("whoami", timeout=3))["username"] == "fuzzer"
+        fresh = await WireSocket.connect(http, base_url, fuzzer_user.cookie_header)
+        assert (await fresh.call("whoami"))["username"] == "fuzzer"
         await fresh.close()
         assert not grace.closed.is_set()
-        assert (await grace.call("whoami", timeout=3))["username"] == "grace"
+        assert (await grace.call("whoami"))["username"] == "grace"
         await grace.close()
         session = await fuzzer_user.get("/api/session")
         assert session.code == 200 and json.loads(session.body)["username"] == "fuzzer"
@@ -436,7 +436,7 @@ async def test_random_events_and_garbage_frames_leave_the_server_up_and_answerin
         assert fuzzer.socket is not None
         if fuzzer.still_connected:
             try:
-                answer = await fuzzer.socket.call("whoami", timeout=1.5)
+                answer = await fuzzer.socket.call("whoami", timeout=5)
             except (asyncio.TimeoutError, ConnectionError) as error:
                 answer = error
             assert isinstance(answer, dict) and answer.get("username") == "fuzzer", \
@@ -457,7 +457,7 @@ async def test_random_events_and_garbage_frames_leave_the_server_up_and_answerin
 # into a failure so that the marker gets removed.
 
 
-@pytest.mark.gen_test(timeout=10)
+@pytest.mark.gen_test(timeout=60)
 async def test_an_event_named_disconnect_does_not_let_a_socket_outlive_logout(
     http_server: Any, base_url: str, web_user: Callable[[], Any],
 ) -> None:
@@ -467,14 +467,14 @@ async def test_an_event_named_disconnect_does_not_let_a_socket_outlive_logout(
     await ada_user.login("ada")
     await grace_user.login("grace")
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
-        ada = await WireSocket.connect(http, base_url, ada_user.cookie_header, timeout=3)
-        grace = await WireSocket.connect(http, base_url, grace_user.cookie_header, timeout=3)
+        ada = await WireSocket.connect(http, base_url, ada_user.cookie_header)
+        grace = await WireSocket.connect(http, base_url, grace_user.cookie_header)
         try:
             await ada.emit("disconnect", "transport close")
             await ada.emit("connect", {"tornado.handler": "x"}, None)
-            assert (await ada.call("whoami", timeout=2))["username"] == "ada"  # still hers
+            assert (await ada.call("whoami"))["username"] == "ada"  # still hers
             assert (await ada_user.logout()).code == 303
-            await asyncio.wait_for(ada.closed.wait(), 2)
+            await asyncio.wait_for(ada.closed.wait(), 10)
             await grace.emit("chat", {"text": "after ada left"})
             await asyncio.wait_for(grace.next("chat"), 2)
             assert ada.pending("chat") == 0, "ada's socket still received chat after her logout"
@@ -499,7 +499,7 @@ async def test_an_event_named_disconnect_does_not_let_a_socket_outlive_logout(
         pytest.param("6", id="engineio-noop"),
     ],
 )
-@pytest.mark.gen_test(timeout=10)
+@pytest.mark.gen_test(timeout=60)
 async def test_a_malformed_packet_is_ignored_without_an_error_in_the_log(
     http_server: Any, base_url: str, web_user: Callable[[], Any], caplog: pytest.LogCaptureFixture, frame: str,
 ) -> None:
@@ -510,10 +510,10 @@ async def test_a_malformed_packet_is_ignored_without_an_error_in_the_log(
     user = web_user()
     await user.login("ada")
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
-        socket = await WireSocket.connect(http, base_url, user.cookie_header, timeout=3)
+        socket = await WireSocket.connect(http, base_url, user.cookie_header)
         try:
             await socket.send_raw(frame)
-            assert (await socket.call("whoami", timeout=2))["username"] == "ada"
+            assert (await socket.call("whoami"))["username"] == "ada"
             await asyncio.sleep(0.1)
         finally:
             await socket.close()
@@ -523,7 +523,7 @@ async def test_a_malformed_packet_is_ignored_without_an_error_in_the_log(
 
 
 @pytest.mark.parametrize("frame", ["x", "", "bAAA", "9"], ids=["no-packet-type", "empty", "bad-base64", "packet-type-9"])
-@pytest.mark.gen_test(timeout=10)
+@pytest.mark.gen_test(timeout=60)
 async def test_a_frame_engineio_cannot_decode_does_not_strand_the_socket(
     http_server: Any, base_url: str, app: TornadoApp, web_user: Callable[[], Any],
     caplog: pytest.LogCaptureFixture, frame: str,
@@ -535,16 +535,16 @@ async def test_a_frame_engineio_cannot_decode_does_not_strand_the_socket(
     user = web_user()
     await user.login("ada")
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
-        socket = await WireSocket.connect(http, base_url, user.cookie_header, timeout=3)
+        socket = await WireSocket.connect(http, base_url, user.cookie_header)
         await socket.send_raw(frame)
         try:
-            answered = (await socket.call("whoami", timeout=1))["username"] == "ada"
+            answered = (await socket.call("whoami", timeout=5))["username"] == "ada"
         except asyncio.TimeoutError:
             answered = False
         socket.abort()
-        await asyncio.wait_for(socket.closed.wait(), 2)
+        await asyncio.wait_for(socket.closed.wait(), 10)
         await socket.close()
-    deadline = time.monotonic() + 1
+    deadline = time.monotonic() + 10
     while (len(app.sockets.registry) or app.sockets.sio.eio.sockets) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     gc.collect()  # asyncio reports a dead task when it is collected: make that happen here
@@ -553,7 +553,7 @@ async def test_a_frame_engineio_cannot_decode_does_not_strand_the_socket(
     assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []
 
 
-@pytest.mark.gen_test(timeout=10)
+@pytest.mark.gen_test(timeout=60)
 async def test_a_binary_header_without_attachments_does_not_silence_the_socket(
     http_server: Any, base_url: str, web_user: Callable[[], Any],
 ) -> None:
@@ -563,7 +563,7 @@ async def test_a_binary_header_without_attachments_does_not_silence_the_socket(
     user = web_user()
     await user.login("ada")
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
-        socket = await WireSocket.connect(http, base_url, user.cookie_header, timeout=3)
+        socket = await WireSocket.connect(http, base_url, user.cookie_header)
         try:
             await socket.send_raw('45["whoami"]')
             answers = []

@@ -50,7 +50,7 @@ def test_bind_to_an_address_we_do_not_have_is_a_clear_error() -> None:
         bind("192.0.2.1", 0)  # TEST-NET-1: never one of this machine's addresses
 
 
-@pytest.mark.gen_test(timeout=10)
+@pytest.mark.gen_test(timeout=60)
 async def test_serve_sweeps_expired_sessions_and_shutdown_closes_sockets(clock: FakeClock) -> None:
     app = make_app(TEST_SECRET, session_ttl=1, clock=clock)
     bound = bind("127.0.0.1", 0)
@@ -64,7 +64,7 @@ async def test_serve_sweeps_expired_sessions_and_shutdown_closes_sockets(clock: 
     idle_socket = SocketClient()
     await idle_socket.sio.connect(base_url, headers={"Cookie": idle_user.cookie_header}, transports=["websocket"])
     clock.advance(5)
-    await idle_socket.next("disconnect", timeout=3)  # the periodic sweep found it
+    await idle_socket.next("disconnect")  # the periodic sweep found it
     assert await app.store.count() == 0
 
     user = WebUser(http_client, base_url)
@@ -73,8 +73,8 @@ async def test_serve_sweeps_expired_sessions_and_shutdown_closes_sockets(clock: 
     await live_socket.sio.connect(base_url, headers={"Cookie": user.cookie_header}, transports=["websocket"])
     stop.set()
     await asyncio.wait_for(serving, 3)
-    assert await live_socket.next("ended", timeout=1) == {"reason": "shutdown"}  # said, then closed
-    await live_socket.next("disconnect", timeout=1)
+    assert await live_socket.next("ended") == {"reason": "shutdown"}  # said, then closed
+    await live_socket.next("disconnect")
     with socket.socket() as probe:  # the port is free again
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind(("127.0.0.1", bound.port))
@@ -83,7 +83,7 @@ async def test_serve_sweeps_expired_sessions_and_shutdown_closes_sockets(clock: 
     http_client.close()
 
 
-@pytest.mark.gen_test(timeout=10)
+@pytest.mark.gen_test(timeout=60)
 async def test_half_open_requests_are_dropped_after_the_header_and_body_timeouts() -> None:
     """Tornado's defaults wait an hour for a request's headers and body; ours wait seconds
     (0.5 s here), so connections that trickle or stall do not pile up."""

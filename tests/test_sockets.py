@@ -4,6 +4,7 @@ welcome and presence, whoami, chat and its validation, and every way a session e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -17,6 +18,7 @@ from tornado_app.cookies import SESSION_COOKIE
 from tornado_app.sockets import NOT_AUTHENTICATED
 
 from .conftest import MAX_SESSIONS, SESSION_TTL, TRANSPORTS, FakeClock
+from .waiting import eventually
 
 transports = pytest.mark.parametrize("transport", list(TRANSPORTS))
 
@@ -55,8 +57,7 @@ async def test_a_logged_in_cookie_is_welcomed_by_name(web_user, socket_client, t
     assert (await client.next("welcome"))["username"] == "ada"
     assert (await client.next("presence"))["users"] == ["ada"]
     if transport == "polling-upgrade":
-        await asyncio.sleep(0.3)
-        assert client.sio.eio.current_transport == "websocket"  # the upgrade happened
+        await eventually(lambda: client.sio.eio.current_transport == "websocket", what="the upgrade happened")
 
 
 @transports
@@ -111,7 +112,7 @@ async def test_a_logged_out_cookie_is_refused(web_user, socket_client, transport
 async def test_whoami_answers_from_the_server_side_session(web_user, socket_client, transport: str) -> None:
     ada = await logged_in(web_user, "ada")
     client = await socket_client(ada.cookie_header, transport)
-    answer = await client.sio.call("whoami", timeout=2)
+    answer = await client.sio.call("whoami")
     assert answer == {"username": "ada", "logged_in_at": 1_700_000_000}
 
 
@@ -144,7 +145,7 @@ async def test_bad_chat_payloads_get_an_error_to_the_sender_only(web_user, socke
     await ada_client.sio.emit("chat", ({"text": "a"}, {"text": "b"}))  # two arguments
     assert "must be an object" in (await ada_client.next("error"))["message"]
     # Still connected and working, and nobody saw a broadcast of the bad ones.
-    assert await ada_client.sio.call("whoami", timeout=2) == {"username": "ada", "logged_in_at": 1_700_000_000}
+    assert await ada_client.sio.call("whoami") == {"username": "ada", "logged_in_at": 1_700_000_000}
     await ada_client.sio.emit("chat", {"text": "fine"})
     assert (await bob_client.next("chat"))["text"] == "fine"
     assert bob_client.pending("chat") == 0
@@ -157,7 +158,7 @@ async def test_unknown_events_are_ignored(web_user, socket_client, transport: st
     client = await socket_client((await logged_in(web_user, "ada")).cookie_header, transport)
     await client.sio.emit("no-such-event", {"x": 1})
     await client.sio.emit("welcome", {"username": "mallory"})
-    assert await client.sio.call("whoami", timeout=2) == {"username": "ada", "logged_in_at": 1_700_000_000}
+    assert await client.sio.call("whoami") == {"username": "ada", "logged_in_at": 1_700_000_000}
     assert client.pending("error") == 0
 
 
@@ -190,12 +191,12 @@ async def test_logout_disconnects_exactly_that_sessions_sockets_within_100_ms(we
     started = time.monotonic()
     await ada_laptop.logout()
     for client in laptop_sockets:
-        await client.next("disconnect", timeout=1)
+        await client.next("disconnect")
     assert time.monotonic() - started < 0.1 + 0.05  # the logout request itself included
     assert all(not client.sio.connected for client in laptop_sockets)
 
     assert phone_socket.sio.connected
-    assert await phone_socket.sio.call("whoami", timeout=2) == {"username": "ada", "logged_in_at": 1_700_000_000}
+    assert await phone_socket.sio.call("whoami") == {"username": "ada", "logged_in_at": 1_700_000_000}
     assert len(app.sockets.registry) == 1
 
 
@@ -204,7 +205,7 @@ async def test_login_again_in_the_same_browser_drops_the_old_sessions_sockets(we
     browser = await logged_in(web_user, "ada")
     old_socket = await socket_client(browser.cookie_header)
     await browser.login("grace")
-    await old_socket.next("disconnect", timeout=1)
+    await old_socket.next("disconnect")
     assert (await (await socket_client(browser.cookie_header)).next("welcome"))["username"] == "grace"
 
 
@@ -214,10 +215,10 @@ async def test_the_sweep_disconnects_sockets_of_expired_sessions(web_user, socke
     active_user = await logged_in(web_user, "active")
     active = await socket_client(active_user.cookie_header)
     clock.advance(SESSION_TTL - 10)
-    await active.sio.call("whoami", timeout=2)  # a socket event refreshes its session
+    await active.sio.call("whoami")  # a socket event refreshes its session
     clock.advance(20)
     assert await app.sweep_expired_sessions() == 1
-    await idle.next("disconnect", timeout=1)
+    await idle.next("disconnect")
     assert active.sio.connected
     assert (await active_user.get("/api/session")).code == 200
 
@@ -228,7 +229,7 @@ async def test_an_expired_sessions_socket_event_gets_nothing_and_is_dropped(web_
     clock.advance(SESSION_TTL + 1)
     with pytest.raises(socketio.exceptions.TimeoutError):
         await client.sio.call("whoami", timeout=0.5)
-    await client.next("disconnect", timeout=1)
+    await client.next("disconnect")
 
 
 @pytest.mark.gen_test
@@ -236,7 +237,7 @@ async def test_eviction_disconnects_the_evicted_sessions_sockets(web_user, socke
     first = await socket_client((await logged_in(web_user, "first")).cookie_header)
     for number in range(MAX_SESSIONS):
         await logged_in(web_user, f"user{number}")
-    await first.next("disconnect", timeout=1)
+    await first.next("disconnect")
     assert await app.store.count() == MAX_SESSIONS
 
 
@@ -247,11 +248,7 @@ async def test_disconnects_leave_no_trace_in_the_registry(web_user, socket_clien
     assert len(app.sockets.registry) == 6
     for client in clients:
         await client.sio.disconnect()
-    for _ in range(20):
-        if app.sockets.registry.is_empty():
-            break
-        await asyncio.sleep(0.05)
-    assert app.sockets.registry.is_empty()
+    await eventually(app.sockets.registry.is_empty, what="the registry is empty")
 
 
 @pytest.mark.gen_test
@@ -265,13 +262,16 @@ async def test_json_nested_10000_deep_is_one_short_line_not_a_traceback_per_pack
         socket = await WireSocket.connect(http, base_url, ada.cookie_header, origin=base_url)
         for _ in range(20):
             await socket.send_raw("42" + "[" * 10_000 + "]" * 10_000)
-        assert (await socket.call("whoami", timeout=2))["username"] == "ada"
+        assert (await socket.call("whoami"))["username"] == "ada"
         await socket.close()
-    for _ in range(100):  # the count is logged when the server has closed the socket
-        ignored = [record.getMessage() for record in caplog.records if "malformed" in record.getMessage()]
-        if len(ignored) > 1:
-            break
-        await asyncio.sleep(0.02)
+
+    def malformed_lines() -> list[str]:
+        return [record.getMessage() for record in caplog.records if "malformed" in record.getMessage()]
+
+    # the count is logged when the server has closed the socket
+    with contextlib.suppress(AssertionError):
+        await eventually(lambda: len(malformed_lines()) > 1)
+    ignored = malformed_lines()
     assert len(ignored) == 2, ignored  # the first one, and the count when the socket closed
     assert ignored[0].startswith("ignored a malformed Socket.IO packet (RecursionError: ")
     assert ignored[1] == "ignored 20 malformed packets in all from 127.0.0.1"
@@ -349,8 +349,8 @@ async def test_the_server_says_why_a_session_ended_before_it_disconnects(
     else:
         for number in range(MAX_SESSIONS):
             await logged_in(web_user, f"user{number}")
-    assert await client.next("ended", timeout=1) == {"reason": reason}
-    await client.next("disconnect", timeout=1)
+    assert await client.next("ended") == {"reason": reason}
+    await client.next("disconnect")
 
 
 @pytest.mark.gen_test
@@ -362,6 +362,6 @@ async def test_a_page_reporting_activity_keeps_its_session_from_expiring(web_use
         await reader.sio.emit("active")
         await asyncio.sleep(0.05)
     await app.sweep_expired_sessions()
-    assert await abandoned.next("ended", timeout=1) == {"reason": "expired"}
+    assert await abandoned.next("ended") == {"reason": "expired"}
     assert reader.pending("ended") == 0
-    assert (await reader.sio.call("whoami", timeout=2))["username"] == "reader"
+    assert (await reader.sio.call("whoami"))["username"] == "reader"

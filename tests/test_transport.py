@@ -93,7 +93,7 @@ async def test_polling_posts_need_no_xsrf_token(web_user, socket_client, app: To
     await user.login("ada")
     client = await socket_client(user.cookie_header, "polling-upgrade")
     client.sio.eio.upgrades = []  # stay on polling, so whoami travels in a POST
-    assert await client.sio.call("whoami", timeout=2) == {"username": "ada", "logged_in_at": 1_700_000_000}
+    assert await client.sio.call("whoami") == {"username": "ada", "logged_in_at": 1_700_000_000}
 
 
 @pytest.mark.gen_test
@@ -138,11 +138,20 @@ class AttackedServer:
             peak = max(peak, self.rss_mib())
         return peak, job.result()
 
-    async def busy_percent_after(self, settle: float = 0.5, window: float = 2.0) -> float:
-        await asyncio.sleep(settle)
-        before = self.cpu_seconds()
-        await asyncio.sleep(window)
-        return 100 * (self.cpu_seconds() - before) / window
+    async def becomes_idle(self, below_percent: float = 10, window: float = 1.0, within: float = 15.0) -> list[float]:
+        """Wait until the server's CPU over one `window` is under `below_percent`; returns the
+        busy percentages seen. Fails if it is still busy after `within` seconds (the defect
+        this guards against kept a core busy for 20 s; a shared machine can add a few
+        percent of noise to any one window, so one quiet window is what counts)."""
+        seen: list[float] = []
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            before = self.cpu_seconds()
+            await asyncio.sleep(window)
+            seen.append(100 * (self.cpu_seconds() - before) / window)
+            if seen[-1] < below_percent:
+                return seen
+        raise AssertionError(f"the server was still busy {within:g} s after the attack left: {[round(p) for p in seen]} %")
 
 
 @pytest.fixture
@@ -175,8 +184,7 @@ def test_a_frame_flood_without_a_cookie_is_held_back_and_stops_when_the_client_l
         peak, frames = await attacked_server.peak_rss_while(asyncio.gather(flood, still_serves_a_person(attacked_server.url)))
         assert frames[0] > 1000, "the flood did not get going"
         assert peak - before < 8, f"RSS grew {peak - before:.1f} MiB under the flood"
-        busy = await attacked_server.busy_percent_after()
-        assert busy < 10, f"the server was still {busy:.0f} % busy after the flood left"
+        await attacked_server.becomes_idle()
 
     asyncio.run(scenario())
     status, _, log = attacked_server.server.stop()

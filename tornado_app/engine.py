@@ -184,7 +184,13 @@ class TunedEngineIOServer(engineio.AsyncServer):
             return  # gone already (engineio logs a warning for this: there is nothing wrong)
         websocket = self.direct_websocket(socket, time.time())
         if websocket is None:
-            await socket.send(pkt)
+            try:
+                await socket.send(pkt)
+            except engineio.exceptions.SocketIsClosedError:
+                # Closed a moment ago (its ping timed out) but not yet out of the table: the
+                # packet is lost with the connection. engineio raises here, and python-socketio
+                # sends from a task per recipient, so asyncio logged "never retrieved" errors.
+                pass
         else:
             write_frame(websocket, server_frame(pkt.encode()))
 
