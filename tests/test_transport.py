@@ -308,3 +308,85 @@ def test_a_connection_that_never_connects_to_socketio_is_closed_after_the_connec
     asyncio.run(scenario())
     status, _, log = attacked_server.server.stop()
     assert log.count("no Socket.IO connect within 1 s") == 2, log[-2000:]
+
+
+# --- A socket acts only for the session that opened it: a same-site page that loads the
+# endpoint as a script, or anyone holding a stolen Engine.IO sid, gets nothing. ------------
+
+POLLING = "/socket.io/?EIO=4&transport=polling"
+
+
+async def polling_handshake(http: aiohttp.ClientSession, base: str, headers: dict[str, str]) -> tuple[int, str, Any]:
+    async with http.get(base + POLLING, headers=headers) as answer:
+        return answer.status, await answer.text(), answer.headers
+
+
+def test_a_same_site_script_load_of_the_socket_endpoint_reveals_no_sid(server_process: Any) -> None:
+    """What `<script src=".../socket.io/?EIO=4&transport=polling&j=0">` on a page on another
+    port of the same host (same-site: the Lax cookie goes along, no Origin) used to get: the
+    handshake as JSONP, with the person's sid inside, for the page's script to read."""
+    server = server_process("--port", "0")
+    base = server.url.rstrip("/")
+
+    async def scenario() -> None:
+        async with http_session() as http:
+            cookie = await log_in(http, base, "victim")
+            as_a_script = {"Cookie": cookie, "Sec-Fetch-Dest": "script", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Site": "same-site"}
+            status, body, headers = await polling_handshake(http, base, as_a_script)
+            assert (status, body) == (403, "not a socket request\n") and '"sid"' not in body
+            assert headers["X-Content-Type-Options"] == "nosniff"
+            for other in ({"Sec-Fetch-Dest": "image"}, {"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Mode": "navigate"}):
+                assert (await polling_handshake(http, base, {"Cookie": cookie, **other}))[0] == 403
+            # JSONP itself (an older browser sends no Sec-Fetch-*): not served at all.
+            async with http.get(base + POLLING + "&j=0", headers={"Cookie": cookie}) as jsonp:
+                assert jsonp.status == 400 and '"sid"' not in await jsonp.text()
+            # The page's own requests (fetch and WebSocket) are what browsers mark "empty"/"websocket".
+            status, body, headers = await polling_handshake(http, base, {"Cookie": cookie, "Sec-Fetch-Dest": "empty", "Sec-Fetch-Mode": "cors"})
+            assert status == 200 and body.startswith('0{"sid":') and headers["X-Content-Type-Options"] == "nosniff"
+
+    asyncio.run(scenario())
+    status, _, log = server.stop()
+    assert status == 0 and "Traceback" not in log
+    assert "refused socket from 127.0.0.1: not a socket request (Sec-Fetch-Dest 'script', Sec-Fetch-Mode 'no-cors')" in log
+    assert "refused socket from 127.0.0.1: JSONP polling is not served" in log
+
+
+@pytest.mark.parametrize("thief", ["no cookie", "another person's cookie"])
+def test_a_stolen_engineio_sid_is_worthless_without_its_session_cookie(server_process: Any, thief: str) -> None:
+    """The person opens a polling connection; a thief who learnt its sid sends the Socket.IO
+    CONNECT on it, polls it for the person's packets and tries to upgrade it to a WebSocket.
+    Before: welcomed as the person, `whoami` answered with their name, chat sent as them."""
+    server = server_process("--port", "0")
+    base = server.url.rstrip("/")
+
+    async def scenario() -> None:
+        async with http_session() as http:
+            victim = await log_in(http, base, "victim")
+            thief_cookie = "" if thief == "no cookie" else await log_in(http, base, "thief")
+            status, body, _ = await polling_handshake(http, base, {"Cookie": victim})
+            assert status == 200, body
+            sid = json.loads(body[1:])["sid"]
+            on_sid = f"{base}{POLLING}&sid={sid}"
+            stolen = {"Cookie": thief_cookie} if thief_cookie else {}
+            async with http.post(on_sid, data="40", headers={**stolen, "Content-Type": "text/plain;charset=UTF-8"}) as connect:
+                assert connect.status == 403 and await connect.text() == "connection of another session\n"
+            async with http.get(on_sid, headers=stolen) as poll:
+                assert poll.status == 403
+            ws_url = on_sid.replace("http://", "ws://").replace("transport=polling", "transport=websocket")
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await http.ws_connect(ws_url, headers=stolen)
+            assert refused.value.status == 403
+            # The person's own connection is untouched: it connects and is the person's.
+            async with http.post(on_sid, data="40", headers={"Cookie": victim, "Content-Type": "text/plain;charset=UTF-8"}) as connect:
+                assert connect.status == 200
+            packets = ""
+            while '40{"sid"' not in packets:
+                async with http.get(on_sid, headers={"Cookie": victim}) as poll:
+                    assert poll.status == 200
+                    packets += await poll.text()
+            assert '42["welcome",{"username":"victim"' in packets
+
+    asyncio.run(scenario())
+    status, _, log = server.stop()
+    assert status == 0 and "Traceback" not in log
+    assert log.count("refused socket from 127.0.0.1: the connection belongs to another session") == 3, log[-2000:]

@@ -23,7 +23,7 @@ from .handlers import IndexHandler, LoginHandler, LogoutHandler, NotFoundHandler
 from .origins import HostPolicy
 from .history import ChatHistory
 from .presence import PresenceSource
-from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL, Clock, MemorySessionStore, SessionStore
+from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL, Clock, MemorySessionStore, SessionStore, SessionStoreUnavailable
 from .sockets import DEFAULT_CONNECT_TIMEOUT, ChatSocketServer
 from .transport import DEFAULT_MAX_UNSENT_BYTES, make_socketio_handler
 
@@ -68,8 +68,15 @@ class TornadoApp(tornado.web.Application):
         return super().find_handler(request, **kwargs)
 
     async def sweep_expired_sessions(self) -> int:
-        """Remove expired sessions now (their sockets are disconnected); returns how many."""
-        return await self.store.sweep()
+        """Remove expired sessions now (their sockets are disconnected); returns how many.
+        Then check the sessions that still have sockets here, so that one whose end this
+        process never heard of (Redis's pub/sub was down) loses its sockets too."""
+        try:
+            expired = await self.store.sweep()
+            await self.store.audit(self.sockets.registry.session_ids())
+        except SessionStoreUnavailable:
+            return 0  # the store says so in the log, once; the next sweep tries again
+        return expired
 
 
 def make_app(

@@ -26,9 +26,11 @@ from __future__ import annotations
 import json
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any
 
 from .redis_bus import RedisBus
+from .redis_values import session_fields
 from .sessions import (
     DEFAULT_MAX_SESSIONS,
     DEFAULT_SESSION_TTL,
@@ -114,6 +116,26 @@ end
 return cjson.encode(expired)
 """
 
+# The sessions among ARGV[5..] that ended without this process hearing it (pub/sub was
+# down): those with no hash any more, and the idle ones (ended here as expired). No renewal:
+# an open socket alone must not keep a session alive.
+AUDIT = _END + """
+local prefix, lru, counter, channel = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local origin, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local gone, expired = {}, {}
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  local seen = redis.call('HGET', prefix .. 'session:' .. id, 's')
+  if not seen then
+    table.insert(gone, id)
+  elseif now - tonumber(seen) > ttl then
+    local ended = end_session(prefix, lru, channel, origin, id, 'expired')
+    if ended then table.insert(expired, ended) end
+  end
+end
+return cjson.encode({gone, expired})
+"""
+
 CLEAR = _END + """
 local ended = {}
 for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
@@ -125,10 +147,12 @@ return cjson.encode(ended)
 
 
 def _session(fields: list[Any]) -> Session:
-    """[id, username, logged in at, last seen, (reason), tag] from a script."""
-    session_id, username, logged_in_at, last_seen = fields[:4]
-    tag = fields[5] if len(fields) > 5 and isinstance(fields[5], str) else ""
-    return Session(session_id, username, logged_in_at=float(logged_in_at), last_seen=float(last_seen), tag=tag)
+    """[id, username, logged in at, last seen, (reason), tag] from a script or the `ended`
+    channel, checked like client input (redis_values.py): ValueError if anything in it is
+    not what the app writes (a name the login form refuses, a time that is not a finite
+    number, a tag of another shape, an unknown reason)."""
+    session_id, username, logged_in_at, last_seen, _, tag = session_fields(fields)
+    return Session(session_id, username, logged_in_at=logged_in_at, last_seen=last_seen, tag=tag)
 
 
 class RedisSessionStore:
@@ -149,11 +173,15 @@ class RedisSessionStore:
         self._listeners: list[SessionEndListener] = []
         self._keys = [bus.prefix, bus.key("lru"), bus.key("clock"), bus.key("ended")]
         self._scripts = {name: bus.client.register_script(source) for name, source in
-                         [("create", CREATE), ("get", GET), ("delete", DELETE), ("sweep", SWEEP), ("clear", CLEAR)]}
+                         [("create", CREATE), ("get", GET), ("delete", DELETE), ("sweep", SWEEP), ("clear", CLEAR),
+                                  ("audit", AUDIT)]}
         self._ttl_ms = str(int(ttl * 1000) + KEY_GRACE_MS)
         # Sessions seen live, with when (by the store's clock) and during which subscription
         # to `ended`, least recently seen first; at most max_sessions of them.
         self._trusted: OrderedDict[str, tuple[Session, float, int]] = OrderedDict()
+        # How many session ends this process has heard of: an answer from Redis that crossed
+        # an end on its way back (the `ended` message can overtake it) is never trusted.
+        self._ends_heard = 0
         bus.on("ended", self._ended_elsewhere)
 
     def add_end_listener(self, listener: SessionEndListener) -> None:
@@ -185,13 +213,17 @@ class RedisSessionStore:
             session = trusted[0]
             session.last_seen = now
             return session
+        ends_heard = self._ends_heard
         state, *rest = await self._run("get", session_id, repr(now), repr(self.ttl), self._ttl_ms)
         if state == "expired":
             await self._notify_all(rest)
         if state != "live":
             return None
         session = _session(rest[0])
-        self._trust(session, now)
+        if self._ends_heard == ends_heard:
+            # Live when Redis ran the script, and no end was heard since it was sent: any
+            # later end of this session will be heard, and will drop it from the cache.
+            self._trust(session, now)
         return session
 
     def _still_trusted(self, seen_at: float, subscription: int, now: float) -> bool:
@@ -215,6 +247,17 @@ class RedisSessionStore:
         await self._notify_all(expired)
         return len(expired)
 
+    async def audit(self, session_ids: Iterable[str]) -> None:
+        """Tell the end listeners of any of these sessions that ended unheard (while the
+        subscription to `ended` was down) or sits idle past its TTL, without renewing any."""
+        ids = list(session_ids)
+        if not ids:
+            return
+        gone, expired = await self._run("audit", repr(self._clock()), repr(self.ttl), *ids)
+        await self._notify_all(expired)
+        for session_id in gone:
+            await self._notify(Session(session_id, "", logged_in_at=0, last_seen=0), "gone")
+
     async def clear(self) -> None:
         """End every session of every process (not called when one process stops)."""
         await self._notify_all(await self._run("clear"))
@@ -231,7 +274,10 @@ class RedisSessionStore:
 
     async def _notify_all(self, ended: list[list[Any]]) -> None:
         for fields in ended:
-            session, reason = _session(fields), fields[4]
-            self._trusted.pop(session.id, None)
-            for listener in self._listeners:
-                await listener(session, reason)
+            await self._notify(_session(fields), fields[4])
+
+    async def _notify(self, session: Session, reason: EndReason) -> None:
+        self._ends_heard += 1
+        self._trusted.pop(session.id, None)
+        for listener in self._listeners:
+            await listener(session, reason)

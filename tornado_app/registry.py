@@ -67,6 +67,10 @@ class SocketRegistry:
     def sockets_of(self, session_id: str) -> list[str]:
         return list(self._by_session.get(session_id, ()))
 
+    def session_ids(self) -> list[str]:
+        """The sessions with a socket here."""
+        return list(self._by_session)
+
     def all_sockets(self) -> list[str]:
         return list(self._owners)
 

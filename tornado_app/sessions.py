@@ -11,10 +11,12 @@ import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Literal, Protocol
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Literal, Protocol
 
 Clock = Callable[[], float]
-EndReason = Literal["logout", "replaced", "expired", "evicted", "shutdown"]
+# "gone": ended in another process while this one was not listening (found by an audit)
+EndReason = Literal["logout", "replaced", "expired", "evicted", "shutdown", "gone"]
 SessionEndListener = Callable[["Session", EndReason], Awaitable[None]]
 
 DEFAULT_SESSION_TTL = 30 * 60  # idle seconds before a session expires
@@ -62,6 +64,8 @@ class SessionStore(Protocol):
     async def delete(self, session_id: str, reason: EndReason = "logout") -> Session | None: ...
 
     async def sweep(self) -> int: ...
+
+    async def audit(self, session_ids: Iterable[str]) -> None: ...
 
     async def clear(self) -> None: ...
 
@@ -169,6 +173,19 @@ class MemorySessionStore:
         for session in expired:
             await self._notify(session, "expired")
         return len(expired)
+
+    async def audit(self, session_ids: Iterable[str]) -> None:
+        """End (and tell the listeners of) any of these sessions that is idle past its TTL
+        or unknown, without renewing the others: sockets of a session whose end nobody
+        heard must not stay. (Here every end is heard; the Redis store can miss some.)"""
+        deadline = self._clock() - self.ttl
+        for session_id in list(session_ids):
+            session = self._sessions.get(session_id)
+            if session is None:
+                await self._notify(Session(session_id, "", logged_in_at=0, last_seen=0), "gone")
+            elif session.last_seen < deadline:
+                del self._sessions[session_id]
+                await self._notify(session, "expired")
 
     async def clear(self) -> None:
         """End every session (the server is stopping)."""

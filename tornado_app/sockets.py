@@ -36,6 +36,8 @@ library_log.setLevel(logging.ERROR)
 T = TypeVar("T")
 
 NOT_AUTHENTICATED = "not authenticated"
+SESSION_ENDED = "session ended"
+SESSION_ID = "tornado_app.session_id"  # the key, in a socket's environ, of the session it rides on
 STORE_UNAVAILABLE = "session store unavailable"
 MAX_PACKET_BYTES = 64 * 1024  # a chat message is at most 500 characters; refuse giant packets
 DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds from the Engine.IO open to the Socket.IO connect
@@ -63,10 +65,30 @@ class ProtocolGuardedServer(socketio.AsyncServer):
         self._ignored_packets: dict[str, int] = {}  # per Engine.IO session, to log once
 
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> None:
+        # The web session this Engine.IO session was opened with: the only one it may ever
+        # act for (see same_session). Read once, here, from the handshake's cookie.
+        environ[SESSION_ID] = read_session_id(environ["tornado.handler"])
         await super()._handle_eio_connect(eio_sid, environ)
+        self._arm_connect_deadline(eio_sid)
+
+    def _arm_connect_deadline(self, eio_sid: str) -> None:
+        self._cancel_connect_deadline(eio_sid)
         self._connect_deadlines[eio_sid] = asyncio.get_running_loop().call_later(
             self.connect_timeout, self._connect_timed_out, eio_sid
         )
+
+    def same_session(self, eio_sid: str, session_id: str | None) -> bool:
+        """Whether a request on this Engine.IO session carries the session it was opened
+        with (True for an unknown sid: engineio refuses that one itself)."""
+        environ = self.environ.get(eio_sid)
+        return environ is None or environ.get(SESSION_ID) == session_id
+
+    def expect_a_new_connect(self, eio_sid: str) -> None:
+        """After a Socket.IO disconnect the Engine.IO connection may stay open (a client's
+        `41`, or a page that ignores the server's DISCONNECT): it gets `connect_timeout` to
+        connect again, like a new one, and is closed otherwise."""
+        if eio_sid in self.eio.sockets:
+            self._arm_connect_deadline(eio_sid)
 
     async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
         await super()._handle_connect(eio_sid, namespace, data)
@@ -231,12 +253,17 @@ class ChatSocketServer:
         return self.sio.manager.is_connected(sid, "/")
 
     async def _on_connect(self, sid: str, environ: dict[str, Any] | None = None, auth: object = None, *_: object) -> None:
+        """Accept a socket only for a live session, in an order that no ending can slip
+        through: every await that reads the session happens either before the socket is
+        registered (then a second look, after registering, sees any end that came since) or
+        after it (then the end's listener finds the socket and makes this connect refuse).
+        Nothing is awaited between the last check and python-socketio marking it connected."""
         if self._sent_by_the_client(sid) or not isinstance(environ, dict):
             return
-        handler = environ["tornado.handler"]
-        request = handler.request
+        request = environ["tornado.handler"].request
         try:
-            session = await self.store.get(read_session_id(handler))
+            session = await self.store.get(environ.get(SESSION_ID))
+            recent = await self._recent_history() if session is not None else []
         except SessionStoreUnavailable:
             raise ConnectionRefusedError(STORE_UNAVAILABLE) from None  # the store logs it, once
         if session is None:
@@ -244,22 +271,44 @@ class ChatSocketServer:
             log.info("refused socket from %s: %s", request.remote_ip, NOT_AUTHENTICATED)
             raise ConnectionRefusedError(NOT_AUTHENTICATED)
         came_online = self.registry.add(sid, session, request.remote_ip)
+        try:
+            still_live = await self.store.get(session.id) is not None
+        except SessionStoreUnavailable:
+            self.registry.remove(sid)
+            raise ConnectionRefusedError(STORE_UNAVAILABLE) from None
+        self._refuse_if_ended(sid, still_live)
         log.debug("socket %s of %r connected from %s", sid, session.username, request.remote_ip)
         await self.emit_here("welcome", {"username": session.username, "tag": session.tag}, sid)
-        try:
-            recent = await self.history.recent()
-        except SessionStoreUnavailable:
-            recent = []
         await self.emit_here("history", {"messages": recent}, sid)
         if came_online:
             self.presence.changed()  # everyone hears, the newcomer included
         else:
             # Nothing changed for the others, but the newcomer needs to know who is there.
             await self.presence.tell(sid)
+        self._refuse_if_ended(sid)  # (the emits above can wait, on engineio's own path)
+
+    def _refuse_if_ended(self, sid: str, still_live: bool = True) -> None:
+        """Refuse a connecting socket whose session ended while it was being accepted (the
+        end's listener then took it out of the registry, see _on_session_end)."""
+        if still_live and self.registry.owner(sid) is not None:
+            return
+        owner = self.registry.remove(sid)
+        if owner is not None and not self.registry.is_online(owner.session_id):
+            self.presence.changed()
+        raise ConnectionRefusedError(SESSION_ENDED)
+
+    async def _recent_history(self) -> list[object]:
+        try:
+            return await self.history.recent()
+        except SessionStoreUnavailable:
+            return []
 
     async def _on_disconnect(self, sid: str, reason: object = None, *_: object) -> None:
         if self._sent_by_the_client(sid):
             return  # a forged 'disconnect' must not unregister a live socket
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+        if eio_sid is not None:
+            self.sio.expect_a_new_connect(eio_sid)
         owner = self.registry.remove(sid)
         if owner is None:
             return
@@ -270,10 +319,15 @@ class ChatSocketServer:
             self.presence.changed()
 
     async def _on_session_end(self, session: Session, reason: EndReason) -> None:
-        # Say why first, so that the page can tell the person in plain words.
+        """Drop every socket of an ended session: a connected one is told why (so that the page
+        can say it in plain words) and disconnected; one still being accepted is taken out of
+        the registry, which makes its connect refuse (see _on_connect)."""
         for sid in self.registry.sockets_of(session.id):
-            await self.emit_here("ended", {"reason": reason}, sid)
-            await self.sio.disconnect(sid)
+            if self.sio.manager.is_connected(sid, "/"):
+                await self.emit_here("ended", {"reason": reason}, sid)
+                await self.sio.disconnect(sid)
+            else:
+                self.registry.remove(sid)
 
     async def _live_session(self, sid: str) -> Session | None:
         """The sender's session, refreshed by this event; None (and the socket dropped) if gone."""

@@ -28,11 +28,16 @@ from tornado.iostream import StreamBufferFullError, StreamClosedError
 from tornado.web import HTTPError, RequestHandler
 from tornado.websocket import WebSocketClosedError
 
+from .cookies import read_session_id
 from .origins import origin_allowed
 from .sockets import ProtocolGuardedServer
 
 log = logging.getLogger(__name__)
 
+# What browsers send in Sec-Fetch-Mode / Sec-Fetch-Dest for a resource load that is not the
+# Socket.IO client's fetch or WebSocket (a <script>, <img>, <iframe>, a navigation).
+NOT_A_SOCKET_MODES = frozenset({"no-cors", "navigate", "nested-navigate"})
+SOCKET_DESTINATIONS = frozenset({"empty", "websocket"})
 INBOUND_FRAMES = 16  # frames queued for engineio per connection before Tornado stops reading
 DEFAULT_MAX_UNSENT_BYTES = 256 * 1024  # unsent data per socket before it is dropped as a slow reader
 
@@ -83,15 +88,43 @@ def make_socketio_handler(
         _room_for_frames: Future[None] | None = None
         _ignored_frames = 0
 
+        def set_default_headers(self) -> None:
+            super().set_default_headers()
+            # No answer of this endpoint is ever a script, a style sheet or an image.
+            self.set_header("X-Content-Type-Options", "nosniff")
+
         def prepare(self) -> None:
-            # Refuse a foreign Origin here, on both transports, before anything is upgraded:
-            # engineio's handler accepts the WebSocket first and refuses late, so a client
-            # would hang for tens of seconds.
-            origin = self.request.headers.get("Origin")
-            if origin is not None and not self.check_origin(origin):
-                log.info("refused socket from %s: origin %r not allowed", self.request.remote_ip, origin)
+            refusal = self._refusal()
+            if refusal is not None:
+                status, reason, detail = refusal
+                log.info("refused socket from %s: %s", self.request.remote_ip, detail)
                 self.refusal_logged = True
-                raise HTTPError(403)
+                raise HTTPError(status, reason=reason)
+
+        def _refusal(self) -> tuple[int, str, str] | None:
+            """(status, reason, what to log) when this request may not reach engineio: on both
+            transports before anything is upgraded (engineio's handler accepts a WebSocket
+            first and refuses late, so a client would hang for tens of seconds)."""
+            headers = self.request.headers
+            origin = headers.get("Origin")
+            if origin is not None and not self.check_origin(origin):
+                return 403, "origin not allowed", f"origin {origin!r} not allowed"
+            # A <script>, <img> or <iframe> on any page may load this URL with the person's
+            # cookie (a same-site page even with SameSite=Lax) and without an Origin header.
+            # Browsers mark such loads; the Socket.IO client only ever fetches or upgrades.
+            if (headers.get("Sec-Fetch-Mode") in NOT_A_SOCKET_MODES
+                    or headers.get("Sec-Fetch-Dest", "empty") not in SOCKET_DESTINATIONS):
+                return 403, "not a socket request", (f"not a socket request (Sec-Fetch-Dest {headers.get('Sec-Fetch-Dest')!r}, "
+                                                     f"Sec-Fetch-Mode {headers.get('Sec-Fetch-Mode')!r})")
+            if "j" in self.request.query_arguments:
+                # JSONP wraps packets in a script that any page can include; never served.
+                return 400, "JSONP is not served", "JSONP polling is not served"
+            eio_sid = self.get_query_argument("sid", None)
+            if eio_sid is not None and not sio.same_session(eio_sid, read_session_id(self)):
+                # An Engine.IO session belongs to the session cookie it was opened with: a
+                # stolen sid alone (a leaked URL, a script that read it) opens nothing.
+                return 403, "connection of another session", "the connection belongs to another session"
+            return None
 
         async def open(self, *args: Any, **kwargs: Any) -> None:
             # Without this, Nagle's algorithm holds the second small frame of a handshake
@@ -225,6 +258,6 @@ def make_socketio_handler(
 
         def write_error(self, status_code: int, **kwargs: Any) -> None:
             self.set_header("Content-Type", "text/plain; charset=UTF-8")
-            self.finish("origin not allowed\n" if status_code == 403 else f"{self._reason}\n")
+            self.finish(f"{self._reason}\n")
 
     return SocketIOHandler
