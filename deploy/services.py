@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -70,18 +71,29 @@ class Service:
 
 
 class RedisServer(Service):
-    """redis-server on a free loopback port, no persistence, its files in `workdir`."""
+    """redis-server on a free loopback port, no persistence, its files in `workdir`, and a
+    password: any local user can reach a loopback port, and Redis holds the session ids (the
+    bearer credentials) and the channels every process obeys.
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    The password is in `redis.conf` (mode 0600, in the caller's private temporary directory)
+    and in `url`, which goes to the app processes through $TORNADO_APP_REDIS_URL: never on a
+    command line, which every local user can read in /proc/PID/cmdline."""
+
+    def __init__(self, workdir: Path, port: int | None = None, password: str | None = None) -> None:
         self.workdir = workdir
         self.port = port or free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.password = password or secrets.token_urlsafe(32)
+        self.url = f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+        self.config_path = workdir / "redis.conf"
+        # Created 0600 before the password is written: never readable by others, not even briefly.
+        descriptor = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as config:
+            config.write(f'port {self.port}\nbind 127.0.0.1\nprotected-mode yes\ndir "{workdir}"\nsave ""\n'
+                         f'appendonly no\nlogfile "{workdir / "redis.log"}"\nrequirepass "{self.password}"\n')
         self.start()
 
     def start(self) -> None:
-        command = [find_program("redis-server", sbin=True), "--port", str(self.port), "--bind", "127.0.0.1",
-                   "--dir", str(self.workdir), "--save", "", "--appendonly", "no", "--protected-mode", "yes",
-                   "--logfile", str(self.workdir / "redis.log")]
+        command = [find_program("redis-server", sbin=True), str(self.config_path)]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
         wait_for_port(self.port, self.process)
 

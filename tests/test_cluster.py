@@ -46,8 +46,9 @@ class Cluster:
 
     def start(self, *args: str, name: str | None = None, port: int | None = None) -> AppProcess:
         log = self.workdir / f"{name or f'app{len(self.apps) + 1}'}.log"
-        app = AppProcess(log, "--redis-url", self.redis_url, "--log-level", "info", *args, port=port,
-                         env={"TORNADO_APP_COOKIE_SECRET": SECRET})
+        # Secrets through the environment, as in deployment: never on a command line.
+        app = AppProcess(log, "--log-level", "info", *args, port=port,
+                         env={"TORNADO_APP_COOKIE_SECRET": SECRET, "TORNADO_APP_REDIS_URL": self.redis_url})
         self.apps.append(app)
         return app
 

@@ -18,8 +18,10 @@ import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from .redis_values import BadValue, IgnoredValues
 from .sessions import SessionStoreUnavailable, SessionStoreUnreachable
 
 log = logging.getLogger(__name__)
@@ -32,13 +34,27 @@ MessageHandler = Callable[[Any], Awaitable[None]]
 
 
 def redacted(url: str) -> str:
-    """The URL without its password, fit for a log line."""
-    if "@" not in url:
-        return url
-    scheme, rest = url.split("://", 1) if "://" in url else ("", url)
-    credentials, host = rest.rsplit("@", 1)
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user + ':***' if user else '***'}@{host}"
+    """The URL without its secrets, fit for a log line: the userinfo's password (or all of a
+    userinfo without a colon, which some clients read as a password) and any `password=` in
+    the query are replaced by `***`."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    # A unix socket's path may hold an "@"; elsewhere everything up to the last "@" is
+    # userinfo (a password may hold "/", "?", "#" or "@": no other character bounds it).
+    userinfo_end = rest.find("@", 0, rest.find("/") % (len(rest) + 1)) if scheme == "unix" else rest.rfind("@")
+    if userinfo_end >= 0:
+        credentials, rest = rest[:userinfo_end], rest[userinfo_end + 1:]
+        user, colon, _ = credentials.partition(":")
+        rest = (f"{user}:***@" if colon and user else "***@") + rest
+    rest, hash_, fragment = rest.partition("#")
+    rest, question, query = rest.partition("?")
+    if query:
+        query = "&".join(
+            f"{name}=***" if name.lower() in ("password", "pass", "pwd") else part
+            for part in query.split("&") for name in [part.partition("=")[0]]
+        )
+    return f"{scheme}{sep}{rest}{question}{query}{hash_}{fragment}"
 
 
 class RedisBus:
@@ -59,6 +75,8 @@ class RedisBus:
         self._handlers: dict[str, MessageHandler] = {}
         self._listener: asyncio.Task[None] | None = None
         self._available = True
+        self._full = False  # Redis refuses writes: out of memory (maxmemory, noeviction)
+        self.ignored = IgnoredValues()  # bad values read from Redis, each logged once
         self.subscribed = asyncio.Event()
         # Which subscription this is: a message may have been missed between two of them.
         self.subscription = 0
@@ -89,14 +107,26 @@ class RedisBus:
             await asyncio.gather(self._listener, return_exceptions=True)
         await self.client.aclose()
 
-    async def run(self, command: Awaitable[Any]) -> Any:
-        """Await a Redis command; if Redis is away, SessionStoreUnavailable (logged once)."""
+    async def run(self, command: Awaitable[Any], writes: bool = False) -> Any:
+        """Await a Redis command; if Redis is away or out of memory, SessionStoreUnavailable
+        (logged once). A command that `writes` and succeeds also ends an out-of-memory spell:
+        reads succeed throughout one, so they cannot tell."""
         try:
             result = await command
         except REDIS_DOWN as error:
             self.lost(error)
             raise SessionStoreUnavailable(str(error)) from None
+        except OutOfMemoryError as error:
+            # A full Redis is an outage for whatever needs a write (a login, a session's
+            # refresh): a 503 that says so, not a 500 with a traceback per request.
+            if not self._full:
+                self._full = True
+                log.warning("session store unavailable: Redis at %s is out of memory: %s", redacted(self.url), error)
+            raise SessionStoreUnavailable(str(error)) from None
         self.back()
+        if writes and self._full:
+            self._full = False
+            log.info("session store is back: Redis at %s accepts writes again", redacted(self.url))
         return result
 
     def lost(self, error: BaseException) -> None:
@@ -137,11 +167,15 @@ class RedisBus:
         handler = self._handlers.get(channel)
         try:
             origin, payload = json.loads(message["data"])
-        except (ValueError, TypeError):
-            log.info("ignored a message on %s that is not ours", channel)
+        except (ValueError, TypeError, RecursionError):
+            self.ignored.skip(f"a message on {channel}", message["data"], BadValue("not [process, payload] JSON"))
             return
         if handler is not None and origin != self.process_id:
             try:
                 await handler(payload)
+            except BadValue as error:
+                # A payload that is JSON but not what the app publishes (its handler checks
+                # it like client input): skipped, one line per distinct payload.
+                self.ignored.skip(f"a message on {channel}", payload, error)
             except Exception:
                 log.exception("handling a message on %s failed", channel)

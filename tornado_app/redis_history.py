@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 
+from redis.exceptions import ResponseError
+
 from .history import DEFAULT_HISTORY, Message
 from .redis_bus import RedisBus
+from .redis_values import BadValue, chat_message
 
 
 class RedisHistory:
@@ -23,9 +26,22 @@ class RedisHistory:
         async with self._bus.client.pipeline(transaction=True) as pipe:
             pipe.rpush(self._key, json.dumps(message, separators=(",", ":")))
             pipe.ltrim(self._key, -self.size, -1)
-            await self._bus.run(pipe.execute())
+            await self._bus.run(pipe.execute(), writes=True)
 
     async def recent(self) -> list[Message]:
+        """The kept messages that are what the app writes; any other entry is skipped (and
+        logged once), so one bad entry can neither fail every connect nor reach anyone."""
         if self.size == 0:
             return []
-        return [json.loads(item) for item in await self._bus.run(self._bus.client.lrange(self._key, 0, -1))]
+        messages: list[Message] = []
+        try:
+            items = await self._bus.run(self._bus.client.lrange(self._key, 0, -1))
+        except ResponseError as error:  # WRONGTYPE: the key is no list
+            self._bus.ignored.skip("history", self._key, BadValue(str(error)))
+            return messages
+        for item in items:
+            try:
+                messages.append(chat_message(item))
+            except BadValue as error:
+                self._bus.ignored.skip("history", item, error)
+        return messages

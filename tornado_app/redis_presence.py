@@ -12,16 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import Callable
 
+from redis.exceptions import ResponseError
+
 from .redis_bus import RedisBus
+from .redis_values import BadValue, person
 from .registry import Person
 from .sessions import SessionStoreUnavailable
 
 
 HEARTBEAT_SECONDS = 3.0  # how often a process says it is alive and checks on the others
 PROCESS_TTL = 10.0  # seconds after a process's last heartbeat that its users count as gone
+PROCESS_ID = re.compile(rb"[0-9a-f]{16}")  # RedisBus.process_id
 
 
 class RedisPresence:
@@ -66,17 +71,31 @@ class RedisPresence:
                 pipe.sadd(self._own_key, *(f"{tag} {name}" for name, tag in self._here))
             pipe.pexpire(self._own_key, int(self._process_ttl * 1000))
             pipe.zadd(self._processes, {self._bus.process_id: time.time()})
-            await self._bus.run(pipe.execute())
+            await self._bus.run(pipe.execute(), writes=True)
 
     async def elsewhere(self) -> set[Person]:
         client = self._bus.client
         await self._bus.run(client.zremrangebyscore(self._processes, "-inf", time.time() - 3 * self._process_ttl))
-        others = [self._bus.key("online", process.decode()) for process in
-                  await self._bus.run(client.zrange(self._processes, 0, -1)) if process.decode() != self._bus.process_id]
+        others = []
+        for process in await self._bus.run(client.zrange(self._processes, 0, -1)):
+            if not PROCESS_ID.fullmatch(process):  # a key name made of anything: not followed
+                self._bus.ignored.skip("processes", process, BadValue("not a process id"))
+            elif process.decode() != self._bus.process_id:
+                others.append(self._bus.key("online", process.decode()))
         if not others:
             return set()
-        members = await self._bus.run(client.sunion(others))
-        return {Person(name, tag) for tag, _, name in (member.decode().partition(" ") for member in members)}
+        people = set()
+        try:
+            members = await self._bus.run(client.sunion(others))
+        except ResponseError as error:  # WRONGTYPE: one of the keys is no set
+            self._bus.ignored.skip("online", others, BadValue(str(error)))
+            return people
+        for member in members:
+            try:
+                people.add(Person(*person(member)))
+            except BadValue as error:  # not what a process writes: nobody is shown for it
+                self._bus.ignored.skip("online", member, error)
+        return people
 
     async def _heard(self, _: object) -> None:
         self._changed()

@@ -1,0 +1,135 @@
+"""Values read back from Redis, checked like client input.
+
+Anyone who can write to Redis could put anything there: a history entry that is not JSON, a
+name that validation.py refuses at login, a timestamp that is not a number. Each check here
+returns the value as the app wrote it or raises BadValue (a ValueError); the caller skips
+that value, and `IgnoredValues` says so in one log line per bad value (never one per request).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import re
+from collections import OrderedDict
+from typing import Any, get_args
+
+from .sessions import EndReason
+from .validation import MAX_CHAT_LENGTH, InvalidInput, clean_chat_payload, clean_username
+
+log = logging.getLogger(__name__)
+
+
+class BadValue(ValueError):
+    """A value read from Redis that the app would not have written."""
+
+
+TAG = re.compile(r"[A-Za-z0-9_-]{11}")  # sessions.new_tag(): token_urlsafe(8)
+MESSAGE_ID = re.compile(r"[0-9a-f]{12}")  # sockets: secrets.token_hex(6)
+# "live" comes with a session a script found live; the others are why a session ended.
+END_REASONS = frozenset(get_args(EndReason)) | {"live"}
+REMEMBERED = 4096  # distinct bad values already logged, least recently seen forgotten first
+
+
+def username(value: object) -> str:
+    """A name as the login form would have accepted it, unchanged by cleaning."""
+    try:
+        cleaned = clean_username(value)
+    except InvalidInput as refusal:
+        raise BadValue(f"username refused: {refusal}") from None
+    if cleaned != value:
+        raise BadValue("username not in its cleaned form")
+    return cleaned
+
+
+def tag(value: object) -> str:
+    if not isinstance(value, str) or not TAG.fullmatch(value):
+        raise BadValue("tag is not 11 URL-safe characters")
+    return value
+
+
+def timestamp(value: object) -> float:
+    """A finite number (Redis gives strings or bytes; Lua's cjson gives numbers or strings)."""
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise BadValue("timestamp is not a number")
+    try:
+        number = float(value)
+    except ValueError:
+        raise BadValue("timestamp is not a number") from None
+    if not math.isfinite(number):
+        raise BadValue("timestamp is not finite")
+    return number
+
+
+def chat_message(raw: object) -> dict[str, Any]:
+    """One history entry: the JSON object sockets.py writes, with exactly its fields."""
+    try:
+        message = json.loads(raw)  # type: ignore[arg-type]
+    except (ValueError, TypeError, RecursionError):
+        raise BadValue("not JSON") from None
+    if not isinstance(message, dict) or set(message) != {"id", "username", "tag", "text", "time"}:
+        raise BadValue("not a chat message object")
+    if not isinstance(message["id"], str) or not MESSAGE_ID.fullmatch(message["id"]):
+        raise BadValue("id is not 12 hex digits")
+    username(message["username"])
+    tag(message["tag"])
+    try:
+        clean_chat_payload({"text": message["text"]})
+    except InvalidInput:
+        raise BadValue(f"text is not a string of 1 to {MAX_CHAT_LENGTH} characters") from None
+    if isinstance(message["time"], bool) or not isinstance(message["time"], int) or message["time"] < 0:
+        raise BadValue("time is not a whole number of seconds")
+    return message
+
+
+def person(member: bytes) -> tuple[str, str]:
+    """An online entry, "<tag> <name>", as (name, tag)."""
+    try:
+        text = member.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadValue("not UTF-8") from None
+    found_tag, _, name = text.partition(" ")
+    return username(name), tag(found_tag)
+
+
+def session_fields(fields: object) -> tuple[str, str, float, float, str, str]:
+    """[id, username, logged in at, last seen, (reason), (tag)] from a session script or the
+    `ended` channel, as (id, username, logged_in_at, last_seen, reason, tag)."""
+    if not isinstance(fields, list) or len(fields) < 4:
+        raise BadValue("session fields are not a list of at least 4")
+    session_id = fields[0]
+    if not isinstance(session_id, str) or not 1 <= len(session_id) <= 128:
+        raise BadValue("session id is not a string")
+    reason = fields[4] if len(fields) > 4 else "live"
+    if reason not in END_REASONS:
+        raise BadValue("reason is not one of the end reasons")
+    # A session written before tags existed has none (Lua gives false for a missing field).
+    found_tag = fields[5] if len(fields) > 5 and fields[5] not in (False, None, "") else ""
+    return (session_id, username(fields[1]), timestamp(fields[2]), timestamp(fields[3]), reason,
+            tag(found_tag) if found_tag else "")
+
+
+class IgnoredValues:
+    """Logs a bad value read from Redis once, however often it is read again."""
+
+    def __init__(self, remembered: int = REMEMBERED) -> None:
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
+        self._remembered = remembered
+        self.count = 0  # bad values skipped, logged or not
+
+    def skip(self, where: str, value: object, error: BaseException) -> None:
+        self.count += 1
+        digest = hashlib.blake2b(f"{where}\0{value!r}".encode("utf-8", "replace"), digest_size=16).digest()
+        if digest in self._seen:
+            self._seen.move_to_end(digest)
+            return
+        self._seen[digest] = None
+        if len(self._seen) > self._remembered:
+            self._seen.popitem(last=False)
+        shown = repr(value)
+        log.warning("ignored a bad value in Redis (%s): %s: %s%s", where, error,
+                    shown[:80], "..." if len(shown) > 80 else "")
