@@ -27,9 +27,11 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))  # runnable from any working directory, installed or not
 
 from tornado_app import loop  # noqa: E402
+from tornado_app.admission import raise_open_files_limit  # noqa: E402
 from tornado_app.app import TornadoApp, make_app  # noqa: E402
 from tornado_app.origins import HostPolicy  # noqa: E402
 from tornado_app.cli import configure_logging  # noqa: E402
+from tornado_app.engine import DEFAULT_FIRST_POLL_TIMEOUT, DEFAULT_MAX_SOCKETS_PER_IP  # noqa: E402
 from tornado_app.server import BoundSockets, CannotBind, bind, serve  # noqa: E402
 
 log = logging.getLogger("launcher")
@@ -186,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Python then leaves it ignored, so `kill -INT` would not stop a launcher started by a script.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     configure_logging(args.log_level)
+    raise_open_files_limit()  # a desktop session often starts programs at 1024 open files
     try:
         bound = bind("127.0.0.1", args.port)
     except CannotBind as error:
@@ -194,7 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A fresh secret per launch: sessions live in memory and end with the window anyway.
     # Only the loopback names on our port: a local server on a desktop is what DNS rebinding
     # targets (a web page whose name is made to resolve to 127.0.0.1).
-    server = ServerThread(make_app(secrets.token_urlsafe(32), allowed_hosts=HostPolicy.local(bound.port)), bound)
+    app = make_app(secrets.token_urlsafe(32), allowed_hosts=HostPolicy.local(bound.port),
+                   max_sockets_per_ip=DEFAULT_MAX_SOCKETS_PER_IP, first_poll_timeout=DEFAULT_FIRST_POLL_TIMEOUT)
+    server = ServerThread(app, bound)
     server.start()
 
     reason = None if args.no_window or args.browser else window_unavailable_reason()

@@ -169,3 +169,72 @@ async def slow_reader(base_url: str, cookie: str, seconds: float, pong_every: fl
         pass  # the server dropped it
     finally:
         ws.abort()
+
+
+async def open_from(base_url: str, source: str = "127.0.0.1") -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A TCP connection to the server from the loopback address `source` (any of 127/8 on
+    Linux), so that an attacker and a bystander on one machine are two client addresses."""
+    parts = urlsplit(base_url)
+    return await asyncio.open_connection(parts.hostname or "127.0.0.1", parts.port or 80, local_addr=(source, 0))
+
+
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def idle_connections(base_url: str, count: int, source: str = "127.0.0.2") -> list[Connection]:
+    """`count` connections that send nothing, held open (those that could not be opened
+    within 10 s are left out; the caller closes the rest)."""
+    opened = await asyncio.gather(*(asyncio.wait_for(open_from(base_url, source), 10) for _ in range(count)), return_exceptions=True)
+    return [connection for connection in opened if not isinstance(connection, BaseException)]
+
+
+async def closed_by_the_server(connections: list[Connection], within: float = 2.0) -> int:
+    """How many of these connections the server has closed (EOF or reset) within `within` s."""
+
+    async def closed(reader: asyncio.StreamReader) -> bool:
+        try:
+            return await asyncio.wait_for(reader.read(1), within) == b""
+        except asyncio.TimeoutError:
+            return False
+        except ConnectionError:
+            return True
+
+    return sum(await asyncio.gather(*(closed(reader) for reader, _ in connections)))
+
+
+def close_all(connections: list[Connection]) -> None:
+    for _, writer in connections:
+        writer.transport.abort()
+
+
+async def unfinished_body(base_url: str, path: str, announced: int, sent: int, source: str = "127.0.0.2",
+                          hold: float = 0.0, headers: dict[str, str] | None = None) -> tuple[bytes, asyncio.StreamWriter]:
+    """Headers for a POST of `announced` bytes and the first `sent` of them; returns the
+    status line the server answered within 3 s (b"" if none) and the open connection."""
+    reader, writer = await open_from(base_url, source)
+    host = urlsplit(base_url).netloc
+    head = [f"POST {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {announced}",
+            "Content-Type: application/x-www-form-urlencoded",
+            *(f"{name}: {value}" for name, value in (headers or {}).items())]
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
+    try:
+        for offset in range(0, sent, 65536):
+            writer.write(b"x" * min(65536, sent - offset))
+            await asyncio.wait_for(writer.drain(), 3)
+        status = await asyncio.wait_for(reader.readline(), 3)
+    except (asyncio.TimeoutError, ConnectionError):
+        status = b""
+    return status, writer
+
+
+async def polling_handshakes(base_url: str, count: int, source: str = "127.0.0.2", concurrency: int = 50) -> list[int]:
+    """`count` Engine.IO polling handshakes without a cookie that never poll; their statuses."""
+    connector = aiohttp.TCPConnector(limit=concurrency, local_addr=(source, 0))
+    async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar()) as http:
+
+        async def one(_: int) -> int:
+            async with http.get(base_url.rstrip("/") + SOCKETIO_POLLING) as response:
+                await response.read()
+                return response.status
+
+        return list(await asyncio.gather(*(one(i) for i in range(count))))

@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_help_explains_every_flag() -> None:
     text = build_parser().format_help()
     for flag in ["--address", "--port", "--cookie-secret", "--session-ttl", "--max-sessions", "--allowed-origin", "--log-level",
-                 "--allowed-host", "--certfile", "--keyfile", "--behind-proxy", "--connect-timeout", "--max-unsent-kib", "--no-fast-path", "--no-uvloop"]:
+                 "--allowed-host", "--certfile", "--keyfile", "--behind-proxy", "--connect-timeout", "--max-unsent-kib", "--no-fast-path", "--no-uvloop",
+                 "--max-connections-per-ip", "--max-sockets-per-ip", "--first-poll-timeout"]:
         assert flag in text
     assert "TORNADO_APP_COOKIE_SECRET" in text
 
@@ -297,3 +298,32 @@ def test_without_the_fast_path_the_server_says_so_and_chats_all_the_same(server_
     status, _, log = server.stop()
     assert status == 0
     assert "fast path off: every packet goes through engineio's own queue" in log
+
+
+def test_the_admission_flags_have_sane_defaults_and_refuse_bad_values(capsys) -> None:
+    """Issue 14: per-address caps and the first-poll timeout are flags with defaults that a
+    NAT'd office fits under; zero, negative or non-numbers are a usage error, not a crash."""
+    defaults = build_parser().parse_args([])
+    assert (defaults.max_connections_per_ip, defaults.max_sockets_per_ip, defaults.first_poll_timeout) == (200, 200, 5.0)
+    for argv in (["--max-connections-per-ip", "0"], ["--max-sockets-per-ip", "-1"], ["--first-poll-timeout", "0"],
+                 ["--max-connections-per-ip", "many"]):
+        with pytest.raises(SystemExit) as exit_info:
+            build_parser().parse_args(argv)
+        assert exit_info.value.code == 2
+    assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_a_low_hard_open_files_limit_is_a_warning_at_start() -> None:
+    """The server raises its soft open-files limit to the hard one; when even that is low
+    for the per-address cap, it says so once at start (and still serves)."""
+    code = ("import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256)); "
+            "sys.argv = ['tornado_app', '--port', '0']; runpy.run_module('tornado_app', run_name='__main__', alter_sys=True)")
+    process = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "Serving on" in process.stdout.readline()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert err.count("the open-files limit is 256 (hard limit)") == 1

@@ -463,3 +463,98 @@ def test_without_the_fast_path_every_packet_takes_engineios_own_queue_and_writer
     import engineio.async_drivers.tornado as driver
 
     assert driver._async["websocket"] is WebSocket
+
+
+# --- Engine.IO sessions per client address, and polling sessions that never poll (issue 14,
+# item 5), against a real server process. The attacker comes from 127.0.0.2. -------------
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_limit_sessions_counts_engineio_sessions_per_address_and_gives_places_back() -> None:
+    """What limit_sessions relies on in engineio: its 'connect' event comes with the
+    handshake's environ (the Tornado handler), a reason returned from it refuses the session
+    (401 with that reason), and every session that closes passes 'disconnect'."""
+    from bench.attacks import SOCKETIO_POLLING
+    from tornado_app.app import make_app
+
+    app = make_app("s" * 32, max_sockets_per_ip=1, first_poll_timeout=None)
+    server, base = await serve(app)
+    eio: TunedEngineIOServer = app.sockets.sio.eio
+    try:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+            async with http.get(base + SOCKETIO_POLLING) as first:
+                assert first.status == 200
+                sid = json.loads((await first.text())[1:])["sid"]
+            assert eio.sessions_per_address == {"127.0.0.1": 1}
+            async with http.get(base + SOCKETIO_POLLING) as second:
+                assert second.status == 401
+                assert await second.json() == "too many sockets from your address"
+            assert list(eio.sockets) == [sid]  # the refused one is not kept
+            await app.sockets.sio.end_engineio_session(sid, "server disconnect")
+            assert eio.sessions_per_address == {}
+            async with http.get(base + SOCKETIO_POLLING) as third:
+                assert third.status == 200
+    finally:
+        server.stop()
+        await app.sockets.shutdown()
+
+
+def test_polling_handshakes_from_one_address_are_capped_and_hold_little_memory(server_process: Any) -> None:
+    """300 polling handshakes without a cookie that never poll, from one address, against
+    --max-sockets-per-ip 50: 50 are opened, 250 refused (401, one log line), memory stays
+    flat, and another address still logs in and connects. (Before: 1,155 handshakes a second
+    gave +231 MiB, ~20 KiB each, held until their timeouts.)"""
+    from bench.attacks import polling_handshakes
+
+    from .test_transport import AttackedServer, still_serves_a_person
+
+    attacked = AttackedServer(server_process("--port", "0", "--max-sockets-per-ip", "50", "--first-poll-timeout", "30"))
+
+    async def scenario() -> None:
+        await still_serves_a_person(attacked.url)  # warm up
+        before = attacked.rss_mib()
+        statuses = await polling_handshakes(attacked.url, 300)
+        assert statuses.count(200) == 50 and statuses.count(401) == 250, statuses
+        assert attacked.rss_mib() - before < 8
+        await still_serves_a_person(attacked.url)
+
+    asyncio.run(scenario())
+    status, _, log = attacked.server.stop()
+    assert status == 0 and "Traceback" not in log
+    assert log.count("refused Engine.IO sessions over --max-sockets-per-ip") == 1, log[-2000:]
+
+
+def test_a_polling_session_that_never_polls_is_ended_and_one_that_polls_stays(server_process: Any) -> None:
+    """With --first-poll-timeout 1, a handshake never followed by a poll is ended (its sid
+    is unknown afterwards), while one that polls at once, as a page does, stays open."""
+    from bench.attacks import SOCKETIO_POLLING
+
+    from .test_transport import AttackedServer
+
+    attacked = AttackedServer(server_process("--port", "0", "--first-poll-timeout", "1"))
+    base = attacked.url
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+
+            async def handshake() -> str:
+                async with http.get(base + SOCKETIO_POLLING) as opening:
+                    return json.loads((await opening.text())[1:])["sid"]
+
+            idle, polling = await handshake(), await handshake()
+            poll = asyncio.ensure_future(http.get(f"{base}{SOCKETIO_POLLING}&sid={polling}"))
+            await asyncio.sleep(2.5)  # past the first-poll timeout, with margin for a busy machine
+
+            async def post_connect(sid: str) -> int:
+                """A Socket.IO connect (refused without a cookie, but taken: 200 while the
+                Engine.IO session is open, 400 once engineio no longer knows it)."""
+                async with http.post(f"{base}{SOCKETIO_POLLING}&sid={sid}", data="40") as response:
+                    return response.status
+
+            assert await post_connect(polling) == 200  # still open
+            assert await post_connect(idle) == 400  # ended
+            poll.cancel()
+
+    asyncio.run(scenario())
+    status, _, log = attacked.server.stop()
+    assert log.count("ended polling sessions that never polled: 1 s after the handshake") == 1, log[-2000:]

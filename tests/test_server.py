@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import socket
+import sys
 import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import tornado.httpclient
 
+from bench.attacks import close_all, closed_by_the_server, idle_connections, unfinished_body
+from bench.tools import raise_open_files_limit
 from tornado_app.app import make_app
 from tornado_app.server import CannotBind, bind, serve, sweep_interval
 
-from .conftest import TEST_SECRET, FakeClock, SocketClient, WebUser
+from .conftest import ROOT, TEST_SECRET, ChildProcess, FakeClock, ServerProcess, SocketClient, WebUser
+from .test_transport import AttackedServer, still_serves_a_person
+from .waiting import eventually
 
 
 def test_sweep_interval_keeps_expiry_timely_but_not_busy() -> None:
@@ -107,3 +116,182 @@ async def test_half_open_requests_are_dropped_after_the_header_and_body_timeouts
         assert 0.4 < await held_for(first_bytes) < 2
     stop.set()
     await asyncio.wait_for(serving, 3)
+
+
+# --- Attacks on a real server process (issue 14, items 3 and 4): what one client address can
+# hold, request bodies, and the open-files limit. The attacker comes from 127.0.0.2, the
+# bystander from 127.0.0.1: two client addresses on one machine. -------------------------
+
+LIMITED_SERVER = ("import resource, runpy, sys; "
+                  "resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[1]), int(sys.argv[2]))); "
+                  "sys.argv = ['tornado_app', *sys.argv[3:]]; runpy.run_module('tornado_app', run_name='__main__', alter_sys=True)")
+
+
+class LimitedServerProcess(ServerProcess):
+    """`python -m tornado_app` started with the open-files limit (soft, hard), as systemd
+    starts a service (1024 soft)."""
+
+    def __init__(self, soft: int, hard: int, *args: str) -> None:
+        ChildProcess.__init__(self, [sys.executable, "-c", LIMITED_SERVER, str(soft), str(hard), *args], cwd=ROOT, env=dict(os.environ))
+        self.first_line = self.process.stdout.readline()
+        match = re.search(r"http://\S+/", self.first_line)
+        self.url = match.group(0) if match else ""
+
+
+@pytest.fixture
+def limited_server() -> Iterator[Callable[..., AttackedServer]]:
+    started: list[ServerProcess] = []
+
+    def start(soft: int, hard: int, *args: str) -> AttackedServer:
+        server = LimitedServerProcess(soft, hard, "--port", "0", *args)
+        started.append(server)
+        return AttackedServer(server)
+
+    yield start
+    for server in started:
+        server.close()
+
+
+def open_files(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_unfinished_request_bodies_larger_than_their_route_takes_hold_no_memory(server_process: Any) -> None:
+    """300 connections announce a 1 MiB POST (to /login and to the polling endpoint) and send
+    256 KiB of it: each is answered 413 from its headers and nothing is buffered, the server
+    logs one line, and a person logs in meanwhile. (Before: 1,000 of them took RSS from 50 to
+    1,135 MiB in 2 s, and 357 MiB stayed after they left.)"""
+    raise_open_files_limit(4096)
+    attacked = AttackedServer(server_process("--port", "0", "--max-connections-per-ip", "1000"))
+
+    async def scenario() -> None:
+        await still_serves_a_person(attacked.url)  # warm up: templates, first login, first socket
+        before = attacked.rss_mib()
+        paths = ["/login", "/socket.io/?EIO=4&transport=polling&sid=x"]
+        attack = asyncio.gather(*(unfinished_body(attacked.url, paths[i % 2], 1024 * 1024, 256 * 1024) for i in range(300)))
+        peak, answers = await attacked.peak_rss_while(asyncio.gather(attack, still_serves_a_person(attacked.url)))
+        statuses = [status for status, _ in answers[0]]
+        assert statuses == [b"HTTP/1.1 413 Payload Too Large\r\n"] * 300
+        assert peak - before < 16, f"RSS grew {peak - before:.1f} MiB"
+        for _, writer in answers[0]:
+            writer.transport.abort()
+
+    asyncio.run(scenario())
+    status, _, log = attacked.server.stop()
+    assert status == 0 and "Traceback" not in log and "WARNING" not in log
+    assert log.count("refused request bodies over their route's size") == 1, log[-2000:]
+
+
+def test_a_login_form_is_capped_at_4_kib_and_a_polling_post_at_one_packet(server_process: Any) -> None:
+    """Within 64 KiB a POST to /login is still refused (413) beyond 4 KiB: a form is a few
+    hundred bytes; the polling endpoint takes a packet (64 KiB)."""
+    attacked = AttackedServer(server_process("--port", "0"))
+
+    async def scenario() -> None:
+        status, writer = await unfinished_body(attacked.url, "/login", 5000, 0, source="127.0.0.1")
+        writer.close()
+        assert status == b"HTTP/1.1 413 Payload Too Large\r\n"
+        status, writer = await unfinished_body(attacked.url, "/socket.io/?EIO=4&transport=polling&sid=x", 65536, 0, source="127.0.0.1")
+        writer.close()
+        assert status == b"", "a polling POST of one packet should be read, not refused"
+        await still_serves_a_person(attacked.url)
+
+    asyncio.run(scenario())
+
+
+def test_one_address_holds_at_most_max_connections_per_ip_and_the_rest_are_closed_at_once(server_process: Any) -> None:
+    """An address opening 150 connections against --max-connections-per-ip 50 keeps 50; the
+    other 100 are closed as they are accepted, with one log line; another address is served."""
+    raise_open_files_limit(4096)
+    attacked = AttackedServer(server_process("--port", "0", "--max-connections-per-ip", "50"))
+
+    async def scenario() -> None:
+        connections = await idle_connections(attacked.url, 150)
+        try:
+            assert len(connections) == 150
+            assert await closed_by_the_server(connections, within=2) == 100
+            await still_serves_a_person(attacked.url)
+        finally:
+            close_all(connections)
+        # Their places are given back: the address may connect again.
+        await eventually(lambda: open_files(attacked.pid) < 50, what="the server closed the attacker's connections")
+        again = await idle_connections(attacked.url, 50)
+        try:
+            assert await closed_by_the_server(again, within=1) == 0
+        finally:
+            close_all(again)
+
+    asyncio.run(scenario())
+    status, _, log = attacked.server.stop()
+    assert status == 0 and "Traceback" not in log
+    assert log.count("refused connections over --max-connections-per-ip (50)") == 1, log[-2000:]
+
+
+def test_behind_a_proxy_the_cap_counts_the_address_in_its_headers(server_process: Any) -> None:
+    """Behind a proxy every connection comes from the proxy: the cap counts the client named
+    in X-Forwarded-For; its fourth connection at a cap of 3 is answered 429, others are served."""
+    attacked = AttackedServer(server_process("--port", "0", "--behind-proxy", "--max-connections-per-ip", "3"))
+
+    async def scenario() -> None:
+        forwarded = {"X-Forwarded-For": "203.0.113.7"}
+        held = [await unfinished_body(attacked.url, "/login", 100, 10, source="127.0.0.1", headers=forwarded) for _ in range(3)]
+        assert [status for status, _ in held] == [b""] * 3  # waiting for the rest of their bodies
+        status, writer = await unfinished_body(attacked.url, "/login", 100, 10, source="127.0.0.1", headers=forwarded)
+        writer.close()
+        assert status == b"HTTP/1.1 429 Too Many Requests\r\n"
+        await still_serves_a_person(attacked.url)  # from 127.0.0.1 itself, no header
+        for _, writer in held:
+            writer.close()
+
+    asyncio.run(scenario())
+    status, _, log = attacked.server.stop()
+    assert "Traceback" not in log
+    assert log.count("refused connections over --max-connections-per-ip (3): answered 429, the latest for 203.0.113.7") == 1
+
+
+def test_started_at_1024_open_files_the_server_raises_its_limit_and_holds_thousands_of_connections(limited_server: Any) -> None:
+    """Started as systemd starts a service (1024 open files, hard limit 4096): 1,500 idle
+    connections are all held, and a person still logs in and chats. (Before: at ~1,011
+    sockets nobody else could load the login page, the server spun a core, and its log
+    grew 148 MB in 20 s.)"""
+    raise_open_files_limit(4096)
+    attacked = limited_server(1024, 4096, "--max-connections-per-ip", "2000")
+
+    async def scenario() -> None:
+        connections = await idle_connections(attacked.url, 1500)
+        try:
+            assert len(connections) == 1500
+            await eventually(lambda: open_files(attacked.pid) > 1500, what="the server holds every connection")
+            assert await closed_by_the_server(connections, within=0.5) == 0
+            await still_serves_a_person(attacked.url)
+        finally:
+            close_all(connections)
+
+    asyncio.run(scenario())
+    status, _, log = attacked.server.stop()
+    assert status == 0 and "Traceback" not in log and "open files" not in log.lower()
+
+
+def test_out_of_file_descriptors_the_server_pauses_accepting_without_spinning_and_recovers(limited_server: Any) -> None:
+    """With a hard limit of 256 that it cannot raise, 400 connections from one address (cap
+    lifted) exhaust it: the server pauses accepting, logs it once (not a traceback per
+    attempt), stays nearly idle, and serves a person as soon as they leave."""
+    raise_open_files_limit(4096)
+    attacked = limited_server(256, 256, "--max-connections-per-ip", "1000")
+
+    async def scenario() -> None:
+        connections = await idle_connections(attacked.url, 400)
+        try:
+            await eventually(lambda: "paused accepting connections" in attacked.server.log(), what="the pause is logged")
+            busy = await attacked.becomes_idle(below_percent=20, window=2.0, within=10)
+            assert busy[-1] < 20
+        finally:
+            close_all(connections)
+        await eventually(lambda: open_files(attacked.pid) < 100, what="the attacker's connections are closed")
+        await still_serves_a_person(attacked.url)
+
+    asyncio.run(scenario())
+    status, _, log = attacked.server.stop()
+    assert status == 0 and "Traceback" not in log
+    assert log.count("paused accepting connections: out of file descriptors") == 1, log[-3000:]
+    assert "the open-files limit is 256" in log  # said once at start

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import socketio
 import tornado.web
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 SOCKETIO_PATH = "/socket.io/"
+MAX_FORM_BYTES = 4 * 1024  # a login form is under 1 KiB, a username of 32 characters percent-encoded included
 
 
 class TornadoApp(tornado.web.Application):
@@ -67,6 +69,19 @@ class TornadoApp(tornado.web.Application):
             return self.get_handler_delegate(request, UnknownHostHandler)
         return super().find_handler(request, **kwargs)
 
+    def max_body_bytes(self, path: str) -> int:
+        """The largest request body a route takes; the server answers 413 to a larger one from
+        its headers, before reading any of it (admission.py): a polling POST carries at most
+        one packet, a login or logout form a few hundred bytes."""
+        return self.sockets.sio.eio.max_http_buffer_size if path == SOCKETIO_PATH else MAX_FORM_BYTES
+
+    async def oversized_body(self, path: str, query: str) -> None:
+        """A polling POST refused for its size ends its Engine.IO session, as engineio does
+        for an over-long payload (a pending long poll gets the close packet)."""
+        sid = parse_qs(query).get("sid", [None])[0]
+        if path == SOCKETIO_PATH and sid:
+            await self.sockets.sio.end_engineio_session(sid, self.sockets.sio.reason.TRANSPORT_ERROR)
+
     async def sweep_expired_sessions(self) -> int:
         """Remove expired sessions now (their sockets are disconnected); returns how many.
         Then check the sessions that still have sockets here, so that one whose end this
@@ -97,6 +112,8 @@ def make_app(
     presence_source: PresenceSource | None = None,
     history: ChatHistory | None = None,
     fast_path: bool = True,
+    max_sockets_per_ip: int | None = None,
+    first_poll_timeout: float | None = None,
     web_dir: Path = WEB_DIR,
 ) -> TornadoApp:
     """Build the application around a session store (a fresh in-memory one by default).
@@ -116,6 +133,10 @@ def make_app(
         client_manager=client_manager, presence_source=presence_source, history=history,
         fast_path=fast_path,
     )
+    # Engine.IO sessions per client address, and a polling session that never polls (engine.py;
+    # None: no limit, for tests that hold thousands of sockets from one address; the command
+    # line and the launcher pass its defaults).
+    sockets.sio.eio.limit_sessions(max_sockets_per_ip, first_poll_timeout)
     return TornadoApp(
         store,
         sockets,

@@ -16,7 +16,9 @@ from urllib.parse import urlsplit
 
 
 from . import loop
+from .admission import DEFAULT_MAX_CONNECTIONS_PER_IP, raise_open_files_limit
 from .app import make_app
+from .engine import DEFAULT_FIRST_POLL_TIMEOUT, DEFAULT_MAX_SOCKETS_PER_IP
 from .history import DEFAULT_HISTORY, MemoryHistory
 from .origins import LOOPBACK_NAMES, HostPolicy, parse_allowed_host
 from .server import CannotBind, bind, serve
@@ -99,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--history", type=_non_negative_int, default=DEFAULT_HISTORY, metavar="N", help="recent chat messages kept and shown to whoever arrives (default: %(default)s; 0 keeps none)")
     parser.add_argument("--connect-timeout", type=_positive_float, default=DEFAULT_CONNECT_TIMEOUT, metavar="SECONDS", help="close a connection that has not connected to Socket.IO this long after opening (default: %(default)s)")
     parser.add_argument("--max-unsent-kib", type=_positive_int, default=DEFAULT_MAX_UNSENT_BYTES // 1024, metavar="KIB", help="drop a WebSocket whose client leaves more than this unread (default: %(default)s)")
+    parser.add_argument("--max-connections-per-ip", type=_positive_int, default=DEFAULT_MAX_CONNECTIONS_PER_IP, metavar="N", help="open connections one client address may hold (an IPv6 /64 counts as one address; behind --behind-proxy, the address in the proxy's headers); more are closed at once, or answered 429 behind a proxy (default: %(default)s, room for an office behind one NAT address)")
+    parser.add_argument("--max-sockets-per-ip", type=_positive_int, default=DEFAULT_MAX_SOCKETS_PER_IP, metavar="N", help="open Socket.IO connections (Engine.IO sessions, polling ones included) one client address may hold; more are refused (default: %(default)s)")
+    parser.add_argument("--first-poll-timeout", type=_positive_float, default=DEFAULT_FIRST_POLL_TIMEOUT, metavar="SECONDS", help="end a long-polling connection that has not polled this long after its handshake; a page polls at once (default: %(default)s)")
     parser.add_argument("--allowed-origin", type=_origin, action="append", default=[], metavar="ORIGIN", help="another origin allowed to open sockets, e.g. http://localhost:3000 (repeatable; the server's own origin is always allowed)")
     parser.add_argument("--allowed-host", type=_host, action="append", default=[], metavar="HOST", help="a name this server is reached by, e.g. chat.example.com (any port) or chat.example.com:8443 (repeatable); requests for other names get 421. The loopback names on the server's port and the address it listens on are always allowed")
     parser.add_argument("--certfile", help="serve HTTPS with this PEM certificate (chain); needs --keyfile")
@@ -197,6 +202,8 @@ async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLCont
         connect_timeout=args.connect_timeout,
         max_unsent_bytes=args.max_unsent_kib * 1024,
         fast_path=not args.no_fast_path,
+        max_sockets_per_ip=args.max_sockets_per_ip,
+        first_poll_timeout=args.first_poll_timeout,
         **cluster_backend(args.redis_url, args.session_ttl, args.max_sessions, args.history),
     )
     try:
@@ -211,12 +218,18 @@ async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLCont
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     print(f"Serving on {bound.url}  (Ctrl-C to stop)", flush=True)
-    await serve(app, bound, stop, ssl_context=ssl_context, behind_proxy=args.behind_proxy)
+    await serve(app, bound, stop, ssl_context=ssl_context, behind_proxy=args.behind_proxy,
+                max_connections_per_ip=args.max_connections_per_ip)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level)
+    before, after = raise_open_files_limit()  # systemd starts services at 1024: a few hundred clients
+    log.debug("open-files limit: %d, raised from %d", after, before)
+    if after < 4 * args.max_connections_per_ip:
+        log.warning("the open-files limit is %d (hard limit): a few clients at --max-connections-per-ip %d "
+                    "can use every file descriptor; raise it (ulimit -Hn, systemd LimitNOFILE=)", after, args.max_connections_per_ip)
     try:
         ssl_context = tls_context(args.certfile, args.keyfile)
     except BadTLSFiles as error:

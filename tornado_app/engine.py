@@ -19,6 +19,18 @@ Memory and sessions:
   transport) was logged at ERROR the first time; it is the client's error, not the
   server's, and the access log already has one line for it.
 
+Sessions per client address (`limit_sessions`; the command line's `--max-sockets-per-ip`
+and `--first-poll-timeout`): a polling session holds ~20 KiB and no file descriptor, so the
+per-connection caps of admission.py do not bound them (1,155 unauthenticated handshakes a
+second held +231 MiB):
+- `_trigger_event('connect', sid, environ)`, called by engineio's `_handle_connect` for each
+  new session: past the cap for its address (the IPv6 /64 counts as one) it returns a
+  reason, which engineio answers with 401 and that reason, and the session is dropped
+  before its ping task starts; a refused WebSocket is closed (1013, try again later).
+- `handle_request`, given engineio's Tornado handler: a GET that names a session is a poll
+  (or the upgrade's WebSocket). A polling session with no GET `first_poll_timeout` seconds
+  after its handshake is ended; a page polls at once.
+
 The direct path (on unless `direct_writes=False`, the command line's `--no-fast-path`):
 engineio sends every packet through the socket's asyncio queue to a writer task that wakes
 per packet, and python-socketio's emit starts one task per recipient: a chat to 500 sockets
@@ -55,10 +67,14 @@ from engineio.async_socket import AsyncSocket
 from socketio import packet as sio_packet
 from tornado.websocket import WebSocketClosedError
 
+from .admission import RefusalReport, client_key
 from .frames import server_frame
 
 
 MESSAGE = str(eio_packet.MESSAGE)  # an Engine.IO MESSAGE frame starts with "4"
+DEFAULT_MAX_SOCKETS_PER_IP = 200  # Engine.IO sessions one address may hold open (one per tab)
+DEFAULT_FIRST_POLL_TIMEOUT = 5.0  # seconds from a polling handshake to its first poll
+TOO_MANY_SOCKETS = "too many sockets from your address"
 
 
 class FrameWriter(Protocol):
@@ -172,6 +188,69 @@ class TunedEngineIOServer(engineio.AsyncServer):
         if direct_writes:
             self._async = {**self._async, "websocket": CountingWebSocket}
         self._ping_tasks: dict[str, asyncio.Task[Any]] = {}
+        self.max_sessions_per_address: int | None = None  # see limit_sessions
+        self.first_poll_timeout: float | None = None
+        self.sessions_per_address: dict[str, int] = {}
+        self._address_of: dict[str, str] = {}  # sid -> client_key
+        self._awaiting_first_poll: dict[str, asyncio.TimerHandle] = {}
+        self._ending: set[asyncio.Task[Any]] = set()
+        self._over_the_cap = RefusalReport("refused Engine.IO sessions over --max-sockets-per-ip")
+        self._never_polled = RefusalReport("ended polling sessions that never polled")
+
+    def limit_sessions(self, per_address: int | None, first_poll_timeout: float | None) -> None:
+        """At most `per_address` open sessions per client address; a polling session that has
+        not polled `first_poll_timeout` seconds after its handshake is ended (None: no limit)."""
+        self.max_sessions_per_address = per_address
+        self.first_poll_timeout = first_poll_timeout
+
+    async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
+        if self._awaiting_first_poll and args:
+            request = getattr(args[0], "request", None)  # engineio's Tornado driver passes its handler
+            if request is not None and request.method == "GET":
+                sid = request.query_arguments.get("sid")
+                timer = self._awaiting_first_poll.pop(sid[0].decode("latin-1"), None) if sid else None
+                if timer is not None:
+                    timer.cancel()
+        return await super().handle_request(*args, **kwargs)
+
+    async def _admit_session(self, sid: str, environ: dict[str, Any], **kwargs: Any) -> Any:
+        handler = environ.get("tornado.handler")
+        ip = handler.request.remote_ip if handler is not None else environ.get("REMOTE_ADDR", "?")
+        key = client_key(ip)
+        cap = self.max_sessions_per_address
+        if cap is not None and self.sessions_per_address.get(key, 0) >= cap:
+            self._over_the_cap.refused(f"answered 401 ({cap} open), the latest from {ip}")
+            if getattr(handler, "ws_connection", None) is not None:
+                handler.close(1013, TOO_MANY_SOCKETS)
+            return TOO_MANY_SOCKETS  # engineio answers 401 with this and drops the session
+        accepted = await super()._trigger_event("connect", sid, environ, **kwargs)
+        if accepted is None or accepted is True:
+            self.sessions_per_address[key] = self.sessions_per_address.get(key, 0) + 1
+            self._address_of[sid] = key
+            if self.first_poll_timeout is not None and getattr(handler, "ws_connection", None) is None:
+                self._awaiting_first_poll[sid] = asyncio.get_running_loop().call_later(
+                    self.first_poll_timeout, self._first_poll_missed, sid, ip)
+        return accepted
+
+    def _first_poll_missed(self, sid: str, ip: str) -> None:
+        self._awaiting_first_poll.pop(sid, None)
+        socket = self.sockets.get(sid)
+        if socket is None or socket.upgraded or socket.closed:
+            return
+        self._never_polled.refused(f"{self.first_poll_timeout:g} s after the handshake, the latest from {ip}")
+        task = asyncio.ensure_future(self.end_session(sid, self.reason.TRANSPORT_CLOSE))
+        self._ending.add(task)
+        task.add_done_callback(self._ending.discard)
+
+    def _forget_session(self, sid: str) -> None:
+        timer = self._awaiting_first_poll.pop(sid, None)
+        if timer is not None:
+            timer.cancel()
+        key = self._address_of.pop(sid, None)
+        if key is not None:
+            count = self.sessions_per_address.pop(key, 0) - 1
+            if count > 0:
+                self.sessions_per_address[key] = count
 
     def create_queue(self, *args: Any, **kwargs: Any) -> asyncio.Queue[Any]:
         if self.direct_writes and not args and not kwargs:
@@ -230,6 +309,9 @@ class TunedEngineIOServer(engineio.AsyncServer):
         # Every socket that closes passes here ('disconnect' comes first in AsyncSocket.close).
         if event == "disconnect":
             self._cancel_ping(args[0])
+            self._forget_session(args[0])
+        elif event == "connect":
+            return await self._admit_session(*args, **kwargs)
         return await super()._trigger_event(event, *args, **kwargs)
 
     def _cancel_ping(self, sid: str) -> None:

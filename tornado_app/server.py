@@ -13,15 +13,20 @@ import socket
 import ssl
 from dataclasses import dataclass
 
-from tornado.httpserver import HTTPServer
 from tornado.ioloop import PeriodicCallback
 from tornado.netutil import bind_sockets
 
+from .admission import DEFAULT_MAX_CONNECTIONS_PER_IP, AdmittingHTTPServer
 from .app import TornadoApp
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1024 * 1024  # a login form or a polling packet; nothing here needs more
+# The most any route takes (a polling POST: one 64 KiB packet); each route's own cap is
+# smaller or equal (TornadoApp.max_body_bytes) and is checked from the request's headers.
+MAX_BODY_BYTES = 64 * 1024
+# Tornado reads a connection 64 KiB at a time by default, and keeps what it read past the
+# headers: a connection that sends headers and some body held 64 KiB before any handler ran.
+READ_CHUNK_BYTES = 16 * 1024
 # Tornado waits an hour by default for a request's headers (and between keep-alive requests)
 # and for its body: a half-open request would hold a connection that long.
 HEADER_TIMEOUT_SECONDS = 30.0
@@ -79,16 +84,22 @@ async def serve(
     behind_proxy: bool = False,
     header_timeout: float = HEADER_TIMEOUT_SECONDS,
     body_timeout: float = BODY_TIMEOUT_SECONDS,
+    max_connections_per_ip: int = DEFAULT_MAX_CONNECTIONS_PER_IP,
 ) -> None:
     """Serve until `stop` is set, then disconnect every socket and close every connection.
 
     With `ssl_context` it serves HTTPS. With `behind_proxy` it takes the client's address
     and scheme from the proxy's X-Forwarded-For / X-Real-Ip and X-Forwarded-Proto headers
-    (Tornado's xheaders): only do that when a proxy you run is the only way in.
+    (Tornado's xheaders): only do that when a proxy you run is the only way in. A client
+    address holds at most `max_connections_per_ip` connections (admission.py).
     """
-    server = HTTPServer(
+    server = AdmittingHTTPServer(
         app,
+        max_connections_per_ip=max_connections_per_ip,
+        body_cap=app.max_body_bytes,
+        on_oversized_body=app.oversized_body,
         max_body_size=MAX_BODY_BYTES,
+        chunk_size=READ_CHUNK_BYTES,
         idle_connection_timeout=header_timeout,
         body_timeout=body_timeout,
         ssl_options=ssl_context,
