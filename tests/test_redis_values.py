@@ -102,7 +102,8 @@ def test_fake_online_entries_with_bad_names_or_tags_are_not_shown_and_each_is_on
     assert log.count(f"{IGNORED} (processes)") == 1, log[-3000:]
 
 
-@pytest.mark.xfail(strict=False, reason="RedisSessionStore.get must catch the ValueError of _session (wired by the store's owner)")
+@pytest.mark.xfail(strict=False, reason="RedisSessionStore.get must catch the ValueError of _session and log it with "
+                   "bus.ignored.skip('session', ...) (wired by the store's owner)")
 @pytest.mark.parametrize("field, value", [("u", "\u202eevil"), ("u", "x" * 33), ("t", "nan"), ("g", "<script>")])
 def test_a_session_hash_with_a_bad_field_is_no_session_and_others_are_served(cluster: Cluster, redis_url: str, field: str, value: str) -> None:
     a, b = cluster.start(), cluster.start()
@@ -115,7 +116,7 @@ def test_a_session_hash_with_a_bad_field_is_no_session_and_others_are_served(clu
                 client.hset(key, field, value)
             for _ in range(3):  # B never saw it live: it reads the hash
                 async with http.get(b.url + "/api/session", headers={"Cookie": tampered}) as api:
-                    assert api.status in (401, 403) or (api.status == 200 and (await api.json()).get("username") is None)
+                    assert api.status == 401  # no session: not a 500, not the bad name
                 with pytest.raises(Refused, match="not authenticated"):
                     await WireSocket.connect(http, b.url, tampered, origin=b.url, timeout=5)
                 socket, took, _ = await timed_connect(http, b.url, await log_in(http, b.url, "bystander"))
