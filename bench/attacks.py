@@ -184,7 +184,13 @@ Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 async def idle_connections(base_url: str, count: int, source: str = "127.0.0.2") -> list[Connection]:
     """`count` connections that send nothing, held open (those that could not be opened
     within 10 s are left out; the caller closes the rest)."""
-    opened = await asyncio.gather(*(asyncio.wait_for(open_from(base_url, source), 10) for _ in range(count)), return_exceptions=True)
+    gate = asyncio.Semaphore(100)  # no more at once than the server's listen backlog (128) takes
+
+    async def one() -> Connection:
+        async with gate:
+            return await asyncio.wait_for(open_from(base_url, source), 10)
+
+    opened = await asyncio.gather(*(one() for _ in range(count)), return_exceptions=True)
     return [connection for connection in opened if not isinstance(connection, BaseException)]
 
 

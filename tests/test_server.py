@@ -293,5 +293,6 @@ def test_out_of_file_descriptors_the_server_pauses_accepting_without_spinning_an
     asyncio.run(scenario())
     status, _, log = attacked.server.stop()
     assert status == 0 and "Traceback" not in log
-    assert log.count("paused accepting connections: out of file descriptors") == 1, log[-3000:]
+    # One line per 10 s at most while it lasts (before: a traceback per attempt, 90,000 in 10 s).
+    assert 1 <= log.count("paused accepting connections: out of file descriptors") <= 2, log[-3000:]
     assert "the open-files limit is 256" in log  # said once at start

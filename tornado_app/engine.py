@@ -220,6 +220,8 @@ class TunedEngineIOServer(engineio.AsyncServer):
         cap = self.max_sessions_per_address
         if cap is not None and self.sessions_per_address.get(key, 0) >= cap:
             self._over_the_cap.refused(f"answered 401 ({cap} open), the latest from {ip}")
+            if handler is not None:
+                handler.refusal_logged = True  # counted above: no access-log line per refusal
             if getattr(handler, "ws_connection", None) is not None:
                 handler.close(1013, TOO_MANY_SOCKETS)
             return TOO_MANY_SOCKETS  # engineio answers 401 with this and drops the session
