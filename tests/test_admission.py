@@ -1,0 +1,52 @@
+"""admission.py's small parts: what a per-address cap counts by, the proxy's client address,
+and refusals logged a few lines at a time (the attacks themselves are in test_server.py)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from tornado.httputil import HTTPHeaders
+
+from tornado_app.admission import ConnectionCounter, RefusalReport, client_key, proxied_client_ip
+
+
+def test_an_ipv6_host_counts_by_its_64_and_ipv4_by_its_address() -> None:
+    assert client_key("2001:db8:1:2:aaaa::1") == client_key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert client_key("2001:db8:1:3::1") != client_key("2001:db8:1:2::1")
+    assert client_key("::ffff:192.0.2.7") == client_key("192.0.2.7") == "192.0.2.7"
+    assert client_key("not an address") == "not an address"
+
+
+def test_the_proxys_client_address_is_read_as_tornado_reads_it() -> None:
+    assert proxied_client_ip(HTTPHeaders({"X-Forwarded-For": "198.51.100.1, 203.0.113.9"}), "127.0.0.1") == "203.0.113.9"
+    assert proxied_client_ip(HTTPHeaders({"X-Real-Ip": "203.0.113.5", "X-Forwarded-For": "198.51.100.1"}), "127.0.0.1") == "203.0.113.5"
+    assert proxied_client_ip(HTTPHeaders({"X-Forwarded-For": "<script>"}), "127.0.0.1") == "127.0.0.1"
+    assert proxied_client_ip(HTTPHeaders(), "127.0.0.1") == "127.0.0.1"
+
+
+def test_a_counter_holds_each_address_to_its_limit_and_forgets_addresses_at_zero() -> None:
+    counter = ConnectionCounter(2)
+    assert [counter.try_add("a") for _ in range(3)] == [True, True, False]
+    assert counter.try_add("b")
+    counter.release("a")
+    assert counter.try_add("a")
+    for key in ("a", "a", "b"):
+        counter.release(key)
+    assert counter.open == {}
+
+
+def test_a_flood_of_refusals_is_one_line_per_ten_seconds_with_a_count(caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    report = RefusalReport("refused things", clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="tornado_app.admission"):
+        for second in range(25):
+            now[0] = float(second)
+            for _ in range(1000):
+                report.refused("the latest from 192.0.2.7")
+    assert report.total == 25_000
+    assert [record.getMessage() for record in caplog.records] == [
+        "refused things: the latest from 192.0.2.7",
+        "refused things: the latest from 192.0.2.7 (9999 more since the last report)",
+        "refused things: the latest from 192.0.2.7 (9999 more since the last report)",
+    ]
