@@ -18,6 +18,7 @@ from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import socketio
 import tornado.httpclient
@@ -151,8 +152,12 @@ def web_user(http_client: tornado.httpclient.AsyncHTTPClient, base_url: str) -> 
 class SocketClient:
     """A python-socketio client that records every event it receives, in order, per name."""
 
-    def __init__(self) -> None:
-        self.sio = socketio.AsyncClient(reconnection=False)
+    def __init__(self, cookie: str | None = None) -> None:
+        # A browser sends the session cookie with every request of a socket, and the server
+        # insists (a sid alone opens nothing); engineio's client sends its `headers` only
+        # with the handshake, so the cookie goes in its HTTP session's own headers.
+        http = aiohttp.ClientSession(headers={"Cookie": cookie}) if cookie else None
+        self.sio = socketio.AsyncClient(reconnection=False, http_session=http)
         self.received: dict[str, asyncio.Queue[Any]] = defaultdict(asyncio.Queue)
         self.sio.on("*", self._record)
         self.sio.on("connect_error", lambda data: self.received["connect_error"].put_nowait(data))
@@ -188,11 +193,9 @@ def socket_client(base_url: str, io_loop: IOLoop, http_server: Any) -> Iterator[
     clients: list[SocketClient] = []
 
     async def connect(cookie: str | None, transport: str = "websocket", origin: str | None = "same") -> SocketClient:
-        client = SocketClient()
+        client = SocketClient(cookie)
         clients.append(client)
         headers = {}
-        if cookie:
-            headers["Cookie"] = cookie
         if origin == "same":
             headers["Origin"] = base_url
         elif origin is not None:

@@ -263,11 +263,11 @@ def test_an_ordinary_session_logs_each_line_once_and_nothing_above_info(server_p
             with pytest.raises(Refused, match="not authenticated"):
                 await WireSocket.connect(http, base, None, origin=base)
             cookie = await log_in(http, base, "ada")
-        talker, poller = SocketClient(), SocketClient()
-        await talker.sio.connect(base, headers={"Cookie": cookie, "Origin": base}, transports=["polling", "websocket"], wait_timeout=10)
+        talker, poller = SocketClient(cookie), SocketClient(cookie)
+        await talker.sio.connect(base, headers={"Origin": base}, transports=["polling", "websocket"], wait_timeout=10)
         await talker.sio.emit("chat", {"text": "hello"})
         await talker.next("chat")
-        await poller.sio.connect(base, headers={"Cookie": cookie, "Origin": base}, transports=["polling"], wait_timeout=10)
+        await poller.sio.connect(base, headers={"Origin": base}, transports=["polling"], wait_timeout=10)
         await asyncio.sleep(0.5)  # its long poll is open when the server stops
 
     asyncio.run(session())

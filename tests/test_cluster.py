@@ -291,15 +291,19 @@ def test_through_nginx_every_transport_stays_on_one_process(cluster: Cluster, ng
     async def scenario() -> None:
         async with http_session() as http:
             cookie = await log_in(http, base, "ada")
-        client = socketio.AsyncClient(reconnection=False)
+        # The cookie on every request, as a browser sends it (engineio's client would send
+        # its `headers` with the handshake only, and the server binds a sid to its session).
+        browser = aiohttp.ClientSession(headers={"Cookie": cookie})
+        client = socketio.AsyncClient(reconnection=False, http_session=browser)
         chats: asyncio.Queue[Any] = asyncio.Queue()
         client.on("chat", chats.put_nowait)
-        await client.connect(base, headers={"Cookie": cookie, "Origin": base}, transports=transports, wait_timeout=5)
+        await client.connect(base, headers={"Origin": base}, transports=transports, wait_timeout=5)
         for number in range(5):  # several polling round trips: each must reach the same process
             assert (await client.call("whoami", timeout=5))["username"] == "ada"
             await client.emit("chat", {"text": f"hello {number}"})
             assert (await asyncio.wait_for(chats.get(), 5))["text"] == f"hello {number}"
         await client.disconnect()
+        await browser.close()
 
     asyncio.run(scenario())
     assert "Traceback" not in "".join(app.log() for app in cluster.apps)

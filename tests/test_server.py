@@ -70,16 +70,16 @@ async def test_serve_sweeps_expired_sessions_and_shutdown_closes_sockets(clock: 
 
     idle_user = WebUser(http_client, base_url)
     await idle_user.login("idle")
-    idle_socket = SocketClient()
-    await idle_socket.sio.connect(base_url, headers={"Cookie": idle_user.cookie_header}, transports=["websocket"])
+    idle_socket = SocketClient(idle_user.cookie_header)
+    await idle_socket.sio.connect(base_url, transports=["websocket"])
     clock.advance(5)
     await idle_socket.next("disconnect")  # the periodic sweep found it
     assert await app.store.count() == 0
 
     user = WebUser(http_client, base_url)
     await user.login("ada")
-    live_socket = SocketClient()
-    await live_socket.sio.connect(base_url, headers={"Cookie": user.cookie_header}, transports=["websocket"])
+    live_socket = SocketClient(user.cookie_header)
+    await live_socket.sio.connect(base_url, transports=["websocket"])
     stop.set()
     await asyncio.wait_for(serving, 3)
     assert await live_socket.next("ended") == {"reason": "shutdown"}  # said, then closed
