@@ -60,6 +60,13 @@ local function end_session(prefix, lru, channel, origin, id, reason)
   redis.call('PUBLISH', channel, cjson.encode({origin, ended}))
   return ended
 end
+-- Whether a session last seen at `seen` (a hash field: anything could be there) is still
+-- within its idle TTL. Garbage, NaN or a time far ahead counts as expired, so that one bad
+-- hash can neither fail every script that meets it nor stop the sweep at the LRU front.
+local function fresh(seen, now, ttl)
+  local s = tonumber(seen)
+  return s ~= nil and s == s and s <= now + 60 and now - s <= ttl
+end
 """
 
 CREATE = _END + """
@@ -87,7 +94,7 @@ if not f[1] then
   redis.call('ZREM', lru, id)
   return cjson.encode({'none'})
 end
-if tonumber(now) - tonumber(f[3]) > ttl then
+if not fresh(f[3], tonumber(now), ttl) then
   return cjson.encode({'expired', end_session(prefix, lru, channel, origin, id, 'expired')})
 end
 redis.call('HSET', key, 's', now)
@@ -109,7 +116,7 @@ while #expired < batch do
   local oldest = redis.call('ZRANGE', lru, 0, 0)[1]
   if not oldest then break end
   local seen = redis.call('HGET', prefix .. 'session:' .. oldest, 's')
-  if seen and now - tonumber(seen) <= ttl then break end
+  if seen and fresh(seen, now, ttl) then break end
   local ended = end_session(prefix, lru, channel, origin, oldest, 'expired')
   if ended then table.insert(expired, ended) end
 end
@@ -128,7 +135,7 @@ for i = 4, #ARGV do
   local seen = redis.call('HGET', prefix .. 'session:' .. id, 's')
   if not seen then
     table.insert(gone, id)
-  elseif now - tonumber(seen) > ttl then
+  elseif not fresh(seen, now, ttl) then
     local ended = end_session(prefix, lru, channel, origin, id, 'expired')
     if ended then table.insert(expired, ended) end
   end
@@ -219,7 +226,15 @@ class RedisSessionStore:
             await self._notify_all(rest)
         if state != "live":
             return None
-        session = _session(rest[0])
+        try:
+            session = _session(rest[0])
+        except ValueError as error:
+            # Not what this app writes (someone with access to Redis, or a bug): no session,
+            # said once, and ended so that it cannot come back.
+            self._bus.ignored.skip("a session", rest[0], error)
+            await self._run("delete", session_id, "gone")
+            await self._notify(Session(session_id, "", logged_in_at=0, last_seen=0), "gone")
+            return None
         if self._ends_heard == ends_heard:
             # Live when Redis ran the script, and no end was heard since it was sent: any
             # later end of this session will be heard, and will drop it from the cache.
@@ -238,9 +253,8 @@ class RedisSessionStore:
             self._trusted.popitem(last=False)
 
     async def delete(self, session_id: str, reason: EndReason = "logout") -> Session | None:
-        ended = await self._run("delete", session_id, reason)
-        await self._notify_all(ended)
-        return _session(ended[0]) if ended else None
+        ended = await self._notify_all(await self._run("delete", session_id, reason))
+        return ended[0] if ended else None
 
     async def sweep(self) -> int:
         expired = await self._run("sweep", repr(self._clock()), repr(self.ttl), SWEEP_BATCH)
@@ -270,11 +284,26 @@ class RedisSessionStore:
         return json.loads(answer)
 
     async def _ended_elsewhere(self, ended: list[Any]) -> None:
-        await self._notify_all([ended])
+        # A message that is not what a script of ours publishes ends nothing: the bus skips
+        # it with one line (ValueError). (A script's own answer, below, always ends its session.)
+        session, reason = _session(ended), ended[4]
+        await self._notify(session, reason)
 
-    async def _notify_all(self, ended: list[list[Any]]) -> None:
+    async def _notify_all(self, ended: list[list[Any]]) -> list[Session]:
+        """Tell the listeners of sessions that a script of ours ended; an entry with bad
+        fields is said once and still ends its session's sockets (Redis has ended it)."""
+        sessions = []
         for fields in ended:
-            await self._notify(_session(fields), fields[4])
+            try:
+                session, reason = _session(fields), fields[4]
+            except ValueError as error:
+                self._bus.ignored.skip("an ended session", fields, error)
+                if not (isinstance(fields, list) and fields and isinstance(fields[0], str)):
+                    continue
+                session, reason = Session(fields[0], "", logged_in_at=0, last_seen=0), "gone"
+            await self._notify(session, reason)
+            sessions.append(session)
+        return sessions
 
     async def _notify(self, session: Session, reason: EndReason) -> None:
         self._ends_heard += 1
