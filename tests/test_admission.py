@@ -3,12 +3,10 @@ and refusals logged a few lines at a time (the attacks themselves are in test_se
 
 from __future__ import annotations
 
-import logging
 
-import pytest
 from tornado.httputil import HTTPHeaders
 
-from tornado_app.admission import ConnectionCounter, RefusalReport, client_key, proxied_client_ip
+from tornado_app.admission import ConnectionCounter, client_key, proxied_client_ip
 
 
 def test_an_ipv6_host_counts_by_its_64_and_ipv4_by_its_address() -> None:
@@ -34,19 +32,3 @@ def test_a_counter_holds_each_address_to_its_limit_and_forgets_addresses_at_zero
     for key in ("a", "a", "b"):
         counter.release(key)
     assert counter.open == {}
-
-
-def test_a_flood_of_refusals_is_one_line_per_ten_seconds_with_a_count(caplog: pytest.LogCaptureFixture) -> None:
-    now = [0.0]
-    report = RefusalReport("refused things", clock=lambda: now[0])
-    with caplog.at_level(logging.INFO, logger="tornado_app.admission"):
-        for second in range(25):
-            now[0] = float(second)
-            for _ in range(1000):
-                report.refused("the latest from 192.0.2.7")
-    assert report.total == 25_000
-    assert [record.getMessage() for record in caplog.records] == [
-        "refused things: the latest from 192.0.2.7",
-        "refused things: the latest from 192.0.2.7 (9999 more since the last report)",
-        "refused things: the latest from 192.0.2.7 (9999 more since the last report)",
-    ]

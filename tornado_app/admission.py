@@ -36,6 +36,8 @@ from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, SSLIOStream, StreamClosedError
 from tornado.netutil import is_valid_ip, ssl_wrap_socket
 
+from .refusals import RefusalReport
+
 log = logging.getLogger(__name__)
 
 # A browser opens about 6 connections per site, and a page here holds one WebSocket; an office
@@ -45,7 +47,6 @@ DEFAULT_MAX_CONNECTIONS_PER_IP = 200
 ACCEPT_PAUSE_SECONDS = 0.2  # out of file descriptors: try accept() again this much later
 ACCEPTS_PER_WAKEUP = 128  # as Tornado: then let the rest of the loop run
 LINGER_SECONDS = 1.0  # after a refusal, read (and drop) what the client still sends, so it reads our answer
-REPORT_EVERY_SECONDS = 10.0  # at most one log line per kind of refusal in this time
 OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
@@ -84,29 +85,6 @@ def raise_open_files_limit() -> tuple[int, int]:
             return soft, soft
         return soft, target
     return soft, soft
-
-
-class RefusalReport:
-    """Logs the first refusal of a kind at once, then at most one line per
-    `REPORT_EVERY_SECONDS` with how many more there were: a flood writes a few lines, not
-    one per refused connection."""
-
-    def __init__(self, what: str, clock: Callable[[], float] = time.monotonic) -> None:
-        self.what = what
-        self.clock = clock
-        self.total = 0
-        self._unreported = 0
-        self._last_report = float("-inf")
-
-    def refused(self, detail: str) -> None:
-        self.total += 1
-        self._unreported += 1
-        now = self.clock()
-        if now - self._last_report >= REPORT_EVERY_SECONDS:
-            more = f" ({self._unreported - 1} more since the last report)" if self._unreported > 1 else ""
-            log.info("%s: %s%s", self.what, detail, more)
-            self._last_report = now
-            self._unreported = 0
 
 
 class ConnectionCounter:
@@ -176,9 +154,9 @@ class AdmittingHTTPServer(HTTPServer):
         self.connections = ConnectionCounter(max_connections_per_ip)
         self.body_cap = body_cap
         self.on_oversized_body = on_oversized_body
-        self.over_the_cap = RefusalReport(f"refused connections over --max-connections-per-ip ({max_connections_per_ip})")
-        self.too_large = RefusalReport("refused request bodies over their route's size")
-        self.paused_accepting = RefusalReport("paused accepting connections")
+        self.over_the_cap = RefusalReport(f"refused connections over --max-connections-per-ip ({max_connections_per_ip})", logger=log)
+        self.too_large = RefusalReport("refused request bodies over their route's size", logger=log)
+        self.paused_accepting = RefusalReport("paused accepting connections", logger=log)
         self._tasks: set[asyncio.Future[Any]] = set()
 
     # --- accepting ---------------------------------------------------------------------

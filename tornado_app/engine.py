@@ -67,7 +67,8 @@ from engineio.async_socket import AsyncSocket
 from socketio import packet as sio_packet
 from tornado.websocket import WebSocketClosedError
 
-from .admission import RefusalReport, client_key
+from .admission import client_key
+from .refusals import RefusalReport
 from .frames import server_frame
 
 

@@ -1,0 +1,39 @@
+"""Refusals told in a few lines, not one per refused request: a flood must not flood the log.
+
+Anyone can send what gets refused (a connection over a cap, a login too many, a socket
+without a session), thousands a second; an operator needs to know it happens and how much.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+REPORT_EVERY_SECONDS = 10.0  # at most one log line per kind of refusal in this time
+
+
+class RefusalReport:
+    """Logs the first refusal of a kind at once, then at most one line per
+    `REPORT_EVERY_SECONDS` with how many more there were: a flood writes a few lines, not
+    one per refused connection."""
+
+    def __init__(self, what: str, clock: Callable[[], float] = time.monotonic, logger: logging.Logger = log) -> None:
+        self.what = what
+        self.logger = logger
+        self.clock = clock
+        self.total = 0
+        self._unreported = 0
+        self._last_report = float("-inf")
+
+    def refused(self, detail: str) -> None:
+        self.total += 1
+        self._unreported += 1
+        now = self.clock()
+        if now - self._last_report >= REPORT_EVERY_SECONDS:
+            more = f" ({self._unreported - 1} more since the last report)" if self._unreported > 1 else ""
+            self.logger.info("%s: %s%s", self.what, detail, more)
+            self._last_report = now
+            self._unreported = 0
