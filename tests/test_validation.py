@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 
 from tornado_app.validation import InvalidInput, clean_chat_payload, clean_username
@@ -75,3 +77,17 @@ def test_chat_text_of_1_to_500_characters_is_accepted(text: str) -> None:
 def test_bad_chat_payloads_are_refused_with_a_reason(payload: object, message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         clean_chat_payload(payload)
+
+
+@pytest.mark.parametrize("name", ["alice\u3164", "\u3164alice", "bo\u2800b", "a" + "\u0301" * 31, "x\u0301\u0302\u0303\u0304"],
+                         ids=["hangul-filler-after", "hangul-filler-before", "braille-blank-inside", "31-marks", "4-marks"])
+def test_a_name_that_passes_for_another_or_spills_over_its_line_is_refused(name: str) -> None:
+    """'alice' plus an invisible Hangul filler looked exactly like 'alice'; 'a' with 31
+    combining marks drew over the lines around it. Both were accepted."""
+    with pytest.raises(InvalidInput):
+        clean_username(name)
+
+
+@pytest.mark.parametrize("name", ["Zoë", "Nguyễn", "e\u0301\u0302\u0303", "ค่ะ", "한국어"])
+def test_names_with_accents_and_marks_of_real_scripts_stay_accepted(name: str) -> None:
+    assert clean_username(name) == unicodedata.normalize("NFC", name)

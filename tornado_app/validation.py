@@ -9,6 +9,7 @@ from __future__ import annotations
 import unicodedata
 
 MAX_USERNAME_LENGTH = 32
+MAX_MARKS_PER_LETTER = 3  # combining marks on one character: enough for any script, not for "Zalgo" text
 MAX_CHAT_LENGTH = 500
 
 
@@ -50,7 +51,22 @@ def clean_username(raw: object) -> str:
         raise InvalidInput("A username cannot contain control or invisible characters, or spaces other than the plain space.")
     if not any(_visible(char) for char in username):
         raise InvalidInput("A username needs at least one visible letter, digit or symbol.")
+    if any(char in BLANK_LETTERS for char in username):
+        # "alice" and "alice" + a Hangul filler look the same: one could pass for the other.
+        raise InvalidInput("A username cannot contain blank letters (Hangul fillers, the blank Braille pattern).")
+    if _most_marks_in_a_row(username) > MAX_MARKS_PER_LETTER:
+        raise InvalidInput(f"A username can have at most {MAX_MARKS_PER_LETTER} accents or marks on one letter.")
     return username
+
+
+def _most_marks_in_a_row(text: str) -> int:
+    """The longest run of combining marks (category M*): they pile up on one character and
+    spill over the lines around it."""
+    longest = run = 0
+    for char in text:
+        run = run + 1 if unicodedata.category(char)[0] == "M" else 0
+        longest = max(longest, run)
+    return longest
 
 
 def clean_chat_payload(payload: object) -> str:
