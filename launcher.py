@@ -30,6 +30,7 @@ from tornado_app import loop  # noqa: E402
 from tornado_app.admission import raise_open_files_limit  # noqa: E402
 from tornado_app.app import TornadoApp, make_app  # noqa: E402
 from tornado_app.origins import HostPolicy  # noqa: E402
+from tornado_app.ratelimit import RateLimiter, Rates  # noqa: E402
 from tornado_app.cli import configure_logging  # noqa: E402
 from tornado_app.engine import DEFAULT_FIRST_POLL_TIMEOUT, DEFAULT_MAX_SOCKETS_PER_IP  # noqa: E402
 from tornado_app.server import BoundSockets, CannotBind, bind, serve  # noqa: E402
@@ -198,7 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Only the loopback names on our port: a local server on a desktop is what DNS rebinding
     # targets (a web page whose name is made to resolve to 127.0.0.1).
     app = make_app(secrets.token_urlsafe(32), allowed_hosts=HostPolicy.local(bound.port),
-                   max_sockets_per_ip=DEFAULT_MAX_SOCKETS_PER_IP, first_poll_timeout=DEFAULT_FIRST_POLL_TIMEOUT)
+                   max_sockets_per_ip=DEFAULT_MAX_SOCKETS_PER_IP, first_poll_timeout=DEFAULT_FIRST_POLL_TIMEOUT,
+                   rate_limiter=RateLimiter(Rates.defaults()))
     server = ServerThread(app, bound)
     server.start()
 

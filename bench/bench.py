@@ -62,8 +62,9 @@ class Server:
     def __init__(self, args: argparse.Namespace, extra_args: list[str]) -> None:
         command = [sys.executable, "-m", "tornado_app", "--port", "0", "--log-level", "warning",
                    "--max-sessions", str(max(10_000, args.users * 4)),
-                   # every simulated user comes from 127.0.0.1: lift the per-address caps
-                   "--max-connections-per-ip", "1000000", "--max-sockets-per-ip", "1000000", *extra_args]
+                   # every simulated user comes from 127.0.0.1: lift the per-address caps and rates
+                   "--max-connections-per-ip", "1000000", "--max-sockets-per-ip", "1000000",
+                   "--login-rate", "off", "--connect-rate", "off", "--chat-rate", "off", *extra_args]
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.pinned = pin(self.process.pid, SERVER_CPU)
         line = self.process.stdout.readline()

@@ -17,7 +17,7 @@ if [ -n "${REDIS_URL:-}" ]; then
   name=tornado-app-redis
 fi
 # The Node peer gets REDIS_URL from the environment too: keep it out of ours' way.
-env -u REDIS_URL taskset -c "${SERVER_CPU:-0}" "$PYTHON" -m tornado_app --port 0 --log-level warning --max-sessions 100000 --max-connections-per-ip 1000000 --max-sockets-per-ip 1000000 ${EXTRA_SERVER_ARGS:-} "${redis_args[@]}" >"$log" 2>&1 &
+env -u REDIS_URL taskset -c "${SERVER_CPU:-0}" "$PYTHON" -m tornado_app --port 0 --log-level warning --max-sessions 100000 --max-connections-per-ip 1000000 --max-sockets-per-ip 1000000 --login-rate off --connect-rate off --chat-rate off ${EXTRA_SERVER_ARGS:-} "${redis_args[@]}" >"$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$log"' EXIT
 for _ in $(seq 100); do grep -q "Serving on" "$log" && break; sleep 0.1; done

@@ -115,7 +115,7 @@ def test_logins_logouts_and_refused_sockets_are_logged_with_the_real_address(ser
     assert status == 0
     assert "login: 'ada' from 127.0.0.1" in err
     assert "logout: 'ada' from 127.0.0.1" in err
-    assert "refused socket from 127.0.0.1: not authenticated" in err
+    assert "refused sockets without a session: not authenticated, the latest from 127.0.0.1" in err
     assert "refused socket from 127.0.0.1: origin 'http://evil.example' not allowed" in err
     assert "Traceback" not in err
 
@@ -197,7 +197,7 @@ def test_a_certificate_that_cannot_be_loaded_is_one_line_and_status_2(tmp_path: 
 
 @pytest.mark.parametrize("behind_proxy", [True, False], ids=["behind-proxy", "proxy-headers-ignored"])
 def test_behind_a_proxy_the_scheme_and_address_come_from_its_headers(server_process, behind_proxy: bool) -> None:
-    """With --behind-proxy, X-Forwarded-Proto: https makes the session cookie Secure and the
+    """With --behind-proxy, X-Forwarded-Proto: https makes the session and XSRF cookies Secure and the
     https Origin the page's own, and X-Forwarded-For is the address logged; without it those
     headers, which any client can send, change nothing."""
     port = free_port()
@@ -207,8 +207,9 @@ def test_behind_a_proxy_the_scheme_and_address_come_from_its_headers(server_proc
 
     async def scenario() -> None:
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
-            _, session = await login_response(http, base, from_proxy)
+            xsrf, session = await login_response(http, base, from_proxy)
             assert ("Secure" in session) is behind_proxy
+            assert ("Secure" in xsrf) is behind_proxy  # the XSRF cookie too (it never was)
             cookie = "session=" + session.split("session=", 1)[1].split(";", 1)[0]
             https_page = {**from_proxy, "Cookie": cookie, "Origin": "https://chat.example.com"}
             http_page = {**https_page, "Origin": "http://chat.example.com"}

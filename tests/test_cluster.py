@@ -47,7 +47,9 @@ class Cluster:
     def start(self, *args: str, name: str | None = None, port: int | None = None) -> AppProcess:
         log = self.workdir / f"{name or f'app{len(self.apps) + 1}'}.log"
         # Secrets through the environment, as in deployment: never on a command line.
-        app = AppProcess(log, "--log-level", "info", *args, port=port,
+        # Every simulated person logs in from 127.0.0.1: the per-address rates are lifted here
+        # (tests/test_ratelimit.py attacks them, across processes too).
+        app = AppProcess(log, "--log-level", "info", "--login-rate", "off", "--connect-rate", "off", *args, port=port,
                          env={"TORNADO_APP_COOKIE_SECRET": SECRET, "TORNADO_APP_REDIS_URL": self.redis_url})
         self.apps.append(app)
         return app
@@ -282,6 +284,23 @@ def nginx_in_front(cluster: Cluster, tmp_path: Path) -> Iterator[Nginx]:
         e2e_unavailable(str(missing))
     yield proxy
     proxy.stop()
+
+
+def test_through_nginx_the_scheme_is_nginxs_whatever_the_client_claims(cluster: Cluster, nginx_in_front: Nginx) -> None:
+    """Tornado reads X-Scheme before X-Forwarded-Proto: a client's own `X-Scheme: http` would
+    make an HTTPS site's cookies lose `Secure`. nginx.conf sets both from its own $scheme, so
+    here (plain HTTP) a client claiming https gets no Secure cookie, and claiming http on an
+    HTTPS site would get one."""
+    base = nginx_in_front.url
+
+    async def scenario() -> None:
+        async with http_session() as http:
+            claims = {"X-Scheme": "https", "X-Forwarded-Proto": "https"}
+            async with http.get(base + "/login", headers=claims) as page:
+                assert page.status == 200
+                assert "Secure" not in page.headers["Set-Cookie"]
+
+    asyncio.run(scenario())
 
 
 @pytest.mark.parametrize("transports", [["polling"], ["polling", "websocket"], ["websocket"]], ids=["polling", "upgrade", "websocket"])

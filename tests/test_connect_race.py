@@ -34,7 +34,8 @@ def apps(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[AppPro
     env = {"TORNADO_APP_COOKIE_SECRET": SECRET}
     if arrangement != "memory":
         env["TORNADO_APP_REDIS_URL"] = request.getfixturevalue("redis_url")
-    started = [AppProcess(tmp_path / f"app{n}.log", "--log-level", "info", env=env)
+    # A hundred logins and hundreds of connects from one address in seconds: rates off.
+    started = [AppProcess(tmp_path / f"app{n}.log", "--log-level", "info", "--login-rate", "off", "--connect-rate", "off", env=env)
                for n in range(2 if arrangement == "redis-across-processes" else 1)]
     yield started
     for app in started:

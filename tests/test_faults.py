@@ -456,5 +456,5 @@ async def test_after_a_server_restart_the_old_session_is_refused_cleanly(
 
     status, _, new_log = await asyncio.to_thread(new_server.stop)
     assert status == 0
-    assert "refused socket from 127.0.0.1: not authenticated" in new_log
+    assert "refused sockets without a session: not authenticated, the latest from 127.0.0.1" in new_log
     assert "Traceback" not in new_log

@@ -285,7 +285,7 @@ def test_log_in_inside_the_window_then_close_it(x_display: str, start_launcher) 
     window = find_window(x_display, app)
     assert window_class(x_display, window) == desktop_entry_wm_class(), "the menu entry would not match this window"
     # The logged-out page opens a socket probe; its refusal means the page has loaded and run.
-    app.wait_for_log(r"refused socket from 127\.0\.0\.1: not authenticated")
+    app.wait_for_log(r"refused sockets without a session: not authenticated, the latest from 127\.0\.0\.1")
     time.sleep(0.5)
     logged_out = screenshot(x_display, window, "1-window-logged-out.png")
 
@@ -314,7 +314,7 @@ def test_log_in_inside_the_window_then_close_it(x_display: str, start_launcher) 
 def test_ctrl_c_closes_the_window_and_stops_the_server(x_display: str, start_launcher) -> None:
     app = start_launcher(env=window_environment(x_display))
     find_window(x_display, app)
-    app.wait_for_log(r"refused socket from 127\.0\.0\.1: not authenticated")
+    app.wait_for_log(r"refused sockets without a session: not authenticated, the latest from 127\.0\.0\.1")
     app.process.send_signal(signal.SIGINT)
     status, seconds = app.wait_for_exit(10)
     assert status == 0

@@ -7,12 +7,13 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import Any
 
 import aiohttp
 import pytest
 import socketio
 
-from bench.wire import WireSocket
+from bench.wire import WireSocket, log_in, log_out
 from tornado_app.app import TornadoApp
 from tornado_app.cookies import SESSION_COOKIE
 from tornado_app.sockets import NOT_AUTHENTICATED
@@ -365,3 +366,37 @@ async def test_a_page_reporting_activity_keeps_its_session_from_expiring(web_use
     assert await abandoned.next("ended") == {"reason": "expired"}
     assert reader.pending("ended") == 0
     assert (await reader.sio.call("whoami"))["username"] == "reader"
+
+
+@pytest.mark.parametrize("how", ["the client's 41", "a logout"])
+def test_an_engineio_connection_left_open_after_its_socket_disconnects_is_closed(server_process: Any, how: str) -> None:
+    """A client that leaves the namespace (`41`), or is disconnected by a logout, but keeps
+    its connection open and answers pings used to hold it for good (300 of 300 stayed). It
+    gets --connect-timeout (1 s here) to connect again, like a new connection, and is closed."""
+    server = server_process("--port", "0", "--connect-timeout", "1")
+    base = server.url.rstrip("/")
+
+    async def scenario() -> float:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+            cookie = await log_in(http, base, "ada")
+            url = base.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
+            ws = await http.ws_connect(url, headers={"Cookie": cookie, "Origin": base}, autoping=True)
+            assert (await ws.receive_str()).startswith("0{")
+            await ws.send_str("40")
+            while not (await ws.receive_str()).startswith("40{"):
+                pass
+            if how == "a logout":
+                assert await log_out(http, base, cookie) == 303
+            else:
+                await ws.send_str("41")
+            left = time.monotonic()
+            async for message in ws:  # answer pings, ignore the rest, until the server closes it
+                if message.type == aiohttp.WSMsgType.TEXT and message.data == "2":
+                    await ws.send_str("3")
+            return time.monotonic() - left
+
+    took = asyncio.run(asyncio.wait_for(scenario(), 15))
+    assert took < 10, f"closed only after {took:.1f} s"
+    status, _, log = server.stop()
+    assert status == 0 and "Traceback" not in log
+    assert "no Socket.IO connect within 1 s" in log

@@ -156,7 +156,9 @@ class AttackedServer:
 
 @pytest.fixture
 def attacked_server(server_process: Any) -> AttackedServer:
-    return AttackedServer(server_process("--port", "0", "--max-unsent-kib", "64"))
+    # No chat rate: these floods test the transport's own bounds, which a rate limit per
+    # session would otherwise keep them from reaching (tests/test_ratelimit.py tests that).
+    return AttackedServer(server_process("--port", "0", "--max-unsent-kib", "64", "--chat-rate", "off"))
 
 
 def http_session() -> aiohttp.ClientSession:

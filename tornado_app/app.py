@@ -24,6 +24,8 @@ from .handlers import IndexHandler, LoginHandler, LogoutHandler, NotFoundHandler
 from .origins import HostPolicy
 from .history import ChatHistory
 from .presence import PresenceSource
+from .ratelimit import RateLimiter
+from .refusals import RefusalReport
 from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL, Clock, MemorySessionStore, SessionStore, SessionStoreUnavailable
 from .sockets import DEFAULT_CONNECT_TIMEOUT, ChatSocketServer
 from .transport import DEFAULT_MAX_UNSENT_BYTES, make_socketio_handler
@@ -42,6 +44,7 @@ class TornadoApp(tornado.web.Application):
         self,
         store: SessionStore,
         sockets: ChatSocketServer,
+        rate_limiter: RateLimiter,
         hosts: HostPolicy,
         allowed_origins: Iterable[str],
         max_unsent_bytes: int,
@@ -49,6 +52,8 @@ class TornadoApp(tornado.web.Application):
     ) -> None:
         self.store = store
         self.sockets = sockets
+        self.rate_limiter = rate_limiter
+        self.login_refusals = RefusalReport("refused logins over --login-rate", logger=log)
         self.hosts = hosts
         # Set when the server starts shutting down: requests it cuts short (long polls held
         # open, connections closed under them) are not a client's refusal to log.
@@ -114,6 +119,7 @@ def make_app(
     fast_path: bool = True,
     max_sockets_per_ip: int | None = None,
     first_poll_timeout: float | None = None,
+    rate_limiter: RateLimiter | None = None,
     web_dir: Path = WEB_DIR,
 ) -> TornadoApp:
     """Build the application around a session store (a fresh in-memory one by default).
@@ -123,7 +129,10 @@ def make_app(
     processes share one site with a networked `store`, python-socketio's `client_manager`
     (AsyncRedisManager) and a `presence_source` (see cluster_backend in cli.py).
     `fast_path=False` sends every packet through engineio's own queues (see engine.py).
+    `rate_limiter` limits logins, connects and chat per client (ratelimit.py; none by default,
+    for tests that log in hundreds from one address; the command line passes its defaults).
     """
+    rate_limiter = rate_limiter or RateLimiter.unlimited()
     if not cookie_secret:
         raise ValueError("a cookie secret is required")
     if store is None:
@@ -131,7 +140,7 @@ def make_app(
     sockets = ChatSocketServer(
         store, clock=clock, ping_interval=ping_interval, ping_timeout=ping_timeout, connect_timeout=connect_timeout,
         client_manager=client_manager, presence_source=presence_source, history=history,
-        fast_path=fast_path,
+        fast_path=fast_path, rate_limiter=rate_limiter,
     )
     # Engine.IO sessions per client address, and a polling session that never polls (engine.py;
     # None: no limit, for tests that hold thousands of sockets from one address; the command
@@ -140,6 +149,7 @@ def make_app(
     return TornadoApp(
         store,
         sockets,
+        rate_limiter,
         allowed_hosts or HostPolicy.local(None),
         allowed_origins,
         max_unsent_bytes,

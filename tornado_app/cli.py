@@ -21,6 +21,7 @@ from .app import make_app
 from .engine import DEFAULT_FIRST_POLL_TIMEOUT, DEFAULT_MAX_SOCKETS_PER_IP
 from .history import DEFAULT_HISTORY, MemoryHistory
 from .origins import LOOPBACK_NAMES, HostPolicy, parse_allowed_host
+from .ratelimit import DEFAULT_CHAT_RATE, DEFAULT_CONNECT_RATE, DEFAULT_LOGIN_RATE, RateLimiter, Rates, parse_rate
 from .server import CannotBind, bind, serve
 from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL, SessionStoreUnreachable
 from .sockets import DEFAULT_CONNECT_TIMEOUT
@@ -68,6 +69,14 @@ def _origin(text: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def _rate(text: str) -> str:
+    try:
+        parse_rate(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def _host(text: str) -> str:
     try:
         parse_allowed_host(text)
@@ -109,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--certfile", help="serve HTTPS with this PEM certificate (chain); needs --keyfile")
     parser.add_argument("--keyfile", help="the certificate's PEM private key")
     parser.add_argument("--behind-proxy", action="store_true", help="trust X-Forwarded-For/X-Real-Ip and X-Forwarded-Proto from a reverse proxy (the client's address and scheme); only when the proxy is the only way in")
+    parser.add_argument("--login-rate", type=_rate, default=DEFAULT_LOGIN_RATE, metavar="RATE", help="logins per client address at most, e.g. 30/minute, or off; past it 429 (default: %(default)s)")
+    parser.add_argument("--connect-rate", type=_rate, default=DEFAULT_CONNECT_RATE, metavar="RATE", help="socket connects per client address at most; past it refused with 'slow down' (default: %(default)s)")
+    parser.add_argument("--chat-rate", type=_rate, default=DEFAULT_CHAT_RATE, metavar="RATE", help="chat messages per session at most; past it the sender is told 'slow down' and the message is not sent (default: %(default)s)")
     parser.add_argument("--no-fast-path", action="store_true", help="send every packet through engineio's own per-socket queue and writer task instead of writing to open WebSockets directly (for comparison)")
     parser.add_argument("--no-uvloop", action="store_true", help="use asyncio's own event loop even where uvloop is installed")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="how much to log (default: %(default)s)")
@@ -204,6 +216,8 @@ async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLCont
         fast_path=not args.no_fast_path,
         max_sockets_per_ip=args.max_sockets_per_ip,
         first_poll_timeout=args.first_poll_timeout,
+        rate_limiter=RateLimiter(Rates(parse_rate(args.login_rate), parse_rate(args.connect_rate), parse_rate(args.chat_rate)),
+                                 redis_url=args.redis_url),
         **cluster_backend(args.redis_url, args.session_ttl, args.max_sessions, args.history),
     )
     try:

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+XSRF_COOKIE = "_xsrf"  # Tornado's default name
+
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -38,6 +40,13 @@ class BaseHandler(RequestHandler):
     @property
     def store(self) -> SessionStore:
         return self.application.store
+
+    def set_cookie(self, name: str, value: str | bytes, *args: Any, **kwargs: Any) -> None:
+        # Tornado writes the XSRF cookie with the application's fixed kwargs; over HTTPS
+        # (a certificate, or --behind-proxy and the proxy's X-Forwarded-Proto) it is Secure.
+        if name == XSRF_COOKIE and self.request.protocol == "https":
+            kwargs["secure"] = True
+        super().set_cookie(name, value, *args, **kwargs)
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
@@ -121,6 +130,9 @@ class LoginHandler(BaseHandler):
             shown_back = typed[: MAX_USERNAME_LENGTH * 4]  # enough to fix a typo, not a megabyte
             self.render("login.html", error=str(refusal), username=shown_back, logged_out=False)
             return
+        if not await self.application.rate_limiter.allows("login", self.request.remote_ip):
+            self._refuse_too_many_logins()
+            return
         if self.session is not None:
             # No fixation: a login never keeps the id the request came with.
             await self.store.delete(self.session.id, reason="replaced")
@@ -128,6 +140,17 @@ class LoginHandler(BaseHandler):
         write_session_cookie(self, self.session.id)
         log.info("login: %r from %s", username, self.request.remote_ip)
         self.redirect("/", status=303)
+
+    def _refuse_too_many_logins(self) -> None:
+        """429, said on the form: one address logging in faster than people do would evict
+        everyone's sessions from the bounded store."""
+        self.application.login_refusals.refused(f"the latest from {self.request.remote_ip}")
+        self.refusal_logged = True
+        self.set_status(429)
+        self.set_header("Retry-After", "60")
+        rate = self.application.rate_limiter.rates.describe("login")
+        self.render("login.html", error=f"Too many logins from your address (at most {rate}). Try again in a minute.",
+                    username="", logged_out=False)
 
     def _raw_body_argument(self, name: str) -> str:
         # get_body_argument would quietly turn control characters into spaces; we refuse them

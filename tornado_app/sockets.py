@@ -22,6 +22,8 @@ from .cookies import read_session_id
 from .engine import DirectManager, TunedEngineIOServer
 from .history import ChatHistory, MemoryHistory
 from .presence import PRESENCE_MIN_INTERVAL, PresenceBroadcaster, PresenceSource, ThisProcessOnly
+from .ratelimit import RateLimiter
+from .refusals import RefusalReport
 from .registry import SocketRegistry
 from .sessions import Clock, EndReason, Session, SessionStore, SessionStoreUnavailable
 from .validation import InvalidInput, clean_chat_payload
@@ -37,6 +39,8 @@ T = TypeVar("T")
 
 NOT_AUTHENTICATED = "not authenticated"
 SESSION_ENDED = "session ended"
+TOO_MANY_CONNECTS = "slow down: too many connections from your address"
+SLOW_DOWN = "slow down: too many messages"
 SESSION_ID = "tornado_app.session_id"  # the key, in a socket's environ, of the session it rides on
 STORE_UNAVAILABLE = "session store unavailable"
 MAX_PACKET_BYTES = 64 * 1024  # a chat message is at most 500 characters; refuse giant packets
@@ -185,8 +189,14 @@ class ChatSocketServer:
         presence_source: PresenceSource | None = None,
         history: ChatHistory | None = None,
         fast_path: bool = True,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.store = store
+        self.rate_limiter = rate_limiter or RateLimiter.unlimited()
+        # Anyone can open sockets without a session, thousands a second: counted, not a line each.
+        self._unauthenticated = RefusalReport("refused sockets without a session", logger=log)
+        self._too_many_connects = RefusalReport("refused sockets over --connect-rate", logger=log)
+        self._too_many_chats = RefusalReport("refused chat messages over --chat-rate", logger=log)
         self.history = history if history is not None else MemoryHistory()
         self.registry = SocketRegistry()
         self._clock = clock
@@ -261,6 +271,9 @@ class ChatSocketServer:
         if self._sent_by_the_client(sid) or not isinstance(environ, dict):
             return
         request = environ["tornado.handler"].request
+        if not await self.rate_limiter.allows("connect", request.remote_ip):
+            self._too_many_connects.refused(f"the latest from {request.remote_ip}")
+            raise ConnectionRefusedError(TOO_MANY_CONNECTS)
         try:
             session = await self.store.get(environ.get(SESSION_ID))
             recent = await self._recent_history() if session is not None else []
@@ -268,7 +281,7 @@ class ChatSocketServer:
             raise ConnectionRefusedError(STORE_UNAVAILABLE) from None  # the store logs it, once
         if session is None:
             # engineio's Tornado driver puts 127.0.0.1 in REMOTE_ADDR; the real peer is here.
-            log.info("refused socket from %s: %s", request.remote_ip, NOT_AUTHENTICATED)
+            self._unauthenticated.refused(f"{NOT_AUTHENTICATED}, the latest from {request.remote_ip}")
             raise ConnectionRefusedError(NOT_AUTHENTICATED)
         came_online = self.registry.add(sid, session, request.remote_ip)
         try:
@@ -355,6 +368,11 @@ class ChatSocketServer:
             text = clean_chat_payload(args[0] if len(args) == 1 else None)
         except InvalidInput as refusal:
             await self.emit_here("error", {"message": str(refusal)}, sid)
+            return
+        if not await self.rate_limiter.allows("chat", session.id):
+            self._too_many_chats.refused(f"the latest from {session.username!r}")
+            rate = self.rate_limiter.rates.describe("chat")
+            await self.emit_here("error", {"message": f"{SLOW_DOWN} (at most {rate}): this message was not sent"}, sid)
             return
         message = {"id": secrets.token_hex(6), "username": session.username, "tag": session.tag, "text": text,
                    "time": int(self._clock())}

@@ -1,0 +1,85 @@
+"""Fair limits per client, whatever it sends: logins and socket connects per address, chat
+messages per session.
+
+Counted with `limits` (a sliding-window counter per key): in this process's memory, or in
+Redis where processes share it, so that a client cannot get N times a limit by spreading its
+requests over the N processes behind the balancer. A limit that cannot be counted (Redis is
+away) lets the request through: the store's outage is refused and said elsewhere, once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+# One person logs in a few times a day and opens a socket per page or tab; an office behind
+# one address is tens of people. A client above these is a script: logins that would evict
+# everyone's sessions, connects that cost a handshake each, a chat that floods every screen.
+DEFAULT_LOGIN_RATE = "30/minute"  # per client address
+DEFAULT_CONNECT_RATE = "120/minute"  # socket connects per client address
+DEFAULT_CHAT_RATE = "20/10 seconds"  # chat messages per session: a burst of 20, then 2 a second
+
+Kind = Literal["login", "connect", "chat"]
+
+
+def parse_rate(text: str) -> RateLimitItem | None:
+    """A rate such as "30/minute" or "20 per 10 seconds"; "off" for none. ValueError if odd."""
+    if text.strip().lower() == "off":
+        return None
+    try:
+        return parse(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a rate like 30/minute, 20 per 10 seconds or off") from None
+
+
+@dataclass(frozen=True)
+class Rates:
+    """The limits in force; None is no limit."""
+
+    login: RateLimitItem | None = None
+    connect: RateLimitItem | None = None
+    chat: RateLimitItem | None = None
+
+    @classmethod
+    def defaults(cls) -> Rates:
+        return cls(parse_rate(DEFAULT_LOGIN_RATE), parse_rate(DEFAULT_CONNECT_RATE), parse_rate(DEFAULT_CHAT_RATE))
+
+    def describe(self, kind: Kind) -> str:
+        item = getattr(self, kind)
+        return "no limit" if item is None else str(item)
+
+
+class RateLimiter:
+    """Whether one more login, connect or chat message of a client is within its limit."""
+
+    def __init__(self, rates: Rates, redis_url: str | None = None, prefix: str = "tornado_app:") -> None:
+        self.rates = rates
+        storage: Storage
+        if redis_url is None:
+            storage = MemoryStorage()
+        else:
+            storage = RedisStorage("async+" + redis_url, implementation="redispy", key_prefix=prefix + "limits",
+                                   wrap_exceptions=True, socket_timeout=2, socket_connect_timeout=2)
+        self._limiter = SlidingWindowCounterRateLimiter(storage)
+
+    @classmethod
+    def unlimited(cls) -> RateLimiter:
+        return cls(Rates())
+
+    async def allows(self, kind: Kind, key: str) -> bool:
+        """Count one `kind` for `key` (an address, a session id); False when over its limit."""
+        item: RateLimitItem | None = getattr(self.rates, kind)
+        if item is None:
+            return True
+        try:
+            return await self._limiter.hit(item, kind, key)
+        except StorageError:
+            return True  # Redis is away: the store refuses and says so itself
