@@ -168,6 +168,7 @@ def test_sessions_survive_a_restart_of_the_process(cluster: Cluster) -> None:
     assert "Traceback" not in a.log()
 
 
+@pytest.mark.heavy  # over 10 s: it waits out a timeout or a process; run by make test-heavy and CI
 def test_a_process_killed_without_a_word_leaves_the_others_presence_within_30_s(cluster: Cluster) -> None:
     a, b = cluster.start(), cluster.start()
 
@@ -321,7 +322,8 @@ def test_through_nginx_every_transport_stays_on_one_process(cluster: Cluster, ng
             assert (await client.call("whoami", timeout=5))["username"] == "ada"
             await client.emit("chat", {"text": f"hello {number}"})
             assert (await asyncio.wait_for(chats.get(), 5))["text"] == f"hello {number}"
-        await client.disconnect()
+        # (a polling client's graceful disconnect waits for its long poll, up to 25 s)
+        await client.eio.disconnect(abort=True)
         await browser.close()
 
     asyncio.run(scenario())
@@ -380,7 +382,8 @@ def test_after_every_process_restarts_a_page_reconnects_through_nginx_and_is_acc
         await asyncio.wait_for(connects.get(), 30)  # reconnected, and accepted
         print(f"reconnected {time.monotonic() - started:.1f} s after the processes were back")
         assert (await client.call("whoami", timeout=5))["username"] == "ada"
-        await client.disconnect()
+        # (a polling client's graceful disconnect waits for its long poll, up to 25 s)
+        await client.eio.disconnect(abort=True)
         await browser.close()
 
     asyncio.run(scenario())

@@ -43,7 +43,11 @@ def http_session() -> aiohttp.ClientSession:
 def busy_server() -> Iterator[ServerProcess]:
     """The plain server in its own process, allowed enough open files for the crowd."""
     raise_open_files_limit(2 * HELD_SOCKETS + 500)  # the child inherits the limit
-    server = ServerProcess("--port", "0", "--log-level", "warning", "--max-sessions", str(FLOOD_STORE))
+    # The crowd all comes from 127.0.0.1: the per-address caps and rates are lifted (they are
+    # attacked on their own in test_server.py, test_engine.py and test_ratelimit.py).
+    server = ServerProcess("--port", "0", "--log-level", "warning", "--max-sessions", str(FLOOD_STORE),
+                           "--max-connections-per-ip", "100000", "--max-sockets-per-ip", "100000",
+                           "--login-rate", "off", "--connect-rate", "off", "--chat-rate", "off")
     assert server.url
     yield server
     server.close()

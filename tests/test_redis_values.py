@@ -235,6 +235,7 @@ def test_redacted_hides_every_form_of_password(url: str, shown: str) -> None:
     assert "hunter2" not in redacted(url) and "ter/2" not in redacted(url)
 
 
+@pytest.mark.heavy  # over 10 s: it waits out a timeout or a process; run by make test-heavy and CI
 def test_make_cluster_redis_wants_its_password_which_no_command_line_holds() -> None:
     secret = "cookie-secret-that-must-not-show-in-ps"
     process = subprocess.Popen([sys.executable, str(ROOT / "deploy" / "cluster.py"), "--processes", "2", "--port", "0"],

@@ -227,6 +227,7 @@ def test_one_address_holds_at_most_max_connections_per_ip_and_the_rest_are_close
     assert log.count("refused connections over --max-connections-per-ip (50)") == 1, log[-2000:]
 
 
+@pytest.mark.heavy  # over 10 s: it waits out a timeout or a process; run by make test-heavy and CI
 def test_behind_a_proxy_the_cap_counts_the_address_in_its_headers(server_process: Any) -> None:
     """Behind a proxy every connection comes from the proxy: the cap counts the client named
     in X-Forwarded-For; its fourth connection at a cap of 3 is answered 429, others are served."""
@@ -272,6 +273,7 @@ def test_started_at_1024_open_files_the_server_raises_its_limit_and_holds_thousa
     assert status == 0 and "Traceback" not in log and "open files" not in log.lower()
 
 
+@pytest.mark.heavy  # over 10 s: it waits out a timeout or a process; run by make test-heavy and CI
 def test_out_of_file_descriptors_the_server_pauses_accepting_without_spinning_and_recovers(limited_server: Any) -> None:
     """With a hard limit of 256 that it cannot raise, 400 connections from one address (cap
     lifted) exhaust it: the server pauses accepting, logs it once (not a traceback per
