@@ -50,6 +50,21 @@ engineio's own path, so the order of packets per socket is kept:
 - `AsyncManager.emit` (python-socketio) is replaced for events without a callback: the
   packet and frame are built once, and each recipient gets the frame written or the packet
   queued, in one pass with no await, so two emits never interleave on a socket.
+
+Leaving in O(1) (`DirectManager`, python-socketio's client manager; the Redis one inherits it):
+when K sockets close at once (a deploy, a network blip), python-socketio spent O(K²) after
+they were gone: 8,000 sockets closing cost 32 s of CPU, the server deaf meanwhile.
+- `BaseManager.basic_disconnect` copied the namespace's whole room table (a room per socket,
+  so n entries) on every disconnect to find the rooms of one socket. `DirectManager` keeps,
+  per namespace and socket, the rooms it is in (`rooms_of`, kept by `basic_enter_room` and
+  `basic_leave_room`, the two methods through which python-socketio changes a room) and
+  leaves those; the rest of basic_disconnect (callbacks, pending state) is python-socketio's.
+- `pending_connect` and `pending_disconnect` were a list per namespace, searched with `in`
+  on every connect, `is_connected` and disconnect: they are `PendingTable`s of `PendingSids`
+  (a multiset with the list methods python-socketio calls), each step O(1), with
+  python-socketio's own methods running on them unchanged.
+tests/test_engine.py feeds the same operations to a plain `socketio.AsyncManager` and
+checks that rooms, pending state and answers stay identical.
 """
 
 from __future__ import annotations
@@ -345,9 +360,97 @@ class TunedEngineIOServer(engineio.AsyncServer):
             websocket_handler.close()
 
 
+class PendingSids:
+    """One namespace's sockets pending connect or disconnect: python-socketio keeps a list and
+    appends, removes, tests membership and takes the length, each O(n) on a list but
+    `remove`; here each is O(1). A multiset, as a list is (a sid appended twice is there twice)."""
+
+    __slots__ = ("_counts", "_length")
+
+    def __init__(self, sids: Any = ()) -> None:
+        self._counts: dict[str, int] = {}
+        self._length = 0
+        for sid in sids:
+            self.append(sid)
+
+    def append(self, sid: str) -> None:
+        self._counts[sid] = self._counts.get(sid, 0) + 1
+        self._length += 1
+
+    def remove(self, sid: str) -> None:
+        count = self._counts.get(sid)
+        if count is None:
+            raise ValueError(f"{sid!r} is not pending")  # what list.remove raises
+        if count == 1:
+            del self._counts[sid]
+        else:
+            self._counts[sid] = count - 1
+        self._length -= 1
+
+    def __contains__(self, sid: object) -> bool:
+        return sid in self._counts
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __iter__(self) -> Any:
+        for sid, count in self._counts.items():
+            for _ in range(count):
+                yield sid
+
+    def __repr__(self) -> str:
+        return f"PendingSids({list(self)!r})"
+
+
+class PendingTable(dict[Any, PendingSids]):
+    """python-socketio's `pending_connect` / `pending_disconnect` (namespace -> sids): it starts
+    a namespace's entry as `[]` (BaseManager.pre_connect, pre_disconnect); it is stored here as
+    PendingSids, so python-socketio's own methods run unchanged on it."""
+
+    def __setitem__(self, namespace: Any, sids: Any) -> None:
+        super().__setitem__(namespace, sids if isinstance(sids, PendingSids) else PendingSids(sids))
+
+
 class DirectManager(socketio.AsyncManager):  # type: ignore[misc]
     """python-socketio's client manager for one process, whose emit starts no task per
-    recipient (see the module docstring)."""
+    recipient, and where a socket leaves in O(1) (see the module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pending_connect = PendingTable()
+        self.pending_disconnect = PendingTable()
+        self.rooms_of: dict[Any, dict[str, dict[Any, None]]] = {}  # namespace -> sid -> its rooms, in order entered
+
+    def basic_enter_room(self, sid: str, namespace: Any, room: Any, eio_sid: str | None = None) -> None:
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        self.rooms_of.setdefault(namespace, {}).setdefault(sid, {})[room] = None
+
+    def basic_leave_room(self, sid: str, namespace: Any, room: Any) -> None:
+        super().basic_leave_room(sid, namespace, room)
+        sids = self.rooms_of.get(namespace)
+        rooms = sids.get(sid) if sids is not None else None
+        if rooms is not None:
+            rooms.pop(room, None)
+            if not rooms:
+                del sids[sid]
+                if not sids:
+                    del self.rooms_of[namespace]
+
+    def basic_disconnect(self, sid: str, namespace: Any, **kwargs: Any) -> None:
+        """BaseManager.basic_disconnect, finding the sid's rooms in `rooms_of` instead of in a
+        copy of the namespace's whole room table (one room per socket: O(n) per leave)."""
+        if namespace not in self.rooms:
+            return
+        for room in list(self.rooms_of.get(namespace, {}).get(sid, ())):
+            self.basic_leave_room(sid, namespace, room)
+        if sid in self.callbacks:
+            del self.callbacks[sid]
+        for pending in (self.pending_connect, self.pending_disconnect):
+            sids = pending.get(namespace)
+            if sids is not None and sid in sids:
+                sids.remove(sid)
+                if len(sids) == 0:
+                    del pending[namespace]
 
     async def emit(self, event: str, data: Any, namespace: str, room: Any = None, skip_sid: Any = None,
                    callback: Any = None, to: Any = None, **kwargs: Any) -> None:
