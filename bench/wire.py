@@ -20,6 +20,45 @@ from typing import Any
 import aiohttp
 
 
+class PresenceView:
+    """Who is online as a page sees it: the `presence_state`, then each `presence_diff` in
+    version order (a diff before the state, or after a gap, waits; a gap is `gapped`)."""
+
+    def __init__(self) -> None:
+        self.people: dict[str, str] = {}  # tag -> name
+        self.version: int | None = None
+        self.gapped = False
+        self._held: dict[int, dict[str, Any]] = {}
+
+    def event(self, name: str, data: Any) -> None:
+        if name == "presence_state":
+            self.people = {person["tag"]: person["name"] for person in data["people"]}
+            self.version, self.gapped = data["version"], False
+            self._apply_held()
+        elif name == "presence_diff":
+            self._held[data["version"]] = data
+            if self.version is not None:
+                self._apply_held()
+                self.gapped = bool(self._held)
+
+    def _apply_held(self) -> None:
+        assert self.version is not None
+        for version in sorted(self._held):
+            if version <= self.version:
+                del self._held[version]
+            elif version == self.version + 1:
+                diff = self._held.pop(version)
+                for person in diff["leaves"]:
+                    self.people.pop(person["tag"], None)
+                for person in diff["joins"]:
+                    self.people[person["tag"]] = person["name"]
+                self.version = version
+
+    def names(self) -> list[str]:
+        """One name per person online, sorted (a name twice for two people of that name)."""
+        return sorted(self.people.values())
+
+
 class Refused(Exception):
     """The server answered the Socket.IO connect with CONNECT_ERROR (or refused the upgrade)."""
 
@@ -36,6 +75,7 @@ class WireSocket:
         self.closed = asyncio.Event()
         self.close_reason = ""
         self._reader: asyncio.Task[None] | None = None
+        self.presence = PresenceView()
 
     @classmethod
     async def connect(
@@ -102,6 +142,14 @@ class WireSocket:
     def pending(self, event: str) -> int:
         return self._events[event].qsize()
 
+    async def sees_online(self, names: list[str], timeout: float = 10) -> None:
+        """Wait until this socket's view of who is online is `names` (sorted, one per person)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.presence.names() != sorted(names):
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"online is {self.presence.names()}, not {sorted(names)}")
+            await asyncio.sleep(0.01)
+
     async def close(self) -> None:
         """A clean client disconnect: Socket.IO `41`, then the WebSocket close handshake."""
         if not self._ws.closed:
@@ -145,6 +193,8 @@ class WireSocket:
             body = packet[2:]
             event, *args = json.loads(body[body.index("[") :])
             self._events[event].put_nowait(args[0] if len(args) == 1 else args)
+            if event.startswith("presence_") and len(args) == 1:
+                self.presence.event(event, args[0])
         elif packet.startswith("43"):
             body = packet[2:]
             bracket = body.index("[")

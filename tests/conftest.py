@@ -24,6 +24,7 @@ import socketio
 import tornado.httpclient
 from tornado.ioloop import IOLoop
 
+from bench.wire import PresenceView
 from tornado_app.app import TornadoApp, make_app
 
 TEST_SECRET = "test-cookie-secret-not-for-production"
@@ -159,12 +160,23 @@ class SocketClient:
         http = aiohttp.ClientSession(headers={"Cookie": cookie}) if cookie else None
         self.sio = socketio.AsyncClient(reconnection=False, http_session=http)
         self.received: dict[str, asyncio.Queue[Any]] = defaultdict(asyncio.Queue)
+        self.presence = PresenceView()
         self.sio.on("*", self._record)
         self.sio.on("connect_error", lambda data: self.received["connect_error"].put_nowait(data))
         self.sio.on("disconnect", lambda reason=None: self.received["disconnect"].put_nowait(reason))
 
     async def _record(self, event: str, *args: Any) -> None:
         self.received[event].put_nowait(args[0] if len(args) == 1 else args)
+        if event.startswith("presence_") and len(args) == 1:
+            self.presence.event(event, args[0])
+
+    async def sees_online(self, names: list[str], timeout: float = 10) -> None:
+        """Wait until this client's view of who is online is `names` (sorted, one per person)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.presence.names() != sorted(names):
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"online is {self.presence.names()}, not {sorted(names)}")
+            await asyncio.sleep(0.01)
 
     async def next(self, event: str, timeout: float = 2.0) -> Any:
         """The next payload of `event`, waiting up to `timeout` seconds."""

@@ -328,3 +328,58 @@ def test_a_page_in_use_stays_logged_in_and_an_abandoned_one_expires(browser) -> 
             person.context.close()
     finally:
         server.close()
+
+
+def test_a_page_watching_50_people_come_and_go_ends_with_the_servers_list(browser) -> None:
+    """50 people join and 25 leave (in bursts, as tabs and phones do) while a page watches:
+    it applies the changes one batch at a time and ends with exactly who is online."""
+    import asyncio
+    import threading
+
+    import aiohttp
+
+    from bench.wire import WireSocket, log_in
+
+    server = ServerProcess("--port", "0", "--login-rate", "off", "--connect-rate", "off")
+    base = server.url.rstrip("/")
+    person = Person(browser, server.url)
+    try:
+        page = person.log_in("watcher")
+        wait_for_socket(page, "connected")
+        stayers: list[str] = []
+        crowd_done = threading.Event()
+        release = threading.Event()
+
+        async def crowd() -> None:
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+                sockets = []
+                for n in range(50):
+                    sockets.append(await WireSocket.connect(http, base, await log_in(http, base, f"p{n:02d}"), origin=base))
+                    if n % 10 == 9:
+                        await asyncio.sleep(0.15)  # a few batches, not one
+                for n, socket in enumerate(sockets):
+                    if n % 2:
+                        await socket.close()
+                    else:
+                        stayers.append(f"p{n:02d}")
+                crowd_done.set()
+                while not release.is_set():
+                    await asyncio.sleep(0.05)
+                for socket in sockets[::2]:
+                    await socket.close()
+
+        thread = threading.Thread(target=lambda: asyncio.run(crowd()))
+        thread.start()
+        assert crowd_done.wait(60), "the crowd did not get going"
+        expected = sorted(["watcher", *stayers])
+        expect(page.locator("#online-count")).to_have_text(str(len(expected)))
+        shown = page.locator("#online-users li.person[data-username]").evaluate_all("nodes => nodes.map(n => n.dataset.username)")
+        assert sorted(shown) == expected
+        assert shown[0] == "watcher"  # you first
+        page.screenshot(path=SHOTS / "8-crowd-came-and-went.png")
+        release.set()
+        thread.join(30)
+        expect(page.locator("#online-count")).to_have_text("1")
+    finally:
+        person.context.close()
+        server.close()

@@ -70,14 +70,6 @@ def http_session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), cookie_jar=aiohttp.DummyCookieJar())
 
 
-async def next_presence_without(socket: WireSocket, gone: str, timeout: float) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        users = (await socket.next("presence", timeout=max(0.1, deadline - time.monotonic())))["users"]
-        if gone not in users:
-            return users
-
-
 def test_a_chat_on_one_process_reaches_sockets_on_every_process(cluster: Cluster) -> None:
     a, b = cluster.start(), cluster.start()
 
@@ -92,8 +84,7 @@ def test_a_chat_on_one_process_reaches_sockets_on_every_process(cluster: Cluster
                 assert texts == {"from A", "from B"}
             # Presence is the union: each sees both, wherever they are connected.
             for socket in (ada, grace):
-                while (await socket.next("presence"))["users"] != ["ada", "grace"]:
-                    pass
+                await socket.sees_online(["ada", "grace"])
             # The recent conversation is shared too: a late joiner on either process has both.
             late = await WireSocket.connect(http, b.url, await log_in(http, b.url, "late"), origin=b.url)
             history = (await late.next("history"))["messages"]
@@ -176,11 +167,10 @@ def test_a_process_killed_without_a_word_leaves_the_others_presence_within_30_s(
         async with http_session() as http:
             await WireSocket.connect(http, a.url, await log_in(http, a.url, "doomed"), origin=a.url)
             watcher = await WireSocket.connect(http, b.url, await log_in(http, b.url, "watcher"), origin=b.url)
-            while (await watcher.next("presence"))["users"] != ["doomed", "watcher"]:
-                pass
+            await watcher.sees_online(["doomed", "watcher"])
             a.kill()
             started = time.monotonic()
-            assert await next_presence_without(watcher, "doomed", timeout=30) == ["watcher"]
+            await watcher.sees_online(["watcher"], timeout=30)
             seconds = time.monotonic() - started
             await watcher.close()
             return seconds

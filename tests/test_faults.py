@@ -184,7 +184,7 @@ async def test_a_client_gone_mid_handshake_leaves_nothing_behind_and_no_noise(
         await asyncio.sleep(0.3)
         await eventually(held_by(app, 1), within=PROMPTLY)
         await assert_whoami(grace, "grace")
-        assert grace.pending("presence") == 1  # only her own arrival: nobody came or went
+        assert grace.pending("presence_diff") == 1  # only her own arrival: nobody came or went
         assert server_log.lines_since(mark) == []
         await grace.close()
     server_log.assert_no_traceback()
@@ -200,15 +200,14 @@ async def test_a_client_that_drops_its_connection_mid_session_is_freed_at_once(
         grace = await WireSocket.connect(http, base_url, await logged_in_cookie(web_user, "grace"))
         ada = await WireSocket.connect(http, base_url, await logged_in_cookie(web_user, "ada"))
         assert (await ada.next("welcome"))["username"] == "ada"
-        assert (await grace.next("presence"))["users"] == ["grace"]
-        assert (await grace.next("presence"))["users"] == ["ada", "grace"]
+        await grace.sees_online(["ada", "grace"])
         await eventually(held_by(app, 2), within=PROMPTLY)
         mark = server_log.mark()
 
         ada.abort()
         took = await eventually(held_by(app, 1), within=PROMPTLY)
         assert took < PROMPTLY
-        assert (await grace.next("presence"))["users"] == ["grace"]
+        await grace.sees_online(["grace"])
         await assert_whoami(grace, "grace")
         await ada.closed.wait()
         await ada.close()

@@ -1,4 +1,5 @@
-"""Presence: everyone hears who is online, promptly when quiet, coalesced under churn."""
+"""Presence: a state once, then only the changes, versioned; a person joins with their first
+socket and leaves with their last; a change batch costs what changed."""
 
 from __future__ import annotations
 
@@ -6,19 +7,62 @@ import asyncio
 
 import pytest
 
+from bench.wire import PresenceView
+from tornado_app.presence import HERE, PresenceBook
+from tornado_app.registry import Person
+
 from .test_sockets import logged_in
+
+ADA, BOB, CY = Person("ada", "tag-ada-0000"), Person("bob", "tag-bob-0000"), Person("cy", "tag-cy-00000")
+
+
+def test_a_batch_holds_who_came_and_who_went_and_nobody_who_did_both() -> None:
+    book = PresenceBook()
+    book.add(HERE, ADA)
+    book.add(HERE, BOB)
+    assert book.take_changes() == (1, [ADA, BOB], [])
+    book.remove(HERE, BOB)  # left...
+    book.add(HERE, BOB)  # ...and came back within one batch: no change
+    book.add(HERE, CY)  # came...
+    book.remove(HERE, CY)  # ...and went: no change
+    assert book.take_changes() is None and book.version == 1
+    book.remove(HERE, ADA)
+    assert book.take_changes() == (2, [], [ADA])
+    assert book.state() == {"version": 2, "people": [{"name": "bob", "tag": "tag-bob-0000"}]}
+
+
+def test_a_person_online_in_two_places_leaves_with_the_last() -> None:
+    book = PresenceBook()
+    book.add(HERE, ADA)
+    book.add("0123456789abcdef", ADA)  # a tab on another process
+    assert book.take_changes() == (1, [ADA], [])
+    book.remove(HERE, ADA)
+    assert book.take_changes() is None
+    book.replace("0123456789abcdef", [])  # that process died
+    assert book.take_changes() == (2, [], [ADA])
+
+
+def test_a_page_applies_changes_in_version_order_and_notices_a_gap() -> None:
+    page = PresenceView()
+    page.event("presence_diff", {"version": 4, "joins": [{"name": "cy", "tag": "c"}], "leaves": []})  # before the state: held
+    page.event("presence_state", {"version": 3, "people": [{"name": "ada", "tag": "a"}]})
+    assert page.names() == ["ada", "cy"] and page.version == 4
+    page.event("presence_diff", {"version": 4, "joins": [{"name": "cy", "tag": "c"}], "leaves": []})  # again: ignored
+    page.event("presence_diff", {"version": 6, "joins": [{"name": "dan", "tag": "d"}], "leaves": []})  # 5 is missing
+    assert page.gapped and page.names() == ["ada", "cy"]
+    page.event("presence_diff", {"version": 5, "joins": [], "leaves": [{"name": "ada", "tag": "a"}]})  # late, out of order
+    assert not page.gapped and page.names() == ["cy", "dan"] and page.version == 6
 
 
 @pytest.mark.gen_test
-async def test_a_burst_of_arrivals_is_coalesced_into_few_presence_broadcasts(web_user, socket_client) -> None:
-    """Presence is the latest set: under churn it goes out at most every 100 ms, last word current."""
+async def test_a_burst_of_arrivals_is_one_or_two_batches(web_user, socket_client) -> None:
+    """Changes go out at most every 100 ms: a burst of four arrivals is one or two batches."""
     observer = await socket_client((await logged_in(web_user, "observer")).cookie_header)
-    assert (await observer.next("presence"))["users"] == ["observer"]
+    await observer.sees_online(["observer"])
+    while observer.pending("presence_diff"):
+        await observer.next("presence_diff")
     cookies = [(await logged_in(web_user, f"user{number}")).cookie_header for number in range(4)]
     await asyncio.gather(*(socket_client(cookie) for cookie in cookies))
-    await asyncio.sleep(0.35)
-    seen = []
-    while observer.pending("presence"):
-        seen.append(await observer.next("presence"))
-    assert 1 <= len(seen) <= 2, seen
-    assert seen[-1]["users"] == ["observer", "user0", "user1", "user2", "user3"]
+    await observer.sees_online(["observer", "user0", "user1", "user2", "user3"])
+    await asyncio.sleep(0.25)
+    assert 1 <= observer.pending("presence_diff") <= 2

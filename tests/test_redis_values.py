@@ -89,8 +89,7 @@ def test_fake_online_entries_with_bad_names_or_tags_are_not_shown_and_each_is_on
         async with http_session() as http:
             socket = await WireSocket.connect(http, a.url, await log_in(http, a.url, "ada"), origin=a.url, timeout=5)
             # mallory passes every check: whoever holds the Redis password is trusted.
-            while (await socket.next("presence", timeout=5))["users"] != ["ada", "mallory"]:
-                pass
+            await socket.sees_online(["ada", "mallory"])
             await asyncio.sleep(4)  # a heartbeat reads the others again: still one line each
             await socket.close()
 

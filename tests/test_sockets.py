@@ -56,7 +56,7 @@ async def test_a_logged_in_cookie_is_welcomed_by_name(web_user, socket_client, t
     ada = await logged_in(web_user, "ada")
     client = await socket_client(ada.cookie_header, transport)
     assert (await client.next("welcome"))["username"] == "ada"
-    assert (await client.next("presence"))["users"] == ["ada"]
+    await client.sees_online(["ada"])
     if transport == "polling-upgrade":
         await eventually(lambda: client.sio.eio.current_transport == "websocket", what="the upgrade happened")
 
@@ -164,20 +164,43 @@ async def test_unknown_events_are_ignored(web_user, socket_client, transport: st
 
 
 @pytest.mark.gen_test
-async def test_presence_is_broadcast_when_the_set_of_users_changes(web_user, socket_client) -> None:
+async def test_presence_is_a_state_then_only_the_changes(web_user, socket_client) -> None:
+    """A newcomer gets the state (people and version) once; then everyone gets only who came
+    and went (a person joins with their first socket and leaves with their last)."""
     ada_client = await socket_client((await logged_in(web_user, "ada")).cookie_header)
-    assert (await ada_client.next("presence"))["users"] == ["ada"]
+    assert (await ada_client.next("presence_state"))["people"] == []  # she is in the next change
+    ada_tag = (await ada_client.next("welcome"))["tag"]
+    first = await ada_client.next("presence_diff")
+    assert first["joins"] == [{"name": "ada", "tag": ada_tag}] and first["leaves"] == []
     bob = await logged_in(web_user, "bob")
     bob_client = await socket_client(bob.cookie_header)
-    assert (await ada_client.next("presence"))["users"] == ["ada", "bob"]
-    assert (await bob_client.next("presence"))["users"] == ["ada", "bob"]
-    # A second socket of bob changes nothing for ada, but the newcomer learns who is there.
+    state = await bob_client.next("presence_state")
+    assert state == {"version": first["version"], "people": [{"name": "ada", "tag": ada_tag}]}
+    joined = await ada_client.next("presence_diff")
+    assert [person["name"] for person in joined["joins"]] == ["bob"] and joined["version"] == first["version"] + 1
+    await bob_client.sees_online(["ada", "bob"])
+    # A second socket of bob changes nothing for ada; the newcomer gets the state.
     second = await socket_client(bob.cookie_header)
-    assert (await second.next("presence"))["users"] == ["ada", "bob"]
+    assert [person["name"] for person in (await second.next("presence_state"))["people"]] == ["ada", "bob"]
     await second.sio.disconnect()
     await bob_client.sio.disconnect()
-    assert (await ada_client.next("presence"))["users"] == ["ada"]
-    assert ada_client.pending("presence") == 0
+    left = await ada_client.next("presence_diff")
+    assert left["joins"] == [] and [person["name"] for person in left["leaves"]] == ["bob"]
+    assert left["version"] == joined["version"] + 1  # the second socket's coming and going: no change
+    await ada_client.sees_online(["ada"])
+    assert ada_client.pending("presence_diff") == 0
+
+
+@pytest.mark.gen_test
+async def test_a_page_that_missed_a_change_asks_for_the_state_again(web_user, socket_client) -> None:
+    ada_client = await socket_client((await logged_in(web_user, "ada")).cookie_header)
+    await ada_client.sees_online(["ada"])
+    await socket_client((await logged_in(web_user, "bob")).cookie_header)
+    await ada_client.sees_online(["ada", "bob"])
+    state = await ada_client.sio.call("presence_state")
+    assert [person["name"] for person in state["people"]] == ["ada", "bob"]
+    assert state["version"] == ada_client.presence.version
+    assert await ada_client.sio.call("presence_state") is None  # at most once a second per socket
 
 
 @transports
@@ -317,9 +340,8 @@ async def test_two_people_with_one_name_are_two_people_told_apart_by_tag(web_use
     second = await socket_client((await logged_in(web_user, "alice")).cookie_header)
     second_tag = (await second.next("welcome"))["tag"]
     assert first_tag != second_tag and len(first_tag) == 11
-    while (presence := await first.next("presence"))["users"] != ["alice", "alice"]:
-        pass
-    assert sorted(person["tag"] for person in presence["people"]) == sorted([first_tag, second_tag])
+    await first.sees_online(["alice", "alice"])
+    assert sorted(first.presence.people) == sorted([first_tag, second_tag])
     await second.sio.emit("chat", {"text": "which alice?"})
     heard = await first.next("chat")
     assert heard["tag"] == second_tag != first_tag  # so the first alice's page does not call it hers

@@ -1,36 +1,54 @@
-"""Who is online, told to every socket: a latest-state signal, coalesced under churn.
+"""Who is online: sent once as a state, then only as versioned changes (Phoenix Presence's
+`presence_state` and `presence_diff`), so that a change costs what changed, not everyone
+times everyone.
 
-Where several processes serve one site, the set is the union over all of them: each
-process shares its own users through a `PresenceSource` (redis_presence.py) and hears when
-another's change; alone, it is the whole world (`ThisProcessOnly`).
+A person (a session: name and public tag) is online while any of their sockets is, in this
+process or another. `PresenceBook` counts where each person is online and remembers the
+state last announced; every `PRESENCE_MIN_INTERVAL` at most, `PresenceBroadcaster` sends
+the changes since (joins and leaves of the people touched, a person who came and went in
+between not at all) with the next version. A newcomer gets the announced state and its
+version; a page that sees a version gap asks for the state again.
+
+Where several processes serve one site, each shares its own joins and leaves through a
+`PresenceSource` (redis_presence.py) and hears the others'; alone, it is the whole world
+(`ThisProcessOnly`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 import socketio
 
-from .registry import Person, SocketRegistry
+from .registry import Person
 from .sessions import SessionStoreUnavailable
 
+PRESENCE_MIN_INTERVAL = 0.1  # seconds between two change batches; changes in between coalesce
 
-PRESENCE_MIN_INTERVAL = 0.1  # seconds between two presence broadcasts; changes in between coalesce
+HERE = "here"  # where this process's own sockets put a person (the others: process ids)
+
+
+class PresenceListener(Protocol):
+    """What a PresenceSource tells: people coming and going elsewhere."""
+
+    def joined(self, where: str, people: Iterable[Person]) -> None: ...
+
+    def left(self, where: str, people: Iterable[Person]) -> None: ...
+
+    def replace(self, where: str, people: Iterable[Person]) -> None: ...
 
 
 class PresenceSource(Protocol):
-    """Where the users online in other processes come from."""
+    """Where the people online in other processes come from, and where ours go."""
 
-    async def share(self, here: list[Person]) -> None:
-        """Tell the other processes who is online in this one."""
+    def start(self, listener: PresenceListener, here: Callable[[], list[Person]]) -> None:
+        """Tell `listener` of the others' people (all of them first, then their changes);
+        `here()` is this process's people, for a full write after an outage."""
 
-    async def elsewhere(self) -> set[Person]:
-        """The people online in the other (live) processes."""
-
-    def start(self, changed: Callable[[], None]) -> None:
-        """Call `changed()` whenever the set elsewhere may have changed."""
+    async def share(self, joins: list[Person], leaves: list[Person]) -> None:
+        """Tell the other processes who came and went here."""
 
     async def stop(self) -> None: ...
 
@@ -38,40 +56,168 @@ class PresenceSource(Protocol):
 class ThisProcessOnly:
     """One process is the whole site: nothing to share, nobody elsewhere."""
 
-    async def share(self, here: list[Person]) -> None:
+    def start(self, listener: PresenceListener, here: Callable[[], list[Person]]) -> None:
         pass
 
-    async def elsewhere(self) -> set[Person]:
-        return set()
-
-    def start(self, changed: Callable[[], None]) -> None:
+    async def share(self, joins: list[Person], leaves: list[Person]) -> None:
         pass
 
     async def stop(self) -> None:
         pass
 
 
+def wire(people: Iterable[Person]) -> list[dict[str, str]]:
+    return [{"name": name, "tag": tag} for name, tag in people]
+
+
+class PresenceBook:
+    """Where each person is online, the state last announced, and what changed since.
+
+    Every operation is O(people it names); only `state()` (for a newcomer) walks everyone."""
+
+    def __init__(self) -> None:
+        self._places: dict[Person, set[str]] = {}  # person -> "here" and/or process ids
+        self._by_place: dict[str, set[Person]] = {}
+        self._announced: set[Person] = set()
+        self._touched: set[Person] = set()
+        self.version = 0
+
+    def add(self, where: str, person: Person) -> bool:
+        """The person is online at `where`; True when that changes anything."""
+        places = self._places.setdefault(person, set())
+        if where in places:
+            return False
+        places.add(where)
+        self._by_place.setdefault(where, set()).add(person)
+        self._touched.add(person)
+        return True
+
+    def remove(self, where: str, person: Person) -> bool:
+        places = self._places.get(person)
+        if places is None or where not in places:
+            return False
+        places.discard(where)
+        if not places:
+            del self._places[person]
+        at = self._by_place[where]
+        at.discard(person)
+        if not at:
+            del self._by_place[where]
+        self._touched.add(person)
+        return True
+
+    def replace(self, where: str, people: Iterable[Person]) -> bool:
+        """Everyone online at `where` is exactly `people` (a full read of another process)."""
+        wanted = set(people)
+        before = self._by_place.get(where, set())
+        changed = False
+        for person in before - wanted:
+            changed |= self.remove(where, person)
+        for person in wanted - before:
+            changed |= self.add(where, person)
+        return changed
+
+    def places(self) -> list[str]:
+        return list(self._by_place)
+
+    def people_at(self, where: str) -> list[Person]:
+        return list(self._by_place.get(where, ()))
+
+    def is_online(self, person: Person) -> bool:
+        return person in self._places
+
+    def pending(self) -> bool:
+        return bool(self._touched)
+
+    def take_changes(self) -> tuple[int, list[Person], list[Person]] | None:
+        """(new version, joins, leaves) since the last announcement, or None if nothing
+        changed for anyone (someone who came and went in between is no change)."""
+        joins, leaves = [], []
+        for person in self._touched:
+            online, announced = person in self._places, person in self._announced
+            if online and not announced:
+                joins.append(person)
+                self._announced.add(person)
+            elif announced and not online:
+                leaves.append(person)
+                self._announced.discard(person)
+        self._touched.clear()
+        if not joins and not leaves:
+            return None
+        self.version += 1
+        return self.version, sorted(joins), sorted(leaves)
+
+    def state(self) -> dict[str, object]:
+        """The announced state and its version: what a newcomer starts from."""
+        return {"version": self.version, "people": wire(sorted(self._announced))}
+
+
 class PresenceBroadcaster:
-    """Tells every socket who is online: on the next loop turn when things are quiet, at most
-    once per `min_interval` under churn.
+    """Tells every socket of this process who comes and goes: the changes of each interval
+    in one `presence_diff`, on the next loop turn when things are quiet, at most once per
+    `min_interval` under churn. Also the listener of the PresenceSource (other processes)."""
 
-    Presence is a latest-state signal. Broadcasting every intermediate set to every socket
-    costs O(sockets) per connect and per disconnect, O(n²) when many come and go; coalescing
-    drops only sets that were already stale and always sends the current one last.
-    """
-
-    def __init__(self, sio: socketio.AsyncServer, registry: SocketRegistry, min_interval: float, source: PresenceSource) -> None:
+    def __init__(self, sio: socketio.AsyncServer, min_interval: float, source: PresenceSource) -> None:
         self._sio = sio
-        self._registry = registry
         self._source = source
-        self._shared: list[Person] | None = None
         self._min_interval = min_interval
+        self.book = PresenceBook()
         self._last_sent = float("-inf")
         self._timer: asyncio.TimerHandle | None = None
         self._sending: set[asyncio.Task[None]] = set()
+        self._unshared_joins: set[Person] = set()
+        self._unshared_leaves: set[Person] = set()
 
-    def changed(self) -> None:
-        """The set of online users changed: schedule a broadcast unless one is pending."""
+    def start(self) -> None:
+        self._source.start(self, self.here)
+
+    def here(self) -> list[Person]:
+        """This process's own people."""
+        return self.book.people_at(HERE)
+
+    # --- this process's sockets ----------------------------------------------------------
+
+    def came_online(self, person: Person) -> None:
+        """A person's first socket in this process."""
+        if self.book.add(HERE, person):
+            self._unshared_leaves.discard(person)
+            self._unshared_joins.add(person)
+            self._schedule()
+
+    def went_offline(self, person: Person) -> None:
+        """A person's last socket in this process closed."""
+        if self.book.remove(HERE, person):
+            self._unshared_joins.discard(person)
+            self._unshared_leaves.add(person)
+            self._schedule()
+
+    # --- other processes (PresenceListener) ----------------------------------------------
+
+    def joined(self, where: str, people: Iterable[Person]) -> None:
+        if any([self.book.add(where, person) for person in people]):
+            self._schedule()
+
+    def left(self, where: str, people: Iterable[Person]) -> None:
+        if any([self.book.remove(where, person) for person in people]):
+            self._schedule()
+
+    def replace(self, where: str, people: Iterable[Person]) -> None:
+        if self.book.replace(where, people):
+            self._schedule()
+
+    def places(self) -> list[str]:
+        return self.book.places()
+
+    # --- telling the sockets -------------------------------------------------------------
+
+    def state(self) -> dict[str, object]:
+        return self.book.state()
+
+    async def tell(self, sid: str) -> None:
+        """Send one socket (a newcomer, or a page that saw a gap) the state to start from."""
+        await self._sio.manager.emit("presence_state", self.book.state(), namespace="/", room=sid, ignore_queue=True)
+
+    def _schedule(self) -> None:
         if self._timer is not None:
             return
         loop = asyncio.get_running_loop()
@@ -85,35 +231,21 @@ class PresenceBroadcaster:
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
-    async def online_people(self) -> list[Person]:
-        """Everyone online, in this process or another, sorted by name."""
-        here = self._registry.online_people()
-        try:
-            return sorted(set(here) | await self._source.elsewhere())
-        except SessionStoreUnavailable:
-            return here  # the store says so in the log, once
-
-    async def payload(self) -> dict[str, object]:
-        """`users`: one name per person online (a name twice for two people of that name);
-        `people`: the same with each one's public tag, to tell them apart."""
-        people = await self.online_people()
-        return {"users": [person.name for person in people], "people": [{"name": name, "tag": tag} for name, tag in people]}
-
-    async def tell(self, sid: str) -> None:
-        """Tell one socket (a newcomer) who is online."""
-        await self._sio.manager.emit("presence", await self.payload(), namespace="/", room=sid, ignore_queue=True)
-
     async def _broadcast(self) -> None:
-        here = self._registry.online_people()
-        if here != self._shared:
+        joins, leaves = sorted(self._unshared_joins), sorted(self._unshared_leaves)
+        self._unshared_joins.clear()
+        self._unshared_leaves.clear()
+        changes = self.book.take_changes()
+        if changes is not None:
+            # To this process's sockets only: each process tells its own.
+            version, joined, left = changes
+            await self._sio.manager.emit("presence_diff", {"version": version, "joins": wire(joined), "leaves": wire(left)},
+                                         namespace="/", ignore_queue=True)
+        if joins or leaves:
             try:
-                await self._source.share(here)
-                self._shared = here
+                await self._source.share(joins, leaves)
             except SessionStoreUnavailable:
-                pass  # shared again at the next change or heartbeat
-        # To this process's sockets only: each process tells its own (a message queue
-        # between processes would repeat it for every process that saw the change).
-        await self._sio.manager.emit("presence", await self.payload(), namespace="/", ignore_queue=True)
+                pass  # the source writes its whole set again once the store is back
 
     def cancel(self) -> None:
         if self._timer is not None:

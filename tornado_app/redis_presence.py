@@ -1,11 +1,17 @@
-"""Who is online in the other processes, through Redis.
+"""Who is online in the other processes, through Redis: each process publishes its own joins
+and leaves, and keeps the others' people in memory from those messages.
 
 Keys (under the bus's prefix):
-- `online:<process id>`: the set of people ("<tag> <name>") with a socket on that process; it expires
-  `PROCESS_TTL` seconds after the process's last heartbeat, so the users of a process that
-  dies without a word (SIGKILL, a lost machine) leave everyone's presence by themselves;
+- `online:<process id>`: the set of people ("<tag> <name>") with a socket on that process,
+  changed member by member; it expires `PROCESS_TTL` seconds after the process's last
+  heartbeat, so the people of a process that dies without a word (SIGKILL, a lost machine)
+  leave everyone's presence by themselves;
 - `processes`: a sorted set of process ids scored by their last heartbeat;
-- channel `presence`: "my set changed", so that the others broadcast the new union at once.
+- channel `presence`: {"process", "joins", "leaves"}: what changed in one process.
+
+A full read of the others' sets happens only at start, after a resubscription (messages may
+have been missed in between), when a process is new, and every `RECONCILE_EVERY`
+heartbeats (to repair anything that drifted). No Redis round trip per broadcast or connect.
 """
 
 from __future__ import annotations
@@ -18,19 +24,25 @@ from collections.abc import Callable
 
 from redis.exceptions import ResponseError
 
+from .presence import HERE, PresenceListener
 from .redis_bus import RedisBus
 from .redis_values import BadValue, person
 from .registry import Person
 from .sessions import SessionStoreUnavailable
 
-
 HEARTBEAT_SECONDS = 3.0  # how often a process says it is alive and checks on the others
-PROCESS_TTL = 10.0  # seconds after a process's last heartbeat that its users count as gone
-PROCESS_ID = re.compile(rb"[0-9a-f]{16}")  # RedisBus.process_id
+PROCESS_TTL = 10.0  # seconds after a process's last heartbeat that its people count as gone
+RECONCILE_EVERY = 10  # heartbeats between two full reads of the others' sets (30 s)
+PROCESS_ID = re.compile(r"[0-9a-f]{16}")  # RedisBus.process_id
+
+
+def member(someone: Person) -> str:
+    name, tag = someone
+    return f"{tag} {name}"
 
 
 class RedisPresence:
-    """A PresenceSource over Redis: this process's users shared, the others' read."""
+    """A PresenceSource over Redis: this process's changes shared, the others' heard."""
 
     def __init__(self, bus: RedisBus, heartbeat: float = HEARTBEAT_SECONDS, process_ttl: float = PROCESS_TTL) -> None:
         self._bus = bus
@@ -38,13 +50,16 @@ class RedisPresence:
         self._process_ttl = process_ttl
         self._own_key = bus.key("online", bus.process_id)
         self._processes = bus.key("processes")
-        self._changed: Callable[[], None] = lambda: None
-        self._last_elsewhere: set[Person] | None = None
+        self._listener: PresenceListener | None = None
+        self._here: Callable[[], list[Person]] = list
         self._beating: asyncio.Task[None] | None = None
-        self._here: list[Person] = []
+        self._own_set_lost = False  # a change could not be written: write the whole set again
+        self._read_in_subscription = -1  # the subscription whose messages we have read from
+        self._known_processes: set[str] = set()  # the other live processes, as last read
 
-    def start(self, changed: Callable[[], None]) -> None:
-        self._changed = changed
+    def start(self, listener: PresenceListener, here: Callable[[], list[Person]]) -> None:
+        self._listener = listener
+        self._here = here
         self._bus.on("presence", self._heard)
         self._beating = asyncio.ensure_future(self._beat())
 
@@ -53,62 +68,138 @@ class RedisPresence:
             self._beating.cancel()
             await asyncio.gather(self._beating, return_exceptions=True)
         with contextlib.suppress(SessionStoreUnavailable):
+            leaving = [member(someone) for someone in self._here()]
             await self._bus.run(self._bus.client.delete(self._own_key))
             await self._bus.run(self._bus.client.zrem(self._processes, self._bus.process_id))
-            await self._bus.publish("presence", None)
+            await self._publish([], leaving)
 
-    async def share(self, here: list[Person]) -> None:
-        self._here = here
-        await self._write_own_set()
-        await self._bus.publish("presence", None)
+    async def share(self, joins: list[Person], leaves: list[Person]) -> None:
+        """Write this process's changes to its set, then tell the others (O(changes))."""
+        if self._own_set_lost:
+            await self._write_own_set()
+        else:
+            try:
+                async with self._bus.client.pipeline(transaction=True) as pipe:
+                    if joins:
+                        pipe.sadd(self._own_key, *map(member, joins))
+                    if leaves:
+                        pipe.srem(self._own_key, *map(member, leaves))
+                    pipe.pexpire(self._own_key, int(self._process_ttl * 1000))
+                    await self._bus.run(pipe.execute(), writes=True)
+            except SessionStoreUnavailable:
+                self._own_set_lost = True
+                raise
+        await self._publish([member(someone) for someone in joins], [member(someone) for someone in leaves])
+
+    async def _publish(self, joins: list[str], leaves: list[str]) -> None:
+        await self._bus.publish("presence", {"process": self._bus.process_id, "joins": joins, "leaves": leaves})
 
     async def _write_own_set(self) -> None:
-        """This process's users and heartbeat, written whole (so that a set lost while Redis
-        was away comes back with the next heartbeat)."""
+        """This process's people and heartbeat, written whole (after an outage, a change may
+        be missing from Redis)."""
+        here = self._here()
         async with self._bus.client.pipeline(transaction=True) as pipe:
             pipe.delete(self._own_key)
-            if self._here:
-                pipe.sadd(self._own_key, *(f"{tag} {name}" for name, tag in self._here))
+            if here:
+                pipe.sadd(self._own_key, *map(member, here))
             pipe.pexpire(self._own_key, int(self._process_ttl * 1000))
             pipe.zadd(self._processes, {self._bus.process_id: time.time()})
             await self._bus.run(pipe.execute(), writes=True)
+        self._own_set_lost = False
 
-    async def elsewhere(self) -> set[Person]:
-        client = self._bus.client
-        await self._bus.run(client.zremrangebyscore(self._processes, "-inf", time.time() - 3 * self._process_ttl))
-        others = []
-        for process in await self._bus.run(client.zrange(self._processes, 0, -1)):
-            if not PROCESS_ID.fullmatch(process):  # a key name made of anything: not followed
-                self._bus.ignored.skip("processes", process, BadValue("not a process id"))
-            elif process.decode() != self._bus.process_id:
-                others.append(self._bus.key("online", process.decode()))
-        if not others:
-            return set()
-        people = set()
-        try:
-            members = await self._bus.run(client.sunion(others))
-        except ResponseError as error:  # WRONGTYPE: one of the keys is no set
-            self._bus.ignored.skip("online", others, BadValue(str(error)))
-            return people
-        for member in members:
+    async def _heard(self, payload: object) -> None:
+        """Another process's changes, checked like client input (a bad entry is skipped)."""
+        if not (isinstance(payload, dict) and isinstance(payload.get("process"), str)
+                and PROCESS_ID.fullmatch(payload["process"])
+                and isinstance(payload.get("joins"), list) and isinstance(payload.get("leaves"), list)):
+            raise BadValue("not a presence change")  # the bus skips it, with one line
+        if self._listener is None:
+            return
+        process = payload["process"]
+        self._listener.joined(process, self._people(payload["joins"]))
+        self._listener.left(process, self._people(payload["leaves"]))
+
+    def _people(self, members: list[object]) -> list[Person]:
+        people = []
+        for entry in members:
             try:
-                people.add(Person(*person(member)))
-            except BadValue as error:  # not what a process writes: nobody is shown for it
-                self._bus.ignored.skip("online", member, error)
+                people.append(Person(*person(entry.encode() if isinstance(entry, str) else b"")))
+            except BadValue as error:
+                self._bus.ignored.skip("presence", entry, error)
         return people
 
-    async def _heard(self, _: object) -> None:
-        self._changed()
+    async def _read_everyone(self) -> None:
+        """A full read: each live process's set, replacing what we knew of it; processes gone
+        (no heartbeat for PROCESS_TTL) take their people with them."""
+        assert self._listener is not None
+        client = self._bus.client
+        cutoff = time.time() - self._process_ttl
+        live = set()
+        for process, beat in await self._bus.run(client.zrange(self._processes, 0, -1, withscores=True)):
+            process = process.decode(errors="replace")
+            if not PROCESS_ID.fullmatch(process):  # a key name made of anything: not followed
+                self._bus.ignored.skip("processes", process, BadValue("not a process id"))
+            elif process != self._bus.process_id and beat >= cutoff:
+                live.add(process)
+        for process in live:
+            try:
+                members = await self._bus.run(client.smembers(self._bus.key("online", process)))
+            except ResponseError as error:  # WRONGTYPE: the key is no set
+                self._bus.ignored.skip("online", process, BadValue(str(error)))
+                members = set()
+            people = []
+            for entry in members:
+                try:
+                    people.append(Person(*person(entry)))
+                except BadValue as error:  # not what a process writes: nobody is shown for it
+                    self._bus.ignored.skip("online", entry, error)
+            self._listener.replace(process, people)
+        for process in self._listener.places():
+            if process != HERE and process not in live:
+                self._listener.replace(process, [])
+        self._known_processes = live
+        await self._bus.run(client.zremrangebyscore(self._processes, "-inf", time.time() - 3 * self._process_ttl))
 
     async def _beat(self) -> None:
-        """Stay alive in the others' eyes, and notice a process that died without a word."""
+        """Stay alive in the others' eyes; read everyone at start, after a resubscription and
+        every RECONCILE_EVERY beats; otherwise notice only processes that died or appeared."""
+        beats = 0
         while True:
-            await asyncio.sleep(self._heartbeat)
             try:
-                await self._write_own_set()
-                elsewhere = await self.elsewhere()
+                await self._write_own_set() if self._own_set_lost or beats == 0 else await self._touch()
+                subscription = self._bus.subscription
+                if beats % RECONCILE_EVERY == 0 or subscription != self._read_in_subscription:
+                    if self._bus.subscribed.is_set():
+                        self._read_in_subscription = subscription
+                    await self._read_everyone()
+                else:
+                    await self._check_processes()
             except SessionStoreUnavailable:
-                continue
-            if self._last_elsewhere is not None and elsewhere != self._last_elsewhere:
-                self._changed()
-            self._last_elsewhere = elsewhere
+                pass
+            beats += 1
+            await asyncio.sleep(self._heartbeat)
+
+    async def _touch(self) -> None:
+        async with self._bus.client.pipeline(transaction=True) as pipe:
+            pipe.pexpire(self._own_key, int(self._process_ttl * 1000))
+            pipe.zadd(self._processes, {self._bus.process_id: time.time()})
+            result = await self._bus.run(pipe.execute(), writes=True)
+        if not result[0]:  # the set expired (Redis was away longer than PROCESS_TTL)
+            await self._write_own_set()
+
+    async def _check_processes(self) -> None:
+        """Only the list of processes (one small read): a new one is read whole, a dead one's
+        people leave."""
+        assert self._listener is not None
+        cutoff = time.time() - self._process_ttl
+        live = set()
+        for process, beat in await self._bus.run(self._bus.client.zrange(self._processes, 0, -1, withscores=True)):
+            process = process.decode(errors="replace")
+            if PROCESS_ID.fullmatch(process) and process != self._bus.process_id and beat >= cutoff:
+                live.add(process)
+        if live - self._known_processes:
+            await self._read_everyone()
+            return
+        for process in self._known_processes - live:
+            self._listener.replace(process, [])
+        self._known_processes = live

@@ -24,7 +24,7 @@ from .history import ChatHistory, MemoryHistory
 from .presence import PRESENCE_MIN_INTERVAL, PresenceBroadcaster, PresenceSource, ThisProcessOnly
 from .ratelimit import RateLimiter
 from .refusals import RefusalReport
-from .registry import SocketRegistry
+from .registry import Person, SocketOwner, SocketRegistry
 from .sessions import Clock, EndReason, Session, SessionStore, SessionStoreUnavailable
 from .validation import InvalidInput, clean_chat_payload
 
@@ -39,6 +39,7 @@ T = TypeVar("T")
 
 NOT_AUTHENTICATED = "not authenticated"
 SESSION_ENDED = "session ended"
+STATE_AT_MOST_EVERY = 1.0  # seconds between two presence states asked for by one socket
 TOO_MANY_CONNECTS = "slow down: too many connections from your address"
 SLOW_DOWN = "slow down: too many messages"
 SESSION_ID = "tornado_app.session_id"  # the key, in a socket's environ, of the session it rides on
@@ -222,12 +223,13 @@ class ChatSocketServer:
             engineio_logger=library_log,
         )
         self._presence_source = presence_source or ThisProcessOnly()
-        self.presence = PresenceBroadcaster(self.sio, self.registry, presence_interval, self._presence_source)
+        self.presence = PresenceBroadcaster(self.sio, presence_interval, self._presence_source)
+        self._state_asked: dict[str, float] = {}  # sockets that asked for the presence state, when
         # Not connect: an unexpected error there must leave the socket refused, never
         # swallowed into an accept.
         self.sio.on("connect", self._on_connect)
         for event, handler in [("disconnect", self._on_disconnect), ("whoami", self._on_whoami), ("chat", self._on_chat),
-                               ("active", self._on_active)]:
+                               ("active", self._on_active), ("presence_state", self._on_presence_state)]:
             self.sio.on(event, _report_bugs(handler))
         store.add_end_listener(self._on_session_end)
 
@@ -238,7 +240,7 @@ class ChatSocketServer:
 
     def start(self) -> None:
         """Hear of presence changes in other processes (nothing to do for one process)."""
-        self._presence_source.start(self.presence.changed)
+        self.presence.start()
 
     async def shutdown(self) -> None:
         """Close every connection and stop engineio's background tasks.
@@ -287,17 +289,15 @@ class ChatSocketServer:
         try:
             still_live = await self.store.get(session.id) is not None
         except SessionStoreUnavailable:
-            self.registry.remove(sid)
+            self._forget(sid)
             raise ConnectionRefusedError(STORE_UNAVAILABLE) from None
         self._refuse_if_ended(sid, still_live)
         log.debug("socket %s of %r connected from %s", sid, session.username, request.remote_ip)
         await self.emit_here("welcome", {"username": session.username, "tag": session.tag}, sid)
         await self.emit_here("history", {"messages": recent}, sid)
         if came_online:
-            self.presence.changed()  # everyone hears, the newcomer included
-        else:
-            # Nothing changed for the others, but the newcomer needs to know who is there.
-            await self.presence.tell(sid)
+            self.presence.came_online(Person(session.username, session.tag))  # in the next change batch
+        await self.presence.tell(sid)  # the state to start from, then the batches
         self._refuse_if_ended(sid)  # (the emits above can wait, on engineio's own path)
 
     def _refuse_if_ended(self, sid: str, still_live: bool = True) -> None:
@@ -305,10 +305,16 @@ class ChatSocketServer:
         end's listener then took it out of the registry, see _on_session_end)."""
         if still_live and self.registry.owner(sid) is not None:
             return
+        self._forget(sid)
+        raise ConnectionRefusedError(SESSION_ENDED)
+
+    def _forget(self, sid: str) -> SocketOwner | None:
+        """Unregister a socket; its person goes offline with their last one."""
+        self._state_asked.pop(sid, None)
         owner = self.registry.remove(sid)
         if owner is not None and not self.registry.is_online(owner.session_id):
-            self.presence.changed()
-        raise ConnectionRefusedError(SESSION_ENDED)
+            self.presence.went_offline(Person(owner.username, owner.tag))
+        return owner
 
     async def _recent_history(self) -> list[object]:
         try:
@@ -322,14 +328,12 @@ class ChatSocketServer:
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
         if eio_sid is not None:
             self.sio.expect_a_new_connect(eio_sid)
-        owner = self.registry.remove(sid)
+        owner = self._forget(sid)
         if owner is None:
             return
         # One line per socket that goes: a dropped connection, a client that stopped
         # answering pings, a logout... with the reason engineio gives.
         log.info("socket of %r from %s closed: %s", owner.username, owner.remote_ip, reason)
-        if not self.registry.is_online(owner.session_id):
-            self.presence.changed()
 
     async def _on_session_end(self, session: Session, reason: EndReason) -> None:
         """Drop every socket of an ended session: a connected one is told why (so that the page
@@ -340,7 +344,7 @@ class ChatSocketServer:
                 await self.emit_here("ended", {"reason": reason}, sid)
                 await self.sio.disconnect(sid)
             else:
-                self.registry.remove(sid)
+                self._forget(sid)
 
     async def _live_session(self, sid: str) -> Session | None:
         """The sender's session, refreshed by this event; None (and the socket dropped) if gone."""
@@ -381,6 +385,17 @@ class ChatSocketServer:
         except SessionStoreUnavailable:
             pass  # the message still goes to everyone this process can reach
         await self.sio.emit("chat", message)
+
+    async def _on_presence_state(self, sid: str, *args: object) -> dict[str, object] | None:
+        """A page that saw a gap in the change versions asks for the state again (answered
+        at most once a second per socket: the state is everyone, the changes are not)."""
+        if self.registry.owner(sid) is None:
+            return None
+        now = time.monotonic()
+        if now - self._state_asked.get(sid, float("-inf")) < STATE_AT_MOST_EVERY:
+            return None
+        self._state_asked[sid] = now
+        return self.presence.state()
 
     async def _on_active(self, sid: str, *args: object) -> None:
         """The page says a person is using it (at most once a minute): that refreshes the

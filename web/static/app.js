@@ -9,7 +9,9 @@
  *   welcome  {username, tag}          the server accepted this socket; tag is this session's
  *                                     public tag (two people may share a name, never a tag)
  *   history  {messages: [chat...]}    the recent conversation, sent once after welcome
- *   presence {users, people: [{name, tag}]}  who is online, one entry per person
+ *   presence_state {version, people: [{name, tag}]}  who is online: once after welcome
+ *   presence_diff  {version, joins: [{name, tag}], leaves: [...]}  who came and went since
+ *                                     the previous version (at most every 100 ms)
  *   chat     {id, username, tag, text, time}  a message for everyone (time in unix seconds)
  *   error    {message}                a chat message was refused; the socket stays up
  *   ended    {reason}                 the session ended (logout, replaced, expired, evicted)
@@ -18,6 +20,7 @@
  *   whoami   (with an ack)             answered with {username, logged_in_at}
  *   chat     {text}                    1 to 500 characters
  *   active                             a person is using this page (at most once a minute)
+ *   presence_state (with an ack)       after a gap in the versions: answered with the state
  */
 (function () {
   "use strict";
@@ -217,28 +220,213 @@
 
   // ---- presence ------------------------------------------------------------------------
 
-  function renderPresence(people) {
-    const perName = new Map();
-    for (const person of people) {
-      perName.set(person.name, (perName.get(person.name) || 0) + 1);
+  // The list is kept from a state and then changes (never rebuilt per change): `people`
+  // in display order (you first, then by name and tag), a node per person drawn, and at
+  // most MAX_DRAWN drawn, with "and N more" below.
+  const MAX_DRAWN = 200;
+  const people = []; // {name, tag}, in display order
+  const nodes = new Map(); // tag -> <li> of a drawn person
+  const nameCounts = new Map(); // name -> people online with it (a shared name shows tags)
+  let presenceVersion = null; // null: no state yet
+  const heldDiffs = new Map(); // version -> diff that came before the state or after a gap
+  let askingForState = false;
+  const moreNote = el("li", "person person-more");
+
+  function before(a, b) {
+    const aMine = a.tag === myTag;
+    if (aMine !== (b.tag === myTag)) {
+      return aMine;
     }
-    const items = people.map((person) => {
-      const mine = person.tag === myTag;
-      const item = el("li", "person" + (mine ? " is-me" : ""));
-      item.dataset.username = person.name;
-      item.title = person.name + (mine ? " (you)" : "");
-      const label = el("span", "person-name", person.name);
-      item.append(avatar(person.name), label);
-      if (mine) {
-        item.append(el("span", "person-note", "you"));
-      } else if (perName.get(person.name) > 1) {
-        // Two people of one name: their sessions' tags tell them apart.
-        item.append(el("span", "person-note", "#" + person.tag.slice(0, 4)));
+    return a.name < b.name || (a.name === b.name && a.tag < b.tag);
+  }
+
+  function positionOf(person) {
+    let low = 0;
+    let high = people.length;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if (before(people[middle], person)) {
+        low = middle + 1;
+      } else {
+        high = middle;
       }
-      return item;
-    });
-    ui.onlineUsers.replaceChildren(...items);
+    }
+    return low;
+  }
+
+  function personNode(person) {
+    const mine = person.tag === myTag;
+    const item = el("li", "person" + (mine ? " is-me" : ""));
+    item.dataset.username = person.name;
+    item.dataset.tag = person.tag;
+    item.title = person.name + (mine ? " (you)" : "");
+    item.append(avatar(person.name), el("span", "person-name", person.name));
+    if (mine) {
+      item.append(el("span", "person-note", "you"));
+    } else if ((nameCounts.get(person.name) || 0) > 1) {
+      // Two people of one name: their sessions' tags tell them apart.
+      item.append(el("span", "person-note", "#" + person.tag.slice(0, 4)));
+    }
+    return item;
+  }
+
+  function redrawName(name) {
+    // Whether a name is shared decides whether its people show a tag.
+    for (const [tag, node] of nodes) {
+      if (node.dataset.username === name) {
+        const fresh = personNode({ name, tag });
+        node.replaceWith(fresh);
+        nodes.set(tag, fresh);
+      }
+    }
+  }
+
+  function draw(index) {
+    // Put people[index] on the page, if it is among the first MAX_DRAWN.
+    if (index >= MAX_DRAWN) {
+      return;
+    }
+    const person = people[index];
+    const node = personNode(person);
+    const next = index + 1 < people.length ? nodes.get(people[index + 1].tag) : undefined;
+    ui.onlineUsers.insertBefore(node, next || (moreNote.isConnected ? moreNote : null));
+    nodes.set(person.tag, node);
+    if (people.length > MAX_DRAWN) {
+      const pushedOut = people[MAX_DRAWN]; // no longer among the first MAX_DRAWN
+      const extra = nodes.get(pushedOut.tag);
+      if (extra) {
+        extra.remove();
+        nodes.delete(pushedOut.tag);
+      }
+    }
+  }
+
+  function addPerson(person) {
+    const index = positionOf(person);
+    if (index < people.length && people[index].tag === person.tag) {
+      return; // already there
+    }
+    people.splice(index, 0, person);
+    const count = (nameCounts.get(person.name) || 0) + 1;
+    nameCounts.set(person.name, count);
+    draw(index);
+    if (count === 2) {
+      redrawName(person.name);
+    }
+  }
+
+  function removePerson(person) {
+    const index = positionOf(person);
+    if (index >= people.length || people[index].tag !== person.tag) {
+      return; // not there
+    }
+    people.splice(index, 1);
+    const node = nodes.get(person.tag);
+    if (node) {
+      node.remove();
+      nodes.delete(person.tag);
+      if (people.length >= MAX_DRAWN) {
+        draw(MAX_DRAWN - 1); // the next one moves up into view
+      }
+    }
+    const count = (nameCounts.get(person.name) || 1) - 1;
+    if (count > 0) {
+      nameCounts.set(person.name, count);
+      if (count === 1) {
+        redrawName(person.name);
+      }
+    } else {
+      nameCounts.delete(person.name);
+    }
+  }
+
+  function showCount() {
     ui.onlineCount.textContent = String(people.length);
+    const hidden = people.length - Math.min(people.length, MAX_DRAWN);
+    if (hidden > 0) {
+      moreNote.textContent = "and " + hidden + " more";
+      if (!moreNote.isConnected) {
+        ui.onlineUsers.append(moreNote);
+      }
+    } else if (moreNote.isConnected) {
+      moreNote.remove();
+    }
+  }
+
+  function clean(list) {
+    return (Array.isArray(list) ? list : []).map((person) => ({ name: String(person.name), tag: String(person.tag) }));
+  }
+
+  function presenceState(data) {
+    if (!data || !Array.isArray(data.people) || typeof data.version !== "number") {
+      return;
+    }
+    people.length = 0;
+    nodes.clear();
+    nameCounts.clear();
+    for (const person of clean(data.people)) {
+      nameCounts.set(person.name, (nameCounts.get(person.name) || 0) + 1);
+      people.push(person);
+    }
+    people.sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0));
+    ui.onlineUsers.replaceChildren();
+    for (let index = 0; index < Math.min(people.length, MAX_DRAWN); index += 1) {
+      const node = personNode(people[index]);
+      ui.onlineUsers.append(node);
+      nodes.set(people[index].tag, node);
+    }
+    presenceVersion = data.version;
+    applyHeldDiffs();
+    showCount();
+    ui.onlineStale.hidden = state === "connected";
+  }
+
+  function applyHeldDiffs() {
+    for (const version of [...heldDiffs.keys()].sort((a, b) => a - b)) {
+      const diff = heldDiffs.get(version);
+      if (version <= presenceVersion) {
+        heldDiffs.delete(version);
+      } else if (version === presenceVersion + 1) {
+        heldDiffs.delete(version);
+        for (const person of clean(diff.leaves)) {
+          removePerson(person);
+        }
+        for (const person of clean(diff.joins)) {
+          addPerson(person);
+        }
+        presenceVersion = version;
+      }
+    }
+    if (heldDiffs.size > 0) {
+      askForState(); // a version is missing: a list built on it would be wrong
+    }
+  }
+
+  function askForState() {
+    if (askingForState) {
+      return;
+    }
+    askingForState = true;
+    log("presence: a change was missed; asking for the whole list", "warn");
+    socket.timeout(5000).emit("presence_state", (err, data) => {
+      askingForState = false;
+      if (!err && data) {
+        presenceState(data);
+      } else if (heldDiffs.size > 0) {
+        setTimeout(askForState, 1200); // answered at most once a second
+      }
+    });
+  }
+
+  function presenceDiff(data) {
+    if (!data || typeof data.version !== "number") {
+      return;
+    }
+    heldDiffs.set(data.version, data);
+    if (presenceVersion !== null) {
+      applyHeldDiffs();
+      showCount();
+    }
   }
 
   // ---- chat ----------------------------------------------------------------------------
@@ -451,6 +639,9 @@
   });
 
   socket.on("disconnect", (reason) => {
+    // The list stays shown (marked stale); the next connection starts from a new state.
+    presenceVersion = null;
+    heldDiffs.clear();
     lastDisconnectReason = reason;
     log("disconnect: " + reason, "error");
     if (reason === "io server disconnect") {
@@ -469,12 +660,8 @@
     }
   });
 
-  socket.on("presence", (data) => {
-    if (data && Array.isArray(data.people)) {
-      renderPresence(data.people.map((person) => ({ name: String(person.name), tag: String(person.tag) })));
-      ui.onlineStale.hidden = state === "connected";
-    }
-  });
+  socket.on("presence_state", presenceState);
+  socket.on("presence_diff", presenceDiff);
 
   socket.on("history", (data) => {
     showHistory(data && Array.isArray(data.messages) ? data.messages : []);
