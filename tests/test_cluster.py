@@ -377,3 +377,36 @@ def test_after_every_process_restarts_a_page_reconnects_through_nginx_and_is_acc
         await browser.close()
 
     asyncio.run(scenario())
+
+
+def test_presence_changes_missed_while_redis_was_away_are_reconciled(cluster: Cluster, redis_server: Any) -> None:
+    """Presence crosses processes as changes; a change published while Redis is away is lost,
+    so each process reads the others' sets again after its subscription comes back (and
+    writes its own whole): a page on B ends with the truth of A."""
+    a, b = cluster.start(), cluster.start()
+
+    async def scenario() -> None:
+        async with http_session() as http:
+            leaver = await WireSocket.connect(http, a.url, await log_in(http, a.url, "leaver"), origin=a.url)
+            stayer_cookie = await log_in(http, a.url, "stayer")
+            watcher = await WireSocket.connect(http, b.url, await log_in(http, b.url, "watcher"), origin=b.url)
+            await watcher.sees_online(["leaver", "watcher"])
+            redis_server.stop()
+            await leaver.close()  # its leave cannot be published
+            redis_server.start()  # empty: every set is gone too
+            stayer = None
+            deadline = time.monotonic() + 30
+            while stayer is None:  # logins work again once A's store sees Redis back
+                try:
+                    stayer_cookie = await log_in(http, a.url, "stayer")
+                    stayer = await WireSocket.connect(http, a.url, stayer_cookie, origin=a.url)
+                except (RuntimeError, Refused):
+                    assert time.monotonic() < deadline, "A never served again"
+                    await asyncio.sleep(0.5)
+            await watcher.sees_online(["stayer", "watcher"], timeout=30)
+            await stayer.close()
+            await watcher.close()
+
+    asyncio.run(scenario())
+    for app in (a, b):
+        assert "Traceback" not in app.log()
