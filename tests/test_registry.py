@@ -1,9 +1,8 @@
-"""The socket index: by socket and by session, who is online (one entry per session), and
-empty again when all are gone."""
+"""The socket index: by socket and by session, and empty again when all are gone."""
 
 from __future__ import annotations
 
-from tornado_app.registry import Person, SocketRegistry
+from tornado_app.registry import SocketRegistry
 from tornado_app.sessions import Session
 
 
@@ -17,7 +16,7 @@ def test_a_session_comes_online_with_its_first_socket_and_goes_with_its_last() -
     assert registry.add("a", laptop, "10.0.0.1") is True
     assert registry.add("b", laptop, "10.0.0.1") is False
     assert registry.add("c", phone, "10.0.0.2") is True  # another session: another person
-    assert registry.online_people() == [Person("ada", "tag-s1"), Person("ada", "tag-s2")]
+    assert registry.session_ids() == ["s1", "s2"]
     assert sorted(registry.sockets_of("s1")) == ["a", "b"]
     assert registry.owner("c").remote_ip == "10.0.0.2"
     for sid in ("a", "b"):
@@ -27,14 +26,6 @@ def test_a_session_comes_online_with_its_first_socket_and_goes_with_its_last() -
     registry.remove("c")
     assert not registry.is_online("s2")
     assert registry.is_empty() and len(registry) == 0
-
-
-def test_online_people_are_sorted_by_name_one_per_session() -> None:
-    registry = SocketRegistry()
-    for sid, name in [("1", "zoë"), ("2", "bob"), ("3", "bob"), ("4", "Ada")]:
-        registry.add(sid, session(f"session-{sid}", name), "127.0.0.1")
-    registry.add("5", session("session-2", "bob"), "127.0.0.1")  # a second socket of one session
-    assert [person.name for person in registry.online_people()] == ["Ada", "bob", "bob", "zoë"]
 
 
 def test_removing_an_unknown_socket_changes_nothing() -> None:

@@ -36,14 +36,12 @@ class SocketRegistry:
     def __init__(self) -> None:
         self._owners: dict[str, SocketOwner] = {}
         self._by_session: dict[str, set[str]] = {}
-        self._people: dict[str, Person] = {}  # by session id, while it has a socket here
 
     def add(self, sid: str, session: Session, remote_ip: str) -> bool:
         """Remember a new socket; True when its person (session) just came online."""
         self._owners[sid] = SocketOwner(session.id, session.username, remote_ip, session.tag)
         siblings = self._by_session.setdefault(session.id, set())
         siblings.add(sid)
-        self._people[session.id] = Person(session.username, session.tag)
         return len(siblings) == 1
 
     def remove(self, sid: str) -> SocketOwner | None:
@@ -55,7 +53,6 @@ class SocketRegistry:
         siblings.discard(sid)
         if not siblings:
             del self._by_session[owner.session_id]
-            del self._people[owner.session_id]
         return owner
 
     def is_online(self, session_id: str) -> bool:
@@ -74,13 +71,9 @@ class SocketRegistry:
     def all_sockets(self) -> list[str]:
         return list(self._owners)
 
-    def online_people(self) -> list[Person]:
-        """Everyone with a socket here, sorted by name (then tag)."""
-        return sorted(self._people.values())
-
     def __len__(self) -> int:
         return len(self._owners)
 
     def is_empty(self) -> bool:
         """True when no index holds anything (used by leak tests)."""
-        return not (self._owners or self._by_session or self._people)
+        return not (self._owners or self._by_session)
