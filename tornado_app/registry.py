@@ -1,5 +1,5 @@
 """Which socket belongs to which session: the index that lets a logout, an expiry or an
-eviction disconnect exactly its sockets without scanning them all, and says who is online.
+eviction disconnect exactly its sockets without scanning them all.
 
 A person is a session, not a name: two people who both log in as "alice" are two people
 online, told apart by their sessions' public tags.
