@@ -58,6 +58,14 @@ class PresenceView:
         """One name per person online, sorted (a name twice for two people of that name)."""
         return sorted(self.people.values())
 
+    async def until(self, names: list[str], timeout: float = 10) -> None:
+        """Wait until this view of who is online is `names` (in any order, one per person)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.names() != sorted(names):
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"online is {self.names()}, not {sorted(names)}")
+            await asyncio.sleep(0.01)
+
 
 class Refused(Exception):
     """The server answered the Socket.IO connect with CONNECT_ERROR (or refused the upgrade)."""
@@ -143,12 +151,7 @@ class WireSocket:
         return self._events[event].qsize()
 
     async def sees_online(self, names: list[str], timeout: float = 10) -> None:
-        """Wait until this socket's view of who is online is `names` (sorted, one per person)."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while self.presence.names() != sorted(names):
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"online is {self.presence.names()}, not {sorted(names)}")
-            await asyncio.sleep(0.01)
+        await self.presence.until(names, timeout)
 
     async def close(self) -> None:
         """A clean client disconnect: Socket.IO `41`, then the WebSocket close handshake."""

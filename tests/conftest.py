@@ -171,12 +171,7 @@ class SocketClient:
             self.presence.event(event, args[0])
 
     async def sees_online(self, names: list[str], timeout: float = 10) -> None:
-        """Wait until this client's view of who is online is `names` (sorted, one per person)."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while self.presence.names() != sorted(names):
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"online is {self.presence.names()}, not {sorted(names)}")
-            await asyncio.sleep(0.01)
+        await self.presence.until(names, timeout)
 
     async def next(self, event: str, timeout: float = 2.0) -> Any:
         """The next payload of `event`, waiting up to `timeout` seconds."""

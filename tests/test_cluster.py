@@ -70,6 +70,15 @@ def http_session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), cookie_jar=aiohttp.DummyCookieJar())
 
 
+async def can_log_in(http: aiohttp.ClientSession, url: str, username: str) -> bool:
+    """Whether a login works now (not while the store cannot take one: a 503)."""
+    try:
+        await log_in(http, url, username)
+    except RuntimeError:
+        return False
+    return True
+
+
 def test_a_chat_on_one_process_reaches_sockets_on_every_process(cluster: Cluster) -> None:
     a, b = cluster.start(), cluster.start()
 
@@ -196,15 +205,7 @@ def test_redis_lost_and_back_503_then_recovery_with_one_log_line_each_way(cluste
                 with pytest.raises(Refused, match="session store unavailable"):
                     await WireSocket.connect(http, b.url, cookie, origin=b.url)
             redis_server.start()  # the same port, empty: the sessions died with it (no persistence here)
-
-            async def logs_in_again() -> bool:
-                try:
-                    await log_in(http, a.url, "ada again")
-                except RuntimeError:
-                    return False
-                return True
-
-            await eventually(logs_in_again, 10, "a login works again after Redis is back")
+            await eventually(lambda: can_log_in(http, a.url, "ada again"), 10, "a login works again after Redis is back")
             ada = await WireSocket.connect(http, a.url, await log_in(http, a.url, "ada"), origin=a.url)
             grace = await WireSocket.connect(http, b.url, await log_in(http, b.url, "grace"), origin=b.url)
 
@@ -388,13 +389,12 @@ def test_presence_changes_missed_while_redis_was_away_are_reconciled(cluster: Cl
     async def scenario() -> None:
         async with http_session() as http:
             leaver = await WireSocket.connect(http, a.url, await log_in(http, a.url, "leaver"), origin=a.url)
-            stayer_cookie = await log_in(http, a.url, "stayer")
             watcher = await WireSocket.connect(http, b.url, await log_in(http, b.url, "watcher"), origin=b.url)
             await watcher.sees_online(["leaver", "watcher"])
             redis_server.stop()
             await leaver.close()  # its leave cannot be published
             redis_server.start()  # empty: every set is gone too
-            stayer = None
+            stayer: WireSocket | None = None
             deadline = time.monotonic() + 30
             while stayer is None:  # logins work again once A's store sees Redis back
                 try:

@@ -23,7 +23,7 @@ from bench.wire import Refused, WireSocket, log_in
 from tornado_app.redis_bus import redacted
 
 from .conftest import ROOT, e2e_unavailable
-from .test_cluster import SECRET, Cluster, cluster, http_session  # noqa: F401 (the fixture)
+from .test_cluster import SECRET, Cluster, can_log_in, cluster, http_session  # noqa: F401 (the fixture)
 from .waiting import eventually
 
 IGNORED = "ignored a bad value in Redis"
@@ -196,15 +196,7 @@ def test_a_full_redis_is_a_503_like_an_outage_with_one_line_and_sockets_refused_
                     client.config_set("maxmemory", "0")
                     for key in client.scan_iter("filler:*"):
                         client.delete(key)
-
-            async def logs_in_again() -> bool:
-                try:
-                    await log_in(http, b.url, "grace")
-                except RuntimeError:
-                    return False
-                return True
-
-            await eventually(logs_in_again, 10, "a login works again once Redis has room")
+            await eventually(lambda: can_log_in(http, b.url, "grace"), 10, "a login works again once Redis has room")
             await asyncio.sleep(4)  # a heartbeat writes: the process says it is back
 
     asyncio.run(scenario())
