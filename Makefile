@@ -71,6 +71,7 @@ desktop-entry: $(VENV)/.installed-desktop
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench.py $(ARGS)
 	$(BIN)/python bench/bench.py --redis $(ARGS)
+	$(BIN)/python bench/crowd.py $(CROWD_ARGS)
 
 # Side by side with the two peers in ../shared/bench, interleaved, three rounds.
 bench-compare: $(VENV)/.installed-test
