@@ -6,7 +6,8 @@ Per N (a fresh server each time, pinned to CPU 0; this process on CPU 1, as benc
 N people each log in and hold one socket (the bare wire client of bench/wire.py), reading
 everything. For `--seconds`, C people a second churn (one socket closes; a new person logs in
 and connects, or the same person reconnects, in turn) while one more person asks `whoami`
-every 20 ms. Then K = min(--wave, N) of the held sockets drop their TCP connections at once,
+every 20 ms and a newcomer connects once a second, from a process of their own (at thousands
+of people this one is busier than the server). Then K = min(--wave, N) of the held sockets drop their TCP connections at once,
 and the server's CPU is summed until it is idle again.
 
     .venv/bin/python bench/crowd.py                 # N = 100, 500, 1000, 2000, 5000; memory mode
@@ -152,18 +153,15 @@ class Crowd:
         if tasks:
             await asyncio.gather(*tasks)
 
-    async def probe(self, socket: CrowdSocket, stop: asyncio.Event) -> list[float]:
-        latencies = []
-        while not stop.is_set():
-            started = time.perf_counter()
-            try:
-                await socket.call("whoami", timeout=30)
-            except asyncio.TimeoutError:
-                pass  # counted as the 30 s it waited
-            latencies.append((time.perf_counter() - started) * 1000)
-            await asyncio.sleep(0.02)
-        await socket.close()
-        return latencies
+    async def probe(self, cookie: str) -> dict[str, list[float]]:
+        """`whoami` latencies and newcomers' connect times, measured by a process of their
+        own: this one, reading N sockets, is far busier than the server at thousands of
+        people, and its own delays would be taken for the server's."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, str(Path(__file__).resolve()), "--probe", self.server.url, cookie, str(self.config.seconds),
+            stdout=asyncio.subprocess.PIPE)
+        out, _ = await process.communicate()
+        return json.loads(out.decode().strip().splitlines()[-1])
 
     async def wave(self) -> tuple[int, float, float]:
         """K held sockets abort at once; the server's CPU seconds and wall seconds until it
@@ -186,20 +184,22 @@ class Crowd:
     async def measure(self, n: int) -> dict[str, Any]:
         self.held = await bounded(n, self.config.concurrency, lambda _: self.person())
         await asyncio.sleep(1.0)
-        prober = await self.person()  # one more person, asking whoami through the window
+        self.people += 1
+        prober_cookie = await log_in(self.http, self.server.url, f"crowd{self.people}")  # one more person
         for socket in self.held:
             socket.received = 0
         stop = asyncio.Event()
         cpu_before, started = self.server.cpu_seconds(), time.perf_counter()
         churning = asyncio.ensure_future(self.churn(stop))
-        probing = asyncio.ensure_future(self.probe(prober, stop))
+        probing = asyncio.ensure_future(self.probe(prober_cookie))
         await asyncio.sleep(self.config.seconds)
         elapsed, cpu = time.perf_counter() - started, self.server.cpu_seconds() - cpu_before
         received = sum(socket.received for socket in self.held) + self.gone_bytes
         rss = rss_kib(self.server.process.pid)
         stop.set()
         await churning
-        latencies = await probing
+        probed = await probing
+        latencies, self.connect_ms = probed["whoami_ms"], [*self.connect_ms, *probed["connect_ms"]]
         wave_sockets, wave_cpu, wave_wall = await self.wave()
         await asyncio.gather(*(socket.close() for socket in self.held[wave_sockets:]))
         return {
@@ -266,7 +266,41 @@ LABELS = {
 }
 
 
+async def probe(url: str, cookie: str, seconds: float) -> None:
+    """(Run as `crowd.py --probe URL COOKIE SECONDS`, by Crowd.probe.) Ask `whoami` every
+    20 ms and connect a newcomer once a second, for `seconds`; print the times as JSON."""
+    if hasattr(os, "sched_setaffinity"):
+        pin(0, CLIENT_CPU)
+    whoami_ms: list[float] = []
+    connect_ms: list[float] = []
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar()) as http:
+        asker = await WireSocket.connect(http, url, cookie, origin=url)
+        deadline = time.perf_counter() + seconds
+        next_newcomer = time.perf_counter() + 0.5
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            try:
+                await asker.call("whoami", timeout=30)
+            except asyncio.TimeoutError:
+                pass  # counted as the 30 s it waited
+            whoami_ms.append((time.perf_counter() - started) * 1000)
+            if time.perf_counter() >= next_newcomer:
+                next_newcomer += 1.0
+                newcomer_cookie = await log_in(http, url, f"newcomer{len(connect_ms)}-{secrets.token_hex(3)}")
+                started = time.perf_counter()
+                newcomer = await WireSocket.connect(http, url, newcomer_cookie, origin=url)
+                connect_ms.append((time.perf_counter() - started) * 1000)
+                await newcomer.close()
+            await asyncio.sleep(0.02)
+        await asker.close()
+    print(json.dumps({"whoami_ms": whoami_ms, "connect_ms": connect_ms}))
+
+
 def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--probe":
+        asyncio.run(probe(sys.argv[2], sys.argv[3], float(sys.argv[4])))
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--people", default="100,500,1000,2000,5000", help="the N to measure, comma-separated (default: %(default)s)")
     parser.add_argument("--churn", type=float, default=10.0, help="people leaving and arriving per second (default: %(default)s)")
