@@ -27,11 +27,12 @@ from .registry import Person
 from .sessions import SessionStoreUnavailable
 
 PRESENCE_MIN_INTERVAL = 0.1  # seconds between two change batches; changes in between coalesce
-# Socket writes a second that presence may cost (one per socket per batch, ~15-20 µs each: a
-# fifth of a core): with thousands online the batches come less often (0.2 s at 2,000, 0.5 s
-# at 5,000), so that the crowd's churn cannot take the core from everything else.
-PRESENCE_WRITES_PER_SECOND = 10_000
-YIELD_EVERY = 500  # recipients of a batch between two turns of the loop for everyone else
+# Socket writes a second that presence may cost (one per socket per batch, ~30 µs each
+# measured by bench/crowd.py: about a tenth of a core): with thousands online the batches come
+# less often (0.67 s apart at 2,000, 1.7 s at 5,000), so that the crowd's churn cannot take the
+# core from everything else.
+PRESENCE_WRITES_PER_SECOND = 3_000
+YIELD_EVERY = 200  # recipients of a batch between two turns of the loop for everyone else
 
 HERE = "here"  # where this process's own sockets put a person (the others: process ids)
 
@@ -87,6 +88,7 @@ class PresenceBook:
         self._announced: set[Person] = set()
         self._touched: set[Person] = set()
         self.version = 0
+        self._state: dict[str, object] | None = None
 
     def add(self, where: str, person: Person) -> bool:
         """The person is online at `where`; True when that changes anything."""
@@ -154,8 +156,11 @@ class PresenceBook:
         return self.version, sorted(joins), sorted(leaves)
 
     def state(self) -> dict[str, object]:
-        """The announced state and its version: what a newcomer starts from."""
-        return {"version": self.version, "people": wire(sorted(self._announced))}
+        """The announced state and its version: what a newcomer starts from (built once per
+        version: thousands of newcomers a minute would each sort everyone otherwise)."""
+        if self._state is None or self._state["version"] != self.version:
+            self._state = {"version": self.version, "people": wire(sorted(self._announced))}
+        return self._state
 
 
 class PresenceBroadcaster:
