@@ -303,6 +303,7 @@ def test_every_page_state_has_no_serious_accessibility_violation(browser, live_s
     assert serious == {state: [] for state in states}
 
 
+@pytest.mark.heavy  # it waits out an idle TTL (10 s); run by make test-heavy and CI
 def test_a_page_in_use_stays_logged_in_and_an_abandoned_one_expires(browser) -> None:
     """Idle means nobody at the page: keys and clicks are reported (here every second, for an
     idle TTL of 3 s), so the reader's session lives on; the page nobody touches expires and
