@@ -10,7 +10,7 @@ import secrets
 import signal
 import ssl
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -69,20 +69,22 @@ def _origin(text: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _rate(text: str) -> str:
-    try:
-        parse_rate(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return text
+def _checked_by(check: Callable[[str], object]) -> Callable[[str], str]:
+    """An argparse type: the text itself, once `check` has parsed it; its ValueError is the
+    message argparse prints."""
+
+    def checked(text: str) -> str:
+        try:
+            check(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        return text
+
+    return checked
 
 
-def _host(text: str) -> str:
-    try:
-        parse_allowed_host(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return text
+_rate = _checked_by(parse_rate)
+_host = _checked_by(parse_allowed_host)
 
 
 def build_parser() -> argparse.ArgumentParser:
