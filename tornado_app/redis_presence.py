@@ -133,14 +133,7 @@ class RedisPresence:
         (no heartbeat for PROCESS_TTL) take their people with them."""
         assert self._listener is not None
         client = self._bus.client
-        cutoff = time.time() - self._process_ttl
-        live = set()
-        for process, beat in await self._bus.run(client.zrange(self._processes, 0, -1, withscores=True)):
-            process = process.decode(errors="replace")
-            if not PROCESS_ID.fullmatch(process):  # a key name made of anything: not followed
-                self._bus.ignored.skip("processes", process, BadValue("not a process id"))
-            elif process != self._bus.process_id and beat >= cutoff:
-                live.add(process)
+        live = await self._live_processes()
         for process in live:
             try:
                 members = await self._bus.run(client.smembers(self._bus.key("online", process)))
@@ -187,16 +180,23 @@ class RedisPresence:
         if not result[0]:  # the set expired (Redis was away longer than PROCESS_TTL)
             await self._write_own_set()
 
-    async def _check_processes(self) -> None:
-        """Only the list of processes (one small read): a new one is read whole, a dead one's
-        people leave."""
-        assert self._listener is not None
+    async def _live_processes(self) -> set[str]:
+        """The other processes with a heartbeat in the last PROCESS_TTL seconds."""
         cutoff = time.time() - self._process_ttl
         live = set()
         for process, beat in await self._bus.run(self._bus.client.zrange(self._processes, 0, -1, withscores=True)):
             process = process.decode(errors="replace")
-            if PROCESS_ID.fullmatch(process) and process != self._bus.process_id and beat >= cutoff:
+            if not PROCESS_ID.fullmatch(process):  # a key name made of anything: not followed
+                self._bus.ignored.skip("processes", process, BadValue("not a process id"))
+            elif process != self._bus.process_id and beat >= cutoff:
                 live.add(process)
+        return live
+
+    async def _check_processes(self) -> None:
+        """Only the list of processes (one small read): a new one is read whole, a dead one's
+        people leave."""
+        assert self._listener is not None
+        live = await self._live_processes()
         if live - self._known_processes:
             await self._read_everyone()
             return
