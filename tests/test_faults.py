@@ -26,7 +26,7 @@ import tornado.httpclient
 
 from bench.wire import Refused, WireSocket, log_in
 from tornado_app.app import TornadoApp, make_app
-from tornado_app.sockets import NOT_AUTHENTICATED
+from tornado_app.reasons import NOT_AUTHENTICATED
 
 from .conftest import MAX_SESSIONS, SESSION_TTL, TEST_SECRET, FakeClock, ServerProcess, free_port
 from .waiting import eventually

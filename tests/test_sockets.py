@@ -16,7 +16,7 @@ import socketio
 from bench.wire import WireSocket, log_in, log_out
 from tornado_app.app import TornadoApp
 from tornado_app.cookies import SESSION_COOKIE
-from tornado_app.sockets import NOT_AUTHENTICATED
+from tornado_app.reasons import NOT_AUTHENTICATED
 
 from .conftest import MAX_SESSIONS, SESSION_TTL, TRANSPORTS, FakeClock
 from .waiting import eventually

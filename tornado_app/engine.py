@@ -83,6 +83,7 @@ from socketio import packet as sio_packet
 from tornado.websocket import WebSocketClosedError
 
 from .admission import client_key
+from .reasons import TOO_MANY_SOCKETS
 from .refusals import RefusalReport
 from .frames import server_frame
 
@@ -90,7 +91,6 @@ from .frames import server_frame
 MESSAGE = str(eio_packet.MESSAGE)  # an Engine.IO MESSAGE frame starts with "4"
 DEFAULT_MAX_SOCKETS_PER_IP = 200  # Engine.IO sessions one address may hold open (one per tab)
 DEFAULT_FIRST_POLL_TIMEOUT = 5.0  # seconds from a polling handshake to its first poll
-TOO_MANY_SOCKETS = "too many sockets from your address"
 
 
 class FrameWriter(Protocol):

@@ -16,7 +16,7 @@ import re
 from collections import OrderedDict
 from typing import Any, get_args
 
-from .sessions import EndReason
+from .reasons import EndReason
 from .validation import MAX_CHAT_LENGTH, InvalidInput, clean_chat_payload, clean_username
 
 log = logging.getLogger(__name__)

@@ -12,11 +12,12 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Literal, Protocol
+from typing import Protocol
+
+from .reasons import EndReason
 
 Clock = Callable[[], float]
 # "gone": ended in another process while this one was not listening (found by an audit)
-EndReason = Literal["logout", "replaced", "expired", "evicted", "shutdown", "gone"]
 SessionEndListener = Callable[["Session", EndReason], Awaitable[None]]
 
 DEFAULT_SESSION_TTL = 30 * 60  # idle seconds before a session expires

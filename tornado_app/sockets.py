@@ -25,7 +25,8 @@ from .presence import PRESENCE_MIN_INTERVAL, PresenceBroadcaster, PresenceSource
 from .ratelimit import RateLimiter
 from .refusals import RefusalReport
 from .registry import Person, SocketOwner, SocketRegistry
-from .sessions import Clock, EndReason, Session, SessionStore, SessionStoreUnavailable
+from .reasons import NOT_AUTHENTICATED, SESSION_ENDED, SLOW_DOWN, STORE_UNAVAILABLE, TOO_MANY_CONNECTS, EndReason
+from .sessions import Clock, Session, SessionStore, SessionStoreUnavailable
 from .validation import InvalidInput, clean_chat_payload
 
 log = logging.getLogger(__name__)
@@ -37,13 +38,8 @@ library_log.setLevel(logging.ERROR)
 
 T = TypeVar("T")
 
-NOT_AUTHENTICATED = "not authenticated"
-SESSION_ENDED = "session ended"
 STATE_AT_MOST_EVERY = 1.0  # seconds between two presence states asked for by one socket
-TOO_MANY_CONNECTS = "slow down: too many connections from your address"
-SLOW_DOWN = "slow down: too many messages"
 SESSION_ID = "tornado_app.session_id"  # the key, in a socket's environ, of the session it rides on
-STORE_UNAVAILABLE = "session store unavailable"
 MAX_PACKET_BYTES = 64 * 1024  # a chat message is at most 500 characters; refuse giant packets
 DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds from the Engine.IO open to the Socket.IO connect
 SHUTDOWN_FLUSH_SECONDS = 0.25  # for "the server is stopping" to leave before the connections close

@@ -1,0 +1,40 @@
+"""The words the server sends the page when it refuses or ends something, in one place.
+
+The page matches some of them (a refused connect says "not authenticated", an ended session
+gives its reason), so they are written once here: the server raises and emits these, and
+the page reads the same values from `for_the_page()`, which the index template embeds as
+JSON (a data block, not a script: the Content-Security-Policy allows it).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+# A Socket.IO connect refused (the client's `connect_error` carries the text).
+NOT_AUTHENTICATED = "not authenticated"
+SESSION_ENDED = "session ended"
+STORE_UNAVAILABLE = "session store unavailable"
+TOO_MANY_CONNECTS = "slow down: too many connections from your address"
+# An Engine.IO handshake refused (401 with this text), or the WebSocket closed with it.
+TOO_MANY_SOCKETS = "too many sockets from your address"
+# A chat message refused for its rate (the `error` event's message starts with it).
+SLOW_DOWN = "slow down: too many messages"
+
+# Why a session ended: the `ended` event's reason, just before the socket is disconnected.
+EndReason = Literal["logout", "replaced", "expired", "evicted", "shutdown", "gone"]
+END_REASONS: tuple[EndReason, ...] = get_args(EndReason)
+
+
+def for_the_page() -> dict[str, object]:
+    """What the page's script needs to recognise what the server says."""
+    return {
+        "refusals": {
+            "notAuthenticated": NOT_AUTHENTICATED,
+            "sessionEnded": SESSION_ENDED,
+            "storeUnavailable": STORE_UNAVAILABLE,
+            "tooManyConnects": TOO_MANY_CONNECTS,
+            "tooManySockets": TOO_MANY_SOCKETS,
+            "slowDown": SLOW_DOWN,
+        },
+        "endReasons": list(END_REASONS),
+    }
