@@ -32,7 +32,7 @@ from tornado_app.app import TornadoApp, make_app  # noqa: E402
 from tornado_app.origins import HostPolicy  # noqa: E402
 from tornado_app.ratelimit import RateLimiter, Rates  # noqa: E402
 from tornado_app.cli import configure_logging  # noqa: E402
-from tornado_app.engine import DEFAULT_FIRST_POLL_TIMEOUT, DEFAULT_MAX_SOCKETS_PER_IP  # noqa: E402
+from tornado_app.patches.engineio_server import DEFAULT_FIRST_POLL_TIMEOUT, DEFAULT_MAX_SOCKETS_PER_IP  # noqa: E402
 from tornado_app.server import BoundSockets, CannotBind, bind, serve  # noqa: E402
 
 log = logging.getLogger("launcher")

@@ -3,7 +3,7 @@
 fan-out, memory per idle socket and logout-to-disconnect time.
 
 The server runs in its own process pinned to CPU 0, once with its fast path on and once off
-(--no-fast-path, see tornado_app/engine.py); this process drives it from CPU 1 with the bare
+(--no-fast-path, see tornado_app/patches/engineio_server.py); this process drives it from CPU 1 with the bare
 wire client in bench/wire.py (python-socketio's AsyncClient would make the client the
 bottleneck). It prints the two runs side by side, then one JSON line.
 
@@ -298,7 +298,7 @@ def main() -> None:
     parser.add_argument("--serial-connects", type=int, default=100, help="one-at-a-time connects timed (default: %(default)s)")
     parser.add_argument("--users", type=int, default=50, help="distinct logged-in users the sockets belong to (default: %(default)s)")
     parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset of: " + ", ".join(PHASES))
-    parser.add_argument("--paths", default="on,off", help="the server's fast path in each run, side by side: on, off or on,off (default: %(default)s; off is the server's --no-fast-path, see tornado_app/engine.py)")
+    parser.add_argument("--paths", default="on,off", help="the server's fast path in each run, side by side: on, off or on,off (default: %(default)s; off is the server's --no-fast-path, see tornado_app/patches/engineio_server.py)")
     parser.add_argument("--redis", action="store_true", help="run the server in its Redis mode on a redis-server started for the run (and measure across two processes)")
     args = parser.parse_args()
     args.phases = [phase for phase in args.phases.split(",") if phase]

@@ -45,7 +45,7 @@ def busy_server() -> Iterator[ServerProcess]:
     """The plain server in its own process, allowed enough open files for the crowd."""
     raise_open_files_limit(HELD_SOCKETS + 500)  # the child inherits the limit; each holds its own side
     # The crowd all comes from 127.0.0.1: the per-address caps and rates are lifted (they are
-    # attacked on their own in test_server.py, test_engine.py and test_ratelimit.py).
+    # attacked on their own in test_server.py, patches/test_engineio_server.py and test_ratelimit.py).
     server = ServerProcess("--port", "0", "--log-level", "warning", "--max-sessions", str(FLOOD_STORE),
                            "--max-connections-per-ip", "100000", "--max-sockets-per-ip", "100000",
                            "--login-rate", "off", "--connect-rate", "off", "--chat-rate", "off")
@@ -133,7 +133,7 @@ def app(clock) -> TornadoApp:
     """A store far larger than the cycles, so nothing is evicted: what remains was leaked.
 
     engineio's default ping interval (25 s): a closed socket's pending ping used to keep it
-    alive that long; now it must be freed at once (engine.py).
+    alive that long; now it must be freed at once (patches/engineio_server.py).
     """
     return make_app(TEST_SECRET, session_ttl=3600, max_sessions=100_000, clock=clock)
 

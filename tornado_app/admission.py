@@ -10,8 +10,8 @@ server-wide size. Three attacks followed from that (issue 14):
 - nothing bounded how many connections one address holds.
 
 `AdmittingHTTPServer` is Tornado's HTTPServer with its own accept loop for the listening
-sockets (`_on_listener_readable`: EMFILE/ENFILE pause accepting for `ACCEPT_PAUSE_SECONDS`,
-with one log line per episode, not per attempt), a cap on open connections per client
+sockets (patches/accept.py: EMFILE/ENFILE pause accepting for `ACCEPT_PAUSE_SECONDS`, with
+one log line per episode here, not per attempt), a cap on open connections per client
 address (refused at `accept()` when the TCP peer is the client; answered `429` when a proxy
 is in front and the client's address is in its headers), and a cap per route on request
 bodies, checked against `Content-Length` before a byte of the body is read (`413`).
@@ -20,22 +20,19 @@ bodies, checked against `Content-Length` before a byte of the body is read (`413
 from __future__ import annotations
 
 import asyncio
-import errno
 import ipaddress
 import logging
 import resource
 import socket
-import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tornado import httputil
-from tornado.httpserver import HTTPServer
-from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, SSLIOStream, StreamClosedError
-from tornado.netutil import is_valid_ip, ssl_wrap_socket
+from tornado.netutil import is_valid_ip
 
+from .patches.accept import ACCEPT_PAUSE_SECONDS, AcceptLoopHTTPServer
 from .refusals import RefusalReport
 
 log = logging.getLogger(__name__)
@@ -44,10 +41,7 @@ log = logging.getLogger(__name__)
 # behind one NAT address shares the cap, so it allows some dozens of people per address while
 # one address can no longer take every file descriptor of the process.
 DEFAULT_MAX_CONNECTIONS_PER_IP = 200
-ACCEPT_PAUSE_SECONDS = 0.2  # out of file descriptors: try accept() again this much later
-ACCEPTS_PER_WAKEUP = 128  # as Tornado: then let the rest of the loop run
 LINGER_SECONDS = 1.0  # after a refusal, read (and drop) what the client still sends, so it reads our answer
-OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
 def client_key(ip: str) -> str:
@@ -138,7 +132,7 @@ class CountedSSLIOStream(_CountedStream, SSLIOStream):
     pass
 
 
-class AdmittingHTTPServer(HTTPServer):
+class AdmittingHTTPServer(AcceptLoopHTTPServer):
     """Tornado's HTTPServer with its own accept loop, a cap on connections per client
     address, and a body cap per route (see the module docstring)."""
 
@@ -159,58 +153,12 @@ class AdmittingHTTPServer(HTTPServer):
         self.paused_accepting = RefusalReport("paused accepting connections", logger=log)
         self._tasks: set[asyncio.Future[Any]] = set()
 
-    # --- accepting ---------------------------------------------------------------------
+    def accepting_paused(self, error: OSError) -> None:
+        self.paused_accepting.refused(
+            f"out of file descriptors ({error.strerror}, limit "
+            f"{resource.getrlimit(resource.RLIMIT_NOFILE)[0]}): accepting again every {ACCEPT_PAUSE_SECONDS:g} s")
 
-    def add_sockets(self, sockets: Any) -> None:
-        for sock in sockets:
-            self._sockets[sock.fileno()] = sock
-            self._handlers[sock.fileno()] = self._accept_from(sock)
-
-    def _accept_from(self, sock: socket.socket) -> Callable[[], None]:
-        """Watch a listening socket; returns what stops watching it (TCPServer.stop calls it)."""
-        io_loop = IOLoop.current()
-        state: dict[str, Any] = {"resume": None, "stopped": False}
-
-        def resume() -> None:
-            state["resume"] = None
-            if not state["stopped"]:
-                io_loop.add_handler(sock, on_readable, IOLoop.READ)
-
-        def on_readable(fd: Any, events: int) -> None:
-            for _ in range(ACCEPTS_PER_WAKEUP):
-                try:
-                    connection, address = sock.accept()
-                except BlockingIOError:
-                    return
-                except ConnectionAbortedError:
-                    continue
-                except OSError as error:
-                    if error.errno not in OUT_OF_DESCRIPTORS:
-                        raise
-                    # The listening socket stays readable: retrying at once would spin.
-                    io_loop.remove_handler(sock)
-                    state["resume"] = io_loop.call_later(ACCEPT_PAUSE_SECONDS, resume)
-                    self.paused_accepting.refused(
-                        f"out of file descriptors ({error.strerror}, limit "
-                        f"{resource.getrlimit(resource.RLIMIT_NOFILE)[0]}): accepting again every {ACCEPT_PAUSE_SECONDS:g} s")
-                    return
-                try:
-                    self._admit(connection, address)
-                except Exception:
-                    connection.close()
-                    log.exception("cannot serve a connection from %s", address)
-
-        def stop() -> None:
-            state["stopped"] = True
-            if state["resume"] is not None:
-                io_loop.remove_timeout(state["resume"])
-            else:
-                io_loop.remove_handler(sock)
-
-        io_loop.add_handler(sock, on_readable, IOLoop.READ)
-        return stop
-
-    def _admit(self, connection: socket.socket, address: Any) -> None:
+    def admit(self, connection: socket.socket, address: Any) -> None:
         """Count a new connection against its address (unless a proxy is the peer: then each
         request is counted by the client address in its headers), and serve it."""
         key = None
@@ -221,7 +169,7 @@ class AdmittingHTTPServer(HTTPServer):
                 self.over_the_cap.refused(f"closed at once, the latest from {address[0]}")
                 return
         try:
-            stream = self._stream_for(connection)
+            stream = self.open_stream(connection, CountedIOStream, CountedSSLIOStream)
         except Exception:
             if key is not None:
                 self.connections.release(key)
@@ -232,24 +180,6 @@ class AdmittingHTTPServer(HTTPServer):
             return
         stream.count_as(self.connections, key)
         self.handle_stream(stream, address)
-
-    def _stream_for(self, connection: socket.socket) -> CountedIOStream | CountedSSLIOStream | None:
-        """What TCPServer._handle_connection does, with streams that count."""
-        if self.ssl_options is None:
-            return CountedIOStream(connection, max_buffer_size=self.max_buffer_size, read_chunk_size=self.read_chunk_size)
-        try:
-            connection = ssl_wrap_socket(connection, self.ssl_options, server_side=True, do_handshake_on_connect=False)
-        except ssl.SSLError as error:
-            if error.args[0] == ssl.SSL_ERROR_EOF:
-                connection.close()
-                return None
-            raise
-        except OSError as error:
-            if error.errno in (errno.ECONNABORTED, errno.EINVAL):  # closed at once, as by a port scan
-                connection.close()
-                return None
-            raise
-        return CountedSSLIOStream(connection, max_buffer_size=self.max_buffer_size, read_chunk_size=self.read_chunk_size)
 
     # --- each request --------------------------------------------------------------------
 

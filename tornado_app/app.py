@@ -28,7 +28,8 @@ from .ratelimit import RateLimiter
 from .refusals import RefusalReport
 from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL, Clock, MemorySessionStore, SessionStore, SessionStoreUnavailable
 from .sockets import DEFAULT_CONNECT_TIMEOUT, ChatSocketServer
-from .transport import DEFAULT_MAX_UNSENT_BYTES, make_socketio_handler
+from .patches.websocket import DEFAULT_MAX_UNSENT_BYTES
+from .transport import make_socketio_handler
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def make_app(
     cookie `Secure` (the session cookie follows each request's scheme by itself). Several
     processes share one site with a networked `store`, python-socketio's `client_manager`
     (AsyncRedisManager) and a `presence_source` (see cluster_backend in cli.py).
-    `fast_path=False` sends every packet through engineio's own queues (see engine.py).
+    `fast_path=False` sends every packet through engineio's own queues (see patches/engineio_server.py).
     `rate_limiter` limits logins, connects and chat per client (ratelimit.py; none by default,
     for tests that log in hundreds from one address; the command line passes its defaults).
     """
@@ -142,7 +143,7 @@ def make_app(
         client_manager=client_manager, presence_source=presence_source, history=history,
         fast_path=fast_path, rate_limiter=rate_limiter,
     )
-    # Engine.IO sessions per client address, and a polling session that never polls (engine.py;
+    # Engine.IO sessions per client address, and a polling session that never polls (patches/engineio_server.py;
     # None: no limit, for tests that hold thousands of sockets from one address; the command
     # line and the launcher pass its defaults).
     sockets.sio.eio.limit_sessions(max_sockets_per_ip, first_poll_timeout)

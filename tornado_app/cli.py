@@ -18,14 +18,14 @@ from urllib.parse import urlsplit
 from . import loop
 from .admission import DEFAULT_MAX_CONNECTIONS_PER_IP, raise_open_files_limit
 from .app import make_app
-from .engine import DEFAULT_FIRST_POLL_TIMEOUT, DEFAULT_MAX_SOCKETS_PER_IP
+from .patches.engineio_server import DEFAULT_FIRST_POLL_TIMEOUT, DEFAULT_MAX_SOCKETS_PER_IP
 from .history import DEFAULT_HISTORY, MemoryHistory
 from .origins import LOOPBACK_NAMES, HostPolicy, parse_allowed_host
 from .ratelimit import DEFAULT_CHAT_RATE, DEFAULT_CONNECT_RATE, DEFAULT_LOGIN_RATE, RateLimiter, Rates, parse_rate
 from .server import CannotBind, bind, serve
 from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL, SessionStoreUnreachable
 from .sockets import DEFAULT_CONNECT_TIMEOUT
-from .transport import DEFAULT_MAX_UNSENT_BYTES
+from .patches.websocket import DEFAULT_MAX_UNSENT_BYTES
 
 log = logging.getLogger("tornado_app")
 
@@ -184,7 +184,7 @@ def cluster_backend(redis_url: str | None, session_ttl: float, max_sessions: int
         import redis  # noqa: F401 (the `redis` extra)
     except ImportError:
         raise Misconfigured("--redis-url needs redis-py: pip install -e '.[redis]'") from None
-    from .engine import DirectRedisManager
+    from .patches.managers import DirectRedisManager
     from .redis_bus import RedisBus
     from .redis_history import RedisHistory
     from .redis_presence import RedisPresence

@@ -7,7 +7,6 @@ it, and ending a session (logout, expiry, eviction) disconnects exactly its sock
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import secrets
@@ -18,8 +17,8 @@ from typing import Any, TypeVar
 import socketio
 from socketio.exceptions import ConnectionRefusedError
 
-from .cookies import read_session_id
-from .engine import DirectManager, TunedEngineIOServer
+from .patches.guard import DEFAULT_CONNECT_TIMEOUT, SESSION_ID, ProtocolGuardedServer
+from .patches.managers import DirectManager
 from .history import ChatHistory, MemoryHistory
 from .presence import PRESENCE_MIN_INTERVAL, PresenceBroadcaster, PresenceSource, ThisProcessOnly
 from .ratelimit import RateLimiter
@@ -39,120 +38,8 @@ library_log.setLevel(logging.ERROR)
 T = TypeVar("T")
 
 STATE_AT_MOST_EVERY = 1.0  # seconds between two presence states asked for by one socket
-SESSION_ID = "tornado_app.session_id"  # the key, in a socket's environ, of the session it rides on
 MAX_PACKET_BYTES = 64 * 1024  # a chat message is at most 500 characters; refuse giant packets
-DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds from the Engine.IO open to the Socket.IO connect
 SHUTDOWN_FLUSH_SECONDS = 0.25  # for "the server is stopping" to leave before the connections close
-BINARY_PACKET_TYPES = ("5", "6")  # Socket.IO BINARY_EVENT and BINARY_ACK
-
-
-class ProtocolGuardedServer(socketio.AsyncServer):
-    """python-socketio's server, hardened against clients that misbehave:
-
-    - a malformed Socket.IO packet is ignored with one log line. python-socketio raises on
-      those (bad JSON, JSON nested too deep, an event that is not a list with a name, an ack
-      id of 100 digits, a CONNECT_ERROR from a client) and engineio logs the traceback at
-      ERROR; the connection itself is fine;
-    - an Engine.IO connection that sends no Socket.IO connect within `connect_timeout` is
-      closed (the JavaScript server does the same after 45 s; python-socketio never does, so
-      a client answering pings could hold a connection forever without authenticating).
-    """
-
-    def __init__(self, *args: Any, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.connect_timeout = connect_timeout
-        self._connect_deadlines: dict[str, asyncio.TimerHandle] = {}
-        self._closing: set[asyncio.Task[None]] = set()
-        self._ignored_packets: dict[str, int] = {}  # per Engine.IO session, to log once
-
-    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> None:
-        # The web session this Engine.IO session was opened with: the only one it may ever
-        # act for (see same_session). Read once, here, from the handshake's cookie.
-        environ[SESSION_ID] = read_session_id(environ["tornado.handler"])
-        await super()._handle_eio_connect(eio_sid, environ)
-        self._arm_connect_deadline(eio_sid)
-
-    def _arm_connect_deadline(self, eio_sid: str) -> None:
-        self._cancel_connect_deadline(eio_sid)
-        self._connect_deadlines[eio_sid] = asyncio.get_running_loop().call_later(
-            self.connect_timeout, self._connect_timed_out, eio_sid
-        )
-
-    def same_session(self, eio_sid: str, session_id: str | None) -> bool:
-        """Whether a request on this Engine.IO session carries the session it was opened
-        with (True for an unknown sid: engineio refuses that one itself)."""
-        environ = self.environ.get(eio_sid)
-        return environ is None or environ.get(SESSION_ID) == session_id
-
-    def expect_a_new_connect(self, eio_sid: str) -> None:
-        """After a Socket.IO disconnect the Engine.IO connection may stay open (a client's
-        `41`, or a page that ignores the server's DISCONNECT): it gets `connect_timeout` to
-        connect again, like a new one, and is closed otherwise."""
-        if eio_sid in self.eio.sockets:
-            self._arm_connect_deadline(eio_sid)
-
-    async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
-        await super()._handle_connect(eio_sid, namespace, data)
-        if self.manager.sid_from_eio_sid(eio_sid, namespace or "/") is not None:
-            self._cancel_connect_deadline(eio_sid)  # accepted: its timer would cost ~1 KiB for 10 s
-
-    def _cancel_connect_deadline(self, eio_sid: str) -> None:
-        deadline = self._connect_deadlines.pop(eio_sid, None)
-        if deadline is not None:
-            deadline.cancel()
-
-    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any = None) -> None:
-        self._cancel_connect_deadline(eio_sid)
-        ignored = self._ignored_packets.pop(eio_sid, 0)
-        if ignored > 1:
-            log.info("ignored %d malformed packets in all from %s", ignored, self._remote_ip(eio_sid))
-        await super()._handle_eio_disconnect(eio_sid, reason)
-
-    def _tornado_handler(self, eio_sid: str) -> Any:
-        """The Tornado handler that opened this Engine.IO session (None once it is gone)."""
-        return (self.environ.get(eio_sid) or {}).get("tornado.handler")
-
-    def _remote_ip(self, eio_sid: str) -> str:
-        # engineio's Tornado driver puts 127.0.0.1 in REMOTE_ADDR; the real peer is here.
-        handler = self._tornado_handler(eio_sid)
-        return handler.request.remote_ip if handler is not None else "?"
-
-    def _ignored(self, eio_sid: str, what: str) -> None:
-        """Log the first packet ignored on a connection; count the rest (a client sending
-        thousands a second must not write thousands of log lines a second)."""
-        count = self._ignored_packets.get(eio_sid, 0) + 1
-        self._ignored_packets[eio_sid] = count
-        if count == 1:
-            log.info("ignored %s from %s (further ones on this connection are counted, not logged)", what, self._remote_ip(eio_sid))
-
-    def _connect_timed_out(self, eio_sid: str) -> None:
-        self._connect_deadlines.pop(eio_sid, None)
-        if self.manager.sid_from_eio_sid(eio_sid, "/") is not None:
-            return  # connected (or refused and retried successfully) in time
-        log.info("closed a connection from %s: no Socket.IO connect within %g s", self._remote_ip(eio_sid), self.connect_timeout)
-        task = asyncio.ensure_future(self.end_engineio_session(eio_sid, self.reason.TRANSPORT_ERROR))
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
-
-    def _engineio_server_class(self) -> type[TunedEngineIOServer]:
-        return TunedEngineIOServer
-
-    async def end_engineio_session(self, eio_sid: str, reason: str) -> None:
-        """End an Engine.IO session now (see engine.py: engineio's own way could wait forever)."""
-        await self.eio.end_session(eio_sid, reason, websocket_handler=self._tornado_handler(eio_sid))
-
-    async def _handle_eio_message(self, eio_sid: str, data: object) -> None:
-        if eio_sid not in self.environ:
-            return  # frames still queued when the connection was ended: nobody to hear them
-        if not isinstance(data, str) or data[:1] in BINARY_PACKET_TYPES:
-            # This app exchanges JSON only. A binary header would make python-socketio take
-            # the following frames as its attachments, silencing the socket for good.
-            self._ignored(eio_sid, "a binary Socket.IO packet (this server takes JSON only)")
-            return
-        try:
-            await super()._handle_eio_message(eio_sid, data)
-        except (ValueError, TypeError, KeyError, IndexError, RecursionError) as error:
-            self._ignored(eio_sid, f"a malformed Socket.IO packet ({type(error).__name__}: {str(error)[:80]})")
 
 
 def _report_bugs(handler: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T | None]]:
@@ -213,7 +100,7 @@ class ChatSocketServer:
             async_handlers=False,
             connect_timeout=connect_timeout,
             client_manager=client_manager if client_manager is not None else DirectManager(),
-            # Packets to open WebSockets are written directly, not queued (engine.py).
+            # Packets to open WebSockets are written directly, not queued (patches/engineio_server.py).
             direct_writes=fast_path,
             logger=library_log,
             engineio_logger=library_log,

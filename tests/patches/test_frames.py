@@ -8,7 +8,7 @@ import pytest
 
 from bench.wire import WireSocket, log_in
 from tornado_app.app import TornadoApp
-from tornado_app.frames import server_frame
+from tornado_app.patches.frames import server_frame
 
 
 def test_each_length_form_has_its_header() -> None:

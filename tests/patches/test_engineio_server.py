@@ -1,91 +1,24 @@
-"""engine.py reaches into engineio's internals; these tests fail loudly (not silently slower,
-not silently leaking) if a new engineio or python-socketio changes what it relies on."""
+"""patches/engineio_server.py under fire: closed sockets freed at once, sessions ended
+without waiting, the direct path keeping every packet in order on both paths, and the
+sessions per address. (What it relies on in engineio: test_internals.py.)"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import json
 import logging
 from typing import Any
 
 import aiohttp
-import engineio
 import pytest
 import socketio
-from engineio.async_socket import AsyncSocket
 
 from bench.wire import WireSocket, log_in
 from tornado_app.app import TornadoApp
-from tornado_app.engine import TunedEngineIOServer
+from tornado_app.patches.engineio_server import TunedEngineIOServer
 
-from .waiting import GENEROUS_SECONDS, eventually
-
-
-def parameters(function: object) -> list[str]:
-    return list(inspect.signature(function).parameters)
-
-
-def test_the_engineio_internals_relied_on_still_have_their_shape() -> None:
-    assert inspect.iscoroutinefunction(AsyncSocket._send_ping)
-    assert "start_background_task(self._send_ping)" in inspect.getsource(AsyncSocket.schedule_ping)
-    assert parameters(AsyncSocket.close) == ["self", "wait", "abort", "reason"]
-    # close() triggers 'disconnect' first: that is where the ping task is cancelled.
-    close_source = inspect.getsource(AsyncSocket.close)
-    assert close_source.index("_trigger_event") < close_source.index("self.closed = True")
-    assert parameters(engineio.AsyncServer._trigger_event)[:2] == ["self", "event"]
-    assert parameters(engineio.AsyncServer._log_error_once) == ["self", "message", "message_key"]
-    assert isinstance(engineio.AsyncServer().sockets, dict)
-
-
-def test_the_engineio_internals_the_direct_path_relies_on_still_have_their_shape() -> None:
-    from engineio import base_socket
-    from engineio.async_drivers import tornado as driver
-
-    source = inspect.getsource
-    # Each socket's queue comes from the server's create_queue (OutgoingQueue counts in it).
-    assert "self.queue = self.server.create_queue()" in source(base_socket.BaseSocket.__init__)
-    # Packets enter the queue only through put (send) and leave through get / get_nowait (poll).
-    assert "await self.queue.put(pkt)" in source(AsyncSocket.send)
-    assert "self.queue.get()" in source(AsyncSocket.poll) and "self.queue.get_nowait()" in source(AsyncSocket.poll)
-    # The WebSocket wrapper is taken from the server's _async and given the bound handler.
-    assert "self.server._async['websocket'](\n            self._websocket_handler, self.server)" in source(AsyncSocket._upgrade_websocket)
-    handler = source(AsyncSocket._websocket_handler)
-    # upgraded is set before the writer starts; the writer writes each polled packet through
-    # ws.send; the reader takes frames through ws.wait and hands them to receive.
-    assert handler.index("self.upgraded = True") < handler.index("asyncio.ensure_future(writer())")
-    assert "packets = await self.poll()" in handler and "await ws.send(pkt.encode())" in handler
-    assert "data = await ws.wait()" in handler and "await self.receive(pkt)" in handler
-    assert "except exceptions.SocketIsClosedError" in handler and "if p is None:" in handler
-    assert parameters(driver.WebSocket.__init__) == ["self", "handler", "server"]
-    assert "self.tornado_handler = environ['tornado.handler']" in source(driver.WebSocket.__call__)
-    assert parameters(engineio.AsyncServer.send_packet) == ["self", "sid", "pkt"]
-    assert "self.send_packet(" in source(engineio.AsyncServer.send)
-    assert {"closing", "closed", "upgrading", "upgraded", "last_ping"} <= set(vars(AsyncSocket(engineio.AsyncServer(), "x")))
-
-
-def test_the_socketio_internals_the_direct_emit_relies_on_still_have_their_shape() -> None:
-    from socketio import async_pubsub_manager
-
-    from tornado_app.engine import DirectManager, DirectRedisManager
-
-    assert parameters(socketio.AsyncManager.emit) == ["self", "event", "data", "namespace", "room", "skip_sid", "callback", "to", "kwargs"]
-    assert parameters(socketio.AsyncManager.get_participants) == ["self", "namespace", "room"]
-    # The Redis manager delivers locally through AsyncManager.emit: DirectManager's, here.
-    assert "await super().emit(" in inspect.getsource(async_pubsub_manager.AsyncPubSubManager._handle_emit)
-    mro = DirectRedisManager.__mro__
-    assert mro.index(DirectManager) < mro.index(socketio.AsyncManager)
-    assert "self.eio.send(" in inspect.getsource(socketio.AsyncServer._send_packet)
-
-
-def test_the_socketio_internals_relied_on_still_have_their_shape() -> None:
-    server = socketio.AsyncServer
-    assert parameters(server._handle_eio_connect) == ["self", "eio_sid", "environ"]
-    assert parameters(server._handle_eio_disconnect) == ["self", "eio_sid", "reason"]
-    assert parameters(server._handle_eio_message) == ["self", "eio_sid", "data"]
-    assert parameters(server._handle_connect) == ["self", "eio_sid", "namespace", "data"]
-    assert "_engineio_server_class()" in inspect.getsource(socketio.base_server.BaseServer.__init__)
+from ..waiting import GENEROUS_SECONDS, eventually
 
 
 def test_our_socket_server_runs_on_the_promptly_freeing_engineio_server(app: TornadoApp) -> None:
@@ -116,7 +49,7 @@ async def test_ending_a_polling_session_does_not_wait_for_its_next_poll(app: Tor
         assert sid not in app.sockets.sio.eio.sockets
 
 
-# --- The direct path (engine.py: direct_writes) under fire --------------------------------
+# --- The direct path (direct_writes) under fire --------------------------------
 
 SOURCES = ("broadcast-a", "broadcast-b", "to-each", "mixed")
 PACKETS_PER_SOURCE = 150
@@ -456,7 +389,7 @@ def test_without_the_fast_path_every_packet_takes_engineios_own_queue_and_writer
     from engineio.async_drivers.tornado import WebSocket
 
     from tornado_app.app import make_app
-    from tornado_app.engine import CountingWebSocket, OutgoingQueue
+    from tornado_app.patches.engineio_server import CountingWebSocket, OutgoingQueue
 
     off = make_app("s" * 32, fast_path=False).sockets.sio.eio
     assert type(off.create_queue()) is asyncio.Queue and off._async["websocket"] is WebSocket
@@ -509,7 +442,7 @@ def test_polling_handshakes_from_one_address_are_capped_and_hold_little_memory(s
     gave +231 MiB, ~20 KiB each, held until their timeouts.)"""
     from bench.attacks import polling_handshakes
 
-    from .test_transport import AttackedServer, still_serves_a_person
+    from ..test_transport import AttackedServer, still_serves_a_person
 
     attacked = AttackedServer(server_process("--port", "0", "--max-sockets-per-ip", "50", "--first-poll-timeout", "30"))
 
@@ -533,7 +466,7 @@ def test_a_polling_session_that_never_polls_is_ended_and_one_that_polls_stays(se
     is unknown afterwards), while one that polls at once, as a page does, stays open."""
     from bench.attacks import SOCKETIO_POLLING
 
-    from .test_transport import AttackedServer
+    from ..test_transport import AttackedServer
 
     attacked = AttackedServer(server_process("--port", "0", "--first-poll-timeout", "1"))
     base = attacked.url
@@ -562,139 +495,3 @@ def test_a_polling_session_that_never_polls_is_ended_and_one_that_polls_stays(se
     asyncio.run(scenario())
     status, _, log = attacked.server.stop()
     assert log.count("ended polling sessions that never polled: 1 s after the handshake") == 1, log[-2000:]
-
-
-class FakeSocketServer:
-    """What a client manager asks of its server outside emit: the packet class and new ids."""
-
-    def __init__(self) -> None:
-        self.packet_class = socketio.packet.Packet
-        self.eio = self
-        self._ids = iter(range(1, 1_000_000))
-
-    def generate_id(self) -> str:
-        return f"s{next(self._ids)}"
-
-
-def manager_state(manager: socketio.AsyncManager) -> dict[str, Any]:
-    return {
-        "rooms": {namespace: {room: dict(sids) for room, sids in rooms.items()} for namespace, rooms in manager.rooms.items()},
-        "callbacks": sorted(manager.callbacks),
-        "pending_connect": {namespace: sorted(sids) for namespace, sids in manager.pending_connect.items()},
-        "pending_disconnect": {namespace: sorted(sids) for namespace, sids in manager.pending_disconnect.items()},
-    }
-
-
-def test_the_socketio_manager_internals_the_o1_leave_relies_on_still_have_their_shape() -> None:
-    from socketio import base_manager
-
-    base = base_manager.BaseManager
-    assert parameters(base.basic_disconnect) == ["self", "sid", "namespace", "kwargs"]
-    assert parameters(base.basic_enter_room) == ["self", "sid", "namespace", "room", "eio_sid"]
-    assert parameters(base.basic_leave_room) == ["self", "sid", "namespace", "room"]
-    # Every room change goes through basic_enter_room / basic_leave_room, and a namespace's
-    # pending list starts as `[]` (PendingTable turns it into PendingSids).
-    module = inspect.getsource(base_manager)
-    assert module.count(".rooms[namespace][room][sid] = ") == 1 and module.count("del self.rooms[namespace][room][sid]") == 1
-    assert "self.pending_connect[namespace] = []" in inspect.getsource(base.pre_connect)
-    assert "self.pending_disconnect[namespace] = []" in inspect.getsource(base.pre_disconnect)
-
-
-@pytest.mark.parametrize("seed", range(5))
-def test_the_o1_leave_leaves_rooms_pending_state_and_callbacks_as_python_socketio_does(seed: int) -> None:
-    """The same random operations on DirectManager and on python-socketio's own AsyncManager:
-    after each one, the same rooms, pending state and callbacks, and the same answers."""
-    import random
-
-    from tornado_app.engine import DirectManager
-
-    ours, theirs = DirectManager(), socketio.AsyncManager()
-    for manager in (ours, theirs):
-        manager.set_server(FakeSocketServer())
-    chooser = random.Random(seed)
-    namespaces, rooms = ["/", "/chat"], ["people", "alice", "bob", None]
-    sids: list[tuple[str, str]] = []  # (sid, namespace) as the managers gave them
-    eio_sids = [f"e{number}" for number in range(12)]
-
-    async def both(operation: str, *args: Any, **kwargs: Any) -> Any:
-        answers = []
-        for manager in (ours, theirs):
-            try:
-                answer = getattr(manager, operation)(*args, **kwargs)
-                answer = await answer if inspect.isawaitable(answer) else answer
-                if inspect.iscoroutine(answer):
-                    # AsyncManager.connect of an eio sid connected already: BaseManager.connect
-                    # calls the async pre_connect without awaiting it (python-socketio's own quirk).
-                    answer.close()
-                    answer = "a coroutine"
-                answers.append(answer)
-            except Exception as error:  # noqa: BLE001 (the same error from both is the point)
-                answers.append(type(error))
-        assert answers[0] == answers[1], (operation, args)
-        return answers[0]
-
-    async def scenario() -> None:
-        for _ in range(600):
-            namespace = chooser.choice(namespaces)
-            known = [sid for sid, space in sids if space == namespace] or ["nobody"]
-            sid = chooser.choice(known)
-            step = chooser.choice(["pre_connect", "connect", "connect_new", "enter_room", "leave_room", "close_room",
-                                   "pre_disconnect", "disconnect", "callback", "disconnect"])
-            if step == "pre_connect":
-                new = await both("pre_connect", chooser.choice(eio_sids), namespace)
-                if new is not None:
-                    sids.append((new, namespace))
-            elif step == "connect":
-                await both("connect", sid, namespace)
-            elif step == "connect_new":  # a complete connect: the sid given is an eio sid
-                new = await both("connect", chooser.choice(eio_sids), namespace)
-                if new is not None:
-                    sids.append((new, namespace))
-            elif step == "enter_room":
-                await both("enter_room", sid, namespace, chooser.choice(rooms + [sid]))
-            elif step == "leave_room":
-                await both("leave_room", sid, namespace, chooser.choice(rooms + [sid]))
-            elif step == "close_room":
-                await both("close_room", chooser.choice(rooms), namespace)
-            elif step == "pre_disconnect" and sid != "nobody":
-                await both("pre_disconnect", sid, namespace)
-            elif step == "callback":
-                await both("_generate_ack_id", sid, print)
-            else:
-                await both("disconnect", sid, namespace)
-            assert manager_state(ours) == manager_state(theirs)
-            for known_sid, space in sids:
-                for question in ("is_connected", "is_pre_connected", "eio_sid_from_sid", "get_rooms"):
-                    await both(question, known_sid, space)
-            for space in ours.rooms_of:  # rooms_of is exactly the rooms' membership, inverted
-                assert {sid: set(table) for sid, table in ours.rooms_of[space].items()} == {
-                    sid: {room for room, members in theirs.rooms[space].items() if sid in members}
-                    for sid in {sid for members in theirs.rooms[space].values() for sid in members}}
-            assert set(ours.rooms_of) == set(theirs.rooms)
-
-    asyncio.run(scenario())
-
-
-def test_a_wave_of_sockets_leaves_in_linear_time() -> None:
-    """20,000 sockets in their own room and one shared room all leave: python-socketio's
-    manager took tens of seconds for this (a copy of the room table per leave)."""
-    import time
-
-    from tornado_app.engine import DirectManager
-
-    manager = DirectManager()
-    manager.set_server(FakeSocketServer())
-
-    async def scenario() -> float:
-        sids = [await manager.connect(f"e{number}", "/") for number in range(20_000)]
-        for sid in sids:
-            await manager.enter_room(sid, "/", "people")
-        started = time.perf_counter()
-        for sid in sids:
-            manager.pre_disconnect(sid, "/")
-            await manager.disconnect(sid, "/")
-        return time.perf_counter() - started
-
-    elapsed = asyncio.run(scenario())
-    assert manager.rooms == {} and manager.rooms_of == {} and not manager.pending_disconnect
-    assert elapsed < 3.0, elapsed  # ~0.1 s; python-socketio's own: ~20 s on the same machine

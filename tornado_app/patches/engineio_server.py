@@ -1,9 +1,5 @@
-"""engineio's asyncio server and python-socketio's emit, changed where a hostile or vanished
-client could hold memory, and where every packet out paid for a queue and a task.
-
-This is the one module that reaches into engineio's and python-socketio's internals (written
-against python-engineio 4.15 and python-socketio 5.18; the ranges are pinned in setup.cfg,
-and tests/test_engine.py fails loudly if the shapes relied on here change).
+"""engineio's asyncio server, changed where a hostile or vanished client could hold memory,
+and where every packet out paid for a queue and a task.
 
 Memory and sessions:
 - `AsyncSocket._send_ping`, started through `start_background_task`: each socket's ping
@@ -47,24 +43,8 @@ engineio's own path, so the order of packets per socket is kept:
 - `_async['websocket']`, engineio's Tornado WebSocket wrapper, is subclassed so that the
   writes of engineio's writer are counted and the socket's Tornado handler is known once
   the socket is upgraded.
-- `AsyncManager.emit` (python-socketio) is replaced for events without a callback: the
-  packet and frame are built once, and each recipient gets the frame written or the packet
-  queued, in one pass with no await, so two emits never interleave on a socket.
 
-Leaving in O(1) (`DirectManager`, python-socketio's client manager; the Redis one inherits it):
-when K sockets close at once (a deploy, a network blip), python-socketio spent O(K²) after
-they were gone: 8,000 sockets closing cost 32 s of CPU, the server deaf meanwhile.
-- `BaseManager.basic_disconnect` copied the namespace's whole room table (a room per socket,
-  so n entries) on every disconnect to find the rooms of one socket. `DirectManager` keeps,
-  per namespace and socket, the rooms it is in (`rooms_of`, kept by `basic_enter_room` and
-  `basic_leave_room`, the two methods through which python-socketio changes a room) and
-  leaves those; the rest of basic_disconnect (callbacks, pending state) is python-socketio's.
-- `pending_connect` and `pending_disconnect` were a list per namespace, searched with `in`
-  on every connect, `is_connected` and disconnect: they are `PendingTable`s of `PendingSids`
-  (a multiset with the list methods python-socketio calls), each step O(1), with
-  python-socketio's own methods running on them unchanged.
-tests/test_engine.py feeds the same operations to a plain `socketio.AsyncManager` and
-checks that rooms, pending state and answers stay identical.
+The broadcast side of the direct path (python-socketio's emit) is in managers.py.
 """
 
 from __future__ import annotations
@@ -75,16 +55,14 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import engineio
-import socketio
 from engineio import packet as eio_packet
 from engineio.async_drivers import tornado as engineio_tornado
 from engineio.async_socket import AsyncSocket
-from socketio import packet as sio_packet
 from tornado.websocket import WebSocketClosedError
 
-from .admission import client_key
-from .reasons import TOO_MANY_SOCKETS
-from .refusals import RefusalReport
+from ..admission import client_key
+from ..reasons import TOO_MANY_SOCKETS
+from ..refusals import RefusalReport
 from .frames import server_frame
 
 
@@ -94,7 +72,7 @@ DEFAULT_FIRST_POLL_TIMEOUT = 5.0  # seconds from a polling handshake to its firs
 
 
 class FrameWriter(Protocol):
-    """The Tornado WebSocket handler of transport.py, as the direct path uses it."""
+    """The Tornado WebSocket handler of websocket.py, as the direct path uses it."""
 
     def write_frame(self, frame: bytes) -> None: ...
 
@@ -358,156 +336,3 @@ class TunedEngineIOServer(engineio.AsyncServer):
         await engineio_socket.close(wait=False, abort=False, reason=reason)
         if engineio_socket.upgraded and websocket_handler is not None:
             websocket_handler.close()
-
-
-class PendingSids:
-    """One namespace's sockets pending connect or disconnect: python-socketio keeps a list and
-    appends, removes, tests membership and takes the length, each O(n) on a list but
-    `remove`; here each is O(1). A multiset, as a list is (a sid appended twice is there twice)."""
-
-    __slots__ = ("_counts", "_length")
-
-    def __init__(self, sids: Any = ()) -> None:
-        self._counts: dict[str, int] = {}
-        self._length = 0
-        for sid in sids:
-            self.append(sid)
-
-    def append(self, sid: str) -> None:
-        self._counts[sid] = self._counts.get(sid, 0) + 1
-        self._length += 1
-
-    def remove(self, sid: str) -> None:
-        count = self._counts.get(sid)
-        if count is None:
-            raise ValueError(f"{sid!r} is not pending")  # what list.remove raises
-        if count == 1:
-            del self._counts[sid]
-        else:
-            self._counts[sid] = count - 1
-        self._length -= 1
-
-    def __contains__(self, sid: object) -> bool:
-        return sid in self._counts
-
-    def __len__(self) -> int:
-        return self._length
-
-    def __iter__(self) -> Any:
-        for sid, count in self._counts.items():
-            for _ in range(count):
-                yield sid
-
-    def __repr__(self) -> str:
-        return f"PendingSids({list(self)!r})"
-
-
-class PendingTable(dict[Any, PendingSids]):
-    """python-socketio's `pending_connect` / `pending_disconnect` (namespace -> sids): it starts
-    a namespace's entry as `[]` (BaseManager.pre_connect, pre_disconnect); it is stored here as
-    PendingSids, so python-socketio's own methods run unchanged on it."""
-
-    def __setitem__(self, namespace: Any, sids: Any) -> None:
-        super().__setitem__(namespace, sids if isinstance(sids, PendingSids) else PendingSids(sids))
-
-
-class DirectManager(socketio.AsyncManager):  # type: ignore[misc]
-    """python-socketio's client manager for one process, whose emit starts no task per
-    recipient, and where a socket leaves in O(1) (see the module docstring)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.pending_connect = PendingTable()
-        self.pending_disconnect = PendingTable()
-        self.rooms_of: dict[Any, dict[str, dict[Any, None]]] = {}  # namespace -> sid -> its rooms, in order entered
-
-    def basic_enter_room(self, sid: str, namespace: Any, room: Any, eio_sid: str | None = None) -> None:
-        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
-        self.rooms_of.setdefault(namespace, {}).setdefault(sid, {})[room] = None
-
-    def basic_leave_room(self, sid: str, namespace: Any, room: Any) -> None:
-        super().basic_leave_room(sid, namespace, room)
-        sids = self.rooms_of.get(namespace)
-        rooms = sids.get(sid) if sids is not None else None
-        if rooms is not None:
-            rooms.pop(room, None)
-            if not rooms:
-                del sids[sid]
-                if not sids:
-                    del self.rooms_of[namespace]
-
-    def basic_disconnect(self, sid: str, namespace: Any, **kwargs: Any) -> None:
-        """BaseManager.basic_disconnect, finding the sid's rooms in `rooms_of` instead of in a
-        copy of the namespace's whole room table (one room per socket: O(n) per leave)."""
-        if namespace not in self.rooms:
-            return
-        for room in list(self.rooms_of.get(namespace, {}).get(sid, ())):
-            self.basic_leave_room(sid, namespace, room)
-        if sid in self.callbacks:
-            del self.callbacks[sid]
-        for pending in (self.pending_connect, self.pending_disconnect):
-            sids = pending.get(namespace)
-            if sids is not None and sid in sids:
-                sids.remove(sid)
-                if len(sids) == 0:
-                    del pending[namespace]
-
-    async def emit(self, event: str, data: Any, namespace: str, room: Any = None, skip_sid: Any = None,
-                   callback: Any = None, to: Any = None, yield_every: int | None = None, **kwargs: Any) -> None:
-        """python-socketio's emit; `yield_every` N recipients the loop gets a turn (for a
-        broadcast to thousands that may interleave with others, presence's versioned diffs:
-        one pass over 5,000 sockets holds the loop for ~90 ms)."""
-        eio: TunedEngineIOServer = self.server.eio
-        if callback is not None or not getattr(eio, "direct_writes", False) or namespace not in self.rooms:
-            await super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, to=to, **kwargs)
-            return
-        if isinstance(data, tuple):
-            arguments = list(data)  # a tuple is several arguments, anything else one
-        else:
-            arguments = [] if data is None else [data]
-        encoded = self._encode_event(event, arguments, namespace)
-        if encoded is None:  # binary attachments or another serializer: python-socketio's way
-            await super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, to=to, **kwargs)
-            return
-        pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
-        frame = server_frame(pkt.encode())
-        skipped = skip_sid if isinstance(skip_sid, list) else [skip_sid]
-        now = time.time()
-        sockets = eio.sockets
-        to_close: list[AsyncSocket] = []
-        # One pass without an await (unless yield_every): a concurrent emit cannot get
-        # between two recipients. (get_participants iterates a copy of the room.)
-        for count, (sid, eio_sid) in enumerate(self.get_participants(namespace, to or room), 1):
-            if yield_every and count % yield_every == 0:
-                await asyncio.sleep(0)
-                now = time.time()
-            if sid in skipped:
-                continue
-            socket = sockets.get(eio_sid)
-            if socket is None:
-                continue
-            websocket = eio.direct_websocket(socket, now)
-            if websocket is not None:
-                write_frame(websocket, frame)
-            elif not eio.queue_now(socket, pkt, now):
-                to_close.append(socket)
-        for socket in to_close:
-            await socket.send(pkt)  # closes the socket that stopped answering pings
-
-
-    def _encode_event(self, event: str, arguments: list[Any], namespace: str) -> str | None:
-        """The Socket.IO EVENT packet as python-socketio's Packet encodes it for JSON data,
-        without its walk through the data looking for bytes (a presence list of 50 people
-        is 150 calls): bytes make json.dumps fail, and then python-socketio encodes it."""
-        if self.server.packet_class is not sio_packet.Packet:
-            return None
-        try:
-            body = sio_packet.Packet.json.dumps([event, *arguments], separators=(",", ":"))
-        except TypeError:
-            return None
-        return f"{sio_packet.EVENT}{body}" if namespace == "/" else f"{sio_packet.EVENT}{namespace},{body}"
-
-
-class DirectRedisManager(socketio.AsyncRedisManager, DirectManager):  # type: ignore[misc]
-    """python-socketio's Redis client manager, delivering to this process's sockets with the
-    direct emit (its local delivery calls AsyncManager.emit, which DirectManager replaces)."""

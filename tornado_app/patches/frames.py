@@ -1,6 +1,6 @@
 """WebSocket frames as a server sends them (RFC 6455, section 5.2), built once per packet.
 
-A server's frames are unmasked, and ours are uncompressed (see transport.py), so every
+A server's frames are unmasked, and ours are uncompressed (see websocket.py), so every
 recipient of a broadcast gets the very same bytes: the frame is built once and written to
 each connection, instead of each connection building its own.
 """

@@ -1,0 +1,308 @@
+"""What tornado_app/patches/ relies on inside engineio, python-socketio, Tornado and asyncio,
+checked against the installed versions: by behaviour where it can be observed, by
+signature where only the shape can be. A new release that moves one of these fails here,
+with the name of what moved, instead of leaking or slowing down somewhere else.
+
+(Whether the patches then do their job is tested beside each one: test_engineio_server.py,
+test_managers.py, ../test_transport.py, ../test_admission.py.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import socket
+import time
+from typing import Any
+
+import aiohttp
+import engineio
+import pytest
+import socketio
+import tornado.web
+from engineio import packet as eio_packet
+from engineio.async_drivers import tornado as engineio_tornado
+from engineio.async_socket import AsyncSocket
+from tornado.httpserver import HTTPServer
+from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
+from tornado.iostream import IOStream, StreamBufferFullError
+from tornado.netutil import bind_sockets
+from tornado.tcpserver import TCPServer
+
+from bench.wire import WireSocket, log_in
+from tornado_app.app import TornadoApp
+from tornado_app.patches.accept import AcceptLoopHTTPServer
+from tornado_app.patches.engineio_server import CountingWebSocket, OutgoingQueue, TunedEngineIOServer
+from tornado_app.patches.guard import ProtocolGuardedServer
+from tornado_app.patches.managers import DirectManager, DirectRedisManager, PendingSids
+
+from ..waiting import eventually
+
+
+def parameters(function: object) -> list[str]:
+    return list(inspect.signature(function).parameters)
+
+
+def message(data: str) -> eio_packet.Packet:
+    return eio_packet.Packet(eio_packet.MESSAGE, data)
+
+
+def new_socket(**server_options: Any) -> tuple[TunedEngineIOServer, AsyncSocket]:
+    server = TunedEngineIOServer(async_mode="tornado", **server_options)
+    engineio_socket = AsyncSocket(server, "sid-1")
+    server.sockets["sid-1"] = engineio_socket
+    return server, engineio_socket
+
+
+# --- engineio (engineio_server.py) -------------------------------------------------------
+
+
+@pytest.mark.gen_test
+async def test_engineio_starts_each_ping_through_start_background_task_and_closes_through_disconnect() -> None:
+    """The ping task is known from `start_background_task(socket._send_ping)` and cancelled
+    from the 'disconnect' event that every close passes: a closed socket is freed at once."""
+    server, engineio_socket = new_socket()
+    engineio_socket.schedule_ping()  # what a pong does
+    ping_task = server._ping_tasks.get("sid-1")
+    assert ping_task is not None, "engineio no longer starts _send_ping through start_background_task"
+    assert not ping_task.done()
+    await engineio_socket.close(wait=False, abort=True)
+    await eventually(ping_task.done, what="the ping task ended with its socket")
+    assert ping_task.cancelled() and server._ping_tasks == {}
+
+
+@pytest.mark.gen_test
+async def test_engineio_triggers_disconnect_before_a_socket_counts_as_closed() -> None:
+    server, engineio_socket = new_socket()
+    seen: list[tuple[str, bool]] = []
+
+    async def record(event: str, *args: Any, **kwargs: Any) -> None:
+        seen.append((event, engineio_socket.closed))
+
+    server._trigger_event = record  # type: ignore[method-assign]
+    await engineio_socket.close(wait=False, abort=True, reason="test")
+    assert seen == [("disconnect", False)]
+
+
+def test_the_engineio_signatures_relied_on() -> None:
+    assert parameters(AsyncSocket.close) == ["self", "wait", "abort", "reason"]
+    assert parameters(engineio.AsyncServer._trigger_event)[:2] == ["self", "event"]
+    assert parameters(engineio.AsyncServer._log_error_once) == ["self", "message", "message_key"]
+    assert parameters(engineio.AsyncServer.send_packet) == ["self", "sid", "pkt"]
+    assert parameters(engineio_tornado.WebSocket.__init__) == ["self", "handler", "server"]
+    assert isinstance(engineio.AsyncServer().sockets, dict)
+    assert {"closing", "closed", "upgrading", "upgraded", "last_ping", "queue"} <= set(vars(AsyncSocket(engineio.AsyncServer(), "x")))
+
+
+@pytest.mark.gen_test
+async def test_asyncio_queues_put_and_take_through_put_and_get_hooks() -> None:
+    """OutgoingQueue counts in asyncio.Queue's `_put` and `_get`, which every way in and out
+    goes through; None (engineio's stop signal) is not a packet."""
+    queue = OutgoingQueue()
+    queue.put_nowait("a")
+    await queue.put("b")
+    queue.put_nowait(None)
+    assert queue.unsent == 2
+    assert queue.get_nowait() == "a" and queue.unsent == 1
+    assert await queue.get() == "b" and queue.unsent == 0
+    assert queue.get_nowait() is None and queue.unsent == 0
+
+
+@pytest.mark.gen_test
+async def test_engineio_queues_each_sockets_packets_in_the_queue_create_queue_gave_it() -> None:
+    _, engineio_socket = new_socket()
+    assert type(engineio_socket.queue) is OutgoingQueue, "engineio no longer takes a socket's queue from create_queue"
+    await engineio_socket.send(message("a"))
+    await engineio_socket.send(message("b"))
+    assert engineio_socket.queue.unsent == 2, "engineio no longer queues a packet through put"
+    assert [pkt.data for pkt in await engineio_socket.poll()] == ["a", "b"]
+    assert engineio_socket.queue.unsent == 0, "a long poll no longer takes packets through get / get_nowait"
+    _, plain = new_socket(direct_writes=False)
+    assert type(plain.queue) is asyncio.Queue
+
+
+@pytest.mark.parametrize("late", [False, True], ids=["answering", "past-ping-timeout"])
+@pytest.mark.gen_test
+async def test_the_ping_timeout_rule_copied_from_engineio_agrees_with_it(late: bool) -> None:
+    """queue_now and direct_websocket repeat engineio's "client gone" rule (AsyncSocket.
+    check_ping_timeout) so as not to await: on both sides of the limit they must agree."""
+    server, engineio_socket = new_socket(ping_timeout=5)
+    engineio_socket.queue.websocket = object()  # as if upgraded, so that only the rule decides
+    now = time.time()
+    engineio_socket.last_ping = now - (5.5 if late else 4.5)
+    ours_direct = server.direct_websocket(engineio_socket, now) is not None
+    ours_queue = server.queue_now(engineio_socket, message("x"), now)
+    engineio_says_alive = await engineio_socket.check_ping_timeout()
+    assert ours_queue == ours_direct == engineio_says_alive == (not late)
+
+
+@pytest.mark.gen_test
+async def test_engineio_upgrades_through_its_websocket_class_given_the_sockets_bound_handler() -> None:
+    server, engineio_socket = new_socket()
+    made: list[tuple[Any, Any]] = []
+
+    class Recording(CountingWebSocket):
+        def __init__(self, handler: Any, server: Any) -> None:
+            made.append((handler, server))
+            super().__init__(handler, server)
+
+        async def __call__(self, environ: dict[str, Any]) -> str:
+            return "upgraded"
+
+    server._async = {**server._async, "websocket": Recording}
+    assert await engineio_socket._upgrade_websocket({}) == "upgraded"
+    [(handler, given_server)] = made
+    assert handler == engineio_socket._websocket_handler and handler.__self__ is engineio_socket and given_server is server
+
+
+@pytest.mark.gen_test
+async def test_on_an_open_websocket_a_packet_is_written_directly_not_queued(app: TornadoApp, http_server: Any, base_url: str) -> None:
+    """The direct path engages on a real connection: engineio's reader asks the wrapper for
+    frames once upgraded (CountingWebSocket.wait learns the connection there), and a packet
+    then never waits in the queue. Were engineio to stop going through the wrapper, every
+    packet would silently take the slow path."""
+    sio = app.sockets.sio
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+        client = await WireSocket.connect(http, base_url, await log_in(http, base_url, "ada"), origin=base_url)
+        [engineio_socket] = sio.eio.sockets.values()
+        queue = engineio_socket.queue
+        await eventually(lambda: queue.websocket is not None, what="the direct path engaged")
+        [sid] = [sid for sid, _ in sio.manager.get_participants("/", None)]
+        await sio.emit("probe", {"n": 1}, to=sid)
+        assert queue.unsent == 0, "the packet waited in engineio's queue"
+        assert await client.next("probe") == {"n": 1}
+        await client.close()
+
+
+@pytest.mark.gen_test
+async def test_engineios_tornado_handler_reads_frames_through_receive_queue() -> None:
+    """websocket.py replaces the handler's on_message and get_next_message around engineio's
+    `receive_queue`; engineio's own on_close still ends the reader (a None in the queue), and its
+    WebSocket wrapper still reads through get_next_message."""
+
+    class Connection:
+        def set_close_callback(self, callback: Any) -> None:
+            pass
+
+    handler_class = socketio.get_tornado_handler(socketio.AsyncServer(async_mode="tornado"))
+    request = HTTPServerRequest(start_line=RequestStartLine("GET", "/socket.io/", "HTTP/1.1"),
+                                 headers=HTTPHeaders({"Host": "127.0.0.1"}), connection=Connection())
+    handler = handler_class(tornado.web.Application(), request)
+    assert isinstance(handler.receive_queue, asyncio.Queue)
+    assert handler.ws_connection is None  # Tornado's WebSocket connection, once open: its stream is bounded
+    wrapper = engineio_tornado.WebSocket(None, None)
+    wrapper.tornado_handler = handler
+    handler.receive_queue.put_nowait("4hello")
+    assert await wrapper.wait() == "4hello"
+    handler.on_close()
+    with pytest.raises(OSError):  # how engineio's reader learns that the connection is gone
+        await wrapper.wait()
+
+
+# --- python-socketio (guard.py, managers.py) ---------------------------------------------
+
+
+def test_the_socketio_server_methods_the_guard_overrides() -> None:
+    server = socketio.AsyncServer
+    assert parameters(server._handle_eio_connect) == ["self", "eio_sid", "environ"]
+    assert parameters(server._handle_eio_disconnect) == ["self", "eio_sid", "reason"]
+    assert parameters(server._handle_eio_message) == ["self", "eio_sid", "data"]
+    assert parameters(server._handle_connect) == ["self", "eio_sid", "namespace", "data"]
+    # python-socketio builds its engineio server from _engineio_server_class().
+    assert type(ProtocolGuardedServer(async_mode="tornado").eio) is TunedEngineIOServer
+
+
+@pytest.mark.gen_test
+async def test_socketio_sends_each_packet_through_engineios_send_and_send_packet() -> None:
+    sio = socketio.AsyncServer(async_mode="tornado")
+    sent: list[str] = []
+
+    async def record_send(eio_sid: str, data: Any) -> None:
+        sent.append(eio_sid)
+
+    sio.eio.send = record_send  # type: ignore[method-assign]
+    await sio._send_packet("e1", sio.packet_class(socketio.packet.EVENT, data=["x"]))
+    assert sent == ["e1"]
+    eio = TunedEngineIOServer(async_mode="tornado")
+    packets: list[str] = []
+
+    async def record_packet(sid: str, pkt: Any) -> None:
+        packets.append(sid)
+
+    eio.send_packet = record_packet  # type: ignore[method-assign]
+    await eio.send("e1", "data")
+    assert packets == ["e1"]
+
+
+def test_the_socketio_manager_signatures_relied_on() -> None:
+    base = socketio.base_manager.BaseManager
+    assert parameters(socketio.AsyncManager.emit) == ["self", "event", "data", "namespace", "room", "skip_sid", "callback", "to", "kwargs"]
+    assert parameters(socketio.AsyncManager.get_participants) == ["self", "namespace", "room"]
+    assert parameters(base.basic_disconnect) == ["self", "sid", "namespace", "kwargs"]
+    assert parameters(base.basic_enter_room) == ["self", "sid", "namespace", "room", "eio_sid"]
+    assert parameters(base.basic_leave_room) == ["self", "sid", "namespace", "room"]
+
+
+@pytest.mark.gen_test
+async def test_socketio_starts_a_namespaces_pending_sids_through_item_assignment() -> None:
+    from .test_managers import FakeSocketServer
+
+    manager = DirectManager()
+    manager.set_server(FakeSocketServer())
+    await manager.pre_connect("e1", "/")
+    assert type(manager.pending_connect["/"]) is PendingSids
+
+
+@pytest.mark.gen_test
+async def test_the_redis_manager_delivers_locally_through_the_direct_emit(monkeypatch: pytest.MonkeyPatch) -> None:
+    delivered: list[str] = []
+
+    async def direct_emit(self: Any, event: str, data: Any, namespace: str, **kwargs: Any) -> None:
+        delivered.append(event)
+
+    monkeypatch.setattr(DirectManager, "emit", direct_emit)
+    manager = DirectRedisManager("redis://127.0.0.1:1/0")  # never connects in this test
+    await manager._handle_emit({"event": "chat", "data": {}, "namespace": "/"})
+    assert delivered == ["chat"]
+
+
+# --- Tornado (accept.py, websocket.py) ---------------------------------------------------
+
+
+@pytest.mark.gen_test
+async def test_a_tornado_stream_refuses_writes_past_its_max_write_buffer_size() -> None:
+    left, right = socket.socketpair()  # nobody reads `right`: the kernel's buffer fills
+    try:
+        stream = IOStream(left)
+        stream.max_write_buffer_size = 1 << 20
+        stream.write(b"x" * (1 << 20))
+        with pytest.raises(StreamBufferFullError):
+            stream.write(b"y" * (1 << 20))
+        assert stream.writing()
+        stream.close()
+    finally:
+        right.close()
+
+
+@pytest.mark.gen_test
+async def test_tornados_server_stops_the_listeners_our_accept_loop_registered() -> None:
+    """accept.py fills TCPServer's `_sockets` and `_handlers`: stop() must still close the
+    listening sockets and stop watching them."""
+    admitted: list[Any] = []
+
+    class Recording(AcceptLoopHTTPServer):
+        def admit(self, connection: socket.socket, address: Any) -> None:
+            admitted.append(address)
+            connection.close()
+
+    listeners = bind_sockets(0, "127.0.0.1")
+    port = listeners[0].getsockname()[1]
+    server = Recording(tornado.web.Application())
+    server.add_sockets(listeners)
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    await eventually(lambda: admitted, what="the connection accepted")
+    writer.close()
+    server.stop()
+    assert all(listener.fileno() == -1 for listener in listeners)
+    assert parameters(TCPServer._handle_connection) == ["self", "connection", "address"]
+    assert issubclass(AcceptLoopHTTPServer, HTTPServer)

@@ -1,0 +1,26 @@
+"""Everything that reaches into a library's internals, fenced in one room.
+
+The rest of the package uses engineio, python-socketio and Tornado through their public
+API and through the classes made here. Each module says which internals it relies on and
+why; tests/patches/ checks each of them against the installed libraries, by behaviour where
+it can and by signature where it must, so that a new release that moves one fails there,
+loudly, rather than somewhere as a leak or a slowdown.
+
+- engineio_server.py: engineio's asyncio server (ping tasks freed at once, sessions ended
+  without waiting for the client, sessions per address, the direct write path), and
+  `asyncio.Queue._put/_get` (counting a socket's unsent packets).
+- managers.py: python-socketio's client manager (a broadcast without a task per recipient,
+  a leave in O(1)), and its Redis manager built on it.
+- guard.py: python-socketio's server (malformed packets ignored, a deadline for the
+  Socket.IO connect, each Engine.IO session bound to its web session).
+- websocket.py: engineio's Tornado handler and Tornado's WebSocket connection (bounded
+  reading and writing per connection).
+- frames.py: WebSocket frames built once per broadcast (RFC 6455: no internals, but only
+  the direct path uses it).
+- accept.py: Tornado's HTTPServer accept loop (the listening sockets, and the stream per
+  connection), for admission.py.
+
+These were written against the versions setup.cfg pins (python-engineio 4.15, python-socketio
+5.18, Tornado 6.6). To try a newer one: lift its pin in setup.cfg, then
+`make test` (it reinstalls when setup.cfg changes); tests/patches/ says what moved.
+"""

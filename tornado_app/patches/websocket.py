@@ -1,0 +1,180 @@
+"""engineio's Tornado handler, with what one connection can make the server hold bounded.
+
+engineio's handler (python-engineio's async_drivers/tornado.py, through
+`socketio.get_tornado_handler`) queues every WebSocket frame in an unbounded `receive_queue`
+from a coroutine `on_message` (a task per frame), hands them on in `get_next_message`, and
+writes through Tornado's `write_message`, whose buffer is unbounded. Here, reaching into
+engineio's handler and Tornado's WebSocket connection (`ws_connection`, its stream's
+`max_write_buffer_size`):
+- a WebSocket message larger than a packet is refused from its frame header;
+- at most `INBOUND_FRAMES` frames wait for engineio, then Tornado stops reading;
+- at most `max_unsent_bytes` wait to be sent, then the socket is dropped as a slow reader;
+- frames engineio cannot parse are kept away from it;
+- frames built once by frames.py are written without a task per write (`write_frame`);
+- no permessage-deflate, and no Nagle delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+from asyncio import Future
+from collections.abc import Callable
+from typing import Any
+
+import socketio
+from tornado.iostream import StreamBufferFullError, StreamClosedError
+from tornado.web import RequestHandler
+from tornado.websocket import WebSocketClosedError
+
+log = logging.getLogger(__name__)
+
+INBOUND_FRAMES = 16  # frames queued for engineio per connection before Tornado stops reading
+DEFAULT_MAX_UNSENT_BYTES = 256 * 1024  # unsent data per socket before it is dropped as a slow reader
+
+
+def engineio_can_decode(frame: str | bytes) -> bool:
+    """Whether engineio can parse this WebSocket frame into a packet.
+
+    engineio 4 parses a frame outside its error handling: an empty frame, a first character
+    that is not a packet type, or bad base64 after `b` kills the socket's reader task, and
+    the socket hangs until its ping timeout; a packet type above 6 makes it log a traceback.
+    These are the frames that would do it.
+    """
+    if isinstance(frame, bytes):
+        return True
+    if not frame:
+        return False
+    if frame[0] == "b":
+        try:
+            base64.b64decode(frame[1:])
+        except (binascii.Error, ValueError):
+            return False
+        return True
+    try:
+        return 0 <= int(frame[0]) <= 6  # open, close, ping, pong, message, upgrade, noop
+    except ValueError:
+        return False
+
+
+def _retrieve_exception(future: Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def bounded_engineio_handler(sio: socketio.AsyncServer, max_unsent_bytes: int) -> type[RequestHandler]:
+    """engineio's Tornado handler class for `sio`, bounded as the module docstring says."""
+    engineio_handler: type[RequestHandler] = socketio.get_tornado_handler(sio)
+    max_packet_bytes: int = sio.eio.max_http_buffer_size
+
+    class BoundedEngineIOHandler(engineio_handler):  # type: ignore[misc, valid-type]
+        _room_for_frames: Future[None] | None = None
+        _ignored_frames = 0
+
+        async def open(self, *args: Any, **kwargs: Any) -> None:
+            # Without this, Nagle's algorithm holds the second small frame of a handshake
+            # until the client's delayed ACK: about 40 ms on every connect. (Polling needs
+            # nothing: Tornado's HTTP/1 connection flushes each response with Nagle off.)
+            self.set_nodelay(True)
+            # Tornado's write buffer is unbounded: a client that never reads would make it
+            # hold every broadcast for good. Past this, write_message refuses (see there).
+            self.ws_connection.stream.max_write_buffer_size = max_unsent_bytes
+            await super().open(*args, **kwargs)
+
+        @property
+        def max_message_size(self) -> int:
+            """A WebSocket message can be no larger than a packet: Tornado then refuses a
+            bigger one from its frame header, before reading (and holding) its body."""
+            return max_packet_bytes
+
+        def on_message(self, message: str | bytes) -> Future[None] | None:
+            # Not a coroutine (engineio's is): Tornado then starts no task per frame, which
+            # is cheaper, and none is left for asyncio.run() to cancel when the server stops
+            # (Tornado would log that as an uncaught exception).
+            if not engineio_can_decode(message):
+                self._ignored_frames += 1
+                if self._ignored_frames == 1:  # one line per connection, not one per frame
+                    log.info("ignored a frame from %s that is not an Engine.IO packet", self.request.remote_ip)
+                return None
+            self.receive_queue.put_nowait(message)
+            if self.receive_queue.qsize() < INBOUND_FRAMES:
+                return None
+            # Backpressure: Tornado reads no further frame of this connection until the
+            # returned future is done, that is until engineio has taken a frame.
+            self._room_for_frames = asyncio.get_running_loop().create_future()
+            return self._room_for_frames
+
+        async def get_next_message(self) -> str | bytes | None:
+            message = await self.receive_queue.get()
+            self._make_room_for_frames()
+            return message
+
+        def on_close(self) -> None:
+            super().on_close()
+            self._make_room_for_frames()
+
+        def _make_room_for_frames(self) -> None:
+            # Assign only when there is a waiter: a new attribute on a handler costs every
+            # socket ~1.5 KiB (its __dict__ leaves the shared-key layout).
+            room = self._room_for_frames
+            if room is not None:
+                self._room_for_frames = None
+                if not room.done():
+                    room.set_result(None)
+
+        def write_message(self, message: str | bytes | dict[str, Any], binary: bool = False) -> Future[None]:
+            try:
+                future = super().write_message(message, binary=binary)
+            except StreamBufferFullError:
+                future = self._write_past_the_cap(lambda: super(BoundedEngineIOHandler, self).write_message(message, binary=binary))
+            # engineio's driver never awaits this future: when a client vanishes with
+            # messages still buffered for it, asyncio would log each lost write as an
+            # unretrieved exception. The disconnect itself is handled (and logged once).
+            future.add_done_callback(_retrieve_exception)
+            return future
+
+        def write_frame(self, frame: bytes) -> None:
+            """Write a WebSocket frame built by frames.py (engineio_server.py's direct path): one frame
+            shared by every recipient of a broadcast, and no task per write (Tornado's
+            write_message starts one). Raises WebSocketClosedError like write_message."""
+            connection = self.ws_connection
+            if connection is None or connection.is_closing():
+                raise WebSocketClosedError()
+            stream = connection.stream
+            try:
+                stream.write(frame)  # its future retrieves its own exception
+            except StreamBufferFullError:
+                self._write_past_the_cap(lambda: stream.write(frame))
+            except StreamClosedError:
+                raise WebSocketClosedError() from None
+
+        def _write_past_the_cap(self, write: Callable[[], Future[None]]) -> Future[None]:
+            """Drop a socket whose client leaves more than the cap unread; but let one message
+            larger than the cap through to a socket that has nothing else waiting."""
+            stream = self.ws_connection.stream
+            if stream.writing():
+                self._drop_slow_reader()
+                raise WebSocketClosedError()  # engineio's writer then stops
+            stream.max_write_buffer_size = None
+            try:
+                return write()
+            finally:
+                stream.max_write_buffer_size = max_unsent_bytes
+
+        def _drop_slow_reader(self) -> None:
+            if self.ws_connection is None or self.ws_connection.stream.closed():
+                return
+            log.info("dropped the socket of %s: more than %d KiB unsent (the client does not read)",
+                     self.request.remote_ip, max_unsent_bytes // 1024)
+            # Close the stream itself: a close frame would only queue behind the rest.
+            self.ws_connection.stream.close()
+
+        def get_compression_options(self) -> None:
+            """No permessage-deflate (engineio's handler turns it on): a zlib compressor per
+            socket costs memory and CPU for messages of a few dozen bytes. socket.io 4
+            servers have it off by default too."""
+            return None
+
+    return BoundedEngineIOHandler
