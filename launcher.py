@@ -29,10 +29,12 @@ sys.path.insert(0, str(ROOT))  # runnable from any working directory, installed 
 from tornado_app import loop  # noqa: E402
 from tornado_app.admission import raise_open_files_limit  # noqa: E402
 from tornado_app.app import TornadoApp, make_app  # noqa: E402
+from tornado_app.backend import Backend, RedisNotInstalled  # noqa: E402
+from tornado_app.cli import COOKIE_SECRET_ENV, REDIS_URL_ENV, configure_logging  # noqa: E402
+from tornado_app.errors import BackendUnreachable  # noqa: E402
 from tornado_app.origins import HostPolicy  # noqa: E402
-from tornado_app.ratelimit import RateLimiter, Rates  # noqa: E402
-from tornado_app.cli import configure_logging  # noqa: E402
 from tornado_app.patches.engineio_server import DEFAULT_FIRST_POLL_TIMEOUT, DEFAULT_MAX_SOCKETS_PER_IP  # noqa: E402
+from tornado_app.ratelimit import Rates  # noqa: E402
 from tornado_app.server import BoundSockets, CannotBind, bind, serve  # noqa: E402
 
 log = logging.getLogger("launcher")
@@ -54,20 +56,28 @@ class ServerThread:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
+        self.failure: BaseException | None = None  # why it could not start (Redis did not answer)
         self._thread = threading.Thread(target=self._run, name="tornado-server", daemon=True)
 
     def start(self) -> None:
+        """Start serving; raises what stopped it from starting (BackendUnreachable)."""
         self._thread.start()
         self._ready.wait()
+        if self.failure is not None:
+            raise self.failure
 
     def _run(self) -> None:
-        loop.run(self._serve())
+        try:
+            loop.run(self._serve())
+        except BackendUnreachable as error:
+            self.failure = error
+        finally:
+            self._ready.set()
 
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        self._ready.set()
-        await serve(self._app, self._bound, self._stop)
+        await serve(self._app, self._bound, self._stop, on_ready=self._ready.set)
 
     def stop(self) -> bool:
         """Close every socket and connection, free the port; True if it stopped in time."""
@@ -168,6 +178,22 @@ def serve_until_interrupted() -> None:
         time.sleep(1)
 
 
+class MissingSecret(Exception):
+    """Redis mode without the site's cookie secret."""
+
+
+def choose_backend(redis_url: str | None) -> tuple[Backend, str]:
+    """This process's memory and a fresh secret per launch (sessions end with the window
+    anyway), or the site's Redis and its cookie secret (every process verifies the others'
+    cookies)."""
+    if redis_url is None:
+        return Backend.in_memory(rates=Rates.defaults()), secrets.token_urlsafe(32)
+    secret = os.environ.get(COOKIE_SECRET_ENV)
+    if not secret:
+        raise MissingSecret(f"--redis-url needs the site's cookie secret in ${COOKIE_SECRET_ENV}")
+    return Backend.redis(redis_url, rates=Rates.defaults()), secret
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="launcher.py",
@@ -176,6 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     parser.add_argument("--no-window", action="store_true", help="do not open a window; just serve and print the URL")
     parser.add_argument("--browser", action="store_true", help="open the URL in the default web browser instead of a window")
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get(REDIS_URL_ENV) or None,
+        metavar="URL",
+        help=f"join a site served by several processes through this Redis (default: ${REDIS_URL_ENV}, else none: "
+        f"sessions live in this window's process). Needs the site's cookie secret in ${COOKIE_SECRET_ENV}",
+    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="how much to log (default: %(default)s)")
     return parser
 
@@ -195,14 +228,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CannotBind as error:
         print(f"launcher: error: {error.strerror}", file=sys.stderr)
         return 2
-    # A fresh secret per launch: sessions live in memory and end with the window anyway.
+    try:
+        backend, cookie_secret = choose_backend(args.redis_url)
+    except (RedisNotInstalled, MissingSecret) as error:
+        bound.close()
+        print(f"launcher: error: {error}", file=sys.stderr)
+        return 2
     # Only the loopback names on our port: a local server on a desktop is what DNS rebinding
     # targets (a web page whose name is made to resolve to 127.0.0.1).
-    app = make_app(secrets.token_urlsafe(32), allowed_hosts=HostPolicy.local(bound.port),
-                   max_sockets_per_ip=DEFAULT_MAX_SOCKETS_PER_IP, first_poll_timeout=DEFAULT_FIRST_POLL_TIMEOUT,
-                   rate_limiter=RateLimiter(Rates.defaults()))
+    app = make_app(cookie_secret, backend=backend, allowed_hosts=HostPolicy.local(bound.port),
+                   max_sockets_per_ip=DEFAULT_MAX_SOCKETS_PER_IP, first_poll_timeout=DEFAULT_FIRST_POLL_TIMEOUT)
     server = ServerThread(app, bound)
-    server.start()
+    try:
+        server.start()
+    except BackendUnreachable as error:
+        print(f"launcher: error: {error}", file=sys.stderr)
+        return 2
 
     reason = None if args.no_window or args.browser else window_unavailable_reason()
     try:

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from deploy.services import AppProcess, Nginx, RedisServer, Service, ServiceMissing, free_port  # noqa: E402
 from tornado_app.cli import COOKIE_SECRET_ENV, REDIS_URL_ENV  # noqa: E402
-from tornado_app.redis_bus import redacted  # noqa: E402
+from tornado_app.redis.bus import redacted  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

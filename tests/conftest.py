@@ -26,6 +26,7 @@ from tornado.ioloop import IOLoop
 
 from bench.wire import PresenceView
 from tornado_app.app import TornadoApp, make_app
+from tornado_app.backend import Backend
 
 TEST_SECRET = "test-cookie-secret-not-for-production"
 ALLOWED_ORIGIN = "http://allowed.example"
@@ -86,10 +87,8 @@ def clock() -> FakeClock:
 def app(clock: FakeClock) -> TornadoApp:
     return make_app(
         TEST_SECRET,
-        session_ttl=SESSION_TTL,
-        max_sessions=MAX_SESSIONS,
+        backend=Backend.in_memory(session_ttl=SESSION_TTL, max_sessions=MAX_SESSIONS, clock=clock),
         allowed_origins=[ALLOWED_ORIGIN],
-        clock=clock,
     )
 
 

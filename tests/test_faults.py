@@ -26,6 +26,7 @@ import tornado.httpclient
 
 from bench.wire import Refused, WireSocket, log_in
 from tornado_app.app import TornadoApp, make_app
+from tornado_app.backend import Backend
 from tornado_app.reasons import NOT_AUTHENTICATED
 
 from .conftest import MAX_SESSIONS, SESSION_TTL, TEST_SECRET, FakeClock, ServerProcess, free_port
@@ -55,9 +56,7 @@ def app(clock: FakeClock, ping_settings: tuple[float, float]) -> TornadoApp:
     interval, timeout = ping_settings
     return make_app(
         TEST_SECRET,
-        session_ttl=SESSION_TTL,
-        max_sessions=MAX_SESSIONS,
-        clock=clock,
+        backend=Backend.in_memory(session_ttl=SESSION_TTL, max_sessions=MAX_SESSIONS, clock=clock),
         ping_interval=interval,
         ping_timeout=timeout,
     )

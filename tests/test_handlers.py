@@ -13,6 +13,7 @@ from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
 from tornado_app.app import TornadoApp, make_app
+from tornado_app.backend import Backend
 from tornado_app.cookies import SESSION_COOKIE
 
 from .conftest import MAX_SESSIONS, SESSION_TTL, TEST_SECRET, FakeClock
@@ -315,7 +316,7 @@ class BrokenStore:
 @pytest.mark.gen_test
 async def test_an_internal_error_is_a_plain_500_page_without_traceback(http_client, base_url, io_loop) -> None:
     sock, port = bind_unused_port()
-    server = HTTPServer(make_app(TEST_SECRET, store=BrokenStore()))
+    server = HTTPServer(make_app(TEST_SECRET, backend=Backend.in_memory(store=BrokenStore())))
     server.add_socket(sock)
     try:
         response = await http_client.fetch(f"http://127.0.0.1:{port}/", raise_error=False)

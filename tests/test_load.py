@@ -23,6 +23,7 @@ from bench.hostile import ATTACKS, ServerUnderAttack, attack
 from bench.tools import bounded, raise_open_files_limit, rss_kib
 from bench.wire import WireSocket, log_in, log_out
 from tornado_app.app import TornadoApp, make_app
+from tornado_app.backend import Backend
 from tornado_app.sessions import Session
 
 from .conftest import TEST_SECRET, ServerProcess
@@ -135,7 +136,7 @@ def app(clock) -> TornadoApp:
     engineio's default ping interval (25 s): a closed socket's pending ping used to keep it
     alive that long; now it must be freed at once (patches/engineio_server.py).
     """
-    return make_app(TEST_SECRET, session_ttl=3600, max_sessions=100_000, clock=clock)
+    return make_app(TEST_SECRET, backend=Backend.in_memory(session_ttl=3600, max_sessions=100_000, clock=clock))
 
 
 def live_objects() -> dict[str, int]:

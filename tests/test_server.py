@@ -17,6 +17,7 @@ import tornado.httpclient
 from bench.attacks import close_all, closed_by_the_server, idle_connections, unfinished_body
 from bench.tools import raise_open_files_limit
 from tornado_app.app import make_app
+from tornado_app.backend import Backend
 from tornado_app.server import CannotBind, bind, serve, sweep_interval
 
 from .conftest import ROOT, TEST_SECRET, ChildProcess, FakeClock, ServerProcess, SocketClient, WebUser
@@ -61,7 +62,7 @@ def test_bind_to_an_address_we_do_not_have_is_a_clear_error() -> None:
 
 @pytest.mark.gen_test(timeout=60)
 async def test_serve_sweeps_expired_sessions_and_shutdown_closes_sockets(clock: FakeClock) -> None:
-    app = make_app(TEST_SECRET, session_ttl=1, clock=clock)
+    app = make_app(TEST_SECRET, backend=Backend.in_memory(session_ttl=1, clock=clock))
     bound = bind("127.0.0.1", 0)
     stop = asyncio.Event()
     serving = asyncio.ensure_future(serve(app, bound, stop))

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from tornado.ioloop import IOLoop
 
-from tornado_app.redis_bus import RedisBus
-from tornado_app.redis_sessions import RedisSessionStore
+from tornado_app.redis.bus import RedisBus
+from tornado_app.redis.sessions import RedisSessionStore
 from tornado_app.sessions import MemorySessionStore, Session, SessionStore
 
 from .conftest import FakeClock

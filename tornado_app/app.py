@@ -7,13 +7,11 @@ its own store, clock and limits.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-import socketio
 import tornado.web
 from tornado.log import access_log
 
@@ -22,11 +20,9 @@ from tornado.web import RequestHandler
 
 from .handlers import IndexHandler, LoginHandler, LogoutHandler, NotFoundHandler, SessionApiHandler, UnknownHostHandler
 from .origins import HostPolicy
-from .history import ChatHistory
-from .presence import PresenceSource
-from .ratelimit import RateLimiter
 from .refusals import RefusalReport
-from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL, Clock, MemorySessionStore, SessionStore, SessionStoreUnavailable
+from .backend import Backend
+from .errors import BackendUnavailable
 from .sockets import DEFAULT_CONNECT_TIMEOUT, ChatSocketServer
 from .patches.websocket import DEFAULT_MAX_UNSENT_BYTES
 from .transport import make_socketio_handler
@@ -43,17 +39,17 @@ class TornadoApp(tornado.web.Application):
 
     def __init__(
         self,
-        store: SessionStore,
+        backend: Backend,
         sockets: ChatSocketServer,
-        rate_limiter: RateLimiter,
         hosts: HostPolicy,
         allowed_origins: Iterable[str],
         max_unsent_bytes: int,
         **settings: Any,
     ) -> None:
-        self.store = store
+        self.backend = backend
+        self.store = backend.store
         self.sockets = sockets
-        self.rate_limiter = rate_limiter
+        self.rate_limiter = backend.rate_limiter
         self.login_refusals = RefusalReport("refused logins over --login-rate", logger=log)
         self.hosts = hosts
         # Set when the server starts shutting down: requests it cuts short (long polls held
@@ -95,7 +91,7 @@ class TornadoApp(tornado.web.Application):
         try:
             expired = await self.store.sweep()
             await self.store.audit(self.sockets.registry.session_ids())
-        except SessionStoreUnavailable:
+        except BackendUnavailable:
             return 0  # the store says so in the log, once; the next sweep tries again
         return expired
 
@@ -103,54 +99,40 @@ class TornadoApp(tornado.web.Application):
 def make_app(
     cookie_secret: str,
     *,
-    session_ttl: float = DEFAULT_SESSION_TTL,
-    max_sessions: int = DEFAULT_MAX_SESSIONS,
+    backend: Backend | None = None,
     allowed_origins: Iterable[str] = (),
     allowed_hosts: HostPolicy | None = None,
     https_only: bool = False,
-    clock: Clock = time.time,
-    store: SessionStore | None = None,
     ping_interval: float = 25,
     ping_timeout: float = 20,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     max_unsent_bytes: int = DEFAULT_MAX_UNSENT_BYTES,
-    client_manager: socketio.AsyncManager | None = None,
-    presence_source: PresenceSource | None = None,
-    history: ChatHistory | None = None,
     fast_path: bool = True,
     max_sockets_per_ip: int | None = None,
     first_poll_timeout: float | None = None,
-    rate_limiter: RateLimiter | None = None,
     web_dir: Path = WEB_DIR,
 ) -> TornadoApp:
-    """Build the application around a session store (a fresh in-memory one by default).
+    """Build the application around a backend (backend.py; a fresh in-memory one, with no rate
+    limits, by default).
 
     `allowed_hosts` defaults to the loopback names on any port; `https_only` marks the XSRF
-    cookie `Secure` (the session cookie follows each request's scheme by itself). Several
-    processes share one site with a networked `store`, python-socketio's `client_manager`
-    (AsyncRedisManager) and a `presence_source` (see cluster_backend in cli.py).
-    `fast_path=False` sends every packet through engineio's own queues (see patches/engineio_server.py).
-    `rate_limiter` limits logins, connects and chat per client (ratelimit.py; none by default,
-    for tests that log in hundreds from one address; the command line passes its defaults).
+    cookie `Secure` (the session cookie follows each request's scheme by itself).
+    `fast_path=False` sends every packet through engineio's own queues (see
+    patches/engineio_server.py). `max_sockets_per_ip` and `first_poll_timeout` bound the
+    Engine.IO sessions of one client address, and a polling session that never polls (None:
+    no limit, for tests that hold thousands of sockets from one address; the command line
+    and the launcher pass their defaults).
     """
-    rate_limiter = rate_limiter or RateLimiter.unlimited()
     if not cookie_secret:
         raise ValueError("a cookie secret is required")
-    if store is None:
-        store = MemorySessionStore(ttl=session_ttl, max_sessions=max_sessions, clock=clock)
+    backend = backend if backend is not None else Backend.in_memory()
     sockets = ChatSocketServer(
-        store, clock=clock, ping_interval=ping_interval, ping_timeout=ping_timeout, connect_timeout=connect_timeout,
-        client_manager=client_manager, presence_source=presence_source, history=history,
-        fast_path=fast_path, rate_limiter=rate_limiter,
+        backend, ping_interval=ping_interval, ping_timeout=ping_timeout, connect_timeout=connect_timeout, fast_path=fast_path,
     )
-    # Engine.IO sessions per client address, and a polling session that never polls (patches/engineio_server.py;
-    # None: no limit, for tests that hold thousands of sockets from one address; the command
-    # line and the launcher pass its defaults).
     sockets.sio.eio.limit_sessions(max_sockets_per_ip, first_poll_timeout)
     return TornadoApp(
-        store,
+        backend,
         sockets,
-        rate_limiter,
         allowed_hosts or HostPolicy.local(None),
         allowed_origins,
         max_unsent_bytes,

@@ -11,21 +11,22 @@ import signal
 import ssl
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
 from urllib.parse import urlsplit
 
 
 from . import loop
 from .admission import DEFAULT_MAX_CONNECTIONS_PER_IP, raise_open_files_limit
 from .app import make_app
-from .patches.engineio_server import DEFAULT_FIRST_POLL_TIMEOUT, DEFAULT_MAX_SOCKETS_PER_IP
-from .history import DEFAULT_HISTORY, MemoryHistory
+from .backend import Backend, RedisNotInstalled
+from .errors import BackendUnreachable
+from .history import DEFAULT_HISTORY
 from .origins import LOOPBACK_NAMES, HostPolicy, parse_allowed_host
-from .ratelimit import DEFAULT_CHAT_RATE, DEFAULT_CONNECT_RATE, DEFAULT_LOGIN_RATE, RateLimiter, Rates, parse_rate
-from .server import CannotBind, bind, serve
-from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL, SessionStoreUnreachable
-from .sockets import DEFAULT_CONNECT_TIMEOUT
+from .patches.engineio_server import DEFAULT_FIRST_POLL_TIMEOUT, DEFAULT_MAX_SOCKETS_PER_IP
 from .patches.websocket import DEFAULT_MAX_UNSENT_BYTES
+from .ratelimit import DEFAULT_CHAT_RATE, DEFAULT_CONNECT_RATE, DEFAULT_LOGIN_RATE, Rates, parse_rate
+from .server import CannotBind, bind, serve
+from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL
+from .sockets import DEFAULT_CONNECT_TIMEOUT
 
 log = logging.getLogger("tornado_app")
 
@@ -175,41 +176,27 @@ class Misconfigured(Exception):
     """The flags cannot work together; the message says why, in one line."""
 
 
-def cluster_backend(redis_url: str | None, session_ttl: float, max_sessions: int, history: int) -> dict[str, Any]:
-    """make_app's arguments for sharing one site between processes through Redis (none:
-    everything stays in this process, the embedded default)."""
-    if redis_url is None:
-        return {"history": MemoryHistory(history)}
+def build_backend(args: argparse.Namespace) -> Backend:
+    """Redis with --redis-url (several processes, one site), else this process's memory."""
+    rates = Rates(parse_rate(args.login_rate), parse_rate(args.connect_rate), parse_rate(args.chat_rate))
+    sizes = {"session_ttl": args.session_ttl, "max_sessions": args.max_sessions, "history": args.history}
+    if args.redis_url is None:
+        return Backend.in_memory(rates=rates, **sizes)
     try:
-        import redis  # noqa: F401 (the `redis` extra)
-    except ImportError:
+        return Backend.redis(args.redis_url, rates=rates, **sizes)
+    except RedisNotInstalled:
         raise Misconfigured("--redis-url needs redis-py: pip install -e '.[redis]'") from None
-    from .patches.managers import DirectRedisManager
-    from .redis_bus import RedisBus
-    from .redis_history import RedisHistory
-    from .redis_presence import RedisPresence
-    from .redis_sessions import RedisSessionStore
-
-    bus = RedisBus(redis_url)
-    manager_log = logging.getLogger("tornado_app.sockets.redis_manager")
-    manager_log.setLevel(logging.CRITICAL)  # its retries repeat what the bus logs once
-    return {
-        "store": RedisSessionStore(bus, ttl=session_ttl, max_sessions=max_sessions),
-        "client_manager": DirectRedisManager(redis_url, channel=bus.key("socketio"), logger=manager_log),
-        "presence_source": RedisPresence(bus),
-        "history": RedisHistory(bus, history),
-    }
 
 
 async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLContext | None) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly."""
     if args.redis_url and not args.cookie_secret:
         raise Misconfigured(f"--redis-url needs --cookie-secret (or ${COOKIE_SECRET_ENV}): every process must verify the others' cookies")
+    backend = build_backend(args)
     bound = bind(args.address, args.port, "https" if ssl_context else "http")
     app = make_app(
         resolve_cookie_secret(args.cookie_secret),
-        session_ttl=args.session_ttl,
-        max_sessions=args.max_sessions,
+        backend=backend,
         allowed_origins=args.allowed_origin,
         allowed_hosts=host_policy(args.address, bound.port, args.allowed_host),
         https_only=ssl_context is not None,
@@ -218,24 +205,16 @@ async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLCont
         fast_path=not args.no_fast_path,
         max_sockets_per_ip=args.max_sockets_per_ip,
         first_poll_timeout=args.first_poll_timeout,
-        rate_limiter=RateLimiter(Rates(parse_rate(args.login_rate), parse_rate(args.connect_rate), parse_rate(args.chat_rate)),
-                                 redis_url=args.redis_url),
-        **cluster_backend(args.redis_url, args.session_ttl, args.max_sessions, args.history),
     )
-    try:
-        await app.store.start()  # a networked store: does it answer?
-    except SessionStoreUnreachable:
-        bound.close()
-        raise
     if args.no_fast_path:
         log.info("fast path off: every packet goes through engineio's own queue and writer task")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    print(f"Serving on {bound.url}  (Ctrl-C to stop)", flush=True)
     await serve(app, bound, stop, ssl_context=ssl_context, behind_proxy=args.behind_proxy,
-                max_connections_per_ip=args.max_connections_per_ip)
+                max_connections_per_ip=args.max_connections_per_ip,
+                on_ready=lambda: print(f"Serving on {bound.url}  (Ctrl-C to stop)", flush=True))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -256,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CannotBind as error:
         print(f"tornado-app: error: {error.strerror}", file=sys.stderr)
         return EXIT_USAGE
-    except (Misconfigured, SessionStoreUnreachable) as error:
+    except (Misconfigured, BackendUnreachable) as error:
         print(f"tornado-app: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:  # a second Ctrl-C while shutting down

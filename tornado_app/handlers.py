@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from tornado.web import HTTPError, RequestHandler
 
 from .cookies import SESSION_COOKIE, clear_session_cookie, read_session_id, write_session_cookie
-from .sessions import Session, SessionStore, SessionStoreUnavailable
+from .errors import BackendUnavailable
+from .sessions import Session, SessionStore
 from .validation import MAX_USERNAME_LENGTH, InvalidInput, clean_username
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ class BaseHandler(RequestHandler):
     def log_exception(self, typ: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
         """A client's refused request (a missing XSRF token, say) is one INFO line: Tornado
         would log it as a WARNING, and anyone can send those."""
-        if isinstance(value, SessionStoreUnavailable):
+        if isinstance(value, BackendUnavailable):
             self.refusal_logged = True  # the store says so once, not once per request
             return
         if isinstance(value, HTTPError) and value.status_code < 500:
@@ -91,7 +92,7 @@ def activity_report_ms(session_ttl: float) -> int:
 
 def _store_unavailable(error_kwargs: dict[str, Any]) -> bool:
     exc_info = error_kwargs.get("exc_info")
-    return exc_info is not None and isinstance(exc_info[1], SessionStoreUnavailable)
+    return exc_info is not None and isinstance(exc_info[1], BackendUnavailable)
 
 
 def _status_phrase(status_code: int) -> str:

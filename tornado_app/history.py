@@ -1,7 +1,7 @@
 """The recent chat, so that someone who arrives late (or reloads) sees the conversation.
 
 Bounded: the last `size` messages (`--history`). In memory it is this process's; with Redis
-(redis_history.py) every process shares one list.
+(redis/history.py) every process shares one list.
 """
 
 from __future__ import annotations

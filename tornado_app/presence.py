@@ -11,7 +11,7 @@ between not at all) with the next version; with thousands online, less often (at
 version; a page that sees a version gap asks for the state again.
 
 Where several processes serve one site, each shares its own joins and leaves through a
-`PresenceSource` (redis_presence.py) and hears the others'; alone, it is the whole world
+`PresenceSource` (redis/presence.py) and hears the others'; alone, it is the whole world
 (`ThisProcessOnly`).
 """
 
@@ -24,7 +24,7 @@ from typing import Protocol
 import socketio
 
 from .registry import Person
-from .sessions import SessionStoreUnavailable
+from .errors import BackendUnavailable
 
 PRESENCE_MIN_INTERVAL = 0.1  # seconds between two change batches; changes in between coalesce
 # Socket writes a second that presence may cost (one per socket per batch, ~30 µs each
@@ -257,7 +257,7 @@ class PresenceBroadcaster:
         if joins or leaves:
             try:
                 await self._source.share(joins, leaves)
-            except SessionStoreUnavailable:
+            except BackendUnavailable:
                 pass  # the source writes its whole set again once the store is back
 
     def cancel(self) -> None:

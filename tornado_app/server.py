@@ -11,6 +11,7 @@ import errno
 import logging
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tornado.ioloop import PeriodicCallback
@@ -85,8 +86,11 @@ async def serve(
     header_timeout: float = HEADER_TIMEOUT_SECONDS,
     body_timeout: float = BODY_TIMEOUT_SECONDS,
     max_connections_per_ip: int = DEFAULT_MAX_CONNECTIONS_PER_IP,
+    on_ready: Callable[[], None] | None = None,
 ) -> None:
-    """Serve until `stop` is set, then disconnect every socket and close every connection.
+    """Connect the app's backend, serve until `stop` is set, then disconnect every socket and
+    close every connection. `on_ready` is called once the server accepts connections; if the
+    backend does not answer, BackendUnreachable is raised first (and the port is let go).
 
     With `ssl_context` it serves HTTPS. With `behind_proxy` it takes the client's address
     and scheme from the proxy's X-Forwarded-For / X-Real-Ip and X-Forwarded-Proto headers
@@ -105,9 +109,15 @@ async def serve(
         ssl_options=ssl_context,
         xheaders=behind_proxy,
     )
-    await app.store.start()  # connects to a networked store, or says why it cannot
+    try:
+        await app.backend.start()  # connects to Redis, or says why it cannot
+    except BaseException:
+        bound.close()
+        raise
     app.sockets.start()
     server.add_sockets(bound.sockets)
+    if on_ready is not None:
+        on_ready()
     sweeper = PeriodicCallback(app.sweep_expired_sessions, sweep_interval(app.store.ttl) * 1000)
     sweeper.start()
     log.debug("serving on %s", bound.url)
@@ -123,5 +133,5 @@ async def serve(
         except asyncio.TimeoutError:
             log.warning("some connections did not close within %s s", SHUTDOWN_GRACE_SECONDS)
         bound.close()
-        await app.store.close()
+        await app.backend.close()
         log.info("stopped")

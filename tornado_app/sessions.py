@@ -1,7 +1,7 @@
 """Server-side sessions: the store's interface, and the bounded, expiring, in-memory store
 (the default) that knows nothing of Tornado.
 
-The store's methods are coroutines so that a networked store (redis_sessions.py) implements
+The store's methods are coroutines so that a networked store (redis/sessions.py) implements
 the same interface without changing its callers.
 """
 
@@ -22,14 +22,6 @@ SessionEndListener = Callable[["Session", EndReason], Awaitable[None]]
 
 DEFAULT_SESSION_TTL = 30 * 60  # idle seconds before a session expires
 DEFAULT_MAX_SESSIONS = 10_000  # beyond this the least recently used session is evicted
-
-
-class SessionStoreUnavailable(Exception):
-    """The store cannot be reached (Redis is down): the request cannot be answered now."""
-
-
-class SessionStoreUnreachable(Exception):
-    """The store did not answer at start; the message says where and why, in one line."""
 
 
 @dataclass(slots=True)

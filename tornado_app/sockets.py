@@ -14,18 +14,16 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import socketio
 from socketio.exceptions import ConnectionRefusedError
 
 from .patches.guard import DEFAULT_CONNECT_TIMEOUT, SESSION_ID, ProtocolGuardedServer
-from .patches.managers import DirectManager
-from .history import ChatHistory, MemoryHistory
-from .presence import PRESENCE_MIN_INTERVAL, PresenceBroadcaster, PresenceSource, ThisProcessOnly
-from .ratelimit import RateLimiter
+from .presence import PRESENCE_MIN_INTERVAL, PresenceBroadcaster
 from .refusals import RefusalReport
 from .registry import Person, SocketOwner, SocketRegistry
 from .reasons import NOT_AUTHENTICATED, SESSION_ENDED, SLOW_DOWN, STORE_UNAVAILABLE, TOO_MANY_CONNECTS, EndReason
-from .sessions import Clock, Session, SessionStore, SessionStoreUnavailable
+from .backend import Backend
+from .errors import BackendUnavailable
+from .sessions import Session
 from .validation import InvalidInput, clean_chat_payload
 
 log = logging.getLogger(__name__)
@@ -62,28 +60,23 @@ class ChatSocketServer:
 
     def __init__(
         self,
-        store: SessionStore,
+        backend: Backend,
         *,
-        clock: Clock = time.time,
         ping_interval: float = 25,
         ping_timeout: float = 20,
         presence_interval: float = PRESENCE_MIN_INTERVAL,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-        client_manager: socketio.AsyncManager | None = None,
-        presence_source: PresenceSource | None = None,
-        history: ChatHistory | None = None,
         fast_path: bool = True,
-        rate_limiter: RateLimiter | None = None,
     ) -> None:
-        self.store = store
-        self.rate_limiter = rate_limiter or RateLimiter.unlimited()
+        self.store = backend.store
+        self.rate_limiter = backend.rate_limiter
         # Anyone can open sockets without a session, thousands a second: counted, not a line each.
         self._unauthenticated = RefusalReport("refused sockets without a session", logger=log)
         self._too_many_connects = RefusalReport("refused sockets over --connect-rate", logger=log)
         self._too_many_chats = RefusalReport("refused chat messages over --chat-rate", logger=log)
-        self.history = history if history is not None else MemoryHistory()
+        self.history = backend.history
         self.registry = SocketRegistry()
-        self._clock = clock
+        self._clock = backend.clock
         # The Origin policy is enforced by our Tornado handler (transport.py) before
         # engineio sees a request, on both transports. "*" here only makes engineio echo
         # CORS headers for the origins that policy let through; do not copy it without
@@ -99,14 +92,13 @@ class ChatSocketServer:
             # packet (engineio's default): a measurable share of each connect's CPU.
             async_handlers=False,
             connect_timeout=connect_timeout,
-            client_manager=client_manager if client_manager is not None else DirectManager(),
+            client_manager=backend.client_manager,
             # Packets to open WebSockets are written directly, not queued (patches/engineio_server.py).
             direct_writes=fast_path,
             logger=library_log,
             engineio_logger=library_log,
         )
-        self._presence_source = presence_source or ThisProcessOnly()
-        self.presence = PresenceBroadcaster(self.sio, presence_interval, self._presence_source)
+        self.presence = PresenceBroadcaster(self.sio, presence_interval, backend.presence)
         self._state_asked: dict[str, float] = {}  # sockets that asked for the presence state, when
         # Not connect: an unexpected error there must leave the socket refused, never
         # swallowed into an accept.
@@ -114,7 +106,7 @@ class ChatSocketServer:
         for event, handler in [("disconnect", self._on_disconnect), ("whoami", self._on_whoami), ("chat", self._on_chat),
                                ("active", self._on_active), ("presence_state", self._on_presence_state)]:
             self.sio.on(event, _report_bugs(handler))
-        store.add_end_listener(self._on_session_end)
+        self.store.add_end_listener(self._on_session_end)
 
     async def emit_here(self, event: str, data: object, sid: str) -> None:
         """Emit to one socket of this process. (sio.emit(to=sid) would go through the message
@@ -138,7 +130,6 @@ class ChatSocketServer:
         for eio_sid in list(self.sio.eio.sockets):
             await self.sio.end_engineio_session(eio_sid, self.sio.eio.reason.SERVER_DISCONNECT)
         self.presence.cancel()
-        await self._presence_source.stop()
         await self.sio.shutdown()
 
     def _sent_by_the_client(self, sid: str) -> bool:
@@ -162,7 +153,7 @@ class ChatSocketServer:
         try:
             session = await self.store.get(environ.get(SESSION_ID))
             recent = await self._recent_history() if session is not None else []
-        except SessionStoreUnavailable:
+        except BackendUnavailable:
             raise ConnectionRefusedError(STORE_UNAVAILABLE) from None  # the store logs it, once
         if session is None:
             # engineio's Tornado driver puts 127.0.0.1 in REMOTE_ADDR; the real peer is here.
@@ -171,7 +162,7 @@ class ChatSocketServer:
         came_online = self.registry.add(sid, session, request.remote_ip)
         try:
             still_live = await self.store.get(session.id) is not None
-        except SessionStoreUnavailable:
+        except BackendUnavailable:
             self._forget(sid)
             raise ConnectionRefusedError(STORE_UNAVAILABLE) from None
         self._refuse_if_ended(sid, still_live)
@@ -202,7 +193,7 @@ class ChatSocketServer:
     async def _recent_history(self) -> list[object]:
         try:
             return await self.history.recent()
-        except SessionStoreUnavailable:
+        except BackendUnavailable:
             return []
 
     async def _on_disconnect(self, sid: str, reason: object = None, *_: object) -> None:
@@ -236,7 +227,7 @@ class ChatSocketServer:
             return None
         try:
             session = await self.store.get(owner.session_id)
-        except SessionStoreUnavailable:
+        except BackendUnavailable:
             return None  # unanswered while the store is away; the socket stays
         if session is None and self.registry.owner(sid) is not None:
             # The store ended the session without telling us (a networked store might).
@@ -265,7 +256,7 @@ class ChatSocketServer:
                    "time": int(self._clock())}
         try:
             await self.history.add(message)
-        except SessionStoreUnavailable:
+        except BackendUnavailable:
             pass  # the message still goes to everyone this process can reach
         await self.sio.emit("chat", message)
 

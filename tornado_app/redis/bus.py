@@ -21,8 +21,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .redis_values import BadValue, IgnoredValues
-from .sessions import SessionStoreUnavailable, SessionStoreUnreachable
+from .values import BadValue, IgnoredValues
+from ..errors import BackendUnavailable, BackendUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -92,13 +92,13 @@ class RedisBus:
         await self.run(self.client.publish(self.key(channel), json.dumps([self.process_id, payload])))
 
     async def start(self) -> None:
-        """Check that Redis answers (else SessionStoreUnreachable), then listen to the channels."""
+        """Check that Redis answers (else BackendUnreachable), then listen to the channels."""
         if self._listener is not None:
             return
         try:
             await self.client.ping()
         except REDIS_DOWN as error:
-            raise SessionStoreUnreachable(f"Redis at {redacted(self.url)} does not answer: {error}") from None
+            raise BackendUnreachable(f"Redis at {redacted(self.url)} does not answer: {error}") from None
         self._listener = asyncio.ensure_future(self._listen())
 
     async def close(self) -> None:
@@ -108,21 +108,21 @@ class RedisBus:
         await self.client.aclose()
 
     async def run(self, command: Awaitable[Any], writes: bool = False) -> Any:
-        """Await a Redis command; if Redis is away or out of memory, SessionStoreUnavailable
+        """Await a Redis command; if Redis is away or out of memory, BackendUnavailable
         (logged once). A command that `writes` and succeeds also ends an out-of-memory spell:
         reads succeed throughout one, so they cannot tell."""
         try:
             result = await command
         except REDIS_DOWN as error:
             self.lost(error)
-            raise SessionStoreUnavailable(str(error)) from None
+            raise BackendUnavailable(str(error)) from None
         except OutOfMemoryError as error:
             # A full Redis is an outage for whatever needs a write (a login, a session's
             # refresh): a 503 that says so, not a 500 with a traceback per request.
             if not self._full:
                 self._full = True
                 log.warning("session store unavailable: Redis at %s is out of memory: %s", redacted(self.url), error)
-            raise SessionStoreUnavailable(str(error)) from None
+            raise BackendUnavailable(str(error)) from None
         self.back()
         if writes and self._full:
             self._full = False

@@ -24,11 +24,11 @@ from collections.abc import Callable
 
 from redis.exceptions import ResponseError
 
-from .presence import HERE, PresenceListener
-from .redis_bus import RedisBus
-from .redis_values import BadValue, person
-from .registry import Person
-from .sessions import SessionStoreUnavailable
+from ..presence import HERE, PresenceListener
+from .bus import RedisBus
+from .values import BadValue, person
+from ..registry import Person
+from ..errors import BackendUnavailable
 
 HEARTBEAT_SECONDS = 3.0  # how often a process says it is alive and checks on the others
 PROCESS_TTL = 10.0  # seconds after a process's last heartbeat that its people count as gone
@@ -67,7 +67,7 @@ class RedisPresence:
         if self._beating is not None:
             self._beating.cancel()
             await asyncio.gather(self._beating, return_exceptions=True)
-        with contextlib.suppress(SessionStoreUnavailable):
+        with contextlib.suppress(BackendUnavailable):
             leaving = [member(someone) for someone in self._here()]
             await self._bus.run(self._bus.client.delete(self._own_key))
             await self._bus.run(self._bus.client.zrem(self._processes, self._bus.process_id))
@@ -86,7 +86,7 @@ class RedisPresence:
                         pipe.srem(self._own_key, *map(member, leaves))
                     pipe.pexpire(self._own_key, int(self._process_ttl * 1000))
                     await self._bus.run(pipe.execute(), writes=True)
-            except SessionStoreUnavailable:
+            except BackendUnavailable:
                 self._own_set_lost = True
                 raise
         await self._publish([member(someone) for someone in joins], [member(someone) for someone in leaves])
@@ -167,7 +167,7 @@ class RedisPresence:
                     await self._read_everyone()
                 else:
                     await self._check_processes()
-            except SessionStoreUnavailable:
+            except BackendUnavailable:
                 pass
             beats += 1
             await asyncio.sleep(self._heartbeat)

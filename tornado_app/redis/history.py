@@ -7,9 +7,9 @@ import json
 
 from redis.exceptions import ResponseError
 
-from .history import DEFAULT_HISTORY, Message
-from .redis_bus import RedisBus
-from .redis_values import BadValue, chat_message
+from ..history import DEFAULT_HISTORY, Message
+from .bus import RedisBus
+from .values import BadValue, chat_message
 
 
 class RedisHistory:

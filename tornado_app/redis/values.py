@@ -16,8 +16,8 @@ import re
 from collections import OrderedDict
 from typing import Any, get_args
 
-from .reasons import EndReason
-from .validation import MAX_CHAT_LENGTH, InvalidInput, clean_chat_payload, clean_username
+from ..reasons import EndReason
+from ..validation import MAX_CHAT_LENGTH, InvalidInput, clean_chat_payload, clean_username
 
 log = logging.getLogger(__name__)
 

@@ -29,9 +29,9 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
-from .redis_bus import RedisBus
-from .redis_values import session_fields
-from .sessions import (
+from .bus import RedisBus
+from .values import session_fields
+from ..sessions import (
     DEFAULT_MAX_SESSIONS,
     DEFAULT_SESSION_TTL,
     Clock,

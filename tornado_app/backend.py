@@ -1,0 +1,106 @@
+"""Where the state shared between requests lives, built in one place for both modes.
+
+One process alone keeps sessions, chat history and presence in its memory (the embedded
+default: `make run` and the plain server need no Redis). Several processes serving one site
+share them through Redis, and pass Socket.IO events to each other through python-socketio's
+Redis manager, as Socket.IO documents for scaling out. `make_app`, the command line and the
+launcher all take a `Backend`; nothing else decides which parts go together.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import socketio
+
+from .errors import BackendUnavailable
+from .history import DEFAULT_HISTORY, ChatHistory, MemoryHistory
+from .patches.managers import DirectManager
+from .presence import PresenceSource, ThisProcessOnly
+from .ratelimit import RateLimiter, Rates
+from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL, Clock, MemorySessionStore, SessionStore
+
+__all__ = ["Backend", "BackendUnavailable", "RedisNotInstalled"]
+
+
+class RedisNotInstalled(Exception):
+    """A Redis backend was asked for without redis-py installed (the `redis` extra)."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """The parts one app shares with the rest of its site."""
+
+    store: SessionStore
+    history: ChatHistory
+    presence: PresenceSource
+    client_manager: socketio.AsyncManager
+    rate_limiter: RateLimiter
+    clock: Clock = time.time
+    shared: bool = False  # True when other processes see the same state (Redis)
+
+    @classmethod
+    def in_memory(
+        cls,
+        *,
+        session_ttl: float = DEFAULT_SESSION_TTL,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+        history: int = DEFAULT_HISTORY,
+        rates: Rates | None = None,
+        clock: Clock = time.time,
+        store: SessionStore | None = None,
+    ) -> Backend:
+        """Everything in this process (`rates` None: no limits, for tests that log in hundreds
+        from one address; the command line and the launcher pass their defaults)."""
+        return cls(
+            store=store if store is not None else MemorySessionStore(ttl=session_ttl, max_sessions=max_sessions, clock=clock),
+            history=MemoryHistory(history),
+            presence=ThisProcessOnly(),
+            client_manager=DirectManager(),
+            rate_limiter=RateLimiter(rates) if rates is not None else RateLimiter.unlimited(),
+            clock=clock,
+        )
+
+    @classmethod
+    def redis(
+        cls,
+        url: str,
+        *,
+        session_ttl: float = DEFAULT_SESSION_TTL,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+        history: int = DEFAULT_HISTORY,
+        rates: Rates | None = None,
+    ) -> Backend:
+        """Everything in the Redis at `url`, shared with every process given the same URL."""
+        try:
+            import redis  # noqa: F401 (the `redis` extra)
+        except ImportError:
+            raise RedisNotInstalled("a Redis backend needs redis-py: pip install -e '.[redis]'") from None
+        from .patches.managers import DirectRedisManager
+        from .redis.bus import RedisBus
+        from .redis.history import RedisHistory
+        from .redis.presence import RedisPresence
+        from .redis.sessions import RedisSessionStore
+
+        bus = RedisBus(url)
+        manager_log = logging.getLogger("tornado_app.sockets.redis_manager")
+        manager_log.setLevel(logging.CRITICAL)  # its retries repeat what the bus logs once
+        return cls(
+            store=RedisSessionStore(bus, ttl=session_ttl, max_sessions=max_sessions),
+            history=RedisHistory(bus, history),
+            presence=RedisPresence(bus),
+            client_manager=DirectRedisManager(url, channel=bus.key("socketio"), logger=manager_log),
+            rate_limiter=RateLimiter(rates or Rates(), redis_url=url),
+            shared=True,
+        )
+
+    async def start(self) -> None:
+        """Connect (a Redis backend), or raise BackendUnreachable saying why. Once."""
+        await self.store.start()
+
+    async def close(self) -> None:
+        """Disconnect. Shared state stays for the other processes (or this one, restarted)."""
+        await self.presence.stop()
+        await self.store.close()

@@ -1,0 +1,12 @@
+"""The shared backend for several processes serving one site: sessions, chat history and
+presence in Redis, and events between processes through python-socketio's Redis manager.
+
+- bus.py: one process's Redis client and pub/sub; says once when Redis goes and comes back.
+- sessions.py: the session store (one Lua script per change).
+- presence.py: who is online in the other processes.
+- history.py: the recent chat messages, in a Redis list.
+- values.py: every value read back from Redis checked like client input.
+
+backend.py puts these together (`Backend.redis`); nothing else imports them, so the in-memory
+default needs no Redis client installed.
+"""
