@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from tornado.web import HTTPError, RequestHandler
 
 from .cookies import SESSION_COOKIE, clear_session_cookie, read_session_id, write_session_cookie
+from .reasons import for_the_page
 from .sessions import Session, SessionStore, SessionStoreUnavailable
 from .validation import MAX_USERNAME_LENGTH, InvalidInput, clean_username
 
@@ -111,7 +112,7 @@ class IndexHandler(BaseHandler):
         if session_ended:
             clear_session_cookie(self)
         self.render("index.html", session=self.session, session_ended=session_ended,
-                    activity_report_ms=activity_report_ms(self.store.ttl))
+                    activity_report_ms=activity_report_ms(self.store.ttl), words=for_the_page())
 
 
 class LoginHandler(BaseHandler):
