@@ -75,7 +75,7 @@ async def test_logged_in_index_shows_the_user(web_user) -> None:
     assert "ada &lt;b&gt;" in page
     assert "ada <b>" not in page
     assert 'action="/logout"' in page
-    assert "socket.io.min.js" in page and "app.js" in page and "probe.js" not in page
+    assert "socket.io.min.js" in page and 'type="module" src="/static/js/main.js?v=' in page and "probe.js" not in page
 
 
 @pytest.mark.gen_test
