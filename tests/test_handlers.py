@@ -290,6 +290,22 @@ async def test_pages_carry_security_headers(web_user) -> None:
 
 
 @pytest.mark.gen_test
+async def test_a_module_imported_without_its_version_is_checked_on_every_load(web_user) -> None:
+    """The page loads js/main.js by static_url() (versioned, cached for long); main.js imports
+    the others by plain relative paths, which must not be cached past an update."""
+    user = web_user()
+    await user.login("ada")
+    page = (await user.get("/")).body.decode()
+    entry = re.search(r'src="(/static/js/main\.js\?v=[0-9a-f]+)"', page).group(1)
+    assert "max-age=" in (await user.get(entry)).headers["Cache-Control"]
+    imported = await user.get("/static/js/chat.js")
+    assert imported.code == 200 and imported.headers["Content-Type"] == "text/javascript"
+    assert imported.headers["Cache-Control"] == "no-cache" and imported.headers["Etag"]
+    again = await user.request("GET", "/static/js/chat.js", headers={"If-None-Match": imported.headers["Etag"]})
+    assert again.code == 304
+
+
+@pytest.mark.gen_test
 async def test_invalid_utf8_in_the_form_is_a_clean_400(web_user, app: TornadoApp) -> None:
     user = web_user()
     token = await user.xsrf_token()

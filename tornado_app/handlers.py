@@ -11,7 +11,7 @@ import logging
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from tornado.web import HTTPError, RequestHandler
+from tornado.web import HTTPError, RequestHandler, StaticFileHandler
 
 from .cookies import SESSION_COOKIE, clear_session_cookie, read_session_id, write_session_cookie
 from .reasons import for_the_page
@@ -198,6 +198,17 @@ class NotFoundHandler(BaseHandler):
     async def prepare(self) -> None:
         await super().prepare()
         self.send_error(404)
+
+
+class RevalidatedStaticFileHandler(StaticFileHandler):
+    """Tornado's static files, except that one asked for without static_url()'s version is
+    checked with the server on every load (an ETag makes that a 304). The page's modules
+    import each other by plain relative paths, which carry no version: cached by a browser's
+    heuristics, an old module could run beside a new one after an update."""
+
+    def set_extra_headers(self, path: str) -> None:
+        if "v" not in self.request.arguments:
+            self.set_header("Cache-Control", "no-cache")
 
 
 class UnknownHostHandler(RequestHandler):
