@@ -76,7 +76,7 @@ async def test_logged_in_index_shows_the_user(web_user) -> None:
     assert "ada &lt;b&gt;" in page
     assert "ada <b>" not in page
     assert 'action="/logout"' in page
-    assert "socket.io.min.js" in page and "app.js" in page and "probe.js" not in page
+    assert "socket.io.min.js" in page and 'type="module" src="/static/js/main.js?v=' in page and "probe.js" not in page
 
 
 @pytest.mark.gen_test
@@ -288,6 +288,22 @@ async def test_pages_carry_security_headers(web_user) -> None:
     response = await web_user().get("/")
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.gen_test
+async def test_a_module_imported_without_its_version_is_checked_on_every_load(web_user) -> None:
+    """The page loads js/main.js by static_url() (versioned, cached for long); main.js imports
+    the others by plain relative paths, which must not be cached past an update."""
+    user = web_user()
+    await user.login("ada")
+    page = (await user.get("/")).body.decode()
+    entry = re.search(r'src="(/static/js/main\.js\?v=[0-9a-f]+)"', page).group(1)
+    assert "max-age=" in (await user.get(entry)).headers["Cache-Control"]
+    imported = await user.get("/static/js/chat.js")
+    assert imported.code == 200 and imported.headers["Content-Type"] == "text/javascript"
+    assert imported.headers["Cache-Control"] == "no-cache" and imported.headers["Etag"]
+    again = await user.request("GET", "/static/js/chat.js", headers={"If-None-Match": imported.headers["Etag"]})
+    assert again.code == 304
 
 
 @pytest.mark.gen_test

@@ -108,7 +108,7 @@ async def test_a_page_under_another_name_gets_421_for_every_path(web_user, evil_
     caplog.set_level(logging.INFO)
     user = web_user()
     await user.login("ada")
-    for path in ["/", "/login", "/logout", "/api/session", "/static/app.js", "/nowhere",
+    for path in ["/", "/login", "/logout", "/api/session", "/static/js/main.js", "/nowhere",
                  "/socket.io/?EIO=4&transport=polling"]:
         response = await user.request("GET", path, headers={"Host": evil_host, "Origin": f"http://{evil_host}"})
         assert response.code == 421, path

@@ -18,7 +18,15 @@ from tornado.log import access_log
 from tornado.httputil import HTTPServerRequest
 from tornado.web import RequestHandler
 
-from .handlers import IndexHandler, LoginHandler, LogoutHandler, NotFoundHandler, SessionApiHandler, UnknownHostHandler
+from .handlers import (
+    IndexHandler,
+    LoginHandler,
+    LogoutHandler,
+    NotFoundHandler,
+    RevalidatedStaticFileHandler,
+    SessionApiHandler,
+    UnknownHostHandler,
+)
 from .origins import HostPolicy
 from .refusals import RefusalReport
 from .backend import Backend
@@ -141,6 +149,7 @@ def make_app(
         xsrf_cookie_kwargs={"httponly": True, "samesite": "Lax", "secure": https_only},
         template_path=str(web_dir / "templates"),
         static_path=str(web_dir / "static"),
+        static_handler_class=RevalidatedStaticFileHandler,
         autoescape="xhtml_escape",
         serve_traceback=False,
     )

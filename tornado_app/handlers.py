@@ -11,10 +11,11 @@ import logging
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from tornado.web import HTTPError, RequestHandler
+from tornado.web import HTTPError, RequestHandler, StaticFileHandler
 
 from .cookies import SESSION_COOKIE, clear_session_cookie, read_session_id, write_session_cookie
 from .errors import BackendUnavailable
+from .reasons import for_the_page
 from .sessions import Session, SessionStore
 from .validation import MAX_USERNAME_LENGTH, InvalidInput, clean_username
 
@@ -112,7 +113,7 @@ class IndexHandler(BaseHandler):
         if session_ended:
             clear_session_cookie(self)
         self.render("index.html", session=self.session, session_ended=session_ended,
-                    activity_report_ms=activity_report_ms(self.store.ttl))
+                    activity_report_ms=activity_report_ms(self.store.ttl), words=for_the_page())
 
 
 class LoginHandler(BaseHandler):
@@ -198,6 +199,17 @@ class NotFoundHandler(BaseHandler):
     async def prepare(self) -> None:
         await super().prepare()
         self.send_error(404)
+
+
+class RevalidatedStaticFileHandler(StaticFileHandler):
+    """Tornado's static files, except that one asked for without static_url()'s version is
+    checked with the server on every load (an ETag makes that a 304). The page's modules
+    import each other by plain relative paths, which carry no version: cached by a browser's
+    heuristics, an old module could run beside a new one after an update."""
+
+    def set_extra_headers(self, path: str) -> None:
+        if "v" not in self.request.arguments:
+            self.set_header("Cache-Control", "no-cache")
 
 
 class UnknownHostHandler(RequestHandler):

@@ -1,0 +1,152 @@
+/*
+ * The socket itself: opening it, the state badge and transport line on the Socket card, and
+ * the handshake log, which tells each step of the connection as it happens. What a refusal
+ * or a disconnect means for the session is session.js's to say; this module hands it over.
+ */
+
+import { byId, clockTime, el, pad } from "./dom.js";
+
+const MAX_LOG_ENTRIES = 200;
+
+// Times are counted from page load, which is what a handshake's steps are measured against.
+const pageStart = performance.now();
+
+function elapsed(ms) {
+  if (ms < 1000) {
+    return "+" + Math.round(ms) + " ms";
+  }
+  if (ms < 60000) {
+    return "+" + (ms / 1000).toFixed(ms < 10000 ? 2 : 1) + " s";
+  }
+  const seconds = Math.floor(ms / 1000);
+  const hours = Math.floor(seconds / 3600);
+  const minutes = Math.floor(seconds / 60) % 60;
+  return "+" + (hours ? hours + ":" + pad(minutes) : minutes) + ":" + pad(seconds % 60);
+}
+
+/** The handshake log: returns log(text, kind), kind being info (the default), ok, warn or error. */
+export function makeHandshakeLog(list) {
+  return function log(text, kind) {
+    const now = new Date();
+    const entry = el("li", "log-entry log-" + (kind || "info"));
+    const time = el("time", "log-time", elapsed(performance.now() - pageStart));
+    time.dateTime = now.toISOString();
+    time.title = clockTime(now) + "." + pad(now.getMilliseconds(), 3);
+    entry.append(time, el("span", "log-text", text));
+    list.append(entry);
+    while (list.childElementCount > MAX_LOG_ENTRIES) {
+      list.firstElementChild.remove();
+    }
+    list.scrollTop = list.scrollHeight;
+  };
+}
+
+/** The Socket card's badge, reason line and transport line. */
+export function makeSocketBadge(root, shared) {
+  const badge = byId("socket-state");
+  const reasonLine = byId("socket-reason");
+  const transportLine = byId("socket-transport");
+
+  function show(next, reason) {
+    badge.textContent = next;
+    badge.dataset.state = next;
+    root.dataset.socketState = next;
+    reasonLine.textContent = reason || "";
+    reasonLine.hidden = !reason;
+    transportLine.hidden = next !== "connected" && !(next === "connecting" && !reason);
+    if (next === "connecting") {
+      transportLine.textContent = "Opening the connection…";
+    }
+  }
+
+  function showTransport(engine) {
+    if (shared.state === "connected" && engine && engine.transport) {
+      transportLine.textContent = "Transport: " + engine.transport.name;
+    }
+  }
+
+  return { show, showTransport };
+}
+
+/**
+ * Opens the socket and tells its story in the log; returns it, or null when the Socket.IO
+ * client script did not load.
+ */
+export function connect({ shared, log, badge, setState, session, chat }) {
+  log("page loaded, cookie sent automatically by the browser");
+  if (!/(?:^|;\s*)session=/.test(document.cookie)) {
+    log("document.cookie cannot see the session cookie: it is HttpOnly");
+  }
+
+  if (typeof window.io !== "function") {
+    setState("disconnected", "the Socket.IO client script did not load");
+    log("error: /static/socket.io.min.js did not load", "error");
+    return null;
+  }
+
+  // Default options: long-polling first, then an upgrade to WebSocket. The cookie rides
+  // along on every request because the page and the socket share an origin.
+  const socket = window.io();
+  const manager = socket.io;
+  let lastDisconnectReason = "";
+  log("opening Socket.IO connection to /socket.io/");
+
+  manager.on("open", () => {
+    const engine = manager.engine;
+    log("transport: " + engine.transport.name);
+    engine.on("upgrading", (transport) => log("probing " + transport.name + "…"));
+    engine.on("upgrade", (transport) => {
+      log("upgraded to " + transport.name, "ok");
+      badge.showTransport(engine);
+    });
+  });
+
+  manager.on("reconnect_attempt", (attempt) => {
+    setState("connecting", "reconnecting (attempt " + attempt + ")");
+    log("reconnect attempt " + attempt + (lastDisconnectReason ? " after " + lastDisconnectReason : ""));
+  });
+
+  // Events the server emits from its connect handler arrive BEFORE the client's own
+  // `connect` event, so `welcome` is the first sign of acceptance, not `connect`.
+  socket.on("welcome", (data) => {
+    lastDisconnectReason = "";
+    const name = session.welcomed(data);
+    chat.readyToType();
+    badge.showTransport(manager.engine);
+    log("server accepted: welcome as " + name, "ok");
+  });
+
+  socket.on("connect", () => {
+    if (shared.state !== "connected") {
+      setState("connected");
+      session.clearHelp();
+    }
+    badge.showTransport(manager.engine);
+    log("connect: Socket.IO session open");
+  });
+
+  socket.on("connect_error", (err) => {
+    const message = (err && err.message) || "unknown error";
+    if (socket.active) {
+      // A network problem: the client retries on its own.
+      setState("connecting", "the server cannot be reached; retrying");
+      log("connect_error: " + message + " (will retry)", "warn");
+      return;
+    }
+    log("connect_error: " + message, "error");
+    session.refused(message, () => socket.connect());
+  });
+
+  socket.on("ended", (data) => {
+    const reason = session.ended(data);
+    log("server: session ended (" + (reason || "no reason given") + ")", "warn");
+  });
+
+  socket.on("disconnect", (reason) => {
+    lastDisconnectReason = reason;
+    log("disconnect: " + reason, "error");
+    session.disconnected(reason);
+  });
+
+  return socket;
+}

@@ -1,0 +1,247 @@
+/*
+ * Who is online. The server sends a state once per connection and then versioned changes;
+ * this keeps the list from them (never rebuilt per change), holds changes that come before
+ * the state or after a gap, and asks for the state again when a version is missing.
+ *
+ * `people` is kept in display order (you first, then by name and tag), a node per person
+ * drawn, and at most MAX_DRAWN drawn, with "and N more" below.
+ */
+
+import { avatar, byId, el } from "./dom.js";
+
+const MAX_DRAWN = 200;
+const STATE_TIMEOUT_MS = 5000;
+const STATE_RETRY_MS = 1200; // the server answers at most once a second
+
+/** `shared.myTag` marks "you"; `log` is the handshake log. */
+export function makePresence(shared, log) {
+  const card = byId("online-card");
+  const list = byId("online-users");
+  const countNode = byId("online-count");
+  const staleNote = byId("online-stale");
+  const moreNote = el("li", "person person-more");
+
+  const people = []; // {name, tag}, in display order
+  const nodes = new Map(); // tag -> <li> of a drawn person
+  const nameCounts = new Map(); // name -> people online with it (a shared name shows tags)
+  let version = null; // null: no state yet
+  const heldDiffs = new Map(); // version -> diff that came before the state or after a gap
+  let askingForState = false;
+  let socket = null;
+
+  function before(a, b) {
+    const aMine = a.tag === shared.myTag;
+    if (aMine !== (b.tag === shared.myTag)) {
+      return aMine;
+    }
+    return a.name < b.name || (a.name === b.name && a.tag < b.tag);
+  }
+
+  function positionOf(person) {
+    let low = 0;
+    let high = people.length;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if (before(people[middle], person)) {
+        low = middle + 1;
+      } else {
+        high = middle;
+      }
+    }
+    return low;
+  }
+
+  function personNode(person) {
+    const mine = person.tag === shared.myTag;
+    const item = el("li", "person" + (mine ? " is-me" : ""));
+    item.dataset.username = person.name;
+    item.dataset.tag = person.tag;
+    item.title = person.name + (mine ? " (you)" : "");
+    item.append(avatar(person.name), el("span", "person-name", person.name));
+    if (mine) {
+      item.append(el("span", "person-note", "you"));
+    } else if ((nameCounts.get(person.name) || 0) > 1) {
+      // Two people of one name: their sessions' tags tell them apart.
+      item.append(el("span", "person-note", "#" + person.tag.slice(0, 4)));
+    }
+    return item;
+  }
+
+  function redrawName(name) {
+    // Whether a name is shared decides whether its people show a tag.
+    for (const [tag, node] of nodes) {
+      if (node.dataset.username === name) {
+        const fresh = personNode({ name, tag });
+        node.replaceWith(fresh);
+        nodes.set(tag, fresh);
+      }
+    }
+  }
+
+  function draw(index) {
+    // Put people[index] on the page, if it is among the first MAX_DRAWN.
+    if (index >= MAX_DRAWN) {
+      return;
+    }
+    const person = people[index];
+    const node = personNode(person);
+    const next = index + 1 < people.length ? nodes.get(people[index + 1].tag) : undefined;
+    list.insertBefore(node, next || (moreNote.isConnected ? moreNote : null));
+    nodes.set(person.tag, node);
+    if (people.length > MAX_DRAWN) {
+      const pushedOut = people[MAX_DRAWN]; // no longer among the first MAX_DRAWN
+      const extra = nodes.get(pushedOut.tag);
+      if (extra) {
+        extra.remove();
+        nodes.delete(pushedOut.tag);
+      }
+    }
+  }
+
+  function addPerson(person) {
+    const index = positionOf(person);
+    if (index < people.length && people[index].tag === person.tag) {
+      return; // already there
+    }
+    people.splice(index, 0, person);
+    const count = (nameCounts.get(person.name) || 0) + 1;
+    nameCounts.set(person.name, count);
+    draw(index);
+    if (count === 2) {
+      redrawName(person.name);
+    }
+  }
+
+  function removePerson(person) {
+    const index = positionOf(person);
+    if (index >= people.length || people[index].tag !== person.tag) {
+      return; // not there
+    }
+    people.splice(index, 1);
+    const node = nodes.get(person.tag);
+    if (node) {
+      node.remove();
+      nodes.delete(person.tag);
+      if (people.length >= MAX_DRAWN) {
+        draw(MAX_DRAWN - 1); // the next one moves up into view
+      }
+    }
+    const count = (nameCounts.get(person.name) || 1) - 1;
+    if (count > 0) {
+      nameCounts.set(person.name, count);
+      if (count === 1) {
+        redrawName(person.name);
+      }
+    } else {
+      nameCounts.delete(person.name);
+    }
+  }
+
+  function showCount() {
+    countNode.textContent = String(people.length);
+    const hidden = people.length - Math.min(people.length, MAX_DRAWN);
+    if (hidden > 0) {
+      moreNote.textContent = "and " + hidden + " more";
+      if (!moreNote.isConnected) {
+        list.append(moreNote);
+      }
+    } else if (moreNote.isConnected) {
+      moreNote.remove();
+    }
+  }
+
+  function clean(given) {
+    return (Array.isArray(given) ? given : []).map((person) => ({ name: String(person.name), tag: String(person.tag) }));
+  }
+
+  function applyState(data) {
+    if (!data || !Array.isArray(data.people) || typeof data.version !== "number") {
+      return;
+    }
+    people.length = 0;
+    nodes.clear();
+    nameCounts.clear();
+    for (const person of clean(data.people)) {
+      nameCounts.set(person.name, (nameCounts.get(person.name) || 0) + 1);
+      people.push(person);
+    }
+    people.sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0));
+    list.replaceChildren();
+    for (let index = 0; index < Math.min(people.length, MAX_DRAWN); index += 1) {
+      const node = personNode(people[index]);
+      list.append(node);
+      nodes.set(people[index].tag, node);
+    }
+    version = data.version;
+    applyHeldDiffs();
+    showCount();
+    staleNote.hidden = shared.state === "connected";
+  }
+
+  function applyHeldDiffs() {
+    for (const held of [...heldDiffs.keys()].sort((a, b) => a - b)) {
+      const diff = heldDiffs.get(held);
+      if (held <= version) {
+        heldDiffs.delete(held);
+      } else if (held === version + 1) {
+        heldDiffs.delete(held);
+        for (const person of clean(diff.leaves)) {
+          removePerson(person);
+        }
+        for (const person of clean(diff.joins)) {
+          addPerson(person);
+        }
+        version = held;
+      }
+    }
+    if (heldDiffs.size > 0) {
+      askForState(); // a version is missing: a list built on it would be wrong
+    }
+  }
+
+  function askForState() {
+    if (askingForState) {
+      return;
+    }
+    askingForState = true;
+    log("presence: a change was missed; asking for the whole list", "warn");
+    socket.timeout(STATE_TIMEOUT_MS).emit("presence_state", (err, data) => {
+      askingForState = false;
+      if (!err && data) {
+        applyState(data);
+      } else if (heldDiffs.size > 0) {
+        setTimeout(askForState, STATE_RETRY_MS);
+      }
+    });
+  }
+
+  function applyDiff(data) {
+    if (!data || typeof data.version !== "number") {
+      return;
+    }
+    heldDiffs.set(data.version, data);
+    if (version !== null) {
+      applyHeldDiffs();
+      showCount();
+    }
+  }
+
+  /** Whether the list is live; a list from a socket that is gone stays shown, marked stale. */
+  function setLive(live) {
+    card.classList.toggle("is-stale", !live);
+    staleNote.hidden = live || list.childElementCount === 0;
+  }
+
+  function listen(socketToUse) {
+    socket = socketToUse;
+    socket.on("presence_state", applyState);
+    socket.on("presence_diff", applyDiff);
+    socket.on("disconnect", () => {
+      // The next connection starts from a new state.
+      version = null;
+      heldDiffs.clear();
+    });
+  }
+
+  return { setLive, listen };
+}

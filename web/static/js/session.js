@@ -1,0 +1,159 @@
+/*
+ * The session, as this page shows it: the session card, the help box under the socket, and
+ * what each way a session can end means in plain words. It also reports that a person is
+ * using the page, which is what keeps the session from expiring as idle.
+ */
+
+import { byId, clockTime } from "./dom.js";
+
+// What each ending means, in plain words, keyed by the server's end reasons (the `ended`
+// event; END_REASONS in tornado_app/reasons.py). tests/test_page_words.py checks that every
+// reason but "gone" has a sentence here. The transport's own words go to the log only.
+const ENDINGS = {
+  logout: "You logged out, here or in another tab, so this session has ended.",
+  replaced: "Someone logged in again in this browser, which replaced this session.",
+  expired: "This session expired: nobody used it for too long.",
+  evicted: "The server had too many sessions and ended this one, the longest unused.",
+  shutdown: "The server is stopping. This page reconnects by itself when it is back.",
+};
+
+const STORE_RETRY_MS = 3000;
+const ACTIVITY_EVENTS = ["keydown", "pointerdown", "wheel", "scroll", "focusin", "touchstart"];
+
+/**
+ * `words` is the server's own words (reasons.for_the_page()); `setState(next, reason)` sets
+ * the socket's state across the page.
+ */
+export function makeSession({ root, shared, words, setState }) {
+  const help = byId("socket-help");
+  const helpText = byId("socket-help-text");
+  const helpLogin = byId("socket-help-login");
+  const status = byId("session-status");
+  const loggedInAtNode = byId("logged-in-at");
+  // The header's "Signed in as ..." and both ways to log out: pointless once the session is gone.
+  const signedInParts = [byId("header-session"), byId("logout-form"), byId("logout-hint")];
+  // The server refreshes the idle timer on each report: once a minute (more often for a
+  // short idle TTL), from the template.
+  const activityReportMs = Number(root.dataset.activityReportMs) || 60000;
+  let endedReason = ""; // what the server said before it ended this session
+
+  function showHelp(text, kind, offerLogin) {
+    help.hidden = !text;
+    helpText.textContent = text || "";
+    help.className = "alert alert-" + (kind || "warning");
+    helpLogin.hidden = !offerLogin;
+  }
+
+  function setStatus(text, gone) {
+    status.textContent = text;
+    status.classList.toggle("is-gone", gone);
+  }
+
+  function gone(statusText) {
+    // No "Signed in as ..." and "Log out" for a session that is gone.
+    setStatus(statusText, true);
+    for (const node of signedInParts) {
+      if (node) {
+        node.hidden = true;
+      }
+    }
+  }
+
+  /** The server accepted this socket; returns the name it knows this session by. */
+  function welcomed(data) {
+    const name = data && typeof data.username === "string" ? data.username : shared.me;
+    shared.me = name;
+    if (data && typeof data.tag === "string") {
+      shared.myTag = data.tag;
+    }
+    endedReason = "";
+    setState("connected");
+    showHelp("");
+    setStatus("active", false);
+    return name;
+  }
+
+  /** The server refused the handshake (the client will not retry by itself). */
+  function refused(message, tryAgain) {
+    if (message === words.refusals.storeUnavailable) {
+      // The server is up but cannot check sessions yet: worth trying again shortly.
+      setState("connecting", "the server cannot check sessions right now; retrying");
+      showHelp("The server cannot check your session at the moment. This page tries again every few seconds.", "warning");
+      window.setTimeout(tryAgain, STORE_RETRY_MS);
+      return;
+    }
+    // No retry would help.
+    setState("refused", message);
+    if (message === words.refusals.notAuthenticated) {
+      showHelp(ENDINGS[endedReason] || "Your session is gone: it ended, or the server restarted without it.", "error", true);
+      gone("gone");
+    } else {
+      showHelp("The server refused this connection: " + message + ".", "error", false);
+    }
+  }
+
+  /** The server said why it is about to end this session; returns the reason ("" if none). */
+  function ended(data) {
+    endedReason = data && typeof data.reason === "string" ? data.reason : "";
+    return endedReason;
+  }
+
+  function disconnected(reason) {
+    if (reason === "io server disconnect") {
+      // The server ended this session; the client will not retry.
+      setState("disconnected", "session ended");
+      showHelp(ENDINGS[endedReason] || "The server ended this session.", "error", true);
+      gone("ended");
+    } else if (endedReason === "shutdown") {
+      setState("connecting", "the server is stopping; reconnecting when it is back");
+      showHelp(ENDINGS.shutdown, "warning");
+      setStatus("checking…", false); // not "active" beside "connecting": not known until the server says
+    } else {
+      setState("connecting", "the connection dropped; reconnecting");
+      showHelp("The connection dropped. The page reconnects by itself with the same session.", "warning");
+      setStatus("checking…", false);
+    }
+  }
+
+  // Idle means nobody at the page, not "no messages sent": keys, pointer, scrolling and
+  // focus count as use. Reported at most once a minute; an abandoned page reports nothing
+  // and its session expires as idle.
+  function keepAlive(socket) {
+    let lastReport = performance.now();
+    let usedSinceReport = false;
+
+    function reportActivity() {
+      if (socket.connected) {
+        socket.emit("active");
+        lastReport = performance.now();
+        usedSinceReport = false;
+      }
+    }
+
+    function used() {
+      usedSinceReport = true;
+      if (performance.now() - lastReport >= activityReportMs) {
+        reportActivity();
+      }
+    }
+
+    for (const type of ACTIVITY_EVENTS) {
+      document.addEventListener(type, used, { capture: true, passive: true });
+    }
+    window.setInterval(() => {
+      if (usedSinceReport) {
+        reportActivity();
+      }
+    }, activityReportMs);
+  }
+
+  const loggedInAt = Number(root.dataset.loggedInAt);
+  if (loggedInAtNode && Number.isFinite(loggedInAt)) {
+    const date = new Date(loggedInAt * 1000);
+    loggedInAtNode.textContent = clockTime(date);
+    loggedInAtNode.title = date.toLocaleString();
+  }
+  showHelp("");
+
+  return { welcomed, clearHelp: () => showHelp(""), refused, ended, disconnected, keepAlive };
+}
