@@ -3,6 +3,8 @@ keep serving) and in a real window under Xvfb (log in by typing, screenshot, clo
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import shutil
@@ -20,6 +22,7 @@ from pathlib import Path
 import pytest
 
 import launcher
+from tornado_app.cli import COOKIE_SECRET_ENV
 
 from .conftest import OUTPUT_DIR, ROOT, ChildProcess, e2e_unavailable
 
@@ -102,7 +105,7 @@ def test_a_display_that_does_not_answer_is_detected_before_qt_aborts(monkeypatch
 
 def test_help_explains_every_flag() -> None:
     text = launcher.build_parser().format_help()
-    for flag in ("--port", "--no-window", "--browser", "--log-level"):
+    for flag in ("--port", "--no-window", "--browser", "--redis-url", "--log-level"):
         assert flag in text
 
 
@@ -146,6 +149,49 @@ def test_a_taken_port_is_a_one_line_error() -> None:
         result = subprocess.run([sys.executable, str(LAUNCHER), "--port", str(port)], capture_output=True, text=True, timeout=20)
     assert result.returncode == 2
     assert result.stderr.strip() == f"launcher: error: port {port} on 127.0.0.1 is already in use"
+
+
+# ---- Redis mode: the launcher joins a site served by several processes ---------------------
+
+
+def log_in_over_http(base_url: str, username: str) -> str:
+    """Log in through the form; the Cookie header value of the new session."""
+    import aiohttp
+
+    from bench.wire import log_in
+
+    async def run() -> str:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+            return await log_in(http, base_url, username)
+
+    return asyncio.run(run())
+
+
+def test_with_redis_a_session_outlives_the_launcher_that_made_it(start_launcher, redis_url: str) -> None:
+    env = {**environment_without_display(), COOKIE_SECRET_ENV: "a-site-secret-" + "x" * 24}
+    first = start_launcher("--no-window", "--redis-url", redis_url, env=env)
+    cookie = log_in_over_http(first.url, "ada")
+    first.process.send_signal(signal.SIGINT)
+    assert first.wait_for_exit(5)[0] == 0
+    second = start_launcher("--no-window", "--redis-url", redis_url, env=env)
+    request = urllib.request.Request(second.url + "api/session", headers={"Cookie": cookie})
+    with urllib.request.urlopen(request) as response:
+        assert json.loads(response.read())["username"] == "ada"
+
+
+@pytest.mark.parametrize("secret, error", [
+    (None, "launcher: error: --redis-url needs the site's cookie secret in $TORNADO_APP_COOKIE_SECRET"),
+    ("s" * 32, "launcher: error: Redis at redis://127.0.0.1:1/0 does not answer"),
+])
+def test_redis_mode_that_cannot_work_is_a_one_line_error(secret: str | None, error: str) -> None:
+    env = {name: value for name, value in environment_without_display().items() if name != COOKIE_SECRET_ENV}
+    if secret is not None:
+        env[COOKIE_SECRET_ENV] = secret
+    result = subprocess.run([sys.executable, str(LAUNCHER), "--no-window", "--redis-url", "redis://127.0.0.1:1/0"],
+                            capture_output=True, text=True, timeout=30, env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith(error), result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
 
 
 def test_make_desktop_entry_writes_a_menu_entry_for_this_checkout(tmp_path: Path) -> None:

@@ -9,18 +9,17 @@ from __future__ import annotations
 import http
 import logging
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from tornado.web import HTTPError, RequestHandler, StaticFileHandler
 
 from .cookies import SESSION_COOKIE, clear_session_cookie, read_session_id, write_session_cookie
 from .errors import BackendUnavailable
+from .ratelimit import RateLimiter
 from .reasons import for_the_page
+from .refusals import RefusalReport
 from .sessions import Session, SessionStore
 from .validation import MAX_USERNAME_LENGTH, InvalidInput, clean_username
-
-if TYPE_CHECKING:
-    from .app import TornadoApp
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +31,19 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
+class PageApplication(Protocol):
+    """What these handlers need of their application (app.py's TornadoApp provides it), so
+    that imports point one way: app -> handlers."""
+
+    store: SessionStore
+    rate_limiter: RateLimiter
+    login_refusals: RefusalReport
+
+
 class BaseHandler(RequestHandler):
     """Loads the session before every request and renders errors without tracebacks."""
 
-    application: TornadoApp
+    application: PageApplication  # type: ignore[assignment]
     session: Session | None = None
     refusal_logged = False  # the access log then adds no second line (app.log_request)
 
