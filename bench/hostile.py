@@ -7,8 +7,8 @@ left, and a normal user's login, connect and chat times meanwhile.
     .venv/bin/python bench/hostile.py --attack flood --seconds 8
     .venv/bin/python bench/hostile.py --help
 
-The attacks (bench/attacks.py): `flood` (one socket without a cookie writing 500-byte frames
-as fast as it can, never reading), `post` (polling handshakes, then 1 MB POSTs), `giant`
+The attacks (tests/support/attacks.py): `flood` (one socket without a cookie writing 500-byte
+frames as fast as it can, never reading), `post` (polling handshakes, then 1 MB POSTs), `giant`
 (20 sockets announcing 10 MB frames and sending 3 MB of each), `slow` (50 authenticated
 sockets that never read while another chats 500 messages/s), and `mix`: all of them at once.
 The server runs pinned to CPU 0 and the attackers on CPU 1, as in bench/bench.py. The last
@@ -36,10 +36,10 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.attacks import flood_frames, giant_frame, oversized_polling_post, slow_reader  # noqa: E402
+from tests.support.attacks import flood_frames, giant_frame, oversized_polling_post, slow_reader  # noqa: E402
 from bench.bench import CLIENT_CPU, SERVER_CPU, percentile, pin  # noqa: E402
-from bench.tools import cpu_seconds, raise_open_files_limit, rss_kib  # noqa: E402
-from bench.wire import WireSocket, log_in  # noqa: E402
+from tests.support.measure import cpu_seconds, raise_open_files_limit, rss_kib  # noqa: E402
+from tests.support.wire import WireSocket, log_in  # noqa: E402
 
 ATTACKS = ("flood", "post", "giant", "slow")
 SLOW_READERS = 50

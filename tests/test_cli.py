@@ -23,7 +23,7 @@ import aiohttp
 import pytest
 import socketio
 
-from bench.wire import Refused, WireSocket, log_in
+from tests.support.wire import Refused, WireSocket, log_in
 from tornado_app.cli import build_parser
 
 from .conftest import SocketClient, e2e_unavailable, free_port

@@ -26,12 +26,12 @@ import pytest
 import redis
 import socketio
 
-from bench.tools import bounded
-from bench.wire import Refused, WireSocket, log_in
+from tests.support.measure import bounded
+from tests.support.wire import Refused, WireSocket, log_in
 from deploy.services import AppProcess, Nginx, ServiceMissing
 
 from .conftest import ROOT, e2e_unavailable
-from .waiting import eventually
+from tests.support.waiting import eventually
 
 SECRET = "a-secret-shared-by-every-process"
 

@@ -24,12 +24,12 @@ import aiohttp
 import pytest
 import tornado.httpclient
 
-from bench.wire import Refused, WireSocket, log_in
+from tests.support.wire import Refused, WireSocket, log_in
 from tornado_app.app import TornadoApp, make_app
 from tornado_app.reasons import NOT_AUTHENTICATED
 
 from .conftest import MAX_SESSIONS, SESSION_TTL, TEST_SECRET, FakeClock, ServerProcess, free_port
-from .waiting import eventually
+from tests.support.waiting import eventually
 
 # engineio's defaults: with these, a freed socket can only mean the server noticed the
 # dropped connection itself (no ping cycle is short enough to have done it).

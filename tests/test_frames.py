@@ -6,7 +6,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from bench.wire import WireSocket, log_in
+from tests.support.wire import WireSocket, log_in
 from tornado_app.app import TornadoApp
 from tornado_app.frames import server_frame
 

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tornado.web import create_signed_value
 
-from bench.wire import WireSocket
+from tests.support.wire import WireSocket
 from tornado_app.app import TornadoApp
 from tornado_app.cookies import SESSION_COOKIE, session_id_from_cookie
 from tornado_app.validation import InvalidInput, clean_chat_payload, clean_username

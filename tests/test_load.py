@@ -20,13 +20,13 @@ from engineio.async_socket import AsyncSocket
 from tornado.web import RequestHandler
 
 from bench.hostile import ATTACKS, ServerUnderAttack, attack
-from bench.tools import bounded, raise_open_files_limit, rss_kib
-from bench.wire import WireSocket, log_in, log_out
+from tests.support.measure import bounded, raise_open_files_limit, rss_kib
+from tests.support.wire import WireSocket, log_in, log_out
 from tornado_app.app import TornadoApp, make_app
 from tornado_app.sessions import Session
 
 from .conftest import TEST_SECRET, ServerProcess
-from .waiting import eventually
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.heavy
 

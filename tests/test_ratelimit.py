@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bench.wire import Refused, WireSocket, log_in
+from tests.support.wire import Refused, WireSocket, log_in
 from deploy.services import AppProcess
 from tornado_app.ratelimit import parse_rate
 

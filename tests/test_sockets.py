@@ -13,13 +13,13 @@ import aiohttp
 import pytest
 import socketio
 
-from bench.wire import WireSocket, log_in, log_out
+from tests.support.wire import WireSocket, log_in, log_out
 from tornado_app.app import TornadoApp
 from tornado_app.cookies import SESSION_COOKIE
 from tornado_app.reasons import NOT_AUTHENTICATED
 
 from .conftest import MAX_SESSIONS, SESSION_TTL, TRANSPORTS, FakeClock
-from .waiting import eventually
+from tests.support.waiting import eventually
 
 transports = pytest.mark.parametrize("transport", list(TRANSPORTS))
 

@@ -19,9 +19,9 @@ import socketio
 import tornado.httpclient
 import tornado.websocket
 
-from bench.attacks import SOCKETIO_POLLING, RawWebSocket, flood_frames, giant_frame, oversized_polling_post, slow_reader
-from bench.tools import cpu_seconds, rss_kib
-from bench.wire import WireSocket, log_in
+from tests.support.attacks import SOCKETIO_POLLING, RawWebSocket, flood_frames, giant_frame, oversized_polling_post, slow_reader
+from tests.support.measure import cpu_seconds, rss_kib
+from tests.support.wire import WireSocket, log_in
 from tornado_app.app import TornadoApp
 
 from .conftest import ALLOWED_ORIGIN, TRANSPORTS, ServerProcess

@@ -1,4 +1,4 @@
-"""Small helpers shared by the benchmark and the load tests."""
+"""Small measuring helpers shared by the benchmarks and the load tests (Linux: /proc)."""
 
 from __future__ import annotations
 
