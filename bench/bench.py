@@ -37,7 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.support.measure import cpu_seconds, bounded, raise_open_files_limit, rss_kib  # noqa: E402
-from tests.support.wire import Refused, WireSocket, log_in, logout_token, post_logout  # noqa: E402
+from tests.support.forms import log_in, logout_token, post_logout  # noqa: E402
+from tests.support.wire import Refused, WireSocket  # noqa: E402
 from deploy.services import RedisServer, ServiceMissing  # noqa: E402
 
 SERVER_CPU, CLIENT_CPU = 0, 1

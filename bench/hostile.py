@@ -39,7 +39,8 @@ sys.path.insert(0, str(ROOT))
 from tests.support.attacks import flood_frames, giant_frame, oversized_polling_post, slow_reader  # noqa: E402
 from bench.bench import CLIENT_CPU, SERVER_CPU, percentile, pin  # noqa: E402
 from tests.support.measure import cpu_seconds, raise_open_files_limit, rss_kib  # noqa: E402
-from tests.support.wire import WireSocket, log_in  # noqa: E402
+from tests.support.forms import log_in  # noqa: E402
+from tests.support.wire import WireSocket  # noqa: E402
 
 ATTACKS = ("flood", "post", "giant", "slow")
 SLOW_READERS = 50

@@ -24,7 +24,7 @@ import socketio
 import tornado.httpclient
 from tornado.ioloop import IOLoop
 
-from tests.support.wire import PresenceView
+from tests.support.presence import PresenceView
 from tornado_app.app import TornadoApp, make_app
 
 TEST_SECRET = "test-cookie-secret-not-for-production"

@@ -339,7 +339,8 @@ def test_a_page_watching_50_people_come_and_go_ends_with_the_servers_list(browse
 
     import aiohttp
 
-    from tests.support.wire import WireSocket, log_in
+    from tests.support.forms import log_in
+    from tests.support.wire import WireSocket
 
     server = ServerProcess("--port", "0", "--login-rate", "off", "--connect-rate", "off")
     base = server.url.rstrip("/")

@@ -23,7 +23,8 @@ import aiohttp
 import pytest
 import socketio
 
-from tests.support.wire import Refused, WireSocket, log_in
+from tests.support.forms import log_in
+from tests.support.wire import Refused, WireSocket
 from tornado_app.cli import build_parser
 
 from .conftest import SocketClient, e2e_unavailable, free_port

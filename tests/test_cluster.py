@@ -27,7 +27,8 @@ import redis
 import socketio
 
 from tests.support.measure import bounded
-from tests.support.wire import Refused, WireSocket, log_in
+from tests.support.forms import http_session, log_in
+from tests.support.wire import Refused, WireSocket
 from deploy.services import AppProcess, Nginx, ServiceMissing
 
 from .conftest import ROOT, e2e_unavailable
@@ -64,10 +65,6 @@ def cluster(redis_url: str, tmp_path: Path) -> Iterator[Cluster]:
     started = Cluster(redis_url, tmp_path)
     yield started
     started.stop()
-
-
-def http_session() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), cookie_jar=aiohttp.DummyCookieJar())
 
 
 async def can_log_in(http: aiohttp.ClientSession, url: str, username: str) -> bool:

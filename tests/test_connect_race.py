@@ -17,7 +17,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.support.wire import Refused, WireSocket, log_in, logout_token, post_logout
+from tests.support.forms import log_in, logout_token, post_logout
+from tests.support.wire import Refused, WireSocket
 from deploy.services import AppProcess
 
 from tests.support.waiting import eventually

@@ -16,7 +16,8 @@ import pytest
 import socketio
 from engineio.async_socket import AsyncSocket
 
-from tests.support.wire import WireSocket, log_in
+from tests.support.forms import log_in
+from tests.support.wire import WireSocket
 from tornado_app.app import TornadoApp
 from tornado_app.engine import TunedEngineIOServer
 
@@ -477,7 +478,7 @@ async def test_limit_sessions_counts_engineio_sessions_per_address_and_gives_pla
     """What limit_sessions relies on in engineio: its 'connect' event comes with the
     handshake's environ (the Tornado handler), a reason returned from it refuses the session
     (401 with that reason), and every session that closes passes 'disconnect'."""
-    from tests.support.attacks import SOCKETIO_POLLING
+    from tests.support.protocol import SOCKETIO_POLLING
     from tornado_app.app import make_app
 
     app = make_app("s" * 32, max_sockets_per_ip=1, first_poll_timeout=None)
@@ -531,7 +532,7 @@ def test_polling_handshakes_from_one_address_are_capped_and_hold_little_memory(s
 def test_a_polling_session_that_never_polls_is_ended_and_one_that_polls_stays(server_process: Any) -> None:
     """With --first-poll-timeout 1, a handshake never followed by a poll is ended (its sid
     is unknown afterwards), while one that polls at once, as a page does, stays open."""
-    from tests.support.attacks import SOCKETIO_POLLING
+    from tests.support.protocol import SOCKETIO_POLLING
 
     from .test_transport import AttackedServer
 

@@ -24,7 +24,8 @@ import aiohttp
 import pytest
 import tornado.httpclient
 
-from tests.support.wire import Refused, WireSocket, log_in
+from tests.support.forms import log_in
+from tests.support.wire import Refused, WireSocket
 from tornado_app.app import TornadoApp, make_app
 from tornado_app.reasons import NOT_AUTHENTICATED
 

@@ -14,14 +14,14 @@ import re
 import time
 from collections.abc import Iterator
 
-import aiohttp
 import pytest
 from engineio.async_socket import AsyncSocket
 from tornado.web import RequestHandler
 
 from bench.hostile import ATTACKS, ServerUnderAttack, attack
 from tests.support.measure import bounded, raise_open_files_limit, rss_kib
-from tests.support.wire import WireSocket, log_in, log_out
+from tests.support.forms import http_session, log_in, log_out
+from tests.support.wire import WireSocket
 from tornado_app.app import TornadoApp, make_app
 from tornado_app.sessions import Session
 
@@ -34,10 +34,6 @@ HELD_SOCKETS = 10_000  # past the 1,024 open files a process starts with under s
 CYCLES = 5000
 FLOOD_LOGINS = 50_000
 FLOOD_STORE = 1000
-
-
-def http_session() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), cookie_jar=aiohttp.DummyCookieJar())
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from tests.support.wire import PresenceView
+from tests.support.presence import PresenceView
 from tornado_app.presence import HERE, PresenceBook
 from tornado_app.registry import Person
 

@@ -13,7 +13,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.support.wire import Refused, WireSocket, log_in
+from tests.support.forms import log_in
+from tests.support.wire import Refused, WireSocket
 from deploy.services import AppProcess
 from tornado_app.ratelimit import parse_rate
 

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 import redis
 
-from tests.support.wire import Refused, WireSocket, log_in
+from tests.support.forms import log_in
+from tests.support.wire import Refused, WireSocket
 from tornado_app.redis_bus import redacted
 
 from .conftest import ROOT, e2e_unavailable

@@ -13,7 +13,8 @@ import aiohttp
 import pytest
 import socketio
 
-from tests.support.wire import WireSocket, log_in, log_out
+from tests.support.forms import log_in, log_out
+from tests.support.wire import WireSocket
 from tornado_app.app import TornadoApp
 from tornado_app.cookies import SESSION_COOKIE
 from tornado_app.reasons import NOT_AUTHENTICATED

@@ -19,9 +19,12 @@ import socketio
 import tornado.httpclient
 import tornado.websocket
 
-from tests.support.attacks import SOCKETIO_POLLING, RawWebSocket, flood_frames, giant_frame, oversized_polling_post, slow_reader
+from tests.support.attacks import flood_frames, giant_frame, oversized_polling_post, slow_reader
+from tests.support.protocol import SOCKETIO_POLLING
+from tests.support.raw import RawWebSocket
 from tests.support.measure import cpu_seconds, rss_kib
-from tests.support.wire import WireSocket, log_in
+from tests.support.forms import http_session, log_in
+from tests.support.wire import WireSocket
 from tornado_app.app import TornadoApp
 
 from .conftest import ALLOWED_ORIGIN, TRANSPORTS, ServerProcess
@@ -159,10 +162,6 @@ def attacked_server(server_process: Any) -> AttackedServer:
     # No chat rate: these floods test the transport's own bounds, which a rate limit per
     # session would otherwise keep them from reaching (tests/test_ratelimit.py tests that).
     return AttackedServer(server_process("--port", "0", "--max-unsent-kib", "64", "--chat-rate", "off"))
-
-
-def http_session() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), cookie_jar=aiohttp.DummyCookieJar())
 
 
 async def still_serves_a_person(base: str) -> None:

@@ -3,10 +3,8 @@
 python-socketio's AsyncClient is the reference client, and the contract tests use it. It is
 heavy per connection, though (its own aiohttp session, background tasks, reconnection
 logic), so with thousands of sockets or thousands of connects per second the client, not
-the server, would be what is measured. The benchmark and the load tests use this instead:
-one aiohttp WebSocket per socket and one reader task, speaking Engine.IO 4 / Socket.IO 5
-packets (`0` open, `2`/`3` ping/pong, `40` connect, `44` refused, `41` disconnect,
-`42` event, `43` ack).
+the server, would be what is measured. The benchmarks and the load tests use this instead:
+one aiohttp WebSocket per socket and one reader task (packets: see protocol.py).
 """
 
 from __future__ import annotations
@@ -19,52 +17,8 @@ from typing import Any
 
 import aiohttp
 
-
-class PresenceView:
-    """Who is online as a page sees it: the `presence_state`, then each `presence_diff` in
-    version order (a diff before the state, or after a gap, waits; a gap is `gapped`)."""
-
-    def __init__(self) -> None:
-        self.people: dict[str, str] = {}  # tag -> name
-        self.version: int | None = None
-        self.gapped = False
-        self._held: dict[int, dict[str, Any]] = {}
-
-    def event(self, name: str, data: Any) -> None:
-        if name == "presence_state":
-            self.people = {person["tag"]: person["name"] for person in data["people"]}
-            self.version, self.gapped = data["version"], False
-            self._apply_held()
-        elif name == "presence_diff":
-            self._held[data["version"]] = data
-            if self.version is not None:
-                self._apply_held()
-                self.gapped = bool(self._held)
-
-    def _apply_held(self) -> None:
-        assert self.version is not None
-        for version in sorted(self._held):
-            if version <= self.version:
-                del self._held[version]
-            elif version == self.version + 1:
-                diff = self._held.pop(version)
-                for person in diff["leaves"]:
-                    self.people.pop(person["tag"], None)
-                for person in diff["joins"]:
-                    self.people[person["tag"]] = person["name"]
-                self.version = version
-
-    def names(self) -> list[str]:
-        """One name per person online, sorted (a name twice for two people of that name)."""
-        return sorted(self.people.values())
-
-    async def until(self, names: list[str], timeout: float = 10) -> None:
-        """Wait until this view of who is online is `names` (in any order, one per person)."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while self.names() != sorted(names):
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"online is {self.names()}, not {sorted(names)}")
-            await asyncio.sleep(0.01)
+from .presence import PresenceView
+from .protocol import ack_of, event_of, event_packet, one_or_all, websocket_url
 
 
 class Refused(Exception):
@@ -96,14 +50,14 @@ class WireSocket:
         answer_pings: bool = True,
     ) -> WireSocket:
         """Open the WebSocket, send the namespace connect, wait for `40` or `44`."""
-        url = base_url.rstrip("/").replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
         headers = {}
         if cookie:
             headers["Cookie"] = cookie
         if origin:
             headers["Origin"] = origin
         try:
-            ws = await http.ws_connect(url, headers=headers, autoping=True, compress=0, timeout=aiohttp.ClientWSTimeout(ws_close=timeout))
+            ws = await http.ws_connect(websocket_url(base_url), headers=headers, autoping=True, compress=0,
+                                       timeout=aiohttp.ClientWSTimeout(ws_close=timeout))
         except aiohttp.WSServerHandshakeError as error:
             raise Refused(f"HTTP {error.status}") from error
         socket = cls(ws, answer_pings)
@@ -126,7 +80,7 @@ class WireSocket:
         return socket
 
     async def emit(self, event: str, *args: Any) -> None:
-        await self._ws.send_str("42" + json.dumps([event, *args], separators=(",", ":")))
+        await self._ws.send_str(event_packet(event, *args))
 
     async def send_raw(self, packet: str) -> None:
         """Send any text frame: for fuzzing the protocol layer."""
@@ -137,7 +91,7 @@ class WireSocket:
         ack_id = next(self._ack_ids)
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._acks[ack_id] = answer
-        await self._ws.send_str(f"42{ack_id}" + json.dumps([event, *args], separators=(",", ":")))
+        await self._ws.send_str(event_packet(event, *args, ack_id=ack_id))
         try:
             return await asyncio.wait_for(answer, timeout)
         finally:
@@ -193,54 +147,12 @@ class WireSocket:
 
     def _dispatch(self, packet: str) -> None:
         if packet.startswith("42"):
-            body = packet[2:]
-            event, *args = json.loads(body[body.index("[") :])
-            self._events[event].put_nowait(args[0] if len(args) == 1 else args)
+            event, args = event_of(packet)
+            self._events[event].put_nowait(one_or_all(args))
             if event.startswith("presence_") and len(args) == 1:
                 self.presence.event(event, args[0])
         elif packet.startswith("43"):
-            body = packet[2:]
-            bracket = body.index("[")
-            answer = self._acks.get(int(body[:bracket]))
+            ack_id, args = ack_of(packet)
+            answer = self._acks.get(ack_id)
             if answer is not None and not answer.done():
-                args = json.loads(body[bracket:])
-                answer.set_result(args[0] if len(args) == 1 else args)
-
-
-async def log_in(http: aiohttp.ClientSession, base_url: str, username: str, origin: str | None = None) -> str:
-    """Log in through the form (XSRF token included) and return the `Cookie` header value.
-
-    The session uses its own cookie jar, so give each simulated person their own
-    aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) or read the value returned.
-    """
-    base = base_url.rstrip("/")
-    async with http.get(base + "/login") as page:
-        html = await page.text()
-        xsrf_cookie = page.cookies["_xsrf"].value
-    token = html.split('name="_xsrf" value="', 1)[1].split('"', 1)[0]
-    headers = {"Cookie": f"_xsrf={xsrf_cookie}"}
-    if origin:
-        headers["Origin"] = origin
-    async with http.post(base + "/login", data={"_xsrf": token, "username": username}, headers=headers, allow_redirects=False) as response:
-        if response.status != 303:
-            raise RuntimeError(f"login as {username!r} answered {response.status}")
-        session = response.cookies["session"].value
-    return f'_xsrf={xsrf_cookie}; session="{session}"'
-
-
-async def logout_token(http: aiohttp.ClientSession, base_url: str, cookie: str) -> str:
-    """The XSRF token of the logout form, as the page that holds the button has it."""
-    async with http.get(base_url.rstrip("/") + "/logout", headers={"Cookie": cookie}) as page:
-        html = await page.text()
-    return html.split('name="_xsrf" value="', 1)[1].split('"', 1)[0]
-
-
-async def post_logout(http: aiohttp.ClientSession, base_url: str, cookie: str, token: str) -> int:
-    """Press the logout button: POST /logout with the form's token; returns the HTTP status."""
-    async with http.post(base_url.rstrip("/") + "/logout", data={"_xsrf": token}, headers={"Cookie": cookie}, allow_redirects=False) as response:
-        return response.status
-
-
-async def log_out(http: aiohttp.ClientSession, base_url: str, cookie: str) -> int:
-    """Open the logout page and press its button; returns the HTTP status of the POST."""
-    return await post_logout(http, base_url, cookie, await logout_token(http, base_url, cookie))
+                answer.set_result(one_or_all(args))
