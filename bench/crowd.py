@@ -42,11 +42,11 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench import CLIENT_CPU, Server, percentile, pin  # noqa: E402
-from tests.support.measure import bounded, raise_open_files_limit, rss_kib  # noqa: E402
-from tests.support.forms import log_in  # noqa: E402
-from tests.support.wire import WireSocket  # noqa: E402
+from bench.bench import Server  # noqa: E402
 from deploy.services import RedisServer  # noqa: E402
+from tests.support.forms import log_in  # noqa: E402
+from tests.support.measure import CLIENT_CPU, bounded, percentile, pin, raise_open_files_limit, rss_kib  # noqa: E402
+from tests.support.wire import WireSocket  # noqa: E402
 
 EVENT_NAME = re.compile(r'42(?:/[^,]*,)?\d*\["([^"]+)"')
 FIRST_EVENTS = 6  # events whose names and sizes each socket keeps (the newcomer's state is among them)

@@ -18,7 +18,7 @@ import pytest
 from engineio.async_socket import AsyncSocket
 from tornado.web import RequestHandler
 
-from bench.hostile import ATTACKS, ServerUnderAttack, attack
+from tests.support.hostile import ATTACKS, ServerUnderAttack, attack
 from tests.support.measure import bounded, raise_open_files_limit, rss_kib
 from tests.support.forms import http_session, log_in, log_out
 from tests.support.wire import WireSocket
