@@ -7,7 +7,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -217,12 +216,6 @@ def socket_client(base_url: str, io_loop: IOLoop, http_server: Any) -> Iterator[
     yield connect
     for client in clients:
         io_loop.run_sync(client.close)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class ChildProcess:

@@ -29,7 +29,7 @@ import socketio
 from tests.support.measure import bounded
 from tests.support.forms import http_session, log_in
 from tests.support.wire import Refused, WireSocket
-from deploy.services import AppProcess, Nginx, ServiceMissing
+from deploy.services import AppProcess, Nginx, ServiceMissing, free_port
 
 from .conftest import ROOT, e2e_unavailable
 from tests.support.waiting import eventually
@@ -262,8 +262,6 @@ def test_one_session_bound_for_all_processes_under_concurrent_logins(cluster: Cl
 
 @pytest.fixture
 def nginx_in_front(cluster: Cluster, tmp_path: Path) -> Iterator[Nginx]:
-    from deploy.services import free_port
-
     port = free_port()
     for _ in range(2):
         cluster.start("--behind-proxy", "--allowed-host", f"127.0.0.1:{port}")
