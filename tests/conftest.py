@@ -23,6 +23,7 @@ import socketio
 import tornado.httpclient
 from tornado.ioloop import IOLoop
 
+from tests.support.cluster import Cluster
 from tests.support.presence import PresenceView
 from tornado_app.app import TornadoApp, make_app
 
@@ -294,3 +295,12 @@ def redis_url(redis_server: Any) -> str:
     with redis.Redis.from_url(redis_server.url) as client:
         client.flushall()
     return redis_server.url
+
+
+@pytest.fixture
+def cluster(redis_url: str, tmp_path: Path) -> Iterator[Cluster]:
+    """App processes on the test Redis, each started by the test (`cluster.start()`), all
+    stopped after it (test_cluster.py, test_redis_values.py)."""
+    started = Cluster(redis_url, tmp_path)
+    yield started
+    started.stop()

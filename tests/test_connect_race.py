@@ -17,11 +17,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.support.forms import log_in, logout_token, post_logout
-from tests.support.wire import Refused, WireSocket
 from deploy.services import AppProcess
-
+from tests.support.forms import log_in, logout_token, post_logout
 from tests.support.waiting import eventually
+from tests.support.wire import Refused, WireSocket
 
 SECRET = "a-secret-shared-by-every-process"
 TRIALS = 100

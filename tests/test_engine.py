@@ -17,11 +17,10 @@ import socketio
 from engineio.async_socket import AsyncSocket
 
 from tests.support.forms import log_in
+from tests.support.waiting import GENEROUS_SECONDS, eventually
 from tests.support.wire import WireSocket
 from tornado_app.app import TornadoApp
 from tornado_app.engine import TunedEngineIOServer
-
-from tests.support.waiting import GENEROUS_SECONDS, eventually
 
 
 def parameters(function: object) -> list[str]:

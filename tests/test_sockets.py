@@ -14,13 +14,13 @@ import pytest
 import socketio
 
 from tests.support.forms import log_in, log_out
+from tests.support.waiting import eventually
 from tests.support.wire import WireSocket
 from tornado_app.app import TornadoApp
 from tornado_app.cookies import SESSION_COOKIE
 from tornado_app.reasons import NOT_AUTHENTICATED
 
 from .conftest import MAX_SESSIONS, SESSION_TTL, TRANSPORTS, FakeClock
-from tests.support.waiting import eventually
 
 transports = pytest.mark.parametrize("transport", list(TRANSPORTS))
 

@@ -20,10 +20,10 @@ import tornado.httpclient
 import tornado.websocket
 
 from tests.support.attacks import flood_frames, giant_frame, oversized_polling_post, slow_reader
+from tests.support.forms import http_session, log_in
+from tests.support.measure import cpu_seconds, rss_kib
 from tests.support.protocol import SOCKETIO_POLLING
 from tests.support.raw import RawWebSocket
-from tests.support.measure import cpu_seconds, rss_kib
-from tests.support.forms import http_session, log_in
 from tests.support.wire import WireSocket
 from tornado_app.app import TornadoApp
 

@@ -39,6 +39,15 @@ async def log_in(http: aiohttp.ClientSession, base_url: str, username: str, orig
     return f'_xsrf={xsrf_cookie}; session="{session}"'
 
 
+async def can_log_in(http: aiohttp.ClientSession, url: str, username: str) -> bool:
+    """Whether a login works now (not while the store cannot take one: a 503)."""
+    try:
+        await log_in(http, url, username)
+    except RuntimeError:
+        return False
+    return True
+
+
 async def logout_token(http: aiohttp.ClientSession, base_url: str, cookie: str) -> str:
     """The XSRF token of the logout form, as the page that holds the button has it."""
     async with http.get(base_url.rstrip("/") + "/logout", headers={"Cookie": cookie}) as page:
