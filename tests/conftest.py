@@ -1,5 +1,7 @@
-"""Shared fixtures: a fresh event loop per test, an app with a fake clock, and clients that
-behave like a browser (a cookie jar, the XSRF token) and like a Socket.IO page."""
+"""Shared fixtures: a fresh event loop per test, an app with a fake clock, clients that
+behave like a browser (a cookie jar, the XSRF token) and like a Socket.IO page, server
+processes, a real Redis and app processes sharing it. The clients themselves are in
+tests/support/, which the benchmarks share."""
 
 from __future__ import annotations
 
@@ -10,22 +12,22 @@ import signal
 import subprocess
 import sys
 import tempfile
-import urllib.parse
-from collections import defaultdict
 from collections.abc import Iterator
-from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import socketio
 import tornado.httpclient
 from tornado.ioloop import IOLoop
 
-from tests.support.cluster import Cluster
-from tests.support.presence import PresenceView
-from tornado_app.app import TornadoApp, make_app
+# Failed asserts in the support modules explain themselves as in a test (before they are imported).
+pytest.register_assert_rewrite("tests.support")
+
+from tests.support.cluster import Cluster  # noqa: E402
+from tests.support.socketio_client import SocketClient  # noqa: E402
+from tests.support.web_user import WebUser  # noqa: E402
+from tornado_app.app import TornadoApp, make_app  # noqa: E402
 
 TEST_SECRET = "test-cookie-secret-not-for-production"
 ALLOWED_ORIGIN = "http://allowed.example"
@@ -93,101 +95,10 @@ def app(clock: FakeClock) -> TornadoApp:
     )
 
 
-class WebUser:
-    """One browser: a cookie jar, the XSRF token from the page, and no automatic redirects."""
-
-    def __init__(self, http_client: tornado.httpclient.AsyncHTTPClient, base_url: str) -> None:
-        self.http_client = http_client
-        self.base_url = base_url
-        self.cookies: dict[str, str] = {}
-
-    @property
-    def cookie_header(self) -> str:
-        return "; ".join(f"{name}={value}" for name, value in self.cookies.items())
-
-    async def request(self, method: str, path: str, body: str | None = None, headers: dict[str, str] | None = None) -> tornado.httpclient.HTTPResponse:
-        all_headers = {"Cookie": self.cookie_header} if self.cookies else {}
-        all_headers.update(headers or {})
-        response = await self.http_client.fetch(
-            self.base_url + path, method=method, body=body, headers=all_headers,
-            follow_redirects=False, raise_error=False,
-        )
-        for header in response.headers.get_list("Set-Cookie"):
-            for name, morsel in SimpleCookie(header).items():
-                if not morsel.value:  # clear_cookie sends an empty, already expired value
-                    self.cookies.pop(name, None)
-                else:
-                    self.cookies[name] = morsel.value
-        return response
-
-    async def get(self, path: str) -> tornado.httpclient.HTTPResponse:
-        return await self.request("GET", path)
-
-    async def xsrf_token(self) -> str:
-        """The hidden `_xsrf` field of the login form, as a browser would submit it."""
-        page = (await self.get("/login")).body.decode()
-        match = re.search(r'name="_xsrf" value="([^"]+)"', page)
-        assert match, "the login form has no _xsrf field"
-        return match.group(1)
-
-    async def post(self, path: str, fields: dict[str, str], with_xsrf: bool = True) -> tornado.httpclient.HTTPResponse:
-        if with_xsrf:
-            fields = {"_xsrf": await self.xsrf_token(), **fields}
-        return await self.request("POST", path, body=urllib.parse.urlencode(fields))
-
-    async def login(self, username: str) -> tornado.httpclient.HTTPResponse:
-        response = await self.post("/login", {"username": username})
-        assert response.code == 303, response.body
-        return response
-
-    async def logout(self) -> tornado.httpclient.HTTPResponse:
-        return await self.post("/logout", {})
-
-
 @pytest.fixture
 def web_user(http_client: tornado.httpclient.AsyncHTTPClient, base_url: str) -> Any:
     """A factory of independent browsers against the test server."""
     return lambda: WebUser(http_client, base_url)
-
-
-class SocketClient:
-    """A python-socketio client that records every event it receives, in order, per name."""
-
-    def __init__(self, cookie: str | None = None) -> None:
-        # A browser sends the session cookie with every request of a socket, and the server
-        # insists (a sid alone opens nothing); engineio's client sends its `headers` only
-        # with the handshake, so the cookie goes in its HTTP session's own headers.
-        http = aiohttp.ClientSession(headers={"Cookie": cookie}) if cookie else None
-        self.sio = socketio.AsyncClient(reconnection=False, http_session=http)
-        self.received: dict[str, asyncio.Queue[Any]] = defaultdict(asyncio.Queue)
-        self.presence = PresenceView()
-        self.sio.on("*", self._record)
-        self.sio.on("connect_error", lambda data: self.received["connect_error"].put_nowait(data))
-        self.sio.on("disconnect", lambda reason=None: self.received["disconnect"].put_nowait(reason))
-
-    async def _record(self, event: str, *args: Any) -> None:
-        self.received[event].put_nowait(args[0] if len(args) == 1 else args)
-        if event.startswith("presence_") and len(args) == 1:
-            self.presence.event(event, args[0])
-
-    async def sees_online(self, names: list[str], timeout: float = 10) -> None:
-        await self.presence.until(names, timeout)
-
-    async def next(self, event: str, timeout: float = 2.0) -> Any:
-        """The next payload of `event`, waiting up to `timeout` seconds."""
-        return await asyncio.wait_for(self.received[event].get(), timeout)
-
-    def pending(self, event: str) -> int:
-        return self.received[event].qsize()
-
-    async def close(self) -> None:
-        if self.sio.connected:
-            # A polling client's graceful disconnect can wait ~25 s for its long poll: abort.
-            await self.sio.eio.disconnect(abort=True)
-        # engineio's client leaves its aiohttp session open when a polling handshake is refused.
-        http = getattr(self.sio.eio, "http", None)
-        if http is not None and not http.closed:
-            await http.close()
 
 
 @pytest.fixture

@@ -25,10 +25,11 @@ import socketio
 
 from deploy.services import free_port
 from tests.support.forms import log_in
+from tests.support.socketio_client import SocketClient
 from tests.support.wire import Refused, WireSocket
 from tornado_app.cli import build_parser
 
-from .conftest import SocketClient, e2e_unavailable
+from .conftest import e2e_unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 

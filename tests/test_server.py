@@ -16,11 +16,13 @@ import tornado.httpclient
 
 from tests.support.attacks import close_all, closed_by_the_server, idle_connections, unfinished_body
 from tests.support.measure import raise_open_files_limit
+from tests.support.socketio_client import SocketClient
 from tests.support.waiting import eventually
+from tests.support.web_user import WebUser
 from tornado_app.app import make_app
 from tornado_app.server import CannotBind, bind, serve, sweep_interval
 
-from .conftest import ROOT, TEST_SECRET, ChildProcess, FakeClock, ServerProcess, SocketClient, WebUser
+from .conftest import ROOT, TEST_SECRET, ChildProcess, FakeClock, ServerProcess
 from .test_transport import AttackedServer, still_serves_a_person
 
 
