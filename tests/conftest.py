@@ -7,12 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
-import signal
-import subprocess
-import sys
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +20,7 @@ from tornado.ioloop import IOLoop
 pytest.register_assert_rewrite("tests.support")
 
 from tests.support.cluster import Cluster  # noqa: E402
+from tests.support.processes import ServerProcess  # noqa: E402
 from tests.support.socketio_client import SocketClient  # noqa: E402
 from tests.support.web_user import WebUser  # noqa: E402
 from tornado_app.app import TornadoApp, make_app  # noqa: E402
@@ -130,46 +126,13 @@ def socket_client(base_url: str, io_loop: IOLoop, http_server: Any) -> Iterator[
         io_loop.run_sync(client.close)
 
 
-class ChildProcess:
-    """A child process whose output is read line by line and whose log (stderr) goes to a
-    file, so a chatty child never blocks on a full pipe."""
-
-    def __init__(self, command: list[str], cwd: Path | str, env: dict[str, str]) -> None:
-        self.log_file = tempfile.TemporaryFile(mode="w+")
-        self.process = subprocess.Popen(command, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=self.log_file)
-
-    def log(self) -> str:
-        self.log_file.seek(0)
-        return self.log_file.read()
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.communicate()
-        self.log_file.close()
-
-
-class ServerProcess(ChildProcess):
-    """The plain server, `python -m tornado_app`, in a child process."""
-
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        super().__init__([sys.executable, "-m", "tornado_app", *args], cwd=ROOT, env={**os.environ, **(env or {})})
-        self.first_line = self.process.stdout.readline()  # "Serving on URL ..." once it listens
-        match = re.search(r"http://\S+/", self.first_line)
-        self.url = match.group(0) if match else ""
-
-    def stop(self, signum: int = signal.SIGTERM, timeout: float = 5) -> tuple[int, str, str]:
-        """Signal the server and wait: (exit status, everything printed, the log)."""
-        self.process.send_signal(signum)
-        out, _ = self.process.communicate(timeout=timeout)
-        return self.process.returncode, self.first_line + out, self.log()
-
-
 @pytest.fixture
-def server_process() -> Iterator:
+def server_process() -> Iterator[Callable[..., ServerProcess]]:
+    """A factory: `server_process(*args)` starts `python -m tornado_app *args`; all are
+    killed after the test."""
     started: list[ServerProcess] = []
 
-    def start(*args: str, **kwargs) -> ServerProcess:
+    def start(*args: str, **kwargs: Any) -> ServerProcess:
         server = ServerProcess(*args, **kwargs)
         started.append(server)
         return server

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from .conftest import OUTPUT_DIR, ServerProcess, e2e_unavailable
+from tests.support.processes import ServerProcess
+
+from .conftest import OUTPUT_DIR, e2e_unavailable
 
 try:
     from playwright.sync_api import expect

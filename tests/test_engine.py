@@ -509,7 +509,7 @@ def test_polling_handshakes_from_one_address_are_capped_and_hold_little_memory(s
     gave +231 MiB, ~20 KiB each, held until their timeouts.)"""
     from tests.support.attacks import polling_handshakes
 
-    from .test_transport import AttackedServer, still_serves_a_person
+    from tests.support.attacked import AttackedServer, still_serves_a_person
 
     attacked = AttackedServer(server_process("--port", "0", "--max-sockets-per-ip", "50", "--first-poll-timeout", "30"))
 
@@ -533,7 +533,7 @@ def test_a_polling_session_that_never_polls_is_ended_and_one_that_polls_stays(se
     is unknown afterwards), while one that polls at once, as a page does, stays open."""
     from tests.support.protocol import SOCKETIO_POLLING
 
-    from .test_transport import AttackedServer
+    from tests.support.attacked import AttackedServer
 
     attacked = AttackedServer(server_process("--port", "0", "--first-poll-timeout", "1"))
     base = attacked.url

@@ -26,12 +26,13 @@ import tornado.httpclient
 
 from deploy.services import free_port
 from tests.support.forms import log_in
+from tests.support.processes import ServerProcess
 from tests.support.waiting import eventually
 from tests.support.wire import Refused, WireSocket
 from tornado_app.app import TornadoApp, make_app
 from tornado_app.reasons import NOT_AUTHENTICATED
 
-from .conftest import MAX_SESSIONS, SESSION_TTL, TEST_SECRET, FakeClock, ServerProcess
+from .conftest import MAX_SESSIONS, SESSION_TTL, TEST_SECRET, FakeClock
 
 # engineio's defaults: with these, a freed socket can only mean the server noticed the
 # dropped connection itself (no ping cycle is short enough to have done it).

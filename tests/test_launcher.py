@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 import launcher
+from tests.support.processes import ChildProcess
 
-from .conftest import OUTPUT_DIR, ROOT, ChildProcess, e2e_unavailable
+from .conftest import OUTPUT_DIR, ROOT, e2e_unavailable
 
 LAUNCHER = ROOT / "launcher.py"
 SHOTS = OUTPUT_DIR / "window"

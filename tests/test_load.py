@@ -21,12 +21,13 @@ from tornado.web import RequestHandler
 from tests.support.forms import http_session, log_in, log_out
 from tests.support.hostile import ATTACKS, ServerUnderAttack, attack
 from tests.support.measure import bounded, raise_open_files_limit, rss_kib
+from tests.support.processes import ServerProcess
 from tests.support.waiting import eventually
 from tests.support.wire import WireSocket
 from tornado_app.app import TornadoApp, make_app
 from tornado_app.sessions import Session
 
-from .conftest import TEST_SECRET, ServerProcess
+from .conftest import TEST_SECRET
 
 pytestmark = pytest.mark.heavy
 

@@ -15,6 +15,7 @@ import socketio
 
 from tests.support.forms import log_in, log_out
 from tests.support.waiting import eventually
+from tests.support.web_user import logged_in
 from tests.support.wire import WireSocket
 from tornado_app.app import TornadoApp
 from tornado_app.cookies import SESSION_COOKIE
@@ -35,12 +36,6 @@ BAD_CHAT_PAYLOADS = [
     (42, "must be an object"),
     (None, "must be an object"),
 ]
-
-
-async def logged_in(web_user, username: str):
-    user = web_user()
-    await user.login(username)
-    return user
 
 
 async def assert_refused(socket_client, cookie: str | None, transport: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import urllib.parse
+from collections.abc import Callable
 from http.cookies import SimpleCookie
 
 import tornado.httpclient
@@ -59,3 +60,10 @@ class WebUser:
 
     async def logout(self) -> tornado.httpclient.HTTPResponse:
         return await self.post("/logout", {})
+
+
+async def logged_in(web_user: Callable[[], WebUser], username: str) -> WebUser:
+    """A new browser from the `web_user` fixture, logged in as `username`."""
+    user = web_user()
+    await user.login(username)
+    return user
