@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import ssl as tls
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -22,15 +24,27 @@ from .protocol import ack_of, event_of, event_packet, one_or_all, websocket_url
 
 
 class Refused(Exception):
-    """The server answered the Socket.IO connect with CONNECT_ERROR (or refused the upgrade)."""
+    """The server answered the Socket.IO connect with CONNECT_ERROR (or refused the upgrade:
+    then `status` is the HTTP status of its answer)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class WireSocket:
-    """One authenticated (or refused) Socket.IO connection."""
+    """One authenticated (or refused) Socket.IO connection.
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse, answer_pings: bool = True) -> None:
+    `answer_pings=False` makes a client that never answers a ping. `stay_after_disconnect`
+    makes one that keeps its connection open (answering pings) after the server's `41`, as a
+    client that leaves the namespace but not the connection would: `closed` is then set only
+    when the server closes the connection itself.
+    """
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, answer_pings: bool = True, stay_after_disconnect: bool = False) -> None:
         self._ws = ws
         self._answer_pings = answer_pings
+        self._stay_after_disconnect = stay_after_disconnect
         self._events: dict[str, asyncio.Queue[Any]] = defaultdict(asyncio.Queue)
         self._acks: dict[int, asyncio.Future[Any]] = {}
         self._ack_ids = itertools.count()
@@ -48,19 +62,26 @@ class WireSocket:
         origin: str | None = None,
         timeout: float = 10,
         answer_pings: bool = True,
+        stay_after_disconnect: bool = False,
+        headers: Mapping[str, str] | None = None,
+        ssl: tls.SSLContext | bool = True,
     ) -> WireSocket:
-        """Open the WebSocket, send the namespace connect, wait for `40` or `44`."""
-        headers = {}
+        """Open the WebSocket, send the namespace connect, wait for `40` or `44`.
+
+        `headers` go with the upgrade request as they are (a proxy's, say), besides the
+        `cookie` and `origin`; `ssl` is aiohttp's (a context that trusts a test certificate).
+        """
+        request_headers = dict(headers or {})
         if cookie:
-            headers["Cookie"] = cookie
+            request_headers["Cookie"] = cookie
         if origin:
-            headers["Origin"] = origin
+            request_headers["Origin"] = origin
         try:
-            ws = await http.ws_connect(websocket_url(base_url), headers=headers, autoping=True, compress=0,
-                                       timeout=aiohttp.ClientWSTimeout(ws_close=timeout))
+            ws = await http.ws_connect(websocket_url(base_url), headers=request_headers, autoping=True, compress=0,
+                                       timeout=aiohttp.ClientWSTimeout(ws_close=timeout), ssl=ssl)
         except aiohttp.WSServerHandshakeError as error:
-            raise Refused(f"HTTP {error.status}") from error
-        socket = cls(ws, answer_pings)
+            raise Refused(f"HTTP {error.status}", status=error.status) from error
+        socket = cls(ws, answer_pings, stay_after_disconnect)
         try:
             opening = await asyncio.wait_for(ws.receive_str(), timeout)
             if not opening.startswith("0"):
@@ -135,7 +156,8 @@ class WireSocket:
                     await self._ws.send_str("3")
                 elif message.data.startswith("41"):
                     self.close_reason = "io server disconnect"
-                    break
+                    if not self._stay_after_disconnect:
+                        break
         except (ConnectionError, aiohttp.ClientError):
             pass
         finally:
