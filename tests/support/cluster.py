@@ -22,6 +22,8 @@ class Cluster:
         self.apps: list[AppProcess] = []
 
     def start(self, *args: str, name: str | None = None, port: int | None = None) -> AppProcess:
+        """One more process on this Redis, with `args` for its command line; its log is
+        `<name>.log` in the test's directory."""
         log = self.workdir / f"{name or f'app{len(self.apps) + 1}'}.log"
         # Secrets through the environment, as in deployment: never on a command line.
         # Every simulated person logs in from 127.0.0.1: the per-address rates are lifted here

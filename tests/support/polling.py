@@ -102,6 +102,7 @@ class UpgradingClient:
         return False
 
     async def close(self) -> None:
+        """Stop polling and reading; close the WebSocket if there is one (no goodbye packet)."""
         self._polling = False
         if self._websocket is not None:
             await self._websocket.close()

@@ -17,6 +17,7 @@ class PresenceView:
         self._held: dict[int, dict[str, Any]] = {}
 
     def event(self, name: str, data: Any) -> None:
+        """Take one `presence_state` or `presence_diff` (any other event is not ours)."""
         if name == "presence_state":
             self.people = {person["tag"]: person["name"] for person in data["people"]}
             self.version, self.gapped = data["version"], False

@@ -68,6 +68,7 @@ class RawWebSocket:
         return head + b"\0\0\0\0"
 
     async def send_text(self, text: str) -> None:
+        """One whole text frame (masked with zeros), waiting until the kernel takes it."""
         data = text.encode()
         self.writer.write(self.frame_header(len(data)) + data)
         await self.writer.drain()
@@ -80,4 +81,5 @@ class RawWebSocket:
             return b"?"  # nothing yet, but the connection is open
 
     def abort(self) -> None:
+        """Drop the TCP connection with no close frame, as a crashed client would."""
         self.writer.transport.abort()

@@ -123,6 +123,7 @@ class WireSocket:
         return await asyncio.wait_for(self._events[event].get(), timeout)
 
     def pending(self, event: str) -> int:
+        """How many payloads of `event` arrived and were not yet taken with `next`."""
         return self._events[event].qsize()
 
     async def sees_online(self, names: list[str], timeout: float = 10) -> None:
