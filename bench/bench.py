@@ -4,7 +4,7 @@ fan-out, memory per idle socket and logout-to-disconnect time.
 
 The server runs in its own process pinned to CPU 0, once with its fast path on and once off
 (--no-fast-path, see tornado_app/patches/engineio_server.py); this process drives it from CPU 1 with the bare
-wire client in bench/wire.py (python-socketio's AsyncClient would make the client the
+wire client in tests/support/wire.py (python-socketio's AsyncClient would make the client the
 bottleneck). It prints the two runs side by side, then one JSON line.
 
     make bench                     # defaults: a few minutes on a 2-core machine
@@ -36,24 +36,12 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.tools import cpu_seconds, bounded, raise_open_files_limit, rss_kib  # noqa: E402
-from bench.wire import Refused, WireSocket, log_in, logout_token, post_logout  # noqa: E402
 from deploy.services import RedisServer, ServiceMissing  # noqa: E402
-
-SERVER_CPU, CLIENT_CPU = 0, 1
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-def pin(pid: int, cpu: int) -> bool:
-    """Pin a process to one CPU where the OS allows it (Linux with 2+ CPUs)."""
-    if not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2:
-        return False
-    os.sched_setaffinity(pid, {cpu})
-    return True
+from tests.support.forms import log_in, logout_token, post_logout  # noqa: E402
+from tests.support.measure import (  # noqa: E402
+    CLIENT_CPU, SERVER_CPU, bounded, cpu_seconds, percentile, pin, raise_open_files_limit, rss_kib,
+)
+from tests.support.wire import Refused, WireSocket  # noqa: E402
 
 
 class Server:

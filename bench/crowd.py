@@ -3,8 +3,8 @@
 receive, what does the server spend, and what does a wave of K sockets closing at once cost?
 
 Per N (a fresh server each time, pinned to CPU 0; this process on CPU 1, as bench/bench.py):
-N people each log in and hold one socket (the bare wire client of bench/wire.py), reading
-everything. For `--seconds`, C people a second churn (one socket closes; a new person logs in
+N people each log in and hold one socket (the bare wire client of tests/support/wire.py),
+reading everything. For `--seconds`, C people a second churn (one socket closes; a new person logs in
 and connects, or the same person reconnects, in turn) while one more person asks `whoami`
 every 20 ms and a newcomer connects once a second, from a process of their own (at thousands
 of people this one is busier than the server). Then K = min(--wave, N) of the held sockets drop their TCP connections at once,
@@ -42,10 +42,11 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench import CLIENT_CPU, Server, percentile, pin  # noqa: E402
-from bench.tools import bounded, raise_open_files_limit, rss_kib  # noqa: E402
-from bench.wire import WireSocket, log_in  # noqa: E402
+from bench.bench import Server  # noqa: E402
 from deploy.services import RedisServer  # noqa: E402
+from tests.support.forms import log_in  # noqa: E402
+from tests.support.measure import CLIENT_CPU, bounded, percentile, pin, raise_open_files_limit, rss_kib  # noqa: E402
+from tests.support.wire import WireSocket  # noqa: E402
 
 EVENT_NAME = re.compile(r'42(?:/[^,]*,)?\d*\["([^"]+)"')
 FIRST_EVENTS = 6  # events whose names and sizes each socket keeps (the newcomer's state is among them)

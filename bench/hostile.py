@@ -7,12 +7,13 @@ left, and a normal user's login, connect and chat times meanwhile.
     .venv/bin/python bench/hostile.py --attack flood --seconds 8
     .venv/bin/python bench/hostile.py --help
 
-The attacks (bench/attacks.py): `flood` (one socket without a cookie writing 500-byte frames
-as fast as it can, never reading), `post` (polling handshakes, then 1 MB POSTs), `giant`
+The attacks (tests/support/attacks.py): `flood` (one socket without a cookie writing 500-byte
+frames as fast as it can, never reading), `post` (polling handshakes, then 1 MB POSTs), `giant`
 (20 sockets announcing 10 MB frames and sending 3 MB of each), `slow` (50 authenticated
 sockets that never read while another chats 500 messages/s), and `mix`: all of them at once.
 The server runs pinned to CPU 0 and the attackers on CPU 1, as in bench/bench.py. The last
-line is one JSON object; the heavy test `test_load.py` runs the same mix and asserts on it.
+line is one JSON object; the heavy test `test_load.py` runs the same mix (tests/support/hostile.py)
+and asserts on it.
 """
 
 from __future__ import annotations
@@ -21,175 +22,14 @@ import argparse
 import asyncio
 import json
 import os
-import re
-import statistics
-import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.attacks import flood_frames, giant_frame, oversized_polling_post, slow_reader  # noqa: E402
-from bench.bench import CLIENT_CPU, SERVER_CPU, percentile, pin  # noqa: E402
-from bench.tools import cpu_seconds, raise_open_files_limit, rss_kib  # noqa: E402
-from bench.wire import WireSocket, log_in  # noqa: E402
-
-ATTACKS = ("flood", "post", "giant", "slow")
-SLOW_READERS = 50
-CHAT_RATE = 500  # messages per second from the chatting socket while the slow readers sit
-GIANT_SOCKETS = 20
-
-
-class ServerUnderAttack:
-    """`python -m tornado_app` on a free port, pinned to CPU 0, its log in a file."""
-
-    def __init__(self, log_path: Path) -> None:
-        self.log_file = log_path.open("w+")
-        # The attackers and the person all come from 127.0.0.1 here: the per-client rates would
-        # refuse the person with them. This measures what holds without them (memory, CPU);
-        # the rates are attacked on their own in tests/test_ratelimit.py. (The mix stays under
-        # the per-address caps of 200 connections and sockets.)
-        command = [sys.executable, "-m", "tornado_app", "--port", "0", "--log-level", "info",
-                   "--login-rate", "off", "--connect-rate", "off", "--chat-rate", "off"]
-        self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log_file, text=True)
-        pin(self.process.pid, SERVER_CPU)
-        self.url = re.search(r"http://\S+/", self.process.stdout.readline()).group(0).rstrip("/")
-
-    def rss_mib(self) -> float:
-        return rss_kib(self.process.pid) / 1024
-
-    def cpu_seconds(self) -> float:
-        return cpu_seconds(self.process.pid)
-
-    def log(self) -> str:
-        self.log_file.seek(0)
-        return self.log_file.read()
-
-    def stop(self) -> int:
-        self.process.terminate()
-        self.process.communicate(timeout=10)
-        self.log_file.close()
-        return self.process.returncode
-
-
-@dataclass
-class NormalUser:
-    """Logs in, connects and chats once every `pause` seconds, timing each step (ms)."""
-
-    base: str
-    pause: float = 0.2
-    login_ms: list[float] = field(default_factory=list)
-    connect_ms: list[float] = field(default_factory=list)
-    chat_ms: list[float] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-
-    async def run(self, http: aiohttp.ClientSession, stop: asyncio.Event) -> None:
-        turn = 0
-        while not stop.is_set():
-            turn += 1
-            try:
-                started = time.perf_counter()
-                cookie = await log_in(http, self.base, f"normal{turn}")
-                logged_in = time.perf_counter()
-                socket = await WireSocket.connect(http, self.base, cookie, origin=self.base, timeout=5)
-                connected = time.perf_counter()
-                text = f"hello {turn}"
-                await socket.emit("chat", {"text": text})
-                while (await socket.next("chat", timeout=5))["text"] != text:
-                    pass
-                chatted = time.perf_counter()
-                await socket.close()
-            except Exception as error:  # noqa: BLE001 (any failure is a result to report)
-                self.failures.append(f"{type(error).__name__}: {error}")
-            else:
-                self.login_ms.append(1000 * (logged_in - started))
-                self.connect_ms.append(1000 * (connected - logged_in))
-                self.chat_ms.append(1000 * (chatted - connected))
-            await asyncio.sleep(self.pause)
-
-
-async def repeat(stop: asyncio.Event, attack: Callable[[], Awaitable[Any]]) -> int:
-    """Run one attacker again and again until told to stop; returns how many rounds."""
-    rounds = 0
-    while not stop.is_set():
-        try:
-            await attack()
-        except (ConnectionError, asyncio.TimeoutError, aiohttp.ClientError):
-            pass
-        rounds += 1
-    return rounds
-
-
-async def chatter(http: aiohttp.ClientSession, base: str, stop: asyncio.Event) -> int:
-    """One authenticated socket sending CHAT_RATE messages a second (everyone receives them)."""
-    socket = await WireSocket.connect(http, base, await log_in(http, base, "chatter"), origin=base)
-    sent = 0
-    started = time.monotonic()
-    while not stop.is_set():
-        await socket.emit("chat", {"text": f"message {sent}"})
-        sent += 1
-        await asyncio.sleep(max(0.0, started + sent / CHAT_RATE - time.monotonic()))
-    await socket.close()
-    return sent
-
-
-async def attack(server: ServerUnderAttack, attacks: list[str], seconds: float) -> dict[str, Any]:
-    base = server.url
-    stop = asyncio.Event()
-    rss = [server.rss_mib()]
-    result: dict[str, Any] = {"attacks": attacks, "seconds": seconds, "rss_before_mib": round(rss[0], 1)}
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar()) as http:
-        user = NormalUser(base)
-        jobs: dict[str, asyncio.Future[Any]] = {"user": asyncio.ensure_future(user.run(http, stop))}
-        if "flood" in attacks:
-            jobs["flood_frames"] = asyncio.ensure_future(flood_frames(base, seconds))
-        if "post" in attacks:
-            jobs["post"] = asyncio.ensure_future(repeat(stop, lambda: oversized_polling_post(http, base)))
-        if "giant" in attacks:
-            jobs["giant"] = asyncio.ensure_future(repeat(stop, lambda: asyncio.gather(*(giant_frame(base) for _ in range(GIANT_SOCKETS)))))
-        if "slow" in attacks:
-            cookies = [await log_in(http, base, f"slow{i}") for i in range(SLOW_READERS)]
-            for index, cookie in enumerate(cookies):
-                jobs[f"slow{index}"] = asyncio.ensure_future(slow_reader(base, cookie, seconds + 1))
-            jobs["chatter"] = asyncio.ensure_future(chatter(http, base, stop))
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            await asyncio.sleep(0.25)
-            rss.append(server.rss_mib())
-        stop.set()
-        outcomes = await asyncio.gather(*jobs.values(), return_exceptions=True)
-        for name, outcome in zip(jobs, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                result.setdefault("attacker_errors", []).append(f"{name}: {type(outcome).__name__}: {outcome}")
-            elif name == "flood_frames":
-                result["flood_frames_per_s"] = round(outcome / seconds)
-            elif name in ("post", "giant", "chatter"):
-                result[f"{name}_rounds"] = outcome
-    left = time.monotonic()
-    await asyncio.sleep(1.0)
-    cpu_at = server.cpu_seconds()
-    await asyncio.sleep(3.0)
-    result.update(
-        rss_peak_mib=round(max(rss), 1),
-        rss_after_mib=round(server.rss_mib(), 1),
-        cpu_after_leaving_percent=round(100 * (server.cpu_seconds() - cpu_at) / 3.0, 1),
-        seconds_measured_after_leaving=round(time.monotonic() - left, 1),
-        user_rounds=len(user.login_ms),
-        user_failures=user.failures[:5],
-        user_failure_count=len(user.failures),
-    )
-    for step, values in (("login", user.login_ms), ("connect", user.connect_ms), ("chat", user.chat_ms)):
-        result[f"{step}_p50_ms"] = round(statistics.median(values), 2) if values else None
-        result[f"{step}_p99_ms"] = round(percentile(values, 0.99), 2) if values else None
-    return result
+from tests.support.hostile import ATTACKS, ServerUnderAttack, attack  # noqa: E402
+from tests.support.measure import CLIENT_CPU, pin, raise_open_files_limit  # noqa: E402
 
 
 def main() -> None:

@@ -26,6 +26,8 @@ class ServiceMissing(Exception):
 
 
 def free_port() -> int:
+    """A loopback port free now, for a service to bind next (the one `free_port` of the
+    repository: deploy/cluster.py, the tests and bench/compare.sh use it)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]

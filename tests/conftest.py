@@ -1,32 +1,30 @@
-"""Shared fixtures: a fresh event loop per test, an app with a fake clock, and clients that
-behave like a browser (a cookie jar, the XSRF token) and like a Socket.IO page."""
+"""Shared fixtures: a fresh event loop per test, an app with a fake clock, clients that
+behave like a browser (a cookie jar, the XSRF token) and like a Socket.IO page, server
+processes, a real Redis and app processes sharing it. The clients themselves are in
+tests/support/, which the benchmarks share."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import re
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import urllib.parse
-from collections import defaultdict
-from collections.abc import Iterator
-from http.cookies import SimpleCookie
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import socketio
 import tornado.httpclient
 from tornado.ioloop import IOLoop
 
-from bench.wire import PresenceView
-from tornado_app.app import TornadoApp, make_app
-from tornado_app.backend import Backend
+# Failed asserts in the support modules explain themselves as in a test (before they are imported).
+pytest.register_assert_rewrite("tests.support")
+
+from tests.support.cluster import Cluster  # noqa: E402
+from tests.support.processes import ServerProcess  # noqa: E402
+from tests.support.socketio_client import SocketClient  # noqa: E402
+from tests.support.web_user import WebUser  # noqa: E402
+from tornado_app.app import TornadoApp, make_app  # noqa: E402
+from tornado_app.backend import Backend  # noqa: E402
 
 TEST_SECRET = "test-cookie-secret-not-for-production"
 ALLOWED_ORIGIN = "http://allowed.example"
@@ -92,101 +90,10 @@ def app(clock: FakeClock) -> TornadoApp:
     )
 
 
-class WebUser:
-    """One browser: a cookie jar, the XSRF token from the page, and no automatic redirects."""
-
-    def __init__(self, http_client: tornado.httpclient.AsyncHTTPClient, base_url: str) -> None:
-        self.http_client = http_client
-        self.base_url = base_url
-        self.cookies: dict[str, str] = {}
-
-    @property
-    def cookie_header(self) -> str:
-        return "; ".join(f"{name}={value}" for name, value in self.cookies.items())
-
-    async def request(self, method: str, path: str, body: str | None = None, headers: dict[str, str] | None = None) -> tornado.httpclient.HTTPResponse:
-        all_headers = {"Cookie": self.cookie_header} if self.cookies else {}
-        all_headers.update(headers or {})
-        response = await self.http_client.fetch(
-            self.base_url + path, method=method, body=body, headers=all_headers,
-            follow_redirects=False, raise_error=False,
-        )
-        for header in response.headers.get_list("Set-Cookie"):
-            for name, morsel in SimpleCookie(header).items():
-                if not morsel.value:  # clear_cookie sends an empty, already expired value
-                    self.cookies.pop(name, None)
-                else:
-                    self.cookies[name] = morsel.value
-        return response
-
-    async def get(self, path: str) -> tornado.httpclient.HTTPResponse:
-        return await self.request("GET", path)
-
-    async def xsrf_token(self) -> str:
-        """The hidden `_xsrf` field of the login form, as a browser would submit it."""
-        page = (await self.get("/login")).body.decode()
-        match = re.search(r'name="_xsrf" value="([^"]+)"', page)
-        assert match, "the login form has no _xsrf field"
-        return match.group(1)
-
-    async def post(self, path: str, fields: dict[str, str], with_xsrf: bool = True) -> tornado.httpclient.HTTPResponse:
-        if with_xsrf:
-            fields = {"_xsrf": await self.xsrf_token(), **fields}
-        return await self.request("POST", path, body=urllib.parse.urlencode(fields))
-
-    async def login(self, username: str) -> tornado.httpclient.HTTPResponse:
-        response = await self.post("/login", {"username": username})
-        assert response.code == 303, response.body
-        return response
-
-    async def logout(self) -> tornado.httpclient.HTTPResponse:
-        return await self.post("/logout", {})
-
-
 @pytest.fixture
 def web_user(http_client: tornado.httpclient.AsyncHTTPClient, base_url: str) -> Any:
     """A factory of independent browsers against the test server."""
     return lambda: WebUser(http_client, base_url)
-
-
-class SocketClient:
-    """A python-socketio client that records every event it receives, in order, per name."""
-
-    def __init__(self, cookie: str | None = None) -> None:
-        # A browser sends the session cookie with every request of a socket, and the server
-        # insists (a sid alone opens nothing); engineio's client sends its `headers` only
-        # with the handshake, so the cookie goes in its HTTP session's own headers.
-        http = aiohttp.ClientSession(headers={"Cookie": cookie}) if cookie else None
-        self.sio = socketio.AsyncClient(reconnection=False, http_session=http)
-        self.received: dict[str, asyncio.Queue[Any]] = defaultdict(asyncio.Queue)
-        self.presence = PresenceView()
-        self.sio.on("*", self._record)
-        self.sio.on("connect_error", lambda data: self.received["connect_error"].put_nowait(data))
-        self.sio.on("disconnect", lambda reason=None: self.received["disconnect"].put_nowait(reason))
-
-    async def _record(self, event: str, *args: Any) -> None:
-        self.received[event].put_nowait(args[0] if len(args) == 1 else args)
-        if event.startswith("presence_") and len(args) == 1:
-            self.presence.event(event, args[0])
-
-    async def sees_online(self, names: list[str], timeout: float = 10) -> None:
-        await self.presence.until(names, timeout)
-
-    async def next(self, event: str, timeout: float = 2.0) -> Any:
-        """The next payload of `event`, waiting up to `timeout` seconds."""
-        return await asyncio.wait_for(self.received[event].get(), timeout)
-
-    def pending(self, event: str) -> int:
-        return self.received[event].qsize()
-
-    async def close(self) -> None:
-        if self.sio.connected:
-            # A polling client's graceful disconnect can wait ~25 s for its long poll: abort.
-            await self.sio.eio.disconnect(abort=True)
-        # engineio's client leaves its aiohttp session open when a polling handshake is refused.
-        http = getattr(self.sio.eio, "http", None)
-        if http is not None and not http.closed:
-            await http.close()
 
 
 @pytest.fixture
@@ -218,52 +125,13 @@ def socket_client(base_url: str, io_loop: IOLoop, http_server: Any) -> Iterator[
         io_loop.run_sync(client.close)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class ChildProcess:
-    """A child process whose output is read line by line and whose log (stderr) goes to a
-    file, so a chatty child never blocks on a full pipe."""
-
-    def __init__(self, command: list[str], cwd: Path | str, env: dict[str, str]) -> None:
-        self.log_file = tempfile.TemporaryFile(mode="w+")
-        self.process = subprocess.Popen(command, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=self.log_file)
-
-    def log(self) -> str:
-        self.log_file.seek(0)
-        return self.log_file.read()
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.communicate()
-        self.log_file.close()
-
-
-class ServerProcess(ChildProcess):
-    """The plain server, `python -m tornado_app`, in a child process."""
-
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        super().__init__([sys.executable, "-m", "tornado_app", *args], cwd=ROOT, env={**os.environ, **(env or {})})
-        self.first_line = self.process.stdout.readline()  # "Serving on URL ..." once it listens
-        match = re.search(r"http://\S+/", self.first_line)
-        self.url = match.group(0) if match else ""
-
-    def stop(self, signum: int = signal.SIGTERM, timeout: float = 5) -> tuple[int, str, str]:
-        """Signal the server and wait: (exit status, everything printed, the log)."""
-        self.process.send_signal(signum)
-        out, _ = self.process.communicate(timeout=timeout)
-        return self.process.returncode, self.first_line + out, self.log()
-
-
 @pytest.fixture
-def server_process() -> Iterator:
+def server_process() -> Iterator[Callable[..., ServerProcess]]:
+    """A factory: `server_process(*args)` starts `python -m tornado_app *args`; all are
+    killed after the test."""
     started: list[ServerProcess] = []
 
-    def start(*args: str, **kwargs) -> ServerProcess:
+    def start(*args: str, **kwargs: Any) -> ServerProcess:
         server = ServerProcess(*args, **kwargs)
         started.append(server)
         return server
@@ -300,3 +168,12 @@ def redis_url(redis_server: Any) -> str:
     with redis.Redis.from_url(redis_server.url) as client:
         client.flushall()
     return redis_server.url
+
+
+@pytest.fixture
+def cluster(redis_url: str, tmp_path: Path) -> Iterator[Cluster]:
+    """App processes on the test Redis, each started by the test (`cluster.start()`), all
+    stopped after it (test_cluster.py, test_redis_values.py)."""
+    started = Cluster(redis_url, tmp_path)
+    yield started
+    started.stop()

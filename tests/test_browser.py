@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from .conftest import OUTPUT_DIR, ServerProcess, e2e_unavailable
+from tests.support.processes import ServerProcess
+
+from .conftest import OUTPUT_DIR, e2e_unavailable
 
 try:
     from playwright.sync_api import expect
@@ -339,7 +341,8 @@ def test_a_page_watching_50_people_come_and_go_ends_with_the_servers_list(browse
 
     import aiohttp
 
-    from bench.wire import WireSocket, log_in
+    from tests.support.forms import log_in
+    from tests.support.wire import WireSocket
 
     server = ServerProcess("--port", "0", "--login-rate", "off", "--connect-rate", "off")
     base = server.url.rstrip("/")

@@ -23,10 +23,13 @@ import aiohttp
 import pytest
 import socketio
 
-from bench.wire import Refused, WireSocket, log_in
+from deploy.services import free_port
+from tests.support.forms import log_in
+from tests.support.socketio_client import SocketClient
+from tests.support.wire import Refused, WireSocket
 from tornado_app.cli import build_parser
 
-from .conftest import SocketClient, e2e_unavailable, free_port
+from .conftest import e2e_unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -151,18 +154,16 @@ async def login_response(http: aiohttp.ClientSession, base: str, headers: dict[s
         return xsrf_header, response.headers["Set-Cookie"]
 
 
-async def socket_answer(http: aiohttp.ClientSession, base: str, headers: dict[str, str], **request: Any) -> int | str:
+async def socket_answer(http: aiohttp.ClientSession, base: str, headers: dict[str, str], **request: Any) -> int | str | None:
     """Open a socket with these headers: the refusal's HTTP status, or the welcome's name."""
-    url = base.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
     try:
-        async with http.ws_connect(url, headers=headers, **request) as ws:
-            await ws.receive_str()  # Engine.IO open
-            await ws.send_str("40")
-            while not (packet := await ws.receive_str()).startswith('42["welcome"'):
-                pass
-            return json.loads(packet[2:])[1]["username"]
-    except aiohttp.WSServerHandshakeError as refusal:
+        opened = await WireSocket.connect(http, base, headers=headers, **request)
+    except Refused as refusal:
         return refusal.status
+    try:
+        return (await opened.next("welcome"))["username"]
+    finally:
+        await opened.close()
 
 
 def test_https_with_a_certificate_marks_both_cookies_secure_and_checks_the_https_origin(server_process, self_signed_certificate) -> None:

@@ -26,58 +26,14 @@ import pytest
 import redis
 import socketio
 
-from bench.tools import bounded
-from bench.wire import Refused, WireSocket, log_in
-from deploy.services import AppProcess, Nginx, ServiceMissing
+from deploy.services import Nginx, ServiceMissing, free_port
+from tests.support.cluster import Cluster
+from tests.support.forms import can_log_in, http_session, log_in
+from tests.support.measure import bounded
+from tests.support.waiting import eventually
+from tests.support.wire import Refused, WireSocket
 
 from .conftest import ROOT, e2e_unavailable
-from .waiting import eventually
-
-SECRET = "a-secret-shared-by-every-process"
-
-
-class Cluster:
-    """App processes on one Redis, started (and stopped) by the test."""
-
-    def __init__(self, redis_url: str, workdir: Path) -> None:
-        self.redis_url = redis_url
-        self.workdir = workdir
-        self.apps: list[AppProcess] = []
-
-    def start(self, *args: str, name: str | None = None, port: int | None = None) -> AppProcess:
-        log = self.workdir / f"{name or f'app{len(self.apps) + 1}'}.log"
-        # Secrets through the environment, as in deployment: never on a command line.
-        # Every simulated person logs in from 127.0.0.1: the per-address rates are lifted here
-        # (tests/test_ratelimit.py attacks them, across processes too).
-        app = AppProcess(log, "--log-level", "info", "--login-rate", "off", "--connect-rate", "off", *args, port=port,
-                         env={"TORNADO_APP_COOKIE_SECRET": SECRET, "TORNADO_APP_REDIS_URL": self.redis_url})
-        self.apps.append(app)
-        return app
-
-    def stop(self) -> None:
-        for app in self.apps:
-            app.stop()
-
-
-@pytest.fixture
-def cluster(redis_url: str, tmp_path: Path) -> Iterator[Cluster]:
-    started = Cluster(redis_url, tmp_path)
-    yield started
-    started.stop()
-
-
-def http_session() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), cookie_jar=aiohttp.DummyCookieJar())
-
-
-async def can_log_in(http: aiohttp.ClientSession, url: str, username: str) -> bool:
-    """Whether a login works now (not while the store cannot take one: a 503)."""
-    try:
-        await log_in(http, url, username)
-    except RuntimeError:
-        return False
-    return True
-
 
 def test_a_chat_on_one_process_reaches_sockets_on_every_process(cluster: Cluster) -> None:
     a, b = cluster.start(), cluster.start()
@@ -265,8 +221,6 @@ def test_one_session_bound_for_all_processes_under_concurrent_logins(cluster: Cl
 
 @pytest.fixture
 def nginx_in_front(cluster: Cluster, tmp_path: Path) -> Iterator[Nginx]:
-    from deploy.services import free_port
-
     port = free_port()
     for _ in range(2):
         cluster.start("--behind-proxy", "--allowed-host", f"127.0.0.1:{port}")

@@ -17,10 +17,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bench.wire import Refused, WireSocket, log_in, logout_token, post_logout
 from deploy.services import AppProcess
-
-from .waiting import eventually
+from tests.support.forms import log_in, logout_token, post_logout
+from tests.support.waiting import eventually
+from tests.support.wire import Refused, WireSocket
 
 SECRET = "a-secret-shared-by-every-process"
 TRIALS = 100

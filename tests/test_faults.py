@@ -11,9 +11,7 @@ import asyncio
 import gc
 import json
 import logging
-import os
 import socket
-import struct
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -24,13 +22,17 @@ import aiohttp
 import pytest
 import tornado.httpclient
 
-from bench.wire import Refused, WireSocket, log_in
+from deploy.services import free_port
+from tests.support.forms import log_in
+from tests.support.processes import ServerProcess
+from tests.support.raw import RawWebSocket
+from tests.support.waiting import eventually
+from tests.support.wire import Refused, WireSocket
 from tornado_app.app import TornadoApp, make_app
 from tornado_app.backend import Backend
 from tornado_app.reasons import NOT_AUTHENTICATED
 
-from .conftest import MAX_SESSIONS, SESSION_TTL, TEST_SECRET, FakeClock, ServerProcess, free_port
-from .waiting import eventually
+from .conftest import MAX_SESSIONS, SESSION_TTL, TEST_SECRET, FakeClock
 
 # engineio's defaults: with these, a freed socket can only mean the server noticed the
 # dropped connection itself (no ping cycle is short enough to have done it).
@@ -216,14 +218,6 @@ async def test_a_client_that_drops_its_connection_mid_session_is_freed_at_once(
     server_log.assert_no_traceback()
 
 
-def masked_text_frame(text: str) -> bytes:
-    """A client's WebSocket text frame (clients must mask), for a client written by hand."""
-    data = text.encode()
-    mask = os.urandom(4)
-    length = bytes([0x80 | len(data)]) if len(data) < 126 else bytes([0x80 | 126]) + struct.pack("!H", len(data))
-    return bytes([0x81]) + length + mask + bytes(byte ^ mask[index % 4] for index, byte in enumerate(data))
-
-
 # Each chat message to the stalled client is about 6 KB (500 astral characters, JSON-escaped);
 # with both kernel buffers of its connection made small (a slow network), a few dozen are more
 # than the kernel takes, so Tornado still holds writes for it when the client goes. (Fewer
@@ -249,15 +243,9 @@ async def test_a_stalled_client_that_drops_is_freed_without_an_error_in_the_log(
     async with aiohttp_session() as http:
         grace = await WireSocket.connect(http, base_url, await logged_in_cookie(web_user, "grace"))
         ada_cookie = await logged_in_cookie(web_user, "ada")
-        url = urlsplit(base_url)
-        raw = socket.socket()
-        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)
-        raw.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(raw, ("127.0.0.1", url.port))  # where pytest-tornado listens
-        reader, writer = await asyncio.open_connection(sock=raw)
-        writer.write(FULL_UPGRADE_REQUEST.format(host=url.netloc, cookie=ada_cookie).encode())
-        await asyncio.wait_for(reader.readuntil(b"0{"), 2)
-        writer.write(masked_text_frame("40"))  # then ada's client never reads again
+        ada = await asyncio.wait_for(RawWebSocket.open(base_url, {"Cookie": ada_cookie}, receive_buffer=SMALL_BUFFER), 2)
+        await asyncio.wait_for(ada.reader.readuntil(b"0{"), 2)
+        await ada.send_text("40")  # then ada's client never reads again
         await eventually(held_by(app, 2), within=PROMPTLY)
         server_side_stream_of(app, "ada").socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
         mark = server_log.mark()
@@ -267,8 +255,7 @@ async def test_a_stalled_client_that_drops_is_freed_without_an_error_in_the_log(
             if index % 20 == 0:
                 await asyncio.sleep(0)
         await asyncio.sleep(0.3)
-        writer.transport.abort()
-        writer.close()
+        ada.abort()
         await eventually(held_by(app, 1), within=PROMPTLY)
         await asyncio.sleep(0.2)
         gc.collect()  # asyncio reports a lost write when its task is collected: make that happen here

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tornado.web import create_signed_value
 
-from bench.wire import WireSocket
+from tests.support.wire import WireSocket
 from tornado_app.app import TornadoApp
 from tornado_app.cookies import SESSION_COOKIE, session_id_from_cookie
 from tornado_app.validation import InvalidInput, clean_chat_payload, clean_username
@@ -319,12 +319,6 @@ class FuzzBatch:
         return Action("raw", frame=self.garbage().encode("utf-8", "replace").decode())
 
 
-# What a client may send that makes its own socket stop answering, by the protocol or by a
-# known server issue: after one of these the fuzzer goes on on a new connection.
-ATTACHMENTS = ("a binary-event header ('45'/'46') makes python-socketio take the following frames as its "
-               "attachments; with none announced it takes every later frame, and the socket never answers again")
-
-
 @dataclass
 class FuzzingClient:
     """The logged-in fuzzing socket, reconnected whenever it is closed or hung up."""
@@ -333,7 +327,7 @@ class FuzzingClient:
     base_url: str
     cookie: str
     socket: WireSocket | None = None
-    hung_up: bool = False  # the client said goodbye, or sent a binary header (ATTACHMENTS)
+    hung_up: bool = False  # the client itself said goodbye: the fuzzer goes on on a new connection
     reconnects: int = 0
     ack_ids: Iterator[int] = field(default_factory=itertools.count)
 
@@ -358,41 +352,26 @@ class FuzzingClient:
             await self.socket.send_raw(frame)
         except (ConnectionError, aiohttp.ClientError):
             pass  # the server closed it (a packet over 64 KiB, say): acceptable, go on anew
-        if action.kind == "raw" and frame.startswith(("1", "41", "45", "46")):
+        if action.kind == "raw" and frame.startswith(("1", "41")):
             # An Engine.IO close or a Socket.IO disconnect: the client itself said goodbye.
-            # A binary header: the next frames are its attachments (ATTACHMENTS).
             self.hung_up = True
 
 
-WRITES_LOST = ("engineio's Tornado driver never awaits write_message: when a connection drops with writes still "
-               "buffered, asyncio logs each lost write as 'Task exception was never retrieved' (WebSocketClosedError) at ERROR")
-
-# The ERROR records the libraries still emit for what the fuzzer does (reported as server
-# issues): (logger, start of the message, text it must contain) -> the issue.
-KNOWN_LOG_ERRORS = {
-    ("asyncio", "Task exception was never retrieved", "exception=WebSocketClosedError()"): WRITES_LOST,
-}
 WATCHED_LOGGERS = ("tornado_app", "socketio", "engineio", "tornado", "asyncio")
 
 
-def classify_log_problems(records: list[logging.LogRecord]) -> tuple[list[str], set[str]]:
-    """Split ERROR-or-traceback records into unknown problems (fail) and known issues (xfail)."""
-    unknown: list[str] = []
-    known: set[str] = set()
+def log_problems(records: list[logging.LogRecord]) -> list[str]:
+    """The records at ERROR or with a traceback from the server's loggers, one line each."""
+    problems: list[str] = []
     for record in records:
         if not record.name.startswith(WATCHED_LOGGERS):
             continue
-        if record.levelno < logging.ERROR and not record.exc_info and "Traceback" not in record.getMessage():
-            continue
         message = record.getMessage()
-        explanation = next((why for (name, start, contains), why in KNOWN_LOG_ERRORS.items()
-                            if record.name == name and message.startswith(start) and contains in message), None)
-        if explanation:
-            known.add(explanation)
-        else:
-            unknown.append(f"{record.levelname} {record.name}: {message} {record.exc_info[1]!r}" if record.exc_info
-                           else f"{record.levelname} {record.name}: {message}")
-    return unknown, known
+        if record.levelno < logging.ERROR and not record.exc_info and "Traceback" not in message:
+            continue
+        problems.append(f"{record.levelname} {record.name}: {message} {record.exc_info[1]!r}" if record.exc_info
+                        else f"{record.levelname} {record.name}: {message}")
+    return problems
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -432,7 +411,6 @@ async def test_random_events_and_garbage_frames_leave_the_server_up_and_answerin
         assert session.code == 200 and json.loads(session.body)["username"] == "fuzzer"
         assert (await fuzzer_user.get("/")).code == 200
 
-        known: set[str] = set()
         assert fuzzer.socket is not None
         if fuzzer.still_connected:
             try:
@@ -444,17 +422,12 @@ async def test_random_events_and_garbage_frames_leave_the_server_up_and_answerin
         await fuzzer.socket.close()
 
     gc.collect()  # asyncio reports a dead task when it is collected: make that happen here
-    unknown, known_in_log = classify_log_problems(caplog.records)
-    assert unknown == []
-    known |= known_in_log
-    if known:
-        pytest.xfail("known server issues (reported): " + " | ".join(sorted(known)))
+    assert log_problems(caplog.records) == []
 
 
 # --- what the fuzzer found, minimized --------------------------------------------------------
-# The first three were server bugs, fixed in d02374d; they stay as regression tests. The last
-# is a known issue (reported), a strict xfail: once fixed it passes, and strict mode turns that
-# into a failure so that the marker gets removed.
+# Server bugs, fixed (the first three in d02374d, the binary header in c27c5a8); they stay as
+# regression tests.
 
 
 @pytest.mark.gen_test(timeout=60)

@@ -22,9 +22,10 @@ from pathlib import Path
 import pytest
 
 import launcher
+from tests.support.processes import ChildProcess
 from tornado_app.cli import COOKIE_SECRET_ENV
 
-from .conftest import OUTPUT_DIR, ROOT, ChildProcess, e2e_unavailable
+from .conftest import OUTPUT_DIR, ROOT, e2e_unavailable
 
 LAUNCHER = ROOT / "launcher.py"
 SHOTS = OUTPUT_DIR / "window"
@@ -158,7 +159,7 @@ def log_in_over_http(base_url: str, username: str) -> str:
     """Log in through the form; the Cookie header value of the new session."""
     import aiohttp
 
-    from bench.wire import log_in
+    from tests.support.forms import log_in
 
     async def run() -> str:
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:

@@ -14,20 +14,21 @@ import re
 import time
 from collections.abc import Iterator
 
-import aiohttp
 import pytest
 from engineio.async_socket import AsyncSocket
 from tornado.web import RequestHandler
 
-from bench.hostile import ATTACKS, ServerUnderAttack, attack
-from bench.tools import bounded, raise_open_files_limit, rss_kib
-from bench.wire import WireSocket, log_in, log_out
+from tests.support.forms import http_session, log_in, log_out
+from tests.support.hostile import ATTACKS, ServerUnderAttack, attack
+from tests.support.measure import bounded, raise_open_files_limit, rss_kib
+from tests.support.processes import ServerProcess
+from tests.support.waiting import eventually
+from tests.support.wire import WireSocket
 from tornado_app.app import TornadoApp, make_app
 from tornado_app.backend import Backend
 from tornado_app.sessions import Session
 
-from .conftest import TEST_SECRET, ServerProcess
-from .waiting import eventually
+from .conftest import TEST_SECRET
 
 pytestmark = pytest.mark.heavy
 
@@ -35,10 +36,6 @@ HELD_SOCKETS = 10_000  # past the 1,024 open files a process starts with under s
 CYCLES = 5000
 FLOOD_LOGINS = 50_000
 FLOOD_STORE = 1000
-
-
-def http_session() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), cookie_jar=aiohttp.DummyCookieJar())
 
 
 @pytest.fixture

@@ -7,11 +7,10 @@ import asyncio
 
 import pytest
 
-from bench.wire import PresenceView
+from tests.support.presence import PresenceView
+from tests.support.web_user import logged_in
 from tornado_app.presence import HERE, PresenceBook
 from tornado_app.registry import Person
-
-from .test_sockets import logged_in
 
 ADA, BOB, CY = Person("ada", "tag-ada-0000"), Person("bob", "tag-bob-0000"), Person("cy", "tag-cy-00000")
 

@@ -13,8 +13,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bench.wire import Refused, WireSocket, log_in
 from deploy.services import AppProcess
+from tests.support.forms import log_in
+from tests.support.wire import Refused, WireSocket
 from tornado_app.ratelimit import parse_rate
 
 SECRET = "a-secret-shared-by-every-process"

@@ -14,15 +14,18 @@ from typing import Any
 import pytest
 import tornado.httpclient
 
-from bench.attacks import close_all, closed_by_the_server, idle_connections, unfinished_body
-from bench.tools import raise_open_files_limit
+from tests.support.attacked import AttackedServer, still_serves_a_person
+from tests.support.attacks import close_all, closed_by_the_server, idle_connections, unfinished_body
+from tests.support.measure import raise_open_files_limit
+from tests.support.processes import ChildProcess, ServerProcess
+from tests.support.socketio_client import SocketClient
+from tests.support.waiting import eventually
+from tests.support.web_user import WebUser
 from tornado_app.app import make_app
 from tornado_app.backend import Backend
 from tornado_app.server import CannotBind, bind, serve, sweep_interval
 
-from .conftest import ROOT, TEST_SECRET, ChildProcess, FakeClock, ServerProcess, SocketClient, WebUser
-from .test_transport import AttackedServer, still_serves_a_person
-from .waiting import eventually
+from .conftest import ROOT, TEST_SECRET, FakeClock
 
 
 def test_sweep_interval_keeps_expiry_timely_but_not_busy() -> None:

@@ -13,13 +13,15 @@ import aiohttp
 import pytest
 import socketio
 
-from bench.wire import WireSocket, log_in, log_out
+from tests.support.forms import log_in, log_out
+from tests.support.waiting import eventually
+from tests.support.web_user import logged_in
+from tests.support.wire import WireSocket
 from tornado_app.app import TornadoApp
 from tornado_app.cookies import SESSION_COOKIE
 from tornado_app.reasons import NOT_AUTHENTICATED
 
 from .conftest import MAX_SESSIONS, SESSION_TTL, TRANSPORTS, FakeClock
-from .waiting import eventually
 
 transports = pytest.mark.parametrize("transport", list(TRANSPORTS))
 
@@ -34,12 +36,6 @@ BAD_CHAT_PAYLOADS = [
     (42, "must be an object"),
     (None, "must be an object"),
 ]
-
-
-async def logged_in(web_user, username: str):
-    user = web_user()
-    await user.login(username)
-    return user
 
 
 async def assert_refused(socket_client, cookie: str | None, transport: str) -> None:
@@ -401,20 +397,14 @@ def test_an_engineio_connection_left_open_after_its_socket_disconnects_is_closed
     async def scenario() -> float:
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
             cookie = await log_in(http, base, "ada")
-            url = base.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
-            ws = await http.ws_connect(url, headers={"Cookie": cookie, "Origin": base}, autoping=True)
-            assert (await ws.receive_str()).startswith("0{")
-            await ws.send_str("40")
-            while not (await ws.receive_str()).startswith("40{"):
-                pass
+            # It answers pings and ignores the rest until the server closes the connection.
+            socket = await WireSocket.connect(http, base, cookie, origin=base, stay_after_disconnect=True)
             if how == "a logout":
                 assert await log_out(http, base, cookie) == 303
             else:
-                await ws.send_str("41")
+                await socket.send_raw("41")
             left = time.monotonic()
-            async for message in ws:  # answer pings, ignore the rest, until the server closes it
-                if message.type == aiohttp.WSMsgType.TEXT and message.data == "2":
-                    await ws.send_str("3")
+            await socket.closed.wait()
             return time.monotonic() - left
 
     took = asyncio.run(asyncio.wait_for(scenario(), 15))

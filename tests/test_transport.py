@@ -9,22 +9,23 @@ import re
 import socket
 import struct
 import time
-from collections.abc import Awaitable
 from typing import Any
 
 import aiohttp
-
 import pytest
 import socketio
 import tornado.httpclient
 import tornado.websocket
 
-from bench.attacks import SOCKETIO_POLLING, RawWebSocket, flood_frames, giant_frame, oversized_polling_post, slow_reader
-from bench.tools import cpu_seconds, rss_kib
-from bench.wire import WireSocket, log_in
+from tests.support.attacked import AttackedServer, still_serves_a_person
+from tests.support.attacks import flood_frames, giant_frame, oversized_polling_post, slow_reader
+from tests.support.forms import http_session, log_in
+from tests.support.protocol import SOCKETIO_POLLING
+from tests.support.raw import RawWebSocket
+from tests.support.wire import WireSocket
 from tornado_app.app import TornadoApp
 
-from .conftest import ALLOWED_ORIGIN, TRANSPORTS, ServerProcess
+from .conftest import ALLOWED_ORIGIN, TRANSPORTS
 
 transports = pytest.mark.parametrize("transport", list(TRANSPORTS))
 
@@ -114,64 +115,11 @@ async def test_websocket_connections_have_nagle_turned_off(web_user, socket_clie
 ATTACK_SECONDS = 4.0
 
 
-class AttackedServer:
-    """The plain server in its own process (so that its memory is its own), its RSS and CPU."""
-
-    def __init__(self, server: ServerProcess) -> None:
-        assert server.url, server.log()
-        self.server = server
-        self.url = server.url.rstrip("/")
-        self.pid = server.process.pid
-
-    def rss_mib(self) -> float:
-        return rss_kib(self.pid) / 1024
-
-    def cpu_seconds(self) -> float:
-        return cpu_seconds(self.pid)
-
-    async def peak_rss_while(self, attack: Awaitable[Any]) -> tuple[float, Any]:
-        """The highest RSS seen (every 0.1 s) while `attack` runs, and its result."""
-        job = asyncio.ensure_future(attack)
-        peak = self.rss_mib()
-        while not job.done():
-            await asyncio.wait([job], timeout=0.1)
-            peak = max(peak, self.rss_mib())
-        return peak, job.result()
-
-    async def becomes_idle(self, below_percent: float = 10, window: float = 1.0, within: float = 15.0) -> list[float]:
-        """Wait until the server's CPU over one `window` is under `below_percent`; returns the
-        busy percentages seen. Fails if it is still busy after `within` seconds (the defect
-        this guards against kept a core busy for 20 s; a shared machine can add a few
-        percent of noise to any one window, so one quiet window is what counts)."""
-        seen: list[float] = []
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            before = self.cpu_seconds()
-            await asyncio.sleep(window)
-            seen.append(100 * (self.cpu_seconds() - before) / window)
-            if seen[-1] < below_percent:
-                return seen
-        raise AssertionError(f"the server was still busy {within:g} s after the attack left: {[round(p) for p in seen]} %")
-
-
 @pytest.fixture
 def attacked_server(server_process: Any) -> AttackedServer:
     # No chat rate: these floods test the transport's own bounds, which a rate limit per
     # session would otherwise keep them from reaching (tests/test_ratelimit.py tests that).
     return AttackedServer(server_process("--port", "0", "--max-unsent-kib", "64", "--chat-rate", "off"))
-
-
-def http_session() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), cookie_jar=aiohttp.DummyCookieJar())
-
-
-async def still_serves_a_person(base: str) -> None:
-    """A person logs in, connects and gets an answer, as if nothing were happening."""
-    async with http_session() as http:
-        cookie = await log_in(http, base, "bystander")
-        socket = await WireSocket.connect(http, base, cookie, origin=base)
-        assert (await socket.call("whoami", timeout=5))["username"] == "bystander"
-        await socket.close()
 
 
 def test_a_frame_flood_without_a_cookie_is_held_back_and_stops_when_the_client_leaves(attacked_server: AttackedServer) -> None:

@@ -14,11 +14,13 @@ import aiohttp
 import pytest
 import socketio
 
-from bench.wire import WireSocket, log_in
+from tests.support.forms import log_in
+from tests.support.polling import UpgradingClient
+from tests.support.waiting import GENEROUS_SECONDS, eventually
+from tests.support.wire import WireSocket
 from tornado_app.app import TornadoApp
 from tornado_app.patches.engineio_server import TunedEngineIOServer
 
-from ..waiting import GENEROUS_SECONDS, eventually
 
 
 def test_our_socket_server_runs_on_the_promptly_freeing_engineio_server(app: TornadoApp) -> None:
@@ -55,100 +57,15 @@ SOURCES = ("broadcast-a", "broadcast-b", "to-each", "mixed")
 PACKETS_PER_SOURCE = 150
 
 
-class UpgradingClient:
-    """A client that starts on long-polling and upgrades to a WebSocket when told, as the
-    JavaScript client does (probe, wait for the last poll, upgrade): it records every `seq`
-    event in the order it was delivered, whichever transport carried it."""
-
-    def __init__(self, http: aiohttp.ClientSession, base_url: str, cookie: str) -> None:
-        self.http = http
-        self.base_url = base_url
-        self.headers = {"Cookie": cookie}
-        self.received: list[tuple[str, int]] = []
-        self.connected = asyncio.Event()
-        self.disconnected = asyncio.Event()
-        self.upgraded = False
-        self.sid = ""
-        self._polling = True
-        self._poller: asyncio.Task[None] | None = None
-        self._websocket: aiohttp.ClientWebSocketResponse | None = None
-        self._reader: asyncio.Task[None] | None = None
-
-    def _url(self, transport: str) -> str:
-        url = f"{self.base_url}/socket.io/?EIO=4&transport={transport}"
-        return url + f"&sid={self.sid}" if self.sid else url
-
-    async def open(self) -> None:
-        async with self.http.get(self._url("polling"), headers=self.headers) as opening:
-            text = await opening.text()
-        self.sid = text.split('"sid":"', 1)[1].split('"', 1)[0]
-        await self._post("40")
-        self._poller = asyncio.ensure_future(self._poll())
-        await asyncio.wait_for(self.connected.wait(), 5)
-
-    async def _post(self, packets: str) -> None:
-        async with self.http.post(self._url("polling"), data=packets, headers=self.headers) as response:
-            assert response.status == 200, await response.text()
-
-    async def _poll(self) -> None:
-        while self._polling and not self.disconnected.is_set():
-            async with self.http.get(self._url("polling"), headers=self.headers) as response:
-                text = await response.text()
-                if response.status != 200:
-                    self.disconnected.set()
-                    return
-            for packet in text.split("\x1e"):
-                if await self._take(packet) == "ping":
-                    await self._post("3")
-
-    async def upgrade(self) -> None:
-        ws_url = self._url("websocket").replace("http", "ws", 1)
-        self._websocket = await self.http.ws_connect(ws_url, headers=self.headers, compress=0)
-        await self._websocket.send_str("2probe")
-        assert await self._websocket.receive_str() == "3probe"
-        self._polling = False
-        assert self._poller is not None
-        await self._poller  # the server ends the pending poll (a noop) once it has seen the probe
-        await self._websocket.send_str("5")
-        self.upgraded = True
-        self._reader = asyncio.ensure_future(self._read())
-
-    async def _read(self) -> None:
-        assert self._websocket is not None
-        async for message in self._websocket:
-            if message.type != aiohttp.WSMsgType.TEXT:
-                break
-            if await self._take(message.data) == "ping":
-                await self._websocket.send_str("3")
-        self.disconnected.set()
-
-    async def _take(self, packet: str) -> str:
-        if packet == "2":
-            return "ping"
-        if packet.startswith("40"):
-            self.connected.set()
-        elif packet.startswith("42"):
-            event, payload = json.loads(packet[2:])
-            if event == "seq":
-                self.received.append((payload["source"], payload["n"]))
-        elif packet.startswith("41") or packet == "1":
-            self.disconnected.set()
-        return ""
-
-    async def close(self) -> None:
-        self._polling = False
-        if self._websocket is not None:
-            await self._websocket.close()
-        for task in (self._poller, self._reader):
-            if task is not None and not task.done():
-                task.cancel()
-
-
 def sequences(received: list[tuple[str, int]], sources: tuple[str, ...] = SOURCES) -> dict[str, list[int]]:
     by_source: dict[str, list[int]] = {source: [] for source in sources}
     for source, n in received:
         by_source[source].append(n)
     return by_source
+
+
+def upgraded_received(client: UpgradingClient) -> list[tuple[str, int]]:
+    return [(payload["source"], payload["n"]) for payload in client.received("seq")]
 
 
 def wire_received(socket: WireSocket) -> list[tuple[str, int]]:
@@ -276,7 +193,7 @@ async def test_packets_keep_their_order_and_none_is_lost_while_sockets_upgrade_l
             def everything_arrived() -> bool:
                 """every stayer has every packet"""
                 return all(socket.pending("seq") >= len(complete) for socket in steady) and all(
-                    len(client.received) >= len(complete) + tight_packets[client.sid] for client in upgrading)
+                    len(upgraded_received(client)) >= len(complete) + tight_packets[client.sid] for client in upgrading)
 
             with contextlib.suppress(AssertionError):  # the checks below then say what is missing
                 await eventually(everything_arrived)
@@ -287,7 +204,7 @@ async def test_packets_keep_their_order_and_none_is_lost_while_sockets_upgrade_l
             for client in upgrading:
                 assert client.upgraded and not client.disconnected.is_set()
                 expected = {source: everything for source in SOURCES} | {"tight": list(range(tight_packets[client.sid]))}
-                assert sequences(client.received, (*SOURCES, "tight")) == expected
+                assert sequences(upgraded_received(client), (*SOURCES, "tight")) == expected
             for socket in [*leaving, *silent]:
                 for numbers in sequences(wire_received(socket)).values():
                     assert numbers == list(range(len(numbers)))  # in order, no gap
@@ -410,7 +327,7 @@ async def test_limit_sessions_counts_engineio_sessions_per_address_and_gives_pla
     """What limit_sessions relies on in engineio: its 'connect' event comes with the
     handshake's environ (the Tornado handler), a reason returned from it refuses the session
     (401 with that reason), and every session that closes passes 'disconnect'."""
-    from bench.attacks import SOCKETIO_POLLING
+    from tests.support.protocol import SOCKETIO_POLLING
     from tornado_app.app import make_app
 
     app = make_app("s" * 32, max_sockets_per_ip=1, first_poll_timeout=None)
@@ -440,9 +357,9 @@ def test_polling_handshakes_from_one_address_are_capped_and_hold_little_memory(s
     --max-sockets-per-ip 50: 50 are opened, 250 refused (401, one log line), memory stays
     flat, and another address still logs in and connects. (Before: 1,155 handshakes a second
     gave +231 MiB, ~20 KiB each, held until their timeouts.)"""
-    from bench.attacks import polling_handshakes
+    from tests.support.attacks import polling_handshakes
 
-    from ..test_transport import AttackedServer, still_serves_a_person
+    from tests.support.attacked import AttackedServer, still_serves_a_person
 
     attacked = AttackedServer(server_process("--port", "0", "--max-sockets-per-ip", "50", "--first-poll-timeout", "30"))
 
@@ -464,9 +381,9 @@ def test_polling_handshakes_from_one_address_are_capped_and_hold_little_memory(s
 def test_a_polling_session_that_never_polls_is_ended_and_one_that_polls_stays(server_process: Any) -> None:
     """With --first-poll-timeout 1, a handshake never followed by a poll is ended (its sid
     is unknown afterwards), while one that polls at once, as a page does, stays open."""
-    from bench.attacks import SOCKETIO_POLLING
+    from tests.support.protocol import SOCKETIO_POLLING
 
-    from ..test_transport import AttackedServer
+    from tests.support.attacked import AttackedServer
 
     attacked = AttackedServer(server_process("--port", "0", "--first-poll-timeout", "1"))
     base = attacked.url

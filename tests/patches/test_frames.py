@@ -6,7 +6,8 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from bench.wire import WireSocket, log_in
+from tests.support.forms import log_in
+from tests.support.wire import WireSocket
 from tornado_app.app import TornadoApp
 from tornado_app.patches.frames import server_frame
 

@@ -29,14 +29,15 @@ from tornado.iostream import IOStream, StreamBufferFullError
 from tornado.netutil import bind_sockets
 from tornado.tcpserver import TCPServer
 
-from bench.wire import WireSocket, log_in
+from tests.support.forms import log_in
+from tests.support.waiting import eventually
+from tests.support.wire import WireSocket
 from tornado_app.app import TornadoApp
 from tornado_app.patches.accept import AcceptLoopHTTPServer
 from tornado_app.patches.engineio_server import CountingWebSocket, OutgoingQueue, TunedEngineIOServer
 from tornado_app.patches.guard import ProtocolGuardedServer
 from tornado_app.patches.managers import DirectManager, DirectRedisManager, PendingSids
 
-from ..waiting import eventually
 
 
 def parameters(function: object) -> list[str]:

@@ -19,12 +19,13 @@ from typing import Any
 import pytest
 import redis
 
-from bench.wire import Refused, WireSocket, log_in
+from tests.support.cluster import Cluster
+from tests.support.forms import can_log_in, http_session, log_in
+from tests.support.waiting import eventually
+from tests.support.wire import Refused, WireSocket
 from tornado_app.redis.bus import redacted
 
 from ..conftest import ROOT, e2e_unavailable
-from ..test_cluster import SECRET, Cluster, can_log_in, cluster, http_session  # noqa: F401 (the fixture)
-from ..waiting import eventually
 
 IGNORED = "ignored a bad value in Redis"
 GOOD_TAG = "AAAAAAAAAAA"

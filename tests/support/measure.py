@@ -1,4 +1,4 @@
-"""Small helpers shared by the benchmark and the load tests."""
+"""Small measuring helpers shared by the benchmarks and the load tests (Linux: /proc)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,22 @@ from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
+
+SERVER_CPU, CLIENT_CPU = 0, 1  # the server measured on one CPU, its load driven from the other
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The value below which `fraction` of `values` fall (the nearest rank, no interpolation)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def pin(pid: int, cpu: int) -> bool:
+    """Pin a process to one CPU where the OS allows it (Linux with 2+ CPUs)."""
+    if not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2:
+        return False
+    os.sched_setaffinity(pid, {cpu})
+    return True
 
 
 async def bounded(count: int, concurrency: int, job: Callable[[int], Awaitable[T]]) -> list[T]:

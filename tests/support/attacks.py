@@ -1,92 +1,20 @@
 """What a hostile client does to a Socket.IO server, for the attack tests and `bench/hostile.py`.
 
 Each attack targets only the base URL it is given (tests and the benchmark pass a server on
-127.0.0.1 that they started themselves). The raw WebSocket here speaks just enough RFC 6455
-to do what no well-behaved client library would: never read, announce a frame and send only
-part of it, flood frames without waiting for anything.
+127.0.0.1 that they started themselves). The WebSocket attacks go through raw.py, which does
+what no well-behaved client library would: never read, announce a frame and send only part
+of it, flood frames without waiting for anything.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
-import struct
 from urllib.parse import urlsplit
 
 import aiohttp
 
-SOCKETIO_WEBSOCKET = "/socket.io/?EIO=4&transport=websocket"
-SOCKETIO_POLLING = "/socket.io/?EIO=4&transport=polling"
-
-
-class RawWebSocket:
-    """A WebSocket client over a bare TCP stream: frames are written, never read unless asked."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, status: int) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.status = status
-
-    @classmethod
-    async def open(cls, base_url: str, headers: dict[str, str] | None = None, receive_buffer: int | None = None) -> RawWebSocket:
-        """Upgrade `/socket.io/` on a new connection; `status` is the server's answer (101 = open).
-
-        `receive_buffer` shrinks the kernel's receive buffer, so that a client that never
-        reads is felt by the server sooner.
-        """
-        parts = urlsplit(base_url)
-        host, port = parts.hostname or "127.0.0.1", parts.port or 80
-        if receive_buffer is None:
-            reader, writer = await asyncio.open_connection(host, port)
-        else:
-            import socket
-
-            sock = socket.socket()
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-            sock.setblocking(False)
-            await asyncio.get_running_loop().sock_connect(sock, (host, port))
-            reader, writer = await asyncio.open_connection(sock=sock)
-        key = base64.b64encode(os.urandom(16)).decode()
-        lines = [
-            f"GET {SOCKETIO_WEBSOCKET} HTTP/1.1",
-            f"Host: {parts.netloc}",
-            "Upgrade: websocket",
-            "Connection: Upgrade",
-            f"Sec-WebSocket-Key: {key}",
-            "Sec-WebSocket-Version: 13",
-            *(f"{name}: {value}" for name, value in (headers or {}).items()),
-        ]
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
-        answer = await reader.readuntil(b"\r\n\r\n")
-        return cls(reader, writer, int(answer.split(b" ", 2)[1]))
-
-    @staticmethod
-    def frame_header(length: int, opcode: int = 0x1, final: bool = True) -> bytes:
-        """A masked client frame's header (with a zero mask, so the payload goes as is)."""
-        first = (0x80 if final else 0) | opcode
-        if length < 126:
-            head = struct.pack("!BB", first, 0x80 | length)
-        elif length < 65536:
-            head = struct.pack("!BBH", first, 0x80 | 126, length)
-        else:
-            head = struct.pack("!BBQ", first, 0x80 | 127, length)
-        return head + b"\0\0\0\0"
-
-    async def send_text(self, text: str) -> None:
-        data = text.encode()
-        self.writer.write(self.frame_header(len(data)) + data)
-        await self.writer.drain()
-
-    async def read_some(self, timeout: float) -> bytes:
-        """Whatever the server sent within `timeout` (b"" once it closed the connection)."""
-        try:
-            return await asyncio.wait_for(self.reader.read(65536), timeout)
-        except asyncio.TimeoutError:
-            return b"?"  # nothing yet, but the connection is open
-
-    def abort(self) -> None:
-        self.writer.transport.abort()
+from .protocol import SOCKETIO_POLLING, opening_sid
+from .raw import RawWebSocket
 
 
 async def flood_frames(base_url: str, seconds: float, frame_bytes: int = 500) -> int:
@@ -146,7 +74,7 @@ async def oversized_polling_post(http: aiohttp.ClientSession, base_url: str, bod
     base = base_url.rstrip("/")
     async with http.get(base + SOCKETIO_POLLING) as opening:
         text = await opening.text()
-    sid = text.split('"sid":"', 1)[1].split('"', 1)[0]
+    sid = opening_sid(text)
     url = f"{base}{SOCKETIO_POLLING}&sid={sid}"
     async with http.post(url, data=b"4" + b"x" * (body_bytes - 1), timeout=aiohttp.ClientTimeout(total=10)) as post:
         post_status = post.status
@@ -209,6 +137,7 @@ async def closed_by_the_server(connections: list[Connection], within: float = 2.
 
 
 def close_all(connections: list[Connection]) -> None:
+    """Drop them all at once, with no goodbye (a reset, not a close handshake)."""
     for _, writer in connections:
         writer.transport.abort()
 

@@ -1,0 +1,16 @@
+"""What the tests and the benchmarks share: the clients that speak to a server and the tools
+that measure it.
+
+`bench/*.py` import these too (run from the repository root, which is then importable), so
+a client fixed here is fixed for both. Nothing here needs pytest; the fixtures stay in
+tests/conftest.py. Starting redis-server, nginx and app processes on free ports is product
+tooling and stays in deploy/services.py (its `free_port` is the only one).
+
+Clients: wire.py (the bare Socket.IO client over a WebSocket, cheap enough for thousands),
+raw.py (a WebSocket written by hand, for clients that misbehave on purpose), polling.py
+(long-polling, then an upgrade when the test says), socketio_client.py (python-socketio's
+own, the reference), web_user.py (a browser's HTTP side), forms.py (login and logout), with
+protocol.py (the packets) and presence.py (who is online, as a page sees it).
+Attacks: attacks.py, hostile.py (the hostile mix), attacked.py (a server watched under them).
+Processes and measuring: processes.py, cluster.py, measure.py, waiting.py.
+"""
