@@ -101,6 +101,40 @@ def test_expiry_found_by_one_process_disconnects_the_socket_on_another(cluster: 
     asyncio.run(scenario())
 
 
+def test_with_a_short_ttl_a_page_in_use_stays_while_an_idle_one_expires(cluster: Cluster) -> None:
+    """Issue 17: with `--session-ttl 3`, a page that says `active` every 0.5 s is still
+    connected, and answered, after 10 s, while an idle session on the same processes is told
+    `ended` with `expired`. Each process answers a session it saw recently from memory; its
+    uses must still reach Redis before any process's sweep looks (both sweep here)."""
+    a, b = cluster.start("--session-ttl", "3"), cluster.start("--session-ttl", "3")
+
+    async def scenario() -> None:
+        async with http_session() as http:
+            in_use = await WireSocket.connect(http, a.url, await log_in(http, a.url, "in use"), origin=a.url)
+            idle = await WireSocket.connect(http, b.url, await log_in(http, b.url, "idle"), origin=b.url)
+            started = time.monotonic()
+
+            async def report_activity() -> None:
+                while time.monotonic() - started < 10:
+                    if in_use.closed.is_set():
+                        why = await in_use.next("ended") if in_use.pending("ended") else in_use.close_reason
+                        raise AssertionError(f"the session in use ended after {time.monotonic() - started:.1f} s: {why}")
+                    await in_use.emit("active")
+                    await asyncio.sleep(0.5)
+
+            reporter = asyncio.ensure_future(report_activity())
+            assert await idle.next("ended", timeout=15) == {"reason": "expired"}
+            await eventually(lambda: idle.closed.is_set(), what="the idle session's socket closed")
+            await reporter
+            assert (await in_use.call("whoami"))["username"] == "in use"
+            assert not in_use.closed.is_set()
+            await in_use.close()
+
+    asyncio.run(scenario())
+    for app in (a, b):
+        assert "Traceback" not in app.log()
+
+
 def test_sessions_survive_a_restart_of_the_process(cluster: Cluster) -> None:
     a = cluster.start()
 

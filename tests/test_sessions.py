@@ -3,7 +3,8 @@ Redis): fresh ids, idle expiry, LRU eviction, and end notifications."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -22,18 +23,42 @@ def ended() -> list[tuple[str, str]]:
 
 
 @pytest.fixture(params=["memory", "redis"])
-def store(request: pytest.FixtureRequest, clock: FakeClock, ended: list[tuple[str, str]], io_loop: IOLoop) -> Iterator[SessionStore]:
-    if request.param == "redis":
-        store: Any = RedisSessionStore(RedisBus(request.getfixturevalue("redis_url")), ttl=100, max_sessions=3, clock=clock)
-    else:
-        store = MemorySessionStore(ttl=100, max_sessions=3, clock=clock)
+def make_store(request: pytest.FixtureRequest, clock: FakeClock, ended: list[tuple[str, str]],
+               io_loop: IOLoop) -> Iterator[Callable[..., SessionStore]]:
+    """A factory: `make_store(ttl=...)` builds a store of the parameter's kind on the fake
+    clock, recording every end in `ended`; all are closed after the test."""
+    made: list[SessionStore] = []
 
-    async def record(session: Session, reason: str) -> None:
-        ended.append((session.username, reason))
+    def make(ttl: float = 100) -> SessionStore:
+        if request.param == "redis":
+            store: Any = RedisSessionStore(RedisBus(request.getfixturevalue("redis_url")), ttl=ttl, max_sessions=3, clock=clock)
+        else:
+            store = MemorySessionStore(ttl=ttl, max_sessions=3, clock=clock)
 
-    store.add_end_listener(record)
-    yield store
-    io_loop.run_sync(store.close)
+        async def record(session: Session, reason: str) -> None:
+            ended.append((session.username, reason))
+
+        store.add_end_listener(record)
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        io_loop.run_sync(store.close)
+
+
+@pytest.fixture
+def store(make_store: Callable[..., SessionStore]) -> SessionStore:
+    return make_store()
+
+
+async def listening(store: SessionStore) -> SessionStore:
+    """Started, and (Redis) subscribed to the session endings: only then does the Redis store
+    answer the sessions it saw recently from memory, as a running server's does."""
+    await store.start()
+    if isinstance(store, RedisSessionStore):
+        await asyncio.wait_for(store._bus.subscribed.wait(), 10)  # noqa: SLF001 (no public way to wait for it)
+    return store
 
 
 def same(found: Session | None, expected: Session) -> bool:
@@ -83,6 +108,29 @@ async def test_use_refreshes_the_idle_timer(store: SessionStore, clock: FakeCloc
         clock.advance(80)
         assert same(await store.get(session.id), session)
     assert session.logged_in_at == clock.now - 400
+
+
+@pytest.mark.gen_test
+async def test_a_session_in_use_outlives_a_short_ttl_and_an_idle_one_expires(
+    make_store: Callable[..., SessionStore], clock: FakeClock, ended: list,
+) -> None:
+    """Issue 17: with a 3 s TTL, a page that reports activity every 0.5 s stays logged in,
+    while the server sweeps and audits (as app.py does) every quarter second in between.
+    The Redis store answered such reads from memory for up to 3 s without renewing the
+    session in Redis, so the sweep expired a session in use."""
+    store = await listening(make_store(ttl=3))
+    in_use, idle = await store.create("in use"), await store.create("idle")
+    # Reports land between the store's own reads (none exactly on a TTL boundary), as they
+    # would on a real clock.
+    for step in range(1, 48):  # 12 s in quarter seconds
+        clock.advance(0.25)
+        if step % 2:
+            assert same(await store.get(in_use.id), in_use), f"the session in use expired after {step / 4} s"
+        await store.sweep()
+        await store.audit([in_use.id])
+    assert ended == [("idle", "expired")]
+    assert await store.get(idle.id) is None
+    assert same(await store.get(in_use.id), in_use)
 
 
 @pytest.mark.gen_test

@@ -14,11 +14,18 @@ Keys (all under the prefix, `tornado_app:` by default):
 Each change is one Lua script, so that two processes logging people in at once can neither
 overshoot `max_sessions` nor evict the wrong session, and a session ends exactly once.
 
-A session this process saw live less than `TRUSTED_SECONDS` ago is answered from memory,
-without a Redis round trip (a socket event or page load would otherwise pay one each): its
-end, anywhere, comes on the `ended` channel and drops it at once. So the idle timer in Redis
-is refreshed at most every `TRUSTED_SECONDS` per session and process, and expiry is exact to
-within that. While the subscription is down nothing is trusted.
+A session this process created or read live from Redis less than its trusted window ago is
+answered from memory, without a Redis round trip (a socket event or page load would otherwise
+pay one each): its end, anywhere, comes on the `ended` channel and drops it at once. While
+the subscription is down nothing is trusted.
+
+A use answered from memory does not reach Redis, so the last-seen time there lags the
+session's last use by up to the window, and every sweep and audit (any process's) reads only
+Redis. The window is therefore `min(TRUSTED_SECONDS, ttl / 4)`: a session in use is read
+through, and renewed in Redis, at least every quarter TTL, and it expires between
+`ttl - window` and `ttl` (plus a sweep interval) after its last use: never while used at least
+every three quarters of the TTL (a page reports every third). With a window of the whole TTL
+(as before), a session in use expired whenever the TTL was 5 s or less.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from ..sessions import (
 
 KEY_GRACE_MS = 60_000  # a session hash outlives its idle TTL by this much in Redis
 TRUSTED_SECONDS = 5.0  # a session seen live this recently is answered without asking Redis
+TRUSTED_SHARE_OF_TTL = 0.25  # ... and never longer than this share of the idle TTL
 SWEEP_BATCH = 1000  # sessions ended per sweep call at most
 
 # Ends one session: its hash goes, it leaves the LRU set, and the other processes hear of it.
@@ -183,6 +191,9 @@ class RedisSessionStore:
                          [("create", CREATE), ("get", GET), ("delete", DELETE), ("sweep", SWEEP), ("clear", CLEAR),
                                   ("audit", AUDIT)]}
         self._ttl_ms = str(int(ttl * 1000) + KEY_GRACE_MS)
+        # How long a session read live from Redis is answered from memory: short against the
+        # TTL, since those answers do not renew it in Redis (see the module's docstring).
+        self.trusted_seconds = min(TRUSTED_SECONDS, ttl * TRUSTED_SHARE_OF_TTL)
         # Sessions seen live, with when (by the store's clock) and during which subscription
         # to `ended`, least recently seen first; at most max_sessions of them.
         self._trusted: OrderedDict[str, tuple[Session, float, int]] = OrderedDict()
@@ -242,8 +253,9 @@ class RedisSessionStore:
         return session
 
     def _still_trusted(self, seen_at: float, subscription: int, now: float) -> bool:
-        """Seen live recently, and every ending since then would have been heard."""
-        return (0 <= now - seen_at < min(TRUSTED_SECONDS, self.ttl) and self._bus.subscribed.is_set()
+        """Read live from Redis within the trusted window, and every ending since then would
+        have been heard."""
+        return (0 <= now - seen_at < self.trusted_seconds and self._bus.subscribed.is_set()
                 and subscription == self._bus.subscription)
 
     def _trust(self, session: Session, seen_at: float) -> None:
