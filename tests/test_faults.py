@@ -441,5 +441,5 @@ async def test_after_a_server_restart_the_old_session_is_refused_cleanly(
 
     status, _, new_log = await asyncio.to_thread(new_server.stop)
     assert status == 0
-    assert "refused sockets without a session: not authenticated, the latest from 127.0.0.1" in new_log
+    assert "not authenticated" not in new_log  # a socket without a session is refused as designed: DEBUG only
     assert "Traceback" not in new_log

@@ -18,11 +18,16 @@ REPORT_EVERY_SECONDS = 10.0  # at most one log line per kind of refusal in this 
 class RefusalReport:
     """Logs the first refusal of a kind at once, then at most one line per
     `REPORT_EVERY_SECONDS` with how many more there were: a flood writes a few lines, not
-    one per refused connection."""
+    one per refused connection.
 
-    def __init__(self, what: str, clock: Callable[[], float] = time.monotonic, logger: logging.Logger = log) -> None:
+    `level` is INFO for what an operator should see; a refusal that is the app working as
+    designed (the logged-out page's socket probe) reports at DEBUG, counted all the same."""
+
+    def __init__(self, what: str, clock: Callable[[], float] = time.monotonic, logger: logging.Logger = log,
+                 level: int = logging.INFO) -> None:
         self.what = what
         self.logger = logger
+        self.level = level
         self.clock = clock
         self.total = 0
         self._unreported = 0
@@ -34,6 +39,6 @@ class RefusalReport:
         now = self.clock()
         if now - self._last_report >= REPORT_EVERY_SECONDS:
             more = f" ({self._unreported - 1} more since the last report)" if self._unreported > 1 else ""
-            self.logger.info("%s: %s%s", self.what, detail, more)
+            self.logger.log(self.level, "%s: %s%s", self.what, detail, more)
             self._last_report = now
             self._unreported = 0

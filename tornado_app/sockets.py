@@ -70,8 +70,9 @@ class ChatSocketServer:
     ) -> None:
         self.store = backend.store
         self.rate_limiter = backend.rate_limiter
-        # Anyone can open sockets without a session, thousands a second: counted, not a line each.
-        self._unauthenticated = RefusalReport("refused sockets without a session", logger=log)
+        # Anyone can open sockets without a session, thousands a second: counted, not a line
+        # each. At DEBUG: every logged-out page view probes with one, as designed.
+        self._unauthenticated = RefusalReport("refused sockets without a session", logger=log, level=logging.DEBUG)
         self._too_many_connects = RefusalReport("refused sockets over --connect-rate", logger=log)
         self._too_many_chats = RefusalReport("refused chat messages over --chat-rate", logger=log)
         self.history = backend.history
