@@ -24,7 +24,7 @@ import pytest
 import socketio
 
 from deploy.services import free_port
-from tests.support.forms import log_in
+from tests.support.forms import log_in, logout_token, post_logout
 from tests.support.socketio_client import SocketClient
 from tests.support.wire import Refused, WireSocket
 from tornado_app.cli import COOKIE_SECRET_ENV, build_parser
@@ -149,6 +149,35 @@ def test_a_logged_out_pages_socket_probe_shows_only_at_debug(server_process, lev
         assert refusals == ["DEBUG tornado_app.sockets: refused sockets without a session: not authenticated, the latest from 127.0.0.1"]
     else:
         assert events == ["INFO tornado_app.server: stopped"]
+
+
+def test_a_socket_closed_for_its_sessions_end_is_logged_with_why(server_process) -> None:
+    """Issue 17, point 8: a socket dropped because its session ended was logged with engineio's
+    "server disconnect", an idle expiry too; the line now says which end it was."""
+    server = server_process("--port", "0", "--session-ttl", "3", env={COOKIE_SECRET_ENV: "a-secret-for-this-test"})
+    base = server.url.rstrip("/")
+
+    async def log_out_then_sit_idle() -> None:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+            cookie = await log_in(http, base, "ada")
+            ada = await WireSocket.connect(http, base, cookie, origin=base)
+            assert await post_logout(http, base, cookie, await logout_token(http, base, cookie)) == 303
+            await asyncio.wait_for(ada.closed.wait(), 10)
+            idle = await WireSocket.connect(http, base, await log_in(http, base, "idle"), origin=base)
+            assert await idle.next("ended", timeout=15) == {"reason": "expired"}
+            await asyncio.wait_for(idle.closed.wait(), 10)
+
+    asyncio.run(log_out_then_sit_idle())
+    status, _, log = server.stop()
+    assert status == 0
+    assert [line.split(" ", 2)[2] for line in log.splitlines() if line.strip()] == [
+        "INFO tornado_app.handlers: login: 'ada' from 127.0.0.1",
+        "INFO tornado_app.sockets: socket of 'ada' from 127.0.0.1 closed: logged out",
+        "INFO tornado_app.handlers: logout: 'ada' from 127.0.0.1",
+        "INFO tornado_app.handlers: login: 'idle' from 127.0.0.1",
+        "INFO tornado_app.sockets: socket of 'idle' from 127.0.0.1 closed: session expired",
+        "INFO tornado_app.server: stopped",
+    ]
 
 
 # --- HTTPS, directly or behind a proxy: the session cookie's Secure flag and the Origin

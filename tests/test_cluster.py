@@ -131,6 +131,7 @@ def test_with_a_short_ttl_a_page_in_use_stays_while_an_idle_one_expires(cluster:
             await in_use.close()
 
     asyncio.run(scenario())
+    assert "socket of 'idle' from 127.0.0.1 closed: session expired" in b.log()
     for app in (a, b):
         assert "Traceback" not in app.log()
 

@@ -13,7 +13,7 @@ import json
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,7 +30,8 @@ from tests.support.waiting import eventually
 from tests.support.wire import Refused, WireSocket
 from tornado_app.app import TornadoApp, make_app
 from tornado_app.backend import Backend
-from tornado_app.reasons import NOT_AUTHENTICATED
+from tornado_app.reasons import END_REASONS, NOT_AUTHENTICATED
+from tornado_app.sockets import CLOSED_BECAUSE
 
 from .conftest import MAX_SESSIONS, SESSION_TTL, TEST_SECRET, FakeClock
 
@@ -384,6 +385,70 @@ async def test_a_polling_client_that_stops_polling_is_timed_out_and_freed(
     server_log.assert_no_traceback()
     # the session itself is untouched: only the socket was dropped
     assert (await web_user().request("GET", "/api/session", headers={"Cookie": cookie})).code == 200
+
+
+# --- a session that ends ------------------------------------------------------------------
+
+
+def test_every_way_a_session_ends_has_words_for_the_close_line() -> None:
+    assert set(CLOSED_BECAUSE) == set(END_REASONS)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_socket_closed_for_its_sessions_end_says_why_in_the_log(
+    http_server: Any, base_url: str, app: TornadoApp, clock: FakeClock, web_user: Callable[[], Any], server_log: ServerLog,
+) -> None:
+    """Issue 17: each of these closes used to be logged with engineio's "server disconnect";
+    the operator reads why instead: a logout, a login that replaced the session, an eviction,
+    an idle expiry. One close line each."""
+
+    async def closes_with(socket: WireSocket, end: Callable[[], Awaitable[object]]) -> list[str]:
+        """The socket logger's lines while `end()` ends the socket's session."""
+        mark = server_log.mark()
+
+        def lines() -> list[str]:
+            return [line for line in server_log.lines_since(mark) if line.startswith(SOCKET_LOGGER)]
+
+        await end()
+        await asyncio.wait_for(socket.closed.wait(), PROMPTLY)
+        await eventually(lines, within=PROMPTLY, what="a close line")
+        return lines()
+
+    def closed(username: str, why: str) -> list[str]:
+        return [f"{SOCKET_LOGGER}: socket of {username!r} from 127.0.0.1 closed: {why}"]
+
+    async with aiohttp_session() as http:
+        leaver = web_user()
+        await leaver.login("leaver")
+        socket = await WireSocket.connect(http, base_url, leaver.cookie_header)
+        assert await closes_with(socket, leaver.logout) == closed("leaver", "logged out")
+
+        again = web_user()
+        await again.login("again")
+        socket = await WireSocket.connect(http, base_url, again.cookie_header)
+        assert await closes_with(socket, lambda: again.login("again")) == closed("again", "session replaced")
+
+        first = web_user()
+        await first.login("first")
+        socket = await WireSocket.connect(http, base_url, first.cookie_header)
+
+        async def crowd_in() -> None:
+            for number in range(MAX_SESSIONS):
+                await web_user().login(f"newcomer{number}")
+
+        assert await closes_with(socket, crowd_in) == closed("first", "session evicted")
+
+        idle = web_user()
+        await idle.login("idle")
+        socket = await WireSocket.connect(http, base_url, idle.cookie_header)
+
+        async def idle_past_the_ttl() -> None:
+            clock.advance(SESSION_TTL + 1)
+            await app.sweep_expired_sessions()
+
+        assert await closes_with(socket, idle_past_the_ttl) == closed("idle", "session expired")
+    await eventually(sockets_freed(app), within=PROMPTLY)
+    server_log.assert_no_traceback()
 
 
 # --- a server restart ----------------------------------------------------------------------

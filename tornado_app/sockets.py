@@ -39,6 +39,17 @@ STATE_AT_MOST_EVERY = 1.0  # seconds between two presence states asked for by on
 MAX_PACKET_BYTES = 64 * 1024  # a chat message is at most 500 characters; refuse giant packets
 SHUTDOWN_FLUSH_SECONDS = 0.25  # for "the server is stopping" to leave before the connections close
 
+# What the close line says of a socket dropped because its session ended, where engineio
+# would say only "server disconnect".
+CLOSED_BECAUSE: dict[EndReason, str] = {
+    "logout": "logged out",
+    "replaced": "session replaced",
+    "expired": "session expired",
+    "evicted": "session evicted",
+    "shutdown": "every session ended",
+    "gone": "session gone",
+}
+
 
 def _report_bugs(handler: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T | None]]:
     """Log our own handler's exception with its traceback, so that the protocol guard above
@@ -101,6 +112,7 @@ class ChatSocketServer:
         )
         self.presence = PresenceBroadcaster(self.sio, presence_interval, backend.presence)
         self._state_asked: dict[str, float] = {}  # sockets that asked for the presence state, when
+        self._session_ending: dict[str, EndReason] = {}  # sockets being disconnected for their session's end, why
         # Not connect: an unexpected error there must leave the socket refused, never
         # swallowed into an accept.
         self.sio.on("connect", self._on_connect)
@@ -206,9 +218,12 @@ class ChatSocketServer:
         owner = self._forget(sid)
         if owner is None:
             return
-        # One line per socket that goes: a dropped connection, a client that stopped
-        # answering pings, a logout... with the reason engineio gives.
-        log.info("socket of %r from %s closed: %s", owner.username, owner.remote_ip, reason)
+        # One line per socket that goes: its session's end in words (a logout, an expiry...),
+        # or else the reason engineio gives (a dropped connection, a client that stopped
+        # answering pings, its own disconnect).
+        ending = self._session_ending.get(sid)
+        log.info("socket of %r from %s closed: %s", owner.username, owner.remote_ip,
+                 CLOSED_BECAUSE[ending] if ending is not None else reason)
 
     async def _on_session_end(self, session: Session, reason: EndReason) -> None:
         """Drop every socket of an ended session: a connected one is told why (so that the page
@@ -217,9 +232,18 @@ class ChatSocketServer:
         for sid in self.registry.sockets_of(session.id):
             if self.sio.manager.is_connected(sid, "/"):
                 await self.emit_here("ended", {"reason": reason}, sid)
-                await self.sio.disconnect(sid)
+                await self._disconnect_for(sid, reason)
             else:
                 self._forget(sid)
+
+    async def _disconnect_for(self, sid: str, reason: EndReason) -> None:
+        """Disconnect a socket of this process because its session ended, so that its close
+        line says why (python-socketio runs the disconnect handler within the call)."""
+        self._session_ending[sid] = reason
+        try:
+            await self.sio.disconnect(sid)
+        finally:
+            self._session_ending.pop(sid, None)
 
     async def _live_session(self, sid: str) -> Session | None:
         """The sender's session, refreshed by this event; None (and the socket dropped) if gone."""
@@ -232,7 +256,7 @@ class ChatSocketServer:
             return None  # unanswered while the store is away; the socket stays
         if session is None and self.registry.owner(sid) is not None:
             # The store ended the session without telling us (a networked store might).
-            await self.sio.disconnect(sid)
+            await self._disconnect_for(sid, "gone")
         return session
 
     async def _on_whoami(self, sid: str, *args: object) -> dict[str, object] | None:
