@@ -57,11 +57,15 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
+PHONE = {"width": 390, "height": 844}
+SIZES = pytest.mark.parametrize("viewport", [VIEWPORT, PHONE], ids=["1280x800", "390x844"])
+
+
 class Person:
     """One browser profile (its own cookies) with a console watch."""
 
-    def __init__(self, browser: Any, base_url: str) -> None:
-        self.context = browser.new_context(viewport=VIEWPORT)
+    def __init__(self, browser: Any, base_url: str, viewport: dict[str, int] = VIEWPORT) -> None:
+        self.context = browser.new_context(viewport=viewport)
         self.context.set_default_timeout(TIMEOUT_MS)
         self.base_url = base_url
         self.console_errors: list[str] = []
@@ -92,8 +96,8 @@ def wait_for_socket(page: Any, state: str) -> None:
 def people(browser: Any, live_server: ServerProcess) -> Iterator[Any]:
     made: list[Person] = []
 
-    def make() -> Person:
-        person = Person(browser, live_server.url)
+    def make(viewport: dict[str, int] = VIEWPORT) -> Person:
+        person = Person(browser, live_server.url, viewport)
         made.append(person)
         return person
 
@@ -167,8 +171,9 @@ def test_logout_in_one_tab_disconnects_the_other_tab_of_that_session_only(people
     assert first_tab.is_visible("#socket-help-login")
     assert not first_tab.is_visible("#header-session")  # no "Signed in as" for a gone session
     assert first_tab.text_content("#session-status") == "ended"
-    assert "io server disconnect" in first_tab.text_content("#handshake-log")
-    assert "io server disconnect" not in first_tab.inner_text("#live-view > .stack-left")
+    # The log tells each step in words, without Socket.IO's reason codes.
+    assert "disconnected: the server closed this connection" in first_tab.text_content("#handshake-log")
+    assert "io server disconnect" not in first_tab.inner_text("#live-view")
     first_tab.screenshot(path=SHOTS / "4-other-tab-after-logout.png")
     assert second_tab.url.endswith("/login?logged_out=1")
     assert "You have logged out" in second_tab.text_content("#logged-out")
@@ -216,23 +221,42 @@ def test_a_late_joiner_sees_the_conversation_and_the_empty_state_tells_the_truth
         server.close()
 
 
-def test_two_people_with_the_same_name_are_two_people(people) -> None:
-    first, second = people().log_in("Alice"), people().log_in("Alice")
+@SIZES
+def test_two_people_with_the_same_name_are_told_apart_by_their_tags_everywhere(people, viewport: dict[str, int]) -> None:
+    size = f"{viewport['width']}x{viewport['height']}"
+    first, second = people(viewport).log_in("Alice"), people(viewport).log_in("Alice")
+    tags = {}
     for page in (first, second):
         wait_for_socket(page, "connected")
+        tags[page] = page.get_attribute("#live-view", "data-tag")[:4]
+        # Each Alice sees her own tag on her session card.
+        assert page.text_content("#current-tag") == "#" + tags[page]
+    said_first, said_second = f"I was here first ({size})", f"I am the second Alice ({size})"
+    first.fill("#chat-input", said_first)
+    first.press("#chat-input", "Enter")
+    second.fill("#chat-input", said_second)
+    second.press("#chat-input", "Enter")
+    for page, other in ((first, second), (second, first)):
         expect(page.locator("#online-users li[data-username='Alice']")).to_have_count(2)
         notes = page.locator("#online-users li[data-username='Alice'] .person-note").all_inner_texts()
-        assert "you" in notes and any(note.startswith("#") for note in notes), notes
-    second.fill("#chat-input", "I am the second Alice")
-    second.press("#chat-input", "Enter")
-    mine = "#chat-messages li.is-me:has-text('I am the second Alice')"
-    second.wait_for_selector(mine)
-    first.wait_for_selector("#chat-messages li:has-text('I am the second Alice')")
-    assert first.locator(mine).count() == 0  # not styled as the first Alice's own
-    first.screenshot(path=SHOTS / "7-two-alices.png")
+        assert sorted(notes) == sorted([f"you, #{tags[page]}", f"#{tags[other]}"]), notes
+        # In the chat too: who wrote what, by tag.
+        for writer, text in ((first, said_first), (second, said_second)):
+            message = page.locator(f"#chat-messages li:has-text('{text}')")
+            expect(message.locator(".message-tag")).to_have_text("#" + tags[writer])
+    mine = f"#chat-messages li.is-me:has-text('{said_second}')"
+    assert second.locator(mine).count() == 1 and first.locator(mine).count() == 0  # styled as one's own only
+    first.screenshot(path=SHOTS / f"7-two-alices-{size}.png")
 
 
-PHONE = {"width": 390, "height": 844}
+def test_a_name_nobody_shares_shows_no_tag_in_the_chat(people) -> None:
+    page = people().log_in("Unique Ursula")
+    wait_for_socket(page, "connected")
+    page.fill("#chat-input", "only one of me")
+    page.press("#chat-input", "Enter")
+    page.wait_for_selector("#chat-messages li.is-me:has-text('only one of me')")
+    assert page.locator("#chat-messages li.is-me .message-tag").count() == 0
+    assert page.locator("#online-users li.is-me .person-note").inner_text() == "you"
 
 
 def phone_person(browser: Any, base_url: str) -> Person:
@@ -266,6 +290,171 @@ def test_on_a_phone_the_headline_stays_and_then_the_chat_comes_first(browser, li
     assert send["y"] < online["y"] < session["y"]  # the online list right after the chat
     assert page.evaluate("document.activeElement.id") == "chat-input"  # ready to type
     page.screenshot(path=SHOTS / "9-phone-logged-in.png")
+    person.context.close()
+
+
+def in_first_screen(page: Any, selector: str, viewport: dict[str, int]) -> bool:
+    """Whether the element is visible without scrolling (the page scrolled to its top)."""
+    page.evaluate("window.scrollTo(0, 0)")
+    where = box(page, selector)
+    return where is not None and 0 <= where["y"] and where["y"] + where["height"] <= viewport["height"]
+
+
+def test_on_a_phone_the_login_form_comes_before_the_explanation(browser, live_server: ServerProcess) -> None:
+    page = phone_person(browser, live_server.url).open("/")
+    page.wait_for_selector("#socket-state[data-state=refused]")
+    assert box(page, "#intro-heading")["y"] < box(page, "#login-form")["y"] < box(page, ".steps")["y"]
+    assert in_first_screen(page, "#login-form button[type=submit]", PHONE)
+    page.screenshot(path=SHOTS / "8-phone-login-first.png")
+    wide = Person(browser, live_server.url).open("/")
+    assert box(wide, "#login-form")["x"] > box(wide, ".steps")["x"]  # beside the explanation on a wide screen
+    wide.context.close()
+    page.context.close()
+
+
+@SIZES
+def test_after_a_logout_elsewhere_the_ending_is_said_where_the_eye_is(people, viewport: dict[str, int]) -> None:
+    size = f"{viewport['width']}x{viewport['height']}"
+    ada = people(viewport)
+    page = ada.log_in("Ada")
+    wait_for_socket(page, "connected")
+    other_tab = ada.open("/")
+    other_tab.click("#logout-form button[type=submit]")
+    wait_for_socket(page, "disconnected")
+    banner = page.locator("#chat-ended")
+    expect(banner).to_contain_text("You logged out, here or in another tab, so this session has ended.")
+    expect(banner.locator("a")).to_have_text("Log in again")
+    assert in_first_screen(page, "#chat-ended", viewport)
+    assert page.get_attribute("#chat-input", "placeholder") == "Not connected"
+    page.screenshot(path=SHOTS / f"10-ended-where-the-eye-is-{size}.png")
+
+
+@SIZES
+def test_a_long_paste_is_counted_and_explained_and_never_sent_cut_short(people, viewport: dict[str, int]) -> None:
+    size = f"{viewport['width']}x{viewport['height']}"
+    page = people(viewport).log_in("Paster")
+    wait_for_socket(page, "connected")
+    pasted = "word " * 122 + "end"  # 613 characters
+    page.fill("#chat-input", pasted)
+    assert page.input_value("#chat-input") == pasted  # nothing cut off by the field
+    expect(page.locator("#chat-count")).to_have_text("613/500")
+    assert "is-over-limit" in page.get_attribute("#chat-count", "class")
+    expect(page.locator("#chat-notice")).to_have_text("Too long to send: 613 characters, at most 500. Shorten it by 113.")
+    page.screenshot(path=SHOTS / f"11-long-paste-{size}.png")
+    page.press("#chat-input", "Enter")
+    page.wait_for_timeout(500)  # long enough for a message to come back, had one been sent
+    assert page.locator("#chat-messages li.is-me").count() == 0 and page.input_value("#chat-input") == pasted
+    page.fill("#chat-input", pasted[:500])
+    expect(page.locator("#chat-notice")).to_be_hidden()
+    page.press("#chat-input", "Enter")
+    expect(page.locator("#chat-messages li.is-me")).to_have_count(1)
+    assert page.locator("#chat-messages li.is-me .message-text").text_content() == pasted[:500]
+
+    page.fill("#chat-input", "    ")
+    page.press("#chat-input", "Enter")
+    expect(page.locator("#chat-notice")).to_have_text("Nothing was sent: the message is only spaces.")
+    assert page.locator("#chat-messages li.is-me").count() == 1
+
+
+@SIZES
+def test_new_messages_below_a_reader_who_scrolled_up_are_announced_and_one_click_away(people, viewport: dict[str, int]) -> None:
+    size = f"{viewport['width']}x{viewport['height']}"
+    reader, writer = people(viewport).log_in(f"Reader {size}"), people().log_in(f"Writer {size}")
+    wait_for_socket(reader, "connected")
+    wait_for_socket(writer, "connected")
+    for number in range(12):  # enough to scroll, under the chat rate (20 per 10 s)
+        writer.fill("#chat-input", f"filler {number} of {size}")
+        writer.press("#chat-input", "Enter")
+    reader.wait_for_selector(f"#chat-messages li:has-text('filler 11 of {size}')")
+    expect(reader.locator("#chat-newer")).to_be_hidden()  # at the bottom: nothing to announce
+    reader.evaluate("document.getElementById('chat-scroll').scrollTop = 0")
+    writer.fill("#chat-input", f"news for the reader ({size})")
+    writer.press("#chat-input", "Enter")
+    reader.wait_for_selector(f"#chat-messages li:has-text('news for the reader ({size})')", state="attached")
+    expect(reader.locator("#chat-newer")).to_be_visible()
+    assert reader.evaluate("document.getElementById('chat-scroll').scrollTop") == 0  # the reader's place is kept
+    reader.screenshot(path=SHOTS / f"12-new-messages-hint-{size}.png")
+    reader.click("#chat-newer")
+    expect(reader.locator("#chat-newer")).to_be_hidden()
+    expect(reader.locator(f"#chat-messages li:has-text('news for the reader ({size})')")).to_be_in_viewport()
+
+
+def test_the_login_form_says_the_length_limit_before_it_is_sent(people) -> None:
+    page = people().open("/login")
+    page.fill("#username", "x" * 33)
+    expect(page.locator("#username-hint")).to_have_text("33 characters: a username is at most 32. Shorten it by 1.")
+    page.fill("#username", "x" * 32)
+    expect(page.locator("#username-hint")).to_contain_text("1 to 32 characters")
+
+
+@pytest.fixture
+def restartable_server(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A server on a fixed port that the test stops and starts again (in memory, or in Redis
+    when the test is parametrized with redis=True)."""
+    from deploy.services import free_port
+
+    port = free_port()
+    args = ["--port", str(port), "--cookie-secret", "r" * 32]
+    if getattr(request, "param", False):
+        args += ["--redis-url", request.getfixturevalue("redis_url")]
+    servers = [ServerProcess(*args)]
+
+    def stop() -> None:
+        servers[-1].stop()
+
+    def start() -> None:
+        servers.append(ServerProcess(*args))
+
+    yield servers[0], stop, start
+    for server in servers:
+        server.close()
+
+
+@SIZES
+@pytest.mark.parametrize("restartable_server", [False], indirect=True, ids=["memory"])
+def test_after_a_restart_in_memory_the_page_says_the_session_is_gone(browser, restartable_server: Any, viewport: dict[str, int]) -> None:
+    size = f"{viewport['width']}x{viewport['height']}"
+    server, stop, start = restartable_server
+    person = Person(browser, server.url, viewport)
+    page = person.log_in("Ada")
+    wait_for_socket(page, "connected")
+    stop()
+    start()
+    wait_for_socket(page, "refused")
+    help_text = "The server restarted, and this session did not survive it. Log in again to go on."
+    expect(page.locator("#socket-help-text")).to_have_text(help_text)
+    expect(page.locator("#chat-ended")).to_contain_text(help_text)
+    assert "The server is stopping" not in page.inner_text("#live-view")
+    assert page.text_content("#session-status") == "gone"
+    log = page.text_content("#handshake-log")
+    assert "server: stopping; this page reconnects when it is back" in log and "session ended (shutdown)" not in log
+    assert in_first_screen(page, "#chat-ended", viewport)
+    page.screenshot(path=SHOTS / f"13-after-a-restart-{size}.png")
+    person.context.close()
+
+
+@pytest.mark.parametrize("restartable_server", [True], indirect=True, ids=["redis"])
+def test_after_a_restart_in_redis_mode_the_page_carries_on_and_its_log_says_no_session_ended(browser, restartable_server: Any) -> None:
+    server, stop, start = restartable_server
+    person = Person(browser, server.url)
+    page = person.log_in("Ada")
+    wait_for_socket(page, "connected")
+    status_colour = "getComputedStyle(document.getElementById('session-status')).color"
+    active_green = page.evaluate(status_colour)
+    stop()
+    page.wait_for_selector("#handshake-log li:has-text('server: stopping')")
+    # While it is away, "checking…" is said in a neutral colour, not the green of "active".
+    page.wait_for_selector("#session-status[data-kind=checking]")
+    assert page.text_content("#session-status") == "checking…" and page.evaluate(status_colour) != active_green
+    page.screenshot(path=SHOTS / "14-server-away-checking.png")
+    start()
+    wait_for_socket(page, "connected")
+    log = page.text_content("#handshake-log")
+    assert "session ended" not in log and "io server disconnect" not in log
+    assert page.text_content("#session-status") == "active"
+    page.fill("#chat-input", "still here after the restart")
+    page.press("#chat-input", "Enter")
+    page.wait_for_selector("#chat-messages li.is-me:has-text('still here after the restart')")
     person.context.close()
 
 
@@ -380,6 +569,8 @@ def test_a_page_watching_50_people_come_and_go_ends_with_the_servers_list(browse
         shown = page.locator("#online-users li.person[data-username]").evaluate_all("nodes => nodes.map(n => n.dataset.username)")
         assert sorted(shown) == expected
         assert shown[0] == "watcher"  # you first
+        # The Online card grew and the handshake log's box shrank: its newest line is still in view.
+        expect(page.locator("#handshake-log li").last).to_be_in_viewport()
         page.screenshot(path=SHOTS / "8-crowd-came-and-went.png")
         release.set()
         thread.join(30)

@@ -1,16 +1,23 @@
 /*
  * The conversation: the recent history once per connection, then each message as it comes,
  * never one twice, and the form that sends them. The server attributes every message from
- * the session; the page sends only the text.
+ * the session; the page sends only the text, and never a text the server would refuse or one
+ * cut short: the person is told why first.
  */
 
 import { avatar, byId, el, shortTime } from "./dom.js";
+import { shortTag } from "./names.js";
 
 const MAX_MESSAGES = 300;
 const NEAR_BOTTOM_PX = 48;
 
-/** `shared.myTag` marks your own messages. */
-export function makeChat(shared) {
+/** Characters as the server counts them (code points, not UTF-16 units). */
+function characters(text) {
+  return Array.from(text).length;
+}
+
+/** `shared.myTag` marks your own messages; `names` says which names are shared. */
+export function makeChat(shared, names) {
   const scroller = byId("chat-scroll");
   const empty = byId("chat-empty");
   const messages = byId("chat-messages");
@@ -19,7 +26,9 @@ export function makeChat(shared) {
   const input = byId("chat-input");
   const count = byId("chat-count");
   const send = byId("chat-send");
-  const maxLength = Number(input.getAttribute("maxlength")) || 500;
+  const newer = byId("chat-newer");
+  // No maxlength on the field: a browser would cut a long paste short without a word.
+  const maxLength = Number(input.dataset.maxLength) || 500;
   let historyShown = false;
   const shownMessages = new Set(); // message ids, so that history and live never repeat one
 
@@ -27,11 +36,18 @@ export function makeChat(shared) {
     return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < NEAR_BOTTOM_PX;
   }
 
+  function tagNode(tag) {
+    return el("span", "message-tag", shortTag(tag));
+  }
+
   function messageItem(message) {
     const name = String(message.username);
+    const tag = typeof message.tag === "string" ? message.tag : "";
     const sent = new Date(Number(message.time) * 1000);
-    const mine = Boolean(shared.myTag) && message.tag === shared.myTag;
+    const mine = Boolean(shared.myTag) && tag === shared.myTag;
     const item = el("li", "message" + (mine ? " is-me" : ""));
+    item.dataset.username = name;
+    item.dataset.tag = tag;
     const meta = el("div", "message-meta");
     const time = el("time", "message-time", shortTime(sent));
     time.dateTime = sent.toISOString();
@@ -39,6 +55,7 @@ export function makeChat(shared) {
     const user = el("span", "message-user", name);
     user.title = name; // the full name, where a long one is cut short
     meta.append(user, time);
+    names.seen(name, tag);
     const body = el("div", "message-body");
     body.append(meta, el("p", "message-text", String(message.text)));
     item.append(avatar(name), body);
@@ -72,48 +89,86 @@ export function makeChat(shared) {
     }
   }
 
+  /** The author's tag beside the name, once the name is shared (and only once). */
+  function tagIfShared(item) {
+    if (item.dataset.tag && names.isShared(item.dataset.username) && !item.querySelector(".message-tag")) {
+      item.querySelector(".message-user").after(tagNode(item.dataset.tag));
+    }
+    return item;
+  }
+
+  function showTagsOf(name) {
+    // A name just became shared: its earlier messages get their authors' tags too.
+    for (const item of messages.children) {
+      if (item.dataset.username === name) {
+        tagIfShared(item);
+      }
+    }
+  }
+
+  function toNewest() {
+    scroller.scrollTop = scroller.scrollHeight;
+    newer.hidden = true;
+  }
+
   function addMessage(message) {
     if (!isNew(message)) {
       return;
     }
     const stick = nearBottom();
-    const item = messageItem(message);
+    const item = tagIfShared(messageItem(message));
     messages.append(item);
     trimMessages();
     updateEmpty();
     if (stick || item.classList.contains("is-me")) {
-      scroller.scrollTop = scroller.scrollHeight;
+      toNewest();
+    } else {
+      newer.hidden = false; // the reader scrolled up: say that more came, below
     }
   }
 
   function showHistory(history) {
     // Earlier messages go above whatever arrived live meanwhile.
     const items = history.filter((message) => message && typeof message.text === "string" && isNew(message)).map(messageItem);
-    messages.prepend(...items);
+    messages.prepend(...items.map(tagIfShared)); // (a name may have become shared within the history)
     trimMessages();
     historyShown = true;
     updateEmpty();
-    scroller.scrollTop = scroller.scrollHeight;
+    toNewest();
   }
 
-  function showNotice(text) {
+  /** A line above the form; `kind` "length" is the too-long warning, gone once it fits. */
+  function showNotice(text, kind) {
     notice.textContent = text || "";
     notice.hidden = !text;
+    notice.dataset.kind = kind || "";
+  }
+
+  function tooLongBy() {
+    return Math.max(0, characters(input.value) - maxLength);
   }
 
   function updateCount() {
-    const length = input.value.length;
+    const length = characters(input.value);
+    const over = tooLongBy();
     count.textContent = length + "/" + maxLength;
-    count.classList.toggle("is-near-limit", length > maxLength - 50);
+    count.classList.toggle("is-near-limit", length > maxLength - 50 && !over);
+    count.classList.toggle("is-over-limit", over > 0);
+    input.setAttribute("aria-invalid", String(over > 0));
+    if (over) {
+      showNotice("Too long to send: " + length + " characters, at most " + maxLength + ". Shorten it by " + over + ".", "length");
+    } else if (notice.dataset.kind === "length") {
+      showNotice(""); // shortened enough
+    }
   }
 
-  /** Whether messages can be sent; a refusal that came over a socket which is gone is stale. */
-  function setLive(live) {
+  /** Whether messages can be sent; `why` is what the field says when they cannot. */
+  function setLive(live, why) {
     input.disabled = !live;
     send.disabled = !live;
-    input.placeholder = live ? "Write a message…" : "Not connected";
+    input.placeholder = live ? "Write a message…" : why || "Not connected";
     if (!live) {
-      showNotice("");
+      showNotice(""); // a refusal that came over a socket which is gone is stale
     }
   }
 
@@ -139,8 +194,19 @@ export function makeChat(shared) {
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       const text = input.value;
-      if (!socket.connected || text.trim() === "") {
-        input.focus();
+      input.focus();
+      if (!socket.connected) {
+        return;
+      }
+      if (text === "") {
+        return; // Enter in an empty field: nothing to say about that
+      }
+      if (text.trim() === "") {
+        showNotice("Nothing was sent: the message is only spaces.");
+        return;
+      }
+      if (tooLongBy()) {
+        updateCount(); // says how much too long; nothing is sent cut short
         return;
       }
       socket.emit("chat", { text: text });
@@ -152,6 +218,16 @@ export function makeChat(shared) {
   }
 
   input.addEventListener("input", updateCount);
+  scroller.addEventListener("scroll", () => {
+    if (nearBottom()) {
+      newer.hidden = true;
+    }
+  }, { passive: true });
+  newer.addEventListener("click", () => {
+    toNewest();
+    input.focus({ preventScroll: true });
+  });
+  names.onShared(showTagsOf);
   updateCount();
 
   return { setLive, readyToType, listen };

@@ -8,6 +8,20 @@ import { byId, clockTime, el, pad } from "./dom.js";
 
 const MAX_LOG_ENTRIES = 200;
 
+// Socket.IO's disconnect reasons, in words a person reads in the log.
+const DISCONNECT_WORDS = {
+  "io server disconnect": "the server closed this connection",
+  "io client disconnect": "this page closed the connection",
+  "ping timeout": "the server stopped answering",
+  "transport close": "the connection was lost",
+  "transport error": "the connection failed",
+  "parse error": "the server sent something unreadable",
+};
+
+function inWords(reason) {
+  return DISCONNECT_WORDS[reason] || String(reason);
+}
+
 // Times are counted from page load, which is what a handshake's steps are measured against.
 const pageStart = performance.now();
 
@@ -26,6 +40,20 @@ function elapsed(ms) {
 
 /** The handshake log: returns log(text, kind), kind being info (the default), ok, warn or error. */
 export function makeHandshakeLog(list) {
+  // The newest line stays in view while the reader is at the bottom, also when the log's box
+  // shrinks (the Online card above it grows with the people online).
+  let atBottom = true;
+  list.addEventListener("scroll", () => {
+    atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 8;
+  }, { passive: true });
+  if (window.ResizeObserver) {
+    new ResizeObserver(() => {
+      if (atBottom) {
+        list.scrollTop = list.scrollHeight;
+      }
+    }).observe(list);
+  }
+
   return function log(text, kind) {
     const now = new Date();
     const entry = el("li", "log-entry log-" + (kind || "info"));
@@ -38,6 +66,7 @@ export function makeHandshakeLog(list) {
       list.firstElementChild.remove();
     }
     list.scrollTop = list.scrollHeight;
+    atBottom = true;
   };
 }
 
@@ -103,7 +132,7 @@ export function connect({ shared, log, badge, setState, session, chat }) {
 
   manager.on("reconnect_attempt", (attempt) => {
     setState("connecting", "reconnecting (attempt " + attempt + ")");
-    log("reconnect attempt " + attempt + (lastDisconnectReason ? " after " + lastDisconnectReason : ""));
+    log("reconnect attempt " + attempt + (lastDisconnectReason ? " (" + inWords(lastDisconnectReason) + ")" : ""));
   });
 
   // Events the server emits from its connect handler arrive BEFORE the client's own
@@ -139,12 +168,17 @@ export function connect({ shared, log, badge, setState, session, chat }) {
 
   socket.on("ended", (data) => {
     const reason = session.ended(data);
-    log("server: session ended (" + (reason || "no reason given") + ")", "warn");
+    if (reason === "shutdown") {
+      // The server is stopping, not ending the session (in Redis mode it survives the restart).
+      log("server: stopping; this page reconnects when it is back", "warn");
+    } else {
+      log("server: session ended (" + (reason || "no reason given") + ")", "warn");
+    }
   });
 
   socket.on("disconnect", (reason) => {
     lastDisconnectReason = reason;
-    log("disconnect: " + reason, "error");
+    log("disconnected: " + inWords(reason), "error");
     session.disconnected(reason);
   });
 

@@ -12,6 +12,7 @@
  *   session.js     the session card, the help box, what each ending means, activity reports
  *   chat.js        the conversation and the message form
  *   presence.js    who is online
+ *   names.js       which names are shared by several people, whose tags are then shown
  *   whoami.js      the whoami question and its answer
  *   dom.js         drawing helpers: elements, clock times, avatars
  *
@@ -36,9 +37,17 @@
 import { makeChat } from "./chat.js";
 import { connect, makeHandshakeLog, makeSocketBadge } from "./connection.js";
 import { byId } from "./dom.js";
+import { makeNames } from "./names.js";
 import { makePresence } from "./presence.js";
 import { makeSession } from "./session.js";
 import { makeWhoami } from "./whoami.js";
+
+// What the message field says while messages cannot be sent.
+const UNAVAILABLE_CHAT = {
+  connecting: "Connecting…",
+  refused: "Not connected",
+  disconnected: "Not connected",
+};
 
 function start(root) {
   const words = JSON.parse(byId("server-words").textContent);
@@ -48,8 +57,9 @@ function start(root) {
 
   const log = makeHandshakeLog(byId("handshake-log"));
   const badge = makeSocketBadge(root, shared);
-  const chat = makeChat(shared);
-  const presence = makePresence(shared, log);
+  const names = makeNames();
+  const chat = makeChat(shared, names);
+  const presence = makePresence(shared, names, log);
   const whoami = makeWhoami(shared);
 
   // The socket's state decides what on the page can be used.
@@ -57,7 +67,7 @@ function start(root) {
     shared.state = next;
     badge.show(next, reason);
     const live = next === "connected";
-    chat.setLive(live);
+    chat.setLive(live, UNAVAILABLE_CHAT[next]);
     presence.setLive(live);
     whoami.setLive(live);
   }

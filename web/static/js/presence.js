@@ -8,13 +8,14 @@
  */
 
 import { avatar, byId, el } from "./dom.js";
+import { shortTag } from "./names.js";
 
 const MAX_DRAWN = 200;
 const STATE_TIMEOUT_MS = 5000;
 const STATE_RETRY_MS = 1200; // the server answers at most once a second
 
-/** `shared.myTag` marks "you"; `log` is the handshake log. */
-export function makePresence(shared, log) {
+/** `shared.myTag` marks "you"; `names` says which names are shared; `log` is the handshake log. */
+export function makePresence(shared, names, log) {
   const card = byId("online-card");
   const list = byId("online-users");
   const countNode = byId("online-count");
@@ -23,7 +24,6 @@ export function makePresence(shared, log) {
 
   const people = []; // {name, tag}, in display order
   const nodes = new Map(); // tag -> <li> of a drawn person
-  const nameCounts = new Map(); // name -> people online with it (a shared name shows tags)
   let version = null; // null: no state yet
   const heldDiffs = new Map(); // version -> diff that came before the state or after a gap
   let askingForState = false;
@@ -58,11 +58,12 @@ export function makePresence(shared, log) {
     item.dataset.tag = person.tag;
     item.title = person.name + (mine ? " (you)" : "");
     item.append(avatar(person.name), el("span", "person-name", person.name));
+    // Two people of one name: their sessions' tags tell them apart (yours too).
+    const tag = names.isShared(person.name) ? shortTag(person.tag) : "";
     if (mine) {
-      item.append(el("span", "person-note", "you"));
-    } else if ((nameCounts.get(person.name) || 0) > 1) {
-      // Two people of one name: their sessions' tags tell them apart.
-      item.append(el("span", "person-note", "#" + person.tag.slice(0, 4)));
+      item.append(el("span", "person-note", tag ? "you, " + tag : "you"));
+    } else if (tag) {
+      item.append(el("span", "person-note", tag));
     }
     return item;
   }
@@ -104,12 +105,8 @@ export function makePresence(shared, log) {
       return; // already there
     }
     people.splice(index, 0, person);
-    const count = (nameCounts.get(person.name) || 0) + 1;
-    nameCounts.set(person.name, count);
     draw(index);
-    if (count === 2) {
-      redrawName(person.name);
-    }
+    names.seen(person.name, person.tag); // may redraw the name's people with their tags
   }
 
   function removePerson(person) {
@@ -125,15 +122,6 @@ export function makePresence(shared, log) {
       if (people.length >= MAX_DRAWN) {
         draw(MAX_DRAWN - 1); // the next one moves up into view
       }
-    }
-    const count = (nameCounts.get(person.name) || 1) - 1;
-    if (count > 0) {
-      nameCounts.set(person.name, count);
-      if (count === 1) {
-        redrawName(person.name);
-      }
-    } else {
-      nameCounts.delete(person.name);
     }
   }
 
@@ -160,9 +148,8 @@ export function makePresence(shared, log) {
     }
     people.length = 0;
     nodes.clear();
-    nameCounts.clear();
     for (const person of clean(data.people)) {
-      nameCounts.set(person.name, (nameCounts.get(person.name) || 0) + 1);
+      names.seen(person.name, person.tag);
       people.push(person);
     }
     people.sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0));
@@ -243,5 +230,6 @@ export function makePresence(shared, log) {
     });
   }
 
+  names.onShared(redrawName);
   return { setLive, listen };
 }

@@ -17,6 +17,9 @@ const ENDINGS = {
   shutdown: "The server is stopping. This page reconnects by itself when it is back.",
 };
 
+// A refusal after the server said it was stopping: it came back without this session.
+const RESTARTED = "The server restarted, and this session did not survive it. Log in again to go on.";
+const GONE = "Your session is gone: it ended, or the server restarted without it.";
 const STORE_RETRY_MS = 3000;
 const ACTIVITY_EVENTS = ["keydown", "pointerdown", "wheel", "scroll", "focusin", "touchstart"];
 
@@ -28,6 +31,9 @@ export function makeSession({ root, shared, words, setState }) {
   const help = byId("socket-help");
   const helpText = byId("socket-help-text");
   const helpLogin = byId("socket-help-login");
+  // The same ending, said where the eye is (the chat card comes first on a phone).
+  const banner = byId("chat-ended");
+  const bannerText = byId("chat-ended-text");
   const status = byId("session-status");
   const loggedInAtNode = byId("logged-in-at");
   // The header's "Signed in as ..." and both ways to log out: pointless once the session is gone.
@@ -37,21 +43,25 @@ export function makeSession({ root, shared, words, setState }) {
   const activityReportMs = Number(root.dataset.activityReportMs) || 60000;
   let endedReason = ""; // what the server said before it ended this session
 
+  /** The help box under the socket; `offerLogin` when the session is over (said in the chat too). */
   function showHelp(text, kind, offerLogin) {
     help.hidden = !text;
     helpText.textContent = text || "";
     help.className = "alert alert-" + (kind || "warning");
     helpLogin.hidden = !offerLogin;
+    banner.hidden = !(text && offerLogin);
+    bannerText.textContent = offerLogin ? text : "";
   }
 
-  function setStatus(text, gone) {
+  /** `kind`: "active" (green), "checking" (not known yet: neutral) or "gone" (red). */
+  function setStatus(text, kind) {
     status.textContent = text;
-    status.classList.toggle("is-gone", gone);
+    status.dataset.kind = kind;
   }
 
   function gone(statusText) {
     // No "Signed in as ..." and "Log out" for a session that is gone.
-    setStatus(statusText, true);
+    setStatus(statusText, "gone");
     for (const node of signedInParts) {
       if (node) {
         node.hidden = true;
@@ -69,7 +79,7 @@ export function makeSession({ root, shared, words, setState }) {
     endedReason = "";
     setState("connected");
     showHelp("");
-    setStatus("active", false);
+    setStatus("active", "active");
     return name;
   }
 
@@ -85,7 +95,9 @@ export function makeSession({ root, shared, words, setState }) {
     // No retry would help.
     setState("refused", message);
     if (message === words.refusals.notAuthenticated) {
-      showHelp(ENDINGS[endedReason] || "Your session is gone: it ended, or the server restarted without it.", "error", true);
+      // "shutdown" was the server stopping, not this session ending: it came back without it.
+      const why = endedReason === "shutdown" ? RESTARTED : ENDINGS[endedReason] || GONE;
+      showHelp(why, "error", true);
       gone("gone");
     } else {
       showHelp("The server refused this connection: " + message + ".", "error", false);
@@ -107,11 +119,11 @@ export function makeSession({ root, shared, words, setState }) {
     } else if (endedReason === "shutdown") {
       setState("connecting", "the server is stopping; reconnecting when it is back");
       showHelp(ENDINGS.shutdown, "warning");
-      setStatus("checking…", false); // not "active" beside "connecting": not known until the server says
+      setStatus("checking…", "checking"); // not "active" beside "connecting": not known until the server says
     } else {
       setState("connecting", "the connection dropped; reconnecting");
       showHelp("The connection dropped. The page reconnects by itself with the same session.", "warning");
-      setStatus("checking…", false);
+      setStatus("checking…", "checking");
     }
   }
 
