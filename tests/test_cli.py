@@ -335,8 +335,8 @@ def test_an_ordinary_session_logs_each_line_once_and_nothing_above_info(server_p
     lines = [line for line in log.splitlines() if line.strip()]
     assert all(" INFO " in line for line in lines), [line for line in lines if " INFO " not in line]
     events = [line.split(" ", 2)[2] for line in lines]  # without the timestamp
-    assert events.count("INFO tornado_app.sockets: socket of 'ada' from 127.0.0.1 closed: server disconnect") == 2  # two sockets
-    others = [event for event in events if "closed: server disconnect" not in event]
+    assert events.count("INFO tornado_app.sockets: socket of 'ada' from 127.0.0.1 closed: server stopping") == 2  # two sockets
+    others = [event for event in events if "closed: server stopping" not in event]
     assert len(set(others)) == len(others), "a line was logged twice"
     assert not [line for line in lines if "refused GET" in line or "refused POST" in line]
 

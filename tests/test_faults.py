@@ -485,7 +485,7 @@ async def test_after_a_server_restart_the_old_session_is_refused_cleanly(
         # with Redis, to any process (accepted: test_cluster.py).
         assert old_socket.close_reason == "transport close"
         assert status == 0
-        assert "socket of 'ada' from 127.0.0.1 closed: server disconnect" in old_log
+        assert "socket of 'ada' from 127.0.0.1 closed: server stopping" in old_log
         assert "did not close" not in old_log
         # No traceback, not even for a frame that arrived while the server was stopping.
         assert "Traceback" not in old_log

@@ -113,6 +113,7 @@ class ChatSocketServer:
         self.presence = PresenceBroadcaster(self.sio, presence_interval, backend.presence)
         self._state_asked: dict[str, float] = {}  # sockets that asked for the presence state, when
         self._session_ending: dict[str, EndReason] = {}  # sockets being disconnected for their session's end, why
+        self._stopping = False
         # Not connect: an unexpected error there must leave the socket refused, never
         # swallowed into an accept.
         self.sio.on("connect", self._on_connect)
@@ -137,6 +138,7 @@ class ChatSocketServer:
         told "disconnect" takes it as final and does not reconnect, while a server that is
         stopping for a restart (or behind a balancer with other processes) wants its pages to
         reconnect by themselves."""
+        self._stopping = True  # the close lines say "server stopping", not engineio's "server disconnect"
         for sid in self.registry.all_sockets():
             await self.emit_here("ended", {"reason": "shutdown"}, sid)
         await self.sio.eio.flush(SHUTDOWN_FLUSH_SECONDS)
@@ -222,8 +224,11 @@ class ChatSocketServer:
         # or else the reason engineio gives (a dropped connection, a client that stopped
         # answering pings, its own disconnect).
         ending = self._session_ending.get(sid)
-        log.info("socket of %r from %s closed: %s", owner.username, owner.remote_ip,
-                 CLOSED_BECAUSE[ending] if ending is not None else reason)
+        if ending is not None:
+            why = CLOSED_BECAUSE[ending]
+        else:
+            why = "server stopping" if self._stopping else reason
+        log.info("socket of %r from %s closed: %s", owner.username, owner.remote_ip, why)
 
     async def _on_session_end(self, session: Session, reason: EndReason) -> None:
         """Drop every socket of an ended session: a connected one is told why (so that the page
