@@ -4,12 +4,31 @@
 It starts redis-server with a generated password, N app processes (`python -m tornado_app`,
 default: one per core) and nginx in front of them on one port (deploy/nginx.conf: sticky per
 client address, WebSocket upgrades passed, X-Forwarded-* set), every file in a private
-temporary directory. It prints the URL; Ctrl-C (or SIGTERM) stops all of it and removes the
-directory.
+temporary directory. It prints the URL and each process's pid and port, then supervises:
+
+- A part that ends, whatever the way (an exit status, a signal, a crash), is started again on
+  the same port (nginx's list of upstreams is fixed) with the same flags and environment,
+  after a back-off: 0.5 s, doubled for each end that follows a run shorter than 30 s, at most
+  30 s, so a crash loop neither spins nor floods the terminal. One line says which part ended,
+  how and when it restarts, one more when it is back:
+
+      app 2 (pid 1234) killed by SIGKILL; restarting in 0.5 s
+      app 2 back (pid 1240)
+
+  Meanwhile the other processes serve, and nginx sends new connections to them; a page whose
+  socket was on the process that ended reconnects through nginx, still logged in.
+- redis-server and nginx are restarted the same way (our call: it is safe, so we do not stop
+  everything). nginx holds no state, and its process group goes with it, so a worker left by
+  a master that was killed cannot keep the port. A new Redis is empty (no persistence here):
+  everyone logs in again, and the line says so; the app processes ride out the gap by
+  themselves. A Redis given with --redis-url is not ours and is not watched.
+- Ctrl-C (SIGINT), SIGTERM or SIGHUP (the terminal closing) stops everything, even during a
+  back-off or a restart, and removes the directory; the exit status is 0.
 
 The Redis URL (with its password) and the cookie secret reach the app processes only through
-$TORNADO_APP_REDIS_URL and $TORNADO_APP_COOKIE_SECRET: a command line is world-readable in
-/proc/PID/cmdline, and the secret with one session id from Redis makes a cookie that works.
+$TORNADO_APP_REDIS_URL and $TORNADO_APP_COOKIE_SECRET, restarts included: a command line is
+world-readable in /proc/PID/cmdline, and the secret with one session id from Redis makes a
+cookie that works.
 
     .venv/bin/python deploy/cluster.py --help
 """
@@ -24,6 +43,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import FrameType
+from typing import NoReturn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -31,9 +52,16 @@ from deploy.services import AppProcess, Nginx, RedisServer, Service, ServiceMiss
 from tornado_app.cli import COOKIE_SECRET_ENV, REDIS_URL_ENV  # noqa: E402
 from tornado_app.redis.bus import redacted  # noqa: E402
 
+FIRST_DELAY = 0.5  # seconds before restarting a part that had been up a while
+MAX_DELAY = 30.0  # the longest wait, for a part that keeps ending as soon as it starts
+STEADY_SECONDS = 30.0  # a run this long was healthy: the next wait is FIRST_DELAY again
+POLL_SECONDS = 0.2  # how often the parts are looked at: an end is noticed this late at most
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Serve the site from several processes behind nginx, sharing Redis.")
+    parser = argparse.ArgumentParser(description="Serve the site from several processes behind nginx, sharing Redis; "
+                                     "restart any of them that ends, until Ctrl-C.")
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 2, help="app processes (default: one per core, %(default)s)")
     parser.add_argument("--port", type=int, default=8080, help="nginx's port on 127.0.0.1 (default: %(default)s; 0 picks a free one)")
     parser.add_argument("--redis-url", default=os.environ.get(REDIS_URL_ENV) or None,
@@ -42,55 +70,161 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def say(line: str) -> None:
+    """One line to the person at the terminal, at once (stdout may be a pipe)."""
+    print(line, flush=True)
+
+
+def how_it_ended(status: int) -> str:
+    """Popen's returncode in words: `exited (status 1)` or `killed by SIGKILL`. (An app
+    process stopped by SIGTERM or SIGINT shuts down cleanly and exits with status 0.)"""
+    if status >= 0:
+        return f"exited (status {status})"
+    try:
+        return f"killed by {signal.Signals(-status).name}"
+    except ValueError:
+        return f"killed by signal {-status}"
+
+
+class Backoff:
+    """The wait before a restart: short after a healthy run, doubled for each run that ends
+    soon after it started, so that a part that cannot start is retried ever more calmly."""
+
+    def __init__(self, first: float = FIRST_DELAY, cap: float = MAX_DELAY, steady: float = STEADY_SECONDS) -> None:
+        self.first = first
+        self.cap = cap
+        self.steady = steady
+        self.delay = first
+
+    def after_run(self, seconds: float) -> float:
+        """The wait before starting again a part that ran for `seconds`."""
+        if seconds >= self.steady:
+            self.delay = self.first
+        delay = self.delay
+        self.delay = min(delay * 2, self.cap)
+        return delay
+
+
+class Supervised:
+    """One part of the cluster kept running: started again on its port when it ends."""
+
+    def __init__(self, name: str, service: Service, restart_note: str = "") -> None:
+        self.name = name
+        self.service = service
+        self.restart_note = restart_note  # what a restart costs, said with the line that announces it
+        self.backoff = Backoff()
+        self.up_since = time.monotonic()
+        self.restart_at: float | None = None  # while it is down: when it starts again
+
+    @property
+    def pid(self) -> int:
+        return self.service.process.pid
+
+    def tend(self, now: float) -> None:
+        """Notice that it ended, or start it again once its wait is over."""
+        if self.restart_at is None:
+            status = self.service.process.poll()
+            if status is not None:
+                self._ended(status, now)
+        elif now >= self.restart_at:
+            self._restart()
+
+    def _ended(self, status: int, now: float) -> None:
+        delay = self.backoff.after_run(now - self.up_since)
+        self.restart_at = now + delay
+        say(f"{self.name} (pid {self.pid}) {how_it_ended(status)}; restarting in {delay:g} s{self.restart_note}")
+
+    def _restart(self) -> None:
+        try:
+            self.service.start()
+        except (RuntimeError, OSError, ServiceMissing) as error:
+            self.service.stop()  # one that runs without serving is ended too
+            delay = self.backoff.after_run(0)
+            self.restart_at = time.monotonic() + delay
+            say(f"{self.name} did not start ({str(error).splitlines()[0]}); retrying in {delay:g} s")
+            return
+        self.restart_at = None
+        self.up_since = time.monotonic()
+        say(f"{self.name} back (pid {self.pid})")
+
+
+def start_parts(args: argparse.Namespace, workdir: Path, parts: list[Supervised]) -> str:
+    """Start Redis (unless one was given), the app processes and nginx, each added to `parts`
+    as soon as it runs (so that a failure part way stops those); returns the line to print."""
+    redis_url = args.redis_url
+    if redis_url is None:
+        redis = RedisServer(workdir)
+        parts.append(Supervised("redis-server", redis, restart_note=" (a new, empty Redis: everyone logs in again)"))
+        redis_url = redis.url
+    port = args.port or free_port()
+    # Secrets through the environment only, for every start and restart.
+    env = {COOKIE_SECRET_ENV: os.environ.get(COOKIE_SECRET_ENV) or secrets.token_urlsafe(32), REDIS_URL_ENV: redis_url}
+    flags = ("--behind-proxy", "--allowed-host", f"127.0.0.1:{port}", "--allowed-host", f"localhost:{port}")
+    apps: list[AppProcess] = []
+    for number in range(1, args.processes + 1):
+        apps.append(AppProcess(workdir / f"app{number}.log", *flags, env=env))
+        parts.append(Supervised(f"app {number}", apps[-1]))
+    nginx = Nginx(workdir, [app.port for app in apps], port=port)
+    parts.append(Supervised("nginx", nginx))
+    processes = ", ".join(f"app {number} (pid {app.process.pid}) on port {app.port}" for number, app in enumerate(apps, 1))
+    return f"Serving on {nginx.url}/  ({processes}; Redis at {redacted(redis_url)}; logs in {workdir}; Ctrl-C to stop)"
+
+
+def supervise(parts: list[Supervised]) -> NoReturn:
+    """Restart whatever ends, until a KeyboardInterrupt (Ctrl-C, SIGTERM or SIGHUP)."""
+    while True:
+        now = time.monotonic()
+        for part in parts:
+            part.tend(now)
+        time.sleep(POLL_SECONDS)
+
+
+def stop_all(parts: list[Supervised]) -> None:
+    """Stop every part, nginx first and Redis last. A second Ctrl-C is ignored here rather than
+    leave processes behind: each stop has its own time limit, then SIGKILL."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    for part in reversed(parts):
+        part.service.stop()
+
+
+def interrupt(signum: int, frame: FrameType | None) -> NoReturn:
+    """SIGTERM and SIGHUP stop the cluster as Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
+def stop_on_signals() -> None:
+    """Ctrl-C, SIGTERM and SIGHUP raise KeyboardInterrupt: SIGINT even where it was inherited
+    ignored (a script's `make cluster &`), so that `kill -INT` stops it as Ctrl-C does, but
+    SIGHUP not where it was ignored (`nohup make cluster`)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupt)
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, interrupt)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
-    started: list[Service] = []
+    stop_on_signals()
+    parts: list[Supervised] = []
     with tempfile.TemporaryDirectory(prefix="tornado-app-cluster-") as workdir:
         try:
-            redis_url = args.redis_url
-            if redis_url is None:
-                redis = RedisServer(Path(workdir))
-                started.append(redis)
-                redis_url = redis.url
-            port = args.port or free_port()
-            secret = os.environ.get(COOKIE_SECRET_ENV) or secrets.token_urlsafe(32)
-            apps = [
-                AppProcess(Path(workdir) / f"app{number}.log", "--behind-proxy",
-                           "--allowed-host", f"127.0.0.1:{port}", "--allowed-host", f"localhost:{port}",
-                           env={COOKIE_SECRET_ENV: secret, REDIS_URL_ENV: redis_url})
-                for number in range(1, args.processes + 1)
-            ]
-            started.extend(apps)
-            nginx = Nginx(Path(workdir), [app.port for app in apps], port=port)
-            started.append(nginx)
-        except ServiceMissing as missing:
-            print(f"make cluster: {missing}", file=sys.stderr)
-            return 2
-        except (RuntimeError, OSError) as error:
+            line = start_parts(args, Path(workdir), parts)
+        except (ServiceMissing, RuntimeError, OSError) as error:
+            stop_all(parts)
             print(f"make cluster: {error}", file=sys.stderr)
-            for service in reversed(started):
-                service.stop()
             return 2
         except KeyboardInterrupt:
-            for service in reversed(started):
-                service.stop()
+            stop_all(parts)
             return 0
-        print(f"Serving on {nginx.url}/  ({len(apps)} processes on ports {', '.join(str(app.port) for app in apps)}, "
-              f"Redis at {redacted(redis_url)}; logs in {workdir}; Ctrl-C to stop)", flush=True)
+        say(line)
         try:
-            while all(service.process.poll() is None for service in started):
-                time.sleep(0.5)
-            dead = [service for service in started if service.process.poll() is not None]
-            print(f"make cluster: {dead[0].process.args[0]} stopped (status {dead[0].process.returncode}); stopping the rest",
-                  file=sys.stderr)
-            status = 1
+            supervise(parts)
         except KeyboardInterrupt:
-            status = 0
-        for service in [nginx, *apps, *started[:1 if args.redis_url is None else 0]]:
-            service.stop()
-        print("stopped", flush=True)
-        return status
+            pass
+        stop_all(parts)
+        say("stopped")
+        return 0
 
 
 if __name__ == "__main__":

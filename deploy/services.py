@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX_TEMPLATE = Path(__file__).resolve().parent / "nginx.conf"
@@ -53,9 +54,13 @@ def find_program(name: str, sbin: bool = False) -> str:
 
 
 class Service:
-    """A child process we started and must stop."""
+    """A child process we started and must stop, and can start again on the same port."""
 
     process: subprocess.Popen[str]
+
+    def start(self) -> None:
+        """Start the process (again, after it ended) with the same port, files and environment."""
+        raise NotImplementedError
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
         if self.process.poll() is None:
@@ -108,9 +113,12 @@ class AppProcess(Service):
         self.args = args
         self.log_path = log_path
         self.env = {**os.environ, **(env or {})}
+        self.log_file: TextIO | None = None
         self.start()
 
     def start(self) -> None:
+        if self.log_file is not None:
+            self.log_file.close()  # the handle of a process that ended by itself (stop() closes its own)
         self.log_file = self.log_path.open("a")
         command = [sys.executable, "-m", "tornado_app", "--port", str(self.port), *self.args]
         started_at = self.log_path.stat().st_size if self.log_path.exists() else 0
@@ -120,13 +128,15 @@ class AppProcess(Service):
         deadline = time.monotonic() + 10
         while "Serving on" not in self.log_path.read_text()[started_at:]:
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the app on port {self.port} did not start: {self.log_path.read_text()[started_at:][-500:]}")
+                tail = self.log_path.read_text()[started_at:][-500:]
+                raise RuntimeError(f"the app on port {self.port} did not start; the end of its log:\n{tail}")
             time.sleep(0.02)
         self.url = f"http://127.0.0.1:{self.port}"
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
         status = super().stop(sig, timeout)
-        self.log_file.close()
+        if self.log_file is not None:
+            self.log_file.close()
         return status
 
     def log(self) -> str:
@@ -134,7 +144,10 @@ class AppProcess(Service):
 
 
 class Nginx(Service):
-    """nginx in front of the app processes on one port, with deploy/nginx.conf's settings."""
+    """nginx in front of the app processes on one port, with deploy/nginx.conf's settings.
+
+    It runs in a process group of its own: a master that dies without a word (SIGKILL) leaves
+    its worker serving on the port, so `start` and `stop` end whatever is left of the group."""
 
     def __init__(self, workdir: Path, upstream_ports: list[int], port: int | None = None) -> None:
         self.workdir = workdir
@@ -153,13 +166,32 @@ class Nginx(Service):
             f"    fastcgi_temp_path {workdir}/fastcgi;\n    uwsgi_temp_path {workdir}/uwsgi;\n    scgi_temp_path {workdir}/scgi;\n"
             f"{config}\n}}\n"
         )
-        command = [find_program("nginx", sbin=True), "-p", str(workdir), "-c", str(self.config_path)]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self._launch()
+
+    def start(self) -> None:
+        """Start again once the master has ended, after ending any worker it left on the port."""
+        self._end_orphans()
+        self._launch()
+
+    def _launch(self) -> None:
+        command = [find_program("nginx", sbin=True), "-p", str(self.workdir), "-c", str(self.config_path)]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, process_group=0)
         wait_for_port(self.port, self.process)
 
     def stop(self, sig: int = signal.SIGQUIT, timeout: float = 10) -> int:
         """SIGQUIT: nginx's graceful shutdown."""
         status = super().stop(sig, timeout)
+        self._end_orphans()
+        return status
+
+    def _end_orphans(self) -> None:
+        """Once the master has ended: SIGKILL any worker it left (none after a graceful stop),
+        and close its stderr pipe."""
+        if self.process.poll() is None:
+            return  # the master is alive: its workers are not orphans
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass  # the group is empty
         if self.process.stderr is not None:
             self.process.stderr.close()
-        return status

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, browser_missing
 from tests.support.processes import ServerProcess
 
 from .conftest import OUTPUT_DIR, e2e_unavailable
@@ -23,11 +23,6 @@ except ImportError:  # the browser fixture says so, with the reason
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
 SHOTS = OUTPUT_DIR / "browser"
 VIEWPORT = {"width": 1280, "height": 800}
 TIMEOUT_MS = 5000
@@ -44,12 +39,11 @@ def live_server() -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        e2e_unavailable(f"Chromium is not installed at {CHROMIUM} (make system-deps)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        e2e_unavailable("Playwright for Python is not installed (pip install -e '.[test]')")
+    missing = browser_missing()
+    if missing:
+        e2e_unavailable(missing)
+    from playwright.sync_api import sync_playwright
+
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)

@@ -1,7 +1,8 @@
 """Several real app processes sharing one real Redis (and nginx in front where the polling
 transport or `make cluster` is tested): chat, logout, expiry and presence across processes,
-a restart, a process killed without a word, Redis stopped and started again, and one session
-bound for all processes together.
+a restart, a process killed without a word, Redis stopped and started again, one session
+bound for all processes together, and `make cluster` itself: it starts again whatever part
+ends, and a page in Chromium reconnects through its nginx.
 
 They skip with the reason where redis-server or nginx is missing, and fail instead under
 REQUIRE_E2E=1.
@@ -13,9 +14,9 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,14 +27,16 @@ import pytest
 import redis
 import socketio
 
+from deploy.cluster import Backoff, how_it_ended
 from deploy.services import Nginx, ServiceMissing, free_port
-from tests.support.cluster import Cluster
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, browser_missing
+from tests.support.cluster import Cluster, MakeCluster, connections_to
 from tests.support.forms import can_log_in, http_session, log_in
 from tests.support.measure import bounded
 from tests.support.waiting import eventually
 from tests.support.wire import Refused, WireSocket
 
-from .conftest import ROOT, e2e_unavailable
+from .conftest import e2e_unavailable
 
 def test_a_chat_on_one_process_reaches_sockets_on_every_process(cluster: Cluster) -> None:
     a, b = cluster.start(), cluster.start()
@@ -310,15 +313,27 @@ def test_through_nginx_every_transport_stays_on_one_process(cluster: Cluster, ng
     assert "Traceback" not in "".join(app.log() for app in cluster.apps)
 
 
+def make_cluster(*args: str) -> MakeCluster:
+    """deploy/cluster.py with two processes on a free port; skipped where redis-server or
+    nginx is missing (failed instead under REQUIRE_E2E=1)."""
+    cluster = MakeCluster("--processes", "2", "--port", "0", *args)
+    if not cluster.serving:
+        cluster.close()
+        if "not installed" in cluster.stderr():
+            e2e_unavailable(cluster.stderr().strip())
+        pytest.fail(f"make cluster did not start: {cluster.first_line!r} {cluster.stderr()}")
+    return cluster
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
 def test_make_cluster_serves_through_nginx_and_stops_on_ctrl_c(redis_server: Any) -> None:
-    process = subprocess.Popen([sys.executable, str(ROOT / "deploy" / "cluster.py"), "--processes", "2", "--port", "0"],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cluster = make_cluster()
     try:
-        line = process.stdout.readline()
-        if "not installed" in line or process.poll() is not None:
-            e2e_unavailable(process.stderr.read().strip() or line)
-        url = re.search(r"http://\S+/", line).group(0).rstrip("/")
-        workdir = re.search(r"logs in (\S+);", line).group(1)
+        url = cluster.url
 
         async def scenario() -> None:
             async with http_session() as http:
@@ -327,15 +342,152 @@ def test_make_cluster_serves_through_nginx_and_stops_on_ctrl_c(redis_server: Any
                 await ada.close()
 
         asyncio.run(scenario())
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=20)
-        assert process.returncode == 0, err
-        assert out.strip() == "stopped" and "Traceback" not in err
-        assert not os.path.exists(workdir)  # every temporary file went with it
+        assert cluster.interrupt() == 0, cluster.stderr()
+        assert cluster.lines == ["stopped"] and "Traceback" not in cluster.stderr()
+        assert not os.path.exists(cluster.workdir)  # every temporary file went with it
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        cluster.close()
+
+
+def test_the_back_off_doubles_while_a_process_keeps_ending_and_starts_over_after_a_steady_run() -> None:
+    backoff = Backoff(first=0.5, cap=4, steady=30)
+    assert [backoff.after_run(1) for _ in range(6)] == [0.5, 1, 2, 4, 4, 4]
+    assert backoff.after_run(30) == 0.5  # up long enough: a fresh start
+    assert backoff.after_run(0) == 1
+
+
+def test_how_a_process_ended_is_said_in_words() -> None:
+    assert how_it_ended(0) == "exited (status 0)"
+    assert how_it_ended(2) == "exited (status 2)"
+    assert how_it_ended(-signal.SIGKILL) == "killed by SIGKILL"
+    assert how_it_ended(-signal.SIGSEGV) == "killed by SIGSEGV"
+
+
+def test_make_cluster_starts_again_a_killed_nginx_and_redis_and_serves_on(redis_server: Any) -> None:
+    """nginx and Redis are restarted like the app processes: nginx on its port (the worker a
+    SIGKILLed master leaves behind is ended), Redis empty, so everyone logs in again."""
+    cluster = make_cluster()
+    try:
+        url, workdir = cluster.url, cluster.workdir
+        nginx_pid = int(Path(workdir, "nginx.pid").read_text())
+        redis_port = int(re.search(r"^port (\d+)", Path(workdir, "redis.conf").read_text(), re.M).group(1))
+        redis_pid = next(pid for pid in subprocess.run(["pgrep", "-P", str(cluster.process.pid), "redis-server"],
+                                                     capture_output=True, text=True).stdout.split())
+
+        async def scenario() -> None:
+            async with http_session() as http:
+                cookie = await log_in(http, url, "ada")
+                os.kill(nginx_pid, signal.SIGKILL)
+                await cluster.next_line(rf"nginx \(pid {nginx_pid}\) killed by SIGKILL; restarting in 0\.5 s", 30)
+                await cluster.next_line(r"nginx back \(pid \d+\)", 30)
+                ada = await WireSocket.connect(http, url, cookie, origin=url)  # the session is still there
+                assert (await ada.call("whoami", timeout=5))["username"] == "ada"
+                await ada.close()
+                os.kill(int(redis_pid), signal.SIGKILL)
+                await cluster.next_line(rf"redis-server \(pid {redis_pid}\) killed by SIGKILL; restarting in 0\.5 s "
+                                        r"\(a new, empty Redis: everyone logs in again\)", 30)
+                await cluster.next_line(r"redis-server back \(pid \d+\)", 30)
+                await eventually(lambda: can_log_in(http, url, "grace"), 30, "a login works once Redis is back")
+
+        asyncio.run(scenario())
+        assert cluster.process.poll() is None
+        assert cluster.interrupt() == 0, cluster.stderr()
+        assert cluster.lines[-1] == "stopped" and "Traceback" not in cluster.stderr()
+        nginx_port = int(url.rsplit(":", 1)[1])
+        assert not listening(nginx_port) and not listening(redis_port)  # no nginx worker left serving
+    finally:
+        cluster.close()
+
+
+def the_pages_process(cluster: MakeCluster) -> int:
+    """The app process (its number) that serves the page: the only one with connections."""
+    counts = {number: connections_to(port) for number, (_, port) in cluster.apps.items()}
+    serving = [number for number, count in counts.items() if count]
+    assert len(serving) == 1, f"connections per app process: {counts}"
+    return serving[0]
+
+
+async def reconnected_times(page: Any) -> int:
+    """How many times the page's socket has opened (its handshake log says each)."""
+    return await page.locator("#handshake-log li", has_text="connect: Socket.IO session open").count()
+
+
+async def chat_arrives(page: Any, text: str) -> None:
+    """Type a message and wait until the page shows it, back from a server (any process)."""
+    await page.fill("#chat-input", text)
+    await page.press("#chat-input", "Enter")
+    await page.wait_for_selector(f"#chat-messages li:has-text('{text}')")
+
+
+async def end_the_pages_process(cluster: MakeCluster, page: Any, signum: signal.Signals, ended: str) -> int:
+    """Send `signum` to the app process that serves the page, wait for make cluster's two
+    lines (it ended; it is back, on the same port), then for the page to open its socket again
+    and for a chat sent after the restart to arrive. Returns the process's number."""
+    number = the_pages_process(cluster)
+    pid, port = cluster.apps[number]
+    opened = await reconnected_times(page)
+    killed = time.monotonic()
+    os.kill(pid, signum)
+    await cluster.next_line(rf"app {number} \(pid {pid}\) {re.escape(ended)}; restarting in \d+(\.\d+)? s", 30)
+    back = await cluster.next_line(rf"app {number} back \(pid (\d+)\)", 30)
+    cluster.apps[number] = (int(back.group(1)), port)
+    assert listening(port) and cluster.apps[number][0] != pid
+    back_after = time.monotonic() - killed
+
+    async def page_reconnected() -> bool:
+        return await reconnected_times(page) > opened and await page.get_attribute("#socket-state", "data-state") == "connected"
+
+    await eventually(page_reconnected, 30, "the page reconnected through nginx")
+    reconnected_after = time.monotonic() - killed
+    await chat_arrives(page, f"said after the {signum.name} of app {number}")
+    print(f"{signum.name} to app {number}: back after {back_after:.1f} s; the page connected again (through nginx, "
+          f"to either process) after {reconnected_after:.1f} s and chatted after {time.monotonic() - killed:.1f} s")
+    return number
+
+
+@pytest.mark.e2e
+@pytest.mark.heavy  # about 30 s (a cluster, a browser, two restarts); run by make test-heavy and CI
+def test_make_cluster_restarts_the_pages_process_when_it_ends_and_the_page_reconnects_and_chats(redis_server: Any) -> None:
+    """Issue 17: one app process ending (SIGTERM, then SIGKILL) used to stop the whole cluster.
+    Now it is started again on its port while the other serves; a page in Chromium, through
+    nginx, reconnects still logged in and chats, and only Ctrl-C stops everything."""
+    missing = browser_missing()
+    if missing:
+        e2e_unavailable(missing)
+    from playwright.async_api import async_playwright
+
+    cluster = make_cluster()
+    try:
+        url = cluster.url
+        ports = [port for _, port in cluster.apps.values()] + [int(url.rsplit(":", 1)[1])]
+
+        async def scenario() -> None:
+            async with async_playwright() as playwright:
+                browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+                context = await browser.new_context()
+                context.set_default_timeout(30_000)
+                page = await context.new_page()
+                await page.goto(url + "/login")
+                await page.fill("#username", "ada")
+                await page.click("#login-form button[type=submit]")
+                await page.wait_for_selector("#socket-state[data-state=connected]")
+                await chat_arrives(page, "said before any restart")
+                first = await end_the_pages_process(cluster, page, signal.SIGTERM, "exited (status 0)")
+                log = Path(cluster.workdir, f"app{first}.log").read_text()
+                assert "login: 'ada'" in log and "socket of 'ada' from 127.0.0.1 closed" in log  # it was the page's
+                await end_the_pages_process(cluster, page, signal.SIGKILL, "killed by SIGKILL")
+                await page.wait_for_selector("#chat-messages li:has-text('said before any restart')")  # history kept
+                assert await page.text_content("#current-user") == "ada"
+                await browser.close()
+
+        asyncio.run(scenario())
+        assert cluster.process.poll() is None  # the cluster never stopped
+        assert cluster.interrupt() == 0, cluster.stderr()
+        assert cluster.lines[-1] == "stopped" and "Traceback" not in cluster.stderr()
+        assert not any(listening(port) for port in ports)
+        assert not os.path.exists(cluster.workdir)
+    finally:
+        cluster.close()
 
 
 def test_after_every_process_restarts_a_page_reconnects_through_nginx_and_is_accepted(cluster: Cluster, nginx_in_front: Nginx) -> None:

@@ -12,5 +12,6 @@ raw.py (a WebSocket written by hand, for clients that misbehave on purpose), pol
 own, the reference), web_user.py (a browser's HTTP side), forms.py (login and logout), with
 protocol.py (the packets) and presence.py (who is online, as a page sees it).
 Attacks: attacks.py, hostile.py (the hostile mix), attacked.py (a server watched under them).
-Processes and measuring: processes.py, cluster.py, measure.py, waiting.py.
+Processes and measuring: processes.py, cluster.py, measure.py, waiting.py; the browser:
+browser.py.
 """

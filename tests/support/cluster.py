@@ -1,4 +1,5 @@
-"""Several app processes sharing one Redis, as a test starts them (the `cluster` fixture).
+"""Several app processes sharing one Redis, as a test starts them (the `cluster` fixture), and
+`make cluster` itself (deploy/cluster.py) run by a test.
 
 Each process is deploy/services.py's AppProcess; the Redis is the test's own (conftest's
 `redis_url`). test_cluster.py and test_redis_values.py use it.
@@ -6,9 +7,17 @@ Each process is deploy/services.py's AppProcess; the Redis is the test's own (co
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
 from pathlib import Path
 
-from deploy.services import AppProcess
+from deploy.services import ROOT, AppProcess
+from tests.support.waiting import GENEROUS_SECONDS, eventually
 
 SECRET = "a-secret-shared-by-every-process"
 
@@ -36,3 +45,97 @@ class Cluster:
     def stop(self) -> None:
         for app in self.apps:
             app.stop()
+
+
+class MakeCluster:
+    """deploy/cluster.py (what `make cluster` runs) in a child process. Its first line is read
+    at once (the URL, the work directory, each app's pid and port); a thread collects every
+    later line as it comes, so that a test can wait for one while the cluster runs."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.errors = tempfile.TemporaryFile(mode="w+")
+        self.process = subprocess.Popen([sys.executable, str(ROOT / "deploy" / "cluster.py"), *args], cwd=ROOT,
+                                        env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=self.errors, text=True)
+        assert self.process.stdout is not None
+        self.first_line = self.process.stdout.readline()
+        # Each app process as the first line lists it: its number -> (pid, port).
+        self.apps = {int(number): (int(pid), int(port))
+                     for number, pid, port in re.findall(r"app (\d+) \(pid (\d+)\) on port (\d+)", self.first_line)}
+        self.lines: list[str] = []
+        self._read_up_to = 0  # lines before this one were matched by next_line already
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def serving(self) -> bool:
+        return self.first_line.startswith("Serving on")
+
+    @property
+    def url(self) -> str:
+        return re.search(r"http://\S+/", self.first_line).group(0).rstrip("/")
+
+    @property
+    def workdir(self) -> str:
+        return re.search(r"logs in (\S+);", self.first_line).group(1)
+
+    def stderr(self) -> str:
+        self.errors.seek(0)
+        return self.errors.read()
+
+    async def next_line(self, pattern: str, within: float = GENEROUS_SECONDS) -> re.Match[str]:
+        """The next line (after the last one this returned) that matches `pattern`, waiting
+        for it up to `within` seconds."""
+        found: list[re.Match[str]] = []
+
+        def arrived() -> bool:
+            for index in range(self._read_up_to, len(self.lines)):
+                match = re.fullmatch(pattern, self.lines[index])
+                if match:
+                    self._read_up_to = index + 1
+                    found.append(match)
+                    return True
+            return False
+
+        await eventually(arrived, within, f"make cluster printed a line matching {pattern!r}; it printed {self.lines}")
+        return found[0]
+
+    def interrupt(self, timeout: float = 60) -> int:
+        """Ctrl-C: SIGINT, then its exit status once it has stopped everything."""
+        self.process.send_signal(signal.SIGINT)
+        status = self.process.wait(timeout)
+        self._reader.join(timeout)
+        return status
+
+    def close(self) -> None:
+        """After the test, whatever happened: stopped as by Ctrl-C, killed if it hangs."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._reader.join(10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self.errors.close()
+
+
+def connections_to(port: int) -> int:
+    """How many TCP connections to a loopback port are established now (Linux: /proc/net/tcp).
+
+    Behind nginx, it tells which app process serves a page: every request of the page comes
+    from one address, so nginx sends them all to one process, and the others have none."""
+    count = 0
+    with open("/proc/net/tcp") as table:
+        next(table)
+        for row in table:
+            local, state = row.split()[1], row.split()[3]
+            if state == "01" and int(local.split(":")[1], 16) == port:  # 01: ESTABLISHED
+                count += 1
+    return count
