@@ -7,6 +7,7 @@ app processes and nginx, each on a free port with its files in a temporary direc
 from __future__ import annotations
 
 import os
+import random
 import re
 import secrets
 import shutil
@@ -26,10 +27,34 @@ class ServiceMissing(Exception):
     """A program the deployment needs is not installed; the message says which and how."""
 
 
+def ephemeral_ports() -> range:
+    """The ports the kernel gives outgoing connections (Linux says which; elsewhere, the
+    IANA range)."""
+    try:
+        low, high = (int(part) for part in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 49152, 65535
+    return range(low, high + 1)
+
+
 def free_port() -> int:
     """A loopback port free now, for a service to bind next (the one `free_port` of the
-    repository: deploy/cluster.py, the tests and bench/compare.sh use it)."""
-    with socket.socket() as probe:
+    repository: deploy/cluster.py, the tests and bench/compare.sh use it).
+
+    Chosen outside the ephemeral range: a service restarted on its port (make cluster, the
+    restart tests) must find it free, and any outgoing connection made meanwhile (a client,
+    nginx to an upstream) could otherwise have been given that very port."""
+    ephemeral = ephemeral_ports()
+    candidates = [port for port in range(10000, 65536) if port not in ephemeral]
+    for _ in range(200):
+        port = random.choice(candidates)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as probe:  # everything tried was taken: let the kernel choose
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
