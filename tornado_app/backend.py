@@ -15,15 +15,11 @@ from dataclasses import dataclass
 
 import socketio
 
-from .errors import BackendUnavailable
 from .history import DEFAULT_HISTORY, ChatHistory, MemoryHistory
 from .patches.managers import DirectManager
 from .presence import PresenceSource, ThisProcessOnly
 from .ratelimit import RateLimiter, Rates
 from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL, Clock, MemorySessionStore, SessionStore
-
-__all__ = ["Backend", "BackendUnavailable", "RedisNotInstalled"]
-
 
 class RedisNotInstalled(Exception):
     """A Redis backend was asked for without redis-py installed (the `redis` extra)."""
@@ -39,7 +35,6 @@ class Backend:
     client_manager: socketio.AsyncManager
     rate_limiter: RateLimiter
     clock: Clock = time.time
-    shared: bool = False  # True when other processes see the same state (Redis)
 
     @classmethod
     def in_memory(
@@ -93,7 +88,6 @@ class Backend:
             presence=RedisPresence(bus),
             client_manager=DirectRedisManager(url, channel=bus.key("socketio"), logger=manager_log),
             rate_limiter=RateLimiter(rates or Rates(), redis_url=url),
-            shared=True,
         )
 
     async def start(self) -> None:
