@@ -190,6 +190,14 @@ def test_redis_lost_and_back_503_then_recovery_with_one_log_line_each_way(cluste
         async with http_session() as http:
             cookie = await log_in(http, a.url, "ada")
             redis_server.stop()
+
+            async def answers_503() -> bool:
+                async with http.get(a.url + "/", headers={"Cookie": cookie}) as page:
+                    return page.status == 503
+
+            # A, which has just seen Ada, answers from its trusted cache until its pub/sub link
+            # notices that Redis is gone (redis/sessions.py: nothing is trusted while it is down).
+            await eventually(answers_503, what="A noticed that Redis is gone")
             for _ in range(5):  # pages that need a session, logins and sockets, several times
                 async with http.get(a.url + "/", headers={"Cookie": cookie}) as page:
                     assert page.status == 503
