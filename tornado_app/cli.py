@@ -24,7 +24,7 @@ from .origins import LOOPBACK_NAMES, HostPolicy, parse_allowed_host
 from .patches.engineio_server import DEFAULT_FIRST_POLL_TIMEOUT, DEFAULT_MAX_SOCKETS_PER_IP
 from .patches.websocket import DEFAULT_MAX_UNSENT_BYTES
 from .ratelimit import DEFAULT_CHAT_RATE, DEFAULT_CONNECT_RATE, DEFAULT_LOGIN_RATE, Rates, parse_rate
-from .server import CannotBind, bind, serve
+from .server import BoundSockets, CannotBind, bind, bind_unix, serve
 from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL
 from .sockets import DEFAULT_CONNECT_TIMEOUT
 
@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--address", default="127.0.0.1", help="address to listen on (default: %(default)s; 0.0.0.0 for every interface)")
     parser.add_argument("--port", type=_port, default=8888, help="port to listen on; 0 picks a free one (default: %(default)s)")
+    parser.add_argument("--unix-socket", metavar="PATH", help="listen on this Unix socket instead of --address and --port, for a proxy on this machine (needs --behind-proxy and --allowed-host); the socket is mode 0660, so put it in a directory that only you and the proxy's user can enter")
     parser.add_argument(
         "--cookie-secret",
         default=os.environ.get(COOKIE_SECRET_ENV),
@@ -188,17 +189,32 @@ def build_backend(args: argparse.Namespace) -> Backend:
         raise Misconfigured("--redis-url needs redis-py: pip install -e '.[redis]'") from None
 
 
+def listen(args: argparse.Namespace, scheme: str) -> tuple[BoundSockets, HostPolicy]:
+    """Bind the TCP port, or the Unix socket of --unix-socket, and the names to answer to.
+
+    A Unix socket has no client address and no name of its own: the proxy in front says who
+    the client is (--behind-proxy) and which name it asked for (--allowed-host)."""
+    if args.unix_socket is None:
+        bound = bind(args.address, args.port, scheme)
+        return bound, host_policy(args.address, bound.port, args.allowed_host)
+    if not args.behind_proxy:
+        raise Misconfigured("--unix-socket is for a proxy in front: add --behind-proxy (a Unix socket has no client address)")
+    if not args.allowed_host:
+        raise Misconfigured("--unix-socket needs --allowed-host with each name clients use (a Unix socket has no name of its own)")
+    return bind_unix(args.unix_socket, scheme), HostPolicy.of(args.allowed_host)
+
+
 async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLContext | None) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly."""
     if args.redis_url and not args.cookie_secret:
         raise Misconfigured(f"--redis-url needs --cookie-secret (or ${COOKIE_SECRET_ENV}): every process must verify the others' cookies")
     backend = build_backend(args)
-    bound = bind(args.address, args.port, "https" if ssl_context else "http")
+    bound, allowed_hosts = listen(args, "https" if ssl_context else "http")
     app = make_app(
         resolve_cookie_secret(args.cookie_secret),
         backend=backend,
         allowed_origins=args.allowed_origin,
-        allowed_hosts=host_policy(args.address, bound.port, args.allowed_host),
+        allowed_hosts=allowed_hosts,
         https_only=ssl_context is not None,
         connect_timeout=args.connect_timeout,
         max_unsent_bytes=args.max_unsent_kib * 1024,

@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from tornado.ioloop import PeriodicCallback
-from tornado.netutil import bind_sockets
+from tornado.netutil import bind_sockets, bind_unix_socket
 
 from .admission import DEFAULT_MAX_CONNECTIONS_PER_IP, AdmittingHTTPServer
 from .app import TornadoApp
@@ -33,6 +34,9 @@ READ_CHUNK_BYTES = 16 * 1024
 HEADER_TIMEOUT_SECONDS = 30.0
 BODY_TIMEOUT_SECONDS = 30.0
 SHUTDOWN_GRACE_SECONDS = 1.0  # then stop waiting for stragglers: Ctrl-C must feel instant
+# A Unix socket's own mode: its owner and its group may connect. Who else can reach it is the
+# directory's business (make cluster: 2710, group nginx's workers; the socket takes that group).
+UNIX_SOCKET_MODE = 0o660
 
 
 class CannotBind(OSError):
@@ -47,15 +51,20 @@ class BoundSockets:
     address: str
     port: int
     scheme: str = "http"
+    unix_inode: int | None = None  # a Unix socket: `address` is its path, this its file
 
     @property
     def url(self) -> str:
+        if self.unix_inode is not None:
+            return f"unix:{self.address}"
         host = f"[{self.address}]" if ":" in self.address else self.address
         return f"{self.scheme}://{host}:{self.port}/"
 
     def close(self) -> None:
         for sock in self.sockets:
             sock.close()
+        if self.unix_inode is not None:
+            _remove_if_ours(self.address, self.unix_inode)
 
 
 def bind(address: str, port: int, scheme: str = "http") -> BoundSockets:
@@ -69,6 +78,40 @@ def bind(address: str, port: int, scheme: str = "http") -> BoundSockets:
             message = f"cannot listen on {address}:{port}: {error.strerror or error}"
         raise CannotBind(error.errno, message) from error
     return BoundSockets(sockets, address, sockets[0].getsockname()[1], scheme)
+
+
+def bind_unix(path: str, scheme: str = "http") -> BoundSockets:
+    """Bind a Unix socket at `path`, mode 0660, for a proxy on this machine; raises CannotBind
+    with a one-line message. A socket file left by a process that ended is replaced (a
+    restart on the same path); one that a live process answers on is not taken from it."""
+    if _answers(path):
+        raise CannotBind(errno.EADDRINUSE, f"{path} is already in use")
+    try:
+        sock = bind_unix_socket(path, mode=UNIX_SOCKET_MODE)
+    except ValueError as error:  # Tornado: the path is some other kind of file
+        raise CannotBind(errno.EEXIST, f"cannot listen on {path}: {error}") from error
+    except OSError as error:
+        raise CannotBind(error.errno, f"cannot listen on {path}: {error.strerror or error}") from error
+    return BoundSockets([sock], path, 0, scheme, unix_inode=os.stat(path).st_ino)
+
+
+def _answers(path: str) -> bool:
+    """Whether a process accepts connections on the Unix socket at `path` now."""
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+    return True
+
+
+def _remove_if_ours(path: str, inode: int) -> None:
+    """Remove our socket file, unless another process has bound the path since."""
+    try:
+        if os.stat(path).st_ino == inode:
+            os.unlink(path)
+    except OSError:
+        pass
 
 
 def sweep_interval(session_ttl: float) -> float:
