@@ -2,12 +2,13 @@
 """`make cluster`: one site served by several processes on this machine, as in production.
 
 It starts redis-server with a generated password, N app processes (`python -m tornado_app`,
-default: one per core) and nginx in front of them on one port (deploy/nginx.conf: sticky per
-client address, WebSocket upgrades passed, X-Forwarded-* set), every file in a private
-temporary directory. It prints the URL and each process's pid and port, then supervises:
+default: one per core) each on a Unix socket, and nginx in front of them on one port
+(deploy/nginx.conf: sticky per client address, WebSocket upgrades passed, X-Forwarded-* set),
+every file in a private temporary directory. It prints the URL and each process's pid and
+socket, then supervises:
 
 - A part that ends, whatever the way (an exit status, a signal, a crash), is started again on
-  the same port (nginx's list of upstreams is fixed) with the same flags and environment,
+  the same port or socket (nginx's list of upstreams is fixed) with the same flags and environment,
   after a back-off: 0.5 s, doubled for each end that follows a run shorter than 30 s, at most
   30 s, so a crash loop neither spins nor floods the terminal. One line says which part ended,
   how and when it restarts, one more when it is back:
@@ -24,6 +25,13 @@ temporary directory. It prints the URL and each process's pid and port, then sup
   themselves. A Redis given with --redis-url is not ours and is not watched.
 - Ctrl-C (SIGINT), SIGTERM or SIGHUP (the terminal closing) stops everything, even during a
   back-off or a restart, and removes the directory; the exit status is 0.
+
+Who can reach what: the temporary directory is its owner's (0700), or, run as root, also
+enterable (0710, nothing listed) by the group of nginx's workers, which run as a user of their
+own (deploy/services.py NGINX_USER, created if missing) rather than nginx's default `nobody`:
+any process of the workers' user could read the cookies out of their memory. The apps' sockets
+are in `sockets/` (2710: the workers' group may connect, no one else), nginx's temporary files
+in `nginx/` (the workers' own, 0700), the logs 0600 or in `logs/` (0700).
 
 The Redis URL (with its password) and the cookie secret reach the app processes only through
 $TORNADO_APP_REDIS_URL and $TORNADO_APP_COOKIE_SECRET, restarts included: a command line is
@@ -48,7 +56,7 @@ from typing import NoReturn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from deploy.services import AppProcess, Nginx, RedisServer, Service, ServiceMissing, free_port  # noqa: E402
+from deploy.services import AppProcess, Nginx, RedisServer, Service, ServiceMissing, free_port, open_to_nginx  # noqa: E402
 from tornado_app.cli import COOKIE_SECRET_ENV, REDIS_URL_ENV  # noqa: E402
 from tornado_app.redis.bus import redacted  # noqa: E402
 
@@ -160,13 +168,19 @@ def start_parts(args: argparse.Namespace, workdir: Path, parts: list[Supervised]
     # Secrets through the environment only, for every start and restart.
     env = {COOKIE_SECRET_ENV: os.environ.get(COOKIE_SECRET_ENV) or secrets.token_urlsafe(32), REDIS_URL_ENV: redis_url}
     flags = ("--behind-proxy", "--allowed-host", f"127.0.0.1:{port}", "--allowed-host", f"localhost:{port}")
+    # The apps listen on Unix sockets that only nginx's workers (and we) can reach: a local
+    # user who could reach an app would be trusted for any X-Real-Ip it sends.
+    open_to_nginx(workdir, 0o710)
+    sockets = workdir / "sockets"
+    sockets.mkdir()
+    open_to_nginx(sockets, 0o2710)
     apps: list[AppProcess] = []
     for number in range(1, args.processes + 1):
-        apps.append(AppProcess(workdir / f"app{number}.log", *flags, env=env))
+        apps.append(AppProcess(workdir / f"app{number}.log", *flags, unix_socket=sockets / f"app{number}.sock", env=env))
         parts.append(Supervised(f"app {number}", apps[-1]))
-    nginx = Nginx(workdir, [app.port for app in apps], port=port)
+    nginx = Nginx(workdir, [app.where for app in apps], port=port)
     parts.append(Supervised("nginx", nginx))
-    processes = ", ".join(f"app {number} (pid {app.process.pid}) on port {app.port}" for number, app in enumerate(apps, 1))
+    processes = ", ".join(f"app {number} (pid {app.process.pid}) on {app.where}" for number, app in enumerate(apps, 1))
     return f"Serving on {nginx.url}/  ({processes}; Redis at {redacted(redis_url)}; logs in {workdir}; Ctrl-C to stop)"
 
 

@@ -6,7 +6,9 @@ app processes and nginx, each on a free port with its files in a temporary direc
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import random
 import re
 import secrets
@@ -21,6 +23,11 @@ from typing import TextIO
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX_TEMPLATE = Path(__file__).resolve().parent / "nginx.conf"
+# Started by root, nginx's master drops its workers to this user (its own group too), created
+# when missing. The workers hold every request, session cookies included, and nginx makes
+# them ptrace-able by their user (prctl PR_SET_DUMPABLE): a user shared with other programs
+# (`nobody`, Debian's `www-data`) could read the cookies out of their memory.
+NGINX_USER = "session-sockets-nginx"
 
 
 class ServiceMissing(Exception):
@@ -59,6 +66,51 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def nginx_worker_user() -> str | None:
+    """Run as root: the user nginx's workers run as (NGINX_USER, created if missing: a system
+    user with its own group, no home, no shell). Otherwise None: nginx runs as whoever runs
+    it, workers included, and no other user can read their memory."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(NGINX_USER)
+    except KeyError:
+        command = [find_program("useradd", sbin=True), "--system", "--user-group", "--no-create-home", "--home-dir",
+                   "/nonexistent", "--shell", "/usr/sbin/nologin", "--comment", "Session Sockets nginx workers", NGINX_USER]
+        created = subprocess.run(command, capture_output=True, text=True)
+        if created.returncode not in (0, 9):  # 9: created meanwhile by another start
+            raise RuntimeError(f"cannot create the user {NGINX_USER} for nginx's workers: {created.stderr.strip()}")
+    return NGINX_USER
+
+
+def open_to_nginx(directory: Path, mode: int) -> None:
+    """Give `directory` the group of nginx's workers and `mode` (0o710: they may enter it and
+    open what they know the name of; 0o2710: Unix sockets made in it take that group), or,
+    where nginx runs as we do, keep it to its owner (0700)."""
+    user = nginx_worker_user()
+    if user is None:
+        directory.chmod(0o700)
+        return
+    os.chown(directory, -1, grp.getgrnam(user).gr_gid)
+    directory.chmod(mode)
+
+
+def reachable_by(path: Path, user: str) -> bool:
+    """Whether `user` (by its uid and primary group) may enter every directory down to `path`."""
+    entry = pwd.getpwnam(user)
+    for directory in [*reversed(path.resolve().parents), path.resolve()]:
+        status = directory.stat()
+        if status.st_uid == entry.pw_uid:
+            allowed = status.st_mode & 0o100
+        elif status.st_gid == entry.pw_gid:
+            allowed = status.st_mode & 0o010
+        else:
+            allowed = status.st_mode & 0o001
+        if not allowed:
+            return False
+    return True
+
+
 def wait_for_port(port: int, process: subprocess.Popen[bytes] | subprocess.Popen[str], timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -69,6 +121,18 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes] | subprocess.Popen
                 return
         time.sleep(0.02)
     raise RuntimeError(f"{process.args[0]} is not listening on port {port} after {timeout} s")
+
+
+def wait_for_unix_socket(path: Path, process: subprocess.Popen[str], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited with status {process.returncode} before listening on {path}")
+        with socket.socket(socket.AF_UNIX) as probe:
+            if probe.connect_ex(str(path)) == 0:
+                return
+        time.sleep(0.02)
+    raise RuntimeError(f"{process.args[0]} is not listening on {path} after {timeout} s")
 
 
 def find_program(name: str, sbin: bool = False) -> str:
@@ -131,32 +195,45 @@ class RedisServer(Service):
 
 
 class AppProcess(Service):
-    """`python -m tornado_app` on a free port, its log in `log_path`."""
+    """`python -m tornado_app` on a free port, or on the Unix socket `unix_socket` (then with
+    no TCP port at all: give it --behind-proxy and --allowed-host), its log in `log_path`
+    (mode 0600)."""
 
-    def __init__(self, log_path: Path, *args: str, port: int | None = None, env: dict[str, str] | None = None) -> None:
-        self.port = port or free_port()
+    def __init__(self, log_path: Path, *args: str, port: int | None = None, unix_socket: Path | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        self.unix_socket = unix_socket
+        self.port = 0 if unix_socket else port or free_port()
         self.args = args
         self.log_path = log_path
         self.env = {**os.environ, **(env or {})}
         self.log_file: TextIO | None = None
         self.start()
 
+    @property
+    def where(self) -> str:
+        """Where it listens, as nginx's `server` line names it."""
+        return f"unix:{self.unix_socket}" if self.unix_socket else f"127.0.0.1:{self.port}"
+
     def start(self) -> None:
         if self.log_file is not None:
             self.log_file.close()  # the handle of a process that ended by itself (stop() closes its own)
-        self.log_file = self.log_path.open("a")
-        command = [sys.executable, "-m", "tornado_app", "--port", str(self.port), *self.args]
+        self.log_file = os.fdopen(os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "a")
+        listen = ["--unix-socket", str(self.unix_socket)] if self.unix_socket else ["--port", str(self.port)]
+        command = [sys.executable, "-m", "tornado_app", *listen, *self.args]
         started_at = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT, text=True)
-        wait_for_port(self.port, self.process)
+        if self.unix_socket:
+            wait_for_unix_socket(self.unix_socket, self.process)
+        else:
+            wait_for_port(self.port, self.process)
         # The port alone could be answered by someone else; the process says when it serves.
         deadline = time.monotonic() + 10
         while "Serving on" not in self.log_path.read_text()[started_at:]:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 tail = self.log_path.read_text()[started_at:][-500:]
-                raise RuntimeError(f"the app on port {self.port} did not start; the end of its log:\n{tail}")
+                raise RuntimeError(f"the app on {self.where} did not start; the end of its log:\n{tail}")
             time.sleep(0.02)
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://127.0.0.1:{self.port}"  # (on a Unix socket, only nginx reaches it)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
         status = super().stop(sig, timeout)
@@ -169,26 +246,50 @@ class AppProcess(Service):
 
 
 class Nginx(Service):
-    """nginx in front of the app processes on one port, with deploy/nginx.conf's settings.
+    """nginx in front of the app processes on one port, with deploy/nginx.conf's settings; its
+    logs in `workdir`/logs, its temporary files in `workdir`/nginx. `upstreams` are where the
+    apps listen: ports on 127.0.0.1, or `unix:PATH` (AppProcess.where).
+
+    Run by root, its workers run as NGINX_USER, which must be able to enter `workdir` (see
+    open_to_nginx) and reach the apps' sockets; otherwise they run as we do.
 
     It runs in a process group of its own: a master that dies without a word (SIGKILL) leaves
-    its worker serving on the port, so `start` and `stop` end whatever is left of the group."""
+    its worker serving on the port, so `start` and `stop` end whatever is left of the group.
 
-    def __init__(self, workdir: Path, upstream_ports: list[int], port: int | None = None) -> None:
+    `forwarded_for_from_loopback` is for tests only: nginx takes the client's address from
+    X-Forwarded-For when the peer is 127.0.0.1 (realip), so that one test can be many clients."""
+
+    def __init__(self, workdir: Path, upstreams: list[int] | list[str], port: int | None = None,
+                 forwarded_for_from_loopback: bool = False) -> None:
         self.workdir = workdir
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        servers = "\n".join(f"        server 127.0.0.1:{upstream};" for upstream in upstream_ports)
+        user = nginx_worker_user()
+        if user is not None and not reachable_by(workdir, user):
+            raise RuntimeError(f"nginx's workers run as {user}, who cannot enter {workdir} (see deploy.services.open_to_nginx)")
+        servers = "\n".join(f"        server {f'127.0.0.1:{upstream}' if isinstance(upstream, int) else upstream};"
+                            for upstream in upstreams)
         config = NGINX_TEMPLATE.read_text().replace("listen 8080;", f"listen 127.0.0.1:{self.port};")
         config = re.sub(r"(upstream tornado_app \{\n\s*hash \$remote_addr consistent;\n)(.*?)(\n\s*\})",
                         lambda match: match.group(1) + servers + match.group(3), config, count=1, flags=re.S)
-        (workdir / "logs").mkdir(exist_ok=True)
+        logs = workdir / "logs"
+        config = config.replace("/var/log/nginx/tornado_app.", f"{logs}/")
+        if forwarded_for_from_loopback:
+            config = config.replace("    server_name _;\n", "    server_name _;\n    set_real_ip_from 127.0.0.1;\n"
+                                    "    real_ip_header X-Forwarded-For;\n", 1)
+        logs.mkdir(mode=0o700, exist_ok=True)  # opened by the master: the workers inherit them
+        temporary = workdir / "nginx"  # request bodies and responses that overflow memory
+        temporary.mkdir(mode=0o700, exist_ok=True)
+        if user is not None:
+            os.chown(temporary, pwd.getpwnam(user).pw_uid, grp.getgrnam(user).gr_gid)
         self.config_path = workdir / "nginx.conf"
         self.config_path.write_text(
-            f"daemon off;\nworker_processes 1;\npid {workdir}/nginx.pid;\nerror_log {workdir}/logs/error.log warn;\n"
+            (f"user {user} {user};\n" if user else "")
+            + f"daemon off;\nworker_processes 1;\npid {workdir}/nginx.pid;\nerror_log {logs}/nginx.log warn;\n"
             f"events {{ worker_connections 4096; }}\n"
-            f"http {{\n    access_log off;\n    client_body_temp_path {workdir}/body;\n    proxy_temp_path {workdir}/proxy;\n"
-            f"    fastcgi_temp_path {workdir}/fastcgi;\n    uwsgi_temp_path {workdir}/uwsgi;\n    scgi_temp_path {workdir}/scgi;\n"
+            f"http {{\n    client_body_temp_path {temporary}/body;\n    proxy_temp_path {temporary}/proxy;\n"
+            f"    fastcgi_temp_path {temporary}/fastcgi;\n    uwsgi_temp_path {temporary}/uwsgi;\n"
+            f"    scgi_temp_path {temporary}/scgi;\n"
             f"{config}\n}}\n"
         )
         self._launch()

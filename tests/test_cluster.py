@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pwd
 import re
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,11 +31,12 @@ import redis
 import socketio
 
 from deploy.cluster import Backoff, how_it_ended
-from deploy.services import Nginx, ServiceMissing, free_port
+from deploy.services import NGINX_USER, Nginx, ServiceMissing, free_port, open_to_nginx
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, browser_missing
-from tests.support.cluster import Cluster, MakeCluster, connections_to
+from tests.support.cluster import Cluster, MakeCluster, as_nobody, connections_to
 from tests.support.forms import can_log_in, http_session, log_in
 from tests.support.measure import bounded
+from tests.support.protocol import SOCKETIO_POLLING, opening_sid
 from tests.support.waiting import eventually
 from tests.support.wire import Refused, WireSocket
 
@@ -266,12 +270,29 @@ def test_one_session_bound_for_all_processes_under_concurrent_logins(cluster: Cl
 
 
 @pytest.fixture
-def nginx_in_front(cluster: Cluster, tmp_path: Path) -> Iterator[Nginx]:
-    port = free_port()
-    for _ in range(2):
-        cluster.start("--behind-proxy", "--allowed-host", f"127.0.0.1:{port}")
+def nginx_workdir() -> Iterator[Path]:
+    """A private directory for nginx's files and the apps' sockets, laid out as make cluster's:
+    run as root, nginx's workers (a user of their own) may enter it, and no one else."""
+    workdir = Path(tempfile.mkdtemp(prefix="tornado-app-test-nginx-"))
     try:
-        proxy = Nginx(tmp_path, [app.port for app in cluster.apps], port=port)
+        open_to_nginx(workdir, 0o710)
+        (workdir / "sockets").mkdir()
+        open_to_nginx(workdir / "sockets", 0o2710)
+    except ServiceMissing as missing:
+        shutil.rmtree(workdir)
+        e2e_unavailable(str(missing))
+    yield workdir
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def nginx_in_front(cluster: Cluster, nginx_workdir: Path) -> Iterator[Nginx]:
+    """Two app processes on Unix sockets, nginx in front on a free port (make cluster's layout)."""
+    port = free_port()
+    for number in (1, 2):
+        cluster.start("--behind-proxy", "--allowed-host", f"127.0.0.1:{port}", unix_socket=nginx_workdir / "sockets" / f"app{number}.sock")
+    try:
+        proxy = Nginx(nginx_workdir, [app.where for app in cluster.apps], port=port)
     except ServiceMissing as missing:
         e2e_unavailable(str(missing))
     yield proxy
@@ -333,9 +354,13 @@ def make_cluster(*args: str) -> MakeCluster:
     return cluster
 
 
-def listening(port: int) -> bool:
+def listening(where: int | str) -> bool:
+    """Whether something accepts connections on this loopback port or Unix socket path."""
+    if isinstance(where, str):
+        with socket.socket(socket.AF_UNIX) as probe:
+            return probe.connect_ex(where) == 0
     with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
+        return probe.connect_ex(("127.0.0.1", where)) == 0
 
 
 def test_make_cluster_serves_through_nginx_and_stops_on_ctrl_c(redis_server: Any) -> None:
@@ -409,7 +434,7 @@ def test_make_cluster_starts_again_a_killed_nginx_and_redis_and_serves_on(redis_
 
 def the_pages_process(cluster: MakeCluster) -> int:
     """The app process (its number) that serves the page: the only one with connections."""
-    counts = {number: connections_to(port) for number, (_, port) in cluster.apps.items()}
+    counts = {number: connections_to(path) for number, (_, path) in cluster.apps.items()}
     serving = [number for number, count in counts.items() if count]
     assert len(serving) == 1, f"connections per app process: {counts}"
     return serving[0]
@@ -429,17 +454,17 @@ async def chat_arrives(page: Any, text: str) -> None:
 
 async def end_the_pages_process(cluster: MakeCluster, page: Any, signum: signal.Signals, ended: str) -> int:
     """Send `signum` to the app process that serves the page, wait for make cluster's two
-    lines (it ended; it is back, on the same port), then for the page to open its socket again
+    lines (it ended; it is back, on the same socket), then for the page to open its socket again
     and for a chat sent after the restart to arrive. Returns the process's number."""
     number = the_pages_process(cluster)
-    pid, port = cluster.apps[number]
+    pid, path = cluster.apps[number]
     opened = await reconnected_times(page)
     killed = time.monotonic()
     os.kill(pid, signum)
     await cluster.next_line(rf"app {number} \(pid {pid}\) {re.escape(ended)}; restarting in \d+(\.\d+)? s", 30)
     back = await cluster.next_line(rf"app {number} back \(pid (\d+)\)", 30)
-    cluster.apps[number] = (int(back.group(1)), port)
-    assert listening(port) and cluster.apps[number][0] != pid
+    cluster.apps[number] = (int(back.group(1)), path)
+    assert listening(path) and cluster.apps[number][0] != pid
     back_after = time.monotonic() - killed
 
     async def page_reconnected() -> bool:
@@ -457,7 +482,7 @@ async def end_the_pages_process(cluster: MakeCluster, page: Any, signum: signal.
 @pytest.mark.heavy  # about 30 s (a cluster, a browser, two restarts); run by make test-heavy and CI
 def test_make_cluster_restarts_the_pages_process_when_it_ends_and_the_page_reconnects_and_chats(redis_server: Any) -> None:
     """Issue 17: one app process ending (SIGTERM, then SIGKILL) used to stop the whole cluster.
-    Now it is started again on its port while the other serves; a page in Chromium, through
+    Now it is started again on its socket while the other serves; a page in Chromium, through
     nginx, reconnects still logged in and chats, and only Ctrl-C stops everything."""
     missing = browser_missing()
     if missing:
@@ -467,7 +492,7 @@ def test_make_cluster_restarts_the_pages_process_when_it_ends_and_the_page_recon
     cluster = make_cluster()
     try:
         url = cluster.url
-        ports = [port for _, port in cluster.apps.values()] + [int(url.rsplit(":", 1)[1])]
+        ports: list[int | str] = [path for _, path in cluster.apps.values()] + [int(url.rsplit(":", 1)[1])]
 
         async def scenario() -> None:
             async with async_playwright() as playwright:
@@ -559,3 +584,176 @@ def test_presence_changes_missed_while_redis_was_away_are_reconciled(cluster: Cl
     asyncio.run(scenario())
     for app in (a, b):
         assert "Traceback" not in app.log()
+
+
+def listening_tcp_inodes() -> set[str]:
+    """The inodes of every listening TCP socket on this machine (IPv4 and IPv6)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            next(rows)
+            inodes.update(row.split()[9] for row in rows if row.split()[3] == "0A")  # 0A: LISTEN
+    return inodes
+
+
+def socket_inodes_of(pid: int) -> set[str]:
+    """The inodes of the sockets a process holds open."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    return inodes
+
+
+def needs_root_to_be_another_user() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("becoming another local user (nobody) needs root; run as root to attack as another user")
+
+
+# As `nobody`: try to read a process's memory, as a debugger would (its first readable
+# mapping through /proc/PID/maps and /proc/PID/mem). Prints "read" or "refused <error>".
+READ_MEMORY = """
+import sys
+pid = sys.argv[1]
+try:
+    with open(f"/proc/{pid}/maps") as maps:
+        start = next(int(line.split("-")[0], 16) for line in maps if line.split()[1].startswith("r"))
+    with open(f"/proc/{pid}/mem", "rb") as memory:
+        memory.seek(start)
+        memory.read(4096)
+    print("read")
+except OSError as error:
+    print("refused", error.strerror)
+"""
+
+# As `nobody`: connect to a Unix socket. Prints "connected" or "refused <error>".
+CONNECT = """
+import socket, sys
+try:
+    socket.socket(socket.AF_UNIX).connect(sys.argv[1])
+    print("connected")
+except OSError as error:
+    print("refused", error.strerror)
+"""
+
+
+def test_make_cluster_run_as_root_gives_nginx_workers_a_user_of_their_own_whose_memory_nobody_reads(redis_server: Any) -> None:
+    """Issue 21 item 8: nginx started by root ran its workers as `nobody` (and nginx makes its
+    workers ptrace-able by their user), so any other `nobody` process read a live session
+    cookie out of a worker's memory and replayed it. Now the workers are NGINX_USER's, which
+    nothing else runs as: a `nobody` process is refused their memory."""
+    needs_root_to_be_another_user()
+    cluster = make_cluster()
+    try:
+        url = cluster.url
+        asyncio.run(logged_in_socket_call(url))  # a cookie has passed through the worker
+        master = int(Path(cluster.workdir, "nginx.pid").read_text())
+        workers = [int(pid) for pid in subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout.split()]
+        assert workers
+        for pid in workers:
+            uid = int(re.search(r"^Uid:\s+(\d+)", Path(f"/proc/{pid}/status").read_text(), re.M).group(1))
+            assert pwd.getpwuid(uid).pw_name == NGINX_USER
+            attempt = as_nobody(READ_MEMORY, str(pid))
+            assert attempt.stdout.startswith("refused"), (attempt.stdout, attempt.stderr)
+        # The check itself can succeed: as nobody, a nobody process's memory is readable.
+        nobody = pwd.getpwnam("nobody")
+        victim = subprocess.Popen(["/usr/bin/python3", "-c", "import time; time.sleep(60)"], user=nobody.pw_uid,
+                                  group=nobody.pw_gid, extra_groups=[], cwd="/")
+        try:
+            assert as_nobody(READ_MEMORY, str(victim.pid)).stdout == "read\n"
+        finally:
+            victim.kill()
+            victim.wait()
+    finally:
+        cluster.close()
+
+
+async def logged_in_socket_call(url: str) -> None:
+    async with http_session() as http:
+        ada = await WireSocket.connect(http, url, await log_in(http, url, "ada"), origin=url)
+        assert (await ada.call("whoami", timeout=5))["username"] == "ada"
+        await ada.close()
+
+
+def test_make_cluster_serves_its_apps_on_unix_sockets_with_no_tcp_port_and_the_client_address_from_nginx(redis_server: Any) -> None:
+    """Issue 21 item 12: the app processes listened on loopback ports with --behind-proxy, so
+    any local user sent logins straight to one with a made-up X-Real-Ip. Now they listen on
+    Unix sockets only (no TCP port at all), and the address they see is nginx's word."""
+    cluster = make_cluster()
+    try:
+        asyncio.run(logged_in_socket_call(cluster.url))
+        listening_now = listening_tcp_inodes()
+        for number, (pid, path) in cluster.apps.items():
+            assert listening(path)
+            assert not socket_inodes_of(pid) & listening_now, f"app {number} listens on a TCP port"
+        logs = "".join(Path(cluster.workdir, f"app{number}.log").read_text() for number in cluster.apps)
+        assert "login: 'ada' from 127.0.0.1" in logs  # X-Real-Ip set by nginx, not the socket's 0.0.0.0
+    finally:
+        cluster.close()
+
+
+def test_make_cluster_app_sockets_refuse_another_local_user(redis_server: Any) -> None:
+    """Issue 21 item 12: as `nobody`, connecting to an app's socket is refused (its directory
+    is for nginx's workers' group only), while nginx's port answers anyone."""
+    needs_root_to_be_another_user()
+    cluster = make_cluster()
+    try:
+        for _, path in cluster.apps.values():
+            attempt = as_nobody(CONNECT, path)
+            assert attempt.stdout.strip() == "refused Permission denied", (attempt.stdout, attempt.stderr)
+        with socket.socket() as probe:  # nginx: the one way in
+            assert probe.connect_ex(("127.0.0.1", int(cluster.url.rsplit(":", 1)[1]))) == 0
+    finally:
+        cluster.close()
+
+
+def test_make_cluster_a_60_kib_polling_post_goes_through_nginx_and_no_sid_reaches_its_logs(redis_server: Any) -> None:
+    """Issue 21 items 8 and 1: a polling POST over 16 KiB through make cluster's nginx (run as
+    root) was a 500, its temporary file in a directory its workers could not write, and that
+    error line carried the request's `sid=`; nginx's access log, when on, kept every query
+    string. Now a 60 KiB POST is the app's answer, and after it, a 413 and a flood of 429s
+    with sids, no sid is in any of nginx's logs (the access log records each request, with
+    its path only)."""
+    cluster = make_cluster()
+    try:
+        url = cluster.url
+        invented = "AbCdEfGhIjKlMnOpQrSt"  # a sid-shaped value nobody was given
+
+        async def scenario() -> str:
+            async with http_session() as http:
+                cookie = await log_in(http, url, "ada")
+                headers = {"Cookie": cookie, "Origin": url}
+                async with http.get(url + SOCKETIO_POLLING, headers=headers) as opening:
+                    assert opening.status == 200
+                    sid = opening_sid(await opening.text())
+                polling = f"{url}{SOCKETIO_POLLING}&sid={sid}"
+                async with http.post(polling, data="40", headers=headers) as connect:
+                    assert connect.status == 200
+                big = '42["no such event","' + "x" * (60 * 1024 - 40) + '"]'
+                async with http.post(polling, data=big, headers=headers) as answer:
+                    assert answer.status == 200, (answer.status, await answer.text())
+                async with http.post(polling, data="x" * (70 * 1024), headers=headers) as too_large:
+                    assert too_large.status == 413
+                statuses = await bounded(300, 30, lambda _: status_of(http, f"{url}{SOCKETIO_POLLING}&sid={invented}"))
+                assert 429 in statuses  # nginx's limit_req refused some (each used to be an error line)
+                return sid
+
+        sid = asyncio.run(scenario())
+        logs = {path.name: path.read_text() for path in Path(cluster.workdir, "logs").iterdir()}
+        assert set(logs) == {"access.log", "error.log", "nginx.log"}
+        for name, text in logs.items():
+            assert sid not in text and invented not in text and "sid=" not in text, f"{name}:\n{text[-2000:]}"
+        access = logs["access.log"]
+        assert '"POST /socket.io/ HTTP/1.1" 200 ' in access and '"POST /socket.io/ HTTP/1.1" 413 ' in access
+        assert '"GET /socket.io/ HTTP/1.1" 429 ' in access
+    finally:
+        cluster.close()
+
+
+async def status_of(http: aiohttp.ClientSession, url: str) -> int:
+    async with http.get(url) as answer:
+        return answer.status

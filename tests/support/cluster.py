@@ -8,6 +8,7 @@ Each process is deploy/services.py's AppProcess; the Redis is the test's own (co
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import signal
 import subprocess
@@ -30,15 +31,15 @@ class Cluster:
         self.workdir = workdir
         self.apps: list[AppProcess] = []
 
-    def start(self, *args: str, name: str | None = None, port: int | None = None) -> AppProcess:
-        """One more process on this Redis, with `args` for its command line; its log is
-        `<name>.log` in the test's directory."""
+    def start(self, *args: str, name: str | None = None, port: int | None = None, unix_socket: Path | None = None) -> AppProcess:
+        """One more process on this Redis, with `args` for its command line, on a port or on
+        the Unix socket `unix_socket`; its log is `<name>.log` in the test's directory."""
         log = self.workdir / f"{name or f'app{len(self.apps) + 1}'}.log"
         # Secrets through the environment, as in deployment: never on a command line.
         # Every simulated person logs in from 127.0.0.1: the per-address rates are lifted here
         # (tests/test_ratelimit.py attacks them, across processes too).
         app = AppProcess(log, "--log-level", "info", "--login-rate", "off", "--connect-rate", "off", *args, port=port,
-                         env={"TORNADO_APP_COOKIE_SECRET": SECRET, "TORNADO_APP_REDIS_URL": self.redis_url})
+                         unix_socket=unix_socket, env={"TORNADO_APP_COOKIE_SECRET": SECRET, "TORNADO_APP_REDIS_URL": self.redis_url})
         self.apps.append(app)
         return app
 
@@ -58,9 +59,9 @@ class MakeCluster:
                                         env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=self.errors, text=True)
         assert self.process.stdout is not None
         self.first_line = self.process.stdout.readline()
-        # Each app process as the first line lists it: its number -> (pid, port).
-        self.apps = {int(number): (int(pid), int(port))
-                     for number, pid, port in re.findall(r"app (\d+) \(pid (\d+)\) on port (\d+)", self.first_line)}
+        # Each app process as the first line lists it: its number -> (pid, Unix socket path).
+        self.apps = {int(number): (int(pid), path)
+                     for number, pid, path in re.findall(r"app (\d+) \(pid (\d+)\) on unix:(\S+?\.sock)", self.first_line)}
         self.lines: list[str] = []
         self._read_up_to = 0  # lines before this one were matched by next_line already
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -126,16 +127,25 @@ class MakeCluster:
         self.errors.close()
 
 
-def connections_to(port: int) -> int:
-    """How many TCP connections to a loopback port are established now (Linux: /proc/net/tcp).
+def connections_to(path: str) -> int:
+    """How many connections to the Unix socket at `path` are open now (Linux: /proc/net/unix
+    lists each accepted one under the listening socket's path).
 
     Behind nginx, it tells which app process serves a page: every request of the page comes
     from one address, so nginx sends them all to one process, and the others have none."""
     count = 0
-    with open("/proc/net/tcp") as table:
+    with open("/proc/net/unix") as table:
         next(table)
         for row in table:
-            local, state = row.split()[1], row.split()[3]
-            if state == "01" and int(local.split(":")[1], 16) == port:  # 01: ESTABLISHED
+            fields = row.split()
+            if len(fields) == 8 and fields[7] == path and fields[5] == "03":  # 03: connected
                 count += 1
     return count
+
+
+def as_nobody(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run Python `code` (with `args` in sys.argv[1:]) as uid and gid `nobody`, no other
+    group: another local user. Needs root; the system's python3, which any user can run."""
+    nobody = pwd.getpwnam("nobody")
+    return subprocess.run(["/usr/bin/python3", "-c", code, *args], user=nobody.pw_uid, group=nobody.pw_gid,
+                          extra_groups=[], cwd="/", capture_output=True, text=True, timeout=30)
