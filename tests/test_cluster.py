@@ -757,3 +757,47 @@ def test_make_cluster_a_60_kib_polling_post_goes_through_nginx_and_no_sid_reache
 async def status_of(http: aiohttp.ClientSession, url: str) -> int:
     async with http.get(url) as answer:
         return answer.status
+
+
+@pytest.fixture
+def nginx_trusting_forwarded_for(cluster: Cluster, nginx_workdir: Path) -> Iterator[Nginx]:
+    """deploy/nginx.conf in front of one app, except that nginx takes the client's address from
+    X-Forwarded-For (realip, from 127.0.0.1 only): one test is then many clients, IPv6 ones
+    included, which loopback alone cannot be."""
+    port = free_port()
+    cluster.start("--behind-proxy", "--allowed-host", f"127.0.0.1:{port}", unix_socket=nginx_workdir / "sockets" / "app1.sock")
+    try:
+        proxy = Nginx(nginx_workdir, [cluster.apps[0].where], port=port, forwarded_for_from_loopback=True)
+    except ServiceMissing as missing:
+        e2e_unavailable(str(missing))
+    yield proxy
+    proxy.stop()
+
+
+@pytest.mark.parametrize(("clients", "refused"), [
+    ([f"2001:db8:1:2:{n:x}::{n:x}" for n in range(1, 21)], True),  # one /64, twenty addresses
+    ([f"2001:db8:1:{n:x}::1" for n in range(1, 21)], False),  # twenty /64s
+    ([f"10.0.0.{n}" for n in range(1, 21)], False),  # twenty IPv4 addresses
+    (["10.0.0.1"] * 20, True),
+], ids=["one-ipv6-64", "ipv6-64s", "ipv4-addresses", "one-ipv4-address"])
+def test_nginx_counts_an_ipv6_64_as_one_client_for_its_login_limit(nginx_trusting_forwarded_for: Nginx, clients: list[str], refused: bool) -> None:
+    """Issue 21 item 4: nginx.conf keyed its limits by the whole IPv6 address, so one /64 (a
+    host's usual share) had as many login allowances as addresses. Now twenty logins from one
+    /64 meet nginx's 429 after its burst (30 a minute, burst 10), as from one IPv4 address;
+    twenty /64s or twenty IPv4 addresses do not."""
+    url = nginx_trusting_forwarded_for.url
+
+    async def scenario() -> list[int]:
+        async with http_session() as http:
+            statuses = []
+            for client in clients:
+                async with http.post(url + "/login", data={"username": "x"}, headers={"X-Forwarded-For": client}) as answer:
+                    statuses.append(answer.status)
+                    body = await answer.text()
+                    assert answer.status != 429 or "nginx" in body  # nginx's, not the app's (its rates are off here)
+            return statuses
+
+    statuses = asyncio.run(scenario())
+    assert (429 in statuses) == refused, statuses
+    if refused:
+        assert statuses.count(429) >= 20 - 12, statuses  # 1 + a burst of 10 (+1 if a refill came meanwhile)
