@@ -19,6 +19,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -31,7 +32,7 @@ import redis
 import socketio
 
 from deploy.cluster import Backoff, how_it_ended
-from deploy.services import NGINX_USER, Nginx, ServiceMissing, free_port, open_to_nginx
+from deploy.services import NGINX_USER, ROOT, AppProcess, Nginx, ServiceMissing, free_port, open_to_nginx
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, browser_missing
 from tests.support.cluster import Cluster, MakeCluster, as_nobody, connections_to
 from tests.support.forms import can_log_in, http_session, log_in
@@ -801,3 +802,25 @@ def test_nginx_counts_an_ipv6_64_as_one_client_for_its_login_limit(nginx_trustin
     assert (429 in statuses) == refused, statuses
     if refused:
         assert statuses.count(429) >= 20 - 12, statuses  # 1 + a burst of 10 (+1 if a refill came meanwhile)
+
+
+def test_an_app_on_a_unix_socket_keeps_it_from_a_second_process_and_removes_it_when_stopped(tmp_path: Path) -> None:
+    """--unix-socket (what make cluster's apps listen on): the socket is 0660; a second
+    process on the same path is refused with one line rather than taking it over (Tornado
+    alone would unlink a live socket); a clean stop removes it; without --behind-proxy and
+    --allowed-host it is refused, since a Unix socket has neither a client address nor a name."""
+    path = tmp_path / "app.sock"
+    app = AppProcess(tmp_path / "app.log", "--behind-proxy", "--allowed-host", "chat.example.com", unix_socket=path)
+    try:
+        assert oct(path.stat().st_mode & 0o777) == "0o660"
+        command = [sys.executable, "-m", "tornado_app", "--unix-socket", str(path)]
+        for extra, message in [(["--behind-proxy", "--allowed-host", "x"], f"{path} is already in use"),
+                               (["--allowed-host", "x"], "--unix-socket is for a proxy in front: add --behind-proxy"),
+                               (["--behind-proxy"], "--unix-socket needs --allowed-host")]:
+            second = subprocess.run(command + extra, cwd=ROOT, capture_output=True, text=True, timeout=30)
+            assert second.returncode == 2 and message in second.stderr and "Traceback" not in second.stderr, second.stderr
+        assert listening(str(path))  # still the first one's
+    finally:
+        assert app.stop() == 0
+    assert not path.exists()
+    assert "Traceback" not in app.log()
