@@ -780,7 +780,9 @@ def nginx_trusting_forwarded_for(cluster: Cluster, nginx_workdir: Path) -> Itera
     ([f"2001:db8:1:{n:x}::1" for n in range(1, 21)], False),  # twenty /64s
     ([f"10.0.0.{n}" for n in range(1, 21)], False),  # twenty IPv4 addresses
     (["10.0.0.1"] * 20, True),
-], ids=["one-ipv6-64", "ipv6-64s", "ipv4-addresses", "one-ipv4-address"])
+    ([f"::ffff:10.0.0.{n}" for n in range(1, 21)], False),  # IPv4-mapped: twenty IPv4 clients, not one ::/64
+    (["::ffff:10.0.0.1"] * 20, True),
+], ids=["one-ipv6-64", "ipv6-64s", "ipv4-addresses", "one-ipv4-address", "ipv4-mapped-addresses", "one-ipv4-mapped-address"])
 def test_nginx_counts_an_ipv6_64_as_one_client_for_its_login_limit(nginx_trusting_forwarded_for: Nginx, clients: list[str], refused: bool) -> None:
     """Issue 21 item 4: nginx.conf keyed its limits by the whole IPv6 address, so one /64 (a
     host's usual share) had as many login allowances as addresses. Now twenty logins from one
