@@ -78,8 +78,10 @@ def nginx_worker_user() -> str | None:
         command = [find_program("useradd", sbin=True), "--system", "--user-group", "--no-create-home", "--home-dir",
                    "/nonexistent", "--shell", "/usr/sbin/nologin", "--comment", "Session Sockets nginx workers", NGINX_USER]
         created = subprocess.run(command, capture_output=True, text=True)
-        if created.returncode not in (0, 9):  # 9: created meanwhile by another start
-            raise RuntimeError(f"cannot create the user {NGINX_USER} for nginx's workers: {created.stderr.strip()}")
+        try:
+            pwd.getpwnam(NGINX_USER)  # ours, or made meanwhile by another start (useradd then fails)
+        except KeyError:
+            raise RuntimeError(f"cannot create the user {NGINX_USER} for nginx's workers: {created.stderr.strip()}") from None
     return NGINX_USER
 
 
