@@ -231,12 +231,13 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             stop_all(parts)
             return 0
-        say(line)
-        try:
+        try:  # whatever ends it (Ctrl-C even as the first line is printed, or a bug), no part outlives it
+            say(line)
             supervise(parts)
         except KeyboardInterrupt:
             pass
-        stop_all(parts)
+        finally:
+            stop_all(parts)
         say("stopped")
         return 0
 
