@@ -204,9 +204,9 @@ async def login_response(http: aiohttp.ClientSession, base: str, headers: dict[s
         assert page.status == 200, await page.text()
         xsrf_header = page.headers["Set-Cookie"]
         token = re.search(r'name="_xsrf" value="([^"]+)"', await page.text()).group(1)
-    xsrf_cookie = page.cookies["_xsrf"].value
+    xsrf_cookie = xsrf_header.split(";", 1)[0]  # `_xsrf=...`, or `__Host-_xsrf=...` over HTTPS
     async with http.post(f"{base}/login", data={"_xsrf": token, "username": "ada"}, allow_redirects=False,
-                         headers={**headers, "Cookie": f"_xsrf={xsrf_cookie}"}, **request) as response:
+                         headers={**headers, "Cookie": xsrf_cookie}, **request) as response:
         assert response.status == 303
         return xsrf_header, response.headers["Set-Cookie"]
 
@@ -235,9 +235,15 @@ def test_https_with_a_certificate_marks_both_cookies_secure_and_checks_the_https
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
             xsrf, session = await login_response(http, base, {}, ssl=tls)
             assert "Secure" in xsrf and "Secure" in session
-            assert "HttpOnly" in session and "SameSite=Lax" in session
-            cookie = "session=" + session.split("session=", 1)[1].split(";", 1)[0]
+            assert "HttpOnly" in session and "SameSite=Lax" in session and "Path=/" in session
+            # `__Host-`: no sibling subdomain or plain-HTTP page can plant one; no Domain.
+            assert session.startswith("__Host-session=") and xsrf.startswith("__Host-_xsrf=")
+            assert "domain" not in session.lower() and "domain" not in xsrf.lower()
+            cookie = session.split(";", 1)[0]
             assert await socket_answer(http, base, {"Cookie": cookie, "Origin": base}, ssl=tls) == "ada"
+            # Over HTTPS the unprefixed name counts for nothing, valid signature or not.
+            planted = cookie.replace("__Host-session=", "session=")
+            assert await socket_answer(http, base, {"Cookie": planted, "Origin": base}, ssl=tls) is None  # refused: no session
             assert await socket_answer(http, base, {"Cookie": cookie, "Origin": f"http://127.0.0.1:{port}"}, ssl=tls) == 403
 
     asyncio.run(scenario())
@@ -268,7 +274,8 @@ def test_behind_a_proxy_the_scheme_and_address_come_from_its_headers(server_proc
             xsrf, session = await login_response(http, base, from_proxy)
             assert ("Secure" in session) is behind_proxy
             assert ("Secure" in xsrf) is behind_proxy  # the XSRF cookie too (it never was)
-            cookie = "session=" + session.split("session=", 1)[1].split(";", 1)[0]
+            assert session.startswith("__Host-session=") is behind_proxy and xsrf.startswith("__Host-_xsrf=") is behind_proxy
+            cookie = session.split(";", 1)[0]
             https_page = {**from_proxy, "Cookie": cookie, "Origin": "https://chat.example.com"}
             http_page = {**https_page, "Origin": "http://chat.example.com"}
             assert await socket_answer(http, base, https_page) == ("ada" if behind_proxy else 403)

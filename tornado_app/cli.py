@@ -199,7 +199,6 @@ async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLCont
         backend=backend,
         allowed_origins=args.allowed_origin,
         allowed_hosts=host_policy(args.address, bound.port, args.allowed_host),
-        https_only=ssl_context is not None,
         connect_timeout=args.connect_timeout,
         max_unsent_bytes=args.max_unsent_kib * 1024,
         fast_path=not args.no_fast_path,
