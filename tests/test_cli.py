@@ -251,6 +251,33 @@ def test_https_with_a_certificate_marks_both_cookies_secure_and_checks_the_https
     assert status == 0 and "Traceback" not in log
 
 
+def test_over_https_a_planted_unprefixed_xsrf_cookie_counts_for_nothing(server_process, self_signed_certificate) -> None:
+    """A sibling subdomain, or a plain-HTTP page of this host, can plant `_xsrf` for it, but
+    never a `__Host-` cookie: over HTTPS only the prefixed name is read (issue 21, item 5)."""
+    cert, key = self_signed_certificate
+    port = free_port()
+    server = server_process("--port", str(port), "--certfile", str(cert), "--keyfile", str(key))
+    base = f"https://127.0.0.1:{port}"
+    tls = ssl.create_default_context(cafile=str(cert))
+
+    async def post_login(http: aiohttp.ClientSession, cookie: str, token: str) -> int:
+        async with http.post(f"{base}/login", data={"_xsrf": token, "username": "mallory"}, headers={"Cookie": cookie},
+                             allow_redirects=False, ssl=tls) as answer:
+            return answer.status
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+            async with http.get(f"{base}/login", ssl=tls) as page:
+                token = re.search(r'name="_xsrf" value="([^"]+)"', await page.text()).group(1)
+                value = next(morsel.value for name, morsel in page.cookies.items() if name.endswith("_xsrf"))
+            assert await post_login(http, f"_xsrf={value}", token) == 403  # planted under the plain name
+            assert await post_login(http, f"__Host-_xsrf={value}", token) == 303
+
+    asyncio.run(scenario())
+    status, _, log = server.stop()
+    assert status == 0 and "Traceback" not in log
+
+
 def test_a_certificate_that_cannot_be_loaded_is_one_line_and_status_2(tmp_path: Path) -> None:
     missing = tmp_path / "missing.pem"
     result = subprocess.run([sys.executable, "-m", "tornado_app", "--port", "0", "--certfile", str(missing), "--keyfile", str(missing)],
