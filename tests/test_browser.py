@@ -5,7 +5,12 @@ Each test saves screenshots of the states it reaches under test-output/browser/.
 
 from __future__ import annotations
 
+import http.cookies
+import http.server
+import re
+import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -520,7 +525,6 @@ def test_a_page_watching_50_people_come_and_go_ends_with_the_servers_list(browse
     """50 people join and 25 leave (in bursts, as tabs and phones do) while a page watches:
     it applies the changes one batch at a time and ends with exactly who is online."""
     import asyncio
-    import threading
 
     import aiohttp
 
@@ -585,12 +589,6 @@ class SameSitePage:
     with a value it knows, and submits a form to the app with the matching token at once."""
 
     def __init__(self, app_url: str) -> None:
-        import http.cookies
-        import http.server
-        import re
-        import threading
-        import urllib.request
-
         with urllib.request.urlopen(app_url + "login") as answer:  # a genuine pair, for itself
             token = re.search(r'name="_xsrf" value="([^"]+)"', answer.read().decode()).group(1)
             cookie = http.cookies.SimpleCookie(answer.headers["Set-Cookie"])["_xsrf"].value

@@ -483,3 +483,18 @@ async def test_the_xsrf_cookie_stays_a_browser_session_cookie_after_a_logged_in_
         xsrf = session_cookie_attributes(fresh, "_xsrf")
         assert "expires" not in xsrf and "max-age" not in xsrf, xsrf
         assert xsrf["path"] == "/" and "httponly" in xsrf and xsrf["samesite"] == "Lax" and "secure" not in xsrf
+
+
+@pytest.mark.gen_test
+async def test_a_second_session_cookie_planted_beside_the_persons_is_no_session_at_all(web_user) -> None:
+    """A sibling subdomain can plant `session` for the parent domain (same path, sent after
+    the person's, so a plain parse takes it): with two, neither is taken, on pages and on
+    the API, rather than logging the person in as the planter."""
+    victim = await logged_in(web_user, "ada")
+    planter = await logged_in(web_user, "mallory")
+    both = f"session={victim.cookies[SESSION_COOKIE]}; session={planter.cookies[SESSION_COOKIE]}"
+    for path in ("/api/session", "/"):
+        response = await victim.request("GET", path, headers={"Cookie": both})
+        assert "mallory" not in response.body.decode()
+    assert (await victim.request("GET", "/api/session", headers={"Cookie": both})).code == 401
+    assert json.loads((await victim.get("/api/session")).body)["username"] == "ada"  # the session itself is untouched

@@ -50,12 +50,21 @@ def session_id_from_cookie(secret: str | bytes, value: str | bytes | None) -> st
 
 
 def session_cookie_value(handler: RequestHandler) -> str | None:
-    """The raw session cookie this request carries under its scheme's name, if any."""
+    """The raw session cookie this request carries under its scheme's name, if exactly one.
+
+    Two of them mean one was planted (a sibling subdomain's `Domain=` cookie, another path):
+    which one is the person's cannot be told, so neither is taken. The person then looks
+    logged out; taking the last, as a plain parse would, could log them in as the planter."""
     # Parse the header here rather than through handler.get_cookie(): that caches every
     # cookie on the request, and a WebSocket keeps its request for as long as it lives
     # (about 1.7 KiB per idle socket).
     header = handler.request.headers.get("Cookie")
-    return parse_cookie(header).get(cookie_name(SESSION_COOKIE, handler.request.protocol)) if header else None
+    if not header:
+        return None
+    name = cookie_name(SESSION_COOKIE, handler.request.protocol)
+    if sum(1 for pair in header.split(";") if pair.partition("=")[0].strip() == name) > 1:
+        return None
+    return parse_cookie(header).get(name)
 
 
 def read_session_id(handler: RequestHandler) -> str | None:
