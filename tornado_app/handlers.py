@@ -79,6 +79,8 @@ class BaseHandler(RequestHandler):
 
     def get_cookie(self, name: str, default: str | None = None) -> str | None:
         # Tornado reads its XSRF cookie by the plain name; over HTTPS only the prefixed one counts.
+        # (Its xsrf_token and check_xsrf_cookie go through these two methods; were that to
+        # change, test_cli.py's HTTPS tests would fail: every HTTPS login would be a 403.)
         if name == XSRF_COOKIE:
             name = cookie_name(XSRF_COOKIE, self.request.protocol)
         return super().get_cookie(name, default)
