@@ -498,3 +498,13 @@ async def test_a_second_session_cookie_planted_beside_the_persons_is_no_session_
         assert "mallory" not in response.body.decode()
     assert (await victim.request("GET", "/api/session", headers={"Cookie": both})).code == 401
     assert json.loads((await victim.get("/api/session")).body)["username"] == "ada"  # the session itself is untouched
+
+
+@pytest.mark.gen_test
+async def test_over_http_a_host_prefixed_session_cookie_is_not_read(web_user) -> None:
+    """`__Host-session` is the HTTPS name; over plain HTTP only `session` counts (the HTTPS
+    side: test_cli.py::test_https_with_a_certificate_marks_both_cookies_secure_and_checks_the_https_origin)."""
+    user = await logged_in(web_user, "ada")
+    value = user.cookies[SESSION_COOKIE]
+    assert (await user.request("GET", "/api/session", headers={"Cookie": f"__Host-session={value}"})).code == 401
+    assert (await user.request("GET", "/api/session", headers={"Cookie": f"session={value}"})).code == 200
