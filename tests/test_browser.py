@@ -672,4 +672,4 @@ def test_a_page_on_another_port_that_plants_xsrf_cannot_log_the_person_out_or_in
         person.context.close()
     log = store_server.log()
     assert "login: 'Mallory'" not in log and "Traceback" not in log
-    assert log.count("403 form from another site (Origin 'http://127.0.0.1:") == 2
+    assert log.count("403 form from another origin (Origin 'http://127.0.0.1:") == 2

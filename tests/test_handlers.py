@@ -384,7 +384,7 @@ async def test_a_form_from_another_origin_is_403_with_a_page_saying_so_and_the_s
     assert json.loads((await victim.get("/api/session")).body)["username"] == "ada"
     assert await app.store.count() == 1
     lines = [record.getMessage() for record in caplog.records if record.levelno >= logging.INFO and record.name != "tornado.access"]
-    assert len(lines) == 1 and lines[0].startswith(f"refused POST {path} from 127.0.0.1: 403 form from another site"), lines
+    assert len(lines) == 1 and lines[0].startswith(f"refused POST {path} from 127.0.0.1: 403 form from another origin"), lines
     assert all(record.levelno == logging.INFO for record in caplog.records if record.name.startswith("tornado_app"))
 
 

@@ -93,6 +93,6 @@ def test_a_page_on_another_port_with_a_planted_xsrf_cookie_neither_logs_the_pers
     # One INFO line per refusal, saying why; never the cookie or the token.
     refusals = [line for line in log.splitlines() if "refused POST" in line]
     assert len(refusals) == 7, refusals
-    assert sum("403 form from another site" in line for line in refusals) == 5
+    assert sum("403 form from another origin" in line for line in refusals) == 5
     assert all(" INFO " in line for line in refusals)
     assert planted not in log and token not in log

@@ -45,10 +45,10 @@ def foreign_form(headers: Mapping[str, str], scheme: str, host: str, allowed_ori
     if origin is not None:
         if origin_allowed(origin, scheme, host, allowed_origins):
             return None
-        return f"form from another site (Origin {origin[:MAX_LOGGED_ORIGIN]!r})"
+        return f"form from another origin (Origin {origin[:MAX_LOGGED_ORIGIN]!r})"
     site = headers.get("Sec-Fetch-Site")
     if site is not None and site not in OWN_FETCH_SITES:
-        return f"form from another site (Sec-Fetch-Site {site[:MAX_LOGGED_ORIGIN]!r}, no Origin)"
+        return f"form from another origin (Sec-Fetch-Site {site[:MAX_LOGGED_ORIGIN]!r}, no Origin)"
     return None
 
 
