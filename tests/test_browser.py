@@ -5,7 +5,12 @@ Each test saves screenshots of the states it reaches under test-output/browser/.
 
 from __future__ import annotations
 
+import http.cookies
+import http.server
+import re
+import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -520,7 +525,6 @@ def test_a_page_watching_50_people_come_and_go_ends_with_the_servers_list(browse
     """50 people join and 25 leave (in bursts, as tabs and phones do) while a page watches:
     it applies the changes one batch at a time and ends with exactly who is online."""
     import asyncio
-    import threading
 
     import aiohttp
 
@@ -572,3 +576,100 @@ def test_a_page_watching_50_people_come_and_go_ends_with_the_servers_list(browse
     finally:
         person.context.close()
         server.close()
+
+
+# --- Same-site pages (issue 21, item 5): a page on another port of 127.0.0.1 is the same site,
+# so the browser sends this server's cookies with the forms it submits, and that page's
+# server can overwrite the `_xsrf` cookie (even an HttpOnly one) for the whole host. ------
+
+
+class SameSitePage:
+    """A page on another port of 127.0.0.1 that plants `_xsrf` (by its server's Set-Cookie,
+    which can overwrite the person's HttpOnly one, and by document.cookie for the form's path)
+    with a value it knows, and submits a form to the app with the matching token at once."""
+
+    def __init__(self, app_url: str) -> None:
+        with urllib.request.urlopen(app_url + "login") as answer:  # a genuine pair, for itself
+            token = re.search(r'name="_xsrf" value="([^"]+)"', answer.read().decode()).group(1)
+            cookie = http.cookies.SimpleCookie(answer.headers["Set-Cookie"])["_xsrf"].value
+        forms = {
+            "/logout": "",
+            "/login": '<input name="username" value="Mallory">',
+        }
+
+        class Attacker(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path not in forms:
+                    self.send_error(404)
+                    return
+                page = (f'<!doctype html><title>prize</title><script>document.cookie = "_xsrf={cookie}; path={self.path}";</script>'
+                        f'<form id="forged" method="post" action="{app_url.rstrip("/")}{self.path}">'
+                        f'<input name="_xsrf" value="{token}">{forms[self.path]}</form>'
+                        '<script>document.getElementById("forged").submit();</script>').encode()
+                self.send_response(200)
+                self.send_header("Set-Cookie", f"_xsrf={cookie}; Path=/")
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Attacker)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store_server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    """The plain server in memory mode, or on the test Redis."""
+    args = ["--port", "0", "--cookie-secret", "s" * 32, "--log-level", "info"]
+    if request.param == "redis":
+        args += ["--redis-url", request.getfixturevalue("redis_url")]
+    server = ServerProcess(*args)
+    assert server.url, server.log()
+    yield server
+    server.close()
+
+
+def test_a_page_on_another_port_that_plants_xsrf_cannot_log_the_person_out_or_in_as_someone_else(browser, store_server: ServerProcess) -> None:
+    person = Person(browser, store_server.url)
+    attacker = SameSitePage(store_server.url)
+    try:
+        page = person.log_in("Ada")
+        wait_for_socket(page, "connected")
+        for path in ("/logout", "/login"):
+            forged = person.context.new_page()
+            forged.goto(attacker.url + path)
+            forged.wait_for_url(lambda url: url.startswith(store_server.url))  # the form went, and was answered
+            forged.wait_for_load_state()
+            assert forged.url == store_server.url.rstrip("/") + path, f"the forged form was accepted: {forged.url}"
+            expect(forged.locator("#error-heading")).to_have_text("Forbidden")
+            assert "sent from a page of another site" in forged.text_content("main")
+            forged.screenshot(path=SHOTS / f"16-same-site-forged-{path.strip('/')}.png")
+            forged.close()
+        # The planted cookie is there (the attack did what it could), and changed nothing.
+        assert any(c["name"] == "_xsrf" and c["path"] == "/login" for c in person.context.cookies())
+        assert person.context.request.get(store_server.url + "api/session").json()["username"] == "Ada"
+        page.click("#whoami-button")
+        page.wait_for_selector("#whoami-result:has-text('Ada')")
+        assert socket_state(page) == "connected"
+        # The person's own button still works, whatever was planted.
+        page.click("#logout-form button[type=submit]")
+        page.wait_for_url("**/login?logged_out=1")
+        page.fill("#username", "Ada again")
+        page.click("#login-form button[type=submit]")
+        wait_for_socket(page, "connected")
+        assert page.text_content("#current-user") == "Ada again"
+    finally:
+        attacker.close()
+        person.context.close()
+    log = store_server.log()
+    assert "login: 'Mallory'" not in log and "Traceback" not in log
+    assert log.count("403 form from another origin (Origin 'http://127.0.0.1:") == 2

@@ -204,9 +204,9 @@ async def login_response(http: aiohttp.ClientSession, base: str, headers: dict[s
         assert page.status == 200, await page.text()
         xsrf_header = page.headers["Set-Cookie"]
         token = re.search(r'name="_xsrf" value="([^"]+)"', await page.text()).group(1)
-    xsrf_cookie = page.cookies["_xsrf"].value
+    xsrf_cookie = xsrf_header.split(";", 1)[0]  # `_xsrf=...`, or `__Host-_xsrf=...` over HTTPS
     async with http.post(f"{base}/login", data={"_xsrf": token, "username": "ada"}, allow_redirects=False,
-                         headers={**headers, "Cookie": f"_xsrf={xsrf_cookie}"}, **request) as response:
+                         headers={**headers, "Cookie": xsrf_cookie}, **request) as response:
         assert response.status == 303
         return xsrf_header, response.headers["Set-Cookie"]
 
@@ -235,10 +235,43 @@ def test_https_with_a_certificate_marks_both_cookies_secure_and_checks_the_https
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
             xsrf, session = await login_response(http, base, {}, ssl=tls)
             assert "Secure" in xsrf and "Secure" in session
-            assert "HttpOnly" in session and "SameSite=Lax" in session
-            cookie = "session=" + session.split("session=", 1)[1].split(";", 1)[0]
+            assert "HttpOnly" in session and "SameSite=Lax" in session and "Path=/" in session
+            # `__Host-`: no sibling subdomain or plain-HTTP page can plant one; no Domain.
+            assert session.startswith("__Host-session=") and xsrf.startswith("__Host-_xsrf=")
+            assert "domain" not in session.lower() and "domain" not in xsrf.lower()
+            cookie = session.split(";", 1)[0]
             assert await socket_answer(http, base, {"Cookie": cookie, "Origin": base}, ssl=tls) == "ada"
+            # Over HTTPS the unprefixed name counts for nothing, valid signature or not.
+            planted = cookie.replace("__Host-session=", "session=")
+            assert await socket_answer(http, base, {"Cookie": planted, "Origin": base}, ssl=tls) is None  # refused: no session
             assert await socket_answer(http, base, {"Cookie": cookie, "Origin": f"http://127.0.0.1:{port}"}, ssl=tls) == 403
+
+    asyncio.run(scenario())
+    status, _, log = server.stop()
+    assert status == 0 and "Traceback" not in log
+
+
+def test_over_https_a_planted_unprefixed_xsrf_cookie_counts_for_nothing(server_process, self_signed_certificate) -> None:
+    """A sibling subdomain, or a plain-HTTP page of this host, can plant `_xsrf` for it, but
+    never a `__Host-` cookie: over HTTPS only the prefixed name is read (issue 21, item 5)."""
+    cert, key = self_signed_certificate
+    port = free_port()
+    server = server_process("--port", str(port), "--certfile", str(cert), "--keyfile", str(key))
+    base = f"https://127.0.0.1:{port}"
+    tls = ssl.create_default_context(cafile=str(cert))
+
+    async def post_login(http: aiohttp.ClientSession, cookie: str, token: str) -> int:
+        async with http.post(f"{base}/login", data={"_xsrf": token, "username": "mallory"}, headers={"Cookie": cookie},
+                             allow_redirects=False, ssl=tls) as answer:
+            return answer.status
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+            async with http.get(f"{base}/login", ssl=tls) as page:
+                token = re.search(r'name="_xsrf" value="([^"]+)"', await page.text()).group(1)
+                value = next(morsel.value for name, morsel in page.cookies.items() if name.endswith("_xsrf"))
+            assert await post_login(http, f"_xsrf={value}", token) == 403  # planted under the plain name
+            assert await post_login(http, f"__Host-_xsrf={value}", token) == 303
 
     asyncio.run(scenario())
     status, _, log = server.stop()
@@ -268,7 +301,8 @@ def test_behind_a_proxy_the_scheme_and_address_come_from_its_headers(server_proc
             xsrf, session = await login_response(http, base, from_proxy)
             assert ("Secure" in session) is behind_proxy
             assert ("Secure" in xsrf) is behind_proxy  # the XSRF cookie too (it never was)
-            cookie = "session=" + session.split("session=", 1)[1].split(";", 1)[0]
+            assert session.startswith("__Host-session=") is behind_proxy and xsrf.startswith("__Host-_xsrf=") is behind_proxy
+            cookie = session.split(";", 1)[0]
             https_page = {**from_proxy, "Cookie": cookie, "Origin": "https://chat.example.com"}
             http_page = {**https_page, "Origin": "http://chat.example.com"}
             assert await socket_answer(http, base, https_page) == ("ada" if behind_proxy else 403)

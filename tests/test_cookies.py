@@ -1,4 +1,5 @@
-"""Reading the signed session cookie: only our own signature on a well-formed id counts."""
+"""Reading the signed session cookie: only our own signature on a well-formed id counts; and
+the form token bound to a session."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from tornado.web import create_signed_value
 
 from tornado_app.cookies import SESSION_COOKIE, session_id_from_cookie
 from tornado_app.sessions import new_session_id
+from tornado_app.xsrf import session_form_token, session_form_token_matches
 
 SECRET = "cookie-test-secret"
 
@@ -50,3 +52,25 @@ def test_an_old_signature_is_refused() -> None:
 def test_a_validly_signed_but_oddly_shaped_id_is_refused() -> None:
     assert session_id_from_cookie(SECRET, sign("../../etc/passwd")) is None
     assert session_id_from_cookie(SECRET, sign("short")) is None
+
+
+# --- The form token of a logged-in page (tornado_app/xsrf.py): bound to its session. -------
+
+
+def test_a_form_token_matches_its_session_only_and_is_masked_afresh_each_time() -> None:
+    ada, grace = new_session_id(), new_session_id()
+    first, second = session_form_token(SECRET, ada), session_form_token(SECRET, ada)
+    assert first != second  # a page never repeats it (BREACH)
+    assert session_form_token_matches(SECRET, ada, first) and session_form_token_matches(SECRET, ada, second)
+    assert not session_form_token_matches(SECRET, grace, first)
+    assert not session_form_token_matches("another-secret", ada, first)
+
+
+def test_garbage_and_tampered_form_tokens_never_match() -> None:
+    ada = new_session_id()
+    token = session_form_token(SECRET, ada)
+    flipped = token[:-1] + ("0" if token[-1] != "0" else "1")
+    version, mask, masked = token.split("|")
+    for garbage in [None, "", "s1", "s1||", "s1|zz|zz", f"s2|{mask}|{masked}", f"s1|{mask}|{masked[:-2]}",
+                    f"s1|{mask}|{masked}|x", flipped, f"{version}|{mask[:-2]}|{masked[:-2]}", "\x00\xff", "2|" * 50]:
+        assert not session_form_token_matches(SECRET, ada, garbage), garbage

@@ -16,20 +16,21 @@ from tornado_app.app import TornadoApp, make_app
 from tornado_app.backend import Backend
 from tornado_app.cookies import SESSION_COOKIE
 
-from .conftest import MAX_SESSIONS, SESSION_TTL, TEST_SECRET, FakeClock
+from .conftest import ALLOWED_ORIGIN, MAX_SESSIONS, SESSION_TTL, TEST_SECRET, FakeClock
+from .support.web_user import logged_in
 
 
-def session_cookie_attributes(response) -> dict[str, str]:
-    """The attributes of the `session` Set-Cookie header, lower-cased, flags mapped to ''."""
+def session_cookie_attributes(response, name: str = SESSION_COOKIE) -> dict[str, str]:
+    """The attributes of the `session` (or `name`) Set-Cookie header, lower-cased, flags mapped to ''."""
     for header in response.headers.get_list("Set-Cookie"):
-        if header.startswith(f"{SESSION_COOKIE}="):
+        if header.startswith(f"{name}="):
             parts = [part.strip() for part in header.split(";")]
             attributes = {"value": parts[0].split("=", 1)[1].strip('"')}
             for part in parts[1:]:
                 key, _, value = part.partition("=")
                 attributes[key.lower()] = value
             return attributes
-    raise AssertionError("no session cookie was set")
+    raise AssertionError(f"no {name} cookie was set")
 
 
 @pytest.mark.gen_test
@@ -343,3 +344,167 @@ async def test_an_internal_error_is_a_plain_500_page_without_traceback(http_clie
     finally:
         server.stop()
         await server.close_all_connections()
+
+
+# --- Same-site pages (issue 21, item 5): a page on another port of this host, or of a sibling
+# subdomain, can set cookies this server receives (`_xsrf` included) and submit forms to it
+# with the person's cookies. ---------------------------------------------------------------
+
+
+def other_port(base_url: str) -> str:
+    """This server's origin on another port: the same site, another origin."""
+    return base_url.rsplit(":", 1)[0] + ":1"
+
+
+FOREIGN_FORMS = {
+    "another-port": lambda base: {"Origin": other_port(base), "Sec-Fetch-Site": "same-site"},
+    "https-same-host": lambda base: {"Origin": base.replace("http://", "https://")},
+    "null-origin": lambda base: {"Origin": "null"},
+    "another-site": lambda base: {"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"},
+    "same-site-no-origin": lambda base: {"Sec-Fetch-Site": "same-site"},
+}
+
+
+@pytest.mark.parametrize("path", ["/login", "/logout"])
+@pytest.mark.parametrize("forged", FOREIGN_FORMS, ids=list(FOREIGN_FORMS))
+@pytest.mark.gen_test
+async def test_a_form_from_another_origin_is_403_with_a_page_saying_so_and_the_session_stays(
+        web_user, app: TornadoApp, base_url: str, path: str, forged: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Even with the person's cookies and the right token (which such a page does not have):
+    where the form comes from is checked first."""
+    victim = await logged_in(web_user, "ada")
+    token = await victim.form_token(path)
+    caplog.set_level(logging.INFO)
+    caplog.clear()
+    body = urllib.parse.urlencode({"_xsrf": token, "username": "mallory"})
+    response = await victim.request("POST", path, body=body, headers=FOREIGN_FORMS[forged](base_url))
+    assert response.code == 403
+    page = response.body.decode()
+    assert "sent from a page of another site" in page and "Traceback" not in page
+    assert json.loads((await victim.get("/api/session")).body)["username"] == "ada"
+    assert await app.store.count() == 1
+    lines = [record.getMessage() for record in caplog.records if record.levelno >= logging.INFO and record.name != "tornado.access"]
+    assert len(lines) == 1 and lines[0].startswith(f"refused POST {path} from 127.0.0.1: 403 form from another origin"), lines
+    assert all(record.levelno == logging.INFO for record in caplog.records if record.name.startswith("tornado_app"))
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param(lambda base: {"Origin": base}, id="own-origin"),
+        pytest.param(lambda base: {"Origin": ALLOWED_ORIGIN, "Sec-Fetch-Site": "cross-site"}, id="allowed-origin"),
+        pytest.param(lambda base: {"Sec-Fetch-Site": "same-origin"}, id="same-origin-no-origin"),
+        pytest.param(lambda base: {}, id="no-browser-headers"),  # curl and the like: the token alone
+    ],
+)
+@pytest.mark.gen_test
+async def test_the_own_page_an_allowed_origin_and_a_client_without_browser_headers_may_log_in_and_out(
+        web_user, app: TornadoApp, base_url: str, headers) -> None:
+    user = web_user()
+    for path, fields in [("/login", {"username": "ada"}), ("/logout", {})]:
+        body = urllib.parse.urlencode({"_xsrf": await user.form_token(path), **fields})
+        response = await user.request("POST", path, body=body, headers=headers(base_url))
+        assert response.code == 303, (path, response.body)
+    assert await app.store.count() == 0
+
+
+async def tossed_xsrf_pair(web_user) -> tuple[str, str]:
+    """What a same-site page knows: an `_xsrf` cookie and its matching form token, fetched for
+    itself, to plant in the person's browser and submit."""
+    attacker = web_user()
+    token = await attacker.form_token("/login")
+    return attacker.cookies["_xsrf"], token
+
+
+@pytest.mark.parametrize("path", ["/login", "/logout"])
+@pytest.mark.gen_test
+async def test_a_tossed_xsrf_cookie_with_a_matching_field_neither_logs_out_nor_replaces_the_session(
+        web_user, app: TornadoApp, path: str) -> None:
+    """Without an Origin (the check a browser's headers allow is tested above), the token alone
+    holds: a logged-in request's token is bound to its session, not to the `_xsrf` cookie."""
+    victim = await logged_in(web_user, "ada")
+    cookie, token = await tossed_xsrf_pair(web_user)
+    victim.cookies["_xsrf"] = cookie  # planted over the person's own
+    response = await victim.request("POST", path, body=urllib.parse.urlencode({"_xsrf": token, "username": "mallory"}))
+    assert response.code == 403
+    assert "Set-Cookie" not in response.headers
+    assert json.loads((await victim.get("/api/session")).body)["username"] == "ada"
+    assert await app.store.count() == 1
+
+
+@pytest.mark.gen_test
+async def test_a_token_from_another_sessions_page_is_refused(web_user, app: TornadoApp) -> None:
+    victim = await logged_in(web_user, "ada")
+    attacker = await logged_in(web_user, "mallory")
+    token = await attacker.form_token("/logout")  # a valid token, of the attacker's own session
+    response = await victim.request("POST", "/logout", body=urllib.parse.urlencode({"_xsrf": token}))
+    assert response.code == 403
+    assert (await victim.get("/api/session")).code == 200
+    assert await app.store.count() == 2
+
+
+@pytest.mark.gen_test
+async def test_a_logged_in_token_needs_no_xsrf_cookie_and_changes_with_every_page(web_user) -> None:
+    """The token of a logged-in page is the session's (masked afresh on each page, as Tornado
+    masks its own), so no cookie a same-site page could set takes part."""
+    user = await logged_in(web_user, "ada")
+    first, second = await user.form_token("/logout"), await user.form_token("/logout")
+    assert first != second
+    del user.cookies["_xsrf"]
+    response = await user.request("POST", "/logout", body=urllib.parse.urlencode({"_xsrf": first}), headers={"Origin": user.base_url})
+    assert response.code == 303
+
+
+@pytest.mark.gen_test
+async def test_a_form_left_open_across_a_login_elsewhere_is_a_403_that_says_to_reload(web_user) -> None:
+    """The logged-out form's token is not the session's: after logging in in another tab, the
+    old tab's form is refused with the page's "reload and try again", and nothing changes."""
+    user = web_user()
+    stale = await user.form_token("/login")
+    await user.login("ada")
+    body = urllib.parse.urlencode({"_xsrf": stale, "username": "grace"})
+    response = await user.request("POST", "/login", body=body, headers={"Origin": user.base_url})
+    assert response.code == 403
+    assert "reload the page and try again" in response.body.decode()
+    assert json.loads((await user.get("/api/session")).body)["username"] == "ada"
+
+
+@pytest.mark.gen_test
+async def test_the_xsrf_cookie_stays_a_browser_session_cookie_after_a_logged_in_page(web_user) -> None:
+    """Issue 21, item 14: Tornado wrote a 30-day expiry into the application's shared
+    `xsrf_cookie_kwargs` on the first logged-in page served to a browser without an `_xsrf`
+    cookie, and every later `_xsrf` cookie, anyone's, carried it."""
+    first = await logged_in(web_user, "ada")
+    del first.cookies["_xsrf"]  # a client that keeps only the session cookie
+    assert (await first.get("/")).code == 200
+    assert (await first.get("/logout")).code == 200
+    for _ in range(2):
+        fresh = await web_user().get("/login")
+        xsrf = session_cookie_attributes(fresh, "_xsrf")
+        assert "expires" not in xsrf and "max-age" not in xsrf, xsrf
+        assert xsrf["path"] == "/" and "httponly" in xsrf and xsrf["samesite"] == "Lax" and "secure" not in xsrf
+
+
+@pytest.mark.gen_test
+async def test_a_second_session_cookie_planted_beside_the_persons_is_no_session_at_all(web_user) -> None:
+    """A sibling subdomain can plant `session` for the parent domain (same path, sent after
+    the person's, so a plain parse takes it): with two, neither is taken, on pages and on
+    the API, rather than logging the person in as the planter."""
+    victim = await logged_in(web_user, "ada")
+    planter = await logged_in(web_user, "mallory")
+    both = f"session={victim.cookies[SESSION_COOKIE]}; session={planter.cookies[SESSION_COOKIE]}"
+    for path in ("/api/session", "/"):
+        response = await victim.request("GET", path, headers={"Cookie": both})
+        assert "mallory" not in response.body.decode()
+    assert (await victim.request("GET", "/api/session", headers={"Cookie": both})).code == 401
+    assert json.loads((await victim.get("/api/session")).body)["username"] == "ada"  # the session itself is untouched
+
+
+@pytest.mark.gen_test
+async def test_over_http_a_host_prefixed_session_cookie_is_not_read(web_user) -> None:
+    """`__Host-session` is the HTTPS name; over plain HTTP only `session` counts (the HTTPS
+    side: test_cli.py::test_https_with_a_certificate_marks_both_cookies_secure_and_checks_the_https_origin)."""
+    user = await logged_in(web_user, "ada")
+    value = user.cookies[SESSION_COOKIE]
+    assert (await user.request("GET", "/api/session", headers={"Cookie": f"__Host-session={value}"})).code == 401
+    assert (await user.request("GET", "/api/session", headers={"Cookie": f"session={value}"})).code == 200

@@ -60,6 +60,7 @@ class TornadoApp(tornado.web.Application):
         self.rate_limiter = backend.rate_limiter
         self.login_refusals = RefusalReport("refused logins over --login-rate", logger=log)
         self.hosts = hosts
+        self.allowed_origins = frozenset(allowed_origins)  # pages that may also send the forms
         # Set when the server starts shutting down: requests it cuts short (long polls held
         # open, connections closed under them) are not a client's refusal to log.
         self.stopping = False
@@ -68,7 +69,7 @@ class TornadoApp(tornado.web.Application):
             (r"/login", LoginHandler),
             (r"/logout", LogoutHandler),
             (r"/api/session", SessionApiHandler),
-            (SOCKETIO_PATH, make_socketio_handler(sockets.sio, allowed_origins, max_unsent_bytes)),
+            (SOCKETIO_PATH, make_socketio_handler(sockets.sio, self.allowed_origins, max_unsent_bytes)),
         ]
         super().__init__(handlers, default_handler_class=NotFoundHandler, log_function=log_request, **settings)
 
@@ -110,7 +111,6 @@ def make_app(
     backend: Backend | None = None,
     allowed_origins: Iterable[str] = (),
     allowed_hosts: HostPolicy | None = None,
-    https_only: bool = False,
     ping_interval: float = 25,
     ping_timeout: float = 20,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
@@ -123,8 +123,8 @@ def make_app(
     """Build the application around a backend (backend.py; a fresh in-memory one, with no rate
     limits, by default).
 
-    `allowed_hosts` defaults to the loopback names on any port; `https_only` marks the XSRF
-    cookie `Secure` (the session cookie follows each request's scheme by itself).
+    `allowed_hosts` defaults to the loopback names on any port. Cookies follow each request's
+    scheme (Secure and `__Host-` prefixed over HTTPS: cookies.py, handlers.BaseHandler).
     `fast_path=False` sends every packet through engineio's own queues (see
     patches/engineio_server.py). `max_sockets_per_ip` and `first_poll_timeout` bound the
     Engine.IO sessions of one client address, and a polling session that never polls (None:
@@ -145,8 +145,9 @@ def make_app(
         allowed_origins,
         max_unsent_bytes,
         cookie_secret=cookie_secret,
+        # No xsrf_cookie_kwargs: Tornado writes into that dict (a 30-day expiry, once a
+        # logged-in page is served); BaseHandler.set_cookie sets the XSRF cookie's attributes.
         xsrf_cookies=True,
-        xsrf_cookie_kwargs={"httponly": True, "samesite": "Lax", "secure": https_only},
         template_path=str(web_dir / "templates"),
         static_path=str(web_dir / "static"),
         static_handler_class=RevalidatedStaticFileHandler,

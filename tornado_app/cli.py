@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-connections-per-ip", type=_positive_int, default=DEFAULT_MAX_CONNECTIONS_PER_IP, metavar="N", help="open connections one client address may hold (an IPv6 /64 counts as one address; behind --behind-proxy, the address in the proxy's headers); more are closed at once, or answered 429 behind a proxy (default: %(default)s, room for an office behind one NAT address)")
     parser.add_argument("--max-sockets-per-ip", type=_positive_int, default=DEFAULT_MAX_SOCKETS_PER_IP, metavar="N", help="open Socket.IO connections (Engine.IO sessions, polling ones included) one client address may hold; more are refused (default: %(default)s)")
     parser.add_argument("--first-poll-timeout", type=_positive_float, default=DEFAULT_FIRST_POLL_TIMEOUT, metavar="SECONDS", help="end a long-polling connection that has not polled this long after its handshake; a page polls at once (default: %(default)s)")
-    parser.add_argument("--allowed-origin", type=_origin, action="append", default=[], metavar="ORIGIN", help="another origin allowed to open sockets, e.g. http://localhost:3000 (repeatable; the server's own origin is always allowed)")
+    parser.add_argument("--allowed-origin", type=_origin, action="append", default=[], metavar="ORIGIN", help="another origin allowed to open sockets and send the login and logout forms, e.g. http://localhost:3000 (repeatable; the server's own origin is always allowed)")
     parser.add_argument("--allowed-host", type=_host, action="append", default=[], metavar="HOST", help="a name this server is reached by, e.g. chat.example.com (any port) or chat.example.com:8443 (repeatable); requests for other names get 421. The loopback names on the server's port and the address it listens on are always allowed")
     parser.add_argument("--certfile", help="serve HTTPS with this PEM certificate (chain); needs --keyfile")
     parser.add_argument("--keyfile", help="the certificate's PEM private key")
@@ -215,7 +215,6 @@ async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLCont
         backend=backend,
         allowed_origins=args.allowed_origin,
         allowed_hosts=allowed_hosts,
-        https_only=ssl_context is not None,
         connect_timeout=args.connect_timeout,
         max_unsent_bytes=args.max_unsent_kib * 1024,
         fast_path=not args.no_fast_path,

@@ -1,7 +1,13 @@
 """The session cookie: its name, how it is written, and how it is read back.
 
-The cookie holds only the session id, signed with Tornado's `set_signed_cookie`. Reading it
+The cookie holds only the session id, signed with Tornado's signed-value format. Reading it
 follows Starlette's rule: a bad signature is not an error, it is simply "no session".
+
+Over HTTPS the cookies are named with the `__Host-` prefix (`__Host-session`, `__Host-_xsrf`):
+a browser accepts such a cookie only from a secure page of this very host, with `Path=/`
+and no `Domain`, so a sibling subdomain (or a plain-HTTP page of the same host) cannot
+plant one. Over HTTPS only the prefixed name is read, so a planted unprefixed `session` is
+never taken for the person's.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from tornado.httputil import parse_cookie
 from tornado.web import RequestHandler, decode_signed_value
 
 SESSION_COOKIE = "session"
+HTTPS_PREFIX = "__Host-"
 
 # The signature's own age limit; the server-side idle TTL is what really ends a session.
 SIGNATURE_MAX_AGE_DAYS = 31
@@ -19,8 +26,16 @@ SIGNATURE_MAX_AGE_DAYS = 31
 _SESSION_ID_SHAPE = re.compile(rb"[A-Za-z0-9_-]{20,128}")
 
 
+def cookie_name(name: str, protocol: str) -> str:
+    """The name a cookie goes by on a request of this scheme: `__Host-` + name over HTTPS."""
+    return HTTPS_PREFIX + name if protocol == "https" else name
+
+
 def session_id_from_cookie(secret: str | bytes, value: str | bytes | None) -> str | None:
-    """The session id in a signed cookie value, or None for anything forged, tampered or odd."""
+    """The session id in a signed cookie value, or None for anything forged, tampered or odd.
+
+    The value is signed under the name `session` whatever the cookie is called, so one
+    signature format serves both schemes."""
     if not value:
         return None
     try:
@@ -34,21 +49,35 @@ def session_id_from_cookie(secret: str | bytes, value: str | bytes | None) -> st
     return decoded.decode("ascii")
 
 
-def read_session_id(handler: RequestHandler) -> str | None:
-    """The session id carried by this request's cookie, if its signature holds."""
+def session_cookie_value(handler: RequestHandler) -> str | None:
+    """The raw session cookie this request carries under its scheme's name, if exactly one.
+
+    Two of them mean one was planted (a sibling subdomain's `Domain=` cookie, another path):
+    which one is the person's cannot be told, so neither is taken. The person then looks
+    logged out; taking the last, as a plain parse would, could log them in as the planter."""
     # Parse the header here rather than through handler.get_cookie(): that caches every
     # cookie on the request, and a WebSocket keeps its request for as long as it lives
     # (about 1.7 KiB per idle socket).
     header = handler.request.headers.get("Cookie")
-    value = parse_cookie(header).get(SESSION_COOKIE) if header else None
-    return session_id_from_cookie(handler.settings["cookie_secret"], value)
+    if not header:
+        return None
+    name = cookie_name(SESSION_COOKIE, handler.request.protocol)
+    if sum(1 for pair in header.split(";") if pair.partition("=")[0].strip() == name) > 1:
+        return None
+    return parse_cookie(header).get(name)
+
+
+def read_session_id(handler: RequestHandler) -> str | None:
+    """The session id carried by this request's cookie, if its signature holds."""
+    return session_id_from_cookie(handler.settings["cookie_secret"], session_cookie_value(handler))
 
 
 def write_session_cookie(handler: RequestHandler, session_id: str) -> None:
-    """Send the signed session id: HttpOnly, SameSite=Lax, and Secure over HTTPS."""
-    handler.set_signed_cookie(
-        SESSION_COOKIE,
-        session_id,
+    """Send the signed session id: HttpOnly, SameSite=Lax, Path=/, and over HTTPS Secure and
+    `__Host-` prefixed."""
+    handler.set_cookie(
+        cookie_name(SESSION_COOKIE, handler.request.protocol),
+        handler.create_signed_value(SESSION_COOKIE, session_id),
         expires_days=None,  # a browser-session cookie; the server decides when the session ends
         path="/",
         httponly=True,
@@ -60,7 +89,7 @@ def write_session_cookie(handler: RequestHandler, session_id: str) -> None:
 def clear_session_cookie(handler: RequestHandler) -> None:
     """Tell the browser to forget the session cookie."""
     handler.clear_cookie(
-        SESSION_COOKIE,
+        cookie_name(SESSION_COOKIE, handler.request.protocol),
         path="/",
         httponly=True,
         samesite="Lax",

@@ -13,17 +13,21 @@ from typing import Any, Protocol
 
 from tornado.web import HTTPError, RequestHandler, StaticFileHandler
 
-from .cookies import SESSION_COOKIE, clear_session_cookie, read_session_id, write_session_cookie
+from .cookies import clear_session_cookie, cookie_name, read_session_id, session_cookie_value, write_session_cookie
 from .errors import BackendUnavailable
 from .ratelimit import RateLimiter
 from .reasons import for_the_page
 from .refusals import RefusalReport
 from .sessions import Session, SessionStore
 from .validation import MAX_USERNAME_LENGTH, InvalidInput, clean_username
+from .xsrf import foreign_form, session_form_token, session_form_token_matches
 
 log = logging.getLogger(__name__)
 
-XSRF_COOKIE = "_xsrf"  # Tornado's default name
+XSRF_COOKIE = "_xsrf"  # Tornado's default name (`__Host-_xsrf` over HTTPS: cookies.py)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # what Tornado's XSRF check skips
+FOREIGN_FORM_TEXT = ("This form was sent from a page of another site, so it was refused. "
+                     "To log in or out, use the form on this site's own page.")
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -38,6 +42,15 @@ class PageApplication(Protocol):
     store: SessionStore
     rate_limiter: RateLimiter
     login_refusals: RefusalReport
+    allowed_origins: frozenset[str]
+
+
+class FormRefused(HTTPError):
+    """A 403 whose page says why in plain words (a form from another site, say)."""
+
+    def __init__(self, explanation: str, log_message: str) -> None:
+        super().__init__(403, "%s", log_message)
+        self.explanation = explanation
 
 
 class BaseHandler(RequestHandler):
@@ -52,11 +65,55 @@ class BaseHandler(RequestHandler):
         return self.application.store
 
     def set_cookie(self, name: str, value: str | bytes, *args: Any, **kwargs: Any) -> None:
-        # Tornado writes the XSRF cookie with the application's fixed kwargs; over HTTPS
-        # (a certificate, or --behind-proxy and the proxy's X-Forwarded-Proto) it is Secure.
-        if name == XSRF_COOKIE and self.request.protocol == "https":
-            kwargs["secure"] = True
+        # Tornado writes the XSRF cookie with the application's `xsrf_cookie_kwargs` and adds
+        # a 30-day expiry into that very dict for a logged-in request (every later cookie
+        # carried it). The app has no such setting (app.py): its attributes are decided here,
+        # on each request: a browser-session cookie, HttpOnly, SameSite=Lax, Path=/, and over
+        # HTTPS (a certificate, or --behind-proxy and the proxy's X-Forwarded-Proto) Secure
+        # and `__Host-` prefixed.
+        if name == XSRF_COOKIE:
+            https = self.request.protocol == "https"
+            name, args = cookie_name(XSRF_COOKIE, self.request.protocol), ()
+            kwargs = {"path": "/", "httponly": True, "samesite": "Lax", "secure": https, "expires_days": None}
         super().set_cookie(name, value, *args, **kwargs)
+
+    def get_cookie(self, name: str, default: str | None = None) -> str | None:
+        # Tornado reads its XSRF cookie by the plain name; over HTTPS only the prefixed one counts.
+        # (Its xsrf_token and check_xsrf_cookie go through these two methods; were that to
+        # change, test_cli.py's HTTPS tests would fail: every HTTPS login would be a 403.)
+        if name == XSRF_COOKIE:
+            name = cookie_name(XSRF_COOKIE, self.request.protocol)
+        return super().get_cookie(name, default)
+
+    @property
+    def xsrf_token(self) -> bytes:
+        """The `_xsrf` field of this page's forms: bound to the session when there is one
+        (xsrf.py), Tornado's cookie token otherwise."""
+        if self.session is None:
+            return super().xsrf_token
+        return session_form_token(self.settings["cookie_secret"], self.session.id).encode("ascii")
+
+    def check_xsrf_cookie(self) -> None:
+        """Tornado calls this before prepare() on every POST. Here: where the form comes from
+        (a page of another site or port is refused whatever its token). The token is checked
+        in prepare(), once the session is known, because it is bound to it."""
+        foreign = foreign_form(self.request.headers, self.request.protocol, self.request.host,
+                               self.application.allowed_origins)
+        if foreign is not None:
+            raise FormRefused(FOREIGN_FORM_TEXT, foreign)
+
+    def _check_form_token(self) -> None:
+        """A logged-in request's token must be its session's (a planted `_xsrf` cookie counts
+        for nothing); a logged-out one has Tornado's check of the cookie token."""
+        if self.session is None:
+            super().check_xsrf_cookie()
+            return
+        submitted = (self.get_body_argument("_xsrf", None) or self.request.headers.get("X-Xsrftoken")
+                     or self.request.headers.get("X-Csrftoken"))
+        if not submitted:
+            raise HTTPError(403, "'_xsrf' argument missing from POST")
+        if not session_form_token_matches(self.settings["cookie_secret"], self.session.id, submitted):
+            raise HTTPError(403, "XSRF token is not this session's")
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
@@ -69,6 +126,8 @@ class BaseHandler(RequestHandler):
         # lookup also refreshes the session's idle timer.
         self.session = await self.store.get(read_session_id(self))
         self.current_user = self.session
+        if self.request.method not in SAFE_METHODS and self.settings.get("xsrf_cookies"):
+            self._check_form_token()
 
     def log_exception(self, typ: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
         """A client's refused request (a missing XSRF token, say) is one INFO line: Tornado
@@ -90,7 +149,9 @@ class BaseHandler(RequestHandler):
             status_code = 503
             self.set_status(503)
             self.set_header("Retry-After", "5")
-        self.render("error.html", status_code=status_code, message=_status_phrase(status_code))
+        exc_info = kwargs.get("exc_info")
+        explanation = getattr(exc_info[1], "explanation", None) if exc_info else None
+        self.render("error.html", status_code=status_code, message=_status_phrase(status_code), explanation=explanation)
 
 
 def activity_report_ms(session_ttl: float) -> int:
@@ -117,7 +178,7 @@ class IndexHandler(BaseHandler):
     def get(self) -> None:
         # A cookie that names no live session: say so (rather than a bare login form), and
         # drop the stale cookie.
-        session_ended = self.session is None and bool(self.get_cookie(SESSION_COOKIE))
+        session_ended = self.session is None and bool(session_cookie_value(self))
         if session_ended:
             clear_session_cookie(self)
         self.render("index.html", session=self.session, session_ended=session_ended,

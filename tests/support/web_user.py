@@ -48,10 +48,20 @@ class WebUser:
         assert match, "the login form has no _xsrf field"
         return match.group(1)
 
+    async def form_token(self, path: str) -> str:
+        """The hidden `_xsrf` field of the form on `path` (the login form: /login; the logout
+        button: /logout), as a browser would submit it."""
+        page = (await self.get(path)).body.decode()
+        match = re.search(r'name="_xsrf" value="([^"]+)"', page)
+        assert match, f"{path} has no _xsrf field"
+        return match.group(1)
+
     async def post(self, path: str, fields: dict[str, str], with_xsrf: bool = True) -> tornado.httpclient.HTTPResponse:
+        """Submit a form as the page does: the token of the form that page shows (bound to the
+        session when logged in) and the page's own Origin, which browsers always send."""
         if with_xsrf:
-            fields = {"_xsrf": await self.xsrf_token(), **fields}
-        return await self.request("POST", path, body=urllib.parse.urlencode(fields))
+            fields = {"_xsrf": await self.form_token(path), **fields}
+        return await self.request("POST", path, body=urllib.parse.urlencode(fields), headers={"Origin": self.base_url})
 
     async def login(self, username: str) -> tornado.httpclient.HTTPResponse:
         response = await self.post("/login", {"username": username})
