@@ -36,7 +36,7 @@ def tr39_skeleton(text: str) -> str:
     return unicodedata.normalize("NFD", unicodedata.normalize("NFD", text).translate(_TO_PROTOTYPE))
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=16_384)  # more than the 10,000 sessions kept by default (about 4 MiB when full)
 def skeleton(name: str) -> str:
     """What a name looks like, for telling names apart: its compatibility form (NFKC: fullwidth
     and other variant forms become the plain characters they draw as, which the confusables
