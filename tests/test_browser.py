@@ -604,7 +604,8 @@ def test_look_alike_names_are_told_apart_by_their_tags_on_both_pages(people) -> 
 @pytest.mark.parametrize(("name", "said"), [("alice #k3Jd", '"#" followed by a letter or digit'),
                                             ("alice (you)", '"(you)"'), ("\u0430lice \uff03k3Jd", '"#" followed')],
                          ids=["tag-marker", "you-marker", "cyrillic-and-fullwidth-hash"])
-def test_a_name_imitating_the_pages_markers_is_refused_on_the_form(people, name: str, said: str) -> None:
+def test_a_name_imitating_the_pages_markers_is_refused_on_the_form(people, request: pytest.FixtureRequest, name: str,
+                                                                  said: str) -> None:
     person = people()
     page = person.open("/login")
     page.fill("#username", name)
@@ -614,6 +615,7 @@ def test_a_name_imitating_the_pages_markers_is_refused_on_the_form(people, name:
     expect(page.locator("#login-error")).to_contain_text(said)
     assert page.input_value("#username") == name  # kept, to be fixed
     assert not any(cookie["name"] == "session" for cookie in person.context.cookies())
+    page.screenshot(path=SHOTS / f"15-refused-name-{request.node.callspec.id}.png")
 
 
 HOSTILE_TEXT = "\u202eevil" + "\n" * 300 + "x" + "\u0301" * 50 + " end"
@@ -637,6 +639,11 @@ def test_chat_text_that_reorders_or_spills_is_refused_and_never_reaches_anyone(p
     sender.press("#chat-input", "Enter")
     expect(sender.locator("#chat-notice")).to_contain_text("Not sent: the message holds a bidirectional override")
     assert sender.input_value("#chat-input") == pasted  # nothing lost
+    piled = "Zalgo x" + "\u0301" * 7
+    sender.fill("#chat-input", piled)
+    sender.press("#chat-input", "Enter")
+    expect(sender.locator("#chat-notice")).to_have_text("Not sent: the message piles more than 6 accents or marks on one letter.")
+    assert sender.input_value("#chat-input") == piled
     sender.fill("#chat-input", "after it")
     sender.press("#chat-input", "Enter")
     expect(reader.locator("#chat-messages li[data-username='Mallory']")).to_have_count(1)
