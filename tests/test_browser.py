@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.cookies
 import http.server
+import json
 import re
 import threading
 import time
@@ -673,3 +674,140 @@ def test_a_page_on_another_port_that_plants_xsrf_cannot_log_the_person_out_or_in
     log = store_server.log()
     assert "login: 'Mallory'" not in log and "Traceback" not in log
     assert log.count("403 form from another origin (Origin 'http://127.0.0.1:") == 2
+
+
+# Look-alike names and hostile chat text (issue 21, item 10).
+
+def test_look_alike_names_are_told_apart_by_their_tags_on_both_pages(people) -> None:
+    """'аlice' (a Cyrillic а) beside 'alice' looked like one person with two entries: neither got
+    a tag, since the page compared characters. Now the server sends each name's skeleton and
+    the page counts the two as one shared name: each page shows both tags, online and in the chat."""
+    latin, cyrillic = "alice", "\u0430lice"
+    pages = {name: people().log_in(name) for name in (latin, cyrillic)}
+    tags = {}
+    for name, page in pages.items():
+        wait_for_socket(page, "connected")
+        tags[name] = page.get_attribute("#live-view", "data-tag")[:4]
+    for name, page in pages.items():
+        page.fill("#chat-input", f"hello from {name}")
+        page.press("#chat-input", "Enter")
+    for name, page in pages.items():
+        other = cyrillic if name == latin else latin
+        expect(page.locator("#online-users li.person")).to_have_count(2)
+        expect(page.locator(f"#online-users li[data-username='{name}'] .person-note")).to_have_text(f"you, #{tags[name]}")
+        expect(page.locator(f"#online-users li[data-username='{other}'] .person-note")).to_have_text(f"#{tags[other]}")
+        for writer in (latin, cyrillic):
+            message = page.locator(f"#chat-messages li[data-username='{writer}']")
+            expect(message.locator(".message-tag")).to_have_text("#" + tags[writer])
+    pages[latin].screenshot(path=SHOTS / "12-look-alike-names.png")
+
+
+@pytest.mark.parametrize(("name", "said"), [("alice #k3Jd", '"#" followed by a letter or digit'),
+                                            ("alice (you)", '"(you)"'), ("\u0430lice \uff03k3Jd", '"#" followed')],
+                         ids=["tag-marker", "you-marker", "cyrillic-and-fullwidth-hash"])
+def test_a_name_imitating_the_pages_markers_is_refused_on_the_form(people, request: pytest.FixtureRequest, name: str,
+                                                                  said: str) -> None:
+    person = people()
+    page = person.open("/login")
+    page.fill("#username", name)
+    with page.expect_response(lambda response: response.request.method == "POST") as answer:
+        page.click("#login-form button[type=submit]")
+    assert answer.value.status == 400
+    expect(page.locator("#login-error")).to_contain_text(said)
+    assert page.input_value("#username") == name  # kept, to be fixed
+    assert not any(cookie["name"] == "session" for cookie in person.context.cookies())
+    page.screenshot(path=SHOTS / f"15-refused-name-{request.node.callspec.id}.png")
+
+
+HOSTILE_TEXT = "\u202eevil" + "\n" * 300 + "x" + "\u0301" * 50 + " end"
+
+
+def test_chat_text_that_reorders_or_spills_is_refused_and_never_reaches_anyone(people) -> None:
+    """A U+202E, 300 line breaks and 50 combining marks in one message were passed to everyone
+    as they were. Now the server refuses it with a reason (a script's socket here), the page
+    says why before sending a pasted one and keeps it in the field, and nobody sees it."""
+    sender, reader = people().log_in("Mallory"), people().log_in("Reader")
+    for page in (sender, reader):
+        wait_for_socket(page, "connected")
+    refusal = sender.evaluate("""(text) => new Promise((resolve) => {
+        const raw = window.io({ forceNew: true, transports: ["websocket"] });
+        raw.on("error", (data) => { resolve(data.message); raw.close(); });
+        raw.on("connect", () => raw.emit("chat", { text }));
+    })""", HOSTILE_TEXT)
+    assert "bidirectional overrides" in refusal
+    pasted = "\u202eevil" + "x" + "\u0301" * 50  # the field holds one line: no line breaks
+    sender.fill("#chat-input", pasted)
+    sender.press("#chat-input", "Enter")
+    expect(sender.locator("#chat-notice")).to_contain_text("Not sent: the message holds a bidirectional override")
+    assert sender.input_value("#chat-input") == pasted  # nothing lost
+    piled = "Zalgo x" + "\u0301" * 7
+    sender.fill("#chat-input", piled)
+    sender.press("#chat-input", "Enter")
+    expect(sender.locator("#chat-notice")).to_have_text("Not sent: the message piles more than 6 accents or marks on one letter.")
+    assert sender.input_value("#chat-input") == piled
+    sender.fill("#chat-input", "after it")
+    sender.press("#chat-input", "Enter")
+    expect(reader.locator("#chat-messages li[data-username='Mallory']")).to_have_count(1)
+    expect(reader.locator("#chat-messages li[data-username='Mallory'] .message-text")).to_have_text("after it")
+
+
+def test_hostile_text_from_an_older_server_is_shown_isolated_and_clipped(people) -> None:
+    """What the page does with such a text if a server passes it (a process of an earlier
+    version in a cluster): here the test rewrites one chat frame on its way to the page. The
+    text stays inside its own bubble: its override reverses nothing after it, its marks are
+    clipped to the bubble, its 300 line breaks are shown as one blank line."""
+    marker = "REWRITTEN-BY-THE-TEST"
+    upgraded = []
+
+    def route(page_side: Any) -> None:
+        server_side = page_side.connect_to_server()
+
+        def to_page(frame: str | bytes) -> None:
+            if isinstance(frame, str) and marker in frame:
+                frame = frame.replace(marker, json.dumps(HOSTILE_TEXT)[1:-1])
+            page_side.send(frame)
+
+        def to_server(frame: str | bytes) -> None:
+            if frame == "5":  # Engine.IO's upgrade: from now on everything comes this way
+                upgraded.append(True)
+            server_side.send(frame)
+
+        server_side.on_message(to_page)
+        page_side.on_message(to_server)
+
+    writer, reader_person = people(), people()
+    reader_context_page = reader_person.context.new_page()
+    reader_context_page.route_web_socket("**/socket.io/**", route)
+    reader_context_page.goto(reader_person.base_url + "login")
+    reader_context_page.fill("#username", "Reader")
+    reader_context_page.click("#login-form button[type=submit]")
+    reader = reader_context_page
+    wait_for_socket(reader, "connected")
+    writing = writer.log_in("Writer")
+    wait_for_socket(writing, "connected")
+    deadline = time.monotonic() + 10
+    while not upgraded and time.monotonic() < deadline:
+        reader.wait_for_timeout(100)
+    assert upgraded, "the page never upgraded to the WebSocket the test rewrites"
+    writing.fill("#chat-input", marker)
+    writing.press("#chat-input", "Enter")
+    writing.fill("#chat-input", "the next message, in order")
+    writing.press("#chat-input", "Enter")
+    written = reader.locator("#chat-messages li[data-username='Writer'] .message-text")
+    expect(written).to_have_count(2)
+    hostile, after = written.all()
+    assert hostile.get_attribute("dir") == "auto" and after.get_attribute("dir") == "auto"
+    assert hostile.evaluate("node => getComputedStyle(node).unicodeBidi") == "isolate"
+    assert hostile.evaluate("node => getComputedStyle(node).overflow") == "hidden"
+    assert hostile.text_content().count("\n") == 2  # 300 breaks shown as one blank line
+    line_height = after.bounding_box()["height"]
+    assert hostile.bounding_box()["height"] < 4 * line_height  # three lines, not 300
+    # The next message reads left to right, where it belongs, unreversed.
+    assert after.evaluate("""node => {
+        const range = document.createRange();
+        range.setStart(node.firstChild, 0); range.setEnd(node.firstChild, 3);  // "the"
+        const first = range.getBoundingClientRect();
+        range.setStart(node.firstChild, node.firstChild.length - 5); range.setEnd(node.firstChild, node.firstChild.length);
+        return first.left < range.getBoundingClientRect().left;
+    }""")
+    reader.locator("#chat-scroll").screenshot(path=SHOTS / "13-hostile-text-isolated.png")

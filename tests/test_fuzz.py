@@ -30,12 +30,15 @@ from tornado.web import create_signed_value
 from tests.support.wire import WireSocket
 from tornado_app.app import TornadoApp
 from tornado_app.cookies import SESSION_COOKIE, session_id_from_cookie
+from tornado_app.skeleton import skeleton
 from tornado_app.validation import InvalidInput, clean_chat_payload, clean_username
 
 SECRET = "fuzz-test-secret"
 # The README's contract, spelled out here rather than read from the code under test.
 MAX_USERNAME_LENGTH = 32
 MAX_CHAT_LENGTH = 500
+MAX_CHAT_LINES = 20
+MAX_MARKS_IN_A_ROW_IN_CHAT = 6
 # No deadline and no "too slow" health check: generating 128-character ids from a regex is
 # slowish, and a loaded CI machine must not turn that into a failure.
 MANY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -161,6 +164,26 @@ def _draws_something(char: str) -> bool:
     return unicodedata.category(char)[0] in "LNPS" and char not in "\u115f\u1160\u3164\uffa0\u2800"
 
 
+def _imitates_the_pages_markers(name: str) -> bool:
+    """Looks like "#" and a tag character, or like "(you)", marks aside (issue 21, item 10)."""
+    looks = "".join(char for char in skeleton(name) if not unicodedata.category(char).startswith("M"))
+    tag_marker = any(char in "#\u266f" and (following.isalnum() or following in "_-")
+                     for char, following in zip(looks, looks[1:]))
+    return tag_marker or "(you)" in looks
+
+
+def _chat_text_is_clean(text: str) -> bool:
+    """No bidi embedding, override or isolate, no control but line break and tab, no line or
+    paragraph separator, at most 20 lines and 6 marks in a row."""
+    marks = longest = 0
+    for char in text:
+        marks = marks + 1 if unicodedata.category(char).startswith("M") else 0
+        longest = max(longest, marks)
+    return (not any("\u202a" <= char <= "\u202e" or "\u2066" <= char <= "\u2069" or char in "\u2028\u2029"
+                    or (unicodedata.category(char) == "Cc" and char not in "\n\t") for char in text)
+            and text.count("\n") < MAX_CHAT_LINES and longest <= MAX_MARKS_IN_A_ROW_IN_CHAT)
+
+
 PRINTABLE = st.characters(exclude_categories=("C",))
 PADDING = st.text(" \t\n\r\x0b\x0c\x1c\x85\xa0\u2003\u3000", max_size=3)
 TYPED_NAMES = (
@@ -181,6 +204,7 @@ def test_a_username_is_the_trimmed_text_or_a_refusal(raw: str) -> None:
         1 <= len(trimmed) <= MAX_USERNAME_LENGTH
         and not any(map(_is_refused, trimmed))
         and any(map(_draws_something, trimmed))
+        and not _imitates_the_pages_markers(trimmed)
     )
     try:
         username = clean_username(raw)
@@ -215,10 +239,10 @@ CHAT_PAYLOADS = JSON_VALUES | st.builds(
 @MANY
 @given(payload=CHAT_PAYLOADS)
 def test_a_chat_payload_gives_its_text_or_a_refusal(payload: object) -> None:
-    """Any JSON a socket can send as `chat` gives its text (1 to 500 characters, unchanged)
-    or InvalidInput with a message; nothing else."""
+    """Any JSON a socket can send as `chat` gives its text (1 to 500 characters, clean as said
+    above, unchanged) or InvalidInput with a message; nothing else."""
     text = payload.get("text") if isinstance(payload, dict) else None
-    acceptable = isinstance(text, str) and 1 <= len(text) <= MAX_CHAT_LENGTH
+    acceptable = isinstance(text, str) and 1 <= len(text) <= MAX_CHAT_LENGTH and _chat_text_is_clean(text)
     try:
         cleaned = clean_chat_payload(payload)
     except InvalidInput as refusal:

@@ -27,7 +27,7 @@ def test_a_batch_holds_who_came_and_who_went_and_nobody_who_did_both() -> None:
     assert book.take_changes() is None and book.version == 1
     book.remove(HERE, ADA)
     assert book.take_changes() == (2, [], [ADA])
-    assert book.state() == {"version": 2, "people": [{"name": "bob", "tag": "tag-bob-0000"}]}
+    assert book.state() == {"version": 2, "people": [{"name": "bob", "tag": "tag-bob-0000", "skeleton": "bob"}]}
 
 
 def test_a_person_online_in_two_places_leaves_with_the_last() -> None:

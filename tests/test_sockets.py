@@ -123,9 +123,9 @@ async def test_chat_is_broadcast_with_the_sessions_username(web_user, socket_cli
     await ada_client.sio.emit("chat", {"text": "hello <b>bob</b>", "username": "mallory", "tag": "forged"})
     heard = await ada_client.next("chat")  # the sender hears itself too
     assert await bob_client.next("chat") == heard
-    assert {key: heard[key] for key in ("username", "tag", "text", "time")} == {
-        "username": "ada", "tag": ada_tag, "text": "hello <b>bob</b>", "time": 1_700_000_005}
-    assert set(heard) == {"id", "username", "tag", "text", "time"}
+    assert {key: heard[key] for key in ("username", "tag", "skeleton", "text", "time")} == {
+        "username": "ada", "tag": ada_tag, "skeleton": "ada", "text": "hello <b>bob</b>", "time": 1_700_000_005}
+    assert set(heard) == {"id", "username", "tag", "skeleton", "text", "time"}
 
 
 @transports
@@ -167,11 +167,11 @@ async def test_presence_is_a_state_then_only_the_changes(web_user, socket_client
     assert (await ada_client.next("presence_state"))["people"] == []  # she is in the next change
     ada_tag = (await ada_client.next("welcome"))["tag"]
     first = await ada_client.next("presence_diff")
-    assert first["joins"] == [{"name": "ada", "tag": ada_tag}] and first["leaves"] == []
+    assert first["joins"] == [{"name": "ada", "tag": ada_tag, "skeleton": "ada"}] and first["leaves"] == []
     bob = await logged_in(web_user, "bob")
     bob_client = await socket_client(bob.cookie_header)
     state = await bob_client.next("presence_state")
-    assert state == {"version": first["version"], "people": [{"name": "ada", "tag": ada_tag}]}
+    assert state == {"version": first["version"], "people": [{"name": "ada", "tag": ada_tag, "skeleton": "ada"}]}
     joined = await ada_client.next("presence_diff")
     assert [person["name"] for person in joined["joins"]] == ["bob"] and joined["version"] == first["version"] + 1
     await bob_client.sees_online(["ada", "bob"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 import pytest
@@ -91,3 +92,67 @@ def test_a_name_that_passes_for_another_or_spills_over_its_line_is_refused(name:
 @pytest.mark.parametrize("name", ["Zoë", "Nguyễn", "e\u0301\u0302\u0303", "ค่ะ", "한국어"])
 def test_names_with_accents_and_marks_of_real_scripts_stay_accepted(name: str) -> None:
     assert clean_username(name) == unicodedata.normalize("NFC", name)
+
+
+# Look-alikes and the page's own markers (issue 21, item 10).
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("alice #k3Jd", '"#" followed by a letter or digit'),  # the chat's tag marker, after a shared name
+        ("alice#k3Jd", '"#" followed by a letter or digit'),
+        ("#1 fan", '"#" followed by a letter or digit'),
+        ("alice ＃k3Jd", '"#" followed by a letter or digit'),  # fullwidth number sign
+        ("alice ﹟k3Jd", '"#" followed by a letter or digit'),  # small number sign
+        ("alice ♯k3Jd", '"#" followed by a letter or digit'),  # music sharp sign
+        ("alice #\u0301k3Jd", '"#" followed by a letter or digit'),  # a mark between them hides nothing
+        ("alice #_-", '"#" followed by a letter or digit'),  # tags are URL-safe base64
+        ("alice (you)", '"(you)"'),  # the title of one's own entry in the online list
+        ("alice (YOU)", '"(you)"'),
+        ("alice （you）", '"(you)"'),  # fullwidth parentheses
+        ("alice (уоu)", '"(you)"'),  # Cyrillic у and о
+    ],
+)
+def test_a_name_that_imitates_the_pages_markers_is_refused(name: str, message: str) -> None:
+    """'alice #k3Jd' beside a real alice read as a shared name with its tag, and
+    'alice (you)' as somebody's own entry: both were accepted."""
+    with pytest.raises(InvalidInput, match=re.escape(message)):
+        clean_username(name)
+
+
+@pytest.mark.parametrize("name", ["C#", "C# fan", "a # b", "number #", "(you", "you", "thank you", "Ada (yours)"])
+def test_names_near_the_markers_but_not_imitating_them_stay_accepted(name: str) -> None:
+    assert clean_username(name) == name
+
+
+@pytest.mark.parametrize("text", ["שָׁלוֹם", "مرحبا\u200f!", "👨\u200d👩\u200d👧", "می\u200cخواهم", "a\tb",
+                                  "\n".join(["line"] * 20), "x\u0301\u0302\u0303\u0304\u0305\u0306"],
+                         ids=["hebrew-points", "rlm", "zwj-emoji", "zwnj-persian", "tab", "20-lines", "6-marks"])
+def test_chat_text_of_real_scripts_and_short_layouts_is_accepted(text: str) -> None:
+    assert clean_chat_payload({"text": text}) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("evil \u202etxt.exe", "bidirectional overrides"),  # right-to-left override
+        ("a\u202ab", "bidirectional overrides"),  # left-to-right embedding
+        ("a\u2066b", "bidirectional overrides"),  # left-to-right isolate, never closed
+        ("a\u2069b", "bidirectional overrides"),
+        ("a\x00b", "control characters"),
+        ("a\rb", "control characters"),
+        ("a\x1b[2Jb", "control characters"),  # a terminal escape, for whoever reads the logs
+        ("a\x85b", "control characters"),  # next line (C1)
+        ("a\u2028b", "control characters"),  # line separator
+        ("hi" + "\n" * 300, "at most 20 lines"),
+        ("\n".join(["line"] * 21), "at most 20 lines"),
+        ("x" + "\u0301" * 50, "at most 6 accents"),
+        ("x" + "\u0301" * 7, "at most 6 accents"),
+    ],
+)
+def test_chat_text_that_reorders_hides_or_spills_is_refused_with_a_reason(text: str, message: str) -> None:
+    """A U+202E reversed the text shown after it, 300 line breaks pushed everything else
+    out of view and 50 combining marks drew over the lines around: all were passed as they
+    were."""
+    with pytest.raises(InvalidInput, match=message):
+        clean_chat_payload({"text": text})

@@ -24,6 +24,7 @@ from typing import Protocol
 import socketio
 
 from .registry import Person
+from .skeleton import skeleton
 from .errors import BackendUnavailable
 
 PRESENCE_MIN_INTERVAL = 0.1  # seconds between two change batches; changes in between coalesce
@@ -74,7 +75,8 @@ class ThisProcessOnly:
 
 
 def wire(people: Iterable[Person]) -> list[dict[str, str]]:
-    return [{"name": name, "tag": tag} for name, tag in people]
+    # The skeleton tells the page which names look alike (skeleton.py): those show their tags.
+    return [{"name": name, "tag": tag, "skeleton": skeleton(name)} for name, tag in people]
 
 
 class PresenceBook:

@@ -24,6 +24,7 @@ from .reasons import NOT_AUTHENTICATED, SESSION_ENDED, SLOW_DOWN, STORE_UNAVAILA
 from .backend import Backend
 from .errors import BackendUnavailable
 from .sessions import Session
+from .skeleton import skeleton
 from .validation import InvalidInput, clean_chat_payload
 
 log = logging.getLogger(__name__)
@@ -282,8 +283,8 @@ class ChatSocketServer:
             rate = self.rate_limiter.rates.describe("chat")
             await self.emit_here("error", {"message": f"{SLOW_DOWN} (at most {rate}): this message was not sent"}, sid)
             return
-        message = {"id": secrets.token_hex(6), "username": session.username, "tag": session.tag, "text": text,
-                   "time": int(self._clock())}
+        message = {"id": secrets.token_hex(6), "username": session.username, "tag": session.tag,
+                   "skeleton": skeleton(session.username), "text": text, "time": int(self._clock())}
         try:
             await self.history.add(message)
         except BackendUnavailable:

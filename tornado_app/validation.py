@@ -6,11 +6,18 @@ person; nothing else ever escapes, whatever the input.
 
 from __future__ import annotations
 
+import re
 import unicodedata
+
+from .skeleton import skeleton
 
 MAX_USERNAME_LENGTH = 32
 MAX_MARKS_PER_LETTER = 3  # combining marks on one character: enough for any script, not for "Zalgo" text
 MAX_CHAT_LENGTH = 500
+MAX_CHAT_LINES = 20  # the page's field sends one line; a script could send hundreds of blank ones
+# Marks on one character in a chat message: room for Hebrew with points and cantillation and
+# for Tibetan stacks (4 or 5); "Zalgo" text piles dozens, which spill over the lines around.
+MAX_MARKS_PER_LETTER_IN_CHAT = 6
 
 
 class InvalidInput(ValueError):
@@ -29,6 +36,19 @@ def _refused_character(char: str) -> bool:
     people read."""
     category = unicodedata.category(char)
     return category[0] == "C" or (category[0] == "Z" and char != " ")
+
+
+# What the page draws beside names (names.js, presence.js, chat.js): "#" and the first
+# characters of a session's tag where a name is shared, and "(you)" in the title of your own
+# entry. A name that carries them could pass for a shared name's owner, or for you. Checked on
+# the skeleton, so that "＃", "♯" or a Cyrillic "(уou)" are caught as well.
+_TAG_MARKER = re.compile(r"[#\u266f][\w-]")
+_YOU_MARKER = skeleton("(you)")
+
+# Characters that reorder the text around them (Trojan Source, CVE-2021-42574): embeddings and
+# overrides (U+202A-U+202E) and isolates (U+2066-U+2069). Marks (LRM, RLM, ALM) only nudge
+# their neighbours and are kept: mixed right-to-left and left-to-right text needs them.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def _visible(char: str) -> bool:
@@ -56,7 +76,18 @@ def clean_username(raw: object) -> str:
         raise InvalidInput("A username cannot contain blank letters (Hangul fillers, the blank Braille pattern).")
     if _most_marks_in_a_row(username) > MAX_MARKS_PER_LETTER:
         raise InvalidInput(f"A username can have at most {MAX_MARKS_PER_LETTER} accents or marks on one letter.")
+    _refuse_page_markers(username)
     return username
+
+
+def _refuse_page_markers(username: str) -> None:
+    """Refuse a name that imitates what the page draws beside names."""
+    looks = "".join(char for char in skeleton(username) if unicodedata.category(char)[0] != "M")
+    if _TAG_MARKER.search(looks):
+        raise InvalidInput('A username cannot contain "#" followed by a letter or digit: '
+                           "the page shows a session's tag that way, beside a shared name.")
+    if _YOU_MARKER in looks:
+        raise InvalidInput('A username cannot contain "(you)": the page marks your own name that way.')
 
 
 def _most_marks_in_a_row(text: str) -> int:
@@ -70,7 +101,8 @@ def _most_marks_in_a_row(text: str) -> int:
 
 
 def clean_chat_payload(payload: object) -> str:
-    """The text of a `chat` event: an object with a `text` string of 1 to 500 characters."""
+    """The text of a `chat` event: an object with a `text` string of 1 to 500 characters, at
+    most 20 lines, without controls that would reorder or hide text, or piles of marks."""
     if not isinstance(payload, dict):
         raise InvalidInput('A chat message must be an object like {"text": "hello"}.')
     text = payload.get("text")
@@ -80,4 +112,19 @@ def clean_chat_payload(payload: object) -> str:
         raise InvalidInput("A chat message cannot be empty.")
     if len(text) > MAX_CHAT_LENGTH:
         raise InvalidInput(f"A chat message is at most {MAX_CHAT_LENGTH} characters long.")
+    if any(char in BIDI_CONTROLS for char in text):
+        raise InvalidInput("A chat message cannot contain bidirectional overrides or isolates (U+202A to U+202E, "
+                           "U+2066 to U+2069): they reorder the text shown after them.")
+    if any(_refused_in_chat(char) for char in text):
+        raise InvalidInput("A chat message cannot contain control characters other than line breaks and tabs.")
+    if text.count("\n") >= MAX_CHAT_LINES:
+        raise InvalidInput(f"A chat message is at most {MAX_CHAT_LINES} lines long.")
+    if _most_marks_in_a_row(text) > MAX_MARKS_PER_LETTER_IN_CHAT:
+        raise InvalidInput(f"A chat message can have at most {MAX_MARKS_PER_LETTER_IN_CHAT} accents or marks on one letter.")
     return text
+
+
+def _refused_in_chat(char: str) -> bool:
+    """Control characters (C0, C1, DEL) but the line break and the tab, and the line and
+    paragraph separators (a line break the page would draw without counting it as one)."""
+    return (unicodedata.category(char) == "Cc" and char not in "\n\t") or char in "\u2028\u2029"

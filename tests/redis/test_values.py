@@ -53,19 +53,26 @@ def test_a_poisoned_history_is_skipped_connects_stay_prompt_on_every_process_and
         json.dumps({**good_message("wrong types"), "time": "yesterday", "id": 7}).encode(),
         json.dumps(good_message("x" * 501)).encode(),  # over the chat limit
         json.dumps({**good_message("bad name"), "username": "\u202eevil"}).encode(),  # bidi override
+        # Chat text the server now refuses, written by an earlier version (issue 21, item 10):
+        json.dumps(good_message("evil \u202etxt.exe")).encode(),  # reverses what follows it
+        json.dumps(good_message("hi" + "\n" * 300)).encode(),  # pushes the chat out of view
+        json.dumps(good_message("x" + "\u0301" * 50)).encode(),  # draws over the lines around
+        json.dumps({**good_message("unknown field"), "skeleton": "ada", "admin": True}).encode(),
         json.dumps({**good_message("bad tag"), "tag": "<b>"}).encode(),
         json.dumps(["a list"]).encode(),
         b"\xff\xfe",
     ]
     with redis.Redis.from_url(redis_url) as client:
-        client.rpush("tornado_app:history", json.dumps(good_message("kept")), *bad)
+        client.rpush("tornado_app:history", json.dumps(good_message("kept")),
+                     json.dumps({**good_message("kept, with a skeleton made again"), "skeleton": "forged"}), *bad)
 
     async def scenario() -> list[float]:
         seconds = []
         async with http_session() as http:
             for app in (a, b) * 5:
                 socket, took, history = await timed_connect(http, app.url, await log_in(http, app.url, "reader"))
-                assert [message["text"] for message in history] == ["kept"]
+                assert [message["text"] for message in history] == ["kept", "kept, with a skeleton made again"]
+                assert [message["skeleton"] for message in history] == ["ada", "ada"]
                 seconds.append(took)
                 await socket.close()
         return seconds

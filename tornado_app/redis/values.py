@@ -17,6 +17,7 @@ from collections import OrderedDict
 from typing import Any, get_args
 
 from ..reasons import EndReason
+from ..skeleton import skeleton
 from ..validation import MAX_CHAT_LENGTH, InvalidInput, clean_chat_payload, clean_username
 
 log = logging.getLogger(__name__)
@@ -66,12 +67,14 @@ def timestamp(value: object) -> float:
 
 
 def chat_message(raw: object) -> dict[str, Any]:
-    """One history entry: the JSON object sockets.py writes, with exactly its fields."""
+    """One history entry: the JSON object sockets.py writes, with exactly its fields. Its
+    skeleton is made again from its username (an entry written before skeletons were sent
+    has none, and one written with an older confusables table may differ)."""
     try:
         message = json.loads(raw)  # type: ignore[arg-type]
     except (ValueError, TypeError, RecursionError):
         raise BadValue("not JSON") from None
-    if not isinstance(message, dict) or set(message) != {"id", "username", "tag", "text", "time"}:
+    if not isinstance(message, dict) or set(message) - {"skeleton"} != {"id", "username", "tag", "text", "time"}:
         raise BadValue("not a chat message object")
     if not isinstance(message["id"], str) or not MESSAGE_ID.fullmatch(message["id"]):
         raise BadValue("id is not 12 hex digits")
@@ -83,6 +86,7 @@ def chat_message(raw: object) -> dict[str, Any]:
         raise BadValue(f"text is not a string of 1 to {MAX_CHAT_LENGTH} characters") from None
     if isinstance(message["time"], bool) or not isinstance(message["time"], int) or message["time"] < 0:
         raise BadValue("time is not a whole number of seconds")
+    message["skeleton"] = skeleton(message["username"])
     return message
 
 

@@ -6,14 +6,34 @@
  */
 
 import { avatar, byId, el, shortTime } from "./dom.js";
-import { shortTag } from "./names.js";
+import { looksOf, shortTag } from "./names.js";
 
 const MAX_MESSAGES = 300;
 const NEAR_BOTTOM_PX = 48;
+const MAX_SHOWN_LINES = 20; // as many as the server accepts (validation.py MAX_CHAT_LINES)
+// What the server refuses in a message's text (validation.py), said before sending so that
+// nothing typed is lost: the controls that reorder text, and more marks on one letter than
+// MAX_MARKS_PER_LETTER_IN_CHAT. (The field holds one line, so the line limit cannot bite.)
+const BIDI_CONTROLS = /[\u202a-\u202e\u2066-\u2069]/u;
+const MARK_PILE = /\p{M}{7,}/u;
 
 /** Characters as the server counts them (code points, not UTF-16 units). */
 function characters(text) {
   return Array.from(text).length;
+}
+
+/**
+ * A message's text as shown: at most one blank line in a row and at most MAX_SHOWN_LINES
+ * lines (the rest joined onto the last by spaces), so that a message stored before the
+ * server limited lines cannot push the conversation out of view. Nothing is dropped.
+ */
+function shownText(text) {
+  const lines = text.replace(/\r\n?|\u2028|\u2029/g, "\n").replace(/\n{3,}/g, "\n\n").split("\n");
+  if (lines.length <= MAX_SHOWN_LINES) {
+    return lines.join("\n");
+  }
+  const rest = lines.slice(MAX_SHOWN_LINES - 1).filter((line) => line !== "").join(" ");
+  return lines.slice(0, MAX_SHOWN_LINES - 1).concat(rest).join("\n");
 }
 
 /** `shared.myTag` marks your own messages; `names` says which names are shared. */
@@ -44,20 +64,25 @@ export function makeChat(shared, names) {
     const name = String(message.username);
     const tag = typeof message.tag === "string" ? message.tag : "";
     const sent = new Date(Number(message.time) * 1000);
+    const looks = looksOf(message.skeleton, name);
     const mine = Boolean(shared.myTag) && tag === shared.myTag;
     const item = el("li", "message" + (mine ? " is-me" : ""));
     item.dataset.username = name;
     item.dataset.tag = tag;
+    item.dataset.looks = looks;
     const meta = el("div", "message-meta");
     const time = el("time", "message-time", shortTime(sent));
     time.dateTime = sent.toISOString();
     time.title = sent.toLocaleString();
     const user = el("span", "message-user", name);
     user.title = name; // the full name, where a long one is cut short
+    user.dir = "auto"; // isolated: a right-to-left name cannot carry the tag beside it along
     meta.append(user, time);
-    names.seen(name, tag);
+    names.seen(looks, tag);
     const body = el("div", "message-body");
-    body.append(meta, el("p", "message-text", String(message.text)));
+    const text = el("p", "message-text", shownText(String(message.text)));
+    text.dir = "auto"; // isolated, in its own direction: bidi controls in it reorder nothing outside
+    body.append(meta, text);
     item.append(avatar(name), body);
     return item;
   }
@@ -91,16 +116,16 @@ export function makeChat(shared, names) {
 
   /** The author's tag beside the name, once the name is shared (and only once). */
   function tagIfShared(item) {
-    if (item.dataset.tag && names.isShared(item.dataset.username) && !item.querySelector(".message-tag")) {
+    if (item.dataset.tag && names.isShared(item.dataset.looks) && !item.querySelector(".message-tag")) {
       item.querySelector(".message-user").after(tagNode(item.dataset.tag));
     }
     return item;
   }
 
-  function showTagsOf(name) {
+  function showTagsOf(looks) {
     // A name just became shared: its earlier messages get their authors' tags too.
     for (const item of messages.children) {
-      if (item.dataset.username === name) {
+      if (item.dataset.looks === looks) {
         tagIfShared(item);
       }
     }
@@ -207,6 +232,14 @@ export function makeChat(shared, names) {
       }
       if (tooLongBy()) {
         updateCount(); // says how much too long; nothing is sent cut short
+        return;
+      }
+      if (BIDI_CONTROLS.test(text)) {
+        showNotice("Not sent: the message holds a bidirectional override or isolate (U+202A to U+202E, U+2066 to U+2069), which would reorder the text shown after it.");
+        return;
+      }
+      if (MARK_PILE.test(text)) {
+        showNotice("Not sent: the message piles more than 6 accents or marks on one letter.");
         return;
       }
       socket.emit("chat", { text: text });

@@ -12,7 +12,7 @@
  *   session.js     the session card, the help box, what each ending means, activity reports
  *   chat.js        the conversation and the message form
  *   presence.js    who is online
- *   names.js       which names are shared by several people, whose tags are then shown
+ *   names.js       which names are shared by several people (or look alike), whose tags are then shown
  *   whoami.js      the whoami question and its answer
  *   dom.js         drawing helpers: elements, clock times, avatars
  *

@@ -8,7 +8,7 @@
  */
 
 import { avatar, byId, el } from "./dom.js";
-import { shortTag } from "./names.js";
+import { looksOf, shortTag } from "./names.js";
 
 const MAX_DRAWN = 200;
 const STATE_TIMEOUT_MS = 5000;
@@ -22,7 +22,7 @@ export function makePresence(shared, names, log) {
   const staleNote = byId("online-stale");
   const moreNote = el("li", "person person-more");
 
-  const people = []; // {name, tag}, in display order
+  const people = []; // {name, tag, looks}, in display order
   const nodes = new Map(); // tag -> <li> of a drawn person
   let version = null; // null: no state yet
   const heldDiffs = new Map(); // version -> diff that came before the state or after a gap
@@ -56,10 +56,13 @@ export function makePresence(shared, names, log) {
     const item = el("li", "person" + (mine ? " is-me" : ""));
     item.dataset.username = person.name;
     item.dataset.tag = person.tag;
+    item.dataset.looks = person.looks;
     item.title = person.name + (mine ? " (you)" : "");
-    item.append(avatar(person.name), el("span", "person-name", person.name));
-    // Two people of one name: their sessions' tags tell them apart (yours too).
-    const tag = names.isShared(person.name) ? shortTag(person.tag) : "";
+    const name = el("span", "person-name", person.name);
+    name.dir = "auto"; // isolated: a right-to-left name cannot carry the note beside it along
+    item.append(avatar(person.name), name);
+    // Two people of one name (or of names that look alike): their sessions' tags tell them apart (yours too).
+    const tag = names.isShared(person.looks) ? shortTag(person.tag) : "";
     if (mine) {
       item.append(el("span", "person-note", tag ? "you, " + tag : "you"));
     } else if (tag) {
@@ -68,11 +71,11 @@ export function makePresence(shared, names, log) {
     return item;
   }
 
-  function redrawName(name) {
+  function redrawName(looks) {
     // Whether a name is shared decides whether its people show a tag.
     for (const [tag, node] of nodes) {
-      if (node.dataset.username === name) {
-        const fresh = personNode({ name, tag });
+      if (node.dataset.looks === looks) {
+        const fresh = personNode({ name: node.dataset.username, tag, looks });
         node.replaceWith(fresh);
         nodes.set(tag, fresh);
       }
@@ -106,7 +109,7 @@ export function makePresence(shared, names, log) {
     }
     people.splice(index, 0, person);
     draw(index);
-    names.seen(person.name, person.tag); // may redraw the name's people with their tags
+    names.seen(person.looks, person.tag); // may redraw the name's people with their tags
   }
 
   function removePerson(person) {
@@ -139,7 +142,11 @@ export function makePresence(shared, names, log) {
   }
 
   function clean(given) {
-    return (Array.isArray(given) ? given : []).map((person) => ({ name: String(person.name), tag: String(person.tag) }));
+    return (Array.isArray(given) ? given : []).map((person) => ({
+      name: String(person.name),
+      tag: String(person.tag),
+      looks: looksOf(person.skeleton, person.name),
+    }));
   }
 
   function applyState(data) {
@@ -149,7 +156,7 @@ export function makePresence(shared, names, log) {
     people.length = 0;
     nodes.clear();
     for (const person of clean(data.people)) {
-      names.seen(person.name, person.tag);
+      names.seen(person.looks, person.tag);
       people.push(person);
     }
     people.sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0));
