@@ -45,8 +45,10 @@ LINGER_SECONDS = 1.0  # after a refusal, read (and drop) what the client still s
 
 
 def client_key(ip: str) -> str:
-    """What a per-address cap counts by: the IPv4 address, or the IPv6 /64 (one host
-    usually has a whole /64, so counting single IPv6 addresses would cap nothing)."""
+    """What every per-address cap and rate counts by (the connection caps here, Engine.IO
+    sessions per address, the login and connect rates): the IPv4 address (an IPv4-mapped
+    IPv6 address is its IPv4 address), or the IPv6 /64 (one host usually has a whole /64,
+    so counting single IPv6 addresses would cap nothing)."""
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
