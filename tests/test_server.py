@@ -212,11 +212,17 @@ def test_a_login_form_is_capped_at_4_kib_and_a_polling_post_at_one_packet(server
 POLLING_POST = "/socket.io/?EIO=4&transport=polling&sid=x"
 
 
-async def stalled_bodies(base: str, sources: list[str], count: int, announced: int = 65_000) -> list[tuple[bytes, asyncio.StreamWriter]]:
-    """`count` connections, taking the `sources` in turn, each sending all but the last byte of
-    a polling POST of `announced` bytes and then stalling: (status line within 3 s, writer)."""
-    return await bounded(count, 100, lambda n: unfinished_body(base, POLLING_POST, announced, announced - 1,
-                                                               source=sources[n % len(sources)]))
+async def stalled_bodies(base: str, sources: list[str], count: int, announced: int = 65_000,
+                         proxied_for: list[str] | None = None) -> list[tuple[bytes, asyncio.StreamWriter]]:
+    """`count` connections, taking the `sources` in turn (or, through a proxy, the client
+    addresses `proxied_for` in its X-Real-Ip), each sending all but the last byte of a polling
+    POST of `announced` bytes and then stalling: (status line within 3 s, writer)."""
+
+    def one(n: int) -> Any:
+        headers = {"X-Real-Ip": proxied_for[n % len(proxied_for)]} if proxied_for else None
+        return unfinished_body(base, POLLING_POST, announced, announced - 1, source=sources[n % len(sources)], headers=headers)
+
+    return await bounded(count, 100, one)
 
 
 def test_route_sized_bodies_from_several_addresses_are_bounded_server_wide_and_their_memory_given_back(server_process: Any) -> None:
@@ -276,6 +282,29 @@ def test_past_the_servers_budget_new_bodies_are_refused_503_until_those_in_fligh
     assert status == 0 and "Traceback" not in log
     assert log.count("refused request bodies over --max-body-kib-in-flight (512 KiB): answered 503") == 1, log[-2000:]
     assert log.count("refused request bodies over a client's share of --max-body-kib-in-flight (512 KiB)") == 1, log[-2000:]
+
+
+def test_behind_a_proxy_the_clients_of_one_ipv6_64_share_one_share_of_the_bodies(server_process: Any) -> None:
+    """Behind --behind-proxy the budget counts the client in X-Real-Ip by its client key: 40
+    stalled bodies from 40 addresses of one /64 get one share (1 MiB: 16 are read, 24 get
+    429), and a client of another /64 is read meanwhile."""
+    attacked = AttackedServer(server_process("--port", "0", "--behind-proxy"))
+    one_64 = [f"2001:db8:5:6::{n:x}:1" for n in range(1, 41)]
+
+    async def scenario() -> None:
+        answers = await stalled_bodies(attacked.url, ["127.0.0.1"], 40, proxied_for=one_64)
+        statuses = sorted(status for status, _ in answers)
+        assert statuses == [b""] * 16 + [b"HTTP/1.1 429 Too Many Requests\r\n"] * 24
+        [(status, writer)] = await stalled_bodies(attacked.url, ["127.0.0.1"], 1, proxied_for=["2001:db8:5:7::1"])
+        assert status == b"", "a client of another /64 is read"
+        for _, held in [*answers, (status, writer)]:
+            held.transport.abort()
+
+    asyncio.run(scenario())
+    status, _, log = attacked.server.stop()
+    assert status == 0 and "Traceback" not in log
+    assert log.count("refused request bodies over a client's share of --max-body-kib-in-flight (16384 KiB): "
+                     "answered 429, the latest from 2001:db8:5:6:") == 1, log[-2000:]
 
 
 def still_serves_a_person_now(base: str) -> Callable[[], Any]:
