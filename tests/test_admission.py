@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from tornado.httputil import HTTPHeaders
 
-from tornado_app.admission import ConnectionCounter, client_key, proxied_client_ip
+from tornado_app.admission import BodyBudget, ConnectionCounter, client_key, proxied_client_ip
 
 
 def test_an_ipv6_host_counts_by_its_64_and_ipv4_by_its_address() -> None:
@@ -32,3 +32,16 @@ def test_a_counter_holds_each_address_to_its_limit_and_forgets_addresses_at_zero
     for key in ("a", "a", "b"):
         counter.release(key)
     assert counter.open == {}
+
+
+def test_a_body_budget_holds_each_client_to_its_share_and_the_server_to_its_total() -> None:
+    budget = BodyBudget(total=100, share=40)
+    assert budget.reserve("a", 30) == "reserved"
+    assert budget.reserve("a", 20) == "over the client's share"
+    assert budget.reserve("b", 40) == "reserved"
+    assert budget.reserve("c", 31) == "over the server's budget"
+    assert budget.reserve("c", 30) == "reserved"
+    assert (budget.in_flight, budget.high_water) == (100, 100)
+    for key, size in (("a", 30), ("b", 40), ("c", 30)):
+        budget.release(key, size)
+    assert (budget.in_flight, budget.by_client, budget.high_water) == (0, {}, 100)

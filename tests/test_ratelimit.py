@@ -1,12 +1,15 @@
 """Per-client rates, attacked on a real server process: one address logging in or opening
 sockets as fast as it can, one session flooding the chat. The limit holds for that client
 only, across processes when they share Redis, and every refusal is said to the client and
-counted in the log (one line, not one per refusal)."""
+counted in the log (one line, not one per refusal). A client is an IPv4 address or an IPv6
+/64, whether it is the TCP peer or named by a proxy's X-Real-Ip (issue 21, item 4)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import ipaddress
+import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +18,9 @@ import pytest
 
 from deploy.services import AppProcess
 from tests.support.forms import log_in
+from tests.support.processes import ServerProcess
 from tests.support.wire import Refused, WireSocket
-from tornado_app.ratelimit import parse_rate
+from tornado_app.ratelimit import RateLimiter, Rates, parse_rate
 
 SECRET = "a-secret-shared-by-every-process"
 ATTACKER, BYSTANDER = "127.0.0.1", "127.0.0.2"  # two client addresses on one machine (Linux: all of 127/8)
@@ -27,14 +31,34 @@ def from_address(address: str) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
 
 
-@pytest.fixture
-def apps(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[AppProcess]]:
-    """One process in memory mode, or two sharing Redis, with small rates."""
+RATES = ("--login-rate", "6/minute", "--connect-rate", "6/minute", "--chat-rate", "5/10 seconds")
+
+
+def store_env(request: pytest.FixtureRequest) -> dict[str, str]:
     env = {"TORNADO_APP_COOKIE_SECRET": SECRET}
     if request.param == "redis":
         env["TORNADO_APP_REDIS_URL"] = request.getfixturevalue("redis_url")
-    rates = ["--login-rate", "6/minute", "--connect-rate", "6/minute", "--chat-rate", "5/10 seconds"]
-    started = [AppProcess(tmp_path / f"app{n}.log", "--log-level", "info", *rates, env=env)
+    return env
+
+
+@pytest.fixture
+def apps(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[AppProcess]]:
+    """One process in memory mode, or two sharing Redis, with small rates."""
+    env = store_env(request)
+    started = [AppProcess(tmp_path / f"app{n}.log", "--log-level", "info", *RATES, env=env)
+               for n in range(1 if request.param == "memory" else 2)]
+    yield started
+    for app in started:
+        app.stop()
+
+
+@pytest.fixture
+def proxied_apps(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[AppProcess]]:
+    """As `apps`, behind a proxy (--behind-proxy: the client is the X-Real-Ip the test sends),
+    with a store of 20 sessions, so that logins past the rate would evict someone."""
+    env = store_env(request)
+    started = [AppProcess(tmp_path / f"app{n}.log", "--log-level", "info", "--behind-proxy", "--max-sessions", "20",
+                          *RATES, env=env)
                for n in range(1 if request.param == "memory" else 2)]
     yield started
     for app in started:
@@ -56,6 +80,7 @@ async def login_status(http: aiohttp.ClientSession, base: str, username: str) ->
 
 
 both_stores = pytest.mark.parametrize("apps", ["memory", "redis"], indirect=True)
+both_stores_behind_a_proxy = pytest.mark.parametrize("proxied_apps", ["memory", "redis"], indirect=True)
 
 
 @both_stores
@@ -143,7 +168,182 @@ def test_a_rate_is_a_count_per_period_or_off() -> None:
         parse_rate("fast")
 
 
+def test_logins_and_connects_count_by_client_key_and_chat_by_session() -> None:
+    """One function keys every per-address rate: admission.client_key (IPv4, or the IPv6 /64)."""
+    limiter = RateLimiter(Rates(login=parse_rate("2/minute"), connect=parse_rate("2/minute"), chat=parse_rate("2/minute")))
+
+    async def hits(kind: str, who: list[str]) -> list[bool]:
+        return [await limiter.allows(kind, one) for one in who]  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        assert await hits("login", ["2001:db8::1", "2001:db8::2:3", "2001:db8::ffff", "2001:db8:0:1::1"]) == [True, True, False, True]
+        assert await hits("connect", ["192.0.2.7", "::ffff:192.0.2.7", "192.0.2.7", "192.0.2.8"]) == [True, True, False, True]
+        assert await hits("chat", ["2001:db8::1", "2001:db8::2", "2001:db8::3"]) == [True, True, True]  # session ids, as they are
+
+    asyncio.run(scenario())
+
+
 def test_the_rate_flags_have_defaults_and_refuse_nonsense(server_process: Any) -> None:
     bad = server_process("--port", "0", "--login-rate", "lots")
     assert bad.process.wait(10) == 2
     assert "argument --login-rate: 'lots' is not a rate like 30/minute" in bad.log()
+
+
+# --- A client is an IPv4 address or an IPv6 /64 (issue 21, item 4). Before, the rates counted
+# each IPv6 address: behind the proxy, 100 logins from 100 addresses of one /64 were all
+# accepted, 200 connects too, and one /64 made 9,999 logins in 9.3 s, evicting a person. ----
+
+ATTACKER_64 = "2001:db8:1:2::/64"  # documentation prefixes (RFC 3849, RFC 5737)
+OTHER_64_CLIENT = "2001:db8:1:3::1"
+
+
+def addresses_of(network: str, count: int) -> list[str]:
+    """`count` different addresses of `network`, spread over its host bits."""
+    base = ipaddress.ip_network(network)
+    return [str(base[(n + 1) * 0x1_0001_0001]) for n in range(count)]
+
+
+async def login_from(http: aiohttp.ClientSession, base: str, username: str, client_ip: str) -> tuple[int, str]:
+    """The login form, sent as a proxy would pass it on for `client_ip`: (status, cookie)."""
+    proxy = {"X-Real-Ip": client_ip}
+    async with http.get(base + "/login", headers=proxy) as page:
+        token = (await page.text()).split('name="_xsrf" value="', 1)[1].split('"', 1)[0]
+        xsrf = page.cookies["_xsrf"].value
+    async with http.post(base + "/login", data={"_xsrf": token, "username": username},
+                         headers={**proxy, "Cookie": f"_xsrf={xsrf}"}, allow_redirects=False) as answer:
+        await answer.read()
+        session = answer.cookies["session"].value if answer.status == 303 else ""
+        return answer.status, f'_xsrf={xsrf}; session="{session}"'
+
+
+async def logged_in(http: aiohttp.ClientSession, base: str, cookie: str) -> bool:
+    async with http.get(base + "/api/session", headers={"Cookie": cookie}) as answer:
+        return answer.status == 200
+
+
+@both_stores_behind_a_proxy
+def test_logins_from_many_addresses_of_one_ipv6_64_share_its_rate_and_evict_nobody(proxied_apps: list[AppProcess]) -> None:
+    """60 logins, each from another address of one /64 (X-Real-Ip), spread over the
+    processes: 6 (--login-rate) are accepted, 54 answered 429, so a person logged in from
+    another /64 keeps their session in a store of 20, and logs in again meanwhile; an
+    IPv4-mapped address counts as its IPv4 address. (Before: all 60 accepted, the person evicted.)"""
+    apps = proxied_apps
+
+    async def scenario() -> None:
+        async with from_address(ATTACKER) as http:
+            status, person = await login_from(http, apps[-1].url, "person", OTHER_64_CLIENT)
+            assert status == 303
+            attack = [await login_from(http, apps[n % len(apps)].url, f"bot{n}", ip)
+                      for n, ip in enumerate(addresses_of(ATTACKER_64, 60))]
+            assert [status for status, _ in attack] == [303] * 6 + [429] * 54
+            assert await logged_in(http, apps[0].url, person), "the person's session was evicted"
+            assert (await login_from(http, apps[0].url, "person again", "2001:db8:1:3:ffff::9"))[0] == 303
+            # ::ffff:203.0.113.9 is 203.0.113.9: one client, whichever way the proxy writes it.
+            mixed = [await login_from(http, apps[n % len(apps)].url, f"v4 {n}", "::ffff:203.0.113.9" if n % 2 else "203.0.113.9")
+                     for n in range(8)]
+            assert [status for status, _ in mixed] == [303] * 6 + [429] * 2
+
+    asyncio.run(scenario())
+    for app in apps:
+        app.stop()
+        assert "Traceback" not in app.log()
+    refusals = sum(app.log().count("refused logins over --login-rate") for app in apps)
+    assert 1 <= refusals <= len(apps), [app.log()[-1500:] for app in apps]  # one line per process at most
+
+
+@both_stores_behind_a_proxy
+def test_socket_connects_from_many_addresses_of_one_ipv6_64_share_its_rate(proxied_apps: list[AppProcess]) -> None:
+    """Connects from 6 addresses of one /64 use its --connect-rate (6 a minute here): the
+    next ones, from yet other addresses of it, are refused "slow down" on every process; a
+    client of another /64 connects. (Before: 200 connects from 200 addresses all accepted.)"""
+    apps = proxied_apps
+
+    async def scenario() -> None:
+        async with from_address(ATTACKER) as http:
+            addresses = addresses_of(ATTACKER_64, 6 + len(apps))
+            status, cookie = await login_from(http, apps[0].url, "ada", addresses[0])
+            assert status == 303
+            opened = []
+            for n, ip in enumerate(addresses[:6]):
+                base = apps[n % len(apps)].url
+                opened.append(await WireSocket.connect(http, base, cookie, origin=base, headers={"X-Real-Ip": ip}))
+            for app, ip in zip(apps, addresses[6:]):
+                with pytest.raises(Refused, match="slow down: too many connections from your address"):
+                    await WireSocket.connect(http, app.url, cookie, origin=app.url, headers={"X-Real-Ip": ip})
+            status, other = await login_from(http, apps[-1].url, "grace", OTHER_64_CLIENT)
+            person = await WireSocket.connect(http, apps[-1].url, other, origin=apps[-1].url, headers={"X-Real-Ip": OTHER_64_CLIENT})
+            assert (await person.call("whoami"))["username"] == "grace"
+            for opened_socket in [*opened, person]:
+                await opened_socket.close()
+
+    asyncio.run(scenario())
+    for app in apps:
+        app.stop()
+        assert "Traceback" not in app.log()
+        assert app.log().count("refused sockets over --connect-rate") == 1, app.log()[-1500:]
+
+
+def ipv6_loopback_unavailable() -> str | None:
+    """Why a server cannot listen on ::1 here (no IPv6 loopback), or None."""
+    if not socket.has_ipv6:
+        return "Python was built without IPv6"
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError as error:
+        return f"cannot bind [::1]: {error.strerror}"
+    return None
+
+
+def other_local_ipv6() -> str | None:
+    """A global IPv6 address of this machine (Linux: /proc/net/if_inet6), outside ::/64, that
+    can connect to ::1 as a second bare IPv6 client; None if there is none."""
+    try:
+        rows = Path("/proc/net/if_inet6").read_text().splitlines()
+    except OSError:
+        return None
+    for row in rows:
+        fields = row.split()
+        if len(fields) == 6 and fields[3] == "00":  # scope: global
+            return str(ipaddress.IPv6Address(bytes.fromhex(fields[0])))
+    return None
+
+
+@pytest.fixture
+def server_on_ipv6_loopback(request: pytest.FixtureRequest) -> Iterator[Callable[[], ServerProcess]]:
+    if (reason := ipv6_loopback_unavailable()) is not None:
+        pytest.skip(f"no IPv6 loopback to attack from: {reason}")
+    env = store_env(request)
+    server = ServerProcess("--address", "::1", "--port", "0", "--log-level", "info", *RATES, env=env)
+    yield server
+    server.close()
+
+
+@pytest.mark.parametrize("server_on_ipv6_loopback", ["memory", "redis"], indirect=True)
+def test_a_bare_ipv6_peer_is_cut_at_the_rate(server_on_ipv6_loopback: ServerProcess) -> None:
+    """No proxy: the server listens on [::1] and its TCP peers are IPv6 addresses. Logins and
+    connects from ::1 are cut at the rates (its key is ::/64); another global IPv6 address of
+    this machine, if it has one, is another /64 and is served meanwhile."""
+    server = server_on_ipv6_loopback
+    base = server.url.rstrip("/")
+    assert base.startswith("http://[::1]:"), server.first_line
+
+    async def scenario() -> None:
+        async with from_address("::1") as attacker:
+            cookie = await log_in(attacker, base, "ada")  # the first of its 6 logins of the minute
+            answers = [await login_status(attacker, base, f"bot{n}") for n in range(7)]
+            assert [status for status, *_ in answers] == [303] * 5 + [429] * 2
+            opened = [await WireSocket.connect(attacker, base, cookie, origin=base) for _ in range(6)]
+            with pytest.raises(Refused, match="slow down: too many connections from your address"):
+                await WireSocket.connect(attacker, base, cookie, origin=base)
+            if (other := other_local_ipv6()) is not None:
+                async with from_address(other) as bystander:
+                    assert (await login_status(bystander, base, "person"))[0] == 303
+            for opened_socket in opened:
+                await opened_socket.close()
+
+    asyncio.run(scenario())
+    status, _, log = server.stop()
+    assert status == 0 and "Traceback" not in log
+    assert log.count("refused logins over --login-rate: the latest from ::1") == 1, log[-1500:]
+    assert log.count("refused sockets over --connect-rate: the latest from ::1") == 1, log[-1500:]

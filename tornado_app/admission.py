@@ -1,5 +1,5 @@
-"""Who gets in: connections per client address, request bodies per route, and accepting
-connections when the process runs out of file descriptors.
+"""Who gets in: connections per client address, request bodies per route and in flight,
+and accepting connections when the process runs out of file descriptors.
 
 Tornado's HTTPServer takes every connection it can accept and reads every body up to one
 server-wide size. Three attacks followed from that (issue 14):
@@ -15,6 +15,16 @@ one log line per episode here, not per attempt), a cap on open connections per c
 address (refused at `accept()` when the TCP peer is the client; answered `429` when a proxy
 is in front and the client's address is in its headers), and a cap per route on request
 bodies, checked against `Content-Length` before a byte of the body is read (`413`).
+
+The caps per route still let many connections each hold a body up to its route's size:
+1,000 connections from 5 addresses each sending 64,999 bytes of a 65,000-byte polling POST
+and stalling took RSS from 71 to 144 MiB (issue 21, item 13). So the bodies being received
+are bounded for the whole server too (`BodyBudget`): each body reserves its size from its
+headers, and past the server's budget, or past one client's share of it, a new body is
+refused at once (`503`, `429`), before a byte of it is read. When a wave of bodies is
+over, the freed heap is given back to the OS (heap.py). A body must also arrive within
+`body_timeout`: one that does not has its connection closed, said in one line per 10 s
+(Tornado's own timeout logs a line per connection).
 """
 
 from __future__ import annotations
@@ -26,12 +36,13 @@ import resource
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 from tornado import httputil
 from tornado.iostream import IOStream, SSLIOStream, StreamClosedError
 from tornado.netutil import is_valid_ip
 
+from .heap import give_back
 from .patches.accept import ACCEPT_PAUSE_SECONDS, AcceptLoopHTTPServer
 from .refusals import RefusalReport
 
@@ -42,11 +53,28 @@ log = logging.getLogger(__name__)
 # one address can no longer take every file descriptor of the process.
 DEFAULT_MAX_CONNECTIONS_PER_IP = 200
 LINGER_SECONDS = 1.0  # after a refusal, read (and drop) what the client still sends, so it reads our answer
+# Request bodies being received at once, server-wide. A page's polling POST is a few hundred
+# bytes and is read in a moment, so thousands of people fit; it is 256 full 64 KiB packets.
+DEFAULT_MAX_BODY_KIB_IN_FLIGHT = 16 * 1024
+# One client address may hold this fraction of it (1 MiB by default: 16 full packets, or
+# hundreds of ordinary POSTs from an office behind one NAT address), so that one address
+# alone cannot use up the budget and lock everyone else's POSTs out.
+CLIENT_SHARE_OF_BODIES = 1 / 16
+# A wave of bodies this large, once mostly over, is worth handing its memory back for;
+# the heap is trimmed a little after it ends, when refused connections have lingered out,
+# and at most once per TRIM_EVERY_SECONDS: a trim of a large fragmented heap holds the loop
+# for tens of ms (96 ms for 700 MiB of small objects measured), which waves of bodies from a
+# few addresses must not be able to repeat at will.
+TRIM_AFTER_BYTES = 4 * 1024 * 1024
+TRIM_DELAY_SECONDS = LINGER_SECONDS + 1.0
+TRIM_EVERY_SECONDS = 10.0
 
 
 def client_key(ip: str) -> str:
-    """What a per-address cap counts by: the IPv4 address, or the IPv6 /64 (one host
-    usually has a whole /64, so counting single IPv6 addresses would cap nothing)."""
+    """What every per-address cap and rate counts by (the connection caps here, Engine.IO
+    sessions per address, the login and connect rates): the IPv4 address (an IPv4-mapped
+    IPv6 address is its IPv4 address), or the IPv6 /64 (one host usually has a whole /64,
+    so counting single IPv6 addresses would cap nothing)."""
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
@@ -101,6 +129,37 @@ class ConnectionCounter:
             self.open[key] = count
 
 
+class BodyBudget:
+    """Request-body bytes being received: at most `total` for the whole server and `share`
+    per client. Each body reserves its size from its headers (its `Content-Length`, or its
+    route's cap when chunked) and gives it back once it has arrived or its connection closed.
+    `high_water` is the most reserved at once since the caller last reset it."""
+
+    def __init__(self, total: int, share: int) -> None:
+        self.total = total
+        self.share = share
+        self.in_flight = 0
+        self.by_client: dict[str, int] = {}
+        self.high_water = 0
+
+    def reserve(self, key: str, size: int) -> Literal["reserved", "over the client's share", "over the server's budget"]:
+        held = self.by_client.get(key, 0)
+        if held + size > self.share:
+            return "over the client's share"
+        if self.in_flight + size > self.total:
+            return "over the server's budget"
+        self.by_client[key] = held + size
+        self.in_flight += size
+        self.high_water = max(self.high_water, self.in_flight)
+        return "reserved"
+
+    def release(self, key: str, size: int) -> None:
+        self.in_flight -= size
+        held = self.by_client.pop(key, 0) - size
+        if held > 0:
+            self.by_client[key] = held
+
+
 class _CountedStream:
     """An IOStream that gives its client's place back when its file descriptor closes
     (every way a stream closes, WebSocket or HTTP, ends in `close_fd`, once)."""
@@ -142,16 +201,30 @@ class AdmittingHTTPServer(AcceptLoopHTTPServer):
         max_connections_per_ip: int = DEFAULT_MAX_CONNECTIONS_PER_IP,
         body_cap: Callable[[str], int] | None = None,
         on_oversized_body: Callable[[str, str], Awaitable[None] | None] | None = None,
+        max_body_bytes_in_flight: int = DEFAULT_MAX_BODY_KIB_IN_FLIGHT * 1024,
+        body_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
-        super().initialize(*args, **kwargs)
+        # The body deadline is kept here (_Gate), not given to Tornado, which would log a
+        # line for every connection that misses it.
+        super().initialize(*args, body_timeout=None, **kwargs)
         self.connections = ConnectionCounter(max_connections_per_ip)
         self.body_cap = body_cap
         self.on_oversized_body = on_oversized_body
+        largest_body = int(kwargs.get("max_body_size") or 0)
+        self.bodies = BodyBudget(max_body_bytes_in_flight, max(largest_body, int(max_body_bytes_in_flight * CLIENT_SHARE_OF_BODIES)))
+        self.body_deadline = body_timeout
         self.over_the_cap = RefusalReport(f"refused connections over --max-connections-per-ip ({max_connections_per_ip})", logger=log)
         self.too_large = RefusalReport("refused request bodies over their route's size", logger=log)
+        budget = f"--max-body-kib-in-flight ({max_body_bytes_in_flight // 1024} KiB)"
+        self.over_the_share = RefusalReport(f"refused request bodies over a client's share of {budget}", logger=log)
+        self.over_the_budget = RefusalReport(f"refused request bodies over {budget}", logger=log)
+        self.too_slow = RefusalReport(f"closed connections whose request body did not arrive within {body_timeout:g} s"
+                                      if body_timeout else "closed slow request bodies", logger=log)
         self.paused_accepting = RefusalReport("paused accepting connections", logger=log)
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._trim: asyncio.TimerHandle | None = None
+        self._trimmed_at = float("-inf")
 
     def accepting_paused(self, error: OSError) -> None:
         self.paused_accepting.refused(
@@ -193,11 +266,27 @@ class AdmittingHTTPServer(AcceptLoopHTTPServer):
         body = text.encode()
         head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=UTF-8\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n")
-        if status == 429:
+        if status in (429, 503):
             head += "Retry-After: 5\r\n"
         task = asyncio.ensure_future(_answer_and_close(stream, head.encode() + b"\r\n" + body))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def body_done(self, key: str, size: int) -> None:
+        """A reserved body has arrived or its connection closed. Once a large wave of bodies
+        is mostly over, hand the heap it used back to the OS (heap.py), a little later."""
+        self.bodies.release(key, size)
+        wave = self.bodies.high_water
+        if wave >= TRIM_AFTER_BYTES and self.bodies.in_flight <= wave // 8 and self._trim is None:
+            loop = asyncio.get_running_loop()
+            delay = max(TRIM_DELAY_SECONDS, self._trimmed_at + TRIM_EVERY_SECONDS - loop.time())
+            self._trim = loop.call_later(delay, self._trim_heap)
+
+    def _trim_heap(self) -> None:
+        self._trim = None
+        self._trimmed_at = asyncio.get_running_loop().time()
+        self.bodies.high_water = self.bodies.in_flight
+        give_back()
 
     def keep(self, awaitable: Awaitable[None] | None) -> None:
         if awaitable is not None:
@@ -221,12 +310,15 @@ async def _answer_and_close(stream: IOStream, response: bytes) -> None:
 
 class _Gate(httputil.HTTPMessageDelegate):
     """Sees each request's headers before the application: counts the request against the
-    client behind a proxy, and refuses a body larger than its route takes."""
+    client behind a proxy, refuses a body larger than its route takes or than the server's
+    budget has room for, and closes the connection if the body does not arrive in time."""
 
     def __init__(self, server: AdmittingHTTPServer, delegate: httputil.HTTPMessageDelegate, request_conn: Any) -> None:
         self.server = server
         self.delegate = delegate
         self.request_conn = request_conn
+        self.reserved: tuple[str, int] | None = None  # (client key, bytes) of the body being received
+        self.deadline: asyncio.TimerHandle | None = None
 
     def headers_received(
         self, start_line: httputil.RequestStartLine | httputil.ResponseStartLine, headers: httputil.HTTPHeaders
@@ -235,10 +327,11 @@ class _Gate(httputil.HTTPMessageDelegate):
         assert isinstance(start_line, httputil.RequestStartLine)
         stream = getattr(self.request_conn, "stream", None)
         peer = self.request_conn.context.remote_ip
+        client = proxied_client_ip(headers, peer) if server.xheaders else peer
+        key = client_key(client)
         if server.xheaders and isinstance(stream, _CountedStream):
             # Behind a proxy, one of its connections carries many clients' requests in turn
             # (nginx keeps a pool): it counts for the client of its latest request.
-            key = client_key(proxied_client_ip(headers, peer))
             if key != stream.counted_as:
                 stream.uncount()
                 if not server.connections.try_add(key):
@@ -260,13 +353,54 @@ class _Gate(httputil.HTTPMessageDelegate):
                 server.refuse(self.request_conn, 413, "Payload Too Large", "request body too large\n")
                 return None
             self.request_conn.set_max_body_size(cap)  # a chunked body is held to it too
+            chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
+            if not self._reserve(key, client, cap if chunked else max(announced, 0)):
+                return None
         return self.delegate.headers_received(start_line, headers)
+
+    def _reserve(self, key: str, client: str, size: int) -> bool:
+        """Reserve the body's bytes in the server's budget, or refuse it from its headers."""
+        if size == 0:
+            return True
+        server = self.server
+        answer = server.bodies.reserve(key, size)
+        if answer == "over the client's share":
+            server.over_the_share.refused(f"answered 429, the latest from {client}")
+            server.refuse(self.request_conn, 429, "Too Many Requests", "too many request bodies from your address at once\n")
+            return False
+        if answer == "over the server's budget":
+            server.over_the_budget.refused(f"answered 503, the latest from {client}")
+            server.refuse(self.request_conn, 503, "Service Unavailable", "the server is busy receiving other requests: try again\n")
+            return False
+        self.reserved = (key, size)
+        if server.body_deadline is not None:
+            self.deadline = asyncio.get_running_loop().call_later(server.body_deadline, self._too_slow, client)
+        return True
+
+    def _too_slow(self, client: str) -> None:
+        self.deadline = None
+        self.server.too_slow.refused(f"the latest from {client}")
+        stream = getattr(self.request_conn, "stream", None)
+        if stream is not None:
+            stream.close()  # the body's read fails; Tornado then calls on_connection_close
+
+    def _received(self) -> None:
+        """The body has arrived, or will not: give its place in the budget back, once."""
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+        if self.reserved is not None:
+            key, size = self.reserved
+            self.reserved = None
+            self.server.body_done(key, size)
 
     def data_received(self, chunk: bytes) -> Awaitable[None] | None:
         return self.delegate.data_received(chunk)
 
     def finish(self) -> None:
+        self._received()
         self.delegate.finish()
 
     def on_connection_close(self) -> None:
+        self._received()
         self.delegate.on_connection_close()

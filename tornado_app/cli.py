@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 
 from . import loop
-from .admission import DEFAULT_MAX_CONNECTIONS_PER_IP, raise_open_files_limit
+from .admission import DEFAULT_MAX_BODY_KIB_IN_FLIGHT, DEFAULT_MAX_CONNECTIONS_PER_IP, raise_open_files_limit
 from .app import make_app
 from .backend import Backend, RedisNotInstalled
 from .errors import BackendUnreachable
@@ -24,7 +24,7 @@ from .origins import LOOPBACK_NAMES, HostPolicy, parse_allowed_host
 from .patches.engineio_server import DEFAULT_FIRST_POLL_TIMEOUT, DEFAULT_MAX_SOCKETS_PER_IP
 from .patches.websocket import DEFAULT_MAX_UNSENT_BYTES
 from .ratelimit import DEFAULT_CHAT_RATE, DEFAULT_CONNECT_RATE, DEFAULT_LOGIN_RATE, Rates, parse_rate
-from .server import BoundSockets, CannotBind, bind, bind_unix, serve
+from .server import MAX_BODY_BYTES, BoundSockets, CannotBind, bind, bind_unix, serve
 from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL
 from .sockets import DEFAULT_CONNECT_TIMEOUT
 
@@ -53,6 +53,13 @@ def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def _body_budget(text: str) -> int:
+    value = int(text)
+    if value < MAX_BODY_BYTES // 1024:
+        raise argparse.ArgumentTypeError(f"must be at least {MAX_BODY_BYTES // 1024} (one packet)")
     return value
 
 
@@ -116,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-unsent-kib", type=_positive_int, default=DEFAULT_MAX_UNSENT_BYTES // 1024, metavar="KIB", help="drop a WebSocket whose client leaves more than this unread (default: %(default)s)")
     parser.add_argument("--max-connections-per-ip", type=_positive_int, default=DEFAULT_MAX_CONNECTIONS_PER_IP, metavar="N", help="open connections one client address may hold (an IPv6 /64 counts as one address; behind --behind-proxy, the address in the proxy's headers); more are closed at once, or answered 429 behind a proxy (default: %(default)s, room for an office behind one NAT address)")
     parser.add_argument("--max-sockets-per-ip", type=_positive_int, default=DEFAULT_MAX_SOCKETS_PER_IP, metavar="N", help="open Socket.IO connections (Engine.IO sessions, polling ones included) one client address may hold; more are refused (default: %(default)s)")
+    parser.add_argument("--max-body-kib-in-flight", type=_body_budget, default=DEFAULT_MAX_BODY_KIB_IN_FLIGHT, metavar="KIB", help=f"request bodies being received at once, server-wide (at least {MAX_BODY_BYTES // 1024}, one packet); one client address may hold a sixteenth of it; past it a new body is refused from its headers, 503 or 429 (default: %(default)s)")
     parser.add_argument("--first-poll-timeout", type=_positive_float, default=DEFAULT_FIRST_POLL_TIMEOUT, metavar="SECONDS", help="end a long-polling connection that has not polled this long after its handshake; a page polls at once (default: %(default)s)")
     parser.add_argument("--allowed-origin", type=_origin, action="append", default=[], metavar="ORIGIN", help="another origin allowed to open sockets and send the login and logout forms, e.g. http://localhost:3000 (repeatable; the server's own origin is always allowed)")
     parser.add_argument("--allowed-host", type=_host, action="append", default=[], metavar="HOST", help="a name this server is reached by, e.g. chat.example.com (any port) or chat.example.com:8443 (repeatable); requests for other names get 421. The loopback names on the server's port and the address it listens on are always allowed")
@@ -228,7 +236,7 @@ async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLCont
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     await serve(app, bound, stop, ssl_context=ssl_context, behind_proxy=args.behind_proxy,
-                max_connections_per_ip=args.max_connections_per_ip,
+                max_connections_per_ip=args.max_connections_per_ip, max_body_kib_in_flight=args.max_body_kib_in_flight,
                 on_ready=lambda: print(f"Serving on {bound.url}  (Ctrl-C to stop)", flush=True))
 
 

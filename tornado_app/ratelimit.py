@@ -1,5 +1,10 @@
-"""Fair limits per client, whatever it sends: logins and socket connects per address, chat
-messages per session.
+"""Fair limits per client, whatever it sends: logins and socket connects per client address,
+chat messages per session.
+
+A client address is counted by `admission.client_key`, as the connection caps count it: an
+IPv4 address (an IPv4-mapped IPv6 address is that IPv4 address), or a whole IPv6 /64, since
+one host usually holds a /64 and could otherwise take a fresh address for every request.
+`RateLimiter.allows` applies it itself to every per-address kind, so no caller can forget.
 
 Counted with `limits` (a sliding-window counter per key): in this process's memory, or in
 Redis where processes share it, so that a client cannot get N times a limit by spreading its
@@ -18,6 +23,8 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 
+from .admission import client_key
+
 log = logging.getLogger(__name__)
 
 # One person logs in a few times a day and opens a socket per page or tab; an office behind
@@ -28,6 +35,7 @@ DEFAULT_CONNECT_RATE = "120/minute"  # socket connects per client address
 DEFAULT_CHAT_RATE = "20/10 seconds"  # chat messages per session: a burst of 20, then 2 a second
 
 Kind = Literal["login", "connect", "chat"]
+PER_CLIENT_ADDRESS: frozenset[Kind] = frozenset({"login", "connect"})  # the others count per session
 
 
 def parse_rate(text: str) -> RateLimitItem | None:
@@ -74,11 +82,13 @@ class RateLimiter:
     def unlimited(cls) -> RateLimiter:
         return cls(Rates())
 
-    async def allows(self, kind: Kind, key: str) -> bool:
-        """Count one `kind` for `key` (an address, a session id); False when over its limit."""
+    async def allows(self, kind: Kind, who: str) -> bool:
+        """Count one `kind` for `who` (a login or connect: the client's address, counted by
+        its client key; a chat message: the session id); False when over its limit."""
         item: RateLimitItem | None = getattr(self.rates, kind)
         if item is None:
             return True
+        key = client_key(who) if kind in PER_CLIENT_ADDRESS else who
         try:
             return await self._limiter.hit(item, kind, key)
         except StorageError:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from tornado.ioloop import PeriodicCallback
 from tornado.netutil import bind_sockets, bind_unix_socket
 
-from .admission import DEFAULT_MAX_CONNECTIONS_PER_IP, AdmittingHTTPServer
+from .admission import DEFAULT_MAX_BODY_KIB_IN_FLIGHT, DEFAULT_MAX_CONNECTIONS_PER_IP, AdmittingHTTPServer
 from .app import TornadoApp
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,7 @@ async def serve(
     header_timeout: float = HEADER_TIMEOUT_SECONDS,
     body_timeout: float = BODY_TIMEOUT_SECONDS,
     max_connections_per_ip: int = DEFAULT_MAX_CONNECTIONS_PER_IP,
+    max_body_kib_in_flight: int = DEFAULT_MAX_BODY_KIB_IN_FLIGHT,
     on_ready: Callable[[], None] | None = None,
 ) -> None:
     """Connect the app's backend, serve until `stop` is set, then disconnect every socket and
@@ -138,11 +139,14 @@ async def serve(
     With `ssl_context` it serves HTTPS. With `behind_proxy` it takes the client's address
     and scheme from the proxy's X-Forwarded-For / X-Real-Ip and X-Forwarded-Proto headers
     (Tornado's xheaders): only do that when a proxy you run is the only way in. A client
-    address holds at most `max_connections_per_ip` connections (admission.py).
+    address holds at most `max_connections_per_ip` connections, and the request bodies being
+    received hold at most `max_body_kib_in_flight` KiB at once, a client address a sixteenth
+    of it (admission.py).
     """
     server = AdmittingHTTPServer(
         app,
         max_connections_per_ip=max_connections_per_ip,
+        max_body_bytes_in_flight=max_body_kib_in_flight * 1024,
         body_cap=app.max_body_bytes,
         on_oversized_body=app.oversized_body,
         max_body_size=MAX_BODY_BYTES,
