@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from tornado.httputil import parse_cookie
+from tornado.httputil import HTTPHeaders, parse_cookie
 from tornado.web import RequestHandler, decode_signed_value
 
 SESSION_COOKIE = "session"
@@ -39,9 +39,15 @@ def read_session_id(handler: RequestHandler) -> str | None:
     # Parse the header here rather than through handler.get_cookie(): that caches every
     # cookie on the request, and a WebSocket keeps its request for as long as it lives
     # (about 1.7 KiB per idle socket).
-    header = handler.request.headers.get("Cookie")
+    return session_id_in_headers(handler.settings["cookie_secret"], handler.request.headers)
+
+
+def session_id_in_headers(secret: str | bytes, headers: HTTPHeaders) -> str | None:
+    """The session id carried by these request headers' cookie, if its signature holds (for
+    a request refused before any handler sees it)."""
+    header = headers.get("Cookie")
     value = parse_cookie(header).get(SESSION_COOKIE) if header else None
-    return session_id_from_cookie(handler.settings["cookie_secret"], value)
+    return session_id_from_cookie(secret, value)
 
 
 def write_session_cookie(handler: RequestHandler, session_id: str) -> None:
