@@ -82,6 +82,7 @@ def make_socketio_handler(
     # Anyone can send these by the thousand: counted, in a few log lines (refusals.py).
     malformed_queries = RefusalReport("refused socket requests with a malformed query", logger=log)
     unknown_sessions = RefusalReport("refused socket requests for a connection that is not open", logger=log)
+    other_sessions = RefusalReport("refused socket requests for a connection of another session", logger=log)
     bad_payloads = RefusalReport("refused polling payloads engineio cannot take", logger=log)
 
     class SocketIOHandler(bounded_engineio_handler(sio, max_unsent_bytes)):  # type: ignore[misc]
@@ -113,9 +114,7 @@ def make_socketio_handler(
             if not sio.same_session(eio_sid, read_session_id(self)):
                 # An Engine.IO session belongs to the session cookie it was opened with: a
                 # stolen sid alone (a leaked URL, a script that read it) opens nothing.
-                log.info("refused socket from %s: the connection belongs to another session", self.request.remote_ip)
-                self.refusal_logged = True
-                raise HTTPError(403, reason="connection of another session")
+                self._refuse(403, "connection of another session", other_sessions, "a sid without its session's cookie")
 
         def _refuse(self, status: int, reason: str, report: RefusalReport, detail: str) -> None:
             """Refuse this request, counted in `report` (a few log lines, not one per request)."""
