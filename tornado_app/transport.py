@@ -7,7 +7,8 @@ and adds the policy of who may use it:
 - no resource loads (Sec-Fetch), no JSONP, and an Engine.IO session only with the session
   cookie it was opened with: the query must name exactly what engineio will act on;
 - no XSRF check (polling POSTs carry no form token; the Origin policy protects them);
-- an oversized polling POST is answered at once and its Engine.IO session ended;
+- an oversized polling POST is answered at once and its Engine.IO session ended (only by
+  a POST that may act on it);
 - a polling payload engineio would choke on is refused before engineio sees it.
 """
 
