@@ -443,6 +443,7 @@ def test_an_oversized_post_on_a_stolen_sid_leaves_the_connection_alone(server_pr
     assert status == 0 and "Traceback" not in log
 
 
+@pytest.mark.heavy  # over 10 s: the attack runs 10 s; run by make test-heavy and CI
 def test_unanswered_anonymous_polling_posts_hold_no_memory(attacked_server: AttackedServer) -> None:
     """Polling handshakes without a cookie, each followed by a POST of a packet no client
     sends (noop, ping, open) whose connection closes 2 ms later, in a loop from one address
