@@ -200,7 +200,7 @@ class AdmittingHTTPServer(AcceptLoopHTTPServer):
         *args: Any,
         max_connections_per_ip: int = DEFAULT_MAX_CONNECTIONS_PER_IP,
         body_cap: Callable[[str], int] | None = None,
-        on_oversized_body: Callable[[str, str], Awaitable[None] | None] | None = None,
+        on_oversized_body: Callable[[str, str, httputil.HTTPHeaders], Awaitable[None] | None] | None = None,
         max_body_bytes_in_flight: int = DEFAULT_MAX_BODY_KIB_IN_FLIGHT * 1024,
         body_timeout: float | None = None,
         **kwargs: Any,
@@ -349,7 +349,7 @@ class _Gate(httputil.HTTPMessageDelegate):
             if announced > cap:
                 server.too_large.refused(f"{announced} bytes for {path} (at most {cap}), the latest from {peer}")
                 if server.on_oversized_body is not None:
-                    server.keep(server.on_oversized_body(path, query))
+                    server.keep(server.on_oversized_body(path, query, headers))
                 server.refuse(self.request_conn, 413, "Payload Too Large", "request body too large\n")
                 return None
             self.request_conn.set_max_body_size(cap)  # a chunked body is held to it too

@@ -10,12 +10,11 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 import tornado.web
 from tornado.log import access_log
 
-from tornado.httputil import HTTPServerRequest
+from tornado.httputil import HTTPHeaders, HTTPServerRequest
 from tornado.web import RequestHandler
 
 from .handlers import (
@@ -33,7 +32,7 @@ from .backend import Backend
 from .errors import BackendUnavailable
 from .sockets import DEFAULT_CONNECT_TIMEOUT, ChatSocketServer
 from .patches.websocket import DEFAULT_MAX_UNSENT_BYTES
-from .transport import make_socketio_handler
+from .transport import end_the_session_of_an_oversized_post, make_socketio_handler
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +85,12 @@ class TornadoApp(tornado.web.Application):
         one packet, a login or logout form a few hundred bytes."""
         return self.sockets.sio.eio.max_http_buffer_size if path == SOCKETIO_PATH else MAX_FORM_BYTES
 
-    async def oversized_body(self, path: str, query: str) -> None:
+    async def oversized_body(self, path: str, query: str, headers: HTTPHeaders) -> None:
         """A polling POST refused for its size ends its Engine.IO session, as engineio does
-        for an over-long payload (a pending long poll gets the close packet)."""
-        sid = parse_qs(query).get("sid", [None])[0]
-        if path == SOCKETIO_PATH and sid:
-            await self.sockets.sio.end_engineio_session(sid, self.sockets.sio.reason.TRANSPORT_ERROR)
+        for an over-long payload (a pending long poll gets the close packet), if the POST
+        may act on that session (transport.py)."""
+        if path == SOCKETIO_PATH:
+            await end_the_session_of_an_oversized_post(self.sockets.sio, query, headers, self.settings["cookie_secret"])
 
     async def sweep_expired_sessions(self) -> int:
         """Remove expired sessions now (their sockets are disconnected); returns how many.

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from tornado.httputil import parse_cookie
+from tornado.httputil import HTTPHeaders, parse_cookie
 from tornado.web import RequestHandler, decode_signed_value
 
 SESSION_COOKIE = "session"
@@ -70,6 +70,24 @@ def session_cookie_value(handler: RequestHandler) -> str | None:
 def read_session_id(handler: RequestHandler) -> str | None:
     """The session id carried by this request's cookie, if its signature holds."""
     return session_id_from_cookie(handler.settings["cookie_secret"], session_cookie_value(handler))
+
+
+def session_id_in_headers(secret: str | bytes, headers: HTTPHeaders) -> str | None:
+    """The session id of the one session cookie in these headers, under either scheme's name,
+    for a request refused before any handler (and so its scheme) is known: admission.py's
+    oversized polling POST, which may end only the Engine.IO session opened with this very
+    session. A planted cookie can never carry the person's id, so taking either name lets
+    nothing through; two session cookies, as above, count as none."""
+    header = headers.get("Cookie")
+    if not header:
+        return None
+    names = {SESSION_COOKIE, HTTPS_PREFIX + SESSION_COOKIE}
+    found = [pair.partition("=")[0].strip() for pair in header.split(";")]
+    if sum(1 for name in found if name in names) != 1:
+        return None
+    cookies = parse_cookie(header)
+    value = cookies.get(SESSION_COOKIE) or cookies.get(HTTPS_PREFIX + SESSION_COOKIE)
+    return session_id_from_cookie(secret, value)
 
 
 def write_session_cookie(handler: RequestHandler, session_id: str) -> None:

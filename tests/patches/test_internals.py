@@ -14,6 +14,7 @@ import inspect
 import socket
 import time
 from typing import Any
+from urllib.parse import parse_qs
 
 import aiohttp
 import engineio
@@ -23,6 +24,7 @@ import tornado.web
 from engineio import packet as eio_packet
 from engineio.async_drivers import tornado as engineio_tornado
 from engineio.async_socket import AsyncSocket
+from engineio.payload import Payload
 from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 from tornado.iostream import IOStream, StreamBufferFullError
 from tornado.netutil import bind_sockets
@@ -36,6 +38,8 @@ from tornado_app.patches.accept import AcceptLoopHTTPServer
 from tornado_app.patches.engineio_server import CountingWebSocket, OutgoingQueue, TunedEngineIOServer
 from tornado_app.patches.guard import ProtocolGuardedServer
 from tornado_app.patches.managers import DirectManager, DirectRedisManager, PendingSids
+from tornado_app.patches.websocket import polling_payload_problem
+from tornado_app.transport import ENGINEIO_SID_SHAPE, query_problem
 
 
 
@@ -84,10 +88,119 @@ async def test_engineio_triggers_disconnect_before_a_socket_counts_as_closed() -
     assert seen == [("disconnect", False)]
 
 
+class Body:
+    """engineio's `wsgi.input` as its Tornado driver gives it."""
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+
+    async def read(self, length: int | None = None) -> bytes:
+        return self.payload
+
+
+async def engineio_post(server: engineio.AsyncServer, query: str, body: bytes) -> Any:
+    """engineio's own request handling of a polling POST, without Tornado: its status."""
+    environ = {"REQUEST_METHOD": "POST", "QUERY_STRING": query, "CONTENT_LENGTH": str(len(body)), "wsgi.input": Body(body)}
+    server._async = {**server._async, "translate_request": lambda *_: environ,
+                     "make_response": lambda status, headers, payload, environ: status}
+    return await server.handle_request()
+
+
+def connected_polling_socket(server: engineio.AsyncServer, sid: str = "sid-1") -> AsyncSocket:
+    engineio_socket = AsyncSocket(server, sid)
+    engineio_socket.connected = True  # what a polling handshake does
+    server.sockets[sid] = engineio_socket
+    return engineio_socket
+
+
+@pytest.mark.gen_test
+async def test_engineio_ends_a_session_whose_post_fails_through_disconnect() -> None:
+    """A POST of a packet no client sends makes engineio's receive() raise, and its request
+    handler then calls `disconnect(sid)`: engineio's own waits for a GET (here: for ever),
+    TunedEngineIOServer's ends the session at once."""
+    plain = engineio.AsyncServer(async_mode="tornado")
+    connected_polling_socket(plain)
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(engineio_post(plain, "EIO=4&transport=polling&sid=sid-1", b"6"), 0.5)
+    tuned = TunedEngineIOServer(async_mode="tornado")
+    connected_polling_socket(tuned)
+    assert await asyncio.wait_for(engineio_post(tuned, "EIO=4&transport=polling&sid=sid-1", b"6"), 1) == "400 BAD REQUEST"
+    assert tuned.sockets == {}
+
+
+@pytest.mark.gen_test
+async def test_engineio_keeps_a_polling_socket_closed_by_its_client_until_a_get_comes() -> None:
+    """A client's close packet by POST closes the socket but leaves it in `sockets` (until a
+    GET, which such a client never sends); TunedEngineIOServer drops it with its 'disconnect'."""
+    plain = engineio.AsyncServer(async_mode="tornado")
+    connected_polling_socket(plain)
+    assert await engineio_post(plain, "EIO=4&transport=polling&sid=sid-1", b"1") == "200 OK"
+    assert plain.sockets["sid-1"].closed
+    tuned = TunedEngineIOServer(async_mode="tornado")
+    connected_polling_socket(tuned)
+    assert await engineio_post(tuned, "EIO=4&transport=polling&sid=sid-1", b"1") == "200 OK"
+    assert tuned.sockets == {}
+
+
+# What real clients POST (JavaScript's and python-socketio's): messages, pongs, a close,
+# several at once, a base64 binary message, nothing.
+CLIENT_PAYLOADS = [b"40", b'42["chat",{"text":"caf\xc3\xa9 \xf0\x9f\x98\x80"}]', b'421["whoami"]', b"41", b"3", b"1",
+                   b'3\x1e42["chat",{"text":"x"}]\x1e41', b"4", b"bAQID", b""]
+# What engineio cannot take from a client (each raised or logged a traceback, or ended the
+# session through a disconnect that waits).
+NOT_CLIENT_PAYLOADS = [b"7", b"9", b"x", b"\xff", b"4\x1e7", b"0", b"2", b"6", b"4" + b"[" * 5000, b"3" + b"[" * 5000,
+                       b"3\x1e" * 16 + b"3", b"4\x1e", b"\x1e"]
+# What engineio takes but no client sends by POST: an upgrade (only ever on the WebSocket),
+# a JSONP form (not served).
+NEVER_POSTED = [b"5", b"d=4"]
+
+
+@pytest.mark.gen_test
+async def test_the_polling_payloads_refused_are_those_engineio_cannot_take_and_no_client_sends() -> None:
+    """transport.py hands engineio only the payloads polling_payload_problem passes: engineio
+    takes each of those without an error, and fails on each one it refuses but two."""
+    for body in CLIENT_PAYLOADS:
+        assert polling_payload_problem(body) is None, body
+        server = engineio.AsyncServer(async_mode="tornado")
+        await connected_polling_socket(server).handle_post_request({"CONTENT_LENGTH": str(len(body)), "wsgi.input": Body(body)})
+    for body in NOT_CLIENT_PAYLOADS:
+        assert polling_payload_problem(body) is not None, body
+        server = engineio.AsyncServer(async_mode="tornado")
+        engineio_socket = connected_polling_socket(server)
+        with pytest.raises((Exception, RecursionError)):
+            await engineio_socket.handle_post_request({"CONTENT_LENGTH": str(len(body)), "wsgi.input": Body(body)})
+    assert all(polling_payload_problem(body) is not None for body in NEVER_POSTED)
+
+
+@pytest.mark.parametrize("query", ["sid=S&sid=", "sid=&sid=S", "sid=S&sid=T", "sid=S%20", "sid=%20S", "sid=S&transport=websocket&transport=",
+                                   "transport=polling&transport=websocket", "EIO=4&EIO=3", "sid=", "sid=S;sid=T", "SID=S"])
+def test_a_query_the_handler_passes_names_what_engineio_acts_on(query: str) -> None:
+    """engineio reads its parameters with parse_qs (blanks dropped, the first value taken);
+    Tornado's get_query_argument takes the last, stripped. A query that transport.py passes
+    names one and the same sid, transport and EIO for both; it refuses the others."""
+    real = "AAAAAAAAAAAAAAAAAAAA"
+    query = query.replace("S", real).replace("T", "B" * 20)
+    engineio_reads = {name: values[0] for name, values in parse_qs(query).items()}
+    request = HTTPServerRequest(start_line=RequestStartLine("GET", "/socket.io/?" + query, "HTTP/1.1"), headers=HTTPHeaders({"Host": "localhost"}))
+    tornado_reads = {name: value.decode().strip() for name, values in request.query_arguments.items() for value in values[-1:]}
+    if query_problem(request.query_arguments) is None:
+        for name in ("sid", "transport", "EIO"):
+            assert engineio_reads.get(name) == tornado_reads.get(name), (query, name)
+    else:
+        assert any(engineio_reads.get(name) != tornado_reads.get(name) for name in ("sid", "transport", "EIO")) or "sid=" in query
+
+
+def test_engineio_sids_have_the_shape_the_handler_expects() -> None:
+    server = engineio.AsyncServer(async_mode="tornado")
+    assert all(ENGINEIO_SID_SHAPE.fullmatch(server.generate_id().encode()) for _ in range(2000))
+
+
 def test_the_engineio_signatures_relied_on() -> None:
     assert parameters(AsyncSocket.close) == ["self", "wait", "abort", "reason"]
     assert parameters(engineio.AsyncServer._trigger_event)[:2] == ["self", "event"]
     assert parameters(engineio.AsyncServer._log_error_once) == ["self", "message", "message_key"]
+    assert parameters(engineio.AsyncServer.disconnect) == ["self", "sid"]
+    assert Payload.max_decode_packets == 16
     assert parameters(engineio.AsyncServer.send_packet) == ["self", "sid", "pkt"]
     assert parameters(engineio_tornado.WebSocket.__init__) == ["self", "handler", "server"]
     assert isinstance(engineio.AsyncServer().sockets, dict)

@@ -173,3 +173,43 @@ async def polling_handshakes(base_url: str, count: int, source: str = "127.0.0.2
                 return response.status
 
         return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+async def raw_post(base_url: str, path: str, body: bytes, close_after: float | None = None,
+                   headers: dict[str, str] | None = None) -> bytes:
+    """A POST over its own connection; its status line, or b"" when `close_after` is given:
+    then the connection is closed that many seconds after the request, unanswered or not."""
+    reader, writer = await open_from(base_url)
+    head = [f"POST {path} HTTP/1.1", f"Host: {urlsplit(base_url).netloc}", f"Content-Length: {len(body)}",
+            "Content-Type: text/plain;charset=UTF-8", *(f"{name}: {value}" for name, value in (headers or {}).items())]
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+    try:
+        if close_after is not None:
+            await asyncio.sleep(close_after)
+            return b""
+        return await asyncio.wait_for(reader.readline(), 10)
+    finally:
+        writer.close()
+
+
+async def unanswered_polling_posts(base_url: str, seconds: float, bodies: tuple[bytes, ...] = (b"6", b"2", b"0"),
+                                   workers: int = 2) -> int:
+    """What no client sends, as anonymous polling POSTs whose connections close 2 ms after
+    the request: a polling handshake without a cookie, then a POST of a noop, a ping or an
+    open packet on it, in a loop from one address. Returns how many were sent."""
+    base = base_url.rstrip("/")
+    sent = 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+
+        async def worker() -> None:
+            nonlocal sent
+            while loop.time() < deadline:
+                async with http.get(base + SOCKETIO_POLLING) as opening:
+                    sid = opening_sid(await opening.text())
+                await raw_post(base, f"{SOCKETIO_POLLING}&sid={sid}", bodies[sent % len(bodies)], close_after=0.002)
+                sent += 1
+
+        await asyncio.gather(*(worker() for _ in range(workers)))
+    return sent

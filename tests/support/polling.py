@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 
-from .protocol import POLLING_SEPARATOR, SOCKETIO_POLLING, SOCKETIO_WEBSOCKET, event_of, one_or_all, opening_sid
+from .protocol import POLLING_SEPARATOR, SOCKETIO_POLLING, SOCKETIO_WEBSOCKET, ack_of, event_of, one_or_all, opening_sid
 
 
 class UpgradingClient:
@@ -109,3 +109,50 @@ class UpgradingClient:
         for task in (self._poller, self._reader):
             if task is not None and not task.done():
                 task.cancel()
+
+
+class PollingPerson:
+    """A person's socket on long-polling only, driven by hand: the handshake with their
+    cookie, the Socket.IO connect, and `whoami` by ack (for the tests of who may act on a
+    polling connection, where the test must see each request's answer)."""
+
+    def __init__(self, http: aiohttp.ClientSession, base_url: str, cookie: str) -> None:
+        self.http = http
+        self.base_url = base_url.rstrip("/")
+        self.headers = {"Cookie": cookie, "Content-Type": "text/plain;charset=UTF-8"}
+        self.sid = ""
+        self._acks = 0
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}{SOCKETIO_POLLING}&sid={self.sid}"
+
+    async def open(self) -> None:
+        async with self.http.get(self.base_url + SOCKETIO_POLLING, headers=self.headers) as opening:
+            assert opening.status == 200, await opening.text()
+            self.sid = opening_sid(await opening.text())
+        await self.post("40")
+        await self.poll_until('40{"sid"')
+
+    async def post(self, packets: str) -> None:
+        async with self.http.post(self.url, data=packets, headers=self.headers) as response:
+            assert response.status == 200, (response.status, await response.text())
+
+    async def poll_until(self, wanted: str, timeout: float = 10) -> str:
+        """Poll until a packet starting with `wanted` comes; returns it."""
+        async def polls() -> str:
+            while True:
+                async with self.http.get(self.url, headers=self.headers) as response:
+                    assert response.status == 200, (response.status, await response.text())
+                    for packet in (await response.text()).split(POLLING_SEPARATOR):
+                        if packet.startswith(wanted):
+                            return packet
+                        if packet == "2":
+                            await self.post("3")
+
+        return await asyncio.wait_for(polls(), timeout)
+
+    async def whoami(self) -> Any:
+        self._acks += 1
+        await self.post(f'42{self._acks}["whoami"]')
+        return ack_of(await self.poll_until(f"43{self._acks}"))[1][0]

@@ -7,16 +7,24 @@ it can and by signature where it must, so that a new release that moves one fail
 loudly, rather than somewhere as a leak or a slowdown.
 
 - engineio_server.py: engineio's asyncio server (ping tasks freed at once, sessions ended
-  without waiting for the client, sessions per address, the direct write path), and
+  without waiting for the client, its `disconnect(sid)` included, which its request handler
+  calls when a poll or a POST fails; closed sockets out of `sockets` at once, from the
+  'disconnect' event; sessions per address, the direct write path), and
   `asyncio.Queue._put/_get` (counting a socket's unsent packets).
 - managers.py: python-socketio's client manager (a broadcast without a task per recipient,
   a leave in O(1)), and its Redis manager built on it.
 - guard.py: python-socketio's server (malformed packets ignored, a deadline for the
-  Socket.IO connect, each Engine.IO session bound to its web session).
+  Socket.IO connect, not armed for a connection already closing, each Engine.IO session
+  bound to its web session through python-socketio's `environ`).
 - websocket.py: engineio's Tornado handler and Tornado's WebSocket connection (bounded
-  reading and writing per connection).
+  reading and writing per connection), and what engineio's packet and payload decoding can
+  take (`Payload.max_decode_packets`, the JSON it decodes), for the frames and polling
+  payloads kept away from it.
 - frames.py: WebSocket frames built once per broadcast (RFC 6455: no internals, but only
   the direct path uses it).
+- ../transport.py reaches into nothing, but its query check relies on how engineio reads
+  its query (`parse_qs`: blanks dropped, the first value taken) and shapes its sids
+  (`generate_id`); tests/patches/test_internals.py checks both.
 - accept.py: Tornado's HTTPServer accept loop (the listening sockets, and the stream per
   connection), for admission.py.
 

@@ -56,17 +56,24 @@ class ProtocolGuardedServer(socketio.AsyncServer):
             self.connect_timeout, self._connect_timed_out, eio_sid
         )
 
+    def is_open(self, eio_sid: str) -> bool:
+        """Whether this Engine.IO session is open here (opened, and not yet closed)."""
+        return eio_sid in self.environ
+
     def same_session(self, eio_sid: str, session_id: str | None) -> bool:
         """Whether a request on this Engine.IO session carries the session it was opened
-        with (True for an unknown sid: engineio refuses that one itself)."""
+        with. False for a session that is not open here: nothing may act on it."""
         environ = self.environ.get(eio_sid)
-        return environ is None or environ.get(SESSION_ID) == session_id
+        return environ is not None and environ.get(SESSION_ID) == session_id
 
     def expect_a_new_connect(self, eio_sid: str) -> None:
         """After a Socket.IO disconnect the Engine.IO connection may stay open (a client's
         `41`, or a page that ignores the server's DISCONNECT): it gets `connect_timeout` to
-        connect again, like a new one, and is closed otherwise."""
-        if eio_sid in self.eio.sockets:
+        connect again, like a new one, and is closed otherwise. Not when the Engine.IO
+        connection is itself closing (a closed tab): python-socketio runs the disconnect
+        handlers before that connection is gone, and its deadline would then fire for nothing."""
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is not None and not (socket.closing or socket.closed):
             self._arm_connect_deadline(eio_sid)
 
     async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
@@ -107,6 +114,8 @@ class ProtocolGuardedServer(socketio.AsyncServer):
         self._connect_deadlines.pop(eio_sid, None)
         if self.manager.sid_from_eio_sid(eio_sid, "/") is not None:
             return  # connected (or refused and retried successfully) in time
+        if eio_sid not in self.eio.sockets:
+            return  # gone already: there is nothing to close
         log.info("closed a connection from %s: no Socket.IO connect within %g s", self._remote_ip(eio_sid), self.connect_timeout)
         task = asyncio.ensure_future(self.end_engineio_session(eio_sid, self.reason.TRANSPORT_ERROR))
         self._closing.add(task)

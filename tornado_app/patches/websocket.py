@@ -9,7 +9,8 @@ engineio's handler and Tornado's WebSocket connection (`ws_connection`, its stre
 - a WebSocket message larger than a packet is refused from its frame header;
 - at most `INBOUND_FRAMES` frames wait for engineio, then Tornado stops reading;
 - at most `max_unsent_bytes` wait to be sent, then the socket is dropped as a slow reader;
-- frames engineio cannot parse are kept away from it;
+- frames engineio cannot parse are kept away from it (and polling payloads likewise:
+  `polling_payload_problem`, used by transport.py);
 - frames built once by frames.py are written without a task per write (`write_frame`);
 - no permessage-deflate, and no Nagle delay.
 """
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 import socketio
+from engineio.payload import Payload
 from tornado.iostream import StreamBufferFullError, StreamClosedError
 from tornado.web import RequestHandler
 from tornado.websocket import WebSocketClosedError
@@ -57,6 +59,46 @@ def engineio_can_decode(frame: str | bytes) -> bool:
         return 0 <= int(frame[0]) <= 6  # open, close, ping, pong, message, upgrade, noop
     except ValueError:
         return False
+
+
+POLLING_SEPARATOR = "\x1e"  # between the packets of one polling payload
+# What a client sends by polling POST: close `1`, pong `3` (both without data) and messages
+# `4` (a Socket.IO packet, which starts with its type's digit). Open, ping, upgrade and noop
+# only ever come from the server, or over a WebSocket.
+CLIENT_SIGNALS = frozenset({"1", "3"})
+MESSAGE = "4"
+
+
+def polling_payload_problem(body: bytes) -> str | None:
+    """Why this polling POST body must not reach engineio (None: it may).
+
+    engineio decodes a payload inside its POST handler: what it cannot parse (not UTF-8,
+    an unknown type, more than `Payload.max_decode_packets`, JSON nested a thousand deep)
+    is logged as a traceback and answered 200, and a type a client never sends (open, ping,
+    noop) makes it disconnect the session in a way that waits for a GET that may never
+    come, holding the POST, its request and the socket for good. A payload a real client
+    sends passes.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    if not text:
+        return None  # engineio takes it as no packets
+    if text.startswith("d="):
+        return "a JSONP payload"  # engineio would parse it as a form; JSONP is not served
+    packets = text.split(POLLING_SEPARATOR)
+    if len(packets) > Payload.max_decode_packets:
+        return f"more than {Payload.max_decode_packets} packets"
+    for packet in packets:
+        if packet in CLIENT_SIGNALS:
+            continue
+        if packet[:1] == MESSAGE and (len(packet) == 1 or packet[1].isnumeric()):
+            continue  # engineio JSON-decodes the data of any other message
+        if packet[:1] == "b" and engineio_can_decode(packet):
+            continue  # a binary message, base64 (this app ignores it; the protocol allows it)
+        return f"a packet no client sends (type {packet[:1]!r})"
+    return None
 
 
 def _retrieve_exception(future: Future[None]) -> None:
