@@ -163,13 +163,14 @@ def tls_context(certfile: str | None, keyfile: str | None) -> ssl.SSLContext | N
     return context
 
 
-def host_policy(address: str, port: int, allowed_hosts: Sequence[str]) -> HostPolicy:
-    """The loopback names and the listening address on our port, and the --allowed-host names."""
+def host_policy(address: str, port: int, allowed_hosts: Sequence[str], loopback_names: Sequence[str] = LOOPBACK_NAMES) -> HostPolicy:
+    """The loopback names held (server.bind) and the listening address on our port, and the
+    --allowed-host names."""
     own = [] if address in ("0.0.0.0", "::", "") else [f"[{address}]:{port}" if ":" in address else f"{address}:{port}"]
     if not own and not allowed_hosts:
         log.warning("listening on every interface, but answering only to %s: pass --allowed-host "
-                    "with each name or address that clients use", ", ".join(LOOPBACK_NAMES))
-    return HostPolicy.local(port, [*own, *allowed_hosts])
+                    "with each name or address that clients use", ", ".join(loopback_names))
+    return HostPolicy.local(port, [*own, *allowed_hosts], names=loopback_names)
 
 
 class Misconfigured(Exception):
@@ -198,7 +199,7 @@ async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLCont
         resolve_cookie_secret(args.cookie_secret),
         backend=backend,
         allowed_origins=args.allowed_origin,
-        allowed_hosts=host_policy(args.address, bound.port, args.allowed_host),
+        allowed_hosts=host_policy(args.address, bound.port, args.allowed_host, bound.loopback_names),
         https_only=ssl_context is not None,
         connect_timeout=args.connect_timeout,
         max_unsent_bytes=args.max_unsent_kib * 1024,
