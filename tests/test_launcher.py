@@ -4,6 +4,7 @@ keep serving) and in a real window under Xvfb (log in by typing, screenshot, clo
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 
 import launcher
+from tests.support import other_user
 from tests.support.processes import ChildProcess
 from tornado_app.cli import COOKIE_SECRET_ENV
 from tornado_app.launch_token import LAUNCH_COOKIE
@@ -452,21 +454,12 @@ def test_sigint_stops_it_even_when_started_with_sigint_ignored(tmp_path: Path) -
 
 # ---- another local user: without this launch's secret, nothing (issue 21, items 7 and 11) ----
 
-LOCAL_USER_SCRIPT = ROOT / "tests" / "support" / "local_user.py"
-OTHER_USER = "nobody"
-SYSTEM_PYTHON = "/usr/bin/python3"  # the other user cannot run this checkout's virtualenv
-
-
-def as_another_user(port: int, *args: str, timeout: float = 180) -> dict:
-    """Run tests/support/local_user.py as uid `nobody` (standard library only, on stdin)."""
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        e2e_unavailable("another uid is needed to play another local user: run the tests as root")
-    if not os.access(SYSTEM_PYTHON, os.X_OK):
-        e2e_unavailable(f"{SYSTEM_PYTHON} is needed to run a script as {OTHER_USER}")
-    result = subprocess.run([SYSTEM_PYTHON, "-", str(port), *args], input=LOCAL_USER_SCRIPT.read_text(), user=OTHER_USER,
-                            cwd="/", capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+def as_another_user(port: int, *args: str) -> dict:
+    """tests/support/local_user.py as uid `nobody`; skipped (failed under REQUIRE_E2E=1) where that cannot be."""
+    reason = other_user.unavailable()
+    if reason:
+        e2e_unavailable(reason)
+    return other_user.as_another_user(port, *args)
 
 
 class Person:
@@ -548,3 +541,16 @@ def test_another_local_user_without_the_secret_gets_403_and_takes_nothing_from_t
     assert "refused requests without the launcher's secret" in log
     assert len([line for line in log.splitlines() if "without the launcher's secret" in line]) <= 3, "one line per 10 s"
     assert "login: " in log and "squatter" not in log and "local0" not in log
+
+
+def test_another_local_user_cannot_take_localhost_on_the_launchers_port(start_launcher) -> None:
+    """A browser tries `localhost` on ::1 first: with only 127.0.0.1 held, another user bound
+    [::1]:PORT and received the person's http://localhost:PORT requests, cookies included.
+    The launcher holds both loopbacks on its port."""
+    app = start_launcher("--no-window", env=environment_without_display())
+    assert as_another_user(app.port, "bind-ipv6") == {"errno": errno.EADDRINUSE}
+    for host in (f"localhost:{app.port}", f"[::1]:{app.port}"):
+        with urllib.request.urlopen(app.open(headers={"Host": host})) as response:
+            assert response.status == 200, host
+    with urllib.request.urlopen(urllib.request.Request(f"http://[::1]:{app.port}/", headers={"Cookie": app.cookie()})) as response:
+        assert response.status == 200 and b"Session Sockets" in response.read()
