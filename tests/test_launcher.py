@@ -4,6 +4,7 @@ keep serving) and in a real window under Xvfb (log in by typing, screenshot, clo
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import errno
 import json
 import os
@@ -541,6 +542,33 @@ def test_another_local_user_without_the_secret_gets_403_and_takes_nothing_from_t
     assert "refused requests without the launcher's secret" in log
     assert len([line for line in log.splitlines() if "without the launcher's secret" in line]) <= 3, "one line per 10 s"
     assert "login: " in log and "squatter" not in log and "local0" not in log
+
+
+def test_connections_another_local_user_keeps_open_do_not_shut_the_window_out(start_launcher) -> None:
+    """The cap on connections per address counted every local user as 127.0.0.1: another user
+    holding 200 idle connections made the server close each new one of the window at once.
+    Now a connection counts against its address once it has shown the secret; until then it
+    waits among at most 256, the oldest closed to make room. While another uid opens idle
+    connections as fast as it can, holding 400, every page load of the person succeeds and
+    the server holds a bounded number of descriptors."""
+    app = start_launcher("--no-window", env=environment_without_display())
+    descriptors = Path(f"/proc/{app.process.pid}/fd")
+    idle = len(list(descriptors.iterdir()))
+    attack = concurrent.futures.ThreadPoolExecutor(1).submit(as_another_user, app.port, "hold", "8", "400")
+    try:
+        time.sleep(1.0)  # the attacker is at full speed
+        loads, most_descriptors = 0, 0
+        while not attack.done():
+            with urllib.request.urlopen(app.open(), timeout=10) as response:  # a new connection each time
+                assert response.status == 200
+            loads += 1
+            most_descriptors = max(most_descriptors, len(list(descriptors.iterdir())))
+            time.sleep(0.05)
+    finally:
+        seen = attack.result()
+    assert seen["opened"] > 1000 and loads > 20, (seen, loads)
+    assert most_descriptors < idle + 256 + 20, (idle, most_descriptors)
+    assert "closed connections that showed no launch secret, to make room" in app.log()
 
 
 def test_another_local_user_cannot_take_localhost_on_the_launchers_port(start_launcher) -> None:

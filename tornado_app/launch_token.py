@@ -21,7 +21,7 @@ import secrets
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode
 
-from tornado.httputil import HTTPServerRequest
+from tornado.httputil import HTTPHeaders, HTTPServerRequest
 from tornado.web import RequestHandler
 
 from .refusals import RefusalReport
@@ -71,9 +71,12 @@ class LaunchToken:
         return hmac.compare_digest(candidate.encode("utf-8", "replace"), self.value.encode())
 
     def carried_by(self, request: HTTPServerRequest) -> bool:
-        """Whether any `launch` cookie of the request is the secret. Every one is looked at:
+        return self.carried_in(request.headers)
+
+    def carried_in(self, headers: HTTPHeaders) -> bool:
+        """Whether any `launch` cookie of a request is the secret. Every one is looked at:
         a page on another port of 127.0.0.1 may have added one of its own beside ours."""
-        for header in request.headers.get_list("Cookie"):
+        for header in headers.get_list("Cookie"):
             for pair in header.split(";"):
                 name, _, value = pair.strip().partition("=")
                 if name == LAUNCH_COOKIE and self.matches(value.strip('"')):

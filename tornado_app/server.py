@@ -25,6 +25,7 @@ from tornado.netutil import bind_sockets
 
 from .admission import DEFAULT_MAX_CONNECTIONS_PER_IP, AdmittingHTTPServer
 from .app import TornadoApp
+from .launch_admission import LaunchAdmittingHTTPServer
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,10 @@ async def serve(
     (Tornado's xheaders): only do that when a proxy you run is the only way in. A client
     address holds at most `max_connections_per_ip` connections (admission.py).
     """
-    server = AdmittingHTTPServer(
+    # The launcher's server counts a connection against its address only once it has shown
+    # the launch secret (launch_admission.py): every local user shares 127.0.0.1.
+    launch = {"launch_token": app.launch_token} if app.launch_token is not None else {}
+    server = (LaunchAdmittingHTTPServer if launch else AdmittingHTTPServer)(
         app,
         max_connections_per_ip=max_connections_per_ip,
         body_cap=app.max_body_bytes,
@@ -159,6 +163,7 @@ async def serve(
         body_timeout=body_timeout,
         ssl_options=ssl_context,
         xheaders=behind_proxy,
+        **launch,
     )
     try:
         await app.backend.start()  # connects to Redis, or says why it cannot

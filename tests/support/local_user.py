@@ -10,6 +10,9 @@ Commands:
   127.0.x.y source addresses, 30 per address (within the default login rate), then from
   127.0.0.1 alone 40 logins, 150 polling handshakes, 20 WebSocket upgrades and a page, a
   static file and the session API. Prints {"kind": {"status": count}}.
+- `hold SECONDS COUNT`: what made the window's page load fail (its connection closed at
+  once): connections from 127.0.0.1 that send nothing, COUNT of them kept open, a new one
+  opened (and the oldest dropped) as fast as it can for SECONDS. Prints {"opened": N}.
 - `bind-ipv6`: try to listen on [::1]:PORT, as a squatter would. Prints {"errno": N or 0}.
 """
 
@@ -19,6 +22,7 @@ import http.client
 import json
 import socket
 import sys
+import time
 from collections import Counter, defaultdict
 
 PER_ADDRESS = 30  # the launcher's default login rate is 30/minute per address
@@ -87,6 +91,23 @@ def hammer(port: int, logins: int) -> dict[str, Counter[int]]:
     return seen
 
 
+def hold(port: int, seconds: float, count: int) -> dict[str, int]:
+    held: list[socket.socket] = []
+    opened = failed = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if len(held) >= count:
+            held.pop(0).close()
+        try:
+            held.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+            opened += 1
+        except OSError:
+            failed += 1
+    for sock in held:
+        sock.close()
+    return {"opened": opened, "failed": failed}
+
+
 def bind_ipv6(port: int) -> int:
     with socket.socket(socket.AF_INET6) as squatter:
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -102,6 +123,8 @@ def main() -> None:
     port, command = int(sys.argv[1]), sys.argv[2]
     if command == "hammer":
         print(json.dumps(hammer(port, int(sys.argv[3]))))
+    elif command == "hold":
+        print(json.dumps(hold(port, float(sys.argv[3]), int(sys.argv[4]))))
     elif command == "bind-ipv6":
         print(json.dumps({"errno": bind_ipv6(port)}))
     else:
