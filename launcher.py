@@ -221,8 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Open the Session Sockets demo in a native window, served from this computer only.",
     )
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
-    parser.add_argument("--no-window", action="store_true", help="do not open a window; just serve and print the URL")
-    parser.add_argument("--browser", action="store_true", help="open the URL in the default web browser instead of a window")
+    parser.add_argument("--no-window", action="store_true", help="do not open a window; just serve and print the private URL "
+                        "(with its ?launch= secret: only a browser that opened it is served)")
+    parser.add_argument("--browser", action="store_true", help="open the private URL in the default web browser instead of a window "
+                        "(through a file only you can read, so the secret is on no command line)")
     parser.add_argument(
         "--redis-url",
         default=os.environ.get(REDIS_URL_ENV) or None,

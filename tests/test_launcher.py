@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -542,6 +543,28 @@ def test_another_local_user_without_the_secret_gets_403_and_takes_nothing_from_t
     assert "refused requests without the launcher's secret" in log
     assert len([line for line in log.splitlines() if "without the launcher's secret" in line]) <= 3, "one line per 10 s"
     assert "login: " in log and "squatter" not in log and "local0" not in log
+
+
+def test_the_browser_is_given_a_private_file_not_the_secret_on_its_command_line(start_launcher, tmp_path: Path) -> None:
+    """--browser: a command line is readable by every user (ps), so the browser gets the name
+    of a file only this user can read, which forwards to the private URL."""
+    seen = tmp_path / "browser-argv"
+    browser = tmp_path / "browser"
+    browser.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {seen}\n')
+    browser.chmod(0o755)
+    app = start_launcher("--browser", env={**environment_without_display(), "BROWSER": f"{browser} %s"})
+    deadline = time.monotonic() + 15
+    while not seen.exists() or not seen.read_text():
+        assert time.monotonic() < deadline, "the browser was not started"
+        time.sleep(0.1)
+    argv = seen.read_text().split()
+    assert len(argv) == 1 and argv[0].startswith("file://") and "launch=" not in argv[0]
+    forward = Path(urllib.parse.urlsplit(argv[0]).path)
+    assert forward.stat().st_mode & 0o777 == 0o600 and forward.parent.stat().st_mode & 0o777 == 0o700
+    assert f'content="0; url={app.private_url}"' in forward.read_text()
+    app.process.send_signal(signal.SIGINT)
+    assert app.wait_for_exit(5)[0] == 0
+    assert not forward.parent.exists(), "the forwarding file outlived the launch"
 
 
 def test_connections_another_local_user_keeps_open_do_not_shut_the_window_out(start_launcher) -> None:
