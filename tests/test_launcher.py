@@ -513,8 +513,8 @@ def test_another_local_user_without_the_secret_gets_403_and_takes_nothing_from_t
             await person.open_the_private_url()
             assert await person.log_in("ada") == 303
             listener = SocketClient(person.cookie_header())
-            await listener.sio.connect(person.base, headers={"Origin": person.base}, transports=["websocket"], wait_timeout=10)
-            assert (await listener.next("welcome", timeout=10))["username"] == "ada"
+            await listener.sio.connect(person.base, headers={"Origin": person.base}, transports=["websocket"], wait_timeout=30)
+            assert (await listener.next("welcome", timeout=30))["username"] == "ada"
 
             seen = await asyncio.to_thread(as_another_user, app.port, "hammer", "10050")
             assert {kind: dict(statuses) for kind, statuses in seen.items()} == {
@@ -528,9 +528,9 @@ def test_another_local_user_without_the_secret_gets_403_and_takes_nothing_from_t
             await other.open_the_private_url()
             assert await other.log_in("bob") == 303, "the logins of 127.0.0.1 were used up by another user"
             talker = SocketClient(other.cookie_header())
-            await talker.sio.connect(other.base, headers={"Origin": other.base}, transports=["polling", "websocket"], wait_timeout=10)
+            await talker.sio.connect(other.base, headers={"Origin": other.base}, transports=["polling", "websocket"], wait_timeout=30)
             await talker.sio.emit("chat", {"text": "still here"})
-            assert (await listener.next("chat", timeout=10))["text"] == "still here"
+            assert (await listener.next("chat", timeout=30))["text"] == "still here"
             await talker.close()
             await listener.close()
             assert await person.whoami() == "ada"
@@ -605,3 +605,34 @@ def test_another_local_user_cannot_take_localhost_on_the_launchers_port(start_la
             assert response.status == 200, host
     with urllib.request.urlopen(urllib.request.Request(f"http://[::1]:{app.port}/", headers={"Cookie": app.cookie()})) as response:
         assert response.status == 200 and b"Session Sockets" in response.read()
+
+
+def test_without_the_secret_an_oversized_polling_post_on_the_persons_sid_ends_nothing(start_launcher) -> None:
+    """The body caps answer an oversized polling POST from its headers and end the Engine.IO
+    session its `sid` names; without the secret the request is refused before them."""
+    import aiohttp
+
+    from tests.support.socketio_client import SocketClient
+
+    app = start_launcher("--no-window", env=environment_without_display())
+
+    async def scenario() -> None:
+        person = Person(app)
+        try:
+            await person.open_the_private_url()
+            assert await person.log_in("ada") == 303
+            listener = SocketClient(person.cookie_header())
+            await listener.sio.connect(person.base, headers={"Origin": person.base}, transports=["polling"], wait_timeout=30)
+            sid = listener.sio.eio.sid
+            url = f"{person.base}/socket.io/?EIO=4&transport=polling&sid={sid}"
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as stranger:
+                async with stranger.post(url, data=b"4" + b"x" * 99_999, headers={"Cookie": person.cookie_header().replace(app.token, "x")}) as post:
+                    assert post.status == 403
+            await asyncio.sleep(1.0)
+            assert listener.sio.connected, "the person's socket was ended"
+            assert (await listener.sio.call("whoami", timeout=30))["username"] == "ada"
+            await listener.close()
+        finally:
+            await person.http.close()
+
+    asyncio.run(scenario())
