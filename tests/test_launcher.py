@@ -498,14 +498,20 @@ class Person:
             return (await response.json())["username"] if response.status == 200 else None
 
 
-def test_another_local_user_without_the_secret_gets_403_and_takes_nothing_from_the_person(start_launcher) -> None:
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_another_local_user_without_the_secret_gets_403_and_takes_nothing_from_the_person(start_launcher, store: str, request) -> None:
     """Another uid on the machine shares 127.0.0.1 with the window: it used up the launcher's
     per-address limits (the person's login 429, socket "slow down") and, with 10,050 logins
     from rotating 127/8 addresses, evicted the person's session. Without the secret every
     request of it is 403 now, and the person logs in, connects, chats and stays logged in."""
     from tests.support.socketio_client import SocketClient
 
-    app = start_launcher("--no-window", env=environment_without_display())
+    env = environment_without_display()
+    store_args: list[str] = []
+    if store == "redis":  # the launcher joining a site: rates and sessions in Redis
+        env[COOKIE_SECRET_ENV] = "a-site-secret-" + "x" * 24
+        store_args = ["--redis-url", request.getfixturevalue("redis_url")]
+    app = start_launcher("--no-window", *store_args, env=env)
 
     async def scenario() -> None:
         person, other = Person(app), Person(app)
