@@ -103,3 +103,15 @@ async def test_a_cookie_of_the_same_name_added_by_another_page_does_not_shadow_o
 def test_the_secret_is_never_in_a_repr() -> None:
     assert TOKEN.value not in repr(TOKEN)
     assert urllib.parse.parse_qs(urllib.parse.urlsplit(TOKEN.url("http://127.0.0.1:1/")).query) == {"launch": [TOKEN.value]}
+
+
+def test_the_waiting_room_makes_room_by_the_oldest_and_forgets_what_left() -> None:
+    from tornado_app.launch_admission import WaitingRoom
+
+    room = WaitingRoom(limit=2)
+    first, second, third, fourth = (object() for _ in range(4))
+    assert room.enter(first) is None and room.enter(second) is None  # type: ignore[arg-type]
+    assert room.enter(third) is first  # type: ignore[arg-type]
+    room.release(second)  # type: ignore[arg-type]  # showed the secret, or closed
+    room.release(first)  # type: ignore[arg-type]  # already gone: nothing happens
+    assert room.enter(fourth) is None and list(room.streams) == [third, fourth]  # type: ignore[arg-type]

@@ -7,8 +7,8 @@ user holding 200 idle connections made the server close the window's next connec
 (a page reset; issue 21, item 7). Here a new connection waits, uncounted by address, among at
 most `WAITING_CONNECTIONS` (every address together: 127/8 is 16 million of them); when that
 room is full the oldest waiting connection is closed to make room, never the newcomer. The
-first request that carries the secret takes its connection out of the room and counts it
-against its address as before. A browser sends its request as soon as it connects, so the
+first request that carries the secret (its cookie, or `?launch=SECRET` to exchange for it)
+takes its connection out of the room and counts it against its address as before. A browser sends its request as soon as it connects, so the
 window's connections leave the room at once, whatever another user keeps there.
 
 A request without the secret (neither the cookie nor, in a GET, `?launch=SECRET` to exchange
@@ -95,8 +95,8 @@ class _ShowsTheSecret(httputil.HTTPMessageDelegate):
 
     def headers_received(self, start_line: Any, headers: httputil.HTTPHeaders) -> Any:
         server = self.server
-        carried = server.launch_token.carried_in(headers)
-        if not carried and not self.hands_over_the_secret(start_line):
+        carried = server.launch_token.carried_in(headers) or self.hands_over_the_secret(start_line)
+        if not carried:
             server.without_secret.refused(f"{start_line.method} {start_line.path.partition('?')[0]}, "
                                           f"the latest from {self.request_conn.context.remote_ip}")
             server.refuse(self.request_conn, 403, "Forbidden", NOT_FROM_THE_LAUNCHER)
