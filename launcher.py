@@ -1,10 +1,16 @@
 #!/usr/bin/env python3
 """Double-click launcher: the demo in a native window, served from a free local port.
 
-It binds 127.0.0.1 on the main thread (so the port is known and taken), serves the app from
-a background thread with a fresh cookie secret, and opens a pywebview window on it. Closing
-the window stops the server. Where no window can be opened, it says why in one line and
-keeps serving, printing the URL. The web app knows nothing of the window.
+It binds 127.0.0.1 (and ::1) on the main thread (so the port is known and taken), serves the
+app from a background thread with a fresh cookie secret, and opens a pywebview window on it.
+Closing the window stops the server. Where no window can be opened, it says why in one line
+and keeps serving, printing the private URL. The web app knows nothing of the window.
+
+Every other program on the computer shares 127.0.0.1 with the window, so the server answers
+only to requests that carry this launch's secret (tornado_app/launch_token.py): the window
+opens `/?launch=SECRET` and keeps the cookie it is given for it. The secret never appears on a
+command line (`ps` shows every user's): the window gets it in-process, and a web browser
+(--browser) gets the name of a private file that forwards to it.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import secrets
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 import webbrowser
@@ -32,6 +39,7 @@ from tornado_app.app import TornadoApp, make_app  # noqa: E402
 from tornado_app.backend import Backend, RedisNotInstalled  # noqa: E402
 from tornado_app.cli import COOKIE_SECRET_ENV, REDIS_URL_ENV, configure_logging  # noqa: E402
 from tornado_app.errors import BackendUnreachable  # noqa: E402
+from tornado_app.launch_token import LaunchToken  # noqa: E402
 from tornado_app.origins import HostPolicy  # noqa: E402
 from tornado_app.patches.engineio_server import DEFAULT_FIRST_POLL_TIMEOUT, DEFAULT_MAX_SOCKETS_PER_IP  # noqa: E402
 from tornado_app.ratelimit import Rates  # noqa: E402
@@ -44,6 +52,8 @@ WINDOW_SIZE = (1120, 780)
 WINDOW_MIN_SIZE = (720, 540)
 ICON = ROOT / "web" / "static" / "icon.png"
 STOP_TIMEOUT_SECONDS = 1.5
+PRIVATE_URL_NOTE = ("Keep that address private: its launch= part lets whoever has it use the app as you "
+                    "until the launcher stops; without it this server answers 403.")
 INSTALL_HINT = "install the desktop extra: pip install -e '.[desktop]' (on Debian also: make system-deps)"
 
 
@@ -172,6 +182,17 @@ def quiet_qt() -> None:
         os.environ["QTWEBENGINE_CHROMIUM_FLAGS"] = (flags + " --log-level=3").strip()
 
 
+def open_in_browser(url: str, private_dir: Path) -> None:
+    """Open `url` in the default web browser without putting it on a command line: the browser
+    is given a file, readable by this user only, that forwards to it."""
+    forward = private_dir / "open-session-sockets.html"
+    fd = os.open(forward, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as page:
+        page.write(f'<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0; url={url}">'
+                   f'<title>{WINDOW_TITLE}</title><a href="{url}">{WINDOW_TITLE}</a>\n')
+    webbrowser.open(forward.as_uri())
+
+
 def serve_until_interrupted() -> None:
     """Block until Ctrl-C or SIGTERM (both raise KeyboardInterrupt, see main)."""
     while True:
@@ -200,8 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Open the Session Sockets demo in a native window, served from this computer only.",
     )
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
-    parser.add_argument("--no-window", action="store_true", help="do not open a window; just serve and print the URL")
-    parser.add_argument("--browser", action="store_true", help="open the URL in the default web browser instead of a window")
+    parser.add_argument("--no-window", action="store_true", help="do not open a window; just serve and print the private URL "
+                        "(with its ?launch= secret: only a browser that opened it is served)")
+    parser.add_argument("--browser", action="store_true", help="open the private URL in the default web browser instead of a window "
+                        "(through a file only you can read, so the secret is on no command line)")
     parser.add_argument(
         "--redis-url",
         default=os.environ.get(REDIS_URL_ENV) or None,
@@ -235,9 +258,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"launcher: error: {error}", file=sys.stderr)
         return 2
     # Only the loopback names on our port: a local server on a desktop is what DNS rebinding
-    # targets (a web page whose name is made to resolve to 127.0.0.1).
-    app = make_app(cookie_secret, backend=backend, allowed_hosts=HostPolicy.local(bound.port),
-                   max_sockets_per_ip=DEFAULT_MAX_SOCKETS_PER_IP, first_poll_timeout=DEFAULT_FIRST_POLL_TIMEOUT)
+    # targets (a web page whose name is made to resolve to 127.0.0.1). And only the window:
+    # other programs on 127.0.0.1 do not have this launch's secret.
+    token = LaunchToken.generate()
+    app = make_app(cookie_secret, backend=backend, allowed_hosts=HostPolicy.local(bound.port, names=bound.loopback_names),
+                   max_sockets_per_ip=DEFAULT_MAX_SOCKETS_PER_IP, first_poll_timeout=DEFAULT_FIRST_POLL_TIMEOUT,
+                   launch_token=token)
     server = ServerThread(app, bound)
     try:
         server.start()
@@ -245,22 +271,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"launcher: error: {error}", file=sys.stderr)
         return 2
 
+    url = token.url(bound.url)
     reason = None if args.no_window or args.browser else window_unavailable_reason()
+    private_dir = tempfile.TemporaryDirectory(prefix="session-sockets-") if args.browser else None  # 0700
     try:
         if args.no_window or args.browser or reason:
             if reason:
                 print(f"No window: {reason}. Serving in the background instead.", flush=True)
-            print(f"Open {bound.url} in a browser (Ctrl-C to stop).", flush=True)
-            if args.browser:
-                webbrowser.open(bound.url)
+            print(f"Open {url} in a browser (Ctrl-C to stop).", flush=True)
+            print(PRIVATE_URL_NOTE, flush=True)
+            if private_dir is not None:
+                open_in_browser(url, Path(private_dir.name))
             serve_until_interrupted()
         else:
             print(f"Serving on {bound.url} in a window.", flush=True)
-            open_window(bound.url)
+            open_window(url)
     except KeyboardInterrupt:
         pass
     finally:
         stopped = server.stop()
+        if private_dir is not None:
+            private_dir.cleanup()
     if not stopped:
         log.warning("the server did not stop within %s s", STOP_TIMEOUT_SECONDS)
         return 1

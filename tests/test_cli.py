@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import http.cookiejar
 import json
 import os
@@ -24,6 +25,7 @@ import pytest
 import socketio
 
 from deploy.services import free_port
+from tests.support import other_user
 from tests.support.forms import log_in, logout_token, post_logout
 from tests.support.socketio_client import SocketClient
 from tests.support.wire import Refused, WireSocket
@@ -420,3 +422,69 @@ def test_a_low_hard_open_files_limit_is_a_warning_at_start() -> None:
         _, err = process.communicate(timeout=10)
     assert process.returncode == 0
     assert err.count("the open-files limit is 256 (hard limit)") == 1
+
+
+# ---- `localhost` is both loopbacks: hold both, or stop answering to it (issue 21, item 11) ----
+
+
+def test_the_server_holds_both_loopbacks_so_no_other_user_can_take_localhost(server_process) -> None:
+    """A browser tries http://localhost:PORT on ::1 first: with only 127.0.0.1 held, another
+    local user bound [::1]:PORT and got the person's requests, cookies included."""
+    reason = other_user.unavailable()
+    if reason:
+        e2e_unavailable(reason)
+    server = server_process("--port", "0")
+    port = int(server.url.rsplit(":", 1)[1].strip("/"))
+    assert other_user.as_another_user(port, "bind-ipv6") == {"errno": errno.EADDRINUSE}
+    for url in (f"http://[::1]:{port}/", f"http://127.0.0.1:{port}/"):
+        for host in (f"localhost:{port}", f"[::1]:{port}", f"127.0.0.1:{port}"):
+            with urllib.request.urlopen(urllib.request.Request(url, headers={"Host": host})) as response:
+                assert response.status == 200, (url, host)
+
+
+@pytest.mark.parametrize("taken", ["::1", "127.0.0.1"])
+def test_with_one_loopback_taken_the_server_stops_answering_to_localhost(server_process, taken: str) -> None:
+    """Another program on the other loopback of our port: localhost may reach it, so the
+    server answers only to the name of the address it holds, and says why in the log."""
+    held = "127.0.0.1" if taken == "::1" else "::1"
+    port = free_port()
+    with socket.socket(socket.AF_INET6 if taken == "::1" else socket.AF_INET) as squatter:
+        squatter.bind((taken, port))
+        squatter.listen()
+        server = server_process("--address", held, "--port", str(port))
+        assert server.url, server.log()
+        url = f"http://{'[::1]' if held == '::1' else held}:{port}/"
+        own = f"{'[::1]' if held == '::1' else held}:{port}"
+        other = f"{'[::1]' if taken == '::1' else taken}:{port}"
+        for host, status in [(own, 200), (f"localhost:{port}", 421), (other, 421)]:
+            try:
+                with urllib.request.urlopen(urllib.request.Request(url, headers={"Host": host})) as response:
+                    assert (host, response.status) == (host, status)
+            except urllib.error.HTTPError as error:
+                assert (host, error.code) == (host, status)
+        _, _, log = server.stop()
+    assert f"port {port} on {taken} is taken by another program: not answering to localhost" in log
+
+
+def test_port_0_picks_a_port_free_on_both_loopbacks(monkeypatch) -> None:
+    """When the other loopback of the port picked is taken, another port is picked."""
+    from tornado_app import server
+
+    real = server.bind_sockets
+    refused: list[int] = []
+
+    def ipv6_taken_once(port: int, address: str) -> list[socket.socket]:
+        if address == "::1" and not refused:
+            refused.append(port)
+            raise OSError(errno.EADDRINUSE, "Address already in use")
+        return real(port, address)
+
+    monkeypatch.setattr(server, "bind_sockets", ipv6_taken_once)
+    bound = server.bind("127.0.0.1", 0)
+    try:
+        assert refused and bound.port != refused[0]
+        assert sorted(sock.getsockname()[0] for sock in bound.sockets) == ["127.0.0.1", "::1"]
+        assert {sock.getsockname()[1] for sock in bound.sockets} == {bound.port}
+        assert bound.loopback_names == ("127.0.0.1", "localhost", "[::1]")
+    finally:
+        bound.close()

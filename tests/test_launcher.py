@@ -4,6 +4,8 @@ keep serving) and in a real window under Xvfb (log in by typing, screenshot, clo
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import errno
 import json
 import os
 import re
@@ -15,6 +17,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +25,10 @@ from pathlib import Path
 import pytest
 
 import launcher
+from tests.support import other_user
 from tests.support.processes import ChildProcess
 from tornado_app.cli import COOKIE_SECRET_ENV
+from tornado_app.launch_token import LAUNCH_COOKIE
 
 from .conftest import OUTPUT_DIR, ROOT, e2e_unavailable
 
@@ -42,9 +47,20 @@ class LauncherProcess(ChildProcess):
         self.lines = [self.process.stdout.readline()]
         if self.lines[0].startswith("No window:"):
             self.lines.append(self.process.stdout.readline())
-        match = re.search(r"http://127\.0\.0\.1:(\d+)/", "".join(self.lines))
+        if self.lines[-1].startswith("Open "):
+            self.lines.append(self.process.stdout.readline())  # keep that address private
+        match = re.search(r"(http://127\.0\.0\.1:(\d+)/)(\?launch=([\w-]+))?", "".join(self.lines))
         assert match, f"the launcher did not print its URL: {self.lines!r}\n{self.log()}"
-        self.url, self.port = match.group(0), int(match.group(1))
+        self.url, self.port = match.group(1), int(match.group(2))
+        self.private_url, self.token = match.group(0), match.group(4)  # the token: only where no window opens
+
+    def cookie(self) -> str:
+        """The Cookie header a browser sends once it has opened the private URL."""
+        return f"{LAUNCH_COOKIE}={self.token}"
+
+    def open(self, path: str = "", headers: dict[str, str] | None = None) -> urllib.request.Request:
+        """A request for `path` that carries the launch cookie, as the person's browser's do."""
+        return urllib.request.Request(self.url + path, headers={"Cookie": self.cookie(), **(headers or {})})
 
     def wait_for_log(self, pattern: str, timeout: float = 15) -> str:
         deadline = time.monotonic() + timeout
@@ -114,8 +130,9 @@ def test_help_explains_every_flag() -> None:
 def test_without_a_display_it_says_why_serves_and_stops_on_ctrl_c(start_launcher) -> None:
     app = start_launcher(env=environment_without_display())
     assert app.lines[0] == "No window: no display (neither DISPLAY nor WAYLAND_DISPLAY is set). Serving in the background instead.\n"
-    assert app.lines[1] == f"Open {app.url} in a browser (Ctrl-C to stop).\n"
-    with urllib.request.urlopen(app.url) as response:
+    assert app.lines[1] == f"Open {app.private_url} in a browser (Ctrl-C to stop).\n"
+    assert app.lines[2] == launcher.PRIVATE_URL_NOTE + "\n"
+    with urllib.request.urlopen(app.open()) as response:
         assert response.status == 200 and b"Session Sockets" in response.read()
     app.process.send_signal(signal.SIGINT)
     status, seconds = app.wait_for_exit(5)
@@ -129,11 +146,11 @@ def test_no_window_flag_serves_on_the_port_asked_and_stops_on_sigterm(start_laun
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     app = start_launcher("--no-window", "--port", str(port), env=dict(os.environ))
-    assert app.lines == [f"Open http://127.0.0.1:{port}/ in a browser (Ctrl-C to stop).\n"]
+    assert app.lines[0] == f"Open http://127.0.0.1:{port}/?launch={app.token} in a browser (Ctrl-C to stop).\n"
     # A local server on a desktop is what DNS rebinding aims at: another site's name that
     # resolves to 127.0.0.1 gets nothing, the loopback names on our port get the page.
     for host, status in [(f"evil.example:{port}", 421), (f"localhost:{port}", 200), (f"127.0.0.1:{port}", 200)]:
-        request = urllib.request.Request(app.url, headers={"Host": host, "Origin": f"http://{host}"})
+        request = app.open(headers={"Host": host, "Origin": f"http://{host}"})
         try:
             with urllib.request.urlopen(request) as response:
                 assert (host, response.status) == (host, status)
@@ -156,15 +173,17 @@ def test_a_taken_port_is_a_one_line_error() -> None:
 # ---- Redis mode: the launcher joins a site served by several processes ---------------------
 
 
-def log_in_over_http(base_url: str, username: str) -> str:
-    """Log in through the form; the Cookie header value of the new session."""
-    import aiohttp
-
-    from tests.support.forms import log_in
+def log_in_over_http(app: LauncherProcess, username: str) -> str:
+    """Log in through the form as the person's browser does; the session's Cookie header part."""
 
     async def run() -> str:
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
-            return await log_in(http, base_url, username)
+        person = Person(app)
+        try:
+            await person.open_the_private_url()
+            assert await person.log_in(username) == 303
+            return "; ".join(f"{morsel.key}={morsel.coded_value}" for morsel in person.http.cookie_jar if morsel.key == "session")
+        finally:
+            await person.http.close()
 
     return asyncio.run(run())
 
@@ -172,11 +191,11 @@ def log_in_over_http(base_url: str, username: str) -> str:
 def test_with_redis_a_session_outlives_the_launcher_that_made_it(start_launcher, redis_url: str) -> None:
     env = {**environment_without_display(), COOKIE_SECRET_ENV: "a-site-secret-" + "x" * 24}
     first = start_launcher("--no-window", "--redis-url", redis_url, env=env)
-    cookie = log_in_over_http(first.url, "ada")
+    cookie = log_in_over_http(first, "ada")
     first.process.send_signal(signal.SIGINT)
     assert first.wait_for_exit(5)[0] == 0
     second = start_launcher("--no-window", "--redis-url", redis_url, env=env)
-    request = urllib.request.Request(second.url + "api/session", headers={"Cookie": cookie})
+    request = second.open("api/session", headers={"Cookie": f"{cookie}; {second.cookie()}"})
     with urllib.request.urlopen(request) as response:
         assert json.loads(response.read())["username"] == "ada"
 
@@ -331,6 +350,19 @@ def desktop_entry_wm_class() -> str:
     return re.search(r"StartupWMClass=([^']+)'", (ROOT / "Makefile").read_text()).group(1)
 
 
+def commands_naming_a_launch_secret() -> list[str]:
+    """The command lines of this machine's processes that carry `launch=` (a secret's URL)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            command = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # gone meanwhile
+        if "launch=" in command and "pytest" not in command:
+            found.append(command)
+    return found
+
+
 def window_environment(display: str) -> dict[str, str]:
     env = environment_without_display()
     env["DISPLAY"] = display
@@ -347,6 +379,10 @@ def test_log_in_inside_the_window_then_close_it(x_display: str, start_launcher) 
     app.wait_for_log(r"refused sockets without a session: not authenticated, the latest from 127\.0\.0\.1")
     time.sleep(0.5)
     logged_out = screenshot(x_display, window, "1-window-logged-out.png")
+    # The window had the launch secret from the start (nothing of it was refused), and the
+    # secret is on no process's command line, which every user can read (ps).
+    assert "without the launcher's secret" not in app.log()
+    assert not commands_naming_a_launch_secret()
 
     xdotool(x_display, "windowfocus", "--sync", window)
     xdotool(x_display, "type", "--delay", "40", "Ada Window")  # the page focuses the username field
@@ -416,3 +452,193 @@ def test_sigint_stops_it_even_when_started_with_sigint_ignored(tmp_path: Path) -
             if process.poll() is None:
                 process.kill()
             process.communicate()
+
+
+# ---- another local user: without this launch's secret, nothing (issue 21, items 7 and 11) ----
+
+def as_another_user(port: int, *args: str) -> dict:
+    """tests/support/local_user.py as uid `nobody`; skipped (failed under REQUIRE_E2E=1) where that cannot be."""
+    reason = other_user.unavailable()
+    if reason:
+        e2e_unavailable(reason)
+    return other_user.as_another_user(port, *args)
+
+
+class Person:
+    """The person at the launcher, as their browser behaves: a cookie jar, the private URL
+    opened first (the window does that), then pages, the login form and sockets."""
+
+    def __init__(self, app: LauncherProcess) -> None:
+        import aiohttp
+
+        self.app = app
+        self.base = app.url.rstrip("/")
+        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))  # unsafe: an IP address
+
+    async def open_the_private_url(self) -> None:
+        async with self.http.get(self.app.private_url, allow_redirects=False) as response:
+            # The secret is exchanged for a cookie and taken out of the address.
+            assert (response.status, response.headers["Location"]) == (303, "/")
+        async with self.http.get(self.base + "/") as page:
+            assert page.status == 200 and "Session Sockets" in await page.text()
+
+    def cookie_header(self) -> str:
+        return "; ".join(f"{morsel.key}={morsel.coded_value}" for morsel in self.http.cookie_jar)
+
+    async def log_in(self, username: str) -> int:
+        async with self.http.get(self.base + "/login") as page:
+            html = await page.text()
+        token = html.split('name="_xsrf" value="', 1)[1].split('"', 1)[0]
+        async with self.http.post(self.base + "/login", data={"_xsrf": token, "username": username},
+                                  headers={"Origin": self.base}, allow_redirects=False) as response:
+            return response.status
+
+    async def whoami(self) -> str | None:
+        async with self.http.get(self.base + "/api/session") as response:
+            return (await response.json())["username"] if response.status == 200 else None
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_another_local_user_without_the_secret_gets_403_and_takes_nothing_from_the_person(start_launcher, store: str, request) -> None:
+    """Another uid on the machine shares 127.0.0.1 with the window: it used up the launcher's
+    per-address limits (the person's login 429, socket "slow down") and, with 10,050 logins
+    from rotating 127/8 addresses, evicted the person's session. Without the secret every
+    request of it is 403 now, and the person logs in, connects, chats and stays logged in."""
+    from tests.support.socketio_client import SocketClient
+
+    env = environment_without_display()
+    store_args: list[str] = []
+    if store == "redis":  # the launcher joining a site: rates and sessions in Redis
+        env[COOKIE_SECRET_ENV] = "a-site-secret-" + "x" * 24
+        store_args = ["--redis-url", request.getfixturevalue("redis_url")]
+    app = start_launcher("--no-window", *store_args, env=env)
+
+    async def scenario() -> None:
+        person, other = Person(app), Person(app)
+        try:
+            await person.open_the_private_url()
+            assert await person.log_in("ada") == 303
+            listener = SocketClient(person.cookie_header())
+            await listener.sio.connect(person.base, headers={"Origin": person.base}, transports=["websocket"], wait_timeout=30)
+            assert (await listener.next("welcome", timeout=30))["username"] == "ada"
+
+            seen = await asyncio.to_thread(as_another_user, app.port, "hammer", "10050")
+            assert {kind: dict(statuses) for kind, statuses in seen.items()} == {
+                "rotating logins": {"403": 10050}, "logins from 127.0.0.1": {"403": 40}, "polling handshakes": {"403": 150},
+                "pages": {"403": 5}, "websocket upgrades": {"403": 20},
+            }
+
+            assert await person.whoami() == "ada", "the person's session was evicted"
+            # A second browser at the private address (logging in again in the same one would
+            # end ada's session): its login and connect from 127.0.0.1 are within the limits.
+            await other.open_the_private_url()
+            assert await other.log_in("bob") == 303, "the logins of 127.0.0.1 were used up by another user"
+            talker = SocketClient(other.cookie_header())
+            await talker.sio.connect(other.base, headers={"Origin": other.base}, transports=["polling", "websocket"], wait_timeout=30)
+            await talker.sio.emit("chat", {"text": "still here"})
+            assert (await listener.next("chat", timeout=30))["text"] == "still here"
+            await talker.close()
+            await listener.close()
+            assert await person.whoami() == "ada"
+        finally:
+            await person.http.close()
+            await other.http.close()
+
+    asyncio.run(scenario())
+    log = app.log()
+    assert "refused requests without the launcher's secret" in log
+    assert len([line for line in log.splitlines() if "without the launcher's secret" in line]) <= 3, "one line per 10 s"
+    assert "login: " in log and "squatter" not in log and "local0" not in log
+
+
+def test_the_browser_is_given_a_private_file_not_the_secret_on_its_command_line(start_launcher, tmp_path: Path) -> None:
+    """--browser: a command line is readable by every user (ps), so the browser gets the name
+    of a file only this user can read, which forwards to the private URL."""
+    seen = tmp_path / "browser-argv"
+    browser = tmp_path / "browser"
+    browser.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {seen}\n')
+    browser.chmod(0o755)
+    app = start_launcher("--browser", env={**environment_without_display(), "BROWSER": f"{browser} %s"})
+    deadline = time.monotonic() + 15
+    while not seen.exists() or not seen.read_text():
+        assert time.monotonic() < deadline, "the browser was not started"
+        time.sleep(0.1)
+    argv = seen.read_text().split()
+    assert len(argv) == 1 and argv[0].startswith("file://") and "launch=" not in argv[0]
+    forward = Path(urllib.parse.urlsplit(argv[0]).path)
+    assert forward.stat().st_mode & 0o777 == 0o600 and forward.parent.stat().st_mode & 0o777 == 0o700
+    assert f'content="0; url={app.private_url}"' in forward.read_text()
+    app.process.send_signal(signal.SIGINT)
+    assert app.wait_for_exit(5)[0] == 0
+    assert not forward.parent.exists(), "the forwarding file outlived the launch"
+
+
+def test_connections_another_local_user_keeps_open_do_not_shut_the_window_out(start_launcher) -> None:
+    """The cap on connections per address counted every local user as 127.0.0.1: another user
+    holding 200 idle connections made the server close each new one of the window at once.
+    Now a connection counts against its address once it has shown the secret; until then it
+    waits among at most 256, the oldest closed to make room. While another uid opens idle
+    connections as fast as it can, holding 400, every page load of the person succeeds and
+    the server holds a bounded number of descriptors."""
+    app = start_launcher("--no-window", env=environment_without_display())
+    descriptors = Path(f"/proc/{app.process.pid}/fd")
+    idle = len(list(descriptors.iterdir()))
+    attack = concurrent.futures.ThreadPoolExecutor(1).submit(as_another_user, app.port, "hold", "8", "400")
+    try:
+        time.sleep(1.0)  # the attacker is at full speed
+        loads, most_descriptors = 0, 0
+        while not attack.done():
+            with urllib.request.urlopen(app.open(), timeout=10) as response:  # a new connection each time
+                assert response.status == 200
+            loads += 1
+            most_descriptors = max(most_descriptors, len(list(descriptors.iterdir())))
+            time.sleep(0.05)
+    finally:
+        seen = attack.result()
+    assert seen["opened"] > 1000 and loads > 20, (seen, loads)
+    assert most_descriptors < idle + 256 + 20, (idle, most_descriptors)
+    assert "closed connections that showed no launch secret, to make room" in app.log()
+
+
+def test_another_local_user_cannot_take_localhost_on_the_launchers_port(start_launcher) -> None:
+    """A browser tries `localhost` on ::1 first: with only 127.0.0.1 held, another user bound
+    [::1]:PORT and received the person's http://localhost:PORT requests, cookies included.
+    The launcher holds both loopbacks on its port."""
+    app = start_launcher("--no-window", env=environment_without_display())
+    assert as_another_user(app.port, "bind-ipv6") == {"errno": errno.EADDRINUSE}
+    for host in (f"localhost:{app.port}", f"[::1]:{app.port}"):
+        with urllib.request.urlopen(app.open(headers={"Host": host})) as response:
+            assert response.status == 200, host
+    with urllib.request.urlopen(urllib.request.Request(f"http://[::1]:{app.port}/", headers={"Cookie": app.cookie()})) as response:
+        assert response.status == 200 and b"Session Sockets" in response.read()
+
+
+def test_without_the_secret_an_oversized_polling_post_on_the_persons_sid_ends_nothing(start_launcher) -> None:
+    """The body caps answer an oversized polling POST from its headers and end the Engine.IO
+    session its `sid` names; without the secret the request is refused before them."""
+    import aiohttp
+
+    from tests.support.socketio_client import SocketClient
+
+    app = start_launcher("--no-window", env=environment_without_display())
+
+    async def scenario() -> None:
+        person = Person(app)
+        try:
+            await person.open_the_private_url()
+            assert await person.log_in("ada") == 303
+            listener = SocketClient(person.cookie_header())
+            await listener.sio.connect(person.base, headers={"Origin": person.base}, transports=["polling"], wait_timeout=30)
+            sid = listener.sio.eio.sid
+            url = f"{person.base}/socket.io/?EIO=4&transport=polling&sid={sid}"
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as stranger:
+                async with stranger.post(url, data=b"4" + b"x" * 99_999, headers={"Cookie": person.cookie_header().replace(app.token, "x")}) as post:
+                    assert post.status == 403
+            await asyncio.sleep(1.0)
+            assert listener.sio.connected, "the person's socket was ended"
+            assert (await listener.sio.call("whoami", timeout=30))["username"] == "ada"
+            await listener.close()
+        finally:
+            await person.http.close()
+
+    asyncio.run(scenario())

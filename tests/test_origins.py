@@ -37,6 +37,13 @@ def test_a_local_server_answers_only_to_the_loopback_names_on_its_port(host: str
     assert HostPolicy.local(8888).allows(host) is allowed
 
 
+def test_a_server_holding_only_127_0_0_1_does_not_answer_to_localhost() -> None:
+    """`localhost` may reach [::1], which another local user can hold (server.bind)."""
+    policy = HostPolicy.local(8888, names=("127.0.0.1",))
+    assert policy.allows("127.0.0.1:8888")
+    assert not policy.allows("localhost:8888") and not policy.allows("[::1]:8888")
+
+
 @pytest.mark.parametrize(
     ("host", "allowed"),
     [

@@ -26,6 +26,7 @@ from .handlers import (
     SessionApiHandler,
     UnknownHostHandler,
 )
+from .launch_token import LaunchGateHandler, LaunchToken, gate_refusals
 from .origins import HostPolicy
 from .refusals import RefusalReport
 from .backend import Backend
@@ -51,6 +52,7 @@ class TornadoApp(tornado.web.Application):
         hosts: HostPolicy,
         allowed_origins: Iterable[str],
         max_unsent_bytes: int,
+        launch_token: LaunchToken | None = None,
         **settings: Any,
     ) -> None:
         self.backend = backend
@@ -60,6 +62,8 @@ class TornadoApp(tornado.web.Application):
         self.login_refusals = RefusalReport("refused logins over --login-rate", logger=log)
         self.hosts = hosts
         self.allowed_origins = frozenset(allowed_origins)  # pages that may also send the forms
+        self.launch_token = launch_token
+        self.launch_refusals = gate_refusals()
         # Set when the server starts shutting down: requests it cuts short (long polls held
         # open, connections closed under them) are not a client's refusal to log.
         self.stopping = False
@@ -77,6 +81,10 @@ class TornadoApp(tornado.web.Application):
         rebinding), before any handler, static files included, sees the request."""
         if not self.hosts.allows(request.host):
             return self.get_handler_delegate(request, UnknownHostHandler)
+        if self.launch_token is not None and not self.launch_token.carried_by(request):
+            # The launcher's window only (launch_token.py): another local user's requests
+            # reach no session, rate counter or socket.
+            return self.get_handler_delegate(request, LaunchGateHandler, {"token": self.launch_token, "refusals": self.launch_refusals})
         return super().find_handler(request, **kwargs)
 
     def max_body_bytes(self, path: str) -> int:
@@ -117,6 +125,7 @@ def make_app(
     fast_path: bool = True,
     max_sockets_per_ip: int | None = None,
     first_poll_timeout: float | None = None,
+    launch_token: LaunchToken | None = None,
     web_dir: Path = WEB_DIR,
 ) -> TornadoApp:
     """Build the application around a backend (backend.py; a fresh in-memory one, with no rate
@@ -128,7 +137,8 @@ def make_app(
     patches/engineio_server.py). `max_sockets_per_ip` and `first_poll_timeout` bound the
     Engine.IO sessions of one client address, and a polling session that never polls (None:
     no limit, for tests that hold thousands of sockets from one address; the command line
-    and the launcher pass their defaults).
+    and the launcher pass their defaults). With `launch_token` (the desktop launcher), every
+    request must carry that launch's cookie (launch_token.py).
     """
     if not cookie_secret:
         raise ValueError("a cookie secret is required")
@@ -143,6 +153,7 @@ def make_app(
         allowed_hosts or HostPolicy.local(None),
         allowed_origins,
         max_unsent_bytes,
+        launch_token,
         cookie_secret=cookie_secret,
         # No xsrf_cookie_kwargs: Tornado writes into that dict (a 30-day expiry, once a
         # logged-in page is served); BaseHandler.set_cookie sets the XSRF cookie's attributes.

@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-body-kib-in-flight", type=_body_budget, default=DEFAULT_MAX_BODY_KIB_IN_FLIGHT, metavar="KIB", help=f"request bodies being received at once, server-wide (at least {MAX_BODY_BYTES // 1024}, one packet); one client address may hold a sixteenth of it; past it a new body is refused from its headers, 503 or 429 (default: %(default)s)")
     parser.add_argument("--first-poll-timeout", type=_positive_float, default=DEFAULT_FIRST_POLL_TIMEOUT, metavar="SECONDS", help="end a long-polling connection that has not polled this long after its handshake; a page polls at once (default: %(default)s)")
     parser.add_argument("--allowed-origin", type=_origin, action="append", default=[], metavar="ORIGIN", help="another origin allowed to open sockets and send the login and logout forms, e.g. http://localhost:3000 (repeatable; the server's own origin is always allowed)")
-    parser.add_argument("--allowed-host", type=_host, action="append", default=[], metavar="HOST", help="a name this server is reached by, e.g. chat.example.com (any port) or chat.example.com:8443 (repeatable); requests for other names get 421. The loopback names on the server's port and the address it listens on are always allowed")
+    parser.add_argument("--allowed-host", type=_host, action="append", default=[], metavar="HOST", help="a name this server is reached by, e.g. chat.example.com (any port) or chat.example.com:8443 (repeatable); requests for other names get 421. The address it listens on, and on the server's port the names of the loopback addresses it holds (127.0.0.1, [::1], and localhost when it holds both), are always allowed")
     parser.add_argument("--certfile", help="serve HTTPS with this PEM certificate (chain); needs --keyfile")
     parser.add_argument("--keyfile", help="the certificate's PEM private key")
     parser.add_argument("--behind-proxy", action="store_true", help="trust X-Forwarded-For/X-Real-Ip and X-Forwarded-Proto from a reverse proxy (the client's address and scheme); only when the proxy is the only way in")
@@ -172,13 +172,14 @@ def tls_context(certfile: str | None, keyfile: str | None) -> ssl.SSLContext | N
     return context
 
 
-def host_policy(address: str, port: int, allowed_hosts: Sequence[str]) -> HostPolicy:
-    """The loopback names and the listening address on our port, and the --allowed-host names."""
+def host_policy(address: str, port: int, allowed_hosts: Sequence[str], loopback_names: Sequence[str] = LOOPBACK_NAMES) -> HostPolicy:
+    """The loopback names held (server.bind) and the listening address on our port, and the
+    --allowed-host names."""
     own = [] if address in ("0.0.0.0", "::", "") else [f"[{address}]:{port}" if ":" in address else f"{address}:{port}"]
     if not own and not allowed_hosts:
         log.warning("listening on every interface, but answering only to %s: pass --allowed-host "
-                    "with each name or address that clients use", ", ".join(LOOPBACK_NAMES))
-    return HostPolicy.local(port, [*own, *allowed_hosts])
+                    "with each name or address that clients use", ", ".join(loopback_names))
+    return HostPolicy.local(port, [*own, *allowed_hosts], names=loopback_names)
 
 
 class Misconfigured(Exception):
@@ -204,7 +205,7 @@ def listen(args: argparse.Namespace, scheme: str) -> tuple[BoundSockets, HostPol
     the client is (--behind-proxy) and which name it asked for (--allowed-host)."""
     if args.unix_socket is None:
         bound = bind(args.address, args.port, scheme)
-        return bound, host_policy(args.address, bound.port, args.allowed_host)
+        return bound, host_policy(args.address, bound.port, args.allowed_host, bound.loopback_names)
     if not args.behind_proxy:
         raise Misconfigured("--unix-socket is for a proxy in front: add --behind-proxy (a Unix socket has no client address)")
     if not args.allowed_host:

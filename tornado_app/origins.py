@@ -52,9 +52,12 @@ class HostPolicy:
         return cls(frozenset(parse_allowed_host(host) for host in hosts))
 
     @classmethod
-    def local(cls, port: int | None, extra: Iterable[str] = ()) -> HostPolicy:
-        """The loopback names on `port` (any port if None), and the extra entries."""
-        return cls.of([*(f"{name}:{port}" if port else name for name in LOOPBACK_NAMES), *extra])
+    def local(cls, port: int | None, extra: Iterable[str] = (), names: Iterable[str] = LOOPBACK_NAMES) -> HostPolicy:
+        """The loopback `names` on `port` (any port if None), and the extra entries. A server
+        passes the names of the loopback addresses it holds (server.BoundSockets): answering
+        to `localhost` while another program may hold [::1] on the port would send the
+        person's requests there."""
+        return cls.of([*(f"{name}:{port}" if port else name for name in names), *extra])
 
     def allows(self, host: str) -> bool:
         """Whether a request's `Host` header names this server."""

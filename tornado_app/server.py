@@ -2,6 +2,12 @@
 
 Binding is separate from serving so that a caller (the desktop launcher) can take the port on
 its main thread, know the URL, and serve from another thread.
+
+Listening on one loopback address binds the other one too, on the same port: a browser tries
+`localhost` on ::1 first, so a server that answers to `localhost` but holds only 127.0.0.1
+lets another local user bind [::1]:PORT and receive the person's `http://localhost:PORT`
+requests, cookies included (issue 21, item 11). Where the other loopback cannot be had, the
+server stops answering to the names that would reach it (`BoundSockets.loopback_names`).
 """
 
 from __future__ import annotations
@@ -13,13 +19,14 @@ import os
 import socket
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tornado.ioloop import PeriodicCallback
 from tornado.netutil import bind_sockets, bind_unix_socket
 
 from .admission import DEFAULT_MAX_BODY_KIB_IN_FLIGHT, DEFAULT_MAX_CONNECTIONS_PER_IP, AdmittingHTTPServer
 from .app import TornadoApp
+from .launch_admission import LaunchAdmittingHTTPServer
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +45,11 @@ SHUTDOWN_GRACE_SECONDS = 1.0  # then stop waiting for stragglers: Ctrl-C must fe
 # directory's business (make cluster: 2710, group nginx's workers; the socket takes that group).
 UNIX_SOCKET_MODE = 0o660
 
+IPV4_LOOPBACK, IPV6_LOOPBACK = "127.0.0.1", "::1"
+# The loopback address that listening on an address leaves to others, bound beside it.
+OTHER_LOOPBACK = {IPV4_LOOPBACK: IPV6_LOOPBACK, "0.0.0.0": IPV6_LOOPBACK, IPV6_LOOPBACK: IPV4_LOOPBACK, "::": IPV4_LOOPBACK}
+FREE_PORT_ATTEMPTS = 20  # port 0: tries for a port free on both loopbacks
+
 
 class CannotBind(OSError):
     """The address and port cannot be listened on (taken, forbidden, or not ours)."""
@@ -52,6 +64,8 @@ class BoundSockets:
     port: int
     scheme: str = "http"
     unix_inode: int | None = None  # a Unix socket: `address` is its path, this its file
+    # The names of the loopback addresses held on `port`: "localhost" only with both.
+    loopback_names: tuple[str, ...] = field(default=())
 
     @property
     def url(self) -> str:
@@ -68,16 +82,54 @@ class BoundSockets:
 
 
 def bind(address: str, port: int, scheme: str = "http") -> BoundSockets:
-    """Bind now (port 0 picks a free one); raises CannotBind with a one-line message."""
+    """Bind now (port 0 picks a free one, on both loopbacks where it can), and the other
+    loopback address beside a loopback one (see the module docstring); raises CannotBind with
+    a one-line message."""
+    other = OTHER_LOOPBACK.get(address)
+    attempts = FREE_PORT_ATTEMPTS if port == 0 and other else 1
+    for attempt in range(1, attempts + 1):
+        sockets = _bind_or_explain(address, port)
+        chosen = sockets[0].getsockname()[1]
+        if other is None:
+            break
+        try:
+            sockets += bind_sockets(chosen, other)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE and attempt < attempts:
+                for sock in sockets:
+                    sock.close()
+                continue  # port 0: another one, free on both
+            _say_why_not(other, chosen, error)
+        break
+    return BoundSockets(sockets, address, chosen, scheme, _loopback_names(sockets))
+
+
+def _bind_or_explain(address: str, port: int) -> list[socket.socket]:
     try:
-        sockets = bind_sockets(port, address)
+        return bind_sockets(port, address)
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
             message = f"port {port} on {address} is already in use"
         else:
             message = f"cannot listen on {address}:{port}: {error.strerror or error}"
         raise CannotBind(error.errno, message) from error
-    return BoundSockets(sockets, address, sockets[0].getsockname()[1], scheme)
+
+
+def _say_why_not(address: str, port: int, error: OSError) -> None:
+    if error.errno == errno.EADDRINUSE:
+        log.warning("port %d on %s is taken by another program: not answering to localhost, whose requests "
+                    "a browser may send there", port, address)
+    else:  # no IPv6 (or IPv4) on this machine: nobody else can have it either
+        log.debug("cannot listen on %s:%d too (%s): not answering to localhost", address, port, error.strerror or error)
+
+
+def _loopback_names(sockets: list[socket.socket]) -> tuple[str, ...]:
+    """The names that reach these sockets through a loopback address: "127.0.0.1" and
+    "[::1]" for each held, "localhost" only when both are (a browser may try either)."""
+    held = {sock.getsockname()[0] for sock in sockets}
+    ipv4 = bool(held & {IPV4_LOOPBACK, "0.0.0.0"})
+    ipv6 = bool(held & {IPV6_LOOPBACK, "::"})
+    return (*(["127.0.0.1"] if ipv4 else []), *(["localhost"] if ipv4 and ipv6 else []), *(["[::1]"] if ipv6 else []))
 
 
 def bind_unix(path: str, scheme: str = "http") -> BoundSockets:
@@ -143,7 +195,10 @@ async def serve(
     received hold at most `max_body_kib_in_flight` KiB at once, a client address a sixteenth
     of it (admission.py).
     """
-    server = AdmittingHTTPServer(
+    # The launcher's server counts a connection against its address only once it has shown
+    # the launch secret (launch_admission.py): every local user shares 127.0.0.1.
+    launch = {"launch_token": app.launch_token} if app.launch_token is not None else {}
+    server = (LaunchAdmittingHTTPServer if launch else AdmittingHTTPServer)(
         app,
         max_connections_per_ip=max_connections_per_ip,
         max_body_bytes_in_flight=max_body_kib_in_flight * 1024,
@@ -155,6 +210,7 @@ async def serve(
         body_timeout=body_timeout,
         ssl_options=ssl_context,
         xheaders=behind_proxy,
+        **launch,
     )
     try:
         await app.backend.start()  # connects to Redis, or says why it cannot
