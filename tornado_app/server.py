@@ -101,7 +101,7 @@ def bind(address: str, port: int, scheme: str = "http") -> BoundSockets:
                 continue  # port 0: another one, free on both
             _say_why_not(other, chosen, error)
         break
-    return BoundSockets(sockets, address, chosen, scheme, _loopback_names(sockets))
+    return BoundSockets(sockets, address, chosen, scheme, loopback_names=_loopback_names(sockets))
 
 
 def _bind_or_explain(address: str, port: int) -> list[socket.socket]:
