@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from socketio.exceptions import ConnectionRefusedError
 
+from . import packet_json
 from .patches.guard import DEFAULT_CONNECT_TIMEOUT, SESSION_ID, ProtocolGuardedServer
 from .presence import PRESENCE_MIN_INTERVAL, PresenceBroadcaster
 from .refusals import RefusalReport
@@ -100,6 +101,7 @@ class ChatSocketServer:
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
             max_http_buffer_size=MAX_PACKET_BYTES,
+            json=packet_json,  # UTF-8 as it is: an emoji is 4 bytes in a frame, not 12
             # Our handlers never block, so run them inline rather than in a new task per
             # packet (engineio's default): a measurable share of each connect's CPU.
             async_handlers=False,

@@ -6,11 +6,16 @@ person; nothing else ever escapes, whatever the input.
 
 from __future__ import annotations
 
+import json
 import unicodedata
 
 MAX_USERNAME_LENGTH = 32
 MAX_MARKS_PER_LETTER = 3  # combining marks on one character: enough for any script, not for "Zalgo" text
 MAX_CHAT_LENGTH = 500
+# The text as every frame carries it (a JSON string in UTF-8): 500 characters of any script
+# fit (an emoji is 4 bytes), 500 control characters (6 bytes each as JSON escapes) do not.
+# history.py sizes the newcomer's history frame from it.
+MAX_CHAT_BYTES = 4 * MAX_CHAT_LENGTH
 
 
 class InvalidInput(ValueError):
@@ -80,4 +85,14 @@ def clean_chat_payload(payload: object) -> str:
         raise InvalidInput("A chat message cannot be empty.")
     if len(text) > MAX_CHAT_LENGTH:
         raise InvalidInput(f"A chat message is at most {MAX_CHAT_LENGTH} characters long.")
+    if _encoded_bytes(text) > MAX_CHAT_BYTES:
+        raise InvalidInput(f"A chat message is at most {MAX_CHAT_BYTES} bytes once encoded (control characters count 6 each).")
     return text
+
+
+def _encoded_bytes(text: str) -> int:
+    """The bytes of `text` in a frame, as a JSON string in UTF-8 without its quotes."""
+    try:
+        return len(json.dumps(text, ensure_ascii=False).encode()) - 2
+    except UnicodeEncodeError:  # a lone surrogate ("\\ud83d" alone in the JSON): no text UTF-8 can carry
+        raise InvalidInput("A chat message must be text (it held half of a character).") from None
