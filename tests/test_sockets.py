@@ -19,7 +19,7 @@ from tests.support.web_user import logged_in
 from tests.support.wire import WireSocket
 from tornado_app.app import TornadoApp
 from tornado_app.cookies import SESSION_COOKIE
-from tornado_app.reasons import NOT_AUTHENTICATED
+from tornado_app.reasons import NOT_AUTHENTICATED, STATE_SLOW_DOWN
 
 from .conftest import MAX_SESSIONS, SESSION_TTL, TRANSPORTS, FakeClock
 
@@ -196,7 +196,8 @@ async def test_a_page_that_missed_a_change_asks_for_the_state_again(web_user, so
     state = await ada_client.sio.call("presence_state")
     assert [person["name"] for person in state["people"]] == ["ada", "bob"]
     assert state["version"] == ada_client.presence.version
-    assert await ada_client.sio.call("presence_state") is None  # at most once a second per socket
+    refusal = await ada_client.sio.call("presence_state")  # at most once a second per socket
+    assert refusal["refused"] == STATE_SLOW_DOWN and 0 < refusal["retry_after"] <= 1.1
 
 
 @transports
