@@ -10,13 +10,15 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from socketio import packet as sio_packet
 
 from deploy.services import AppProcess
 from tests.support.forms import http_session, log_in
 from tests.support.protocol import event_of, websocket_url
 from tests.support.wire import WireSocket
 from tornado_app import packet_json
-from tornado_app.cli import check_history_fits, Misconfigured
+from tornado_app.app import make_app
+from tornado_app.cli import Misconfigured, check_history_fits
 from tornado_app.history import DEFAULT_HISTORY, history_frame_bytes
 from tornado_app.patches.websocket import DEFAULT_MAX_UNSENT_BYTES
 
@@ -124,3 +126,14 @@ def test_a_history_that_cannot_fit_in_max_unsent_kib_refuses_to_start() -> None:
         check_history_fits(119, 256)
     with pytest.raises(Misconfigured, match="keep at most 29 messages"):
         check_history_fits(DEFAULT_HISTORY, 64)
+
+
+def test_the_direct_path_writes_the_very_packet_python_socketio_would() -> None:
+    """patches/managers.py builds broadcast frames itself: through the same JSON module, so
+    both paths write UTF-8, and a RawJSON argument the same way."""
+    manager = make_app("a-secret").sockets.sio.manager  # the server installs packet_json
+    for event, argument in [("chat", {"text": "é " + EMOJI, "username": "zoë"}),
+                            ("presence_state", packet_json.RawJSON.of({"version": 1, "people": [{"name": "漢", "tag": "t"}]}))]:
+        direct = manager._encode_event(event, [argument], "/")
+        library = sio_packet.Packet(sio_packet.EVENT, data=[event, argument]).encode()
+        assert direct == library and direct.isascii() is False, (direct, library)

@@ -28,6 +28,8 @@ transports = pytest.mark.parametrize("transport", list(TRANSPORTS))
 BAD_CHAT_PAYLOADS = [
     ({"text": ""}, "cannot be empty"),
     ({"text": "x" * 501}, "at most 500"),
+    ({"text": "\x01" * 400}, "at most 2000 bytes"),  # 400 characters, 2,400 bytes in a frame
+    ({"text": "half \ud83d"}, "half of a character"),  # no UTF-8 writes a lone surrogate
     ({"text": 5}, "needs a text string"),
     ({"text": ["a"]}, "needs a text string"),
     ({"message": "hi"}, "needs a text string"),
@@ -126,6 +128,21 @@ async def test_chat_is_broadcast_with_the_sessions_username(web_user, socket_cli
     assert {key: heard[key] for key in ("username", "tag", "text", "time")} == {
         "username": "ada", "tag": ada_tag, "text": "hello <b>bob</b>", "time": 1_700_000_005}
     assert set(heard) == {"id", "username", "tag", "text", "time"}
+
+
+@transports
+@pytest.mark.gen_test
+async def test_text_beyond_ascii_arrives_whole_in_chat_history_and_names(web_user, socket_client, transport: str) -> None:
+    """UTF-8 as it is on both transports (frames no longer carry ASCII escapes): emoji (two
+    UTF-16 units each in the page), accents, CJK and right-to-left text arrive unchanged."""
+    text = "\U0001F600 é 漢字 שלום " + "\U0001F680" * 480
+    zoe = await socket_client((await logged_in(web_user, "zoë 漢")).cookie_header, transport)
+    await zoe.sio.emit("chat", {"text": text})
+    assert (await zoe.next("chat"))["text"] == text
+    newcomer = await socket_client((await logged_in(web_user, "bob")).cookie_header, transport)
+    [kept] = (await newcomer.next("history"))["messages"]
+    assert kept["text"] == text and kept["username"] == "zoë 漢"
+    await newcomer.sees_online(["bob", "zoë 漢"])
 
 
 @transports
