@@ -8,7 +8,8 @@ state last announced; every `PRESENCE_MIN_INTERVAL` at most, `PresenceBroadcaste
 the changes since (joins and leaves of the people touched, a person who came and went in
 between not at all) with the next version; with thousands online, less often (at most
 `PRESENCE_WRITES_PER_SECOND` socket writes a second). A newcomer gets the announced state and its
-version; a page that sees a version gap asks for the state again.
+version; a page that sees a version gap asks for the state again (within its client's fair share:
+presence_asks.py).
 
 Where several processes serve one site, each shares its own joins and leaves through a
 `PresenceSource` (redis/presence.py) and hears the others'; alone, it is the whole world
@@ -167,7 +168,7 @@ class PresenceBook:
 
     def encoded_state(self) -> RawJSON:
         """The state as JSON, encoded once per version: each newcomer, and each page that asks
-        again, costs the send and not another encoding of everyone (50 KB at 1,000 online)."""
+        again, costs the send and not another encoding of everyone (2 ms for 1,000 online)."""
         if self._encoded is None or self._encoded_version != self.version:
             self._encoded = RawJSON.of(self.state())
             self._encoded_version = self.version
