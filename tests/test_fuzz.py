@@ -39,6 +39,25 @@ MAX_USERNAME_LENGTH = 32
 MAX_CHAT_LENGTH = 500
 MAX_CHAT_LINES = 20
 MAX_MARKS_IN_A_ROW_IN_CHAT = 6
+MAX_CHAT_BYTES = 2000  # the text as a frame carries it: a JSON string in UTF-8
+
+
+def frame_bytes(text: str) -> int | None:
+    """The bytes of `text` in a frame (None: UTF-8 cannot write it), counted by hand: JSON
+    escapes `"`, `\\` and the control characters below U+0020 (2 bytes for the five with a short
+    escape, 6 for the rest); anything else is its UTF-8."""
+    total = 0
+    for char in text:
+        if char in '"\\\b\f\n\r\t':
+            total += 2
+        elif ord(char) < 0x20:
+            total += 6
+        elif 0xD800 <= ord(char) <= 0xDFFF:
+            return None
+        else:
+            total += len(char.encode())
+    return total
+
 # No deadline and no "too slow" health check: generating 128-character ids from a regex is
 # slowish, and a loaded CI machine must not turn that into a failure.
 MANY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -230,7 +249,9 @@ def test_a_username_that_is_not_text_is_refused(raw: object) -> None:
         raise AssertionError(f"{raw!r} was accepted")
 
 
-CHAT_TEXT = JSON_VALUES | st.text(max_size=12) | st.text(min_size=MAX_CHAT_LENGTH - 3, max_size=MAX_CHAT_LENGTH + 3)
+CHAT_TEXT = (JSON_VALUES | st.text(max_size=12) | st.text(min_size=MAX_CHAT_LENGTH - 3, max_size=MAX_CHAT_LENGTH + 3)
+             | st.text(st.characters(max_codepoint=0x22) | st.just("\U0001F600"), min_size=300, max_size=MAX_CHAT_LENGTH)
+             | st.text(st.characters(categories=["Cs"]) | st.just("a"), min_size=1, max_size=4))
 CHAT_PAYLOADS = JSON_VALUES | st.builds(
     lambda extra, text: {**extra, "text": text}, st.dictionaries(ANY_TEXT, JSON_VALUES, max_size=3), CHAT_TEXT
 )
@@ -239,10 +260,12 @@ CHAT_PAYLOADS = JSON_VALUES | st.builds(
 @MANY
 @given(payload=CHAT_PAYLOADS)
 def test_a_chat_payload_gives_its_text_or_a_refusal(payload: object) -> None:
-    """Any JSON a socket can send as `chat` gives its text (1 to 500 characters, clean as said
-    above, unchanged) or InvalidInput with a message; nothing else."""
+    """Any JSON a socket can send as `chat` gives its text (1 to 500 characters, at most 2,000
+    bytes in a frame, clean as said above, unchanged) or InvalidInput with a message; nothing else."""
     text = payload.get("text") if isinstance(payload, dict) else None
-    acceptable = isinstance(text, str) and 1 <= len(text) <= MAX_CHAT_LENGTH and _chat_text_is_clean(text)
+    size = frame_bytes(text) if isinstance(text, str) else None
+    acceptable = (isinstance(text, str) and 1 <= len(text) <= MAX_CHAT_LENGTH and _chat_text_is_clean(text)
+                  and size is not None and size <= MAX_CHAT_BYTES)
     try:
         cleaned = clean_chat_payload(payload)
     except InvalidInput as refusal:

@@ -7,6 +7,7 @@ import unicodedata
 import pytest
 
 from tornado_app.confusables_table import PROTOTYPES, UNICODE_VERSION
+from tornado_app.history import WIDEST_SKELETON_CHARACTER
 from tornado_app.skeleton import skeleton, tr39_skeleton
 
 
@@ -43,3 +44,13 @@ def test_the_table_is_unicodes_whole_table() -> None:
     assert len(set(sources)) == len(sources)
     for source in sources:
         assert unicodedata.is_normalized("NFD", tr39_skeleton(chr(int(source, 16)))), source
+
+
+def test_no_character_has_a_longer_skeleton_than_the_one_the_history_frame_is_sized_by() -> None:
+    """history.py sizes the newcomer's history frame (and so the largest --history that fits in
+    --max-unsent-kib) by the longest skeleton a name can have: 32 of U+FDFA. A character with
+    a longer one would let a frame outgrow that bound."""
+    widest = len(skeleton(WIDEST_SKELETON_CHARACTER).encode())
+    longer = [hex(code) for code in range(0x110000)
+              if not 0xD800 <= code <= 0xDFFF and len(skeleton(chr(code)).encode()) > widest]
+    assert not longer

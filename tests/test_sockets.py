@@ -19,7 +19,7 @@ from tests.support.web_user import logged_in
 from tests.support.wire import WireSocket
 from tornado_app.app import TornadoApp
 from tornado_app.cookies import SESSION_COOKIE
-from tornado_app.reasons import NOT_AUTHENTICATED
+from tornado_app.reasons import NOT_AUTHENTICATED, STATE_SLOW_DOWN
 
 from .conftest import MAX_SESSIONS, SESSION_TTL, TRANSPORTS, FakeClock
 
@@ -28,6 +28,8 @@ transports = pytest.mark.parametrize("transport", list(TRANSPORTS))
 BAD_CHAT_PAYLOADS = [
     ({"text": ""}, "cannot be empty"),
     ({"text": "x" * 501}, "at most 500"),
+    ({"text": "\x01" * 400}, "at most 2000 bytes"),  # 400 characters, 2,400 bytes in a frame
+    ({"text": "half \ud83d"}, "half of a character"),  # no UTF-8 writes a lone surrogate
     ({"text": 5}, "needs a text string"),
     ({"text": ["a"]}, "needs a text string"),
     ({"message": "hi"}, "needs a text string"),
@@ -130,6 +132,21 @@ async def test_chat_is_broadcast_with_the_sessions_username(web_user, socket_cli
 
 @transports
 @pytest.mark.gen_test
+async def test_text_beyond_ascii_arrives_whole_in_chat_history_and_names(web_user, socket_client, transport: str) -> None:
+    """UTF-8 as it is on both transports (frames no longer carry ASCII escapes): emoji (two
+    UTF-16 units each in the page), accents, CJK and right-to-left text arrive unchanged."""
+    text = "\U0001F600 é 漢字 שלום " + "\U0001F680" * 480
+    zoe = await socket_client((await logged_in(web_user, "zoë 漢")).cookie_header, transport)
+    await zoe.sio.emit("chat", {"text": text})
+    assert (await zoe.next("chat"))["text"] == text
+    newcomer = await socket_client((await logged_in(web_user, "bob")).cookie_header, transport)
+    [kept] = (await newcomer.next("history"))["messages"]
+    assert kept["text"] == text and kept["username"] == "zoë 漢"
+    await newcomer.sees_online(["bob", "zoë 漢"])
+
+
+@transports
+@pytest.mark.gen_test
 async def test_bad_chat_payloads_get_an_error_to_the_sender_only(web_user, socket_client, transport: str) -> None:
     ada_client = await socket_client((await logged_in(web_user, "ada")).cookie_header, transport)
     bob_client = await socket_client((await logged_in(web_user, "bob")).cookie_header, transport)
@@ -196,7 +213,8 @@ async def test_a_page_that_missed_a_change_asks_for_the_state_again(web_user, so
     state = await ada_client.sio.call("presence_state")
     assert [person["name"] for person in state["people"]] == ["ada", "bob"]
     assert state["version"] == ada_client.presence.version
-    assert await ada_client.sio.call("presence_state") is None  # at most once a second per socket
+    refusal = await ada_client.sio.call("presence_state")  # at most once a second per socket
+    assert refusal["refused"] == STATE_SLOW_DOWN and 0 < refusal["retry_after"] <= 1.1
 
 
 @transports

@@ -121,7 +121,7 @@ ATTACK_SECONDS = 4.0
 def attacked_server(server_process: Any) -> AttackedServer:
     # No chat rate: these floods test the transport's own bounds, which a rate limit per
     # session would otherwise keep them from reaching (tests/test_ratelimit.py tests that).
-    return AttackedServer(server_process("--port", "0", "--max-unsent-kib", "64", "--chat-rate", "off"))
+    return AttackedServer(server_process("--port", "0", "--max-unsent-kib", "64", "--history", "20", "--chat-rate", "off"))
 
 
 def test_a_frame_flood_without_a_cookie_is_held_back_and_stops_when_the_client_leaves(attacked_server: AttackedServer) -> None:

@@ -19,7 +19,7 @@ from .admission import DEFAULT_MAX_BODY_KIB_IN_FLIGHT, DEFAULT_MAX_CONNECTIONS_P
 from .app import make_app
 from .backend import Backend, RedisNotInstalled
 from .errors import BackendUnreachable
-from .history import DEFAULT_HISTORY
+from .history import DEFAULT_HISTORY, history_frame_bytes, largest_message_bytes
 from .origins import LOOPBACK_NAMES, HostPolicy, parse_allowed_host
 from .patches.engineio_server import DEFAULT_FIRST_POLL_TIMEOUT, DEFAULT_MAX_SOCKETS_PER_IP
 from .patches.websocket import DEFAULT_MAX_UNSENT_BYTES
@@ -186,6 +186,16 @@ class Misconfigured(Exception):
     """The flags cannot work together; the message says why, in one line."""
 
 
+def check_history_fits(history: int, max_unsent_kib: int) -> None:
+    """Every newcomer gets the kept messages in one frame: at their largest, that frame must
+    fit in what a socket may leave unsent, or a newcomer could be dropped as a slow reader."""
+    frame = history_frame_bytes(history)
+    if frame > max_unsent_kib * 1024:
+        fitting = (max_unsent_kib * 1024 - history_frame_bytes(0)) // largest_message_bytes()
+        raise Misconfigured(f"--history {history} makes a history frame of up to {-(-frame // 1024)} KiB, above "
+                            f"--max-unsent-kib {max_unsent_kib}: keep at most {fitting} messages, or raise --max-unsent-kib")
+
+
 def build_backend(args: argparse.Namespace) -> Backend:
     """Redis with --redis-url (several processes, one site), else this process's memory."""
     rates = Rates(parse_rate(args.login_rate), parse_rate(args.connect_rate), parse_rate(args.chat_rate))
@@ -217,6 +227,7 @@ async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLCont
     """Serve until SIGINT or SIGTERM, then shut down cleanly."""
     if args.redis_url and not args.cookie_secret:
         raise Misconfigured(f"--redis-url needs --cookie-secret (or ${COOKIE_SECRET_ENV}): every process must verify the others' cookies")
+    check_history_fits(args.history, args.max_unsent_kib)
     backend = build_backend(args)
     bound, allowed_hosts = listen(args, "https" if ssl_context else "http")
     app = make_app(

@@ -19,6 +19,8 @@ TOO_MANY_CONNECTS = "slow down: too many connections from your address"
 TOO_MANY_SOCKETS = "too many sockets from your address"
 # A chat message refused for its rate (the `error` event's message starts with it).
 SLOW_DOWN = "slow down: too many messages"
+# An ask for the presence state over the client's fair share (the ack's `refused`, with `retry_after` seconds).
+STATE_SLOW_DOWN = "slow down: the list of who is online was sent a moment ago"
 
 # Why a session ended: the `ended` event's reason, just before the socket is disconnected.
 EndReason = Literal["logout", "replaced", "expired", "evicted", "shutdown", "gone"]

@@ -10,17 +10,21 @@ from __future__ import annotations
 import functools
 import logging
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from socketio.exceptions import ConnectionRefusedError
 
+from . import packet_json
+from .admission import client_key
+from .packet_json import RawJSON
 from .patches.guard import DEFAULT_CONNECT_TIMEOUT, SESSION_ID, ProtocolGuardedServer
 from .presence import PRESENCE_MIN_INTERVAL, PresenceBroadcaster
+from .presence_asks import StateAsks
 from .refusals import RefusalReport
 from .registry import Person, SocketOwner, SocketRegistry
-from .reasons import NOT_AUTHENTICATED, SESSION_ENDED, SLOW_DOWN, STORE_UNAVAILABLE, TOO_MANY_CONNECTS, EndReason
+from .reasons import (NOT_AUTHENTICATED, SESSION_ENDED, SLOW_DOWN, STATE_SLOW_DOWN, STORE_UNAVAILABLE, TOO_MANY_CONNECTS,
+                      EndReason)
 from .backend import Backend
 from .errors import BackendUnavailable
 from .sessions import Session
@@ -36,7 +40,6 @@ library_log.setLevel(logging.ERROR)
 
 T = TypeVar("T")
 
-STATE_AT_MOST_EVERY = 1.0  # seconds between two presence states asked for by one socket
 MAX_PACKET_BYTES = 64 * 1024  # a chat message is at most 500 characters; refuse giant packets
 SHUTDOWN_FLUSH_SECONDS = 0.25  # for "the server is stopping" to leave before the connections close
 
@@ -87,6 +90,7 @@ class ChatSocketServer:
         self._unauthenticated = RefusalReport("refused sockets without a session", logger=log, level=logging.DEBUG)
         self._too_many_connects = RefusalReport("refused sockets over --connect-rate", logger=log)
         self._too_many_chats = RefusalReport("refused chat messages over --chat-rate", logger=log)
+        self._too_many_states = RefusalReport("refused presence states over a client's fair share", logger=log)
         self.history = backend.history
         self.registry = SocketRegistry()
         self._clock = backend.clock
@@ -101,6 +105,7 @@ class ChatSocketServer:
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
             max_http_buffer_size=MAX_PACKET_BYTES,
+            json=packet_json,  # UTF-8 as it is: an emoji is 4 bytes in a frame, not 12
             # Our handlers never block, so run them inline rather than in a new task per
             # packet (engineio's default): a measurable share of each connect's CPU.
             async_handlers=False,
@@ -112,7 +117,7 @@ class ChatSocketServer:
             engineio_logger=library_log,
         )
         self.presence = PresenceBroadcaster(self.sio, presence_interval, backend.presence)
-        self._state_asked: dict[str, float] = {}  # sockets that asked for the presence state, when
+        self.state_asks = StateAsks()
         self._session_ending: dict[str, EndReason] = {}  # sockets being disconnected for their session's end, why
         self._stopping = False
         # Not connect: an unexpected error there must leave the socket refused, never
@@ -200,7 +205,7 @@ class ChatSocketServer:
 
     def _forget(self, sid: str) -> SocketOwner | None:
         """Unregister a socket; its person goes offline with their last one."""
-        self._state_asked.pop(sid, None)
+        self.state_asks.socket_gone(sid)
         owner = self.registry.remove(sid)
         if owner is not None and not self.registry.is_online(owner.session_id):
             self.presence.went_offline(Person(owner.username, owner.tag))
@@ -291,15 +296,18 @@ class ChatSocketServer:
             pass  # the message still goes to everyone this process can reach
         await self.sio.emit("chat", message)
 
-    async def _on_presence_state(self, sid: str, *args: object) -> dict[str, object] | None:
-        """A page that saw a gap in the change versions asks for the state again (answered
-        at most once a second per socket: the state is everyone, the changes are not)."""
-        if self.registry.owner(sid) is None:
+    async def _on_presence_state(self, sid: str, *args: object) -> RawJSON | dict[str, object] | None:
+        """A page that saw a gap in the change versions asks for the state again: answered
+        within a fair share per socket, session and address (presence_asks.py: the state is
+        everyone, the changes are not), encoded once per version; past it, a refusal that says
+        when to ask again."""
+        owner = self.registry.owner(sid)
+        if owner is None:
             return None
-        now = time.monotonic()
-        if now - self._state_asked.get(sid, float("-inf")) < STATE_AT_MOST_EVERY:
-            return None
-        self._state_asked[sid] = now
+        wait = self.state_asks.wait(sid, owner.session_id, client_key(owner.remote_ip))
+        if wait > 0:
+            self._too_many_states.refused(f"the latest from {owner.username!r} at {owner.remote_ip}")
+            return {"refused": STATE_SLOW_DOWN, "retry_after": round(wait + 0.05, 1)}
         return self.presence.state()
 
     async def _on_active(self, sid: str, *args: object) -> None:

@@ -3,10 +3,9 @@ messages as JSON, trimmed on every message; it lives as long as Redis keeps it).
 
 from __future__ import annotations
 
-import json
-
 from redis.exceptions import ResponseError
 
+from .. import packet_json
 from ..history import DEFAULT_HISTORY, Message
 from .bus import RedisBus
 from .values import BadValue, chat_message
@@ -24,7 +23,7 @@ class RedisHistory:
         if self.size == 0:
             return
         async with self._bus.client.pipeline(transaction=True) as pipe:
-            pipe.rpush(self._key, json.dumps(message, separators=(",", ":")))
+            pipe.rpush(self._key, packet_json.dumps(message, separators=(",", ":")))  # UTF-8, as sent
             pipe.ltrim(self._key, -self.size, -1)
             await self._bus.run(pipe.execute(), writes=True)
 

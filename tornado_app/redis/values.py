@@ -18,7 +18,7 @@ from typing import Any, get_args
 
 from ..reasons import EndReason
 from ..skeleton import skeleton
-from ..validation import MAX_CHAT_LENGTH, InvalidInput, clean_chat_payload, clean_username
+from ..validation import InvalidInput, clean_chat_payload, clean_username
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +82,8 @@ def chat_message(raw: object) -> dict[str, Any]:
     tag(message["tag"])
     try:
         clean_chat_payload({"text": message["text"]})
-    except InvalidInput:
-        raise BadValue(f"text is not a string of 1 to {MAX_CHAT_LENGTH} characters") from None
+    except InvalidInput as refusal:
+        raise BadValue(f"text is not a chat message's: {refusal}") from None
     if isinstance(message["time"], bool) or not isinstance(message["time"], int) or message["time"] < 0:
         raise BadValue("time is not a whole number of seconds")
     message["skeleton"] = skeleton(message["username"])

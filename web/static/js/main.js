@@ -29,9 +29,10 @@
  *                                     or the server is shutting down; sent just before
  * and as this page sends them:
  *   whoami   (with an ack)             answered with {username, logged_in_at}
- *   chat     {text}                    1 to 500 characters
+ *   chat     {text}                    1 to 500 characters, at most 2,000 bytes as UTF-8 JSON
  *   active                             a person is using this page (at most once a minute)
- *   presence_state (with an ack)       after a gap in the versions: answered with the state
+ *   presence_state (with an ack)       after a gap in the versions: answered with the state, or
+ *                                      {refused, retry_after} past the client's fair share
  */
 
 import { makeChat } from "./chat.js";

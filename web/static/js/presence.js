@@ -12,7 +12,7 @@ import { looksOf, shortTag } from "./names.js";
 
 const MAX_DRAWN = 200;
 const STATE_TIMEOUT_MS = 5000;
-const STATE_RETRY_MS = 1200; // the server answers at most once a second
+const STATE_RETRY_MS = 1200; // the server answers a socket at most once a second (a refusal says when)
 
 /** `shared.myTag` marks "you"; `names` says which names are shared; `log` is the handshake log. */
 export function makePresence(shared, names, log) {
@@ -201,10 +201,12 @@ export function makePresence(shared, names, log) {
     log("presence: a change was missed; asking for the whole list", "warn");
     socket.timeout(STATE_TIMEOUT_MS).emit("presence_state", (err, data) => {
       askingForState = false;
-      if (!err && data) {
+      if (!err && data && Array.isArray(data.people)) {
         applyState(data);
       } else if (heldDiffs.size > 0) {
-        setTimeout(askForState, STATE_RETRY_MS);
+        // No answer in time, or refused for asking too often: it says when to ask again.
+        const retryAfter = !err && data && typeof data.retry_after === "number" ? data.retry_after * 1000 : 0;
+        setTimeout(askForState, Math.max(STATE_RETRY_MS, retryAfter));
       }
     });
   }
