@@ -75,16 +75,17 @@ def test_a_newcomers_history_of_emoji_is_its_utf8_size_not_three_times_it(app: A
 
 
 def test_a_message_over_the_byte_bound_or_not_utf8_is_refused_clearly_and_kept_from_everyone(app: AppProcess) -> None:
-    """500 emoji (2,000 bytes) pass; 400 control characters (400 characters, but 2,400 bytes as
-    every frame writes them) and half of an emoji (a lone surrogate: no UTF-8 writes it) are
-    refused with a message, reach nobody and are not kept."""
+    """500 emoji (2,000 bytes, the most a frame carries for a message's text) pass; 400 control
+    characters (400 characters, but 2,400 bytes as every frame would write them) and half of an
+    emoji (a lone surrogate: no UTF-8 writes it) are refused with a message, reach nobody and
+    are not kept."""
 
     async def scenario() -> None:
         async with http_session() as http:
             ada = await WireSocket.connect(http, app.url, await log_in(http, app.url, "ada"), origin=app.url)
             bob = await WireSocket.connect(http, app.url, await log_in(http, app.url, "bob"), origin=app.url)
             await ada.emit("chat", {"text": "\x01" * 400})
-            assert "at most 2000 bytes" in (await ada.next("error"))["message"]
+            assert "control characters" in (await ada.next("error"))["message"]
             await ada.send_raw('42["chat",{"text":"half \\ud83d"}]')
             assert "half of a character" in (await ada.next("error"))["message"]
             await ada.emit("chat", {"text": EMOJI * 500})
@@ -119,12 +120,13 @@ def test_raw_json_is_written_as_it_is_where_it_is_an_argument() -> None:
 
 def test_a_history_that_cannot_fit_in_max_unsent_kib_refuses_to_start() -> None:
     """The largest history frame (every message at its byte bound) must fit in what a socket
-    may leave unsent: 50 messages need 109 KiB of the default 256."""
+    may leave unsent: 50 messages need 156 KiB of the default 256 (3,189 bytes a message, with
+    the longest name, skeleton and text)."""
     check_history_fits(DEFAULT_HISTORY, DEFAULT_MAX_UNSENT_BYTES // 1024)
-    check_history_fits(118, 256)
-    with pytest.raises(Misconfigured, match=r"--history 119 .* above --max-unsent-kib 256: keep at most 118 messages"):
-        check_history_fits(119, 256)
-    with pytest.raises(Misconfigured, match="keep at most 29 messages"):
+    check_history_fits(82, 256)
+    with pytest.raises(Misconfigured, match=r"--history 83 .* above --max-unsent-kib 256: keep at most 82 messages"):
+        check_history_fits(83, 256)
+    with pytest.raises(Misconfigured, match="keep at most 20 messages"):
         check_history_fits(DEFAULT_HISTORY, 64)
 
 

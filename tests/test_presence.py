@@ -75,7 +75,7 @@ def test_the_state_is_encoded_once_per_version() -> None:
     book.take_changes()
     first = book.encoded_state()
     assert book.encoded_state() is first  # asked again: nothing encoded
-    assert json.loads(first.text) == {"version": 1, "people": [{"name": "ada", "tag": "tag-ada-0000"}]}
+    assert json.loads(first.text) == {"version": 1, "people": [{"name": "ada", "tag": "tag-ada-0000", "skeleton": "ada"}]}
     book.add(HERE, BOB)
     assert book.encoded_state() is first  # not announced yet: still version 1
     book.take_changes()

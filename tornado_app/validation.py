@@ -6,7 +6,6 @@ person; nothing else ever escapes, whatever the input.
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 
@@ -19,9 +18,9 @@ MAX_CHAT_LINES = 20  # the page's field sends one line; a script could send hund
 # Marks on one character in a chat message: room for Hebrew with points and cantillation and
 # for Tibetan stacks (4 or 5); "Zalgo" text piles dozens, which spill over the lines around.
 MAX_MARKS_PER_LETTER_IN_CHAT = 6
-# The text as every frame carries it (a JSON string in UTF-8): 500 characters of any script
-# fit (an emoji is 4 bytes), 500 control characters (6 bytes each as JSON escapes) do not.
-# history.py sizes the newcomer's history frame from it.
+# The most bytes an accepted text takes in a frame (a JSON string in UTF-8): 4 a character,
+# since the characters JSON would escape in 6 bytes (controls) are refused and UTF-8 takes
+# at most 4; history.py sizes the newcomer's history frame by it (test_fuzz checks the bound).
 MAX_CHAT_BYTES = 4 * MAX_CHAT_LENGTH
 
 
@@ -126,8 +125,8 @@ def clean_chat_payload(payload: object) -> str:
         raise InvalidInput(f"A chat message is at most {MAX_CHAT_LINES} lines long.")
     if _most_marks_in_a_row(text) > MAX_MARKS_PER_LETTER_IN_CHAT:
         raise InvalidInput(f"A chat message can have at most {MAX_MARKS_PER_LETTER_IN_CHAT} accents or marks on one letter.")
-    if _encoded_bytes(text) > MAX_CHAT_BYTES:
-        raise InvalidInput(f"A chat message is at most {MAX_CHAT_BYTES} bytes once encoded.")
+    if any("\ud800" <= char <= "\udfff" for char in text):  # "\ud83d" alone in the JSON: no UTF-8 writes it
+        raise InvalidInput("A chat message must be text (it held half of a character).")
     return text
 
 
@@ -135,11 +134,3 @@ def _refused_in_chat(char: str) -> bool:
     """Control characters (C0, C1, DEL) but the line break and the tab, and the line and
     paragraph separators (a line break the page would draw without counting it as one)."""
     return (unicodedata.category(char) == "Cc" and char not in "\n\t") or char in "\u2028\u2029"
-
-
-def _encoded_bytes(text: str) -> int:
-    """The bytes of `text` in a frame, as a JSON string in UTF-8 without its quotes."""
-    try:
-        return len(json.dumps(text, ensure_ascii=False).encode()) - 2
-    except UnicodeEncodeError:  # a lone surrogate ("\\ud83d" alone in the JSON): no text UTF-8 can carry
-        raise InvalidInput("A chat message must be text (it held half of a character).") from None
