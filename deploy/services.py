@@ -55,15 +55,34 @@ def free_port() -> int:
     candidates = [port for port in range(10000, 65536) if port not in ephemeral]
     for _ in range(200):
         port = random.choice(candidates)
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
+        if _free_on_every_loopback(port):
             return port
     with socket.socket() as probe:  # everything tried was taken: let the kernel choose
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def has_ipv6_loopback() -> bool:
+    """Whether this machine has ::1: where it has, a server on 127.0.0.1 that answers to
+    `localhost` must hold ::1 on its port too, or another local user could (browsers try both)."""
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+def _free_on_every_loopback(port: int) -> bool:
+    """Whether `port` is free on 127.0.0.1 and, where the machine has it, on ::1."""
+    families = [(socket.AF_INET, "127.0.0.1")] + ([(socket.AF_INET6, "::1")] if has_ipv6_loopback() else [])
+    for family, address in families:
+        with socket.socket(family) as probe:
+            try:
+                probe.bind((address, port))
+            except OSError:
+                return False
+    return True
 
 
 def nginx_worker_user() -> str | None:
@@ -271,7 +290,9 @@ class Nginx(Service):
             raise RuntimeError(f"nginx's workers run as {user}, who cannot enter {workdir} (see deploy.services.open_to_nginx)")
         servers = "\n".join(f"        server {f'127.0.0.1:{upstream}' if isinstance(upstream, int) else upstream};"
                             for upstream in upstreams)
-        config = NGINX_TEMPLATE.read_text().replace("listen 8080;", f"listen 127.0.0.1:{self.port};")
+        # Both loopbacks: the apps answer to `localhost`, which a browser may send to ::1.
+        listen = f"listen 127.0.0.1:{self.port};" + (f"\n    listen [::1]:{self.port};" if has_ipv6_loopback() else "")
+        config = NGINX_TEMPLATE.read_text().replace("listen 8080;", listen)
         config = re.sub(r"(upstream tornado_app \{\n\s*hash \$remote_addr consistent;\n)(.*?)(\n\s*\})",
                         lambda match: match.group(1) + servers + match.group(3), config, count=1, flags=re.S)
         logs = workdir / "logs"

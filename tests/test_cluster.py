@@ -11,6 +11,7 @@ REQUIRE_E2E=1.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import pwd
 import re
@@ -32,7 +33,7 @@ import redis
 import socketio
 
 from deploy.cluster import Backoff, how_it_ended
-from deploy.services import NGINX_USER, ROOT, AppProcess, Nginx, ServiceMissing, free_port, open_to_nginx
+from deploy.services import NGINX_USER, ROOT, AppProcess, Nginx, ServiceMissing, free_port, has_ipv6_loopback, open_to_nginx
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, browser_missing
 from tests.support.cluster import Cluster, MakeCluster, as_nobody, connections_to
 from tests.support.forms import can_log_in, http_session, log_in
@@ -708,6 +709,30 @@ def test_make_cluster_app_sockets_refuse_another_local_user(redis_server: Any) -
             assert attempt.stdout.strip() == "refused Permission denied", (attempt.stdout, attempt.stderr)
         with socket.socket() as probe:  # nginx: the one way in
             assert probe.connect_ex(("127.0.0.1", int(cluster.url.rsplit(":", 1)[1]))) == 0
+    finally:
+        cluster.close()
+
+
+def test_make_cluster_holds_localhost_on_both_loopbacks(redis_server: Any) -> None:
+    """Issue 21 item 11, for make cluster: the apps answer to `localhost`, but nginx listened on
+    127.0.0.1 only, so another local user could bind [::1] on its port and receive what a
+    browser sent to http://localhost:PORT (cookies included). Now nginx holds both: binding
+    [::1]:PORT fails, and a request to [::1] with Host localhost reaches the app."""
+    if not has_ipv6_loopback():
+        pytest.skip("this machine has no IPv6 loopback (::1): nobody can take localhost there")
+    cluster = make_cluster()
+    try:
+        port = int(cluster.url.rsplit(":", 1)[1])
+        with socket.socket(socket.AF_INET6) as squatter:
+            with pytest.raises(OSError) as refused:
+                squatter.bind(("::1", port))
+            assert refused.value.errno == errno.EADDRINUSE
+        with socket.create_connection(("::1", port), timeout=10) as client:
+            client.sendall(f"GET /login HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n".encode())
+            answer = b""
+            while chunk := client.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
     finally:
         cluster.close()
 
