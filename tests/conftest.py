@@ -35,6 +35,15 @@ ROOT = Path(__file__).resolve().parent.parent
 OUTPUT_DIR = ROOT / "test-output"
 
 
+def app_env(request: pytest.FixtureRequest, store: str) -> dict[str, str]:
+    """The environment of `python -m tornado_app` (deploy.services.AppProcess) for a store:
+    "memory", or the test Redis for any other name; every process shares the cookie secret."""
+    env = {"TORNADO_APP_COOKIE_SECRET": "a-secret-shared-by-every-process"}
+    if store != "memory":
+        env["TORNADO_APP_REDIS_URL"] = request.getfixturevalue("redis_url")
+    return env
+
+
 def e2e_unavailable(reason: str) -> None:
     """Skip a browser or window test whose tools are missing; fail instead under REQUIRE_E2E=1."""
     if os.environ.get("REQUIRE_E2E") == "1":

@@ -22,7 +22,8 @@ from tests.support.forms import log_in, logout_token, post_logout
 from tests.support.waiting import eventually
 from tests.support.wire import Refused, WireSocket
 
-SECRET = "a-secret-shared-by-every-process"
+from .conftest import app_env
+
 TRIALS = 100
 SOCKETS_PER_PLACE = 2  # connects per process in each trial, racing the logout
 
@@ -31,9 +32,7 @@ SOCKETS_PER_PLACE = 2  # connects per process in each trial, racing the logout
 def apps(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[AppProcess]]:
     """(where the logout lands, where the sockets connect...) for each arrangement."""
     arrangement = request.param
-    env = {"TORNADO_APP_COOKIE_SECRET": SECRET}
-    if arrangement != "memory":
-        env["TORNADO_APP_REDIS_URL"] = request.getfixturevalue("redis_url")
+    env = app_env(request, arrangement)
     # A hundred logins and hundreds of connects from one address in seconds: rates off.
     started = [AppProcess(tmp_path / f"app{n}.log", "--log-level", "info", "--login-rate", "off", "--connect-rate", "off", env=env)
                for n in range(2 if arrangement == "redis-across-processes" else 1)]

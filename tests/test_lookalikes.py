@@ -21,16 +21,15 @@ from deploy.services import AppProcess
 from tests.support.forms import http_session, log_in
 from tests.support.wire import WireSocket
 
-SECRET = "a-secret-shared-by-every-process"
+from .conftest import app_env
+
 LOOK_ALIKES = ["\u0430lice", "\u0391lice", "\uff41\uff4c\uff49\uff43\uff45"]  # Cyrillic а, Greek Α, fullwidth
 
 
 @pytest.fixture
 def apps(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[AppProcess]]:
     """One process in memory mode, or two sharing Redis."""
-    env = {"TORNADO_APP_COOKIE_SECRET": SECRET}
-    if request.param == "redis":
-        env["TORNADO_APP_REDIS_URL"] = request.getfixturevalue("redis_url")
+    env = app_env(request, request.param)
     started = [AppProcess(tmp_path / f"app{n}.log", "--log-level", "info", env=env)
                for n in range(1 if request.param == "memory" else 2)]
     yield started

@@ -22,17 +22,15 @@ from tornado_app.cli import Misconfigured, check_history_fits
 from tornado_app.history import DEFAULT_HISTORY, history_frame_bytes
 from tornado_app.patches.websocket import DEFAULT_MAX_UNSENT_BYTES
 
-SECRET = "a-secret-shared-by-every-process"
+from .conftest import app_env
+
 EMOJI = "\U0001F600"  # 4 bytes in UTF-8, 12 as the escapes "\ud83d\ude00"
 MESSAGES = 51  # one more than the history keeps
 
 
 @pytest.fixture(params=["memory", "redis"])
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AppProcess]:
-    env = {"TORNADO_APP_COOKIE_SECRET": SECRET}
-    if request.param == "redis":
-        env["TORNADO_APP_REDIS_URL"] = request.getfixturevalue("redis_url")
-    started = AppProcess(tmp_path / "app.log", "--log-level", "info", "--chat-rate", "off", env=env)
+    started = AppProcess(tmp_path / "app.log", "--log-level", "info", "--chat-rate", "off", env=app_env(request, request.param))
     yield started
     started.stop()
 

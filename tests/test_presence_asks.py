@@ -16,17 +16,15 @@ from tests.support.state_flood import SERVER_FLAGS, state_flood
 from tornado_app.presence_asks import PER_SESSION_BURST, PER_SESSION_EVERY
 from tornado_app.reasons import STATE_SLOW_DOWN
 
-SECRET = "a-secret-shared-by-every-process"
+from .conftest import app_env
+
 PEOPLE, SOCKETS, SECONDS = 300, 200, 6.0
 
 
 @pytest.fixture(params=["memory", "redis"])
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AppProcess]:
     raise_open_files_limit(4 * (PEOPLE + SOCKETS))
-    env = {"TORNADO_APP_COOKIE_SECRET": SECRET}
-    if request.param == "redis":
-        env["TORNADO_APP_REDIS_URL"] = request.getfixturevalue("redis_url")
-    started = AppProcess(tmp_path / "app.log", "--log-level", "info", *SERVER_FLAGS, env=env)
+    started = AppProcess(tmp_path / "app.log", "--log-level", "info", *SERVER_FLAGS, env=app_env(request, request.param))
     yield started
     started.stop()
 

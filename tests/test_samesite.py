@@ -22,16 +22,14 @@ from deploy.services import AppProcess, free_port
 from tests.support.forms import http_session, log_in
 from tests.support.wire import WireSocket
 
-SECRET = "a-secret-shared-by-every-process"
+from .conftest import app_env
+
 
 
 @pytest.fixture(params=["memory", "redis"])
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AppProcess]:
     """`python -m tornado_app` in memory mode, or on the test Redis."""
-    env = {"TORNADO_APP_COOKIE_SECRET": SECRET}
-    if request.param == "redis":
-        env["TORNADO_APP_REDIS_URL"] = request.getfixturevalue("redis_url")
-    app = AppProcess(tmp_path / "app.log", "--log-level", "info", "--login-rate", "off", env=env)
+    app = AppProcess(tmp_path / "app.log", "--log-level", "info", "--login-rate", "off", env=app_env(request, request.param))
     yield app
     app.stop()
 
