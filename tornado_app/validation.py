@@ -116,21 +116,25 @@ def clean_chat_payload(payload: object) -> str:
         raise InvalidInput("A chat message cannot be empty.")
     if len(text) > MAX_CHAT_LENGTH:
         raise InvalidInput(f"A chat message is at most {MAX_CHAT_LENGTH} characters long.")
-    if any(char in BIDI_CONTROLS for char in text):
-        raise InvalidInput("A chat message cannot contain bidirectional overrides or isolates (U+202A to U+202E, "
-                           "U+2066 to U+2069): they reorder the text shown after them.")
-    if any(_refused_in_chat(char) for char in text):
+    # One scan in C for the common case: every message passes here, hundreds a second.
+    refused = _REFUSED_IN_CHAT.search(text)
+    if refused is not None:
+        char = refused.group()
+        if char in BIDI_CONTROLS:
+            raise InvalidInput("A chat message cannot contain bidirectional overrides or isolates (U+202A to U+202E, "
+                               "U+2066 to U+2069): they reorder the text shown after them.")
+        if "\ud800" <= char <= "\udfff":  # "\ud83d" alone in the JSON: no UTF-8 writes it
+            raise InvalidInput("A chat message must be text (it held half of a character).")
         raise InvalidInput("A chat message cannot contain control characters other than line breaks and tabs.")
     if text.count("\n") >= MAX_CHAT_LINES:
         raise InvalidInput(f"A chat message is at most {MAX_CHAT_LINES} lines long.")
-    if _most_marks_in_a_row(text) > MAX_MARKS_PER_LETTER_IN_CHAT:
+    if not text.isascii() and _most_marks_in_a_row(text) > MAX_MARKS_PER_LETTER_IN_CHAT:  # ASCII has no marks
         raise InvalidInput(f"A chat message can have at most {MAX_MARKS_PER_LETTER_IN_CHAT} accents or marks on one letter.")
-    if any("\ud800" <= char <= "\udfff" for char in text):  # "\ud83d" alone in the JSON: no UTF-8 writes it
-        raise InvalidInput("A chat message must be text (it held half of a character).")
     return text
 
 
-def _refused_in_chat(char: str) -> bool:
-    """Control characters (C0, C1, DEL) but the line break and the tab, and the line and
-    paragraph separators (a line break the page would draw without counting it as one)."""
-    return (unicodedata.category(char) == "Cc" and char not in "\n\t") or char in "\u2028\u2029"
+# What no chat text may hold: bidi embeddings, overrides and isolates; control characters
+# (category Cc: C0, DEL, C1) but the line break and the tab; the line and paragraph separators
+# (a line break the page would draw without counting it as one); and surrogates, which only
+# half of a character sent as "\ud83d" can leave in a str.
+_REFUSED_IN_CHAT = re.compile("[\u202a-\u202e\u2066-\u2069\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
