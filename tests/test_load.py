@@ -36,6 +36,7 @@ HELD_SOCKETS = 10_000  # past the 1,024 open files a process starts with under s
 CYCLES = 5000
 FLOOD_LOGINS = 50_000
 FLOOD_STORE = 1000
+IN_FLIGHT = 20  # logins the flood keeps in flight at once
 
 
 @pytest.fixture
@@ -108,16 +109,19 @@ def test_a_flood_of_50000_logins_keeps_the_store_at_its_bound(busy_server: Serve
                 async with http.get(base + "/api/session", headers={"Cookie": f'session="{session_cookie}"'}) as api:
                     return api.status == 200
 
-            await bounded(2 * FLOOD_STORE, 20, login)  # fill the store, warm the allocator
+            await bounded(2 * FLOOD_STORE, IN_FLIGHT, login)  # fill the store, warm the allocator
             rss_full = rss_kib(pid)
             started = time.monotonic()
-            cookies = await bounded(FLOOD_LOGINS, 20, login)
+            cookies = await bounded(FLOOD_LOGINS, IN_FLIGHT, login)
             elapsed = time.monotonic() - started
             rss_after = rss_kib(pid)
 
-            newest = await bounded(FLOOD_STORE, 20, lambda i: works(cookies[-1 - i]))
-            evicted = await bounded(200, 20, lambda i: works(cookies[-FLOOD_STORE - 1 - i]))
-            assert all(newest), "the newest 1000 users must still be logged in"
+            # With 20 logins in flight, the order in which sessions were made is known to within
+            # 20 places: a login near the store's edge may have finished after a later one (seen
+            # once with one core kept busy). Only the logins clear of that edge are certain.
+            newest = await bounded(FLOOD_STORE - IN_FLIGHT, IN_FLIGHT, lambda i: works(cookies[-1 - i]))
+            evicted = await bounded(200, IN_FLIGHT, lambda i: works(cookies[-FLOOD_STORE - IN_FLIGHT - 1 - i]))
+            assert all(newest), "the newest users must still be logged in"
             assert not any(evicted), "the store holds more than its bound"
             socket = await WireSocket.connect(http, base, f'session="{cookies[-1]}"', origin=base)
             assert await socket.call("whoami") == {"username": f"flood{FLOOD_LOGINS - 1}", "logged_in_at": pytest.approx(time.time(), abs=120)}
