@@ -508,3 +508,16 @@ async def test_over_http_a_host_prefixed_session_cookie_is_not_read(web_user) ->
     value = user.cookies[SESSION_COOKIE]
     assert (await user.request("GET", "/api/session", headers={"Cookie": f"__Host-session={value}"})).code == 401
     assert (await user.request("GET", "/api/session", headers={"Cookie": f"session={value}"})).code == 200
+
+
+@pytest.mark.gen_test
+async def test_a_logout_form_outlives_its_session_and_still_logs_out(web_user, clock: FakeClock) -> None:
+    """A page left open while its session expired still has its Log out button: its token is
+    bound to the session id the signed cookie carries, not to the live session, so pressing it
+    is a logout (its cookie cleared), not a 403."""
+    user = await logged_in(web_user, "ada")
+    token = await user.form_token("/logout")
+    clock.advance(SESSION_TTL + 1)
+    response = await user.request("POST", "/logout", body=urllib.parse.urlencode({"_xsrf": token}), headers={"Origin": user.base_url})
+    assert response.code == 303 and response.headers["Location"] == "/login?logged_out=1"
+    assert (await user.get("/api/session")).code == 401

@@ -25,7 +25,6 @@ from .xsrf import foreign_form, session_form_token, session_form_token_matches
 log = logging.getLogger(__name__)
 
 XSRF_COOKIE = "_xsrf"  # Tornado's default name (`__Host-_xsrf` over HTTPS: cookies.py)
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # what Tornado's XSRF check skips
 FOREIGN_FORM_TEXT = ("This form was sent from a page of another site, so it was refused. "
                      "To log in or out, use the form on this site's own page.")
 
@@ -87,32 +86,33 @@ class BaseHandler(RequestHandler):
 
     @property
     def xsrf_token(self) -> bytes:
-        """The `_xsrf` field of this page's forms: bound to the session when there is one
-        (xsrf.py), Tornado's cookie token otherwise."""
-        if self.session is None:
+        """The `_xsrf` field of this page's forms: bound to the session id that the request's
+        signed cookie carries (xsrf.py), Tornado's cookie token where there is none. The id,
+        not the live session: a page whose session ended meanwhile (it expired, a restart)
+        still sends its Log out."""
+        session_id = read_session_id(self)
+        if session_id is None:
             return super().xsrf_token
-        return session_form_token(self.settings["cookie_secret"], self.session.id).encode("ascii")
+        return session_form_token(self.settings["cookie_secret"], session_id).encode("ascii")
 
     def check_xsrf_cookie(self) -> None:
-        """Tornado calls this before prepare() on every POST. Here: where the form comes from
-        (a page of another site or port is refused whatever its token). The token is checked
-        in prepare(), once the session is known, because it is bound to it."""
+        """Tornado calls this before prepare() on every POST, so a forged form costs no store
+        lookup. Where the form comes from: a page of another site or port is refused whatever
+        its token. Then the token: with a signed session cookie it must be that session's
+        (a planted `_xsrf` cookie counts for nothing); without one, Tornado's cookie check."""
         foreign = foreign_form(self.request.headers, self.request.protocol, self.request.host,
                                self.application.allowed_origins)
         if foreign is not None:
             raise FormRefused(FOREIGN_FORM_TEXT, foreign)
-
-    def _check_form_token(self) -> None:
-        """A logged-in request's token must be its session's (a planted `_xsrf` cookie counts
-        for nothing); a logged-out one has Tornado's check of the cookie token."""
-        if self.session is None:
+        session_id = read_session_id(self)
+        if session_id is None:
             super().check_xsrf_cookie()
             return
         submitted = (self.get_body_argument("_xsrf", None) or self.request.headers.get("X-Xsrftoken")
                      or self.request.headers.get("X-Csrftoken"))
         if not submitted:
             raise HTTPError(403, "'_xsrf' argument missing from POST")
-        if not session_form_token_matches(self.settings["cookie_secret"], self.session.id, submitted):
+        if not session_form_token_matches(self.settings["cookie_secret"], session_id, submitted):
             raise HTTPError(403, "XSRF token is not this session's")
 
     def set_default_headers(self) -> None:
@@ -126,8 +126,6 @@ class BaseHandler(RequestHandler):
         # lookup also refreshes the session's idle timer.
         self.session = await self.store.get(read_session_id(self))
         self.current_user = self.session
-        if self.request.method not in SAFE_METHODS and self.settings.get("xsrf_cookies"):
-            self._check_form_token()
 
     def log_exception(self, typ: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
         """A client's refused request (a missing XSRF token, say) is one INFO line: Tornado
