@@ -418,11 +418,12 @@ def test_a_second_sid_parameter_opens_nothing(server_process: Any, store_env: di
     assert log.count("refused socket requests with a malformed query: sid given more than once, the latest from 127.0.0.1") == 1, log[-2000:]
 
 
-@pytest.mark.parametrize("thief", ["no cookie", "another person's cookie"])
+@pytest.mark.parametrize("thief", ["no cookie", "another person's cookie", "the person's cookie from a same-site page"])
 def test_an_oversized_post_on_a_stolen_sid_leaves_the_connection_alone(server_process: Any, store_env: dict[str, str], thief: str) -> None:
     """A POST over the packet cap is refused from its headers (413) and ends the Engine.IO
-    session it names only for the session that opened it. (Before: with the person's sid and
-    no cookie, the person's socket was ended.)"""
+    session it names only for the session that opened it, from one of our pages. (Before:
+    with the person's sid and no cookie, the person's socket was ended; then, with the
+    person's cookie sent by a page on another port of the host, it still was.)"""
     server = server_process("--port", "0", env=store_env)
     base = server.url.rstrip("/")
 
@@ -431,7 +432,9 @@ def test_an_oversized_post_on_a_stolen_sid_leaves_the_connection_alone(server_pr
             victim_cookie = await log_in(http, base, "victim")
             victim = PollingPerson(http, base, victim_cookie)
             await victim.open()
-            stolen = {} if thief == "no cookie" else {"Cookie": await log_in(http, base, "thief")}
+            stolen = ({} if thief == "no cookie"
+                      else {"Cookie": await log_in(http, base, "thief")} if thief == "another person's cookie"
+                      else {"Cookie": victim_cookie, "Origin": "http://127.0.0.1:1"})
             path = f"{POLLING}&sid={victim.sid}"
             assert (await raw_post(base, path, b"4" * 70_000, headers=stolen)).startswith(b"HTTP/1.1 413")
             assert (await victim.whoami())["username"] == "victim"

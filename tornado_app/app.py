@@ -98,7 +98,8 @@ class TornadoApp(tornado.web.Application):
         for an over-long payload (a pending long poll gets the close packet), if the POST
         may act on that session (transport.py)."""
         if path == SOCKETIO_PATH:
-            await end_the_session_of_an_oversized_post(self.sockets.sio, query, headers, self.settings["cookie_secret"])
+            await end_the_session_of_an_oversized_post(self.sockets.sio, query, headers, self.settings["cookie_secret"],
+                                                      self.allowed_origins)
 
     async def sweep_expired_sessions(self) -> int:
         """Remove expired sessions now (their sockets are disconnected); returns how many.

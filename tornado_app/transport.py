@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from tornado.escape import parse_qs_bytes
@@ -57,13 +57,34 @@ def query_problem(query_arguments: dict[str, list[bytes]]) -> str | None:
     return None
 
 
+def page_refusal(headers: HTTPHeaders, origin_ok: Callable[[str], bool]) -> tuple[int, str, str] | None:
+    """(status, reason, what to log) when these headers are not those of a socket opened by
+    one of our pages: an Origin that is not allowed, or a resource load (Sec-Fetch)."""
+    origin = headers.get("Origin")
+    if origin is not None and not origin_ok(origin):
+        return 403, "origin not allowed", f"origin {origin!r} not allowed"
+    # A <script>, <img> or <iframe> on any page may load this URL with the person's
+    # cookie (a same-site page even with SameSite=Lax) and without an Origin header.
+    # Browsers mark such loads; the Socket.IO client only ever fetches or upgrades.
+    if (headers.get("Sec-Fetch-Mode") in NOT_A_SOCKET_MODES
+            or headers.get("Sec-Fetch-Dest", "empty") not in SOCKET_DESTINATIONS):
+        return 403, "not a socket request", (f"not a socket request (Sec-Fetch-Dest {headers.get('Sec-Fetch-Dest')!r}, "
+                                             f"Sec-Fetch-Mode {headers.get('Sec-Fetch-Mode')!r})")
+    return None
+
+
 async def end_the_session_of_an_oversized_post(sio: ProtocolGuardedServer, query: str, headers: HTTPHeaders,
-                                               cookie_secret: str | bytes) -> None:
+                                               cookie_secret: str | bytes, allowed_origins: Iterable[str]) -> None:
     """A polling POST refused from its headers for its size (admission.py) ends the Engine.IO
     session it names, as engineio does for an over-long payload, if it may act on that
-    session at all: what the handler's prepare() would check (one well-formed sid, opened
-    with this request's session cookie). Otherwise a stolen sid, with no cookie, ended
-    the person's socket."""
+    session at all: what the handler's prepare() would check (a page of ours, one
+    well-formed sid, opened with this request's session cookie). Otherwise a stolen sid,
+    with no cookie, or from a same-site page with the person's, ended the person's socket.
+    (The scheme is not known this early: an Origin of this host under either passes.)"""
+    host = headers.get("Host", "")
+    if page_refusal(headers, lambda origin: any(origin_allowed(origin, scheme, host, allowed_origins)
+                                                for scheme in ("http", "https"))) is not None:
+        return
     arguments = parse_qs_bytes(query, keep_blank_values=True)
     if query_problem(arguments) is not None or "sid" not in arguments:
         return
@@ -128,17 +149,9 @@ def make_socketio_handler(
             session it names: on both transports before anything is upgraded (engineio's
             handler accepts a WebSocket first and refuses late, so a client would hang for
             tens of seconds)."""
-            headers = self.request.headers
-            origin = headers.get("Origin")
-            if origin is not None and not self.check_origin(origin):
-                return 403, "origin not allowed", f"origin {origin!r} not allowed"
-            # A <script>, <img> or <iframe> on any page may load this URL with the person's
-            # cookie (a same-site page even with SameSite=Lax) and without an Origin header.
-            # Browsers mark such loads; the Socket.IO client only ever fetches or upgrades.
-            if (headers.get("Sec-Fetch-Mode") in NOT_A_SOCKET_MODES
-                    or headers.get("Sec-Fetch-Dest", "empty") not in SOCKET_DESTINATIONS):
-                return 403, "not a socket request", (f"not a socket request (Sec-Fetch-Dest {headers.get('Sec-Fetch-Dest')!r}, "
-                                                     f"Sec-Fetch-Mode {headers.get('Sec-Fetch-Mode')!r})")
+            refusal = page_refusal(self.request.headers, self.check_origin)
+            if refusal is not None:
+                return refusal
             if "j" in self.request.query_arguments:
                 # JSONP wraps packets in a script that any page can include; never served.
                 return 400, "JSONP is not served", "JSONP polling is not served"
