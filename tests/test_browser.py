@@ -750,6 +750,11 @@ def test_chat_text_that_reorders_or_spills_is_refused_and_never_reaches_anyone(p
     sender.press("#chat-input", "Enter")
     expect(sender.locator("#chat-notice")).to_have_text("Not sent: the message piles more than 6 accents or marks on one letter.")
     assert sender.input_value("#chat-input") == piled
+    with_a_control = "a paste with a vertical tab\u000b in it"  # an <input> keeps it; the server refuses it
+    sender.fill("#chat-input", with_a_control)
+    sender.press("#chat-input", "Enter")
+    expect(sender.locator("#chat-notice")).to_contain_text("Not sent: the message holds a control character")
+    assert sender.input_value("#chat-input") == with_a_control
     sender.fill("#chat-input", "after it")
     sender.press("#chat-input", "Enter")
     expect(reader.locator("#chat-messages li[data-username='Mallory']")).to_have_count(1)

@@ -15,6 +15,9 @@ const MAX_SHOWN_LINES = 20; // as many as the server accepts (validation.py MAX_
 // nothing typed is lost: the controls that reorder text, and more marks on one letter than
 // MAX_MARKS_PER_LETTER_IN_CHAT. (The field holds one line, so the line limit cannot bite.)
 const BIDI_CONTROLS = /[\u202a-\u202e\u2066-\u2069]/u;
+// The other characters the server refuses (validation.py's _REFUSED_IN_CHAT): controls but the
+// line break and the tab, the line and paragraph separators; a paste can bring them.
+const CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029]/u;
 const MARK_PILE = /\p{M}{7,}/u;
 
 /** Characters as the server counts them (code points, not UTF-16 units). */
@@ -240,6 +243,10 @@ export function makeChat(shared, names) {
       }
       if (MARK_PILE.test(text)) {
         showNotice("Not sent: the message piles more than 6 accents or marks on one letter.");
+        return;
+      }
+      if (CONTROLS.test(text)) {
+        showNotice("Not sent: the message holds a control character (other than a line break or a tab), which the server refuses.");
         return;
       }
       socket.emit("chat", { text: text });
