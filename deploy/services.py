@@ -6,6 +6,7 @@ app processes and nginx, each on a free port with its files in a temporary direc
 
 from __future__ import annotations
 
+import functools
 import grp
 import os
 import pwd
@@ -62,6 +63,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@functools.cache
 def has_ipv6_loopback() -> bool:
     """Whether this machine has ::1: where it has, a server on 127.0.0.1 that answers to
     `localhost` must hold ::1 on its port too, or another local user could (browsers try both)."""
