@@ -35,6 +35,16 @@ def from_address(address: str) -> aiohttp.ClientSession:
 RATES = ("--login-rate", "6/minute", "--connect-rate", "6/minute", "--chat-rate", "5/10 seconds")
 
 
+def stopped_logs(apps: list[AppProcess]) -> list[str]:
+    """Stop each process and return its log, which holds no traceback."""
+    logs = []
+    for app in apps:
+        app.stop()
+        logs.append(app.log())
+        assert "Traceback" not in logs[-1], logs[-1][-3000:]
+    return logs
+
+
 @pytest.fixture
 def apps(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[AppProcess]]:
     """One process in memory mode, or two sharing Redis, with small rates."""
@@ -91,11 +101,9 @@ def test_logins_past_the_rate_get_429_for_that_address_only_across_processes(app
             assert (await login_status(bystander, apps[-1].url, "person"))[0] == 303
 
     asyncio.run(scenario())
-    for app in apps:
-        app.stop()
-        assert "Traceback" not in app.log()
-    refusals = sum(app.log().count("refused logins over --login-rate") for app in apps)
-    assert refusals == len(apps) or refusals == 1, [app.log()[-1500:] for app in apps]  # one line per process at most
+    logs = stopped_logs(apps)
+    refusals = sum(log.count("refused logins over --login-rate") for log in logs)
+    assert refusals == len(apps) or refusals == 1, [log[-1500:] for log in logs]  # one line per process at most
 
 
 @both_stores
@@ -116,10 +124,8 @@ def test_socket_connects_past_the_rate_are_refused_with_slow_down_for_that_addre
                 await socket.close()
 
     asyncio.run(scenario())
-    for app in apps:
-        app.stop()
-        assert "Traceback" not in app.log()
-        assert app.log().count("refused sockets over --connect-rate") == 1, app.log()[-1500:]
+    for log in stopped_logs(apps):
+        assert log.count("refused sockets over --connect-rate") == 1, log[-1500:]
 
 
 @both_stores
@@ -153,10 +159,8 @@ def test_a_chat_flood_is_cut_at_the_rate_and_the_sender_is_told_each_time(apps: 
                 await socket.close()
 
     asyncio.run(scenario())
-    for app in apps:
-        app.stop()
-        assert "Traceback" not in app.log()
-    assert apps[0].log().count("refused chat messages over --chat-rate") == 1, apps[0].log()[-1500:]
+    log = stopped_logs(apps)[0]
+    assert log.count("refused chat messages over --chat-rate") == 1, log[-1500:]
 
 
 def test_a_rate_is_a_count_per_period_or_off() -> None:
@@ -242,11 +246,9 @@ def test_logins_from_many_addresses_of_one_ipv6_64_share_its_rate_and_evict_nobo
             assert [status for status, _ in mixed] == [303] * 6 + [429] * 2
 
     asyncio.run(scenario())
-    for app in apps:
-        app.stop()
-        assert "Traceback" not in app.log()
-    refusals = sum(app.log().count("refused logins over --login-rate") for app in apps)
-    assert 1 <= refusals <= len(apps), [app.log()[-1500:] for app in apps]  # one line per process at most
+    logs = stopped_logs(apps)
+    refusals = sum(log.count("refused logins over --login-rate") for log in logs)
+    assert 1 <= refusals <= len(apps), [log[-1500:] for log in logs]  # one line per process at most
 
 
 @both_stores_behind_a_proxy
@@ -275,10 +277,8 @@ def test_socket_connects_from_many_addresses_of_one_ipv6_64_share_its_rate(proxi
                 await opened_socket.close()
 
     asyncio.run(scenario())
-    for app in apps:
-        app.stop()
-        assert "Traceback" not in app.log()
-        assert app.log().count("refused sockets over --connect-rate") == 1, app.log()[-1500:]
+    for log in stopped_logs(apps):
+        assert log.count("refused sockets over --connect-rate") == 1, log[-1500:]
 
 
 def ipv6_loopback_unavailable() -> str | None:
