@@ -328,10 +328,11 @@ class _Gate(httputil.HTTPMessageDelegate):
         stream = getattr(self.request_conn, "stream", None)
         peer = self.request_conn.context.remote_ip
         client = proxied_client_ip(headers, peer) if server.xheaders else peer
-        key = client_key(client)
+        key: str | None = None  # client_key(client), parsed only where needed: most requests have no body
         if server.xheaders and isinstance(stream, _CountedStream):
             # Behind a proxy, one of its connections carries many clients' requests in turn
             # (nginx keeps a pool): it counts for the client of its latest request.
+            key = client_key(client)
             if key != stream.counted_as:
                 stream.uncount()
                 if not server.connections.try_add(key):
@@ -354,14 +355,13 @@ class _Gate(httputil.HTTPMessageDelegate):
                 return None
             self.request_conn.set_max_body_size(cap)  # a chunked body is held to it too
             chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
-            if not self._reserve(key, client, cap if chunked else max(announced, 0)):
+            size = cap if chunked else max(announced, 0)
+            if size and not self._reserve(key or client_key(client), client, size):
                 return None
         return self.delegate.headers_received(start_line, headers)
 
     def _reserve(self, key: str, client: str, size: int) -> bool:
-        """Reserve the body's bytes in the server's budget, or refuse it from its headers."""
-        if size == 0:
-            return True
+        """Reserve the body's bytes (some) in the server's budget, or refuse it from its headers."""
         server = self.server
         answer = server.bodies.reserve(key, size)
         if answer == "over the client's share":
