@@ -3,10 +3,14 @@ and refusals logged a few lines at a time (the attacks themselves are in test_se
 
 from __future__ import annotations
 
+import asyncio
 
+import pytest
 from tornado.httputil import HTTPHeaders
 
-from tornado_app.admission import BodyBudget, ConnectionCounter, client_key, proxied_client_ip
+from tornado_app import admission
+from tornado_app.admission import AdmittingHTTPServer, BodyBudget, ConnectionCounter, client_key, proxied_client_ip
+from tornado_app.app import TornadoApp
 
 
 def test_an_ipv6_host_counts_by_its_64_and_ipv4_by_its_address() -> None:
@@ -45,3 +49,22 @@ def test_a_body_budget_holds_each_client_to_its_share_and_the_server_to_its_tota
     for key, size in (("a", 30), ("b", 40), ("c", 30)):
         budget.release(key, size)
     assert (budget.in_flight, budget.by_client, budget.high_water) == (0, {}, 100)
+
+
+@pytest.mark.gen_test
+async def test_a_heap_trim_still_waiting_when_the_server_stops_never_runs(app: TornadoApp, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a wave of bodies, a trim of the heap waits a moment (heap.py); a server stopped
+    meanwhile leaves nothing behind to run."""
+    trims: list[bool] = []
+    monkeypatch.setattr(admission, "give_back", lambda: trims.append(True))
+    monkeypatch.setattr(admission, "TRIM_DELAY_SECONDS", 0.05)
+    for stopped in (False, True):
+        server = AdmittingHTTPServer(app, max_body_bytes_in_flight=admission.TRIM_AFTER_BYTES * 16)  # a share of 1/16 holds it
+        assert server.bodies.reserve("a", admission.TRIM_AFTER_BYTES) == "reserved"
+        server.body_done("a", admission.TRIM_AFTER_BYTES)  # the wave is over: a trim is due
+        if stopped:
+            server.stop()
+        await asyncio.sleep(0.3)
+        assert trims == [True], f"stopped={stopped}: {trims}"  # the running server trimmed once; the stopped one never
+        if not stopped:
+            server.stop()

@@ -282,6 +282,13 @@ class AdmittingHTTPServer(AcceptLoopHTTPServer):
             delay = max(TRIM_DELAY_SECONDS, self._trimmed_at + TRIM_EVERY_SECONDS - loop.time())
             self._trim = loop.call_later(delay, self._trim_heap)
 
+    def stop(self) -> None:
+        """Stop accepting; a heap trim still waiting is not left to run after the server."""
+        if self._trim is not None:
+            self._trim.cancel()
+            self._trim = None
+        super().stop()
+
     def _trim_heap(self) -> None:
         self._trim = None
         self._trimmed_at = asyncio.get_running_loop().time()
