@@ -448,9 +448,9 @@ async def test_idle_left_says_how_long_the_session_has_and_asking_is_not_a_use(w
     client = await socket_client((await logged_in(web_user, "ada")).cookie_header)
     ttl = app.sockets.store.ttl
     assert (await client.next("welcome"))["idle_timeout"] == ttl
-    clock.advance(100)
-    assert await client.sio.call("idle_left") == {"idle_left": ttl - 100}
-    clock.advance(100)
-    assert await client.sio.call("idle_left") == {"idle_left": ttl - 200}  # asking renewed nothing
+    clock.advance(ttl / 4)
+    assert await client.sio.call("idle_left") == {"idle_left": ttl * 3 / 4}
+    clock.advance(ttl / 4)
+    assert await client.sio.call("idle_left") == {"idle_left": ttl / 2}  # asking renewed nothing
     assert await client.sio.call("active") == {"idle_left": ttl}
     assert await client.sio.call("idle_left") == {"idle_left": ttl}
