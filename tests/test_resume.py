@@ -210,3 +210,27 @@ def test_presence_comes_back_as_what_changed_since_the_version_held(apps: list[A
                 await socket.close()
 
     asyncio.run(scenario())
+
+
+@both_stores
+def test_a_connected_page_that_saw_a_gap_asks_to_catch_up_within_a_fair_share(apps: list[AppProcess]) -> None:
+    """A message can be lost between processes while Redis fails over (its pub/sub keeps
+    nothing); the page sees the gap in positions and asks for what came after the last one it
+    holds, without reconnecting; asking in a loop gets "slow down", not the history again."""
+
+    async def scenario() -> None:
+        async with http_session() as http:
+            reader = await connect(http, apps[-1], await log_in(http, apps[-1].url, "reader"))
+            writer = await connect(http, apps[0], await log_in(http, apps[0].url, "writer"))
+            said = [await say(writer, f"message {n}") for n in range(5)]
+            answer = await reader.call("catch_up", {"after": said[1]["position"]})
+            assert answer == {"messages": said[2:], "position": said[-1]["position"], "resume": "caught_up"}
+            again = await reader.call("catch_up", {"after": said[1]["position"]})
+            assert again["refused"] == "slow down: the messages you missed were sent a moment ago" and 0 < again["retry_after"] <= 1.1
+            await asyncio.sleep(again["retry_after"])
+            garbage = await reader.call("catch_up", {"after": "garbage"})
+            assert garbage["resume"] == "could_not" and garbage["messages"] == said  # the latest, and it says so
+            for socket in (reader, writer):
+                await socket.close()
+
+    asyncio.run(scenario())
