@@ -349,7 +349,7 @@ class Scenario:
         cookies = await bounded(count, 20, lambda index: log_in(self.http, self.url, f"person{index}"))
         self.pages = [Page(cookie) for cookie in cookies]
         print(f"  {count} people logged in in {time.perf_counter() - started:.1f} s", flush=True)
-        await self.reconnect("reload", concurrency=100)
+        await self.reconnect("reload", concurrency=50)
         self.check(self.pages, "reload", self.ledger.count - DEFAULT_HISTORY, "first connect")
         await self.post(self.url, self.config.live, "live")
         await self.until_at_tail()
@@ -399,8 +399,9 @@ class Scenario:
             if problem:
                 wrong.append(f"page {index} (held {self.ledger.epoch}:{before}): {problem}")
         if wrong:
+            log = self.server.log().splitlines()[-10:]
             raise SystemExit(f"FAILED ({what}, {mode}): {len(wrong)} of {len(pages)} pages were not sent what they "
-                             f"missed:\n  " + "\n  ".join(wrong[:10]))
+                             f"missed:\n  " + "\n  ".join(wrong[:10]) + "\nthe end of the server's log:\n  " + "\n  ".join(log))
 
     def wrong_history(self, history: dict[str, Any], mode: str, before: int) -> str | None:
         """What is wrong with one page's history, or None."""
