@@ -82,6 +82,7 @@ class Arrival:
     """What one page received in one reconnect."""
 
     history: dict[str, Any] | None = None
+    connected_seconds: float | None = None  # the TCP connection made, from the start of the reconnect
     history_seconds: float | None = None  # from the start of the reconnect
     history_bytes: int = 0
     received_bytes: int = 0  # every text frame, history included
@@ -139,6 +140,17 @@ class Page:
             self.done.set_result(None)
 
 
+def listen_overflows() -> int:
+    """The kernel's count of connections dropped because a listen queue was full (TcpExt
+    ListenOverflows, Linux; 0 elsewhere): a process that accepts too slowly for a herd makes
+    the clients' SYNs go unanswered, and they retry 1, 3, 7, 15 s later."""
+    try:
+        lines = [line.split() for line in Path("/proc/net/netstat").read_text().splitlines() if line.startswith("TcpExt:")]
+        return int(dict(zip(lines[0], lines[1]))["ListenOverflows"])
+    except (OSError, KeyError, IndexError, ValueError):
+        return 0
+
+
 def parse_position(value: object) -> tuple[str, int] | None:
     if not isinstance(value, str) or ":" not in value:
         return None
@@ -175,6 +187,7 @@ class Link(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.transport.write(self.request)
+        self.page.arrival.connected_seconds = time.perf_counter() - self.started
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.page.fail("the connection closed before its history")
@@ -365,7 +378,7 @@ class Scenario:
 
     async def reconnect(self, mode: str, concurrency: int = 0) -> tuple[float, float]:
         """Every page reconnects at once (at most `concurrency` in flight until their history,
-        if given); the server's CPU seconds until the last history, and the wall seconds."""
+        if given); the server's CPU seconds until the last history, and this process's."""
         loop = asyncio.get_running_loop()
         host, port = "127.0.0.1", self.server.port
         gate = asyncio.Semaphore(concurrency or len(self.pages))
@@ -381,14 +394,14 @@ class Scenario:
                     page.fail(f"could not connect: {error}")
                 await page.done
 
-        cpu_before = cpu_seconds(self.server.process.pid)
+        cpu_before, client_cpu_before = cpu_seconds(self.server.process.pid), time.process_time()
         started = time.perf_counter()
         try:
             await asyncio.wait_for(asyncio.gather(*(one(page) for page in self.pages)), self.config.timeout)
         except asyncio.TimeoutError:
             for page in self.pages:
                 page.fail(f"no history within {self.config.timeout:g} s")
-        return cpu_seconds(self.server.process.pid) - cpu_before, time.perf_counter() - started
+        return cpu_seconds(self.server.process.pid) - cpu_before, time.process_time() - client_cpu_before
 
     def check(self, pages: list[Page], mode: str, held_before: int | dict[int, int], what: str) -> None:
         """Every page got exactly what it must, or the run fails with the first wrong ones."""
@@ -450,11 +463,13 @@ class Scenario:
             other.stop()
         self.restart()
         await asyncio.sleep(0.5)  # its start settles: the CPU measured is the reconnect's
-        cpu_at_start = cpu_seconds(self.server.process.pid)
-        cpu, wall = await self.reconnect(mode, self.config.concurrency)
+        cpu_at_start, overflows = cpu_seconds(self.server.process.pid), listen_overflows()
+        cpu, client_cpu = await self.reconnect(mode, self.config.concurrency)
+        overflows = listen_overflows() - overflows
         idle_cpu = await self.until_idle(cpu_at_start)
         self.check(self.pages, mode, held_before, "after the restart")
         times = [page.arrival.history_seconds * 1000 for page in self.pages]  # type: ignore[operator]
+        connected = [page.arrival.connected_seconds * 1000 for page in self.pages]  # type: ignore[operator]
         history_bytes = [page.arrival.history_bytes for page in self.pages]
         received = [page.arrival.received_bytes for page in self.pages]
         replayed = [len(page.arrival.history["messages"]) for page in self.pages]  # type: ignore[index]
@@ -463,13 +478,17 @@ class Scenario:
             "caught_up_p50_ms": round(statistics.median(times), 1),
             "caught_up_p99_ms": round(percentile(times, 0.99), 1),
             "caught_up_max_ms": round(max(times), 1),
-            "server_cpu_until_caught_up_s": round(cpu, 3),
+            "connected_p99_ms": round(percentile(connected, 0.99), 1),
+            "listen_overflows": overflows,
+            "connected_p99_ms": ("TCP connection made: p99 (ms)", ",.0f"),
+    "listen_overflows": ("listen queue overflows (kernel, any port)", ",.0f"),
+    "server_cpu_until_caught_up_s": round(cpu, 3),
             "server_cpu_until_idle_s": round(idle_cpu, 3),
             "history_bytes_total": sum(history_bytes),
             "history_bytes_per_socket": round(statistics.mean(history_bytes)),
             "messages_per_socket": round(statistics.mean(replayed), 1),
             "received_bytes_per_socket": round(statistics.mean(received)),
-            "reconnect_wall_s": round(wall, 3),
+            "client_cpu_until_caught_up_s": round(client_cpu, 3),
         }
 
     async def close(self) -> None:
@@ -484,8 +503,11 @@ LABELS = {  # figure: (label, format)
     "caught_up_p50_ms": ("caught up: p50 (ms from the start)", ",.0f"),
     "caught_up_p99_ms": ("caught up: p99 (ms)", ",.0f"),
     "caught_up_max_ms": ("caught up: all (max, ms)", ",.0f"),
+    "connected_p99_ms": ("TCP connection made: p99 (ms)", ",.0f"),
+    "listen_overflows": ("listen queue overflows (kernel, any port)", ",.0f"),
     "server_cpu_until_caught_up_s": ("server CPU until all caught up (s)", ".2f"),
     "server_cpu_until_idle_s": ("server CPU until idle again (s)", ".2f"),
+    "client_cpu_until_caught_up_s": ("this client's CPU until all caught up (s)", ".2f"),
     "messages_per_socket": ("messages in history, per socket", ",.0f"),
     "history_bytes_per_socket": ("history frame bytes, per socket", ",.0f"),
     "history_bytes_total": ("history frame bytes, all sockets", ",.0f"),
