@@ -292,6 +292,11 @@ class Config:
     rounds: int = 1
     concurrency: int = 0  # 0: all at once
     timeout: float = 120.0
+    pin: bool = True  # the server to CPU 0 (this process is pinned by main)
+
+
+class WrongHistory(Exception):
+    """A page was not sent what it must have been: the server got it wrong."""
 
 
 @dataclass
@@ -317,11 +322,11 @@ class Ledger:
 
 
 class Scenario:
-    def __init__(self, config: Config, redis: RedisServer, workdir: Path, http: aiohttp.ClientSession) -> None:
+    def __init__(self, config: Config, redis_url: str, workdir: Path, http: aiohttp.ClientSession) -> None:
         self.config = config
         self.workdir = workdir
         self.http = http
-        self.env = {"TORNADO_APP_REDIS_URL": redis.url, "TORNADO_APP_COOKIE_SECRET": secrets.token_urlsafe(32)}
+        self.env = {"TORNADO_APP_REDIS_URL": redis_url, "TORNADO_APP_COOKIE_SECRET": secrets.token_urlsafe(32)}
         self.args = ["--log-level", "warning", "--max-sessions", str(max(10_000, config.sockets * 4)),
                      # every simulated person comes from 127.0.0.1: lift the per-address caps and rates
                      "--max-connections-per-ip", "1000000", "--max-sockets-per-ip", "1000000",
@@ -333,12 +338,14 @@ class Scenario:
 
     def app(self, name: str) -> AppProcess:
         app = AppProcess(self.workdir / f"{name}.log", *self.args, env=self.env)
-        pin(app.process.pid, SERVER_CPU)
+        if self.config.pin:
+            pin(app.process.pid, SERVER_CPU)
         return app
 
     def restart(self) -> None:
         self.server.start()
-        pin(self.server.process.pid, SERVER_CPU)
+        if self.config.pin:
+            pin(self.server.process.pid, SERVER_CPU)
 
     @property
     def url(self) -> str:
@@ -373,7 +380,7 @@ class Scenario:
         while any(page.position != f"{self.ledger.epoch}:{self.ledger.count}" for page in self.pages):
             if time.perf_counter() > deadline:
                 behind = [page.position for page in self.pages if page.position != f"{self.ledger.epoch}:{self.ledger.count}"]
-                raise SystemExit(f"FAILED: {len(behind)} pages did not reach {self.ledger.epoch}:{self.ledger.count} "
+                raise WrongHistory(f"FAILED: {len(behind)} pages did not reach {self.ledger.epoch}:{self.ledger.count} "
                                  f"from the live chats (e.g. {behind[:5]})")
             await asyncio.sleep(0.1)
 
@@ -415,7 +422,7 @@ class Scenario:
         if wrong:
             kinds = Counter(problem[:70] for _, problem in wrong).most_common(5)
             log = self.server.log().splitlines()[-10:]
-            raise SystemExit("\n  ".join([
+            raise WrongHistory("\n  ".join([
                 (f"FAILED ({what}, {mode}): {len(wrong)} of {len(self.pages)} pages were not sent what they missed "
                  f"(each held {self.ledger.epoch}:{held_before}); most often:"),
                 *(f"{count} x {kind}" for kind, count in kinds), "the first ones:",
@@ -456,7 +463,7 @@ class Scenario:
     async def round(self, mode: str) -> dict[str, Any]:
         """Stop A, post M through B, start A, reconnect every page in `mode`, check, measure."""
         if any(page.position != f"{self.ledger.epoch}:{self.ledger.count}" for page in self.pages):
-            raise SystemExit("FAILED: a page is not at the tail before the gap")
+            raise WrongHistory("FAILED: a page is not at the tail before the gap")
         held_before = self.ledger.count
         self.server.stop()
         links = [page.link for page in self.pages if page.link is not None]
@@ -538,9 +545,10 @@ def table(config: Config, rounds: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-async def run(config: Config, redis: RedisServer, workdir: Path) -> list[dict[str, Any]]:
+async def run(config: Config, redis_url: str, workdir: Path) -> list[dict[str, Any]]:
+    """The rounds' figures (WrongHistory if any page was not sent what it must)."""
     async with http_session() as http:
-        scenario = Scenario(config, redis, workdir, http)
+        scenario = Scenario(config, redis_url, workdir, http)
         try:
             print(f"setting up {config.sockets} pages on {scenario.url} ...", flush=True)
             await scenario.set_up()
@@ -577,7 +585,9 @@ def main() -> None:
         except ServiceMissing as missing:
             parser.exit(2, f"bench: {missing}\n")
         try:
-            rounds = asyncio.run(run(config, redis, Path(workdir)))
+            rounds = asyncio.run(run(config, redis.url, Path(workdir)))
+        except WrongHistory as wrong:
+            parser.exit(1, f"{wrong}\n")
         finally:
             redis.stop()
     print(table(config, rounds))
