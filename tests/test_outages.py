@@ -16,7 +16,9 @@ REQUIRE_E2E=1).
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,8 +92,6 @@ def assert_clean(*apps: AppProcess) -> None:
 
 def texts_kept(redis_url: str) -> list[str]:
     """The chat as Redis keeps it (redis/history.py): the stream's messages, oldest first."""
-    import json
-
     with redis.Redis.from_url(redis_url) as client:
         return [json.loads(fields[b"m"])["text"] for _, fields in client.xrange("tornado_app:chat")]
 
@@ -307,3 +307,138 @@ def test_a_retry_of_one_client_id_after_a_lost_answer_posts_once_and_two_ids_pos
         else:
             first.stop()
     assert_clean(*apps)
+
+
+# --- answers that come too late ----------------------------------------------------------
+
+
+class LateAnswers:
+    """A TCP proxy in front of Redis, in a thread of its own (the app process connects through
+    it as it starts), that makes chosen answers late: `hold(marker, nth, seconds)` holds the
+    answer to the `nth` request from now whose bytes hold `marker` (and every later answer on
+    that connection) for `seconds`, longer than the app's Redis timeout, while the request
+    itself reaches Redis at once. So Redis runs a command whose answer comes after the app gave
+    up: a slow network, or a Redis that stalls after reading (a fork, a slow disk)."""
+
+    def __init__(self, redis_port: int) -> None:
+        self.redis_port = redis_port
+        self._marker = b""
+        self._countdown = 0
+        self._seconds = 0.0
+        self._loop = asyncio.new_event_loop()
+        started = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(started,), daemon=True)
+        self._thread.start()
+        assert started.wait(10), "the proxy did not start"
+
+    def _run(self, started: threading.Event) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._server = self._loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", 0))
+        self.port = self._server.sockets[0].getsockname()[1]
+        started.set()
+        self._loop.run_forever()
+        self._loop.close()
+
+    def hold(self, marker: bytes, nth: int, seconds: float) -> None:
+        def arm() -> None:
+            self._marker, self._countdown, self._seconds = marker, nth, seconds
+        self._loop.call_soon_threadsafe(arm)
+
+    async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        redis_reader, redis_writer = await asyncio.open_connection("127.0.0.1", self.redis_port)
+        held = 0.0  # how long this connection's answers are held
+
+        async def requests() -> None:
+            nonlocal held
+            while data := await client_reader.read(65536):
+                if self._countdown and self._marker in data:
+                    self._countdown -= 1
+                    if self._countdown == 0:
+                        held = self._seconds
+                redis_writer.write(data)
+                await redis_writer.drain()
+
+        async def answers() -> None:
+            while data := await redis_reader.read(65536):
+                if held:
+                    await asyncio.sleep(held)
+                client_writer.write(data)
+                await client_writer.drain()
+
+        async def pipe(direction: Any, writer: asyncio.StreamWriter) -> None:
+            try:
+                await direction()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                writer.close()
+
+        try:
+            await asyncio.gather(pipe(requests, redis_writer), pipe(answers, client_writer))
+        finally:
+            redis_writer.close()
+            client_writer.close()
+
+    def close(self) -> None:
+        """Stop serving, end every connection, and the thread."""
+
+        async def end() -> None:
+            self._server.close()
+            tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._server.wait_closed()
+            self._loop.stop()
+
+        asyncio.run_coroutine_threadsafe(end(), self._loop)
+        self._thread.join(10)
+
+
+def test_a_chat_whose_answers_from_redis_come_too_late_is_kept_once_and_reaches_every_reader_once(
+    own_redis: RedisServer, tmp_path: Path,
+) -> None:
+    """Redis runs what the app asks, but an answer comes after the app's 2 s timeout:
+    - the chat's store: the bus asks again, and Redis runs it again. Before, with a client id,
+      the second run found the first and was answered "ok" as a repeat, so the message was
+      sent to nobody; without one (an older page) it was kept twice;
+    - the broadcast to the other processes: before, python-socketio's Redis client had no
+      timeout, and the sender's answer waited as long as Redis did (20 s here); with a
+      timeout, its retry would have delivered the message twice elsewhere."""
+    proxy = LateAnswers(own_redis.port)
+    through_proxy = Cluster(own_redis.url.replace(f":{own_redis.port}/", f":{proxy.port}/"), tmp_path)
+    direct = Cluster(own_redis.url, tmp_path)
+    a, b = through_proxy.start(name="through-proxy"), direct.start(name="direct")
+    # Each chat's text is in the request that stores it (1st), the store's retry (2nd), and
+    # its broadcast to the other processes (then 3rd).
+    late = [("its store's answer", {"text": "with an id", "id": "m1"}, 1, 3.0),
+            ("its store's answer", {"text": "without an id"}, 1, 3.0),
+            ("its broadcast's answer", {"text": "broadcast late", "id": "m3"}, 2, 20.0)]
+
+    async def scenario() -> None:
+        async with http_session() as http:
+            ada = await WireSocket.connect(http, a.url, await log_in(http, a.url, "ada"), origin=a.url)
+            grace = await WireSocket.connect(http, b.url, await log_in(http, b.url, "grace"), origin=b.url)
+            for what, payload, nth, seconds in late:
+                proxy.hold(json.dumps(payload["text"]).encode(), nth, seconds)
+                await asyncio.sleep(0.1)  # (armed in the proxy's thread)
+                started = time.monotonic()
+                answer = await ada.call("chat", payload, timeout=60)
+                took = time.monotonic() - started
+                print(f"{payload['text']!r}, {what} {seconds:.0f} s late: answered after {took:.2f} s")
+                assert answer["ok"] is True and answer["message"]["text"] == payload["text"], answer
+                assert took < REFUSED_WITHIN
+                for reader in (ada, grace):
+                    assert await reader.next("chat", timeout=15) == answer["message"]
+                assert await quiet(ada, grace) == [0, 0]
+            for socket in (ada, grace):
+                await socket.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        through_proxy.stop()
+        direct.stop()
+        proxy.close()
+    assert texts_kept(own_redis.url) == ["with an id", "without an id", "broadcast late"]
+    assert_clean(a, b)

@@ -86,10 +86,7 @@ class Backend:
             store=RedisSessionStore(bus, ttl=session_ttl, max_sessions=max_sessions),
             history=RedisHistory(bus, history),
             presence=RedisPresence(bus),
-            # Timeouts as the bus's: without them a broadcast to a hung Redis (a chat whose
-            # store answered just before) waited for as long as Redis was hung, and the ack with it.
-            client_manager=DirectRedisManager(url, channel=bus.key("socketio"), logger=manager_log,
-                                              redis_options={"socket_timeout": 2, "socket_connect_timeout": 2}),
+            client_manager=DirectRedisManager(url, channel=bus.key("socketio"), logger=manager_log),
             rate_limiter=RateLimiter(rates or Rates(), redis_url=url),
         )
 
