@@ -218,6 +218,8 @@ class DirectRedisManager(socketio.AsyncRedisManager, DirectManager):  # type: ig
         self._failure_logged_at = float("-inf")
 
     async def _publish(self, data: Any) -> Any:
+        """Send `data` to the other processes: python-socketio's two tries, but none after a
+        timeout (see the module's docstring); Redis's answer (how many heard it), or None."""
         from redis.exceptions import TimeoutError as RedisTimeoutError
 
         error: Exception | None = None
@@ -229,7 +231,7 @@ class DirectRedisManager(socketio.AsyncRedisManager, DirectManager):  # type: ig
             except RedisTimeoutError as timeout:
                 error = timeout  # Redis may have run it: sent again, it could arrive twice
                 break
-            except Exception as failed:  # what python-socketio catches: a connection lost, say
+            except Exception as failed:  # noqa: BLE001 (what python-socketio catches: a connection lost, say)
                 error = failed
                 self.connected = False
         now = time.monotonic()
