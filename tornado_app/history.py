@@ -59,7 +59,7 @@ class Stored:
     `announced`, for a repeat: whether the first one is known to have been sent to everyone
     (`announce` was called for it). A store that did not answer in time may still have kept a
     message (Redis runs a command it received while hung, after its caller gave up), and a
-    broadcast may fail after the store took it: then the repeat is the one to send it."""
+    process may end between keeping one and sending it: then the repeat is the one to send it."""
 
     message: Message | None
     new: bool

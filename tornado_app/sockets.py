@@ -329,7 +329,7 @@ class ChatSocketServer:
             return _refusal("store", NOT_STORED)
         if stored.message is not None and not stored.announced:
             # New, or a repeat whose first was kept but never sent to everyone (its answer
-            # never came back: a hung Redis runs it once it wakes; or the broadcast failed).
+            # never came back: a hung Redis runs it once it wakes; or its process ended).
             await self.sio.emit("chat", stored.message)
             if client_id is not None:
                 try:

@@ -12,8 +12,8 @@ Keys (under the prefix):
 - `chat:sent:<session id>`: the session's last client message ids, scored by the n each got,
   expiring with the session;
 - `chat:told:<session id>`: those of them that were sent to everyone (`announce`): a repeat
-  of one that is not (Redis ran the first after the app gave up on it, or the broadcast
-  failed) is sent by whoever gets the repeat.
+  of one that is not (Redis ran the first after the app gave up on it, or the process that
+  kept it ended before sending it) is sent by whoever gets the repeat.
 
 Each operation is one Lua script, so that two processes posting at once can neither share an
 n nor post one retry twice.
