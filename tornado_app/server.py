@@ -49,6 +49,11 @@ IPV4_LOOPBACK, IPV6_LOOPBACK = "127.0.0.1", "::1"
 # The loopback address that listening on an address leaves to others, bound beside it.
 OTHER_LOOPBACK = {IPV4_LOOPBACK: IPV6_LOOPBACK, "0.0.0.0": IPV6_LOOPBACK, IPV6_LOOPBACK: IPV4_LOOPBACK, "::": IPV4_LOOPBACK}
 FREE_PORT_ATTEMPTS = 20  # port 0: tries for a port free on both loopbacks
+# Connections the kernel queues before the loop accepts them (Tornado's default: 128; the
+# kernel caps it at net.core.somaxconn). 2,000 pages reconnecting at once after a restart
+# overflowed 128 about 2,000 times, each a client waiting 1 to 7 s to try again
+# (bench/resume.py); the admission caps still bound what is accepted.
+LISTEN_BACKLOG = 2048
 
 
 class CannotBind(OSError):
@@ -93,7 +98,7 @@ def bind(address: str, port: int, scheme: str = "http") -> BoundSockets:
         if other is None:
             break
         try:
-            sockets += bind_sockets(chosen, other)
+            sockets += bind_sockets(chosen, other, backlog=LISTEN_BACKLOG)
         except OSError as error:
             if error.errno == errno.EADDRINUSE and attempt < attempts:
                 for sock in sockets:
@@ -106,7 +111,7 @@ def bind(address: str, port: int, scheme: str = "http") -> BoundSockets:
 
 def _bind_or_explain(address: str, port: int) -> list[socket.socket]:
     try:
-        return bind_sockets(port, address)
+        return bind_sockets(port, address, backlog=LISTEN_BACKLOG)
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
             message = f"port {port} on {address} is already in use"
@@ -139,7 +144,7 @@ def bind_unix(path: str, scheme: str = "http") -> BoundSockets:
     if _answers(path):
         raise CannotBind(errno.EADDRINUSE, f"{path} is already in use")
     try:
-        sock = bind_unix_socket(path, mode=UNIX_SOCKET_MODE)
+        sock = bind_unix_socket(path, mode=UNIX_SOCKET_MODE, backlog=LISTEN_BACKLOG)
     except ValueError as error:  # Tornado: the path is some other kind of file
         raise CannotBind(errno.EEXIST, f"cannot listen on {path}: {error}") from error
     except OSError as error:

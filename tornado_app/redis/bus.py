@@ -28,8 +28,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "tornado_app:"
 RESUBSCRIBE_SECONDS = 0.5  # how often to try again while Redis is away
-MAX_CONNECTIONS = 500  # to Redis from one process; more commands at once wait for one
-POOL_WAIT_SECONDS = 2.0  # ... at most this long (a Redis that holds them all is hung)
+MAX_CONNECTIONS = 1000  # to Redis from one process; more commands at once wait for one
+# ... at most this long. Not a sign of a hung Redis (each command gives its connection back
+# within socket_timeout, twice): a loop busy with a crowd of connects takes seconds to read
+# the answers that free them (2 s here refused most of 2,000 pages reconnecting at once).
+POOL_WAIT_SECONDS = 20.0
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 MessageHandler = Callable[[Any], Awaitable[None]]
