@@ -1,0 +1,274 @@
+"""Nothing typed is lost, and a page that was away catches up exactly (issue 22), in a real
+browser (Debian's Chromium through Playwright) on real servers (`python -m tornado_app`).
+
+A dead link is a FreezableProxy (tests/support/proxy.py) between the page and the server: no
+byte either way while every connection stays open, as a dead Wi-Fi or a stalled tunnel. The
+other person's page talks to the server directly.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from deploy.services import free_port
+from tests.support.processes import ServerProcess
+from tests.support.proxy import FreezableProxy
+
+from .test_browser import PHONE, SHOTS, VIEWPORT, Person, browser, in_first_screen, wait_for_socket  # noqa: F401
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the browser fixture says so, with the reason
+    expect = None
+
+pytestmark = pytest.mark.e2e
+
+SIZES = pytest.mark.parametrize("viewport", [VIEWPORT, PHONE], ids=["1280x800", "390x844"])
+SEEN_DEAD_WITHIN_S = 15  # the issue's bound: a frozen link is said "reconnecting" within it
+RECONNECT_MS = 30000  # after a thaw: the client's backoff (up to 5 s) and a fresh handshake
+IDLE_TTL_S = 15  # short, so that the idle warning comes min(60, 15 / 3) = 5 s before the end
+
+
+class Proxied:
+    """A server, and a freezable proxy in front of it; `url` goes through the proxy."""
+
+    def __init__(self, *args: str) -> None:
+        port = free_port()  # the proxy's: the server answers to that name too
+        self.server = ServerProcess("--port", "0", "--allowed-host", f"127.0.0.1:{port}", *args)
+        assert self.server.url, f"the server did not say where it serves: {self.server.first_line!r}"
+        self.direct_url = self.server.url
+        self.proxy = FreezableProxy("127.0.0.1", urlsplit(self.server.url).port, port=port).start()
+        self.url = f"http://127.0.0.1:{self.proxy.port}/"
+
+    def close(self) -> None:
+        self.proxy.stop()
+        self.server.close()
+
+
+@pytest.fixture
+def proxied() -> Iterator[Any]:
+    made: list[Proxied] = []
+
+    def make(*args: str) -> Proxied:
+        made.append(Proxied(*args))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.close()
+
+
+def logged_in(browser: Any, url: str, name: str, viewport: dict[str, int] = VIEWPORT) -> tuple[Person, Any]:
+    person = Person(browser, url, viewport)
+    page = person.log_in(name)
+    wait_for_socket(page, "connected")
+    return person, page
+
+
+def send(page: Any, text: str) -> None:
+    page.fill("#chat-input", text)
+    page.press("#chat-input", "Enter")
+
+
+def shown(page: Any, text: str) -> Any:
+    """Every item on the page, stored or on its way, whose text is exactly `text`."""
+    return page.locator("#chat-messages li.message, #chat-outbox li.message").filter(
+        has=page.locator(".message-text", has_text=re.compile("^" + re.escape(text) + "$")))
+
+
+def no_page_errors(*people: Person) -> None:
+    for person in people:
+        assert [text for text in person.console_errors if "status of 4" not in text] == [], "the page logged errors"
+        person.context.close()
+
+
+@SIZES
+def test_a_frozen_link_is_said_in_the_chat_card_and_a_message_sent_into_it_is_kept_then_delivered_once(
+        browser: Any, proxied: Any, viewport: dict[str, int]) -> None:
+    """A message sent into a dead link was cleared from the field and reached nobody, and the
+    page said "connected" for 44 s. Now: "not sent" with its words kept, "Reconnecting…" in
+    the chat card (on a phone's first screen) within 15 s, and Retry delivers it once."""
+    size = f"{viewport['width']}x{viewport['height']}"
+    site = proxied()
+    ada_person, ada = logged_in(browser, site.url, "Ada", viewport)
+    grace_person, grace = logged_in(browser, site.direct_url, "Grace")
+    text = "sent into a dead link"
+
+    site.proxy.freeze()
+    frozen_at = time.monotonic()
+    send(ada, text)
+    expect(ada.locator("#chat-input")).to_have_value("")  # the text lives on below, "sending…"
+    mine = shown(ada, text)
+    expect(mine).to_have_count(1)
+    expect(mine.locator(".message-status")).to_have_text("sending…")
+    expect(mine).to_have_attribute("data-state", "failed", timeout=10000)  # no ack in 5 s
+    expect(mine.locator(".message-status")).to_contain_text("not sent")
+    expect(mine.locator("button", has_text="Retry")).to_be_visible()
+    expect(ada.locator("#chat-status-text")).to_have_text("Reconnecting…", timeout=SEEN_DEAD_WITHIN_S * 1000)
+    seen_dead_after = time.monotonic() - frozen_at
+    assert seen_dead_after <= SEEN_DEAD_WITHIN_S, seen_dead_after
+    assert in_first_screen(ada, "#chat-status-text", viewport)
+    ada.screenshot(path=SHOTS / f"22-frozen-link-not-sent-{size}.png")
+    expect(shown(grace, text)).to_have_count(0)
+
+    site.proxy.thaw(reset=True)  # as a tunnel that lost its state: the old connections are dead
+    expect(ada.locator("#socket-state")).to_have_attribute("data-state", "connected", timeout=RECONNECT_MS)
+    expect(ada.locator("#chat-status-text")).to_have_text(re.compile("^Reconnected"))
+    expect(mine).to_have_attribute("data-state", "failed")  # still there, still its words
+    mine.locator("button", has_text="Retry").click()
+    for page in (ada, grace):
+        expect(shown(page, text)).to_have_count(1)
+    expect(ada.locator("#chat-outbox li")).to_have_count(0)  # stored now, not on its way
+    expect(ada.locator("#chat-messages li.is-me .message-text")).to_have_text([text])
+    ada.wait_for_timeout(1500)  # nothing more comes of it
+    for page in (ada, grace):
+        expect(shown(page, text)).to_have_count(1)
+    ada.screenshot(path=SHOTS / f"22-frozen-link-retried-{size}.png")
+    no_page_errors(ada_person, grace_person)
+
+
+def test_a_retry_after_a_lost_answer_posts_nothing_twice(browser: Any, proxied: Any) -> None:
+    """The server stored the message and sent it to everyone, but its answer (and the copy for
+    the sender) never reached the sender's page: the page says "not sent", and Retry, which
+    sends the same id, is answered with the message stored the first time, posted nowhere."""
+    text = "answered into the void"
+    dropped: list[str] = []
+    upgraded: list[bool] = []
+
+    def route(page_side: Any) -> None:
+        server_side = page_side.connect_to_server()
+
+        def to_page(frame: str | bytes) -> None:
+            if isinstance(frame, str) and text in frame and not dropped:
+                if frame.startswith("43"):  # the ack; the live copy ("42") went before it
+                    dropped.append(frame)
+                return
+            page_side.send(frame)
+
+        def to_server(frame: str | bytes) -> None:
+            if frame == "5":  # Engine.IO's upgrade: from now on everything comes this way
+                upgraded.append(True)
+            server_side.send(frame)
+
+        server_side.on_message(to_page)
+        page_side.on_message(to_server)
+
+    site = proxied()
+    ada_person = Person(browser, site.direct_url)
+    ada = ada_person.context.new_page()
+    ada.on("pageerror", lambda error: ada_person.console_errors.append(str(error)))
+    ada.route_web_socket("**/socket.io/**", route)
+    ada.goto(site.direct_url + "login")
+    ada.fill("#username", "Ada")
+    ada.click("#login-form button[type=submit]")
+    wait_for_socket(ada, "connected")
+    grace_person, grace = logged_in(browser, site.direct_url, "Grace")
+    deadline = time.monotonic() + 10
+    while not upgraded and time.monotonic() < deadline:
+        ada.wait_for_timeout(100)
+    assert upgraded, "the page never upgraded to the WebSocket the test filters"
+
+    send(ada, text)
+    expect(shown(grace, text)).to_have_count(1)  # stored and sent to everyone
+    mine = shown(ada, text)
+    expect(mine).to_have_attribute("data-state", "failed", timeout=10000)
+    assert dropped, "the answer was not held back"
+    mine.locator("button", has_text="Retry").click()
+    expect(ada.locator("#chat-outbox li")).to_have_count(0)
+    expect(ada.locator("#chat-messages li.is-me .message-text")).to_have_text([text])
+    ada.wait_for_timeout(1500)
+    expect(shown(grace, text)).to_have_count(1)  # the retry posted nothing again
+    expect(shown(ada, text)).to_have_count(1)
+    no_page_errors(ada_person, grace_person)
+
+
+def test_over_the_chat_rate_the_refused_text_is_back_in_the_field_with_the_reason(browser: Any, proxied: Any) -> None:
+    site = proxied("--chat-rate", "2/minute")
+    person, page = logged_in(browser, site.direct_url, "Quick")
+    for text in ("one", "two"):
+        send(page, text)
+        expect(page.locator("#chat-messages li.is-me .message-text").last).to_have_text(text)
+    send(page, "three, too fast")
+    expect(page.locator("#chat-notice")).to_contain_text("slow down")
+    expect(page.locator("#chat-notice")).to_contain_text("this message was not sent")
+    expect(page.locator("#chat-input")).to_have_value("three, too fast")  # nothing to type again
+    expect(page.locator("#chat-outbox li")).to_have_count(0)
+    expect(shown(page, "three, too fast")).to_have_count(0)
+    page.screenshot(path=SHOTS / "22-over-the-rate-text-kept.png")
+
+    # Written anew while the answer was on its way: the refused one stays, "not sent", with Retry.
+    refused = "four, too fast"
+    page.fill("#chat-input", refused)
+    page.evaluate("""() => {
+        const input = document.getElementById("chat-input");
+        document.getElementById("chat-form").requestSubmit();
+        input.value = "typed meanwhile";
+    }""")
+    mine = shown(page, refused)
+    expect(mine).to_have_attribute("data-state", "failed")
+    expect(mine.locator(".message-status")).to_contain_text("not sent: slow down")
+    expect(page.locator("#chat-input")).to_have_value("typed meanwhile")
+    mine.locator("button", has_text="Discard").click()
+    expect(mine).to_have_count(0)
+    no_page_errors(person)
+
+
+@pytest.mark.parametrize("thaw_reset", [False, True], ids=["link-back", "link-reset"])
+def test_a_page_away_while_five_messages_are_sent_shows_exactly_those_five_once_in_order(
+        browser: Any, proxied: Any, thaw_reset: bool) -> None:
+    site = proxied()
+    ada_person, ada = logged_in(browser, site.direct_url, "Ada")
+    bob_person, bob = logged_in(browser, site.url, "Bob")
+    send(ada, "before the gap")
+    expect(shown(bob, "before the gap")).to_have_count(1)
+
+    site.proxy.freeze()
+    missed = [f"missed {number}" for number in range(1, 6)]
+    for text in missed:
+        send(ada, text)
+        expect(ada.locator("#chat-messages li.is-me .message-text").last).to_have_text(text)
+    expect(bob.locator("#chat-status-text")).to_have_text("Reconnecting…", timeout=SEEN_DEAD_WITHIN_S * 1000)
+    site.proxy.thaw(reset=thaw_reset)
+    expect(bob.locator("#chat-status-text")).to_have_text("Reconnected: 5 messages you missed are below", timeout=RECONNECT_MS)
+    texts = ["before the gap", *missed]
+    expect(bob.locator("#chat-messages li.message .message-text")).to_have_text(texts)
+    expect(bob.locator("#chat-messages .chat-gap")).to_have_count(0)  # nothing is missing
+    bob.screenshot(path=SHOTS / f"22-caught-up-{'reset' if thaw_reset else 'back'}.png")
+    send(ada, "after the gap")
+    expect(bob.locator("#chat-messages li.message .message-text")).to_have_text([*texts, "after the gap"])
+    no_page_errors(ada_person, bob_person)
+
+
+@pytest.mark.heavy  # it waits out most of an idle TTL (15 s); run by make test-heavy and CI
+def test_an_idle_page_is_warned_before_its_session_ends_and_the_button_keeps_it(browser: Any, proxied: Any) -> None:
+    site = proxied("--session-ttl", str(IDLE_TTL_S))
+    person, page = logged_in(browser, site.direct_url, "Reader")
+    logged_in_at = time.monotonic()
+    notice = page.locator("#chat-idle")
+    expect(notice).to_be_hidden()
+    # Nobody touches the page. At the latest, the session ends one report interval (TTL / 3)
+    # after the page's load plus the TTL; the warning comes 5 s before its end.
+    expect(notice).to_be_visible(timeout=(IDLE_TTL_S + IDLE_TTL_S // 3 + 5) * 1000)
+    warned_after = time.monotonic() - logged_in_at
+    countdown = page.locator("#chat-idle-countdown").text_content()
+    match = re.fullmatch(r"This session ends in (\d+) s unless you use it", countdown)
+    assert match and 0 < int(match.group(1)) <= IDLE_TTL_S // 3, countdown
+    assert page.locator("#chat-idle-said").text_content() != ""  # read out once
+    assert in_first_screen(page, "#chat-stay", VIEWPORT)
+    assert page.get_attribute("#socket-state", "data-state") == "connected"
+    page.screenshot(path=SHOTS / "22-idle-warning.png")
+    ends_at = time.monotonic() + int(match.group(1))
+    page.click("#chat-stay")
+    expect(notice).to_be_hidden()
+    page.wait_for_timeout(max(0.0, ends_at - time.monotonic() + 3) * 1000)  # past the end it had
+    assert page.get_attribute("#socket-state", "data-state") == "connected"
+    page.click("#whoami-button")
+    expect(page.locator("#whoami-result")).to_contain_text("You are Reader")
+    assert warned_after < IDLE_TTL_S + IDLE_TTL_S // 3
+    no_page_errors(person)
