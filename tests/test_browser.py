@@ -736,8 +736,7 @@ def test_chat_text_that_reorders_or_spills_is_refused_and_never_reaches_anyone(p
         wait_for_socket(page, "connected")
     refusal = sender.evaluate("""(text) => new Promise((resolve) => {
         const raw = window.io({ forceNew: true, transports: ["websocket"] });
-        raw.on("error", (data) => { resolve(data.message); raw.close(); });
-        raw.on("connect", () => raw.emit("chat", { text }));
+        raw.on("connect", () => raw.emit("chat", { text }, (answer) => { resolve(answer.message); raw.close(); }));
     })""", HOSTILE_TEXT)
     assert "bidirectional overrides" in refusal
     pasted = "\u202eevil" + "x" + "\u0301" * 50  # the field holds one line: no line breaks

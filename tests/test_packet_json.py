@@ -82,13 +82,13 @@ def test_a_message_over_the_byte_bound_or_not_utf8_is_refused_clearly_and_kept_f
         async with http_session() as http:
             ada = await WireSocket.connect(http, app.url, await log_in(http, app.url, "ada"), origin=app.url)
             bob = await WireSocket.connect(http, app.url, await log_in(http, app.url, "bob"), origin=app.url)
-            await ada.emit("chat", {"text": "\x01" * 400})
-            assert "control characters" in (await ada.next("error"))["message"]
-            await ada.send_raw('42["chat",{"text":"half \\ud83d"}]')
-            assert "half of a character" in (await ada.next("error"))["message"]
-            await ada.emit("chat", {"text": EMOJI * 500})
+            assert "control characters" in (await ada.call("chat", {"text": "\x01" * 400}))["message"]
+            await ada.send_raw('42900["chat",{"text":"half \\ud83d"}]')  # with an ack id of its own
+            refusal = await ada.next("ack 900")
+            assert refusal["ok"] is False and "half of a character" in refusal["message"]
+            assert (await ada.call("chat", {"text": EMOJI * 500}))["ok"] is True
             assert (await bob.next("chat"))["text"] == EMOJI * 500  # the first bob hears
-            assert ada.pending("error") == 0 and bob.pending("chat") == 0
+            assert bob.pending("chat") == 0
             carol = await WireSocket.connect(http, app.url, await log_in(http, app.url, "carol"), origin=app.url)
             assert [message["text"] for message in (await carol.next("history"))["messages"]] == [EMOJI * 500]
             for socket in (ada, bob, carol):
@@ -118,12 +118,12 @@ def test_raw_json_is_written_as_it_is_where_it_is_an_argument() -> None:
 
 def test_a_history_that_cannot_fit_in_max_unsent_kib_refuses_to_start() -> None:
     """The largest history frame (every message at its byte bound) must fit in what a socket
-    may leave unsent: 50 messages need 156 KiB of the default 256 (3,189 bytes a message, with
-    the longest name, skeleton and text)."""
+    may leave unsent: 50 messages need 159 KiB of the default 256 (3,236 bytes a message, with
+    the longest name, skeleton, text and position)."""
     check_history_fits(DEFAULT_HISTORY, DEFAULT_MAX_UNSENT_BYTES // 1024)
-    check_history_fits(82, 256)
-    with pytest.raises(Misconfigured, match=r"--history 83 .* above --max-unsent-kib 256: keep at most 82 messages"):
-        check_history_fits(83, 256)
+    check_history_fits(80, 256)
+    with pytest.raises(Misconfigured, match=r"--history 81 .* above --max-unsent-kib 256: keep at most 80 messages"):
+        check_history_fits(81, 256)
     with pytest.raises(Misconfigured, match="keep at most 20 messages"):
         check_history_fits(DEFAULT_HISTORY, 64)
 

@@ -29,7 +29,7 @@ def test_a_batch_holds_who_came_and_who_went_and_nobody_who_did_both() -> None:
     assert book.take_changes() is None and book.version == 1
     book.remove(HERE, ADA)
     assert book.take_changes() == (2, [], [ADA])
-    assert book.state() == {"version": 2, "people": [{"name": "bob", "tag": "tag-bob-0000", "skeleton": "bob"}]}
+    assert book.state() == {"version": 2, "epoch": book.epoch, "people": [{"name": "bob", "tag": "tag-bob-0000", "skeleton": "bob"}]}
 
 
 def test_a_person_online_in_two_places_leaves_with_the_last() -> None:
@@ -75,7 +75,7 @@ def test_the_state_is_encoded_once_per_version() -> None:
     book.take_changes()
     first = book.encoded_state()
     assert book.encoded_state() is first  # asked again: nothing encoded
-    assert json.loads(first.text) == {"version": 1, "people": [{"name": "ada", "tag": "tag-ada-0000", "skeleton": "ada"}]}
+    assert json.loads(first.text) == {"version": 1, "epoch": book.epoch, "people": [{"name": "ada", "tag": "tag-ada-0000", "skeleton": "ada"}]}
     book.add(HERE, BOB)
     assert book.encoded_state() is first  # not announced yet: still version 1
     book.take_changes()

@@ -132,18 +132,17 @@ def test_socket_connects_past_the_rate_are_refused_with_slow_down_for_that_addre
 def test_a_chat_flood_is_cut_at_the_rate_and_the_sender_is_told_each_time(apps: list[AppProcess]) -> None:
     """Before: one session sent 1,440 messages of 500 characters a second to everyone (0.75
     MB/s to each reader). Now a session's messages past --chat-rate (5 per 10 s here) are
-    not sent, and each refused one is answered with an `error` that says so: nothing is lost
+    not sent, and each refused one is answered with a refusal that says so: nothing is lost
     silently."""
 
     async def scenario() -> None:
         async with from_address(ATTACKER) as attacker, from_address(BYSTANDER) as bystander:
             flooder = await WireSocket.connect(attacker, apps[0].url, await log_in(attacker, apps[0].url, "flood"), origin=apps[0].url)
             reader = await WireSocket.connect(bystander, apps[-1].url, await log_in(bystander, apps[-1].url, "reader"), origin=apps[-1].url)
-            for n in range(30):
-                await flooder.emit("chat", {"text": f"spam {n} " + "x" * 480})
-            errors = [await flooder.next("error") for _ in range(25)]
-            assert {error["message"] for error in errors} == {
-                "slow down: too many messages (at most 5 per 10 second): this message was not sent"}
+            answers = await asyncio.gather(*[flooder.call("chat", {"text": f"spam {n} " + "x" * 480}) for n in range(30)])
+            assert [answer["ok"] for answer in answers] == [True] * 5 + [False] * 25
+            assert {(answer["reason"], answer["message"]) for answer in answers[5:]} == {
+                ("rate", "slow down: too many messages (at most 5 per 10 second): this message was not sent")}
             # The server is fine: it answers, and the reader got exactly the first five.
             assert (await flooder.call("whoami"))["username"] == "flood"
             # Someone on the flooder's process speaks last: its process publishes in order, so

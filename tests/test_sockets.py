@@ -122,12 +122,13 @@ async def test_chat_is_broadcast_with_the_sessions_username(web_user, socket_cli
     bob_client = await socket_client((await logged_in(web_user, "bob")).cookie_header, transport)
     clock.advance(5)
     ada_tag = (await ada_client.next("welcome"))["tag"]
-    await ada_client.sio.emit("chat", {"text": "hello <b>bob</b>", "username": "mallory", "tag": "forged"})
+    ack = await ada_client.sio.call("chat", {"text": "hello <b>bob</b>", "username": "mallory", "tag": "forged"})
     heard = await ada_client.next("chat")  # the sender hears itself too
     assert await bob_client.next("chat") == heard
+    assert ack == {"ok": True, "message": heard}  # the answer is the message as everyone receives it
     assert {key: heard[key] for key in ("username", "tag", "skeleton", "text", "time")} == {
         "username": "ada", "tag": ada_tag, "skeleton": "ada", "text": "hello <b>bob</b>", "time": 1_700_000_005}
-    assert set(heard) == {"id", "username", "tag", "skeleton", "text", "time"}
+    assert set(heard) == {"id", "username", "tag", "skeleton", "text", "time", "position"}
 
 
 @transports
@@ -147,17 +148,18 @@ async def test_text_beyond_ascii_arrives_whole_in_chat_history_and_names(web_use
 
 @transports
 @pytest.mark.gen_test
-async def test_bad_chat_payloads_get_an_error_to_the_sender_only(web_user, socket_client, transport: str) -> None:
+async def test_bad_chat_payloads_are_refused_in_words_to_the_sender_only(web_user, socket_client, transport: str) -> None:
     ada_client = await socket_client((await logged_in(web_user, "ada")).cookie_header, transport)
     bob_client = await socket_client((await logged_in(web_user, "bob")).cookie_header, transport)
     for payload, message in BAD_CHAT_PAYLOADS:
-        await ada_client.sio.emit("chat", payload)
-        error = await ada_client.next("error")
-        assert message in error["message"], (payload, error)
-    await ada_client.sio.emit("chat")  # no payload at all
-    assert "must be an object" in (await ada_client.next("error"))["message"]
-    await ada_client.sio.emit("chat", ({"text": "a"}, {"text": "b"}))  # two arguments
-    assert "must be an object" in (await ada_client.next("error"))["message"]
+        refusal = await ada_client.sio.call("chat", payload)
+        assert refusal["ok"] is False and refusal["reason"] == "invalid", (payload, refusal)
+        assert message in refusal["message"], (payload, refusal)
+    assert "must be an object" in (await ada_client.sio.call("chat"))["message"]  # no payload at all
+    assert "must be an object" in (await ada_client.sio.call("chat", ({"text": "a"}, {"text": "b"})))["message"]  # two
+    for bad_id in ["", "x" * 37, "no spaces", 12, ["a"]]:
+        refusal = await ada_client.sio.call("chat", {"text": "hi", "id": bad_id})
+        assert refusal["reason"] == "invalid" and "id must be 1 to 36" in refusal["message"], bad_id
     # Still connected and working, and nobody saw a broadcast of the bad ones.
     assert await ada_client.sio.call("whoami") == {"username": "ada", "logged_in_at": 1_700_000_000}
     await ada_client.sio.emit("chat", {"text": "fine"})
@@ -188,7 +190,7 @@ async def test_presence_is_a_state_then_only_the_changes(web_user, socket_client
     bob = await logged_in(web_user, "bob")
     bob_client = await socket_client(bob.cookie_header)
     state = await bob_client.next("presence_state")
-    assert state == {"version": first["version"], "people": [{"name": "ada", "tag": ada_tag, "skeleton": "ada"}]}
+    assert state == {"version": first["version"], "epoch": state["epoch"], "people": [{"name": "ada", "tag": ada_tag, "skeleton": "ada"}]}
     joined = await ada_client.next("presence_diff")
     assert [person["name"] for person in joined["joins"]] == ["bob"] and joined["version"] == first["version"] + 1
     await bob_client.sees_online(["ada", "bob"])
@@ -341,7 +343,8 @@ async def test_a_refused_socketio_request_is_one_info_line(http_client, base_url
 @pytest.mark.gen_test
 async def test_a_late_joiner_gets_the_recent_conversation_bounded_and_in_order(web_user, socket_client, app: TornadoApp) -> None:
     ada = await socket_client((await logged_in(web_user, "ada")).cookie_header)
-    assert (await ada.next("history")) == {"messages": []}  # nothing said yet: the page may say so
+    first = await ada.next("history")
+    assert first["messages"] == [] and first["resume"] == "none"  # nothing said yet: the page may say so
     for number in range(app.sockets.history.size + 5):
         await ada.sio.emit("chat", {"text": f"message {number}"})
     for _ in range(app.sockets.history.size + 5):

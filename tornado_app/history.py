@@ -1,66 +1,161 @@
-"""The recent chat, so that someone who arrives late (or reloads) sees the conversation.
+"""The chat as kept: each message gets a position, so that a page that was away can ask for
+exactly what it missed, and each sender's message ids, so that a retry never posts twice.
 
-Bounded: the last `size` messages (`--history`). In memory it is this process's; with Redis
-(redis/history.py) every process shares one list.
+A position is "<epoch>:<n>": `n` counts the messages (1, 2, 3... with no gap), and the epoch
+names the count (a random word per process in memory, per Redis history in redis/history.py).
+A page that comes back with a position of this epoch gets the messages after it, if they are
+still kept; one of another epoch (a restart, a Redis that lost its data), from the future or
+garbage cannot be caught up, and the page is shown the latest messages instead.
+
+Bounded: the last `KEPT_FOR_CATCH_UP` messages are kept (or `--history`, if larger; none with
+`--history 0`), each at most `largest_message_bytes()`; newcomers are shown the last `size`.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import re
+import secrets
+from collections import OrderedDict, deque
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from . import packet_json
 from .skeleton import skeleton
 from .validation import MAX_CHAT_BYTES, MAX_USERNAME_LENGTH
 
-DEFAULT_HISTORY = 50  # messages kept and sent to each socket as it is accepted
+DEFAULT_HISTORY = 50  # messages sent to each socket as it is accepted
+KEPT_FOR_CATCH_UP = 1000  # messages kept for pages that come back after a gap
+SENT_REMEMBERED = 100  # message ids remembered per session: a retry is of one of the last few
 # The character whose skeleton (skeleton.py) is the longest in UTF-8: U+FDFA, an Arabic
 # ligature that NFKC spells out in 18 letters (30 bytes). tests/test_skeleton.py checks that no
 # other code point's is longer.
 WIDEST_SKELETON_CHARACTER = "\ufdfa"
+POSITION = re.compile(r"([A-Za-z0-9]{1,16}):(0|[1-9][0-9]{0,15})")
 
 Message = dict[str, Any]
 
 
+def new_epoch() -> str:
+    return secrets.token_hex(4)
+
+
+def position(epoch: str, n: int) -> str:
+    return f"{epoch}:{n}"
+
+
+def parse_position(value: object) -> tuple[str, int] | None:
+    """(epoch, n) of a position a client sent, or None for anything else."""
+    if not isinstance(value, str) or len(value) > 40:
+        return None
+    match = POSITION.fullmatch(value)
+    return None if match is None else (match[1], int(match[2]))
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What `add` did: the message as kept (None: a repeat whose original is no longer kept),
+    and whether it is new (False: its id was accepted before, and nothing was posted again)."""
+
+    message: Message | None
+    new: bool
+
+
+@dataclass(frozen=True)
+class Recent:
+    """Messages, oldest first, and the position of the newest message kept anywhere."""
+
+    messages: list[Message]
+    position: str
+
+
 class ChatHistory(Protocol):
-    """Where the recent messages are kept."""
+    """Where messages are kept."""
 
     size: int
 
-    async def add(self, message: Message) -> None: ...
+    async def add(self, message: Message, sender: str, client_id: str | None) -> Stored:
+        """Keep `message` with the next position, unless `sender` (a session id) already
+        sent `client_id`: then nothing changes, and the first one is returned."""
 
-    async def recent(self) -> list[Message]:
-        """The kept messages, oldest first."""
+    async def recent(self) -> Recent:
+        """The last `size` messages."""
+
+    async def since(self, after: str) -> Recent | None:
+        """Exactly the messages after the position `after`, oldest first, if this history
+        still keeps them all; None if not (another epoch, the future, garbage, trimmed)."""
+
+    def forget_sender(self, sender: str) -> None:
+        """The session ended: its message ids need not be remembered."""
+
+
+def kept_for_catch_up(size: int) -> int:
+    return 0 if size == 0 else max(size, KEPT_FOR_CATCH_UP)
 
 
 class MemoryHistory:
-    """The last `size` messages of this process."""
+    """This process's messages, counted in an epoch that is new each time it starts."""
 
     def __init__(self, size: int = DEFAULT_HISTORY) -> None:
         if size < 0:
             raise ValueError("size must be 0 or more")
         self.size = size
-        self._messages: deque[Message] = deque(maxlen=size)
+        self.epoch = new_epoch()
+        self._count = 0
+        self._messages: deque[Message] = deque(maxlen=kept_for_catch_up(size))
+        self._sent: dict[str, OrderedDict[str, int]] = {}  # session id -> client id -> n
 
-    async def add(self, message: Message) -> None:
-        self._messages.append(message)
+    async def add(self, message: Message, sender: str, client_id: str | None) -> Stored:
+        sent = self._sent.setdefault(sender, OrderedDict()) if client_id is not None else None
+        if sent is not None and client_id in sent:
+            return Stored(self._kept(sent[client_id]), new=False)
+        self._count += 1
+        kept = {**message, "position": position(self.epoch, self._count)}
+        if self._messages.maxlen:
+            self._messages.append(kept)
+        if sent is not None:
+            sent[client_id] = self._count  # type: ignore[index]
+            if len(sent) > SENT_REMEMBERED:
+                sent.popitem(last=False)
+        return Stored(kept, new=True)
 
-    async def recent(self) -> list[Message]:
-        return list(self._messages)
+    def _kept(self, n: int) -> Message | None:
+        first = self._count - len(self._messages) + 1
+        return self._messages[n - first] if first <= n <= self._count else None
+
+    async def recent(self) -> Recent:
+        newest = list(self._messages)[-self.size:] if self.size else []
+        return Recent(newest, position(self.epoch, self._count))
+
+    async def since(self, after: str) -> Recent | None:
+        parsed = parse_position(after)
+        if parsed is None or parsed[0] != self.epoch:
+            return None
+        n = parsed[1]
+        first = self._count - len(self._messages) + 1
+        if n > self._count or n < first - 1:
+            return None
+        missed = list(self._messages)[n - first + 1:] if n < self._count else []
+        return Recent(missed, position(self.epoch, self._count))
+
+    def forget_sender(self, sender: str) -> None:
+        self._sent.pop(sender, None)
 
 
 def largest_message_bytes() -> int:
     """The most bytes one kept message can take in the history frame: the longest name and
     text in 4-byte characters (MAX_CHAT_BYTES bounds the text as it is encoded), the longest
-    skeleton a name can have, a time of 12 digits, and the comma before the next."""
+    skeleton a name can have, a time of 12 digits, the longest position, and the comma before
+    the next."""
     widest = "\U0001F600"
     largest = {"id": "0" * 12, "username": widest * MAX_USERNAME_LENGTH, "tag": "0" * 11,
                "skeleton": skeleton(WIDEST_SKELETON_CHARACTER * MAX_USERNAME_LENGTH),
-               "text": widest * (MAX_CHAT_BYTES // 4), "time": 10**12}
+               "text": widest * (MAX_CHAT_BYTES // 4), "time": 10**12, "position": "0" * 16 + ":" + "9" * 16}
     return len(packet_json.dumps(largest, separators=(",", ":")).encode()) + 1
 
 
 def history_frame_bytes(size: int) -> int:
     """The most bytes of the `history` event sent to each newcomer, with `size` messages kept
-    (the Engine.IO and Socket.IO prefix, and the WebSocket frame's header, included)."""
-    return len('42["history",{"messages":[]}]') + 10 + size * largest_message_bytes()
+    (the Engine.IO and Socket.IO prefix, the position and resume words, and the WebSocket
+    frame's header, included)."""
+    envelope = '42["history",{"messages":[],"position":"' + "0" * 16 + ":" + "9" * 16 + '","resume":"could_not"}]'
+    return len(envelope) + 10 + size * largest_message_bytes()

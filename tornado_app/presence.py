@@ -19,11 +19,14 @@ Where several processes serve one site, each shares its own joins and leaves thr
 from __future__ import annotations
 
 import asyncio
+import re
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
 import socketio
 
+from .history import new_epoch
 from .packet_json import RawJSON
 from .registry import Person
 from .skeleton import skeleton
@@ -38,6 +41,8 @@ PRESENCE_WRITES_PER_SECOND = 3_000
 YIELD_EVERY = 200  # recipients of a batch between two turns of the loop for everyone else
 
 HERE = "here"  # where this process's own sockets put a person (the others: process ids)
+DIFFS_KEPT = 100  # change batches remembered for pages that come back after a gap
+PRESENCE_POSITION = re.compile(r"([A-Za-z0-9]{1,16}):(0|[1-9][0-9]{0,15})")
 
 
 class PresenceListener(Protocol):
@@ -84,9 +89,13 @@ def wire(people: Iterable[Person]) -> list[dict[str, str]]:
 class PresenceBook:
     """Where each person is online, the state last announced, and what changed since.
 
-    Every operation is O(people it names); only `state()` (for a newcomer) walks everyone."""
+    Every operation is O(people it names); only `state()` (for a newcomer) walks everyone.
+    Versions count in an epoch of this process's life: a page that comes back to it with a
+    version of the same epoch can be sent what changed since (`changes_since`), not everyone."""
 
     def __init__(self) -> None:
+        self.epoch = new_epoch()
+        self._diffs: deque[tuple[int, list[Person], list[Person]]] = deque(maxlen=DIFFS_KEPT)
         self._places: dict[Person, set[str]] = {}  # person -> "here" and/or process ids
         self._by_place: dict[str, set[Person]] = {}
         self._announced: set[Person] = set()
@@ -157,11 +166,29 @@ class PresenceBook:
         if not joins and not leaves:
             return None
         self.version += 1
+        self._diffs.append((self.version, joins, leaves))
         return self.version, sorted(joins), sorted(leaves)
+
+    def changes_since(self, version: int) -> tuple[list[Person], list[Person]] | None:
+        """(joins, leaves) from `version` of this epoch to now, or None when it is not one this
+        book can tell from (the future, or older than the changes it remembers)."""
+        if version > self.version or (version < self.version and (not self._diffs or self._diffs[0][0] > version + 1)):
+            return None
+        online_then: dict[Person, bool] = {}
+        for diff_version, joins, leaves in self._diffs:
+            if diff_version <= version:
+                continue
+            for person in joins:
+                online_then.setdefault(person, False)
+            for person in leaves:
+                online_then.setdefault(person, True)
+        joined = sorted(person for person, was in online_then.items() if not was and person in self._announced)
+        left = sorted(person for person, was in online_then.items() if was and person not in self._announced)
+        return joined, left
 
     def state(self) -> dict[str, object]:
         """The announced state and its version: what a newcomer starts from."""
-        return {"version": self.version, "people": wire(sorted(self._announced))}
+        return {"version": self.version, "epoch": self.epoch, "people": wire(sorted(self._announced))}
 
     def encoded_state(self) -> RawJSON:
         """The state as JSON, built and encoded once per version: each newcomer, and each page
@@ -234,9 +261,17 @@ class PresenceBroadcaster:
         """The state to start from, encoded (once per version)."""
         return self.book.encoded_state()
 
-    async def tell(self, sid: str) -> None:
-        """Send one socket (a newcomer) the state to start from."""
-        await self._sio.manager.emit("presence_state", self.book.encoded_state(), namespace="/", room=sid, ignore_queue=True)
+    async def tell(self, sid: str, since: object = None) -> None:
+        """Send one socket (a newcomer) the state to start from; or, to a page that comes back
+        with `since` ("<epoch>:<version>" of this book), what changed since then."""
+        match = PRESENCE_POSITION.fullmatch(since) if isinstance(since, str) and len(since) <= 40 else None
+        changes = self.book.changes_since(int(match[2])) if match is not None and match[1] == self.book.epoch else None
+        if changes is None:
+            await self._sio.manager.emit("presence_state", self.book.encoded_state(), namespace="/", room=sid, ignore_queue=True)
+            return
+        joins, leaves = changes
+        diff = {"version": self.book.version, "since": int(match[2]), "joins": wire(joins), "leaves": wire(leaves)}  # type: ignore[index]
+        await self._sio.manager.emit("presence_diff", diff, namespace="/", room=sid, ignore_queue=True)
 
     def _schedule(self) -> None:
         if self._timer is not None:

@@ -17,8 +17,11 @@ STORE_UNAVAILABLE = "session store unavailable"
 TOO_MANY_CONNECTS = "slow down: too many connections from your address"
 # An Engine.IO handshake refused (401 with this text), or the WebSocket closed with it.
 TOO_MANY_SOCKETS = "too many sockets from your address"
-# A chat message refused for its rate (the `error` event's message starts with it).
+# A chat message refused (the ack's `message`, beside its `reason` code; the page keeps the text).
 SLOW_DOWN = "slow down: too many messages"
+NOT_STORED = "not sent: the server cannot store messages right now; send it again in a moment"
+NOT_SENT_SESSION_ENDED = "not sent: your session has ended"
+ChatRefusal = Literal["invalid", "rate", "store", "ended"]
 # An ask for the presence state over the client's fair share (the ack's `refused`, with `retry_after` seconds).
 STATE_SLOW_DOWN = "slow down: the list of who is online was sent a moment ago"
 
@@ -37,6 +40,7 @@ def for_the_page() -> dict[str, object]:
             "tooManyConnects": TOO_MANY_CONNECTS,
             "tooManySockets": TOO_MANY_SOCKETS,
             "slowDown": SLOW_DOWN,
+            "notStored": NOT_STORED,
         },
         "endReasons": list(END_REASONS),
     }

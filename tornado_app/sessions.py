@@ -56,6 +56,10 @@ class SessionStore(Protocol):
 
     async def delete(self, session_id: str, reason: EndReason = "logout") -> Session | None: ...
 
+    async def idle_left(self, session_id: str) -> float | None:
+        """Seconds before the session expires as idle unless it is used (any tab's use counts),
+        without counting this question as a use; None if it is gone."""
+
     async def sweep(self) -> int: ...
 
     async def audit(self, session_ids: Iterable[str]) -> None: ...
@@ -145,6 +149,12 @@ class MemorySessionStore:
         session.last_seen = now
         self._sessions.move_to_end(session_id)
         return session
+
+    async def idle_left(self, session_id: str) -> float | None:
+        session = self._sessions.get(session_id)
+        if session is None:
+            return None
+        return max(0.0, self.ttl - (self._clock() - session.last_seen))
 
     async def delete(self, session_id: str, reason: EndReason = "logout") -> Session | None:
         """End a session; returns it, or None if there was none."""

@@ -24,13 +24,14 @@ from .presence import PRESENCE_MIN_INTERVAL, PresenceBroadcaster
 from .presence_asks import StateAsks
 from .refusals import RefusalReport
 from .registry import Person, SocketOwner, SocketRegistry
-from .reasons import (NOT_AUTHENTICATED, SESSION_ENDED, SLOW_DOWN, STATE_SLOW_DOWN, STORE_UNAVAILABLE, TOO_MANY_CONNECTS,
-                      EndReason)
+from .reasons import (NOT_AUTHENTICATED, NOT_SENT_SESSION_ENDED, NOT_STORED, SESSION_ENDED, SLOW_DOWN, STATE_SLOW_DOWN,
+                      STORE_UNAVAILABLE, TOO_MANY_CONNECTS, ChatRefusal, EndReason)
 from .backend import Backend
+from .history import history_frame_bytes
 from .errors import BackendUnavailable
 from .sessions import Session
 from .skeleton import skeleton
-from .validation import InvalidInput, clean_chat_payload
+from .validation import InvalidInput, clean_chat_payload, client_message_id
 
 log = logging.getLogger(__name__)
 # python-socketio and engineio log every packet at INFO and a client's stray event at
@@ -93,6 +94,9 @@ class ChatSocketServer:
         self._too_many_chats = RefusalReport("refused chat messages over --chat-rate", logger=log)
         self._too_many_states = RefusalReport("refused presence states over a client's fair share", logger=log)
         self.history = backend.history
+        # What a page that comes back may be sent of what it missed: no more than the history
+        # a newcomer may be sent (which --max-unsent-kib is checked to hold, see cli.py).
+        self._most_replayed_bytes = history_frame_bytes(backend.history.size)
         self.registry = SocketRegistry()
         self._clock = backend.clock
         # The Origin policy is enforced by our Tornado handler (transport.py) before
@@ -125,7 +129,8 @@ class ChatSocketServer:
         # swallowed into an accept.
         self.sio.on("connect", self._on_connect)
         for event, handler in [("disconnect", self._on_disconnect), ("whoami", self._on_whoami), ("chat", self._on_chat),
-                               ("active", self._on_active), ("presence_state", self._on_presence_state)]:
+                               ("active", self._on_active), ("idle_left", self._on_idle_left),
+                               ("presence_state", self._on_presence_state)]:
             self.sio.on(event, _report_bugs(handler))
         self.store.add_end_listener(self._on_session_end)
 
@@ -172,9 +177,10 @@ class ChatSocketServer:
         if not await self.rate_limiter.allows("connect", request.remote_ip):
             self._too_many_connects.refused(f"the latest from {request.remote_ip}")
             raise ConnectionRefusedError(TOO_MANY_CONNECTS)
+        resume = auth if isinstance(auth, dict) else {}
         try:
             session = await self.store.get(environ.get(SESSION_ID))
-            recent = await self._recent_history() if session is not None else []
+            history = await self._history_for(resume.get("history")) if session is not None else None
         except BackendUnavailable:
             raise ConnectionRefusedError(STORE_UNAVAILABLE) from None  # the store logs it, once
         if session is None:
@@ -189,11 +195,11 @@ class ChatSocketServer:
             raise ConnectionRefusedError(STORE_UNAVAILABLE) from None
         self._refuse_if_ended(sid, still_live)
         log.debug("socket %s of %r connected from %s", sid, session.username, request.remote_ip)
-        await self.emit_here("welcome", {"username": session.username, "tag": session.tag}, sid)
-        await self.emit_here("history", {"messages": recent}, sid)
+        await self.emit_here("welcome", {"username": session.username, "tag": session.tag, "idle_timeout": self.store.ttl}, sid)
+        await self.emit_here("history", history, sid)
         if came_online:
             self.presence.came_online(Person(session.username, session.tag))  # in the next change batch
-        await self.presence.tell(sid)  # the state to start from, then the batches
+        await self.presence.tell(sid, resume.get("presence"))  # the state to start from (or the changes since), then the batches
         self._refuse_if_ended(sid)  # (the emits above can wait, on engineio's own path)
 
     def _refuse_if_ended(self, sid: str, still_live: bool = True) -> None:
@@ -212,11 +218,23 @@ class ChatSocketServer:
             self.presence.went_offline(Person(owner.username, owner.tag))
         return owner
 
-    async def _recent_history(self) -> list[object]:
+    async def _history_for(self, after: object) -> RawJSON:
+        """What a connecting page is sent of the chat: exactly the messages after the position
+        it holds (a page coming back after a gap), when the history can tell them all and they
+        fit one frame; otherwise the latest, with words saying which. Nothing (and no
+        position) while the store is away: the page keeps what it has."""
         try:
-            return await self.history.recent()
+            if after is not None:
+                missed = await self.history.since(after) if isinstance(after, str) else None
+                if missed is not None:
+                    replay = RawJSON.of({"messages": missed.messages, "position": missed.position, "resume": "caught_up"})
+                    if len(replay.text.encode()) <= self._most_replayed_bytes:
+                        return replay
+            recent = await self.history.recent()
         except BackendUnavailable:
-            return []
+            return RawJSON.of({"messages": [], "position": None, "resume": "none" if after is None else "could_not"})
+        return RawJSON.of({"messages": recent.messages, "position": recent.position,
+                           "resume": "none" if after is None else "could_not"})
 
     async def _on_disconnect(self, sid: str, reason: object = None, *_: object) -> None:
         if self._sent_by_the_client(sid):
@@ -241,6 +259,7 @@ class ChatSocketServer:
         """Drop every socket of an ended session: a connected one is told why (so that the page
         can say it in plain words) and disconnected; one still being accepted is taken out of
         the registry, which makes its connect refuse (see _on_connect)."""
+        self.history.forget_sender(session.id)
         for sid in self.registry.sockets_of(session.id):
             if self.sio.manager.is_connected(sid, "/"):
                 await self.emit_here("ended", {"reason": reason}, sid)
@@ -257,15 +276,19 @@ class ChatSocketServer:
         finally:
             self._session_ending.pop(sid, None)
 
-    async def _live_session(self, sid: str) -> Session | None:
-        """The sender's session, refreshed by this event; None (and the socket dropped) if gone."""
+    async def _live_session(self, sid: str, refusing: bool = False) -> Session | None:
+        """The sender's session, refreshed by this event; None (and the socket dropped) if gone.
+        While the store is away: None too (the socket stays), or BackendUnavailable if the
+        caller is `refusing` (it answers in words)."""
         owner = self.registry.owner(sid)
         if owner is None:
             return None
         try:
             session = await self.store.get(owner.session_id)
         except BackendUnavailable:
-            return None  # unanswered while the store is away; the socket stays
+            if refusing:
+                raise
+            return None
         if session is None and self.registry.owner(sid) is not None:
             # The store ended the session without telling us (a networked store might).
             await self._disconnect_for(sid, "gone")
@@ -275,27 +298,36 @@ class ChatSocketServer:
         session = await self._live_session(sid)
         return None if session is None else session.public_view()
 
-    async def _on_chat(self, sid: str, *args: object) -> None:
-        session = await self._live_session(sid)
-        if session is None:
-            return
+    async def _on_chat(self, sid: str, *args: object) -> dict[str, object]:
+        """Answered, always: the message as stored and sent to everyone, or a refusal that says
+        why (the page keeps the text). A message the store cannot keep is refused, never sent
+        unkept: a page that was away could not catch up on it. A repeated client id (a retry
+        after a lost answer) is answered with the first one's message and posted nowhere."""
         try:
-            text = clean_chat_payload(args[0] if len(args) == 1 else None)
+            session = await self._live_session(sid, refusing=True)
+        except BackendUnavailable:
+            return _refusal("store", NOT_STORED)
+        if session is None:
+            return _refusal("ended", NOT_SENT_SESSION_ENDED)
+        payload = args[0] if len(args) == 1 else None
+        try:
+            text = clean_chat_payload(payload)
+            client_id = client_message_id(payload)
         except InvalidInput as refusal:
-            await self.emit_here("error", {"message": str(refusal)}, sid)
-            return
+            return _refusal("invalid", str(refusal))
         if not await self.rate_limiter.allows("chat", session.id):
             self._too_many_chats.refused(f"the latest from {session.username!r}")
             rate = self.rate_limiter.rates.describe("chat")
-            await self.emit_here("error", {"message": f"{SLOW_DOWN} (at most {rate}): this message was not sent"}, sid)
-            return
+            return _refusal("rate", f"{SLOW_DOWN} (at most {rate}): this message was not sent")
         message = {"id": secrets.token_hex(6), "username": session.username, "tag": session.tag,
                    "skeleton": skeleton(session.username), "text": text, "time": int(self._clock())}
         try:
-            await self.history.add(message)
+            stored = await self.history.add(message, session.id, client_id)
         except BackendUnavailable:
-            pass  # the message still goes to everyone this process can reach
-        await self.sio.emit("chat", message)
+            return _refusal("store", NOT_STORED)
+        if stored.new:
+            await self.sio.emit("chat", stored.message)
+        return {"ok": True, "message": stored.message}
 
     async def _on_presence_state(self, sid: str, *args: object) -> RawJSON | dict[str, object] | None:
         """A page that saw a gap in the change versions asks for the state again: answered
@@ -311,7 +343,26 @@ class ChatSocketServer:
             return {"refused": STATE_SLOW_DOWN, "retry_after": round(wait + 0.05, 1)}
         return self.presence.state()
 
-    async def _on_active(self, sid: str, *args: object) -> None:
+    async def _on_active(self, sid: str, *args: object) -> dict[str, float] | None:
         """The page says a person is using it (at most once a minute): that refreshes the
-        session's idle timer like any request, so a person who reads does not expire."""
-        await self._live_session(sid)
+        session's idle timer like any request, so a person who reads does not expire. The
+        answer says how long it now has."""
+        session = await self._live_session(sid)
+        return None if session is None else {"idle_left": self.store.ttl}
+
+    async def _on_idle_left(self, sid: str, *args: object) -> dict[str, float] | None:
+        """How long before the session expires unless used, for the page's warning a minute
+        before; asking is not a use (another tab's use counts). Unanswered while the store is
+        away."""
+        owner = self.registry.owner(sid)
+        if owner is None:
+            return None
+        try:
+            left = await self.store.idle_left(owner.session_id)
+        except BackendUnavailable:
+            return None
+        return {"idle_left": round(left or 0.0, 1)}
+
+
+def _refusal(reason: ChatRefusal, words: str) -> dict[str, object]:
+    return {"ok": False, "reason": reason, "message": words}

@@ -104,6 +104,19 @@ def _most_marks_in_a_row(text: str) -> int:
     return longest
 
 
+CLIENT_MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,36}")
+
+
+def client_message_id(payload: object) -> str | None:
+    """The page's own id of a `chat` message (a retry sends the same), if it gave one."""
+    value = payload.get("id") if isinstance(payload, dict) else None
+    if value is None:
+        return None
+    if not isinstance(value, str) or not CLIENT_MESSAGE_ID.fullmatch(value):
+        raise InvalidInput("A chat message's id must be 1 to 36 letters, digits, '-' or '_'.")
+    return value
+
+
 def clean_chat_payload(payload: object) -> str:
     """The text of a `chat` event: an object with a `text` string of 1 to 500 characters, at
     most 20 lines, without controls that would reorder or hide text, or piles of marks."""

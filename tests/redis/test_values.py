@@ -63,8 +63,16 @@ def test_a_poisoned_history_is_skipped_connects_stay_prompt_on_every_process_and
         b"\xff\xfe",
     ]
     with redis.Redis.from_url(redis_url) as client:
-        client.rpush("tornado_app:history", json.dumps(good_message("kept")),
-                     json.dumps({**good_message("kept, with a skeleton made again"), "skeleton": "forged"}), *bad)
+        # The chat as the app keeps it (redis/history.py): a stream whose ids count the
+        # messages, with the count and its epoch beside it; the bad entries among the good.
+        entries = [json.dumps(good_message("kept")).encode(),
+                   json.dumps({**good_message("kept, with a skeleton made again"), "skeleton": "forged"}).encode(), *bad]
+        client.set("tornado_app:chat:epoch", "poisoned1")
+        client.set("tornado_app:chat:count", len(entries))
+        for n, entry in enumerate(entries, start=1):
+            client.xadd("tornado_app:chat", {"m": entry}, id=f"{n}-0")
+        client.xadd("tornado_app:chat", {"other": "field"}, id=f"{len(entries) + 1}-0")  # no `m`
+        client.set("tornado_app:chat:count", len(entries) + 1)
 
     async def scenario() -> list[float]:
         seconds = []
@@ -84,7 +92,7 @@ def test_a_poisoned_history_is_skipped_connects_stay_prompt_on_every_process_and
         app.stop()
         log = app.log()
         assert "Traceback" not in log and "refused socket" not in log, log[-3000:]
-        assert log.count(f"{IGNORED} (history)") == len(bad), log[-3000:]  # once per value, not per connect
+        assert log.count(f"{IGNORED} (chat)") == len(bad) + 1, log[-3000:]  # once per value, not per connect
 
 
 def test_fake_online_entries_with_bad_names_or_tags_are_not_shown_and_each_is_one_line(cluster: Cluster, redis_url: str) -> None:

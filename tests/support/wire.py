@@ -65,8 +65,10 @@ class WireSocket:
         stay_after_disconnect: bool = False,
         headers: Mapping[str, str] | None = None,
         ssl: tls.SSLContext | bool = True,
+        auth: Mapping[str, Any] | None = None,
     ) -> WireSocket:
-        """Open the WebSocket, send the namespace connect, wait for `40` or `44`.
+        """Open the WebSocket, send the namespace connect (with `auth`, a page's resume
+        payload, if given), wait for `40` or `44`.
 
         `headers` go with the upgrade request as they are (a proxy's, say), besides the
         `cookie` and `origin`; `ssl` is aiohttp's (a context that trusts a test certificate).
@@ -86,7 +88,7 @@ class WireSocket:
             opening = await asyncio.wait_for(ws.receive_str(), timeout)
             if not opening.startswith("0"):
                 raise Refused(f"unexpected opening packet {opening[:40]!r}")
-            await ws.send_str("40")
+            await ws.send_str("40" + ("" if auth is None else json.dumps(dict(auth), separators=(",", ":"))))
             while True:
                 packet = await asyncio.wait_for(ws.receive_str(), timeout)
                 if packet.startswith("40"):
@@ -179,3 +181,5 @@ class WireSocket:
             answer = self._acks.get(ack_id)
             if answer is not None and not answer.done():
                 answer.set_result(one_or_all(args))
+            elif answer is None:  # the answer to a packet sent raw, with an ack id of its own
+                self._events[f"ack {ack_id}"].put_nowait(one_or_all(args))

@@ -37,7 +37,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .bus import RedisBus
-from .values import session_fields
+from .values import session_fields, timestamp
 from ..sessions import (
     DEFAULT_MAX_SESSIONS,
     DEFAULT_SESSION_TTL,
@@ -251,6 +251,18 @@ class RedisSessionStore:
             # later end of this session will be heard, and will drop it from the cache.
             self._trust(session, now)
         return session
+
+    async def idle_left(self, session_id: str) -> float | None:
+        """From the last use written to Redis, which is what every sweep reads: a use answered
+        from memory (within the trusted window) does not move it, so this is never late."""
+        seen = await self._bus.run(self._bus.client.hget(self._bus.key("session", session_id), "s"))
+        if seen is None:
+            return None
+        try:
+            last_seen = timestamp(seen)
+        except ValueError:
+            return 0.0  # the sweep ends a session with a bad time as expired
+        return max(0.0, min(self.ttl, self.ttl - (self._clock() - last_seen)))
 
     def _still_trusted(self, seen_at: float, subscription: int, now: float) -> bool:
         """Read live from Redis within the trusted window, and every ending since then would

@@ -29,6 +29,8 @@ class BadValue(ValueError):
 
 TAG = re.compile(r"[A-Za-z0-9_-]{11}")  # sessions.new_tag(): token_urlsafe(8)
 MESSAGE_ID = re.compile(r"[0-9a-f]{12}")  # sockets: secrets.token_hex(6)
+HISTORY_EPOCH = re.compile(r"[A-Za-z0-9]{1,16}")  # history.new_epoch()
+COUNT = re.compile(r"0|[1-9][0-9]{0,15}")
 # "live" comes with a session a script found live; the others are why a session ended.
 END_REASONS = frozenset(get_args(EndReason)) | {"live"}
 REMEMBERED = 4096  # distinct bad values already logged, least recently seen forgotten first
@@ -88,6 +90,26 @@ def chat_message(raw: object) -> dict[str, Any]:
         raise BadValue("time is not a whole number of seconds")
     message["skeleton"] = skeleton(message["username"])
     return message
+
+
+def history_epoch(value: object) -> str:
+    """The word naming the chat's count (redis/history.py)."""
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    if not isinstance(value, str) or not HISTORY_EPOCH.fullmatch(value):
+        raise BadValue("chat epoch is not 1 to 16 letters or digits")
+    return value
+
+
+def history_count(value: object) -> int:
+    """A message's n in the chat's count: a whole number below 2**53 (exact in Lua)."""
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not COUNT.fullmatch(value) or int(value) >= 2**53:
+        raise BadValue("chat count is not a whole number")
+    return int(value)
 
 
 def person(member: bytes) -> tuple[str, str]:
