@@ -225,6 +225,8 @@ def test_a_page_away_while_five_messages_are_sent_shows_exactly_those_five_once_
     site = proxied()
     ada_person, ada = logged_in(browser, site.direct_url, "Ada")
     bob_person, bob = logged_in(browser, site.url, "Bob")
+    dan_person, _ = logged_in(browser, site.direct_url, "Dan")
+    expect(bob.locator("#online-users .person-name")).to_have_text(["Bob", "Ada", "Dan"])
     send(ada, "before the gap")
     expect(shown(bob, "before the gap")).to_have_count(1)
 
@@ -234,15 +236,21 @@ def test_a_page_away_while_five_messages_are_sent_shows_exactly_those_five_once_
         send(ada, text)
         expect(ada.locator("#chat-messages li.is-me .message-text").last).to_have_text(text)
     expect(bob.locator("#chat-status-text")).to_have_text("Reconnecting…", timeout=SEEN_DEAD_WITHIN_S * 1000)
+    carol_person, _ = logged_in(browser, site.direct_url, "Carol")  # came online meanwhile
+    dan_person.context.close()  # and Dan went
     site.proxy.thaw(reset=thaw_reset)
     expect(bob.locator("#chat-status-text")).to_have_text("Reconnected: 5 messages you missed are below", timeout=RECONNECT_MS)
     texts = ["before the gap", *missed]
     expect(bob.locator("#chat-messages li.message .message-text")).to_have_text(texts)
     expect(bob.locator("#chat-messages .chat-gap")).to_have_count(0)  # nothing is missing
+    # Who is online: the change since the version it held, not the whole list again.
+    expect(bob.locator("#online-users .person-name")).to_have_text(["Bob", "Ada", "Carol"])
+    log = bob.text_content("#handshake-log")
+    assert "presence: caught up from version" in log and "a change was missed" not in log, log
     bob.screenshot(path=SHOTS / f"22-caught-up-{'reset' if thaw_reset else 'back'}.png")
     send(ada, "after the gap")
     expect(bob.locator("#chat-messages li.message .message-text")).to_have_text([*texts, "after the gap"])
-    no_page_errors(ada_person, bob_person)
+    no_page_errors(ada_person, bob_person, carol_person)
 
 
 @pytest.mark.heavy  # it waits out most of an idle TTL (15 s); run by make test-heavy and CI
@@ -272,3 +280,47 @@ def test_an_idle_page_is_warned_before_its_session_ends_and_the_button_keeps_it(
     expect(page.locator("#whoami-result")).to_contain_text("You are Reader")
     assert warned_after < IDLE_TTL_S + IDLE_TTL_S // 3
     no_page_errors(person)
+
+
+def test_a_page_that_could_not_catch_up_says_so_and_marks_where_messages_may_be_missing(browser: Any, proxied: Any) -> None:
+    """A position the server cannot resume from (here the test moves the page's position into
+    the future on its way out, as a page of an earlier history would hold): the latest
+    messages, said as such, with the break in the list marked rather than silently mixed."""
+    site = proxied("--history", "3")
+    asked: list[str] = []
+
+    def from_the_future(route: Any) -> None:
+        body = route.request.post_data or ""
+        if route.request.method == "POST" and '"history":' in body:
+            body = re.sub(r'"history":"([A-Za-z0-9]+):\d+"', r'"history":"\1:999999"', body)
+            asked.append(body)
+            route.continue_(post_data=body)
+        else:
+            route.continue_()
+
+    ada_person, ada = logged_in(browser, site.direct_url, "Ada")
+    bob_person = Person(browser, site.url)
+    bob = bob_person.open("/login")
+    bob.route("**/socket.io/**", from_the_future)
+    bob.fill("#username", "Bob")
+    bob.click("#login-form button[type=submit]")
+    wait_for_socket(bob, "connected")
+    send(ada, "before the gap")
+    expect(shown(bob, "before the gap")).to_have_count(1)
+
+    site.proxy.freeze()
+    for number in range(1, 6):
+        send(ada, f"missed {number}")
+        expect(ada.locator("#chat-messages li.is-me .message-text").last).to_have_text(f"missed {number}")
+    expect(bob.locator("#chat-status-text")).to_have_text("Reconnecting…", timeout=SEEN_DEAD_WITHIN_S * 1000)
+    site.proxy.thaw(reset=True)
+    expect(bob.locator("#chat-status-text")).to_have_text("Reconnected; could not catch up: showing the latest 3",
+                                                         timeout=RECONNECT_MS)
+    assert asked, "the page's connect was not seen"
+    items = bob.locator("#chat-messages li")
+    texts = [text.strip().splitlines()[-1] for text in items.all_inner_texts()]
+    assert texts == ["before the gap", "Some messages may be missing here", "missed 3", "missed 4", "missed 5"], texts
+    bob.screenshot(path=SHOTS / "22-could-not-catch-up.png")
+    send(ada, "after the gap")
+    expect(bob.locator("#chat-messages li.message .message-text").last).to_have_text("after the gap")
+    no_page_errors(ada_person, bob_person)

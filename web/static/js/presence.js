@@ -232,6 +232,7 @@ export function makePresence(shared, names, log) {
     for (const person of clean(data.joins)) {
       addPerson(person);
     }
+    log("presence: caught up from version " + data.since + " to " + data.version, "ok");
     version = data.version;
     applyHeldDiffs();
     showCount();
