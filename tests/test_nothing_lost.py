@@ -20,6 +20,7 @@ from deploy.services import free_port
 from tests.support.processes import ServerProcess
 from tests.support.proxy import FreezableProxy
 
+from .conftest import e2e_unavailable
 from .test_browser import PHONE, SHOTS, VIEWPORT, Person, browser, in_first_screen, wait_for_socket  # noqa: F401
 
 try:
@@ -82,6 +83,16 @@ def shown(page: Any, text: str) -> Any:
         has=page.locator(".message-text", has_text=re.compile("^" + re.escape(text) + "$")))
 
 
+def serious_violations(page: Any) -> list[tuple[str, list[Any]]]:
+    """axe-core's serious and critical findings (WCAG 2.1 AA rules) in the page as it is."""
+    try:
+        from axe_playwright_python.sync_playwright import Axe
+    except ImportError:
+        e2e_unavailable("axe-playwright-python is not installed (pip install -e '.[test]')")
+    return [(violation["id"], [node["target"] for node in violation["nodes"]]) for violation in Axe().run(page).response["violations"]
+            if violation["impact"] in ("serious", "critical")]
+
+
 def no_page_errors(*people: Person) -> None:
     for person in people:
         assert [text for text in person.console_errors if "status of 4" not in text] == [], "the page logged errors"
@@ -115,6 +126,7 @@ def test_a_frozen_link_is_said_in_the_chat_card_and_a_message_sent_into_it_is_ke
     assert seen_dead_after <= SEEN_DEAD_WITHIN_S, seen_dead_after
     assert in_first_screen(ada, "#chat-status-text", viewport)
     ada.screenshot(path=SHOTS / f"22-frozen-link-not-sent-{size}.png")
+    assert serious_violations(ada) == []
     expect(shown(grace, text)).to_have_count(0)
 
     site.proxy.thaw(reset=True)  # as a tunnel that lost its state: the old connections are dead
@@ -271,6 +283,7 @@ def test_an_idle_page_is_warned_before_its_session_ends_and_the_button_keeps_it(
     assert in_first_screen(page, "#chat-stay", VIEWPORT)
     assert page.get_attribute("#socket-state", "data-state") == "connected"
     page.screenshot(path=SHOTS / "22-idle-warning.png")
+    assert serious_violations(page) == []
     ends_at = time.monotonic() + int(match.group(1))
     page.click("#chat-stay")
     expect(notice).to_be_hidden()
@@ -324,3 +337,31 @@ def test_a_page_that_could_not_catch_up_says_so_and_marks_where_messages_may_be_
     send(ada, "after the gap")
     expect(bob.locator("#chat-messages li.message .message-text").last).to_have_text("after the gap")
     no_page_errors(ada_person, bob_person)
+
+
+def test_your_own_message_is_never_shown_twice_not_even_for_a_moment(browser: Any, proxied: Any) -> None:
+    """Its live copy comes before the server's answer: the item "sending…" gives way to it at
+    once, and the answer finds it shown. A watch in the page counts, at every change, the
+    items that hold the text."""
+    site = proxied()
+    person, page = logged_in(browser, site.direct_url, "Ada")
+    page.evaluate("""() => {
+        window.mostShown = {};
+        new MutationObserver(() => {
+            const counts = {};
+            for (const node of document.querySelectorAll("#chat-scroll li.message .message-text")) {
+                counts[node.textContent] = (counts[node.textContent] || 0) + 1;
+            }
+            for (const [text, count] of Object.entries(counts)) {
+                window.mostShown[text] = Math.max(window.mostShown[text] || 0, count);
+            }
+        }).observe(document.getElementById("chat-scroll"), { childList: true, subtree: true });
+    }""")
+    texts = [f"only once {number}" for number in range(1, 6)]
+    for text in texts:
+        send(page, text)
+    expect(page.locator("#chat-messages li.is-me .message-text")).to_have_text(texts)
+    expect(page.locator("#chat-outbox li")).to_have_count(0)
+    page.wait_for_timeout(500)
+    assert page.evaluate("window.mostShown") == {text: 1 for text in texts}
+    no_page_errors(person)
