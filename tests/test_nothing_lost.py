@@ -365,3 +365,20 @@ def test_your_own_message_is_never_shown_twice_not_even_for_a_moment(browser: An
     page.wait_for_timeout(500)
     assert page.evaluate("window.mostShown") == {text: 1 for text in texts}
     no_page_errors(person)
+
+
+@pytest.mark.heavy  # it waits out more than an idle TTL (15 s); run by make test-heavy and CI
+def test_a_tab_left_alone_is_not_warned_while_another_tab_of_its_session_is_in_use(browser: Any, proxied: Any) -> None:
+    """Before warning, the idle tab asks how long the session has left (asking is not a use):
+    another tab's use kept it alive, so it waits again instead of warning wrongly."""
+    site = proxied("--session-ttl", str(IDLE_TTL_S))
+    person, idle_tab = logged_in(browser, site.direct_url, "Reader")
+    used_tab = person.open("/")
+    wait_for_socket(used_tab, "connected")
+    until = time.monotonic() + 2 * IDLE_TTL_S
+    while time.monotonic() < until:
+        used_tab.keyboard.press("Shift")  # a person at the other tab
+        used_tab.wait_for_timeout(500)
+        assert idle_tab.is_hidden("#chat-idle"), "warned although the session was in use"
+    assert idle_tab.get_attribute("#socket-state", "data-state") == "connected"
+    no_page_errors(person)
