@@ -268,7 +268,15 @@ def test_a_page_away_while_five_messages_are_sent_shows_exactly_those_five_once_
 @pytest.mark.heavy  # it waits out most of an idle TTL (15 s); run by make test-heavy and CI
 def test_an_idle_page_is_warned_before_its_session_ends_and_the_button_keeps_it(browser: Any, proxied: Any) -> None:
     site = proxied("--session-ttl", str(IDLE_TTL_S))
-    person, page = logged_in(browser, site.direct_url, "Reader")
+    person = Person(browser, site.direct_url)
+    page = person.context.new_page()
+    reports: list[float] = []  # when the page said "active" (on the WebSocket, once upgraded)
+    page.on("websocket", lambda socket: socket.on(
+        "framesent", lambda frame: isinstance(frame, str) and re.match(r'42\d*\["active"', frame) and reports.append(time.monotonic())))
+    page.goto(site.direct_url + "login")
+    page.fill("#username", "Reader")
+    page.click("#login-form button[type=submit]")
+    wait_for_socket(page, "connected")
     logged_in_at = time.monotonic()
     notice = page.locator("#chat-idle")
     expect(notice).to_be_hidden()
@@ -285,8 +293,13 @@ def test_an_idle_page_is_warned_before_its_session_ends_and_the_button_keeps_it(
     page.screenshot(path=SHOTS / "22-idle-warning.png")
     assert serious_violations(page) == []
     ends_at = time.monotonic() + int(match.group(1))
+    clicked_at = time.monotonic()
     page.click("#chat-stay")
-    expect(notice).to_be_hidden()
+    expect(notice).to_be_hidden(timeout=1000)  # at once, not when the countdown runs out
+    waited_until = time.monotonic() + 1
+    while not any(at >= clicked_at for at in reports) and time.monotonic() < waited_until:
+        page.wait_for_timeout(50)
+    assert any(clicked_at <= at <= clicked_at + 1 for at in reports), "the button did not report the use at once"
     page.wait_for_timeout(max(0.0, ends_at - time.monotonic() + 3) * 1000)  # past the end it had
     assert page.get_attribute("#socket-state", "data-state") == "connected"
     page.click("#whoami-button")
