@@ -183,3 +183,20 @@ def test_nonsense_limits_are_refused(kwargs: dict) -> None:
         MemorySessionStore(**kwargs)
     with pytest.raises(ValueError):
         RedisSessionStore(RedisBus("redis://127.0.0.1:1/0"), **kwargs)
+
+
+@pytest.mark.gen_test
+async def test_idle_left_counts_down_and_asking_it_is_not_a_use(make_store: Callable[..., SessionStore], clock: FakeClock) -> None:
+    """What the page's warning a minute before expiry reads: the time left falls as nobody
+    uses the session, asking does not renew it, and a use does."""
+    store = make_store(ttl=100)
+    session = await store.create("ada")
+    clock.advance(30)
+    assert await store.idle_left(session.id) == pytest.approx(70)
+    clock.advance(10)
+    assert await store.idle_left(session.id) == pytest.approx(60)  # the first question renewed nothing
+    assert await store.get(session.id) is not None
+    assert await store.idle_left(session.id) == pytest.approx(100)
+    await store.delete(session.id)
+    assert await store.idle_left(session.id) is None
+    assert await store.idle_left("no-such-session") is None

@@ -438,3 +438,19 @@ def test_an_engineio_connection_left_open_after_its_socket_disconnects_is_closed
     status, _, log = server.stop()
     assert status == 0 and "Traceback" not in log
     assert "no Socket.IO connect within 1 s" in log
+
+
+@pytest.mark.gen_test
+async def test_idle_left_says_how_long_the_session_has_and_asking_is_not_a_use(web_user, socket_client, clock: FakeClock,
+                                                                              app: TornadoApp) -> None:
+    """What the page's warning a minute before the idle deadline reads (`welcome` gives the idle
+    TTL); `active` renews the session and says so."""
+    client = await socket_client((await logged_in(web_user, "ada")).cookie_header)
+    ttl = app.sockets.store.ttl
+    assert (await client.next("welcome"))["idle_timeout"] == ttl
+    clock.advance(ttl / 4)
+    assert await client.sio.call("idle_left") == {"idle_left": ttl * 3 / 4}
+    clock.advance(ttl / 4)
+    assert await client.sio.call("idle_left") == {"idle_left": ttl / 2}  # asking renewed nothing
+    assert await client.sio.call("active") == {"idle_left": ttl}
+    assert await client.sio.call("idle_left") == {"idle_left": ttl}

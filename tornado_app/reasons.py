@@ -24,6 +24,8 @@ NOT_SENT_SESSION_ENDED = "not sent: your session has ended"
 ChatRefusal = Literal["invalid", "rate", "store", "ended"]
 # An ask for the presence state over the client's fair share (the ack's `refused`, with `retry_after` seconds).
 STATE_SLOW_DOWN = "slow down: the list of who is online was sent a moment ago"
+# An ask to catch up on the chat over the client's fair share (the same shape).
+CATCH_UP_SLOW_DOWN = "slow down: the messages you missed were sent a moment ago"
 
 # Why a session ended: the `ended` event's reason, just before the socket is disconnected.
 EndReason = Literal["logout", "replaced", "expired", "evicted", "shutdown", "gone"]

@@ -24,7 +24,7 @@ from .presence import PRESENCE_MIN_INTERVAL, PresenceBroadcaster
 from .presence_asks import StateAsks
 from .refusals import RefusalReport
 from .registry import Person, SocketOwner, SocketRegistry
-from .reasons import (NOT_AUTHENTICATED, NOT_SENT_SESSION_ENDED, NOT_STORED, SESSION_ENDED, SLOW_DOWN, STATE_SLOW_DOWN,
+from .reasons import (CATCH_UP_SLOW_DOWN, NOT_AUTHENTICATED, NOT_SENT_SESSION_ENDED, NOT_STORED, SESSION_ENDED, SLOW_DOWN, STATE_SLOW_DOWN,
                       STORE_UNAVAILABLE, TOO_MANY_CONNECTS, ChatRefusal, EndReason)
 from .backend import Backend
 from .history import history_frame_bytes
@@ -123,6 +123,9 @@ class ChatSocketServer:
         )
         self.presence = PresenceBroadcaster(self.sio, presence_interval, backend.presence)
         self.state_asks = StateAsks()
+        # The same fair share for a page that saw a gap in the chat's positions (a message lost
+        # between processes while Redis failed over, say): each answer is up to a history frame.
+        self.catch_up_asks = StateAsks()
         self._session_ending: dict[str, EndReason] = {}  # sockets being disconnected for their session's end, why
         self._stopping = False
         # Not connect: an unexpected error there must leave the socket refused, never
@@ -130,6 +133,7 @@ class ChatSocketServer:
         self.sio.on("connect", self._on_connect)
         for event, handler in [("disconnect", self._on_disconnect), ("whoami", self._on_whoami), ("chat", self._on_chat),
                                ("active", self._on_active), ("idle_left", self._on_idle_left),
+                               ("catch_up", self._on_catch_up),
                                ("presence_state", self._on_presence_state)]:
             self.sio.on(event, _report_bugs(handler))
         self.store.add_end_listener(self._on_session_end)
@@ -213,6 +217,7 @@ class ChatSocketServer:
     def _forget(self, sid: str) -> SocketOwner | None:
         """Unregister a socket; its person goes offline with their last one."""
         self.state_asks.socket_gone(sid)
+        self.catch_up_asks.socket_gone(sid)
         owner = self.registry.remove(sid)
         if owner is not None and not self.registry.is_online(owner.session_id):
             self.presence.went_offline(Person(owner.username, owner.tag))
@@ -328,6 +333,19 @@ class ChatSocketServer:
         if stored.new:
             await self.sio.emit("chat", stored.message)
         return {"ok": True, "message": stored.message}
+
+    async def _on_catch_up(self, sid: str, *args: object) -> RawJSON | dict[str, object] | None:
+        """A connected page that saw a gap in the positions it received asks for what came
+        after the last one it holds: answered as a reconnect's `history` would be, within a
+        fair share; past it, a refusal that says when to ask again."""
+        owner = self.registry.owner(sid)
+        if owner is None:
+            return None
+        wait = self.catch_up_asks.wait(sid, owner.session_id, client_key(owner.remote_ip))
+        if wait > 0:
+            return {"refused": CATCH_UP_SLOW_DOWN, "retry_after": round(wait + 0.05, 1)}
+        payload = args[0] if len(args) == 1 else None
+        return await self._history_for(payload.get("after") if isinstance(payload, dict) else "")
 
     async def _on_presence_state(self, sid: str, *args: object) -> RawJSON | dict[str, object] | None:
         """A page that saw a gap in the change versions asks for the state again: answered

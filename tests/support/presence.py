@@ -22,6 +22,12 @@ class PresenceView:
             self.people = {person["tag"]: person["name"] for person in data["people"]}
             self.version, self.gapped = data["version"], False
             self._apply_held()
+        elif name == "presence_diff" and "since" in data:
+            # The net change from `since` to `version`, for a page that came back holding `since`.
+            if self.version == data["since"]:
+                self._apply(data)
+                self.version = data["version"]
+                self._apply_held()
         elif name == "presence_diff":
             self._held[data["version"]] = data
             if self.version is not None:
@@ -34,12 +40,14 @@ class PresenceView:
             if version <= self.version:
                 del self._held[version]
             elif version == self.version + 1:
-                diff = self._held.pop(version)
-                for person in diff["leaves"]:
-                    self.people.pop(person["tag"], None)
-                for person in diff["joins"]:
-                    self.people[person["tag"]] = person["name"]
+                self._apply(self._held.pop(version))
                 self.version = version
+
+    def _apply(self, diff: dict[str, Any]) -> None:
+        for person in diff["leaves"]:
+            self.people.pop(person["tag"], None)
+        for person in diff["joins"]:
+            self.people[person["tag"]] = person["name"]
 
     def names(self) -> list[str]:
         """One name per person online, sorted (a name twice for two people of that name)."""

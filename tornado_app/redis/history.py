@@ -129,7 +129,7 @@ class RedisHistory:
 
     async def since(self, after: str) -> Recent | None:
         parsed = parse_position(after)
-        if parsed is None or self._kept == 0:
+        if parsed is None:
             return None
         answer = await self._run("since", self._keys, parsed[0], parsed[1], self._kept)
         return self._page(*answer) if answer else None
