@@ -27,6 +27,10 @@ const CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029]/u;
 const MARK_PILE = /\p{M}{7,}/u;
 const POSITION = /^([A-Za-z0-9]{1,16}):(\d{1,15})$/;
 const RECONNECTED_SHOWN_MS = 20000; // how long "Reconnected: …" stays in the chat card
+// A live message beyond a gap: in Redis mode, messages from several processes may come
+// slightly out of order, so the one missing gets this long before the page asks for it.
+const GAP_GRACE_MS = 2000;
+const CATCH_UP_TIMEOUT_MS = 5000;
 
 /** A position's epoch and number, or null for anything else (an older server sends none). */
 function parsePosition(position) {
@@ -94,6 +98,9 @@ export function makeChat(shared, names, status) {
   let epoch = null;
   let upTo = null;
   const ahead = new Map();
+  let socket = null;
+  let gapTimer = 0; // set while a gap waits for its grace to pass
+  let catchingUp = false;
 
   function nearBottom() {
     return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < NEAR_BOTTOM_PX;
@@ -228,6 +235,39 @@ export function makeChat(shared, names, status) {
         beyond.delete(n);
       }
     }
+    if (beyond.size > 0 && !gapTimer && !catchingUp) {
+      gapTimer = window.setTimeout(() => {
+        gapTimer = 0;
+        catchUp();
+      }, GAP_GRACE_MS);
+    }
+  }
+
+  /**
+   * A gap that did not fill within its grace (a message lost between processes): ask for
+   * what came after the last position held, as a reconnect would; a refusal says when to ask
+   * again. Only on a connected socket: a reconnect asks by itself.
+   */
+  function catchUp() {
+    const beyond = ahead.get(epoch);
+    if (!socket || !socket.connected || catchingUp || !beyond || beyond.size === 0) {
+      return;
+    }
+    catchingUp = true;
+    const asked = epoch;
+    socket.timeout(CATCH_UP_TIMEOUT_MS).emit("catch_up", { after: resumePosition() }, (err, data) => {
+      catchingUp = false;
+      if (!err && data && Array.isArray(data.messages) && epoch === asked) {
+        showHistory(data, false);
+        return;
+      }
+      const retryAfter = !err && data && typeof data.retry_after === "number" ? data.retry_after * 1000 : GAP_GRACE_MS;
+      window.clearTimeout(gapTimer);
+      gapTimer = window.setTimeout(() => {
+        gapTimer = 0;
+        catchUp();
+      }, Math.max(GAP_GRACE_MS, retryAfter));
+    });
   }
 
   /** Shows a stored message (once), where it belongs; returns whether it was new here. */
@@ -265,7 +305,8 @@ export function makeChat(shared, names, status) {
     insertByPosition(gap, position);
   }
 
-  function showHistory(data) {
+  /** A history: on each connect (`onConnect`), or the answer to a catch_up. */
+  function showHistory(data, onConnect) {
     const history = (Array.isArray(data.messages) ? data.messages : [])
       .filter((message) => message && typeof message.text === "string");
     const tail = parsePosition(data.position);
@@ -306,8 +347,10 @@ export function makeChat(shared, names, status) {
     trimMessages();
     historyShown = true;
     updateEmpty();
-    toNewest();
-    if (connections > 1) {
+    if (onConnect) {
+      toNewest();
+    }
+    if (onConnect && connections > 1) {
       status.say(reconnectedWords(resume, resume === "caught_up" ? missed : history.length), "ok", RECONNECTED_SHOWN_MS);
     }
   }
@@ -373,14 +416,15 @@ export function makeChat(shared, names, status) {
     return epoch !== null && upTo !== null ? epoch + ":" + upTo : undefined;
   }
 
-  function listen(socket) {
+  function listen(socketToUse) {
+    socket = socketToUse;
     outbox.listen(socket);
     socket.on("welcome", () => {
       connections += 1;
       outbox.sendWaiting(); // what was written while away goes now, in order
     });
     socket.on("history", (data) => {
-      showHistory(data || {});
+      showHistory(data || {}, true);
     });
     socket.on("chat", (message) => {
       if (message && typeof message.text === "string") {

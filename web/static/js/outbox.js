@@ -81,12 +81,15 @@ export function makeOutbox({ shared, field, showStored, changed, toNewest, messa
     const attempt = entry.tries;
     draw(entry, "sending");
     socket.timeout(ACK_TIMEOUT_MS).emit("chat", { text: entry.text, id: entry.id }, (err, ack) => {
-      if (ack && ack.ok === true && ack.message && typeof ack.message.text === "string") {
+      if (!err && ack && ack.ok === true) {
         // Stored: shown as everyone sees it (a live copy of it may have come first: shown once).
+        // A retry of one stored so long ago that it is no longer kept is answered without it.
         if (pending.get(entry.id) === entry) {
           drop(entry);
         }
-        showStored(ack.message);
+        if (ack.message && typeof ack.message.text === "string") {
+          showStored(ack.message);
+        }
         return;
       }
       if (pending.get(entry.id) !== entry || entry.tries !== attempt) {
