@@ -101,6 +101,7 @@ export function makeChat(shared, names, status) {
   let socket = null;
   let gapTimer = 0; // set while a gap waits for its grace to pass
   let catchingUp = false;
+  let owed = false; // a connect's history could not be had (the store was away): ask again
 
   function nearBottom() {
     return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < NEAR_BOTTOM_PX;
@@ -235,11 +236,17 @@ export function makeChat(shared, names, status) {
         beyond.delete(n);
       }
     }
-    if (beyond.size > 0 && !gapTimer && !catchingUp) {
+    if (beyond.size > 0) {
+      askSoon(GAP_GRACE_MS);
+    }
+  }
+
+  function askSoon(ms) {
+    if (!gapTimer && !catchingUp) {
       gapTimer = window.setTimeout(() => {
         gapTimer = 0;
         catchUp();
-      }, GAP_GRACE_MS);
+      }, ms);
     }
   }
 
@@ -250,23 +257,21 @@ export function makeChat(shared, names, status) {
    */
   function catchUp() {
     const beyond = ahead.get(epoch);
-    if (!socket || !socket.connected || catchingUp || !beyond || beyond.size === 0) {
+    if (!socket || !socket.connected || catchingUp || upTo === null || !(owed || (beyond && beyond.size > 0))) {
       return;
     }
     catchingUp = true;
     const asked = epoch;
     socket.timeout(CATCH_UP_TIMEOUT_MS).emit("catch_up", { after: resumePosition() }, (err, data) => {
       catchingUp = false;
-      if (!err && data && Array.isArray(data.messages) && epoch === asked) {
+      if (!err && data && Array.isArray(data.messages) && epoch === asked && parsePosition(data.position)) {
+        owed = false;
         showHistory(data, false);
         return;
       }
-      const retryAfter = !err && data && typeof data.retry_after === "number" ? data.retry_after * 1000 : GAP_GRACE_MS;
-      window.clearTimeout(gapTimer);
-      gapTimer = window.setTimeout(() => {
-        gapTimer = 0;
-        catchUp();
-      }, Math.max(GAP_GRACE_MS, retryAfter));
+      // No answer, the store still away, or refused for asking too often (it says when).
+      const retryAfter = !err && data && typeof data.retry_after === "number" ? data.retry_after * 1000 : 0;
+      askSoon(Math.max(GAP_GRACE_MS, retryAfter));
     });
   }
 
@@ -350,7 +355,12 @@ export function makeChat(shared, names, status) {
     if (onConnect) {
       toNewest();
     }
-    if (onConnect && connections > 1) {
+    if (onConnect && !tail && resume === "could_not") {
+      // The server's store was away: nothing to go on. Asked again in a moment.
+      owed = true;
+      askSoon(GAP_GRACE_MS);
+      status.say("Reconnected; could not catch up yet: messages sent meanwhile follow when the server can send them", "warn", RECONNECTED_SHOWN_MS);
+    } else if (onConnect && connections > 1) {
       status.say(reconnectedWords(resume, resume === "caught_up" ? missed : history.length), "ok", RECONNECTED_SHOWN_MS);
     }
   }
