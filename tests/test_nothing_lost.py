@@ -42,7 +42,7 @@ class Proxied:
     def __init__(self, *args: str) -> None:
         port = free_port()  # the proxy's: the server answers to that name too
         self.server = ServerProcess("--port", "0", "--allowed-host", f"127.0.0.1:{port}", *args)
-        assert self.server.url, f"the server did not say where it serves: {self.server.first_line!r}"
+        assert self.server.url, f"the server did not start: {self.server.first_line!r} {self.server.log()[-2000:]}"
         self.direct_url = self.server.url
         self.proxy = FreezableProxy("127.0.0.1", urlsplit(self.server.url).port, port=port).start()
         self.url = f"http://127.0.0.1:{self.proxy.port}/"
@@ -128,6 +128,12 @@ def test_a_frozen_link_is_said_in_the_chat_card_and_a_message_sent_into_it_is_ke
     ada.screenshot(path=SHOTS / f"22-frozen-link-not-sent-{size}.png")
     assert serious_violations(ada) == []
     expect(shown(grace, text)).to_have_count(0)
+    # Written while the page knows it is away: it waits, and goes by itself once connected.
+    later = "written while reconnecting"
+    send(ada, later)
+    waiting = shown(ada, later)
+    expect(waiting).to_have_attribute("data-state", "waiting")
+    expect(waiting.locator(".message-status")).to_have_text("not sent yet: it goes when the page is connected again")
 
     site.proxy.thaw(reset=True)  # as a tunnel that lost its state: the old connections are dead
     expect(ada.locator("#socket-state")).to_have_attribute("data-state", "connected", timeout=RECONNECT_MS)
@@ -137,10 +143,11 @@ def test_a_frozen_link_is_said_in_the_chat_card_and_a_message_sent_into_it_is_ke
     for page in (ada, grace):
         expect(shown(page, text)).to_have_count(1)
     expect(ada.locator("#chat-outbox li")).to_have_count(0)  # stored now, not on its way
-    expect(ada.locator("#chat-messages li.is-me .message-text")).to_have_text([text])
+    expect(ada.locator("#chat-messages li.is-me .message-text")).to_have_text([later, text])
     ada.wait_for_timeout(1500)  # nothing more comes of it
     for page in (ada, grace):
         expect(shown(page, text)).to_have_count(1)
+        expect(shown(page, later)).to_have_count(1)
     ada.screenshot(path=SHOTS / f"22-frozen-link-retried-{size}.png")
     no_page_errors(ada_person, grace_person)
 
@@ -231,10 +238,13 @@ def test_over_the_chat_rate_the_refused_text_is_back_in_the_field_with_the_reaso
     no_page_errors(person)
 
 
-@pytest.mark.parametrize("thaw_reset", [False, True], ids=["link-back", "link-reset"])
+@pytest.mark.parametrize(("store", "thaw_reset"), [("memory", False), ("memory", True), ("redis", False)],
+                         ids=["memory-link-back", "memory-link-reset", "redis-link-back"])
 def test_a_page_away_while_five_messages_are_sent_shows_exactly_those_five_once_in_order(
-        browser: Any, proxied: Any, thaw_reset: bool) -> None:
-    site = proxied()
+        browser: Any, proxied: Any, request: pytest.FixtureRequest, store: str, thaw_reset: bool) -> None:
+    """Memory: a counter in the process's epoch; Redis: a stream whose ids are the count."""
+    redis = ["--redis-url", request.getfixturevalue("redis_url"), "--cookie-secret", "r" * 32] if store == "redis" else []
+    site = proxied(*redis)
     ada_person, ada = logged_in(browser, site.direct_url, "Ada")
     bob_person, bob = logged_in(browser, site.url, "Bob")
     dan_person, _ = logged_in(browser, site.direct_url, "Dan")
