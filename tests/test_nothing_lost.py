@@ -17,11 +17,19 @@ from urllib.parse import urlsplit
 import pytest
 
 from deploy.services import free_port
+from tests.support.browser import launched_chromium
 from tests.support.processes import ServerProcess
 from tests.support.proxy import FreezableProxy
 
 from .conftest import e2e_unavailable
-from .test_browser import PHONE, SHOTS, VIEWPORT, Person, browser, in_first_screen, wait_for_socket  # noqa: F401
+from .test_browser import (
+    PHONE,
+    SHOTS,
+    VIEWPORT,
+    Person,
+    in_first_screen,
+    wait_for_socket,
+)
 
 try:
     from playwright.sync_api import expect
@@ -34,6 +42,12 @@ SIZES = pytest.mark.parametrize("viewport", [VIEWPORT, PHONE], ids=["1280x800", 
 SEEN_DEAD_WITHIN_S = 15  # the bound: a frozen link is said "reconnecting" within it
 RECONNECT_MS = 30000  # after a thaw: the client's backoff (up to 5 s) and a fresh handshake
 IDLE_TTL_S = 15  # short, so that the idle warning comes min(60, 15 / 3) = 5 s before the end
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    yield from launched_chromium(e2e_unavailable)
 
 
 class Proxied:
