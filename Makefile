@@ -14,7 +14,7 @@ SYSTEM_DEPS := chromium xvfb xauth xdotool imagemagick \
 
 DESKTOP_FILE ?= $(HOME)/.local/share/applications/session-sockets.desktop
 
-.PHONY: run serve cluster test test-heavy bench bench-compare system-deps desktop-entry update-socketio-client update-confusables clean
+.PHONY: run serve cluster test test-heavy bench bench-compare bench-resume system-deps desktop-entry update-socketio-client update-confusables clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,11 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench.py $(ARGS)
 	$(BIN)/python bench/bench.py --redis $(ARGS)
 	$(BIN)/python bench/crowd.py $(CROWD_ARGS)
+
+# Pages coming back after a restart (Redis mode): 2,000 sockets reconnect at once naming the
+# position they hold (resume), then as before resume (the latest history each), side by side.
+bench-resume: $(VENV)/.installed-test
+	$(BIN)/python bench/resume.py $(ARGS)
 
 # Side by side with the two peers in ../shared/bench, interleaved, three rounds.
 bench-compare: $(VENV)/.installed-test
