@@ -8,7 +8,9 @@ other person's page talks to the server directly.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -472,4 +474,48 @@ def test_a_live_message_lost_on_its_way_is_asked_for_and_shown_in_its_place(brow
     expect(ada.locator("#chat-messages li.message .message-text")).to_have_text(texts, timeout=10000)
     assert dropped and len(asked) == 1, (dropped, asked)
     expect(ada.locator("#chat-messages .chat-gap")).to_have_count(0)
+    no_page_errors(ada_person, grace_person)
+
+
+def test_with_redis_hung_the_text_is_kept_and_after_it_is_back_retry_delivers_it_once(
+        browser: Any, proxied: Any, redis_server: Any, redis_url: str) -> None:
+    """Redis stopped (SIGSTOP): the page said "connected" and the message was cleared and never
+    delivered. Now it is refused in words (back in the field) or, with no answer in 5 s,
+    "not sent" with Retry; once Redis is back, sending it again delivers it once."""
+    site = proxied("--redis-url", redis_url, "--cookie-secret", "r" * 32)
+    ada_person, ada = logged_in(browser, site.direct_url, "Ada")
+    grace_person, grace = logged_in(browser, site.direct_url, "Grace")
+    text = "said while Redis hung"
+    os.kill(redis_server.process.pid, signal.SIGSTOP)
+    try:
+        send(ada, text)
+        mine = shown(ada, text)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            refused = ada.input_value("#chat-input") == text
+            not_sent = mine.count() == 1 and mine.get_attribute("data-state") == "failed"
+            if refused or not_sent:
+                break
+            ada.wait_for_timeout(200)
+        else:
+            raise AssertionError("neither refused nor marked not sent within 15 s")
+        said = ada.text_content("#chat-notice") if refused else mine.text_content()
+        ada.screenshot(path=SHOTS / "22-redis-hung-text-kept.png")
+    finally:
+        os.kill(redis_server.process.pid, signal.SIGCONT)
+    assert "not sent" in said, said
+    # Back: a server that was only waiting for Redis stores it now and sends it to everyone,
+    # and its copy takes the place of the "not sent" item; else the person sends it again.
+    ada.wait_for_timeout(3000)
+    if refused:
+        ada.press("#chat-input", "Enter")
+    elif mine.count() == 1 and mine.get_attribute("data-state") == "failed":
+        mine.locator("button", has_text="Retry").click()
+    for page in (ada, grace):
+        expect(shown(page, text)).to_have_count(1, timeout=15000)
+    expect(ada.locator("#chat-outbox li")).to_have_count(0, timeout=15000)
+    expect(ada.locator("#chat-input")).to_have_value("")
+    ada.wait_for_timeout(1500)
+    for page in (ada, grace):
+        expect(shown(page, text)).to_have_count(1)
     no_page_errors(ada_person, grace_person)
