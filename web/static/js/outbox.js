@@ -96,16 +96,20 @@ export function makeOutbox({ shared, field, showStored, changed, toNewest, messa
         return; // already settled, or retried since
       }
       if (!err && ack && ack.ok === false) {
-        refused(entry, typeof ack.message === "string" && ack.message ? ack.message : "The server refused this message.");
+        refused(entry, typeof ack.message === "string" && ack.message ? ack.message : "The server refused this message.", ack.reason);
       } else {
         draw(entry, "failed");
       }
     });
   }
 
-  /** Refused: back into the field with the reason, unless the person is writing another. */
-  function refused(entry, reason) {
-    if (field.input.value === "") {
+  /**
+   * Refused: back into the field with the reason, unless the person is writing another. A
+   * message the store could not take stays here with Retry instead: a write to a store that
+   * hung may still land, and only a retry with the same id cannot post it twice.
+   */
+  function refused(entry, reason, code) {
+    if (field.input.value === "" && code !== "store") {
       drop(entry);
       field.input.value = entry.text;
       field.updateCount();
