@@ -60,6 +60,9 @@
  *                                      refreshes nothing): {idle_left}
  *   presence_state (with an ack)       after a gap in the versions: answered with the state, or
  *                                      {refused, retry_after} past the client's fair share
+ *   catch_up {after} (with an ack)     a gap in the chat's positions that did not fill within
+ *                                      2 s (or a connect's history the store could not give):
+ *                                      answered as history, or {refused, retry_after}
  */
 
 import { makeChat } from "./chat.js";
