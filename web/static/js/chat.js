@@ -319,7 +319,8 @@ export function makeChat(shared, names, status) {
     if (tail) {
       const first = history.length ? parsePosition(history[0].position) : null;
       // The list shown so far does not run on into this one: say so rather than mix them.
-      const broken = resume !== "caught_up" && messages.childElementCount > 0 &&
+      // (Not on the first history: live messages that came before it are of its count.)
+      const broken = historyShown && resume !== "caught_up" && messages.childElementCount > 0 &&
         (tail.epoch !== epoch || upTo === null || (first ? first.n : tail.n + 1) > upTo + 1);
       if (broken) {
         markGap({ epoch: tail.epoch, n: (first ? first.n : tail.n + 1) - 0.5 });
