@@ -44,3 +44,15 @@ def test_every_end_reason_but_gone_has_a_sentence_on_the_page() -> None:
     """A reason added on the server without words on the page fails here. "gone" (it ended in
     another process, found later by a check) gets the page's general "the server ended it"."""
     assert endings_on_the_page() == set(reasons.END_REASONS) - {"gone"}
+
+
+def test_nothing_the_server_or_the_page_says_claims_that_nothing_is_lost() -> None:
+    """Issue 22: the 503 page said "Nothing is lost" while a chat sent meanwhile was dropped.
+    Messages are now refused while the store is away (the page keeps the text), but a Redis
+    restarted empty loses every session: no page, refusal or script says nothing is lost.
+    (The 503 page's words are read from a real server in tests/test_outages.py.)"""
+    root = Path(__file__).resolve().parent.parent
+    sources = [*(root / "web" / "templates").glob("*.html"), *(root / "web" / "static" / "js").glob("*.js"),
+               root / "tornado_app" / "reasons.py", root / "tornado_app" / "handlers.py"]
+    claims = [str(path.relative_to(root)) for path in sources if "nothing is lost" in " ".join(path.read_text().lower().split())]
+    assert claims == []

@@ -54,10 +54,16 @@ def parse_position(value: object) -> tuple[str, int] | None:
 @dataclass(frozen=True)
 class Stored:
     """What `add` did: the message as kept (None: a repeat whose original is no longer kept),
-    and whether it is new (False: its id was accepted before, and nothing was posted again)."""
+    and whether it is new (False: its id was accepted before, and nothing was posted again).
+
+    `announced`, for a repeat: whether the first one is known to have been sent to everyone
+    (`announce` was called for it). A store that did not answer in time may still have kept a
+    message (Redis runs a command it received while hung, after its caller gave up), and a
+    process may end between keeping one and sending it: then the repeat is the one to send it."""
 
     message: Message | None
     new: bool
+    announced: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,10 @@ class ChatHistory(Protocol):
         """Exactly the messages after the position `after`, oldest first, if this history
         still keeps them all; None if not (another epoch, the future, garbage, trimmed)."""
 
+    async def announce(self, sender: str, client_id: str, stored: Stored) -> None:
+        """The message `sender` sent as `client_id` was sent to everyone: a repeat of it is
+        answered without sending it again."""
+
     def forget_sender(self, sender: str) -> None:
         """The session ended: its message ids need not be remembered."""
 
@@ -103,11 +113,12 @@ class MemoryHistory:
         self._count = 0
         self._messages: deque[Message] = deque(maxlen=kept_for_catch_up(size))
         self._sent: dict[str, OrderedDict[str, int]] = {}  # session id -> client id -> n
+        self._announced: dict[str, set[str]] = {}  # session id -> the client ids of those sent to everyone
 
     async def add(self, message: Message, sender: str, client_id: str | None) -> Stored:
         sent = self._sent.setdefault(sender, OrderedDict()) if client_id is not None else None
         if sent is not None and client_id in sent:
-            return Stored(self._kept(sent[client_id]), new=False)
+            return Stored(self._kept(sent[client_id]), new=False, announced=client_id in self._announced.get(sender, ()))
         self._count += 1
         kept = {**message, "position": position(self.epoch, self._count)}
         if self._messages.maxlen:
@@ -115,7 +126,8 @@ class MemoryHistory:
         if sent is not None:
             sent[client_id] = self._count  # type: ignore[index]
             if len(sent) > SENT_REMEMBERED:
-                sent.popitem(last=False)
+                forgotten, _ = sent.popitem(last=False)
+                self._announced.get(sender, set()).discard(forgotten)
         return Stored(kept, new=True)
 
     def _kept(self, n: int) -> Message | None:
@@ -137,8 +149,13 @@ class MemoryHistory:
         missed = list(self._messages)[n - first + 1:] if n < self._count else []
         return Recent(missed, position(self.epoch, self._count))
 
+    async def announce(self, sender: str, client_id: str, stored: Stored) -> None:
+        if client_id in self._sent.get(sender, ()):
+            self._announced.setdefault(sender, set()).add(client_id)
+
     def forget_sender(self, sender: str) -> None:
         self._sent.pop(sender, None)
+        self._announced.pop(sender, None)
 
 
 def largest_message_bytes() -> int:

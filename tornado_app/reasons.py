@@ -19,7 +19,9 @@ TOO_MANY_CONNECTS = "slow down: too many connections from your address"
 TOO_MANY_SOCKETS = "too many sockets from your address"
 # A chat message refused (the ack's `message`, beside its `reason` code; the page keeps the text).
 SLOW_DOWN = "slow down: too many messages"
-NOT_STORED = "not sent: the server cannot store messages right now; send it again in a moment"
+# (Said when the store did not answer in time: the message reached nobody. A store that
+# was hung may still keep it once it wakes; a retry with the same id then sends it once.)
+NOT_STORED = "not sent: the server cannot reach its store right now, and nobody received this message; try again in a moment"
 NOT_SENT_SESSION_ENDED = "not sent: your session has ended"
 ChatRefusal = Literal["invalid", "rate", "store", "ended"]
 # An ask for the presence state over the client's fair share (the ack's `refused`, with `retry_after` seconds).

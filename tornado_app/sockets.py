@@ -295,7 +295,9 @@ class ChatSocketServer:
                 raise
             return None
         if session is None and self.registry.owner(sid) is not None:
-            # The store ended the session without telling us (a networked store might).
+            # The store ended the session without telling us (a networked store might: a
+            # Redis restarted empty): told why first, as for any end (_on_session_end).
+            await self.emit_here("ended", {"reason": "gone"}, sid)
             await self._disconnect_for(sid, "gone")
         return session
 
@@ -307,7 +309,8 @@ class ChatSocketServer:
         """Answered, always: the message as stored and sent to everyone, or a refusal that says
         why (the page keeps the text). A message the store cannot keep is refused, never sent
         unkept: a page that was away could not catch up on it. A repeated client id (a retry
-        after a lost answer) is answered with the first one's message and posted nowhere."""
+        after a lost answer) is answered with the first one's message, and sent to everyone
+        only if the first one never was (see history.Stored)."""
         try:
             session = await self._live_session(sid, refusing=True)
         except BackendUnavailable:
@@ -330,8 +333,15 @@ class ChatSocketServer:
             stored = await self.history.add(message, session.id, client_id)
         except BackendUnavailable:
             return _refusal("store", NOT_STORED)
-        if stored.new:
+        if stored.message is not None and not stored.announced:
+            # New, or a repeat whose first was kept but never sent to everyone (its answer
+            # never came back: a hung Redis runs it once it wakes; or its process ended).
             await self.sio.emit("chat", stored.message)
+            if client_id is not None:
+                try:
+                    await self.history.announce(session.id, client_id, stored)
+                except BackendUnavailable:
+                    pass  # at worst a later repeat sends it again: pages drop a message id they hold
         return {"ok": True, "message": stored.message}
 
     async def _on_catch_up(self, sid: str, *args: object) -> RawJSON | dict[str, object] | None:

@@ -379,6 +379,29 @@ async def test_the_redis_manager_delivers_locally_through_the_direct_emit(monkey
     assert delivered == ["chat"]
 
 
+@pytest.mark.gen_test
+async def test_the_redis_manager_sends_a_broadcast_to_the_other_processes_through_publish(monkeypatch: pytest.MonkeyPatch) -> None:
+    """managers.py replaces `_publish`: python-socketio's emit must still go through it with
+    the message, and its Redis manager keep the names our `_publish` uses."""
+    published: list[Any] = []
+
+    async def publish(self: Any, data: Any) -> None:
+        published.append(data)
+
+    async def handle_here(self: Any, message: Any) -> None:
+        pass
+
+    monkeypatch.setattr(DirectRedisManager, "_publish", publish)
+    monkeypatch.setattr(DirectRedisManager, "_handle_emit", handle_here)
+    manager = DirectRedisManager("redis://127.0.0.1:1/0", channel="c", write_only=True)  # never connects
+    await manager.emit("chat", {"text": "hi"}, namespace="/")
+    assert [(data["method"], data["event"], data["data"]) for data in published] == [("emit", "chat", [{"text": "hi"}])]
+    assert parameters(socketio.AsyncRedisManager._publish) == ["self", "data"]
+    assert callable(socketio.AsyncRedisManager._redis_connect) and parameters(socketio.AsyncRedisManager._redis_connect) == ["self"]
+    assert (manager.connected, manager.redis, manager.channel) == (False, None, "c") and hasattr(manager, "json")
+    assert "redis_options" in parameters(socketio.AsyncRedisManager.__init__)
+
+
 # --- Tornado (accept.py, websocket.py) ---------------------------------------------------
 
 

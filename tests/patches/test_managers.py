@@ -126,3 +126,56 @@ def test_a_wave_of_sockets_leaves_in_linear_time() -> None:
     elapsed = asyncio.run(scenario())
     assert manager.rooms == {} and manager.rooms_of == {} and not manager.pending_disconnect
     assert elapsed < 3.0, elapsed  # ~0.1 s; python-socketio's own: ~20 s on the same machine
+
+
+# --- a broadcast to the other processes (DirectRedisManager._publish) ------------------------
+
+
+class FlakyRedis:
+    """python-socketio's Redis client as `_publish` uses it: `publish` fails with each of
+    `failures` in turn, then answers 1."""
+
+    def __init__(self, calls: list[str], failures: list[Exception]) -> None:
+        self.calls = calls
+        self.failures = failures
+
+    async def publish(self, channel: str, body: str) -> int:
+        self.calls.append(body)
+        if self.failures:
+            raise self.failures.pop(0)
+        return 1
+
+
+@pytest.mark.parametrize(
+    ("failures", "publishes", "answer"),
+    [("timeout", 1, None), ("connection", 2, 1), ("connection connection", 2, None), ("", 1, 1)],
+    ids=["timed-out-never-sent-again", "connection-lost-sent-again", "connection-lost-twice", "healthy"],
+)
+def test_a_broadcast_whose_answer_is_late_is_not_sent_again_and_a_lost_connection_is_tried_once_more(
+    failures: str, publishes: int, answer: int | None, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A publish that timed out may have been run by Redis (the other processes then
+    delivered it): sent again it would arrive twice. One whose connection failed is sent once
+    more on a new one, as python-socketio does. (That emit reaches `_publish`, and what it
+    uses of python-socketio: test_internals.py.)"""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from tornado_app.patches.managers import DirectRedisManager
+
+    calls: list[str] = []
+    errors = {"timeout": RedisTimeoutError("Timeout reading"), "connection": RedisConnectionError("Connection closed")}
+    manager = DirectRedisManager("redis://127.0.0.1:1/0", channel="c", write_only=True)
+    assert manager.redis_options["socket_timeout"] == 2.0 and manager.redis_options["retry"].get_retries() == 0
+    connects: list[int] = []
+
+    def connect() -> None:  # python-socketio's _redis_connect, on our flaky client
+        connects.append(1)
+        manager.redis = FlakyRedis(calls, failures_left)
+        manager.connected = True
+
+    failures_left = [errors[name] for name in failures.split()]
+    monkeypatch.setattr(manager, "_redis_connect", connect)
+    assert asyncio.run(manager._publish({"event": "chat"})) == answer
+    assert len(calls) == publishes
+    assert len(connects) == publishes  # a new connection after a failed one, as python-socketio makes

@@ -12,7 +12,9 @@ loudly, rather than somewhere as a leak or a slowdown.
   'disconnect' event; sessions per address, the direct write path), and
   `asyncio.Queue._put/_get` (counting a socket's unsent packets).
 - managers.py: python-socketio's client manager (a broadcast without a task per recipient,
-  a leave in O(1)), and its Redis manager built on it.
+  a leave in O(1)), and its Redis manager built on it (`_publish` and what it uses:
+  `connected`, `_redis_connect`, `redis`, `channel`, `json`: a broadcast that times out, and
+  is never sent twice).
 - guard.py: python-socketio's server (malformed packets ignored, a deadline for the
   Socket.IO connect, not armed for a connection already closing, each Engine.IO session
   bound to its web session through python-socketio's `environ`).

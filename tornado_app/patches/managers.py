@@ -20,11 +20,22 @@ they were gone: 8,000 sockets closing cost 32 s of CPU, the server deaf meanwhil
   python-socketio's own methods running on them unchanged.
 tests/patches/test_managers.py feeds the same operations to a plain `socketio.AsyncManager` and
 checks that rooms, pending state and answers stay identical.
+
+A broadcast to the other processes (`DirectRedisManager`): python-socketio's Redis client had
+no timeout, so a chat broadcast to a hung Redis (the chat stored just before it hung) waited
+as long as Redis was hung, and its answer to the page with it. Given the bus's timeouts,
+python-socketio's `AsyncRedisManager._publish` (two tries on any error, after redis-py's own
+retries) would send a publish whose answer was only late again: the other processes would
+deliver it twice. `DirectRedisManager._publish` is python-socketio's loop (its `connected`,
+`_redis_connect`, `redis`, `channel`, `json`), trying again only after a connection error,
+never after a timeout, and saying in the log, at most once per `PUBLISH_FAILURE_EVERY` s, that
+a broadcast reached this process's sockets only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -185,6 +196,48 @@ class DirectManager(socketio.AsyncManager):  # type: ignore[misc]
         return f"{sio_packet.EVENT}{body}" if namespace == "/" else f"{sio_packet.EVENT}{namespace},{body}"
 
 
+log = logging.getLogger(__name__)
+
+PUBLISH_TIMEOUT = 2.0  # seconds, as the bus's (redis/bus.py)
+PUBLISH_FAILURE_EVERY = 10.0  # seconds between two log lines about broadcasts that failed
+
+
 class DirectRedisManager(socketio.AsyncRedisManager, DirectManager):  # type: ignore[misc]
     """python-socketio's Redis client manager, delivering to this process's sockets with the
-    direct emit (its local delivery calls AsyncManager.emit, which DirectManager replaces)."""
+    direct emit (its local delivery calls AsyncManager.emit, which DirectManager replaces),
+    whose broadcasts to the other processes time out and are never sent twice."""
+
+    def __init__(self, *args: Any, redis_options: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        # No retry in redis-py: _publish decides (a timed-out command may have been run).
+        options = {"socket_timeout": PUBLISH_TIMEOUT, "socket_connect_timeout": PUBLISH_TIMEOUT,
+                   "retry": Retry(NoBackoff(), 0), **(redis_options or {})}
+        super().__init__(*args, redis_options=options, **kwargs)
+        self._failure_logged_at = float("-inf")
+
+    async def _publish(self, data: Any) -> Any:
+        """Send `data` to the other processes: python-socketio's two tries, but none after a
+        timeout (see the module's docstring); Redis's answer (how many heard it), or None."""
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        error: Exception | None = None
+        for _ in range(2):
+            try:
+                if not self.connected:
+                    self._redis_connect()
+                return await self.redis.publish(self.channel, self.json.dumps(data))
+            except RedisTimeoutError as timeout:
+                error = timeout  # Redis may have run it: sent again, it could arrive twice
+                break
+            except Exception as failed:  # noqa: BLE001 (what python-socketio catches: a connection lost, say)
+                error = failed
+                self.connected = False
+        now = time.monotonic()
+        if now - self._failure_logged_at >= PUBLISH_FAILURE_EVERY:
+            self._failure_logged_at = now
+            reached = "may have reached" if isinstance(error, RedisTimeoutError) else "reached"
+            log.warning("a broadcast %s only this process's sockets: Redis did not answer (%s); pages elsewhere "
+                        "catch up from the history when they reconnect", reached, error)
+        return None

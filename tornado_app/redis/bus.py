@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "tornado_app:"
 RESUBSCRIBE_SECONDS = 0.5  # how often to try again while Redis is away
+MAX_CONNECTIONS = 500  # to Redis from one process; more commands at once wait for one
+POOL_WAIT_SECONDS = 2.0  # ... at most this long (a Redis that holds them all is hung)
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 MessageHandler = Callable[[Any], Awaitable[None]]
@@ -68,10 +70,16 @@ class RedisBus:
         # connections to the old server, and the first command on each would fail ("closed
         # by server") and count as an outage. While Redis is really down, the retry fails as
         # fast as the first try, so requests still get their 503 at once.
-        self.client: redis.Redis = redis.Redis.from_url(
-            url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=10,
+        # A pool that makes a command wait for a connection rather than fail: redis-py 8's
+        # default pool holds 100 and raises past them, which a crowd reconnecting at once
+        # (2,000 pages after a restart: bench/resume.py) turned into "session store
+        # unavailable" for most of them, and a false outage in the log.
+        pool = redis.BlockingConnectionPool.from_url(
+            url, max_connections=MAX_CONNECTIONS, timeout=POOL_WAIT_SECONDS,
+            socket_timeout=2, socket_connect_timeout=2, health_check_interval=10,
             retry=Retry(NoBackoff(), 1), retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
+        self.client: redis.Redis = redis.Redis.from_pool(pool)
         self._handlers: dict[str, MessageHandler] = {}
         self._listener: asyncio.Task[None] | None = None
         self._available = True

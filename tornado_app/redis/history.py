@@ -10,7 +10,10 @@ Keys (under the prefix):
   a key evicted) starts a new epoch and a new stream, so that no old position is mistaken for
   one of the new count;
 - `chat:sent:<session id>`: the session's last client message ids, scored by the n each got,
-  expiring with the session.
+  expiring with the session;
+- `chat:told:<session id>`: those of them that were sent to everyone (`announce`): a repeat
+  of one that is not (Redis ran the first after the app gave up on it, or the process that
+  kept it ended before sending it) is sent by whoever gets the repeat.
 
 Each operation is one Lua script, so that two processes posting at once can neither share an
 n nor post one retry twice.
@@ -18,6 +21,7 @@ n nor post one retry twice.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from redis.exceptions import ResponseError
@@ -47,9 +51,9 @@ local function epoch_of(stream, count, epoch_key, fresh)
 end
 """
 
-# Returns {'repeat', epoch, n, body or false} or {'new', epoch, n}.
+# Returns {'repeat', epoch, n, body or false, 1 if announced else 0} or {'new', epoch, n}.
 ADD = _EPOCH + """
-local stream, count, epoch_key, sent = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local stream, count, epoch_key, sent, told = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local body, client_id, keep, fresh, remembered, sent_ttl_ms = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local epoch = epoch_of(stream, count, epoch_key, fresh)
 if redis.call('TYPE', sent).ok ~= 'zset' then redis.call('DEL', sent) end
@@ -57,7 +61,7 @@ if client_id ~= '' then
   local earlier = redis.call('ZSCORE', sent, client_id)
   if earlier then
     local found = redis.call('XRANGE', stream, earlier .. '-0', earlier .. '-0')
-    return {'repeat', epoch, earlier, found[1] and found[1][2][2] or false}
+    return {'repeat', epoch, earlier, found[1] and found[1][2][2] or false, redis.call('ZSCORE', told, client_id) and 1 or 0}
   end
 end
 local n = redis.call('INCR', count)
@@ -70,6 +74,15 @@ if client_id ~= '' then
   redis.call('PEXPIRE', sent, sent_ttl_ms)
 end
 return {'new', epoch, n}
+"""
+
+# A client id's message was sent to everyone.
+ANNOUNCE = """
+local told, client_id, n, remembered, ttl_ms = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+if redis.call('TYPE', told).ok ~= 'zset' then redis.call('DEL', told) end
+redis.call('ZADD', told, n, client_id)
+redis.call('ZREMRANGEBYRANK', told, 0, -remembered - 1)
+redis.call('PEXPIRE', told, ttl_ms)
 """
 
 # Returns {epoch, n, entries}: the last ARGV[2] entries, newest first.
@@ -107,18 +120,20 @@ class RedisHistory:
         self._bus = bus
         self._keys = [bus.key("chat"), bus.key("chat:count"), bus.key("chat:epoch")]
         self._scripts = {name: bus.client.register_script(source) for name, source in
-                         [("add", ADD), ("recent", RECENT), ("since", SINCE)]}
+                         [("add", ADD), ("recent", RECENT), ("since", SINCE), ("announce", ANNOUNCE)]}
 
     async def add(self, message: Message, sender: str, client_id: str | None) -> Stored:
         body = packet_json.dumps(message, separators=(",", ":"))  # UTF-8, as sent
-        keys = [*self._keys, self._bus.key("chat", "sent", sender)]
-        answer = await self._run("add", keys, body, client_id or "", self._kept, new_epoch(), SENT_REMEMBERED,
-                                 self._sent_ttl_ms)
+        keys = [*self._keys, self._bus.key("chat", "sent", sender), self._bus.key("chat", "told", sender)]
+        # A message without a client id gets one of ours ("~" is never in a client's): the
+        # bus retries a command that timed out, and a hung Redis runs both once it wakes.
+        once = client_id or "~" + secrets.token_hex(8)
+        answer = await self._run("add", keys, body, once, self._kept, new_epoch(), SENT_REMEMBERED, self._sent_ttl_ms)
         try:
             epoch, n = history_epoch(answer[1]), history_count(answer[2])
             if answer[0] == b"new":
                 return Stored({**message, "position": position(epoch, n)}, new=True)
-            return Stored(self._entry(epoch, n, answer[3]) if answer[3] else None, new=False)
+            return Stored(self._entry(epoch, n, answer[3]) if answer[3] else None, new=False, announced=answer[4] == 1)
         except (BadValue, IndexError, TypeError) as error:
             self._bus.ignored.skip("chat", answer, BadValue(str(error)))
             return Stored(None, new=False)
@@ -133,6 +148,11 @@ class RedisHistory:
             return None
         answer = await self._run("since", self._keys, parsed[0], parsed[1], self._kept)
         return self._page(*answer) if answer else None
+
+    async def announce(self, sender: str, client_id: str, stored: Stored) -> None:
+        n = parse_position(stored.message["position"])[1] if stored.message else 0  # type: ignore[index]
+        await self._run("announce", [self._bus.key("chat", "told", sender)], client_id, n, SENT_REMEMBERED,
+                        self._sent_ttl_ms)
 
     def forget_sender(self, sender: str) -> None:
         """Nothing to do: the ids expire in Redis with the session's idle time."""
