@@ -76,7 +76,7 @@ import { makeWhoami } from "./whoami.js";
 
 // What the message field says while messages cannot be sent now.
 const UNAVAILABLE_CHAT = {
-  connecting: "Not connected: a message waits and goes once connected",
+  connecting: "Not connected: sent once back", // (what is written meanwhile waits)
   refused: "Not connected",
   disconnected: "Not connected",
 };
