@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_help_explains_every_flag() -> None:
     text = build_parser().format_help()
     for flag in ["--address", "--port", "--cookie-secret", "--session-ttl", "--max-sessions", "--allowed-origin", "--log-level",
-                 "--allowed-host", "--certfile", "--keyfile", "--behind-proxy", "--connect-timeout", "--max-unsent-kib", "--no-fast-path", "--no-uvloop",
+                 "--allowed-host", "--certfile", "--keyfile", "--behind-proxy", "--connect-timeout", "--ping-interval", "--ping-timeout", "--max-unsent-kib", "--no-fast-path", "--no-uvloop",
                  "--max-connections-per-ip", "--max-sockets-per-ip", "--first-poll-timeout"]:
         assert flag in text
     assert "TORNADO_APP_COOKIE_SECRET" in text
@@ -47,7 +47,7 @@ def test_help_explains_every_flag() -> None:
 
 def test_bad_flag_values_are_refused_with_status_2(capsys) -> None:
     for argv in (["--port", "70000"], ["--session-ttl", "0"], ["--allowed-origin", "not an origin"], ["--max-sessions", "x"],
-                 ["--allowed-host", "http://example.com"], ["--connect-timeout", "0"]):
+                 ["--allowed-host", "http://example.com"], ["--connect-timeout", "0"], ["--ping-interval", "0"], ["--ping-timeout", "-1"]):
         with pytest.raises(SystemExit) as exit_info:
             build_parser().parse_args(argv)
         assert exit_info.value.code == 2

@@ -27,6 +27,7 @@ from .handlers import (
     UnknownHostHandler,
 )
 from .launch_token import LaunchGateHandler, LaunchToken, gate_refusals
+from .liveness import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT
 from .origins import HostPolicy
 from .refusals import RefusalReport
 from .backend import Backend
@@ -119,8 +120,8 @@ def make_app(
     backend: Backend | None = None,
     allowed_origins: Iterable[str] = (),
     allowed_hosts: HostPolicy | None = None,
-    ping_interval: float = 25,
-    ping_timeout: float = 20,
+    ping_interval: float = DEFAULT_PING_INTERVAL,
+    ping_timeout: float = DEFAULT_PING_TIMEOUT,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     max_unsent_bytes: int = DEFAULT_MAX_UNSENT_BYTES,
     fast_path: bool = True,

@@ -20,6 +20,7 @@ from .app import make_app
 from .backend import Backend, RedisNotInstalled
 from .errors import BackendUnreachable
 from .history import DEFAULT_HISTORY, history_frame_bytes, largest_message_bytes
+from .liveness import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT
 from .origins import LOOPBACK_NAMES, HostPolicy, parse_allowed_host
 from .patches.engineio_server import DEFAULT_FIRST_POLL_TIMEOUT, DEFAULT_MAX_SOCKETS_PER_IP
 from .patches.websocket import DEFAULT_MAX_UNSENT_BYTES
@@ -120,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-sessions", type=_positive_int, default=DEFAULT_MAX_SESSIONS, metavar="N", help="sessions kept at most; past this the least recently used is evicted (default: %(default)s)")
     parser.add_argument("--history", type=_non_negative_int, default=DEFAULT_HISTORY, metavar="N", help="recent chat messages kept and shown to whoever arrives (default: %(default)s; 0 keeps none)")
     parser.add_argument("--connect-timeout", type=_positive_float, default=DEFAULT_CONNECT_TIMEOUT, metavar="SECONDS", help="close a connection that has not connected to Socket.IO this long after opening (default: %(default)s)")
+    parser.add_argument("--ping-interval", type=_positive_float, default=DEFAULT_PING_INTERVAL, metavar="SECONDS", help="seconds between the pings that tell a live link from a dead one; a page shows 'reconnecting' after --ping-interval + --ping-timeout without one (default: %(default)s)")
+    parser.add_argument("--ping-timeout", type=_positive_float, default=DEFAULT_PING_TIMEOUT, metavar="SECONDS", help="seconds a client may take to answer a ping before its socket is closed as gone (default: %(default)s)")
     parser.add_argument("--max-unsent-kib", type=_positive_int, default=DEFAULT_MAX_UNSENT_BYTES // 1024, metavar="KIB", help="drop a WebSocket whose client leaves more than this unread (default: %(default)s)")
     parser.add_argument("--max-connections-per-ip", type=_positive_int, default=DEFAULT_MAX_CONNECTIONS_PER_IP, metavar="N", help="open connections one client address may hold (an IPv6 /64 counts as one address; behind --behind-proxy, the address in the proxy's headers); more are closed at once, or answered 429 behind a proxy (default: %(default)s, room for an office behind one NAT address)")
     parser.add_argument("--max-sockets-per-ip", type=_positive_int, default=DEFAULT_MAX_SOCKETS_PER_IP, metavar="N", help="open Socket.IO connections (Engine.IO sessions, polling ones included) one client address may hold; more are refused (default: %(default)s)")
@@ -236,6 +239,8 @@ async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLCont
         allowed_origins=args.allowed_origin,
         allowed_hosts=allowed_hosts,
         connect_timeout=args.connect_timeout,
+        ping_interval=args.ping_interval,
+        ping_timeout=args.ping_timeout,
         max_unsent_bytes=args.max_unsent_kib * 1024,
         fast_path=not args.no_fast_path,
         max_sockets_per_ip=args.max_sockets_per_ip,

@@ -17,6 +17,7 @@ from socketio.exceptions import ConnectionRefusedError
 
 from . import packet_json
 from .admission import client_key
+from .liveness import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT
 from .packet_json import RawJSON
 from .patches.guard import DEFAULT_CONNECT_TIMEOUT, SESSION_ID, ProtocolGuardedServer
 from .presence import PRESENCE_MIN_INTERVAL, PresenceBroadcaster
@@ -78,8 +79,8 @@ class ChatSocketServer:
         self,
         backend: Backend,
         *,
-        ping_interval: float = 25,
-        ping_timeout: float = 20,
+        ping_interval: float = DEFAULT_PING_INTERVAL,
+        ping_timeout: float = DEFAULT_PING_TIMEOUT,
         presence_interval: float = PRESENCE_MIN_INTERVAL,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         fast_path: bool = True,

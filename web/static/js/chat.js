@@ -1,12 +1,18 @@
 /*
- * The conversation: the recent history once per connection, then each message as it comes,
- * never one twice, and the form that sends them. The server attributes every message from
- * the session; the page sends only the text, and never a text the server would refuse or one
- * cut short: the person is told why first.
+ * The conversation: the history once per connection, then each message as it comes, in the
+ * order of their positions and never one twice, and the form that sends them. The server
+ * attributes every message from the session; the page sends only the text, and never a text
+ * the server would refuse or one cut short: the person is told why first. What happens to a
+ * message on its way (sending…, not sent, Retry) is outbox.js's.
+ *
+ * Positions ("<epoch>:<n>", CONTRACT in main.js) say where each stored message belongs; the
+ * page keeps the highest n it holds with nothing missing before it, and hands it back on a
+ * reconnect (resumePosition) so that the server sends exactly what was missed.
  */
 
 import { avatar, byId, el, shortTime } from "./dom.js";
 import { looksOf, shortTag } from "./names.js";
+import { makeOutbox } from "./outbox.js";
 
 const MAX_MESSAGES = 300;
 const NEAR_BOTTOM_PX = 48;
@@ -19,6 +25,32 @@ const BIDI_CONTROLS = /[\u202a-\u202e\u2066-\u2069]/u;
 // line break and the tab, the line and paragraph separators; a paste can bring them.
 const CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029]/u;
 const MARK_PILE = /\p{M}{7,}/u;
+const POSITION = /^([A-Za-z0-9]{1,16}):(\d{1,15})$/;
+const RECONNECTED_SHOWN_MS = 20000; // how long "Reconnected: …" stays in the chat card
+// A live message beyond a gap: in Redis mode, messages from several processes may come
+// slightly out of order, so the one missing gets this long before the page asks for it.
+const GAP_GRACE_MS = 2000;
+const CATCH_UP_TIMEOUT_MS = 5000;
+
+/** A position's epoch and number, or null for anything else (an older server sends none). */
+function parsePosition(position) {
+  const match = typeof position === "string" ? POSITION.exec(position) : null;
+  return match ? { epoch: match[1], n: Number(match[2]) } : null;
+}
+
+/** "Reconnected: …", the words for what a reconnect's history brought. */
+function reconnectedWords(resume, count) {
+  if (resume === "caught_up") {
+    if (count === 0) {
+      return "Reconnected; nothing was missed.";
+    }
+    return "Reconnected: " + (count === 1 ? "1 message you missed is below" : count + " messages you missed are below");
+  }
+  if (resume === "could_not") {
+    return "Reconnected; could not catch up: showing the latest " + count;
+  }
+  return "Reconnected.";
+}
 
 /** Characters as the server counts them (code points, not UTF-16 units). */
 function characters(text) {
@@ -39,8 +71,11 @@ function shownText(text) {
   return lines.slice(0, MAX_SHOWN_LINES - 1).concat(rest).join("\n");
 }
 
-/** `shared.myTag` marks your own messages; `names` says which names are shared. */
-export function makeChat(shared, names) {
+/**
+ * `shared.myTag` marks your own messages; `names` says which names are shared; `status` is
+ * the chat card's status line (status.js).
+ */
+export function makeChat(shared, names, status) {
   const scroller = byId("chat-scroll");
   const empty = byId("chat-empty");
   const messages = byId("chat-messages");
@@ -53,7 +88,20 @@ export function makeChat(shared, names) {
   // No maxlength on the field: a browser would cut a long paste short without a word.
   const maxLength = Number(input.dataset.maxLength) || 500;
   let historyShown = false;
-  const shownMessages = new Set(); // message ids, so that history and live never repeat one
+  // Message id -> the connection it was first shown on: history and live never repeat one,
+  // and a reconnect's history can tell what was missed from what was already here.
+  const shownMessages = new Map();
+  let connections = 0; // welcomes so far; more than one means this is a reconnect
+  // Where the page is in the history: the epoch, and the highest n held with none missing
+  // before it (null until a history said where to start). `ahead` holds the positions shown
+  // beyond a gap (a live message that overtook one still on its way), per epoch.
+  let epoch = null;
+  let upTo = null;
+  const ahead = new Map();
+  let socket = null;
+  let gapTimer = 0; // set while a gap waits for its grace to pass
+  let catchingUp = false;
+  let owed = false; // a connect's history could not be had (the store was away): ask again
 
   function nearBottom() {
     return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < NEAR_BOTTOM_PX;
@@ -63,6 +111,7 @@ export function makeChat(shared, names) {
     return el("span", "message-tag", shortTag(tag));
   }
 
+  /** A message's item: stored (from the server), or one of yours on its way (outbox.js). */
   function messageItem(message) {
     const name = String(message.username);
     const tag = typeof message.tag === "string" ? message.tag : "";
@@ -97,7 +146,7 @@ export function makeChat(shared, names) {
     if (shownMessages.has(message.id)) {
       return false;
     }
-    shownMessages.add(message.id);
+    shownMessages.set(message.id, connections);
     return true;
   }
 
@@ -108,7 +157,7 @@ export function makeChat(shared, names) {
   }
 
   function updateEmpty() {
-    const isEmpty = messages.childElementCount === 0;
+    const isEmpty = messages.childElementCount === 0 && outbox.isEmpty();
     empty.hidden = !isEmpty;
     if (isEmpty) {
       empty.textContent = historyShown
@@ -139,30 +188,182 @@ export function makeChat(shared, names) {
     newer.hidden = true;
   }
 
-  function addMessage(message) {
-    if (!isNew(message)) {
+  /**
+   * Puts an item where its position says: after the items of its epoch that come before it
+   * (a history may arrive after live messages; in Redis mode live ones may come slightly out
+   * of order). An earlier epoch's items stay above; an item without a position goes last.
+   */
+  function insertByPosition(item, position) {
+    if (!position) {
+      messages.append(item);
       return;
     }
+    item.dataset.epoch = position.epoch;
+    item.dataset.n = String(position.n);
+    let before = messages.lastElementChild;
+    while (before && before.dataset.epoch === position.epoch && Number(before.dataset.n) > position.n) {
+      before = before.previousElementSibling;
+    }
+    if (before) {
+      before.after(item);
+    } else {
+      messages.prepend(item);
+    }
+  }
+
+  /** Notes that the message at `position` is held, and moves the contiguous position on. */
+  function held(position) {
+    if (!position || (position.epoch === epoch && upTo !== null && position.n <= upTo)) {
+      return;
+    }
+    if (!ahead.has(position.epoch)) {
+      ahead.set(position.epoch, new Set());
+    }
+    ahead.get(position.epoch).add(position.n);
+    moveOn();
+  }
+
+  function moveOn() {
+    const beyond = upTo === null ? null : ahead.get(epoch);
+    if (!beyond) {
+      return;
+    }
+    while (beyond.delete(upTo + 1)) {
+      upTo += 1;
+    }
+    for (const n of beyond) {
+      if (n <= upTo) {
+        beyond.delete(n);
+      }
+    }
+    if (beyond.size > 0) {
+      askSoon(GAP_GRACE_MS);
+    }
+  }
+
+  function askSoon(ms) {
+    if (!gapTimer && !catchingUp) {
+      gapTimer = window.setTimeout(() => {
+        gapTimer = 0;
+        catchUp();
+      }, ms);
+    }
+  }
+
+  /**
+   * A gap that did not fill within its grace (a message lost between processes): ask for
+   * what came after the last position held, as a reconnect would; a refusal says when to ask
+   * again. Only on a connected socket: a reconnect asks by itself.
+   */
+  function catchUp() {
+    const beyond = ahead.get(epoch);
+    if (!socket || !socket.connected || catchingUp || upTo === null || !(owed || (beyond && beyond.size > 0))) {
+      return;
+    }
+    catchingUp = true;
+    const asked = epoch;
+    socket.timeout(CATCH_UP_TIMEOUT_MS).emit("catch_up", { after: resumePosition() }, (err, data) => {
+      catchingUp = false;
+      if (!err && data && Array.isArray(data.messages) && epoch === asked && parsePosition(data.position)) {
+        owed = false;
+        showHistory(data, false);
+        return;
+      }
+      // No answer, the store still away, or refused for asking too often (it says when).
+      const retryAfter = !err && data && typeof data.retry_after === "number" ? data.retry_after * 1000 : 0;
+      askSoon(Math.max(GAP_GRACE_MS, retryAfter));
+    });
+  }
+
+  /** Shows a stored message (once), where it belongs; returns whether it was new here. */
+  function showStored(message) {
+    if (message.id !== undefined && shownMessages.has(message.id)) {
+      return false;
+    }
+    outbox.claim(message); // one of yours that was on its way: now it is this one
+    isNew(message);
+    const position = parsePosition(message.position);
+    insertByPosition(tagIfShared(messageItem(message)), position);
+    held(position);
+    return true;
+  }
+
+  function addMessage(message) {
     const stick = nearBottom();
-    const item = tagIfShared(messageItem(message));
-    messages.append(item);
+    if (!showStored(message)) {
+      return;
+    }
     trimMessages();
     updateEmpty();
-    if (stick || item.classList.contains("is-me")) {
+    const mine = Boolean(shared.myTag) && message.tag === shared.myTag;
+    if (stick || mine) {
       toNewest();
     } else {
       newer.hidden = false; // the reader scrolled up: say that more came, below
     }
   }
 
-  function showHistory(history) {
-    // Earlier messages go above whatever arrived live meanwhile.
-    const items = history.filter((message) => message && typeof message.text === "string" && isNew(message)).map(messageItem);
-    messages.prepend(...items.map(tagIfShared)); // (a name may have become shared within the history)
+  /** "Some messages may be missing here": where a history could not follow on from the last. */
+  function markGap(position) {
+    const gap = el("li", "chat-gap", "Some messages may be missing here");
+    gap.setAttribute("role", "separator");
+    insertByPosition(gap, position);
+  }
+
+  /** A history: on each connect (`onConnect`), or the answer to a catch_up. */
+  function showHistory(data, onConnect) {
+    const history = (Array.isArray(data.messages) ? data.messages : [])
+      .filter((message) => message && typeof message.text === "string");
+    const tail = parsePosition(data.position);
+    const resume = data.resume;
+    if (tail) {
+      const first = history.length ? parsePosition(history[0].position) : null;
+      // The list shown so far does not run on into this one: say so rather than mix them.
+      // (Not on the first history: live messages that came before it are of its count.)
+      const broken = historyShown && resume !== "caught_up" && messages.childElementCount > 0 &&
+        (tail.epoch !== epoch || upTo === null || (first ? first.n : tail.n + 1) > upTo + 1);
+      if (broken) {
+        markGap({ epoch: tail.epoch, n: (first ? first.n : tail.n + 1) - 0.5 });
+      }
+      if (tail.epoch !== epoch) {
+        epoch = tail.epoch; // a new history (the server restarted): the old positions mean nothing in it
+        upTo = null;
+        for (const other of [...ahead.keys()]) {
+          if (other !== epoch) {
+            ahead.delete(other);
+          }
+        }
+      }
+      upTo = Math.max(upTo === null ? 0 : upTo, tail.n); // the page now holds all up to the tail
+    }
+    let missed = 0;
+    if (tail) {
+      for (const message of history) {
+        // Missed: not here before this connection (a live one since may have come first).
+        const here = message.id !== undefined && shownMessages.has(message.id) && shownMessages.get(message.id) < connections;
+        showStored(message);
+        missed += here ? 0 : 1;
+      }
+      moveOn();
+    } else {
+      // An older server: no positions; earlier messages go above whatever arrived live meanwhile.
+      const items = history.filter(isNew).map(messageItem);
+      messages.prepend(...items.map(tagIfShared));
+    }
     trimMessages();
     historyShown = true;
     updateEmpty();
-    toNewest();
+    if (onConnect) {
+      toNewest();
+    }
+    if (onConnect && !tail && resume === "could_not") {
+      // The server's store was away: nothing to go on. Asked again in a moment.
+      owed = true;
+      askSoon(GAP_GRACE_MS);
+      status.say("Reconnected; could not catch up yet: messages sent meanwhile follow when the server can send them", "warn", RECONNECTED_SHOWN_MS);
+    } else if (onConnect && connections > 1) {
+      status.say(reconnectedWords(resume, resume === "caught_up" ? missed : history.length), "ok", RECONNECTED_SHOWN_MS);
+    }
   }
 
   /** A line above the form; `kind` "length" is the too-long warning, gone once it fits. */
@@ -190,12 +391,26 @@ export function makeChat(shared, names) {
     }
   }
 
-  /** Whether messages can be sent; `why` is what the field says when they cannot. */
-  function setLive(live, why) {
-    input.disabled = !live;
-    send.disabled = !live;
-    input.placeholder = live ? "Write a message…" : why || "Not connected";
-    if (!live) {
+  const outbox = makeOutbox({
+    shared,
+    field: { input, updateCount, showNotice },
+    showStored: addMessage,
+    changed: updateEmpty,
+    toNewest,
+    messageItem,
+  });
+
+  /**
+   * What the form allows in the socket's state `next`; `why` is what the field says when
+   * messages cannot go now. While (re)connecting a person may still write: the message waits
+   * in the outbox and goes once connected. Once the session is over, nothing can be sent.
+   */
+  function setLive(next, why) {
+    const writable = next === "connected" || next === "connecting";
+    input.disabled = !writable;
+    send.disabled = !writable;
+    input.placeholder = next === "connected" ? "Write a message…" : why || "Not connected";
+    if (next !== "connected") {
       showNotice(""); // a refusal that came over a socket which is gone is stale
     }
   }
@@ -207,9 +422,20 @@ export function makeChat(shared, names) {
     }
   }
 
-  function listen(socket) {
+  /** The position to resume from on a reconnect ("<epoch>:<n>"), or undefined. */
+  function resumePosition() {
+    return epoch !== null && upTo !== null ? epoch + ":" + upTo : undefined;
+  }
+
+  function listen(socketToUse) {
+    socket = socketToUse;
+    outbox.listen(socket);
+    socket.on("welcome", () => {
+      connections += 1;
+      outbox.sendWaiting(); // what was written while away goes now, in order
+    });
     socket.on("history", (data) => {
-      showHistory(data && Array.isArray(data.messages) ? data.messages : []);
+      showHistory(data || {}, true);
     });
     socket.on("chat", (message) => {
       if (message && typeof message.text === "string") {
@@ -223,7 +449,7 @@ export function makeChat(shared, names) {
       event.preventDefault();
       const text = input.value;
       input.focus();
-      if (!socket.connected) {
+      if (input.disabled) {
         return;
       }
       if (text === "") {
@@ -249,10 +475,11 @@ export function makeChat(shared, names) {
         showNotice("Not sent: the message holds a control character (other than a line break or a tab), which the server refuses.");
         return;
       }
-      socket.emit("chat", { text: text });
+      // The field is emptied only because the text lives on in the outbox, shown below.
       input.value = "";
       updateCount();
       showNotice("");
+      outbox.submit(text);
       input.focus();
     });
   }
@@ -270,5 +497,5 @@ export function makeChat(shared, names) {
   names.onShared(showTagsOf);
   updateCount();
 
-  return { setLive, readyToType, listen };
+  return { setLive, readyToType, listen, resumePosition };
 }

@@ -99,9 +99,10 @@ export function makeSocketBadge(root, shared) {
 
 /**
  * Opens the socket and tells its story in the log; returns it, or null when the Socket.IO
- * client script did not load.
+ * client script did not load. `resumeFrom()` says where the page is ({history, presence},
+ * either may be missing), asked afresh on every (re)connect.
  */
-export function connect({ shared, log, badge, setState, session, chat }) {
+export function connect({ shared, log, badge, setState, session, chat, resumeFrom }) {
   log("page loaded, cookie sent automatically by the browser");
   if (!/(?:^|;\s*)session=/.test(document.cookie)) {
     log("document.cookie cannot see the session cookie: it is HttpOnly");
@@ -114,8 +115,15 @@ export function connect({ shared, log, badge, setState, session, chat }) {
   }
 
   // Default options: long-polling first, then an upgrade to WebSocket. The cookie rides
-  // along on every request because the page and the socket share an origin.
-  const socket = window.io();
+  // along on every request because the page and the socket share an origin. The auth says
+  // only where the page is in the history and the presence list; the session is the
+  // cookie's, checked by the server on every connect before it sends anything missed.
+  const socket = window.io({
+    auth: (reply) => {
+      const where = resumeFrom();
+      reply(Object.fromEntries(Object.entries(where).filter(([, value]) => value !== undefined)));
+    },
+  });
   const manager = socket.io;
   let lastDisconnectReason = "";
   log("opening Socket.IO connection to /socket.io/");

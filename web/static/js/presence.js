@@ -1,7 +1,9 @@
 /*
  * Who is online. The server sends a state once per connection and then versioned changes;
  * this keeps the list from them (never rebuilt per change), holds changes that come before
- * the state or after a gap, and asks for the state again when a version is missing.
+ * the state or after a gap, and asks for the state again when a version is missing. On a
+ * reconnect the page says which version it holds (resumeVersion, in the connect's auth), and
+ * the server may answer with one change since that version instead of the whole state.
  *
  * `people` is kept in display order (you first, then by name and tag), a node per person
  * drawn, and at most MAX_DRAWN drawn, with "and N more" below.
@@ -24,7 +26,9 @@ export function makePresence(shared, names, log) {
 
   const people = []; // {name, tag, looks}, in display order
   const nodes = new Map(); // tag -> <li> of a drawn person
-  let version = null; // null: no state yet
+  let version = null; // null: no state yet on this connection
+  let epoch = ""; // the presence epoch of the state (it changes when the server's list restarts)
+  let lastVersion = null; // the version the list shown is at, kept over a disconnect
   const heldDiffs = new Map(); // version -> diff that came before the state or after a gap
   let askingForState = false;
   let socket = null;
@@ -167,6 +171,7 @@ export function makePresence(shared, names, log) {
       nodes.set(people[index].tag, node);
     }
     version = data.version;
+    epoch = typeof data.epoch === "string" ? data.epoch : "";
     applyHeldDiffs();
     showCount();
     staleNote.hidden = shared.state === "connected";
@@ -188,6 +193,7 @@ export function makePresence(shared, names, log) {
         version = held;
       }
     }
+    lastVersion = version;
     if (heldDiffs.size > 0) {
       askForState(); // a version is missing: a list built on it would be wrong
     }
@@ -203,7 +209,7 @@ export function makePresence(shared, names, log) {
       askingForState = false;
       if (!err && data && Array.isArray(data.people)) {
         applyState(data);
-      } else if (heldDiffs.size > 0) {
+      } else if (heldDiffs.size > 0 || version === null) {
         // No answer in time, or refused for asking too often: it says when to ask again.
         const retryAfter = !err && data && typeof data.retry_after === "number" ? data.retry_after * 1000 : 0;
         setTimeout(askForState, Math.max(STATE_RETRY_MS, retryAfter));
@@ -211,8 +217,34 @@ export function makePresence(shared, names, log) {
     });
   }
 
+  /**
+   * A resumed connection's first change: the net change from the version the page said it
+   * holds (`since`) to `data.version`. On top of the list kept over the gap, it is the list.
+   */
+  function applyChangeSince(data) {
+    if (version !== null || data.since !== lastVersion) {
+      askForState(); // not the list it was meant for: only the whole state is sure
+      return;
+    }
+    for (const person of clean(data.leaves)) {
+      removePerson(person);
+    }
+    for (const person of clean(data.joins)) {
+      addPerson(person);
+    }
+    log("presence: caught up from version " + data.since + " to " + data.version, "ok");
+    version = data.version;
+    applyHeldDiffs();
+    showCount();
+    staleNote.hidden = shared.state === "connected";
+  }
+
   function applyDiff(data) {
     if (!data || typeof data.version !== "number") {
+      return;
+    }
+    if (typeof data.since === "number") {
+      applyChangeSince(data);
       return;
     }
     heldDiffs.set(data.version, data);
@@ -240,5 +272,10 @@ export function makePresence(shared, names, log) {
   }
 
   names.onShared(redrawName);
-  return { setLive, listen };
+  /** The version to resume from on a reconnect ("<epoch>:<version>"), or undefined. */
+  function resumeVersion() {
+    return epoch && lastVersion !== null ? epoch + ":" + lastVersion : undefined;
+  }
+
+  return { setLive, listen, resumeVersion };
 }

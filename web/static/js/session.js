@@ -1,7 +1,8 @@
 /*
  * The session, as this page shows it: the session card, the help box under the socket, and
  * what each way a session can end means in plain words. It also reports that a person is
- * using the page, which is what keeps the session from expiring as idle.
+ * using the page, which is what keeps the session from expiring as idle, and warns a person
+ * who only reads, shortly before that happens, with a button that keeps it.
  */
 
 import { byId, clockTime } from "./dom.js";
@@ -22,6 +23,8 @@ const RESTARTED = "The server restarted, and this session did not survive it. Lo
 const GONE = "Your session is gone: it ended, or the server restarted without it.";
 const STORE_RETRY_MS = 3000;
 const ACTIVITY_EVENTS = ["keydown", "pointerdown", "wheel", "scroll", "focusin", "touchstart"];
+const ACK_TIMEOUT_MS = 5000;
+const WARN_BEFORE_S = 60; // the idle warning comes a minute before (a third of a short TTL)
 
 /**
  * `words` is the server's own words (reasons.for_the_page()); `setState(next, reason)` sets
@@ -129,22 +132,89 @@ export function makeSession({ root, shared, words, setState }) {
 
   // Idle means nobody at the page, not "no messages sent": keys, pointer, scrolling and
   // focus count as use. Reported at most once a minute; an abandoned page reports nothing
-  // and its session expires as idle.
-  function keepAlive(socket) {
+  // and its session expires as idle. The server says how long the session has left (on
+  // welcome, and in the ack of each report); shortly before the end, the page asks again
+  // (another tab may have used the session) and, if it still ends, says so in the chat card.
+  function keepAlive(socket, status) {
+    const stay = byId("chat-stay");
     let lastReport = performance.now();
     let usedSinceReport = false;
+    let idleTimeout = 0; // seconds; 0 until the server said (an older server does not)
+    let deadline = 0; // performance.now() when the session ends unless it is used
+    let warnTimer = 0;
+    let tickTimer = 0;
+
+    function warnBeforeMs() {
+      return Math.min(WARN_BEFORE_S, idleTimeout / 3) * 1000;
+    }
+
+    function endsIn(seconds) {
+      deadline = performance.now() + seconds * 1000;
+      window.clearTimeout(warnTimer);
+      if (idleTimeout > 0) {
+        warnTimer = window.setTimeout(askHowLong, Math.max(0, deadline - warnBeforeMs() - performance.now()));
+      }
+    }
+
+    function hideWarning() {
+      window.clearInterval(tickTimer);
+      tickTimer = 0;
+      status.hideIdle();
+    }
+
+    function tick() {
+      const left = Math.ceil((deadline - performance.now()) / 1000);
+      if (left > 0) {
+        status.showIdle(left);
+      } else {
+        hideWarning();
+        askHowLong(); // ended (the server says so next), or someone used it meanwhile
+      }
+    }
+
+    function askHowLong() {
+      if (!socket.connected) {
+        return; // the next welcome says it afresh
+      }
+      socket.timeout(ACK_TIMEOUT_MS).emit("idle_left", (err, data) => {
+        if (!err && data && typeof data.idle_left === "number") {
+          if (data.idle_left <= 0) {
+            hideWarning(); // already over: the ending is said when the server ends it
+            return;
+          }
+          endsIn(data.idle_left);
+          if (data.idle_left * 1000 > warnBeforeMs() + 1000) {
+            hideWarning(); // another tab kept it alive: ask again nearer the new end
+            return;
+          }
+        }
+        if (!tickTimer && socket.connected) {
+          tick();
+          tickTimer = window.setInterval(tick, 1000);
+        }
+      });
+    }
 
     function reportActivity() {
       if (socket.connected) {
-        socket.emit("active");
         lastReport = performance.now();
         usedSinceReport = false;
+        hideWarning();
+        if (idleTimeout > 0) {
+          endsIn(idleTimeout); // as the server will reckon it; its answer corrects it
+        }
+        socket.timeout(ACK_TIMEOUT_MS).emit("active", (err, data) => {
+          if (!err && data && typeof data.idle_left === "number" && data.idle_left > 0) {
+            endsIn(data.idle_left);
+          }
+        });
       }
     }
 
     function used() {
       usedSinceReport = true;
-      if (performance.now() - lastReport >= activityReportMs) {
+      // While the warning is up, any use answers it at once; else at most once per interval.
+      if (tickTimer || performance.now() - lastReport >= activityReportMs) {
         reportActivity();
       }
     }
@@ -157,6 +227,23 @@ export function makeSession({ root, shared, words, setState }) {
         reportActivity();
       }
     }, activityReportMs);
+    stay.addEventListener("click", () => {
+      if (tickTimer) {
+        reportActivity(); // (a pointer's press reported it already)
+      }
+    });
+    socket.on("welcome", (data) => {
+      // The connect refreshed the session: it has the whole idle time again.
+      idleTimeout = data && typeof data.idle_timeout === "number" && data.idle_timeout > 0 ? data.idle_timeout : 0;
+      hideWarning();
+      if (idleTimeout > 0) {
+        endsIn(idleTimeout);
+      }
+    });
+    socket.on("disconnect", () => {
+      window.clearTimeout(warnTimer);
+      hideWarning();
+    });
   }
 
   const loggedInAt = Number(root.dataset.loggedInAt);

@@ -1,0 +1,22 @@
+"""How fast a dead link is noticed: the Engine.IO ping interval and timeout, defined once for
+the command line, the app factory, the socket server and the desktop launcher.
+
+A link can die without a word (a Wi-Fi that drops, a tunnel or NAT that stalls): no FIN, no
+RST, so only silence tells. Both ends time that silence with these two figures, which the
+server sends the page in the Engine.IO handshake:
+- the page (Socket.IO's JS client) gives the link up when no ping has come for
+  `interval + timeout` seconds, and shows "reconnecting": at most 8 + 5 = 13 s after the link
+  died, within the 15 s the page promises (Socket.IO's own 25 + 20 took up to 45 s);
+- the server pings every `interval` seconds and drops a socket whose pong has not come
+  `timeout` seconds later (or that sent no frame for `interval + timeout`), so a dead page
+  leaves the chat's presence list as fast.
+
+The price is a ping and a pong per socket every `interval` seconds instead of every 25:
+bench/idle.py measures it on idle sockets (the README's figures). `timeout` must cover a slow
+network's round trip plus a busy server's delay: 5 s is far beyond both on a working link.
+"""
+
+from __future__ import annotations
+
+DEFAULT_PING_INTERVAL = 8.0  # seconds between the server's pings
+DEFAULT_PING_TIMEOUT = 5.0  # seconds a pong may take before the link counts as dead
