@@ -115,7 +115,7 @@ export function makeOutbox({ shared, field, showStored, changed, toNewest, messa
       field.updateCount();
       field.showNotice(reason);
     } else {
-      draw(entry, "failed", "not sent: " + reason);
+      draw(entry, "failed", /not sent/.test(reason) ? reason : "not sent: " + reason); // said once
     }
   }
 
