@@ -413,6 +413,9 @@ export function makeChat(shared, names, status) {
     if (next !== "connected") {
       showNotice(""); // a refusal that came over a socket which is gone is stale
     }
+    if (!writable) {
+      outbox.strand(); // refused or disconnected for good: the session is over
+    }
   }
 
   function readyToType() {

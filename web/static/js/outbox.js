@@ -16,6 +16,8 @@ const STATES = {
   sending: { words: "sending…", actions: false },
   waiting: { words: "not sent yet: it goes when the page is connected again", actions: false },
   failed: { words: "not sent: the server did not answer in time", actions: true },
+  // The session is over (logged out, expired, a restart without it): no retry can send it.
+  stranded: { words: "not sent: this session has ended. Copy the text before you log in again to send it.", actions: false },
 };
 
 /** A message id of the page's own: 1 to 36 characters of [A-Za-z0-9_-] (the wire contract). */
@@ -72,6 +74,9 @@ export function makeOutbox({ shared, field, showStored, changed, toNewest, messa
   }
 
   function trySending(entry) {
+    if (entry.state === "stranded") {
+      return;
+    }
     if (!socket || !socket.connected) {
       // Not emitted now: Socket.IO would buffer it and send it on reconnect behind our back.
       draw(entry, "waiting");
@@ -92,8 +97,8 @@ export function makeOutbox({ shared, field, showStored, changed, toNewest, messa
         }
         return;
       }
-      if (pending.get(entry.id) !== entry || entry.tries !== attempt) {
-        return; // already settled, or retried since
+      if (pending.get(entry.id) !== entry || entry.tries !== attempt || entry.state === "stranded") {
+        return; // already settled, retried since, or the session is over
       }
       if (!err && ack && ack.ok === false) {
         refused(entry, typeof ack.message === "string" && ack.message ? ack.message : "The server refused this message.", ack.reason);
@@ -136,6 +141,13 @@ export function makeOutbox({ shared, field, showStored, changed, toNewest, messa
     }
   }
 
+  /** The session is over: nothing on its way will go, and none of it may say it will. */
+  function strand() {
+    for (const entry of pending.values()) {
+      draw(entry, "stranded");
+    }
+  }
+
   function sendWaiting() {
     for (const entry of [...pending.values()]) {
       if (entry.state === "waiting") {
@@ -148,6 +160,7 @@ export function makeOutbox({ shared, field, showStored, changed, toNewest, messa
     submit,
     claim,
     sendWaiting,
+    strand,
     isEmpty: () => pending.size === 0,
     listen: (socketToUse) => {
       socket = socketToUse;
