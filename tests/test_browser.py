@@ -19,7 +19,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, browser_missing
+from tests.support.browser import (PHONE, TIMEOUT_MS, VIEWPORT, Person, box, in_first_screen, launched_chromium, socket_state,
+                                   wait_for_socket)
 from tests.support.forms import log_in
 from tests.support.processes import ServerProcess
 from tests.support.wire import WireSocket
@@ -35,8 +36,6 @@ except ImportError:  # the browser fixture says so, with the reason
 pytestmark = pytest.mark.e2e
 
 SHOTS = OUTPUT_DIR / "browser"
-VIEWPORT = {"width": 1280, "height": 800}
-TIMEOUT_MS = 5000
 
 
 @pytest.fixture(scope="module")
@@ -50,51 +49,11 @@ def live_server() -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    missing = browser_missing()
-    if missing:
-        e2e_unavailable(missing)
-    from playwright.sync_api import sync_playwright
-
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    yield from launched_chromium(e2e_unavailable)
 
 
-PHONE = {"width": 390, "height": 844}
 SIZES = pytest.mark.parametrize("viewport", [VIEWPORT, PHONE], ids=["1280x800", "390x844"])
-
-
-class Person:
-    """One browser profile (its own cookies) with a console watch."""
-
-    def __init__(self, browser: Any, base_url: str, viewport: dict[str, int] = VIEWPORT) -> None:
-        self.context = browser.new_context(viewport=viewport)
-        self.context.set_default_timeout(TIMEOUT_MS)
-        self.base_url = base_url
-        self.console_errors: list[str] = []
-
-    def open(self, path: str = "") -> Any:
-        page = self.context.new_page()
-        page.on("console", lambda message: message.type == "error" and self.console_errors.append(message.text))
-        page.on("pageerror", lambda error: self.console_errors.append(str(error)))
-        page.goto(self.base_url + path.lstrip("/"))
-        return page
-
-    def log_in(self, username: str) -> Any:
-        page = self.open("/login")
-        page.fill("#username", username)
-        page.click("#login-form button[type=submit]")
-        return page
-
-
-def socket_state(page: Any) -> str:
-    return page.get_attribute("#socket-state", "data-state")
-
-
-def wait_for_socket(page: Any, state: str) -> None:
-    page.wait_for_selector(f"#socket-state[data-state={state}]")
 
 
 @pytest.fixture
@@ -272,10 +231,6 @@ def phone_person(browser: Any, base_url: str) -> Person:
     return person
 
 
-def box(page: Any, selector: str) -> dict[str, float]:
-    return page.locator(selector).bounding_box()
-
-
 def test_on_a_phone_the_headline_stays_and_then_the_chat_comes_first(browser, live_server: ServerProcess) -> None:
     person = phone_person(browser, live_server.url)
     page = person.open("/")
@@ -296,13 +251,6 @@ def test_on_a_phone_the_headline_stays_and_then_the_chat_comes_first(browser, li
     assert page.evaluate("document.activeElement.id") == "chat-input"  # ready to type
     page.screenshot(path=SHOTS / "9-phone-logged-in.png")
     person.context.close()
-
-
-def in_first_screen(page: Any, selector: str, viewport: dict[str, int]) -> bool:
-    """Whether the element is visible without scrolling (the page scrolled to its top)."""
-    page.evaluate("window.scrollTo(0, 0)")
-    where = box(page, selector)
-    return where is not None and 0 <= where["y"] and where["y"] + where["height"] <= viewport["height"]
 
 
 def test_on_a_phone_the_login_form_comes_before_the_explanation(browser, live_server: ServerProcess) -> None:
@@ -424,8 +372,18 @@ def test_after_a_restart_in_memory_the_page_says_the_session_is_gone(browser, re
     page = person.log_in("Ada")
     wait_for_socket(page, "connected")
     stop()
+    wait_for_socket(page, "connecting")
+    written = "written while it was down"
+    page.fill("#chat-input", written)  # the field stays writable while reconnecting
+    page.press("#chat-input", "Enter")
+    on_its_way = page.locator("#chat-outbox li.message")
+    expect(on_its_way).to_contain_text("not sent yet: it goes when the page is connected again")
     start()
     wait_for_socket(page, "refused")
+    # The session did not survive: the message will never go, and the page says so, text kept.
+    expect(on_its_way).to_contain_text(written)
+    expect(on_its_way).to_contain_text("not sent: this session has ended. Copy the text before you log in again to send it.")
+    assert "it goes when the page is connected again" not in on_its_way.inner_text()
     help_text = "The server restarted, and this session did not survive it. Log in again to go on."
     expect(page.locator("#socket-help-text")).to_have_text(help_text)
     expect(page.locator("#chat-ended")).to_contain_text(help_text)

@@ -23,15 +23,11 @@ from tests.support.browser import launched_chromium
 from tests.support.processes import ServerProcess
 from tests.support.proxy import FreezableProxy
 
-from .conftest import e2e_unavailable
-from .test_browser import (
-    PHONE,
-    SHOTS,
-    VIEWPORT,
-    Person,
-    in_first_screen,
-    wait_for_socket,
-)
+from tests.support.browser import PHONE, VIEWPORT, Person, in_first_screen, wait_for_socket
+
+from .conftest import OUTPUT_DIR, e2e_unavailable
+
+SHOTS = OUTPUT_DIR / "browser"
 
 try:
     from playwright.sync_api import expect

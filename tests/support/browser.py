@@ -1,5 +1,6 @@
 """Debian's Chromium, as the browser tests launch it through Playwright (which never
-downloads a browser): test_browser.py and test_cluster.py's page through `make cluster`."""
+downloads a browser), and a person using the page in it: test_browser.py,
+test_nothing_lost.py and test_cluster.py's page through `make cluster`."""
 
 from __future__ import annotations
 
@@ -37,3 +38,50 @@ def launched_chromium(unavailable: Callable[[str], None]) -> Iterator[Any]:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+VIEWPORT = {"width": 1280, "height": 800}
+TIMEOUT_MS = 5000
+PHONE = {"width": 390, "height": 844}
+
+
+class Person:
+    """One browser profile (its own cookies) with a console watch."""
+
+    def __init__(self, browser: Any, base_url: str, viewport: dict[str, int] = VIEWPORT) -> None:
+        self.context = browser.new_context(viewport=viewport)
+        self.context.set_default_timeout(TIMEOUT_MS)
+        self.base_url = base_url
+        self.console_errors: list[str] = []
+
+    def open(self, path: str = "") -> Any:
+        page = self.context.new_page()
+        page.on("console", lambda message: message.type == "error" and self.console_errors.append(message.text))
+        page.on("pageerror", lambda error: self.console_errors.append(str(error)))
+        page.goto(self.base_url + path.lstrip("/"))
+        return page
+
+    def log_in(self, username: str) -> Any:
+        page = self.open("/login")
+        page.fill("#username", username)
+        page.click("#login-form button[type=submit]")
+        return page
+
+
+def socket_state(page: Any) -> str:
+    return page.get_attribute("#socket-state", "data-state")
+
+
+def wait_for_socket(page: Any, state: str) -> None:
+    page.wait_for_selector(f"#socket-state[data-state={state}]")
+
+
+def box(page: Any, selector: str) -> dict[str, float]:
+    return page.locator(selector).bounding_box()
+
+
+def in_first_screen(page: Any, selector: str, viewport: dict[str, int]) -> bool:
+    """Whether the element is visible without scrolling (the page scrolled to its top)."""
+    page.evaluate("window.scrollTo(0, 0)")
+    where = box(page, selector)
+    return where is not None and 0 <= where["y"] and where["y"] + where["height"] <= viewport["height"]
