@@ -153,12 +153,13 @@ async def measure(setting: tuple[int, int], args: argparse.Namespace) -> dict[st
         sockets = await bounded(args.sockets, 50, paced)
         await asyncio.sleep(interval + 5)  # the joins' presence news settle; every socket has been pinged
         pings_before = sum(socket.pings for socket in sockets)
+        dropped_before = sum(socket.closed for socket in sockets)
         cpu_before, started = server.cpu_seconds(), time.perf_counter()
         await asyncio.sleep(args.seconds)
         elapsed, cpu = time.perf_counter() - started, server.cpu_seconds() - cpu_before
         pings = sum(socket.pings for socket in sockets) - pings_before
         rss = rss_kib(server.process.pid)
-        dropped = sum(socket.closed for socket in sockets)
+        dropped = sum(socket.closed for socket in sockets) - dropped_before
         for socket in sockets:
             socket.transport.abort()
         return {
@@ -170,6 +171,7 @@ async def measure(setting: tuple[int, int], args: argparse.Namespace) -> dict[st
             "server_rss_mib": round(rss / 1024, 1),
             "rss_kib_per_socket": round((rss - rss_before) / args.sockets, 2),
             "pings_per_s": round(pings / elapsed, 1),
+            "dropped_while_connecting": dropped_before,
             "dropped_sockets": dropped,
         }
     finally:
@@ -185,6 +187,7 @@ LABELS = {
     "server_rss_mib": "server RSS at the end (MiB)",
     "rss_kib_per_socket": "server RSS per socket (KiB)",
     "pings_per_s": "pings per second (each answered)",
+    "dropped_while_connecting": "sockets dropped before the window",
     "dropped_sockets": "sockets dropped in the window",
 }
 
