@@ -21,6 +21,7 @@ from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, browser_missing
 from tests.support.processes import ServerProcess
 from tests.support.proxy import FreezableProxy
 from tornado_app.liveness import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT
+from tornado_app.patches.engineio_server import SWEEP_SECONDS
 
 from .conftest import OUTPUT_DIR, e2e_unavailable
 
@@ -29,8 +30,8 @@ pytestmark = pytest.mark.e2e
 SHOTS = OUTPUT_DIR / "liveness"
 NOTICED_WITHIN = 15.0  # seconds: what the page promises (issue 22)
 # The server's own rule: no frame for interval + timeout on a WebSocket; on long-polling, a
-# pong late by `timeout`, found by engineio's sweep that passes every `timeout` seconds.
-SERVER_GIVES_UP_WITHIN = DEFAULT_PING_INTERVAL + 2 * DEFAULT_PING_TIMEOUT + 2
+# pong late by `timeout`, found by the sweep that passes every second (SWEEP_SECONDS).
+SERVER_GIVES_UP_WITHIN = DEFAULT_PING_INTERVAL + DEFAULT_PING_TIMEOUT + SWEEP_SECONDS + 1
 STATE = "#live-view[data-socket-state={}]"
 
 

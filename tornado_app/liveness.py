@@ -9,9 +9,9 @@ server sends the page in the Engine.IO handshake:
   died, within the 15 s the page promises (Socket.IO's own 25 + 20 took up to 45 s);
 - the server pings `interval` seconds after each pong and drops a socket whose next pong has
   not come `timeout` seconds after the ping: a WebSocket that sent no frame for
-  `interval + timeout` (13 s), a long-polling one at its next check, every `timeout` seconds
-  (18 s at most). So a dead page leaves the others' presence lists that fast, not after
-  25 + 20 s (or 65 s).
+  `interval + timeout` (13 s), a long-polling one at its next sweep, once a second (14 s at
+  most: patches/engineio_server.py). So a dead page leaves the others' presence lists that
+  fast, not after 25 + 20 s (or 65 s).
 
 The price is a ping and a pong per socket every `interval` seconds instead of every 25:
 bench/idle.py measures it on idle sockets (the README's figures). `timeout` must cover a slow
