@@ -3,9 +3,10 @@ and where every packet out paid for a queue and a task.
 
 Memory and sessions:
 - `AsyncSocket._send_ping`, started through `start_background_task`: each socket's ping
-  task sleeps for a whole ping interval (25 s) holding its socket, queue and event. A closed
-  socket therefore stayed in memory for up to 25 s; under a stream of short-lived
-  connections that was ~9 KiB times the connections of the last 25 s: hundreds of MiB.
+  task sleeps for a whole ping interval (25 s by engineio's default, 8 s by ours) holding its
+  socket, queue and event. A closed socket therefore stayed in memory for up to that long;
+  under a stream of short-lived connections that was ~9 KiB times the connections of the
+  last 25 s: hundreds of MiB.
   Here the task is cancelled as soon as its socket closes.
 - `AsyncServer.sockets` and `AsyncSocket.close(wait=False)`: engineio's own `disconnect()`
   waits until the client has collected the close packet, which a polling client that
@@ -152,7 +153,7 @@ class CountingWebSocket(engineio_tornado.WebSocket):  # type: ignore[misc]
         own task, and only the others (pong, close...) are returned to the loop.
 
         engineio's loop starts a task and an `asyncio.wait_for` per frame; this skips both
-        for the frames that matter. The loop's wait_for (ping interval + timeout, 45 s) is
+        for the frames that matter. The loop's wait_for (ping interval + timeout, 13 s) is
         also its "client gone" watchdog: pongs still pass through it, and a message that
         arrives more than a ping interval after this wait began is returned to the loop
         too, so that the watchdog never fires in the middle of a handler."""
