@@ -57,10 +57,12 @@ def server_behind_proxy() -> Iterator[tuple[ServerProcess, FreezableProxy]]:
     proxy_port = free_port()
     server = ServerProcess("--port", str(free_port()), "--allowed-host", f"127.0.0.1:{proxy_port}")
     assert server.url, f"the server did not say where it serves: {server.first_line!r}"
-    port = int(re.search(r":(\d+)/", server.url).group(1))
-    with FreezableProxy("127.0.0.1", port, port=proxy_port) as proxy:
-        yield server, proxy
-    server.close()
+    try:
+        port = int(re.search(r":(\d+)/", server.url).group(1))
+        with FreezableProxy("127.0.0.1", port, port=proxy_port) as proxy:
+            yield server, proxy
+    finally:
+        server.close()
 
 
 def test_the_defaults_give_up_a_silent_link_within_the_promise() -> None:
