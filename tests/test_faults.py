@@ -42,7 +42,7 @@ DEFAULT_PINGS = (25.0, 20.0)
 FAST_PINGS = (0.3, 0.3)
 fast_pings = pytest.mark.parametrize("ping_settings", [FAST_PINGS], ids=["fast-pings"])
 
-PROMPTLY = 10.0  # seconds within which a dropped connection must be freed (pings alone take 25 s)
+PROMPTLY = 10.0  # seconds within which a dropped connection must be freed (pings alone take 13 s)
 PING_DEADLINE = 10.0  # seconds within which a silent client must be dropped (never, without pings)
 
 SOCKET_LOGGER = "tornado_app.sockets"

@@ -550,7 +550,7 @@ async def test_a_frame_engineio_cannot_decode_does_not_strand_the_socket(
 ) -> None:
     """After a frame engineio cannot decode, the socket still answers, and once its client is
     gone it is freed at once (engineio's reader task used to die of it: no answers, and the
-    socket stayed registered, its user shown online, until the ping timeout, 45 s by default)."""
+    socket stayed registered, its user shown online, until the ping timeout, 45 s by engineio's default)."""
     caplog.set_level(logging.DEBUG)
     user = web_user()
     await user.login("ada")

@@ -33,7 +33,7 @@ async def test_a_closed_sockets_ping_task_is_cancelled_at_once(app: TornadoApp, 
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
         socket = await WireSocket.connect(http, base_url, await log_in(http, base_url, "ada"), origin=base_url)
         [(sid, ping_task)] = eio._ping_tasks.items()
-        assert not ping_task.done()  # sleeping for the 25 s ping interval, holding the socket
+        assert not ping_task.done()  # sleeping for the ping interval (8 s), holding the socket
         await socket.close()
         await eventually(ping_task.done, what="the ping task ended")
     assert ping_task.cancelled()
@@ -412,3 +412,78 @@ def test_a_polling_session_that_never_polls_is_ended_and_one_that_polls_stays(se
     asyncio.run(scenario())
     status, _, log = attacked.server.stop()
     assert log.count("ended polling sessions that never polled: 1 s after the handshake") == 1, log[-2000:]
+
+
+# --- The sweep for sockets that stopped answering pings (_service_task) ----------
+
+
+class CountingEvent(asyncio.Event):
+    """The service task's stop event, counting how often the sweep waits on it (a wake-up each)."""
+
+    waits = 0
+
+    async def wait(self) -> bool:
+        self.waits += 1
+        return await super().wait()
+
+
+class IdleSocket:
+    """What the sweep reads of an engineio socket: one that answered its last ping."""
+
+    closed = False
+    closing = False
+    last_ping: float | None = None
+    checked = 0
+
+    async def check_ping_timeout(self) -> bool:
+        self.checked += 1
+        self.closed = True
+        return False
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_the_sweep_wakes_once_a_second_whatever_the_number_of_sockets() -> None:
+    """engineio's sweep slept ping_timeout / N between every two sockets: with 10,000 idle
+    sockets and a 5 s timeout, 2,000 wake-ups a second (each a wait_for, a task and a timer),
+    about half a core for sockets that do nothing (bench/idle.py). Ours is one pass a second
+    that closes exactly the sockets whose ping went unanswered, and drops the closed ones."""
+    import time
+
+    server = TunedEngineIOServer(async_mode="tornado", ping_interval=8, ping_timeout=5)
+    event = CountingEvent()
+    server.create_event = lambda: event
+    idle = {f"idle{i}": IdleSocket() for i in range(10_000)}
+    silent, closing, closed = IdleSocket(), IdleSocket(), IdleSocket()
+    silent.last_ping = closing.last_ping = time.time() - 6  # pinged 6 s ago, no pong
+    closing.closing = True  # already on its way out: not closed twice
+    closed.closed = True
+    server.sockets.update(idle, silent=silent, closing=closing, closed=closed)
+
+    sweeping = asyncio.ensure_future(server._service_task())
+    await asyncio.sleep(2.5)
+    event.set()
+    await asyncio.wait_for(sweeping, 5)
+
+    assert event.waits <= 4, f"{event.waits} wake-ups in 2.5 s"
+    assert silent.checked == 1 and closing.checked == 0
+    assert "closed" not in server.sockets and all(socket.checked == 0 for socket in idle.values())
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_polling_client_that_stops_polling_is_closed_by_the_sweep() -> None:
+    """Nothing else notices a long-polling client that went away between two polls: no
+    request is open to time out, and nothing is sent to it that would check its ping."""
+    from tornado_app.app import make_app
+
+    app = make_app("s" * 32, ping_interval=0.5, ping_timeout=0.5)
+    server, base = await serve(app)
+    eio = app.sockets.sio.eio
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(base + "/socket.io/?EIO=4&transport=polling") as opening:
+                sid = (await opening.text()).split('"sid":"', 1)[1].split('"', 1)[0]
+            assert eio.service_task_handle.get_coro().__qualname__ == "TunedEngineIOServer._service_task"
+            # pinged 0.5 s after the handshake, unanswered 0.5 s later, swept every 0.5 s
+            await eventually(lambda: sid not in eio.sockets, what="the silent session was closed")
+    finally:
+        server.stop()

@@ -9,7 +9,8 @@ loudly, rather than somewhere as a leak or a slowdown.
 - engineio_server.py: engineio's asyncio server (ping tasks freed at once, sessions ended
   without waiting for the client, its `disconnect(sid)` included, which its request handler
   calls when a poll or a POST fails; closed sockets out of `sockets` at once, from the
-  'disconnect' event; sessions per address, the direct write path), and
+  'disconnect' event; sessions per address, the direct write path; the sweep for sockets
+  that stopped answering pings, `_service_task`, in one pass a second), and
   `asyncio.Queue._put/_get` (counting a socket's unsent packets).
 - managers.py: python-socketio's client manager (a broadcast without a task per recipient,
   a leave in O(1)), and its Redis manager built on it (`_publish` and what it uses:

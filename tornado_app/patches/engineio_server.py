@@ -3,9 +3,10 @@ and where every packet out paid for a queue and a task.
 
 Memory and sessions:
 - `AsyncSocket._send_ping`, started through `start_background_task`: each socket's ping
-  task sleeps for a whole ping interval (25 s) holding its socket, queue and event. A closed
-  socket therefore stayed in memory for up to 25 s; under a stream of short-lived
-  connections that was ~9 KiB times the connections of the last 25 s: hundreds of MiB.
+  task sleeps for a whole ping interval (25 s by engineio's default, 8 s by ours) holding its
+  socket, queue and event. A closed socket therefore stayed in memory for up to that long;
+  under a stream of short-lived connections that was ~9 KiB times the connections of the
+  last 25 s: hundreds of MiB.
   Here the task is cancelled as soon as its socket closes.
 - `AsyncServer.sockets` and `AsyncSocket.close(wait=False)`: engineio's own `disconnect()`
   waits until the client has collected the close packet, which a polling client that
@@ -17,6 +18,13 @@ Memory and sessions:
   event, whose handlers may still read it). engineio keeps a closed polling socket there
   until a GET comes for it, which a client that sent a close packet never sends; and no
   cap or timeout of ours counts a closed socket.
+- `AsyncServer._service_task` (started by engineio's first handshake, stopped through
+  `service_task_event` and awaited through `service_task_handle` at shutdown): engineio's
+  looks for sockets that stopped answering pings one socket at a time, sleeping
+  ping_timeout / N between two (an `asyncio.wait_for`, a task and a timer each): at 10,000
+  idle sockets and a 5 s timeout, 2,000 wake-ups a second and about half a core
+  (bench/idle.py). Here one pass over every socket each second (`SWEEP_SECONDS`, or the ping
+  timeout if shorter), awaiting only for the sockets it closes.
 - `BaseServer._log_error_once`: a client's bad request (an unknown session id, a wrong
   transport) was logged at ERROR the first time; it is the client's error, not the
   server's, and the access log already has one line for it.
@@ -75,6 +83,7 @@ from .frames import server_frame
 MESSAGE = str(eio_packet.MESSAGE)  # an Engine.IO MESSAGE frame starts with "4"
 DEFAULT_MAX_SOCKETS_PER_IP = 200  # Engine.IO sessions one address may hold open (one per tab)
 DEFAULT_FIRST_POLL_TIMEOUT = 5.0  # seconds from a polling handshake to its first poll
+SWEEP_SECONDS = 1.0  # how often the sockets that stopped answering pings are looked for
 
 
 class FrameWriter(Protocol):
@@ -144,7 +153,7 @@ class CountingWebSocket(engineio_tornado.WebSocket):  # type: ignore[misc]
         own task, and only the others (pong, close...) are returned to the loop.
 
         engineio's loop starts a task and an `asyncio.wait_for` per frame; this skips both
-        for the frames that matter. The loop's wait_for (ping interval + timeout, 45 s) is
+        for the frames that matter. The loop's wait_for (ping interval + timeout, 13 s) is
         also its "client gone" watchdog: pongs still pass through it, and a message that
         arrives more than a ping interval after this wait began is returned to the loop
         too, so that the watchdog never fires in the middle of a handler."""
@@ -303,6 +312,36 @@ class TunedEngineIOServer(engineio.AsyncServer):
             # One entry per open socket: each ping cycle's task replaces the last one's.
             self._ping_tasks[owner.sid] = task
         return task
+
+    async def _service_task(self) -> None:
+        """Close the sockets whose ping went unanswered for ping_timeout, in one pass per
+        sweep rather than engineio's sleep between every two sockets (module docstring).
+        Ends when engineio's shutdown sets `service_task_event`."""
+        self.service_task_event = self.create_event()
+        period = min(SWEEP_SECONDS, self.ping_timeout)
+        while True:
+            try:
+                await asyncio.wait_for(self.service_task_event.wait(), timeout=period)
+                return
+            except TimeoutError:
+                pass
+            try:
+                await self._close_silent_sockets()
+            except Exception:  # what engineio's own does: log it and sweep again
+                self.logger.exception("service task exception")
+
+    async def _close_silent_sockets(self) -> None:
+        now, timeout = time.time(), self.ping_timeout  # engineio's last_ping is time.time()
+        silent = []
+        for sid, socket in list(self.sockets.items()):
+            if socket.closed:
+                if self.sockets.get(sid) is socket:
+                    del self.sockets[sid]
+            elif not socket.closing and socket.last_ping and now - socket.last_ping > timeout:
+                silent.append(socket)
+        for socket in silent:
+            if not socket.closed:
+                await socket.check_ping_timeout()  # closes it, as engineio's sweep does
 
     def _log_error_once(self, message: str, message_key: str) -> None:
         self.logger.info(message)
