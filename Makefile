@@ -74,7 +74,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/crowd.py $(CROWD_ARGS)
 
 # Pages coming back after a restart (Redis mode): 2,000 sockets reconnect at once naming the
-# position they hold (resume), then as before resume (the latest history each), side by side.
+# position they hold (resume), then as before resume existed (the latest history each), side by side.
 bench-resume: $(VENV)/.installed-test
 	$(BIN)/python bench/resume.py $(ARGS)
 
