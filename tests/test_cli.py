@@ -473,11 +473,11 @@ def test_port_0_picks_a_port_free_on_both_loopbacks(monkeypatch) -> None:
     real = server.bind_sockets
     refused: list[int] = []
 
-    def ipv6_taken_once(port: int, address: str) -> list[socket.socket]:
+    def ipv6_taken_once(port: int, address: str, **options: Any) -> list[socket.socket]:
         if address == "::1" and not refused:
             refused.append(port)
             raise OSError(errno.EADDRINUSE, "Address already in use")
-        return real(port, address)
+        return real(port, address, **options)
 
     monkeypatch.setattr(server, "bind_sockets", ipv6_taken_once)
     bound = server.bind("127.0.0.1", 0)
