@@ -40,6 +40,7 @@ from tornado_app.backend import Backend, RedisNotInstalled  # noqa: E402
 from tornado_app.cli import COOKIE_SECRET_ENV, REDIS_URL_ENV, configure_logging  # noqa: E402
 from tornado_app.errors import BackendUnreachable  # noqa: E402
 from tornado_app.launch_token import LaunchToken  # noqa: E402
+from tornado_app.logs import FORMATS  # noqa: E402
 from tornado_app.origins import HostPolicy  # noqa: E402
 from tornado_app.patches.engineio_server import DEFAULT_FIRST_POLL_TIMEOUT, DEFAULT_MAX_SOCKETS_PER_IP  # noqa: E402
 from tornado_app.ratelimit import Rates  # noqa: E402
@@ -233,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"sessions live in this window's process). Needs the site's cookie secret in ${COOKIE_SECRET_ENV}",
     )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="how much to log (default: %(default)s)")
+    parser.add_argument("--log-format", default="text", choices=FORMATS, help="text lines, or one JSON object per line (default: %(default)s)")
     return parser
 
 
@@ -244,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # And Ctrl-C (SIGINT) always: a shell starts a background job with SIGINT ignored, and
     # Python then leaves it ignored, so `kill -INT` would not stop a launcher started by a script.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, args.log_format)
     raise_open_files_limit()  # a desktop session often starts programs at 1024 open files
     try:
         bound = bind("127.0.0.1", args.port)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 
-from . import loop
+from . import logs, loop
 from .admission import DEFAULT_MAX_BODY_KIB_IN_FLIGHT, DEFAULT_MAX_CONNECTIONS_PER_IP, raise_open_files_limit
 from .app import make_app
 from .backend import Backend, RedisNotInstalled
@@ -139,11 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-fast-path", action="store_true", help="send every packet through engineio's own per-socket queue and writer task instead of writing to open WebSockets directly (for comparison)")
     parser.add_argument("--no-uvloop", action="store_true", help="use asyncio's own event loop even where uvloop is installed")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="how much to log (default: %(default)s)")
+    parser.add_argument("--log-format", default="text", choices=logs.FORMATS, help="text lines, or one JSON object per line with "
+                        "time, level, logger, message, process and, where known, reason, client and tag (default: %(default)s)")
     return parser
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def configure_logging(level: str, log_format: str = "text") -> None:
+    logs.configure(level, log_format)
     # Tornado logs every request at INFO; keep the log about logins, logouts and refusals.
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
 
@@ -259,7 +261,7 @@ async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLCont
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, args.log_format)
     before, after = raise_open_files_limit()  # systemd starts services at 1024: a few hundred clients
     log.debug("open-files limit: %d, raised from %d", after, before)
     if after < 4 * args.max_connections_per_ip:

@@ -15,6 +15,7 @@ from tornado.web import HTTPError, RequestHandler, StaticFileHandler
 
 from .cookies import clear_session_cookie, cookie_name, read_session_id, session_cookie_value, write_session_cookie
 from .errors import BackendUnavailable
+from .logs import facts
 from .ratelimit import RateLimiter
 from .reasons import for_the_page
 from .refusals import RefusalReport
@@ -135,7 +136,8 @@ class BaseHandler(RequestHandler):
             return
         if isinstance(value, HTTPError) and value.status_code < 500:
             log.info("refused %s %s from %s: %d %s", self.request.method, self.request.path,
-                     self.request.remote_ip, value.status_code, value.get_message() or "")
+                     self.request.remote_ip, value.status_code, value.get_message() or "",
+                     extra=facts(f"HTTP {value.status_code}", self.request.remote_ip))
             self.refusal_logged = True
             return
         super().log_exception(typ, value, tb)
@@ -207,13 +209,13 @@ class LoginHandler(BaseHandler):
             await self.store.delete(self.session.id, reason="replaced")
         self.session = await self.store.create(username)
         write_session_cookie(self, self.session.id)
-        log.info("login: %r from %s", username, self.request.remote_ip)
+        log.info("login: %r from %s", username, self.request.remote_ip, extra=facts("login", self.request.remote_ip, self.session.tag))
         self.redirect("/", status=303)
 
     def _refuse_too_many_logins(self) -> None:
         """429, said on the form: one address logging in faster than people do would evict
         everyone's sessions from the bounded store."""
-        self.application.login_refusals.refused(f"the latest from {self.request.remote_ip}")
+        self.application.login_refusals.refused(f"the latest from {self.request.remote_ip}", client=self.request.remote_ip)
         self.refusal_logged = True
         self.set_status(429)
         self.set_header("Retry-After", "60")
@@ -237,7 +239,8 @@ class LogoutHandler(BaseHandler):
     async def post(self) -> None:
         if self.session is not None:
             await self.store.delete(self.session.id, reason="logout")
-            log.info("logout: %r from %s", self.session.username, self.request.remote_ip)
+            log.info("logout: %r from %s", self.session.username, self.request.remote_ip,
+                     extra=facts("logout", self.request.remote_ip, self.session.tag))
         clear_session_cookie(self)
         self.redirect("/login?logged_out=1", status=303)
 
@@ -287,7 +290,7 @@ class UnknownHostHandler(RequestHandler):
 
     def prepare(self) -> None:
         log.info("refused %s %s from %s: unknown host %r", self.request.method, self.request.path,
-                 self.request.remote_ip, self.request.host)
+                 self.request.remote_ip, self.request.host, extra=facts("unknown host", self.request.remote_ip))
         self.set_status(421)
         self.set_header("Content-Type", "text/plain; charset=UTF-8")
         self.finish("unknown host: this server does not answer to that name\n")

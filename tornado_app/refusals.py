@@ -10,6 +10,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from .logs import facts
+
 log = logging.getLogger(__name__)
 
 REPORT_EVERY_SECONDS = 10.0  # at most one log line per kind of refusal in this time
@@ -21,7 +23,10 @@ class RefusalReport:
     one per refused connection.
 
     `level` is INFO for what an operator should see; a refusal that is the app working as
-    designed (the logged-out page's socket probe) reports at DEBUG, counted all the same."""
+    designed (the logged-out page's socket probe) reports at DEBUG, counted all the same.
+
+    Each line carries `what` as its `reason` field, and the latest refused `client` address
+    and session `tag` where the caller knows them (logs.py: a JSON log shows them)."""
 
     def __init__(self, what: str, clock: Callable[[], float] = time.monotonic, logger: logging.Logger = log,
                  level: int = logging.INFO) -> None:
@@ -33,12 +38,12 @@ class RefusalReport:
         self._unreported = 0
         self._last_report = float("-inf")
 
-    def refused(self, detail: str) -> None:
+    def refused(self, detail: str, client: str | None = None, tag: str | None = None) -> None:
         self.total += 1
         self._unreported += 1
         now = self.clock()
         if now - self._last_report >= REPORT_EVERY_SECONDS:
             more = f" ({self._unreported - 1} more since the last report)" if self._unreported > 1 else ""
-            self.logger.log(self.level, "%s: %s%s", self.what, detail, more)
+            self.logger.log(self.level, "%s: %s%s", self.what, detail, more, extra=facts(self.what, client, tag))
             self._last_report = now
             self._unreported = 0

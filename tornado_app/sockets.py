@@ -18,6 +18,7 @@ from socketio.exceptions import ConnectionRefusedError
 from . import packet_json
 from .admission import client_key
 from .liveness import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT
+from .logs import facts
 from .packet_json import RawJSON
 from .patches.guard import DEFAULT_CONNECT_TIMEOUT, SESSION_ID, ProtocolGuardedServer
 from .presence import PRESENCE_MIN_INTERVAL, PresenceBroadcaster
@@ -179,7 +180,7 @@ class ChatSocketServer:
             return
         request = environ["tornado.handler"].request
         if not await self.rate_limiter.allows("connect", request.remote_ip):
-            self._too_many_connects.refused(f"the latest from {request.remote_ip}")
+            self._too_many_connects.refused(f"the latest from {request.remote_ip}", client=request.remote_ip)
             raise ConnectionRefusedError(TOO_MANY_CONNECTS)
         resume = auth if isinstance(auth, dict) else {}
         try:
@@ -189,7 +190,7 @@ class ChatSocketServer:
             raise ConnectionRefusedError(STORE_UNAVAILABLE) from None  # the store logs it, once
         if session is None:
             # engineio's Tornado driver puts 127.0.0.1 in REMOTE_ADDR; the real peer is here.
-            self._unauthenticated.refused(f"{NOT_AUTHENTICATED}, the latest from {request.remote_ip}")
+            self._unauthenticated.refused(f"{NOT_AUTHENTICATED}, the latest from {request.remote_ip}", client=request.remote_ip)
             raise ConnectionRefusedError(NOT_AUTHENTICATED)
         came_online = self.registry.add(sid, session, request.remote_ip)
         try:
@@ -258,7 +259,8 @@ class ChatSocketServer:
             why = CLOSED_BECAUSE[ending]
         else:
             why = "server stopping" if self._stopping else reason
-        log.info("socket of %r from %s closed: %s", owner.username, owner.remote_ip, why)
+        log.info("socket of %r from %s closed: %s", owner.username, owner.remote_ip, why,
+                 extra=facts(why, owner.remote_ip, owner.tag))
 
     async def _on_session_end(self, session: Session, reason: EndReason) -> None:
         """Drop every socket of an ended session: a connected one is told why (so that the page
@@ -324,7 +326,7 @@ class ChatSocketServer:
         except InvalidInput as refusal:
             return _refusal("invalid", str(refusal))
         if not await self.rate_limiter.allows("chat", session.id):
-            self._too_many_chats.refused(f"the latest from {session.username!r}")
+            self._too_many_chats.refused(f"the latest from {session.username!r}", tag=session.tag)
             rate = self.rate_limiter.rates.describe("chat")
             return _refusal("rate", f"{SLOW_DOWN} (at most {rate}): this message was not sent")
         message = {"id": secrets.token_hex(6), "username": session.username, "tag": session.tag,
@@ -367,7 +369,7 @@ class ChatSocketServer:
             return None
         wait = self.state_asks.wait(sid, owner.session_id, client_key(owner.remote_ip))
         if wait > 0:
-            self._too_many_states.refused(f"the latest from {owner.username!r} at {owner.remote_ip}")
+            self._too_many_states.refused(f"the latest from {owner.username!r} at {owner.remote_ip}", client=owner.remote_ip, tag=owner.tag)
             return {"refused": STATE_SLOW_DOWN, "retry_after": round(wait + 0.05, 1)}
         return self.presence.state()
 

@@ -24,6 +24,7 @@ from tornado.httputil import HTTPHeaders
 from tornado.web import HTTPError, RequestHandler
 
 from .cookies import read_session_id, session_id_in_headers
+from .logs import facts
 from .origins import origin_allowed
 from .patches.guard import ProtocolGuardedServer
 from .patches.websocket import DEFAULT_MAX_UNSENT_BYTES, bounded_engineio_handler, polling_payload_problem
@@ -121,7 +122,7 @@ def make_socketio_handler(
             refusal = self._refusal()
             if refusal is not None:
                 status, reason, detail = refusal
-                log.info("refused socket from %s: %s", self.request.remote_ip, detail)
+                log.info("refused socket from %s: %s", self.request.remote_ip, detail, extra=facts(reason, self.request.remote_ip))
                 self.refusal_logged = True
                 raise HTTPError(status, reason=reason)
             problem = query_problem(self.request.query_arguments)
@@ -140,7 +141,7 @@ def make_socketio_handler(
 
         def _refuse(self, status: int, reason: str, report: RefusalReport, detail: str) -> None:
             """Refuse this request, counted in `report` (a few log lines, not one per request)."""
-            report.refused(f"{detail}, the latest from {self.request.remote_ip}")
+            report.refused(f"{detail}, the latest from {self.request.remote_ip}", client=self.request.remote_ip)
             self.refusal_logged = True
             raise HTTPError(status, reason=reason)
 
@@ -175,7 +176,7 @@ def make_socketio_handler(
         async def _refuse_payload(self, problem: str) -> None:
             """A payload no client sends ends its Engine.IO session, as engineio itself ends one
             for a packet it cannot take (prepare() has checked the session is this client's)."""
-            bad_payloads.refused(f"{problem}, the latest from {self.request.remote_ip}")
+            bad_payloads.refused(f"{problem}, the latest from {self.request.remote_ip}", client=self.request.remote_ip)
             self.refusal_logged = True
             sid = self.get_query_argument("sid", None)
             if sid:

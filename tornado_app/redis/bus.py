@@ -23,6 +23,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .values import BadValue, IgnoredValues
 from ..errors import BackendUnavailable, BackendUnreachable
+from ..logs import facts
 
 log = logging.getLogger(__name__)
 
@@ -132,23 +133,24 @@ class RedisBus:
             # refresh): a 503 that says so, not a 500 with a traceback per request.
             if not self._full:
                 self._full = True
-                log.warning("session store unavailable: Redis at %s is out of memory: %s", redacted(self.url), error)
+                log.warning("session store unavailable: Redis at %s is out of memory: %s", redacted(self.url), error,
+                            extra=facts("redis out of memory"))
             raise BackendUnavailable(str(error)) from None
         self.back()
         if writes and self._full:
             self._full = False
-            log.info("session store is back: Redis at %s accepts writes again", redacted(self.url))
+            log.info("session store is back: Redis at %s accepts writes again", redacted(self.url), extra=facts("redis back"))
         return result
 
     def lost(self, error: BaseException) -> None:
         if self._available:
             self._available = False
-            log.warning("session store unavailable: Redis at %s: %s", redacted(self.url), error)
+            log.warning("session store unavailable: Redis at %s: %s", redacted(self.url), error, extra=facts("redis lost"))
 
     def back(self) -> None:
         if not self._available:
             self._available = True
-            log.info("session store is back: Redis at %s answers again", redacted(self.url))
+            log.info("session store is back: Redis at %s answers again", redacted(self.url), extra=facts("redis back"))
 
     async def _listen(self) -> None:
         """Subscribe and dispatch; when Redis goes away, retry until it is back."""
