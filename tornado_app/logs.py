@@ -70,7 +70,9 @@ def formatter(log_format: str) -> logging.Formatter:
 
 
 def configure(level: str, log_format: str = "text") -> None:
-    """The root logger writes to stderr at `level`, in `log_format`."""
+    """The root logger writes to stderr at `level`, in `log_format`; Python's warnings go
+    through it too (as `py.warnings`), or they would be lines of their own in a JSON log."""
     handler = logging.StreamHandler()
     handler.setFormatter(formatter(log_format))
     logging.basicConfig(level=level.upper(), handlers=[handler])
+    logging.captureWarnings(True)

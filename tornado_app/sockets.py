@@ -260,7 +260,7 @@ class ChatSocketServer:
         else:
             why = "server stopping" if self._stopping else reason
         log.info("socket of %r from %s closed: %s", owner.username, owner.remote_ip, why,
-                 extra=facts(why, owner.remote_ip, owner.tag))
+                 extra=facts(ending or why, owner.remote_ip, owner.tag))
 
     async def _on_session_end(self, session: Session, reason: EndReason) -> None:
         """Drop every socket of an ended session: a connected one is told why (so that the page
