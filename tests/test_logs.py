@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -246,9 +248,6 @@ def test_a_json_line_is_one_line_with_its_traceback_escaped_inside() -> None:
     try:
         raise ValueError("bad\nvalue")
     except ValueError:
-        import logging
-        import sys
-
         record = logging.LogRecord("tornado_app.x", logging.ERROR, __file__, 1, "failed for %s", ("a\u2028b\nc",), sys.exc_info())
     record.__dict__.update(facts("refused", "2001:db8::1", None))
     line = JsonFormatter().format(record)
