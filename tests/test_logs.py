@@ -5,8 +5,8 @@ sessions in memory): logins, sockets, chats, refusals (a socket without a sessio
 Engine.IO sid without its cookie, chats and logins over their rates), a logout, a Redis
 outage and its return, and a stop. Every secret the run handled is collected as the client
 saw it: each cookie value (the signed session cookie, its signature, the XSRF cookie), each
-session id (decoded from its cookie, and read from Redis's keys), each Engine.IO sid and the
-Redis password. None may appear in any log line, at debug level, in either format; every
+session id (decoded from its cookie, and read from Redis's keys), each Engine.IO sid, the
+cookie secret and the Redis password. None may appear in any log line, at debug level, in either format; every
 line of a JSON log is one object with the stable fields.
 """
 
@@ -200,6 +200,7 @@ def test_no_log_line_of_a_full_run_carries_a_session_id_a_cookie_a_sid_or_the_re
     secrets = Secrets()
     outage: RedisServer | None = None
     env = {"TORNADO_APP_COOKIE_SECRET": SECRET}
+    secrets.add(SECRET, random=False)
     if store == "redis":
         outage = request.getfixturevalue("own_redis")
         env["TORNADO_APP_REDIS_URL"] = outage.url
