@@ -1,13 +1,14 @@
 """The log, in both formats (`--log-format text|json`) and both stores: what a full run writes.
 
 A full run against real processes (two sharing a password-protected Redis, or one holding its
-sessions in memory): logins, sockets, chats, refusals (a socket without a session, a stolen
-Engine.IO sid without its cookie, chats and logins over their rates), a logout, a Redis
-outage and its return, and a stop. Every secret the run handled is collected as the client
-saw it: each cookie value (the signed session cookie, its signature, the XSRF cookie), each
-session id (decoded from its cookie, and read from Redis's keys), each Engine.IO sid, the
-cookie secret and the Redis password. None may appear in any log line, at debug level, in either format; every
-line of a JSON log is one object with the stable fields.
+sessions in memory): logins, sockets, chats, refusals (a socket without a session or with a
+tampered cookie, an Engine.IO sid used without its cookie, a polling payload no client sends
+and one too large, chats and logins over their rates), a logout, a Redis outage and its
+return, and a stop. Every secret the run handled is collected as the client saw it: each
+cookie value (the signed session cookie, its signature, the XSRF cookie), each session id
+(decoded from its cookie, and read from Redis's keys), each Engine.IO sid, the cookie secret
+and the Redis password. None may appear in any log line, at debug level, in either format;
+every line of a JSON log is one object with the stable fields.
 """
 
 from __future__ import annotations
@@ -110,16 +111,29 @@ def json_lines(log: str, pid: int) -> list[dict[str, Any]]:
     return lines
 
 
-async def steal_an_engineio_sid(http: aiohttp.ClientSession, base: str, cookie: str, secrets: Secrets) -> None:
-    """Open a polling Engine.IO session with `cookie`, then use its sid without the cookie:
-    refused (403), and logged as a refusal (without the sid)."""
-    url = f"{base}/socket.io/?EIO=4&transport=polling"
-    async with http.get(url, headers={"Cookie": cookie, "Origin": base}) as opened:
+async def polling_sid(http: aiohttp.ClientSession, url: str, cookie: str, origin: str, secrets: Secrets) -> str:
+    """A new long-polling Engine.IO session's sid (a secret: with the cookie, it is the connection)."""
+    async with http.get(url, headers={"Cookie": cookie, "Origin": origin}) as opened:
         body = await opened.text()
     sid = json.loads(body[body.index("{"):])["sid"]
     secrets.add(sid)
+    return sid
+
+
+async def misuse_polling_sids(http: aiohttp.ClientSession, base: str, cookie: str, secrets: Secrets) -> None:
+    """Requests that name a sid in their URL and are refused, each logged: a sid used without
+    its cookie (403), a payload no client sends (400, the session ended), a packet over the
+    size bound (413 from its headers, the session ended)."""
+    url = f"{base}/socket.io/?EIO=4&transport=polling"
+    headers = {"Cookie": cookie, "Origin": base}
+    sid = await polling_sid(http, url, cookie, base, secrets)
     async with http.get(f"{url}&sid={sid}", headers={"Origin": base}) as stolen:
         assert stolen.status == 403, stolen.status
+    async with http.post(f"{url}&sid={sid}", data=b"\xff\xfe", headers=headers) as garbage:
+        assert garbage.status == 400, garbage.status
+    sid = await polling_sid(http, url, cookie, base, secrets)
+    async with http.post(f"{url}&sid={sid}", data=b"4" + b"x" * 70_000, headers=headers) as oversized:
+        assert oversized.status == 413, oversized.status
 
 
 async def logs_in(http: aiohttp.ClientSession, base: str, username: str, secrets: Secrets) -> bool:
@@ -162,7 +176,7 @@ async def full_run(apps: list[AppProcess], secrets: Secrets, outage: RedisServer
         with pytest.raises(Refused):
             forged = alice_cookie[:-2] + ("1" if alice_cookie[-2] == "0" else "0") + '"'  # a tampered signature
             await WireSocket.connect(http, a, forged, origin=a)
-        await steal_an_engineio_sid(http, a, alice_cookie, secrets)
+        await misuse_polling_sids(http, a, alice_cookie, secrets)
         answers = [await bob.call("chat", {"text": f"fast {n}", "id": f"f{n}"}) for n in range(4)]
         assert answers[-1]["ok"] is False and answers[-1]["reason"] == "rate", answers
 
@@ -218,6 +232,7 @@ def test_no_log_line_of_a_full_run_carries_a_session_id_a_cookie_a_sid_or_the_re
     # It was a full run: every kind of line was written (so the grep below looked at them).
     for expected in ("login: 'alice'", "logout: 'alice'", "closed: logged out", "closed: server stopping",
                      "refused sockets without a session", "a sid without its session's cookie",
+                     "refused polling payloads engineio cannot take", "refused request bodies over their route's size",
                      "refused chat messages over --chat-rate", "refused logins over --login-rate"):
         assert expected in everything, (expected, everything[-3000:])
     if outage is not None:
