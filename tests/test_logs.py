@@ -3,12 +3,12 @@
 A full run against real processes (two sharing a password-protected Redis, or one holding its
 sessions in memory): logins, sockets, chats, refusals (a socket without a session or with a
 tampered cookie, an Engine.IO sid used without its cookie, a polling payload no client sends
-and one too large, chats and logins over their rates), a logout, a Redis outage and its
-return, and a stop. Every secret the run handled is collected as the client saw it: each
-cookie value (the signed session cookie, its signature, the XSRF cookie), each session id
-(decoded from its cookie, and read from Redis's keys), each Engine.IO sid, the cookie secret
-and the Redis password. None may appear in any log line, at debug level, in either format;
-every line of a JSON log is one object with the stable fields.
+and one too large, chats and logins over their rates), a logout, a login that replaces a
+session, a Redis outage and its return, and a stop. Every secret the run handled is collected
+as the client saw it: each cookie value (the signed session cookie, its signature, the XSRF
+cookie), each session id (decoded from its cookie, and read from Redis's keys), each
+Engine.IO sid, the cookie secret and the Redis password. None may appear in any log line, at
+debug level, in either format; every line of a JSON log is one object with the stable fields.
 """
 
 from __future__ import annotations
@@ -136,6 +136,18 @@ async def misuse_polling_sids(http: aiohttp.ClientSession, base: str, cookie: st
         assert oversized.status == 413, oversized.status
 
 
+async def log_in_again(http: aiohttp.ClientSession, base: str, cookie: str, username: str) -> str:
+    """Log in through the form of a page that is logged in already (`cookie`): the session is
+    replaced by a new one, whose `Cookie` header this returns."""
+    async with http.get(base + "/login", headers={"Cookie": cookie}) as page:
+        token = (await page.text()).split('name="_xsrf" value="', 1)[1].split('"', 1)[0]
+    async with http.post(base + "/login", data={"_xsrf": token, "username": username}, headers={"Cookie": cookie},
+                         allow_redirects=False) as response:
+        assert response.status == 303, response.status
+        session = response.cookies["session"].value
+    return cookie.split(";", 1)[0] + f'; session="{session}"'
+
+
 async def logs_in(http: aiohttp.ClientSession, base: str, username: str, secrets: Secrets) -> bool:
     """Whether a login works now (not while the store is away); its cookies are secrets."""
     try:
@@ -182,6 +194,8 @@ async def full_run(apps: list[AppProcess], secrets: Secrets, outage: RedisServer
 
         assert await log_out(http, a, alice_cookie) == 303
         await eventually(alice.closed.is_set, what="alice's socket closed by her logout")
+        secrets.cookies(await log_in_again(http, b, bob_cookie, "bob"))
+        await eventually(bob.closed.is_set, what="bob's socket closed as his session was replaced")
 
         if outage is not None:
             with redis.Redis.from_url(outage.url) as client:
@@ -230,7 +244,7 @@ def test_no_log_line_of_a_full_run_carries_a_session_id_a_cookie_a_sid_or_the_re
     logs = [app.log() for app in apps]
     everything = "\n".join(logs)
     # It was a full run: every kind of line was written (so the grep below looked at them).
-    for expected in ("login: 'alice'", "logout: 'alice'", "closed: logged out", "closed: server stopping",
+    for expected in ("login: 'alice'", "logout: 'alice'", "closed: logged out", "closed: session replaced", "closed: server stopping",
                      "refused sockets without a session", "a sid without its session's cookie",
                      "refused polling payloads engineio cannot take", "refused request bodies over their route's size",
                      "refused chat messages over --chat-rate", "refused logins over --login-rate"):
