@@ -59,7 +59,6 @@ class ProbeHandler(RequestHandler):
 
     def compute_etag(self) -> None:
         """No ETag: the answer is a state of this moment, never to be revalidated."""
-        return None
 
     def answer(self, status: int, text: str) -> None:
         self.set_status(status)
