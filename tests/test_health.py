@@ -17,11 +17,15 @@ from typing import Any
 
 import aiohttp
 import pytest
+import tornado.httpclient
+import tornado.httpserver
+import tornado.testing
 
 from deploy.services import AppProcess, RedisServer, ServiceMissing, probe
 from tests.support.forms import log_in
 from tests.support.waiting import eventually
-from tornado_app.app import TornadoApp
+from tornado_app.app import TornadoApp, make_app
+from tornado_app.launch_token import LaunchToken
 
 from .conftest import app_env, e2e_unavailable
 
@@ -185,6 +189,30 @@ async def test_readiness_turns_503_draining_as_soon_as_the_app_is_stopping(app: 
     answer = await http_client.fetch(base_url + "/readyz", raise_error=False)
     assert (answer.code, answer.body, answer.headers["Retry-After"]) == (503, b"draining\n", "5")
     assert (await http_client.fetch(base_url + "/healthz")).body == b"ok\n"
+
+
+def test_the_launchers_gate_still_applies_to_the_probes() -> None:
+    """The desktop launcher's server answers only its window (launch_token.py): a probe
+    without the launch cookie is refused like any request, whatever its Host; with it, 200."""
+    token = LaunchToken.generate()
+    launcher_app = make_app("a-secret", launch_token=token)
+
+    async def scenario() -> None:
+        sock, port = tornado.testing.bind_unused_port()
+        http_server = tornado.httpserver.HTTPServer(launcher_app)
+        http_server.add_sockets([sock])
+        client = tornado.httpclient.AsyncHTTPClient()
+        try:
+            for host in ("10.0.0.1", f"127.0.0.1:{port}"):
+                refused = await client.fetch(f"http://127.0.0.1:{port}/healthz", headers={"Host": host}, raise_error=False)
+                assert refused.code in (403, 421) and refused.body != b"ok\n", (host, refused.code)
+            carried = await client.fetch(f"http://127.0.0.1:{port}/healthz", headers={"Cookie": f"launch={token.value}"})
+            assert carried.body == b"ok\n"
+        finally:
+            http_server.stop()
+            client.close()
+
+    asyncio.run(scenario())
 
 
 def test_a_storm_of_probes_from_one_address_is_never_refused_and_costs_it_nothing(
