@@ -108,7 +108,7 @@ def test_readiness_is_503_while_redis_is_hung_or_stopped_and_200_once_it_answers
     "store unavailable" with Retry-After, each answer within its 1 s PING timeout (a
     balancer's probe times out after a few), while /healthz stays 200 (the process is not to
     be restarted for it); back to 200 once Redis answers again. One outage line each way in
-    the log, none per probe."""
+    the log (a hang that only the probes find included), none per probe."""
     app = AppProcess(tmp_path / "app.log", "--log-level", "info",
                      env={"TORNADO_APP_COOKIE_SECRET": "s" * 32, "TORNADO_APP_REDIS_URL": own_redis.url})
     try:
@@ -133,9 +133,12 @@ def test_readiness_is_503_while_redis_is_hung_or_stopped_and_200_once_it_answers
             assert get(app.port, "/healthz", "10.0.0.1")[:1] == (200,)
             for _ in range(3):
                 assert unready()
+            # Found by the probes alone (no request is under way): said once, not per probe.
+            assert app.log().count("session store unavailable") == 1, app.log()
         finally:
             own_redis.process.send_signal(signal.SIGCONT)
         asyncio.run(eventually(ready))
+        assert app.log().count("session store is back") == 1, app.log()
 
         own_redis.stop()
         asyncio.run(eventually(unready))

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import socketio
 
-from .health import within
 from .history import DEFAULT_HISTORY, ChatHistory, MemoryHistory
 from .patches.managers import DirectManager
 from .presence import PresenceSource, ThisProcessOnly
@@ -24,8 +23,9 @@ from .ratelimit import RateLimiter, Rates
 from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL, Clock, MemorySessionStore, SessionStore
 
 
-async def _nothing_to_ping() -> None:
+async def _this_process_answers(timeout: float) -> bool:
     """In memory, the store is this process: it answers whenever the process does."""
+    return True
 
 
 class RedisNotInstalled(Exception):
@@ -42,9 +42,8 @@ class Backend:
     client_manager: socketio.AsyncManager
     rate_limiter: RateLimiter
     clock: Clock = time.time
-    # One round trip to where the shared state lives (readiness, health.py): raises if it
-    # does not answer.
-    ping: Callable[[], Awaitable[object]] = _nothing_to_ping
+    # Whether the shared state answers a round trip within a timeout (readiness, health.py).
+    answers: Callable[[float], Awaitable[bool]] = _this_process_answers
 
     @classmethod
     def in_memory(
@@ -98,17 +97,12 @@ class Backend:
             presence=RedisPresence(bus),
             client_manager=DirectRedisManager(url, channel=bus.key("socketio"), logger=manager_log),
             rate_limiter=RateLimiter(rates or Rates(), redis_url=url),
-            # Through the bus, so that an outage a probe finds is logged once, as any other.
-            ping=lambda: bus.run(bus.client.ping()),
+            answers=bus.answers,
         )
 
     async def start(self) -> None:
         """Connect (a Redis backend), or raise BackendUnreachable saying why. Once."""
         await self.store.start()
-
-    async def answers(self, timeout: float) -> bool:
-        """Whether the shared state answers a PING within `timeout` seconds (always, in memory)."""
-        return await within(self.ping(), timeout)
 
     async def close(self) -> None:
         """Disconnect. Shared state stays for the other processes (or this one, restarted)."""

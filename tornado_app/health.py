@@ -15,7 +15,6 @@ name, a probe is counted for no one (admission._Gate): that address may be at it
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -95,11 +94,3 @@ class ReadinessHandler(ProbeHandler):
 
     head = get
 
-
-async def within(check: Awaitable[object], timeout: float) -> bool:
-    """Whether `check` completes within `timeout` s without an error (a backend's PING)."""
-    try:
-        await asyncio.wait_for(check, timeout)
-    except Exception:  # noqa: BLE001 (any failure to answer is "not ready", said by its caller)
-        return False
-    return True
