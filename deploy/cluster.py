@@ -17,7 +17,11 @@ socket, then supervises:
       app 2 back (pid 1240)
 
   Meanwhile the other processes serve, and nginx sends new connections to them; a page whose
-  socket was on the process that ended reconnects through nginx, still logged in.
+  socket was on the process that ended reconnects through nginx, still logged in. An app
+  counts as started (first, and "back") once its own `GET /readyz` answers 200 (its Redis
+  answers), asked directly on its socket as a balancer or an orchestrator would probe it
+  (deploy/services.py `probe`); nginx itself cannot: open-source nginx has no active
+  health checks, only `max_fails`/`fail_timeout` on real requests.
 - redis-server and nginx are restarted the same way (our call: it is safe, so we do not stop
   everything). nginx holds no state, and its process group goes with it, so a worker left by
   a master that was killed cannot keep the port. A new Redis is empty (no persistence here):

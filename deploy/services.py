@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import grp
+import http.client
 import os
 import pwd
 import random
@@ -158,6 +159,38 @@ def wait_for_unix_socket(path: Path, process: subprocess.Popen[str], timeout: fl
     raise RuntimeError(f"{process.args[0]} is not listening on {path} after {timeout} s")
 
 
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    """http.client over a Unix socket (an app started with --unix-socket)."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
+
+
+def probe(where: str, path: str = "/readyz", timeout: float = 3.0) -> tuple[int, str]:
+    """GET `path` (/healthz or /readyz) from an app directly where it listens (`unix:PATH`
+    or `HOST:PORT`, AppProcess.where), as a load balancer or an orchestrator would: by
+    address, whatever the app's --allowed-host. (status, body); OSError if nothing answers
+    within `timeout` s (a stuck loop answers nothing)."""
+    if where.startswith("unix:"):
+        connection: http.client.HTTPConnection = _UnixHTTPConnection(where[len("unix:"):], timeout)
+    else:
+        connection = http.client.HTTPConnection(where, timeout=timeout)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read().decode("utf-8", "replace").strip()
+    except http.client.HTTPException as error:
+        raise OSError(f"no HTTP answer from {where}: {error}") from error
+    finally:
+        connection.close()
+
+
 def find_program(name: str, sbin: bool = False) -> str:
     found = shutil.which(name) or (shutil.which(name, path="/usr/sbin:/sbin") if sbin else None)
     if found is None:
@@ -257,6 +290,26 @@ class AppProcess(Service):
                 raise RuntimeError(f"the app on {self.where} did not start; the end of its log:\n{tail}")
             time.sleep(0.02)
         self.url = f"http://127.0.0.1:{self.port}"  # (on a Unix socket, only nginx reaches it)
+        self.wait_until_ready(deadline)
+
+    def wait_until_ready(self, deadline: float) -> None:
+        """Serving is not yet ready: wait for its /readyz to say 200 (its Redis answers), as
+        a balancer would before sending it anyone; RuntimeError with the last answer if not
+        by `deadline` (time.monotonic())."""
+        while True:
+            try:
+                status, why = probe(self.where)
+            except OSError as error:
+                status, why = 0, str(error)
+            if status == 200:
+                return
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the app on {self.where} serves but is not ready: {why or status}")
+            time.sleep(0.05)
+
+    def ready(self) -> tuple[int, str]:
+        """Its /readyz now: (status, body)."""
+        return probe(self.where)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
         status = super().stop(sig, timeout)

@@ -33,7 +33,9 @@ import redis
 import socketio
 
 from deploy.cluster import Backoff, how_it_ended
-from deploy.services import NGINX_USER, ROOT, AppProcess, Nginx, ServiceMissing, free_port, has_ipv6_loopback, open_to_nginx
+from deploy.services import (
+    NGINX_USER, ROOT, AppProcess, Nginx, ServiceMissing, free_port, has_ipv6_loopback, open_to_nginx, probe,
+)
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, browser_missing
 from tests.support.cluster import Cluster, MakeCluster, as_nobody, connections_to
 from tests.support.forms import can_log_in, http_session, log_in
@@ -316,6 +318,50 @@ def test_through_nginx_the_scheme_is_nginxs_whatever_the_client_claims(cluster: 
                 assert "Secure" not in page.headers["Set-Cookie"]
 
     asyncio.run(scenario())
+
+
+def test_probes_answer_through_nginx_and_on_each_apps_socket_whatever_the_host_and_unlogged(
+    cluster: Cluster, nginx_in_front: Nginx, nginx_workdir: Path,
+) -> None:
+    """A balancer probing by address: through nginx (the app it hashes the prober to) and on
+    each app's own socket (as make cluster waits for each: deploy/services.py `probe`), 200
+    with any Host; 503 "store unavailable" from every app while Redis is hung, 200 after.
+    nginx's access log keeps no probe (a probe every few seconds is no news), nor the apps'."""
+    import http.client
+
+    def through_nginx(path: str) -> tuple[int, str]:
+        connection = http.client.HTTPConnection("127.0.0.1", nginx_in_front.port, timeout=10)
+        try:
+            connection.request("GET", path, headers={"Host": "10.0.0.5"})
+            response = connection.getresponse()
+            return response.status, response.read().decode()
+        finally:
+            connection.close()
+
+    assert through_nginx("/healthz") == (200, "ok\n")
+    assert through_nginx("/readyz") == (200, "ready\n")
+    assert through_nginx("/login")[0] == 421  # nothing else answers to a foreign name
+    for app in cluster.apps:
+        assert probe(app.where, "/healthz") == (200, "ok")
+        assert app.ready() == (200, "ready")
+    with redis.Redis.from_url(cluster.redis_url) as client:
+        redis_pid = client.info("server")["process_id"]
+    os.kill(redis_pid, signal.SIGSTOP)
+    try:
+        for app in cluster.apps:
+            assert app.ready() == (503, "store unavailable")
+        assert through_nginx("/readyz") == (503, "store unavailable\n")
+    finally:
+        os.kill(redis_pid, signal.SIGCONT)
+
+    async def all_ready() -> bool:
+        return all(app.ready() == (200, "ready") for app in cluster.apps)
+
+    asyncio.run(eventually(all_ready))
+    access_log = (nginx_workdir / "logs" / "access.log").read_text()
+    assert "/login" in access_log and "/healthz" not in access_log and "/readyz" not in access_log, access_log
+    for app in cluster.apps:
+        assert not [line for line in app.log().splitlines() if "/readyz" in line or "/healthz" in line], app.log()
 
 
 @pytest.mark.parametrize("transports", [["polling"], ["polling", "websocket"], ["websocket"]], ids=["polling", "upgrade", "websocket"])

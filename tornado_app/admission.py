@@ -42,6 +42,7 @@ from tornado import httputil
 from tornado.iostream import IOStream, SSLIOStream, StreamClosedError
 from tornado.netutil import is_valid_ip
 
+from .health import PROBE_METHODS, PROBE_PATHS
 from .heap import give_back
 from .patches.accept import ACCEPT_PAUSE_SECONDS, AcceptLoopHTTPServer
 from .refusals import RefusalReport
@@ -315,6 +316,11 @@ async def _answer_and_close(stream: IOStream, response: bytes) -> None:
         stream.close()
 
 
+def _is_probe(start_line: httputil.RequestStartLine) -> bool:
+    """A GET or HEAD of /healthz or /readyz (health.is_probe, from the request line)."""
+    return start_line.method in PROBE_METHODS and start_line.path.partition("?")[0] in PROBE_PATHS
+
+
 class _Gate(httputil.HTTPMessageDelegate):
     """Sees each request's headers before the application: counts the request against the
     client behind a proxy, refuses a body larger than its route takes or than the server's
@@ -336,9 +342,12 @@ class _Gate(httputil.HTTPMessageDelegate):
         peer = self.request_conn.context.remote_ip
         client = proxied_client_ip(headers, peer) if server.xheaders else peer
         key: str | None = None  # client_key(client), parsed only where needed: most requests have no body
-        if server.xheaders and isinstance(stream, _CountedStream):
+        if server.xheaders and isinstance(stream, _CountedStream) and not _is_probe(start_line):
             # Behind a proxy, one of its connections carries many clients' requests in turn
-            # (nginx keeps a pool): it counts for the client of its latest request.
+            # (nginx keeps a pool): it counts for the client of its latest request. A probe
+            # (health.py) is not counted for anyone: the address it names (the balancer's,
+            # or a person's on the proxy's machine) may be at its cap, and the process is
+            # not dead for that. The proxy bounds its own connections.
             key = client_key(client)
             if key != stream.counted_as:
                 stream.uncount()

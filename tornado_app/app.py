@@ -26,6 +26,7 @@ from .handlers import (
     SessionApiHandler,
     UnknownHostHandler,
 )
+from .health import HEALTH_PATH, READINESS_PATH, HealthHandler, ReadinessHandler, is_probe
 from .launch_token import LaunchGateHandler, LaunchToken, gate_refusals
 from .liveness import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT
 from .origins import HostPolicy
@@ -68,7 +69,10 @@ class TornadoApp(tornado.web.Application):
         # Set when the server starts shutting down: requests it cuts short (long polls held
         # open, connections closed under them) are not a client's refusal to log.
         self.stopping = False
+        self.backend_answers = backend.answers  # readiness (health.py)
         handlers: list[Any] = [
+            (HEALTH_PATH, HealthHandler),
+            (READINESS_PATH, ReadinessHandler),
             (r"/", IndexHandler),
             (r"/login", LoginHandler),
             (r"/logout", LogoutHandler),
@@ -79,8 +83,10 @@ class TornadoApp(tornado.web.Application):
 
     def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> Any:
         """Answer only to the names this server is reached by (see origins.py: DNS
-        rebinding), before any handler, static files included, sees the request."""
-        if not self.hosts.allows(request.host):
+        rebinding), before any handler, static files included, sees the request. Except
+        a probe (health.py): load balancers probe by address, and a probe's answer is one
+        word, the same for everyone."""
+        if not self.hosts.allows(request.host) and not is_probe(request):
             return self.get_handler_delegate(request, UnknownHostHandler)
         if self.launch_token is not None and not self.launch_token.carried_by(request):
             # The launcher's window only (launch_token.py): another local user's requests
@@ -172,11 +178,15 @@ def log_request(handler: RequestHandler) -> None:
     """Tornado's access log, except that a client's refused request (4xx) is one INFO line
     here rather than a WARNING (anyone can send those), and none at all when the refusal was
     explained already (origin, host, packet size, XSRF) or the session store is down (it
-    says so once)."""
+    says so once). Probes (health.py) are DEBUG lines whatever their answer: a balancer
+    sends one every few seconds, and a 503 from /readyz is a state, said where it begins
+    (the store's outage line; the stop)."""
     status = handler.get_status()
     request = handler.request
     line = ("%d %s %s (%s) %.2fms", status, request.method, request.path, request.remote_ip, 1000.0 * request.request_time())
-    if status < 400:
+    if is_probe(request):
+        access_log.debug(*line)
+    elif status < 400:
         access_log.info(*line)
     elif getattr(handler, "refusal_logged", False) or getattr(handler.application, "stopping", False):
         access_log.debug(*line)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import socketio
@@ -20,6 +21,12 @@ from .patches.managers import DirectManager
 from .presence import PresenceSource, ThisProcessOnly
 from .ratelimit import RateLimiter, Rates
 from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL, Clock, MemorySessionStore, SessionStore
+
+
+async def _this_process_answers(timeout: float) -> bool:
+    """In memory, the store is this process: it answers whenever the process does."""
+    return True
+
 
 class RedisNotInstalled(Exception):
     """A Redis backend was asked for without redis-py installed (the `redis` extra)."""
@@ -35,6 +42,8 @@ class Backend:
     client_manager: socketio.AsyncManager
     rate_limiter: RateLimiter
     clock: Clock = time.time
+    # Whether the shared state answers a round trip within a timeout (readiness, health.py).
+    answers: Callable[[float], Awaitable[bool]] = _this_process_answers
 
     @classmethod
     def in_memory(
@@ -88,6 +97,7 @@ class Backend:
             presence=RedisPresence(bus),
             client_manager=DirectRedisManager(url, channel=bus.key("socketio"), logger=manager_log),
             rate_limiter=RateLimiter(rates or Rates(), redis_url=url),
+            answers=bus.answers,
         )
 
     async def start(self) -> None:

@@ -18,7 +18,7 @@ import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import OutOfMemoryError
+from redis.exceptions import OutOfMemoryError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .values import BadValue, IgnoredValues
@@ -141,6 +141,18 @@ class RedisBus:
             self._full = False
             log.info("session store is back: Redis at %s accepts writes again", redacted(self.url), extra=facts("redis back"))
         return result
+
+    async def answers(self, timeout: float) -> bool:
+        """Whether Redis answers a PING within `timeout` seconds (readiness: health.py). A
+        hung Redis (its connections open, nothing said) is an outage too, found here even
+        when no request is under way, and logged once like any other."""
+        try:
+            await asyncio.wait_for(self.client.ping(), timeout)
+        except (*REDIS_DOWN, RedisError) as error:  # asyncio's timeout is an OSError
+            self.lost(error if str(error) else TimeoutError(f"no answer to a PING within {timeout:g} s"))
+            return False
+        self.back()
+        return True
 
     def lost(self, error: BaseException) -> None:
         if self._available:
