@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from tornado.web import HTTPError, RequestHandler, StaticFileHandler
 
+from .cookie_secrets import COOKIE_SECRETS_SETTING
 from .cookies import clear_session_cookie, cookie_name, read_session_id, session_cookie_value, write_session_cookie
 from .errors import BackendUnavailable
 from .ratelimit import RateLimiter
@@ -93,7 +94,7 @@ class BaseHandler(RequestHandler):
         session_id = read_session_id(self)
         if session_id is None:
             return super().xsrf_token
-        return session_form_token(self.settings["cookie_secret"], session_id).encode("ascii")
+        return session_form_token(self.settings[COOKIE_SECRETS_SETTING], session_id).encode("ascii")
 
     def check_xsrf_cookie(self) -> None:
         """Tornado calls this before prepare() on every POST, so a forged form costs no store
@@ -112,7 +113,7 @@ class BaseHandler(RequestHandler):
                      or self.request.headers.get("X-Csrftoken"))
         if not submitted:
             raise HTTPError(403, "'_xsrf' argument missing from POST")
-        if not session_form_token_matches(self.settings["cookie_secret"], session_id, submitted):
+        if not session_form_token_matches(self.settings[COOKIE_SECRETS_SETTING], session_id, submitted):
             raise HTTPError(403, "XSRF token is not this session's")
 
     def set_default_headers(self) -> None:
