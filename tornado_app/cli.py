@@ -259,8 +259,9 @@ async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLCont
     check_history_fits(args.history, args.max_unsent_kib)
     backend = build_backend(args)
     bound, allowed_hosts = listen(args, "https" if ssl_context else "http")
+    secrets = cookie_secrets(args.cookie_secret, args.old_cookie_secret)
     app = make_app(
-        cookie_secrets(args.cookie_secret, args.old_cookie_secret),
+        secrets,
         backend=backend,
         allowed_origins=args.allowed_origin,
         allowed_hosts=allowed_hosts,
