@@ -116,8 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--old-cookie-secret",
         action="append",
         metavar="SECRET",
-        help="a former --cookie-secret that still verifies the cookies it signed, so that rotating the secret logs "
-        f"nobody out (repeatable; default: ${OLD_COOKIE_SECRETS_ENV}, separated by commas or whitespace). Needs --cookie-secret",
+        help="a secret that verifies cookies but does not sign them: a former --cookie-secret, so that rotating the secret "
+        f"logs nobody out (repeatable; default: ${OLD_COOKIE_SECRETS_ENV}, separated by commas or whitespace). Needs --cookie-secret",
     )
     parser.add_argument(
         "--redis-url",
