@@ -64,7 +64,7 @@ class CookieSecrets:
         if not newest:
             raise ValueError("a cookie secret is required")
         listed = [newest] + [secret for secret in older if secret]
-        self.secrets: tuple[Secret, ...] = tuple(dict.fromkeys(listed))  # the newest first; repeats once
+        self.secrets: tuple[Secret, ...] = tuple(dict.fromkeys(listed))  # the newest first, each once
         self.by_version: dict[int, Secret] = {}
         for secret in self.secrets:
             if key_version(secret) in self.by_version:
@@ -91,8 +91,9 @@ class CookieSecrets:
     def decode(self, name: str, value: str | bytes, *, max_age_days: float) -> bytes | None:
         """The payload of a value signed (format 2) by any listed secret: the one its key
         version names, or for a value from before key versions, any. None otherwise."""
+        # (Any: Tornado types its dict as all str or all bytes; ours may mix them.)
         if get_signature_key_version(value) == LEGACY_KEY_VERSION:
-            candidates: tuple[Secret | dict[int, Secret], ...] = self.secrets
+            candidates: tuple[Any, ...] = self.secrets
         else:
             candidates = (self.by_version,)
         for secret in candidates:
