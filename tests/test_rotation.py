@@ -2,8 +2,9 @@
 process only there): log in under secret A; restart with B as the secret and A as an old
 one: A's cookies (and one signed as the release before key versions signed it) still open
 their sessions, page and socket, and a page served under A still sends its logout form,
-while new cookies are signed with B; restart with B alone: A's cookies are refused cleanly,
-a logged-out page and `not authenticated`, with no traceback and no secret in the log.
+while new cookies are signed with B, and a page view signs an old one again with B; restart
+with B alone: A's cookies are refused cleanly, a logged-out page and `not authenticated`,
+with no traceback and no secret in the log, while the re-signed one still opens its session.
 
 In-memory mode has nothing to rotate across: its sessions end with the process.
 Skips with the reason where redis-server is missing (fails under REQUIRE_E2E=1).
@@ -81,6 +82,15 @@ async def opens_its_session(http: aiohttp.ClientSession, url: str, cookie: str, 
     await socket.close()
 
 
+async def signed_again(http: aiohttp.ClientSession, url: str, cookie: str) -> str | None:
+    """The `Cookie` header after a page view, if the page wrote the session cookie again."""
+    async with http.get(url + "/", headers={"Cookie": cookie}) as page:
+        assert page.status == 200
+        if SESSION_COOKIE not in page.cookies:
+            return None
+        return re.sub(r'session="[^"]+"', f'session="{page.cookies[SESSION_COOKIE].value}"', cookie)
+
+
 async def is_logged_out(http: aiohttp.ClientSession, url: str, cookie: str) -> None:
     async with http.get(url + "/", headers={"Cookie": cookie}) as page:
         assert page.status == 200
@@ -119,19 +129,24 @@ def test_a_rotation_logs_nobody_out_and_removing_the_old_secret_logs_its_cookies
         args, env = ROTATED[told_by]
         app = site.restart(*args, env=env)
 
-        async def rotated() -> str:
+        async def rotated() -> tuple[str, str]:
             async with http_session() as http:
                 await opens_its_session(http, app.url, ada, "ada")
                 await opens_its_session(http, app.url, adas_legacy, "ada")
+                # A page view signs the old cookie again with B (once: not B's own cookies).
+                adas_new = await signed_again(http, app.url, ada)
+                assert adas_new is not None and await signed_again(http, app.url, adas_new) is None
                 # The logout form of a page served under A still works under B.
                 assert await post_logout(http, app.url, grace, graces_logout_token) == 303
                 await is_logged_out(http, app.url, grace)
                 lin = await log_in(http, app.url, "lin")
                 await opens_its_session(http, app.url, lin, "lin")
-                return lin
+                assert await signed_again(http, app.url, lin) is None
+                return lin, adas_new
 
-        lin = asyncio.run(rotated())
+        lin, adas_new = asyncio.run(rotated())
         assert get_signature_key_version(signed_session(lin)) == key_version(B)
+        assert get_signature_key_version(signed_session(adas_new)) == key_version(B)
         assert f"signing cookies with key version {key_version(B)}; 1 old secret(s) still verify" in app.log()
 
         app = site.restart(env={COOKIE_SECRET_ENV: B})
@@ -139,6 +154,7 @@ def test_a_rotation_logs_nobody_out_and_removing_the_old_secret_logs_its_cookies
         async def old_one_removed() -> None:
             async with http_session() as http:
                 await opens_its_session(http, app.url, lin, "lin")
+                await opens_its_session(http, app.url, adas_new, "ada")  # came back after the rotation
                 await is_logged_out(http, app.url, ada)
                 await is_logged_out(http, app.url, adas_legacy)
 
@@ -162,6 +178,9 @@ def test_a_deploy_of_this_release_with_the_same_secret_keeps_the_previous_releas
             async with http_session() as http:
                 legacy = legacy_cookie(await log_in(http, app.url, "ada"), A)
                 await opens_its_session(http, app.url, legacy, "ada")
+                versioned = await signed_again(http, app.url, legacy)  # moved to A's key version
+                assert versioned is not None and get_signature_key_version(signed_session(versioned)) == key_version(A)
+                await opens_its_session(http, app.url, versioned, "ada")
 
         asyncio.run(scenario())
     finally:

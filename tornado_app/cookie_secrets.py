@@ -7,7 +7,10 @@ is written into the signed value (format 2: `2|1:<version>|...`) and picks the s
 verifies it. Here each secret's version is derived from the secret itself (31 bits of a
 SHA-256 of it), so the same secret has the same version in every process and after every
 restart and nobody numbers anything: a value signed under a secret verifies wherever that
-secret is still listed, and nowhere once it is removed.
+secret is still listed, and nowhere once it is removed. A live session's cookie signed by an
+older secret is written again under the newest on the person's next request
+(cookies.sign_again_with_the_newest), so removing the old secret logs out only those who
+have not been back since the rotation.
 
 A value signed before this (one plain secret: key version 0) is tried against every listed
 secret, so deploying this with the site's secret unchanged, then rotating it, logs nobody

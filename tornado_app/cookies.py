@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 
 from tornado.httputil import HTTPHeaders, parse_cookie
-from tornado.web import RequestHandler
+from tornado.web import RequestHandler, get_signature_key_version
 
 from .cookie_secrets import COOKIE_SECRETS_SETTING, CookieSecrets
 
@@ -103,6 +103,17 @@ def write_session_cookie(handler: RequestHandler, session_id: str) -> None:
         samesite="Lax",
         secure=handler.request.protocol == "https",
     )
+
+
+def sign_again_with_the_newest(handler: RequestHandler, session_id: str) -> None:
+    """Write again, under the newest secret, a live session's cookie that an older secret
+    signed (or that predates key versions): after a rotation, each person's first request
+    moves them to the new secret, so removing the old one later logs out only those who have
+    not been back since. The new signature starts its 31 days afresh, once per rotation."""
+    value = session_cookie_value(handler)
+    signing_version = handler.settings[COOKIE_SECRETS_SETTING].signing_version
+    if value is not None and get_signature_key_version(value) != signing_version:
+        write_session_cookie(handler, session_id)
 
 
 def clear_session_cookie(handler: RequestHandler) -> None:

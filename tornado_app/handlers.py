@@ -14,7 +14,8 @@ from typing import Any, Protocol
 from tornado.web import HTTPError, RequestHandler, StaticFileHandler
 
 from .cookie_secrets import COOKIE_SECRETS_SETTING
-from .cookies import clear_session_cookie, cookie_name, read_session_id, session_cookie_value, write_session_cookie
+from .cookies import (clear_session_cookie, cookie_name, read_session_id, session_cookie_value, sign_again_with_the_newest,
+                      write_session_cookie)
 from .errors import BackendUnavailable
 from .ratelimit import RateLimiter
 from .reasons import for_the_page
@@ -127,6 +128,8 @@ class BaseHandler(RequestHandler):
         # lookup also refreshes the session's idle timer.
         self.session = await self.store.get(read_session_id(self))
         self.current_user = self.session
+        if self.session is not None:
+            sign_again_with_the_newest(self, self.session.id)  # after a rotation (cookie_secrets.py)
 
     def log_exception(self, typ: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
         """A client's refused request (a missing XSRF token, say) is one INFO line: Tornado
