@@ -29,7 +29,6 @@ from tornado.web import create_signed_value
 
 from tests.support.wire import WireSocket
 from tornado_app.app import TornadoApp
-from tornado_app.cookie_secrets import CookieSecrets
 from tornado_app.cookies import SESSION_COOKIE, session_id_from_cookie
 from tornado_app.skeleton import skeleton
 from tornado_app.validation import InvalidInput, clean_chat_payload, clean_username
@@ -117,7 +116,7 @@ def sign(value: str, secret: str | bytes = SECRET, age_days: float = 0) -> str:
 @given(value=ANY_TEXT | st.binary())
 def test_any_cookie_value_reads_as_no_session_without_raising(value: str | bytes) -> None:
     """Whatever a browser (or an attacker) puts in the cookie, it is simply no session."""
-    assert session_id_from_cookie(CookieSecrets(SECRET), value) is None
+    assert session_id_from_cookie(SECRET, value) is None
 
 
 @MANY
@@ -126,7 +125,7 @@ def test_a_forged_value_in_tornados_signed_format_is_no_session(value: str, as_b
     """Values shaped like `2|1:0|10:<ts>|7:session|<n>:<b64>|<hex>` but not signed by us
     (wrong lengths, odd versions, huge numbers, other names) read as no session."""
     cookie: str | bytes = value.encode("utf-8", "surrogatepass") if as_bytes else value
-    assert session_id_from_cookie(CookieSecrets(SECRET), cookie) is None
+    assert session_id_from_cookie(SECRET, cookie) is None
 
 
 @MANY
@@ -135,14 +134,14 @@ def test_a_correctly_signed_session_id_always_reads_back(session_id: str, secret
     """Our own signature on a well-formed id always reads back, under any secret, for the
     signature's 31 days."""
     signed = sign(session_id, secret, age_days)
-    assert session_id_from_cookie(CookieSecrets(secret), signed.encode() if as_bytes else signed) == session_id
+    assert session_id_from_cookie(secret, signed.encode() if as_bytes else signed) == session_id
 
 
 @SOME
 @given(session_id=SESSION_IDS, age_days=st.floats(31.1, 20 * 365))
 def test_a_signature_older_than_31_days_is_no_session(session_id: str, age_days: float) -> None:
     """However valid otherwise, a signature past its 31 days reads as no session."""
-    assert session_id_from_cookie(CookieSecrets(SECRET), sign(session_id, age_days=age_days)) is None
+    assert session_id_from_cookie(SECRET, sign(session_id, age_days=age_days)) is None
 
 
 NEAR_IDS = (
@@ -156,7 +155,7 @@ NEAR_IDS = (
 def test_a_signed_value_reads_back_only_if_it_has_the_shape_of_a_session_id(value: str) -> None:
     """Even with a valid signature, only ids of 20 to 128 URL-safe characters count."""
     well_formed = 20 <= len(value) <= 128 and all(char in string.ascii_letters + string.digits + "_-" for char in value)
-    assert session_id_from_cookie(CookieSecrets(SECRET), sign(value)) == (value if well_formed else None)
+    assert session_id_from_cookie(SECRET, sign(value)) == (value if well_formed else None)
 
 
 @MANY
@@ -168,7 +167,7 @@ def test_changing_any_one_character_of_a_signed_cookie_makes_it_no_session(sessi
     index = data.draw(st.integers(min_value=0, max_value=len(signed) - 1), label="index")
     replacement = data.draw(st.characters(exclude_characters=[signed[index]]), label="replacement")
     tampered = signed[:index] + replacement + signed[index + 1 :]
-    assert session_id_from_cookie(CookieSecrets(SECRET), tampered) is None
+    assert session_id_from_cookie(SECRET, tampered) is None
 
 
 # --- the validators ------------------------------------------------------------------------

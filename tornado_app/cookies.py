@@ -18,7 +18,7 @@ import re
 from tornado.httputil import HTTPHeaders, parse_cookie
 from tornado.web import RequestHandler, get_signature_key_version
 
-from .cookie_secrets import COOKIE_SECRETS_SETTING, CookieSecrets
+from .cookie_secrets import COOKIE_SECRETS_SETTING, CookieSecrets, Secret
 
 SESSION_COOKIE = "session"
 HTTPS_PREFIX = "__Host-"
@@ -34,15 +34,16 @@ def cookie_name(name: str, protocol: str) -> str:
     return HTTPS_PREFIX + name if protocol == "https" else name
 
 
-def session_id_from_cookie(secrets: CookieSecrets, value: str | bytes | None) -> str | None:
+def session_id_from_cookie(secrets: CookieSecrets | Secret, value: str | bytes | None) -> str | None:
     """The session id in a signed cookie value, or None for anything forged, tampered or odd.
+    (`secrets`: the app's CookieSecrets, or one secret.)
 
     The value is signed under the name `session` whatever the cookie is called, so one
     signature format serves both schemes."""
     if not value:
         return None
     try:
-        decoded = secrets.decode(SESSION_COOKIE, value, max_age_days=SIGNATURE_MAX_AGE_DAYS)
+        decoded = CookieSecrets.of(secrets).decode(SESSION_COOKIE, value, max_age_days=SIGNATURE_MAX_AGE_DAYS)
     except (ValueError, TypeError, UnicodeError):
         return None
     if decoded is None or not _SESSION_ID_SHAPE.fullmatch(decoded):

@@ -63,16 +63,16 @@ def _xor(left: bytes, right: bytes) -> bytes:
     return bytes(a ^ b for a, b in zip(left, right, strict=True))
 
 
-def session_form_token(secrets: CookieSecrets, session_id: str) -> str:
+def session_form_token(secrets: CookieSecrets | Secret, session_id: str) -> str:
     """The `_xsrf` field for a page of this session, under the newest secret. Masked with
     fresh random bytes on each page, as Tornado masks its own, so that a compressed page
     never repeats it (BREACH)."""
-    mac = _session_mac(secrets.newest, session_id)
+    mac = _session_mac(CookieSecrets.of(secrets).newest, session_id)
     mask = os.urandom(len(mac))
     return f"{_TOKEN_VERSION}|{mask.hex()}|{_xor(mask, mac).hex()}"
 
 
-def session_form_token_matches(secrets: CookieSecrets, session_id: str, submitted: str | None) -> bool:
+def session_form_token_matches(secrets: CookieSecrets | Secret, session_id: str, submitted: str | None) -> bool:
     """Whether `submitted` is a form token made for this session (any mask) under any listed
     secret. (The token names no secret: each is tried, a few HMACs at most.)"""
     if not submitted:
@@ -88,4 +88,4 @@ def session_form_token_matches(secrets: CookieSecrets, session_id: str, submitte
     if len(mask) != hashlib.sha256().digest_size or len(masked) != len(mask):
         return False
     unmasked = _xor(mask, masked)
-    return any(hmac.compare_digest(unmasked, _session_mac(secret, session_id)) for secret in secrets.secrets)
+    return any(hmac.compare_digest(unmasked, _session_mac(secret, session_id)) for secret in CookieSecrets.of(secrets).secrets)
