@@ -186,3 +186,35 @@ def test_a_deploy_of_this_release_with_the_same_secret_keeps_the_previous_releas
     finally:
         site.stop()
     assert "Traceback" not in site.log_path.read_text()
+
+
+def test_in_a_rolling_rotation_two_processes_between_steps_verify_each_others_cookies(redis_url: str, tmp_path: Path) -> None:
+    """The README's rolling rotation, between steps 1 and 2: one process signs with A and
+    lists B, the other signs with B and lists A. A person logged in on either, or whose
+    cookie either wrote again on a page view, is logged in on both."""
+    step_1 = Site(redis_url, tmp_path / "one")
+    step_2 = Site(redis_url, tmp_path / "two")
+    for site in (step_1, step_2):
+        site.log_path.parent.mkdir()
+    try:
+        one = step_1.restart(env={COOKIE_SECRET_ENV: A, OLD_COOKIE_SECRETS_ENV: B})
+        two = step_2.restart(env={COOKIE_SECRET_ENV: B, OLD_COOKIE_SECRETS_ENV: A})
+
+        async def scenario() -> None:
+            async with http_session() as http:
+                ada, lin = await log_in(http, one.url, "ada"), await log_in(http, two.url, "lin")
+                assert get_signature_key_version(signed_session(ada)) == key_version(A)
+                assert get_signature_key_version(signed_session(lin)) == key_version(B)
+                for app in (one, two):
+                    await opens_its_session(http, app.url, ada, "ada")
+                    await opens_its_session(http, app.url, lin, "lin")
+                adas_by_two = await signed_again(http, two.url, ada)
+                assert adas_by_two is not None and get_signature_key_version(signed_session(adas_by_two)) == key_version(B)
+                await opens_its_session(http, one.url, adas_by_two, "ada")
+
+        asyncio.run(scenario())
+    finally:
+        step_1.stop()
+        step_2.stop()
+    for site in (step_1, step_2):
+        assert "Traceback" not in site.log_path.read_text()
