@@ -37,7 +37,8 @@ from tornado_app import loop  # noqa: E402
 from tornado_app.admission import raise_open_files_limit  # noqa: E402
 from tornado_app.app import TornadoApp, make_app  # noqa: E402
 from tornado_app.backend import Backend, RedisNotInstalled  # noqa: E402
-from tornado_app.cli import COOKIE_SECRET_ENV, REDIS_URL_ENV, configure_logging  # noqa: E402
+from tornado_app.cli import COOKIE_SECRET_ENV, OLD_COOKIE_SECRETS_ENV, REDIS_URL_ENV, configure_logging  # noqa: E402
+from tornado_app.cookie_secrets import CookieSecrets, SecretsCollide, split_secrets  # noqa: E402
 from tornado_app.errors import BackendUnreachable  # noqa: E402
 from tornado_app.launch_token import LaunchToken  # noqa: E402
 from tornado_app.logs import FORMATS  # noqa: E402
@@ -204,16 +205,17 @@ class MissingSecret(Exception):
     """Redis mode without the site's cookie secret."""
 
 
-def choose_backend(redis_url: str | None) -> tuple[Backend, str]:
+def choose_backend(redis_url: str | None) -> tuple[Backend, CookieSecrets]:
     """This process's memory and a fresh secret per launch (sessions end with the window
-    anyway), or the site's Redis and its cookie secret (every process verifies the others'
-    cookies)."""
+    anyway), or the site's Redis and its cookie secrets, old ones included (every process
+    verifies the others' cookies, and those signed before the site's last rotation)."""
     if redis_url is None:
-        return Backend.in_memory(rates=Rates.defaults()), secrets.token_urlsafe(32)
+        return Backend.in_memory(rates=Rates.defaults()), CookieSecrets(secrets.token_urlsafe(32))
     secret = os.environ.get(COOKIE_SECRET_ENV)
     if not secret:
         raise MissingSecret(f"--redis-url needs the site's cookie secret in ${COOKIE_SECRET_ENV}")
-    return Backend.redis(redis_url, rates=Rates.defaults()), secret
+    older = split_secrets(os.environ.get(OLD_COOKIE_SECRETS_ENV))
+    return Backend.redis(redis_url, rates=Rates.defaults()), CookieSecrets(secret, older)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -231,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get(REDIS_URL_ENV) or None,
         metavar="URL",
         help=f"join a site served by several processes through this Redis (default: ${REDIS_URL_ENV}, else none: "
-        f"sessions live in this window's process). Needs the site's cookie secret in ${COOKIE_SECRET_ENV}",
+        f"sessions live in this window's process). Needs the site's cookie secret in ${COOKIE_SECRET_ENV} "
+        f"(and its old ones, if any, in ${OLD_COOKIE_SECRETS_ENV})",
     )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="how much to log (default: %(default)s)")
     parser.add_argument("--log-format", default="text", choices=FORMATS, help="text lines, or one JSON object per line (default: %(default)s)")
@@ -255,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         backend, cookie_secret = choose_backend(args.redis_url)
-    except (RedisNotInstalled, MissingSecret) as error:
+    except (RedisNotInstalled, MissingSecret, SecretsCollide) as error:
         bound.close()
         print(f"launcher: error: {error}", file=sys.stderr)
         return 2

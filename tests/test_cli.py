@@ -40,9 +40,9 @@ def test_help_explains_every_flag() -> None:
     text = build_parser().format_help()
     for flag in ["--address", "--port", "--cookie-secret", "--session-ttl", "--max-sessions", "--allowed-origin", "--log-level",
                  "--allowed-host", "--certfile", "--keyfile", "--behind-proxy", "--connect-timeout", "--ping-interval", "--ping-timeout", "--max-unsent-kib", "--no-fast-path", "--no-uvloop",
-                 "--max-connections-per-ip", "--max-sockets-per-ip", "--first-poll-timeout"]:
+                 "--max-connections-per-ip", "--max-sockets-per-ip", "--first-poll-timeout", "--old-cookie-secret"]:
         assert flag in text
-    assert "TORNADO_APP_COOKIE_SECRET" in text
+    assert "TORNADO_APP_COOKIE_SECRET" in text and "TORNADO_APP_OLD_COOKIE_SECRETS" in text
 
 
 def test_bad_flag_values_are_refused_with_status_2(capsys) -> None:
@@ -333,6 +333,20 @@ def test_redis_without_a_shared_cookie_secret_refuses_to_start() -> None:
     assert result.returncode == 2
     assert result.stderr.strip() == ("tornado-app: error: --redis-url needs --cookie-secret (or $TORNADO_APP_COOKIE_SECRET): "
                                      "every process must verify the others' cookies")
+
+
+@pytest.mark.parametrize("args, env", [
+    (("--old-cookie-secret", "o" * 32), {}),
+    ((), {"TORNADO_APP_OLD_COOKIE_SECRETS": "o" * 32}),
+])
+def test_old_cookie_secrets_without_a_cookie_secret_refuse_to_start(args: tuple[str, ...], env: dict[str, str]) -> None:
+    """An old secret only verifies: with no --cookie-secret, a random one would sign, and
+    every cookie would change secret at each start."""
+    result = run_server(*args, env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("tornado-app: error: --old-cookie-secret needs --cookie-secret (or $TORNADO_APP_COOKIE_SECRET): "
+                                     "the newest secret signs, the old ones only verify")
+    assert "o" * 32 not in result.stdout
 
 
 def test_redis_that_does_not_answer_at_start_is_one_line_naming_it_and_status_2() -> None:

@@ -27,7 +27,7 @@ import pytest
 import launcher
 from tests.support import other_user
 from tests.support.processes import ChildProcess
-from tornado_app.cli import COOKIE_SECRET_ENV
+from tornado_app.cli import COOKIE_SECRET_ENV, OLD_COOKIE_SECRETS_ENV
 from tornado_app.launch_token import LAUNCH_COOKIE
 
 from .conftest import OUTPUT_DIR, ROOT, e2e_unavailable
@@ -198,6 +198,28 @@ def test_with_redis_a_session_outlives_the_launcher_that_made_it(start_launcher,
     request = second.open("api/session", headers={"Cookie": f"{cookie}; {second.cookie()}"})
     with urllib.request.urlopen(request) as response:
         assert json.loads(response.read())["username"] == "ada"
+
+
+def test_with_redis_the_launcher_verifies_the_sites_old_cookie_secrets(start_launcher, redis_url: str) -> None:
+    """After the site rotated its secret, a launcher given the old one in
+    $TORNADO_APP_OLD_COOKIE_SECRETS opens a session whose cookie the old one signed; one
+    without it does not."""
+    old, new = "the-old-site-secret-" + "x" * 24, "the-new-site-secret-" + "y" * 24
+    first = start_launcher("--no-window", "--redis-url", redis_url, env={**environment_without_display(), COOKIE_SECRET_ENV: old})
+    cookie = log_in_over_http(first, "ada")
+    first.process.send_signal(signal.SIGINT)
+    assert first.wait_for_exit(5)[0] == 0
+    for olds, status in ((f"{old}", 200), ("", 401)):
+        env = {**environment_without_display(), COOKIE_SECRET_ENV: new, OLD_COOKIE_SECRETS_ENV: olds}
+        rotated = start_launcher("--no-window", "--redis-url", redis_url, env=env)
+        request = rotated.open("api/session", headers={"Cookie": f"{cookie}; {rotated.cookie()}"})
+        try:
+            with urllib.request.urlopen(request) as response:
+                answered = response.status
+                assert json.loads(response.read())["username"] == "ada"
+        except urllib.error.HTTPError as error:
+            answered = error.code
+        assert answered == status, rotated.log()
 
 
 @pytest.mark.parametrize("secret, error", [

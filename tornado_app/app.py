@@ -27,6 +27,7 @@ from .handlers import (
     UnknownHostHandler,
 )
 from .health import HEALTH_PATH, READINESS_PATH, HealthHandler, ReadinessHandler, is_probe
+from .cookie_secrets import COOKIE_SECRETS_SETTING, CookieSecrets
 from .launch_token import LaunchGateHandler, LaunchToken, gate_refusals
 from .liveness import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT
 from .origins import HostPolicy
@@ -105,7 +106,7 @@ class TornadoApp(tornado.web.Application):
         for an over-long payload (a pending long poll gets the close packet), if the POST
         may act on that session (transport.py)."""
         if path == SOCKETIO_PATH:
-            await end_the_session_of_an_oversized_post(self.sockets.sio, query, headers, self.settings["cookie_secret"],
+            await end_the_session_of_an_oversized_post(self.sockets.sio, query, headers, self.settings[COOKIE_SECRETS_SETTING],
                                                       self.allowed_origins)
 
     async def sweep_expired_sessions(self) -> int:
@@ -121,7 +122,7 @@ class TornadoApp(tornado.web.Application):
 
 
 def make_app(
-    cookie_secret: str,
+    cookie_secret: CookieSecrets | str,
     *,
     backend: Backend | None = None,
     allowed_origins: Iterable[str] = (),
@@ -146,10 +147,10 @@ def make_app(
     Engine.IO sessions of one client address, and a polling session that never polls (None:
     no limit, for tests that hold thousands of sockets from one address; the command line
     and the launcher pass their defaults). With `launch_token` (the desktop launcher), every
-    request must carry that launch's cookie (launch_token.py).
+    request must carry that launch's cookie (launch_token.py). `cookie_secret` is one secret,
+    or CookieSecrets: the newest signs, older ones still verify (cookie_secrets.py).
     """
-    if not cookie_secret:
-        raise ValueError("a cookie secret is required")
+    secrets = CookieSecrets.of(cookie_secret)
     backend = backend if backend is not None else Backend.in_memory()
     sockets = ChatSocketServer(
         backend, ping_interval=ping_interval, ping_timeout=ping_timeout, connect_timeout=connect_timeout, fast_path=fast_path,
@@ -162,7 +163,7 @@ def make_app(
         allowed_origins,
         max_unsent_bytes,
         launch_token,
-        cookie_secret=cookie_secret,
+        **secrets.tornado_settings(),
         # No xsrf_cookie_kwargs: Tornado writes into that dict (a 30-day expiry, once a
         # logged-in page is served); BaseHandler.set_cookie sets the XSRF cookie's attributes.
         xsrf_cookies=True,

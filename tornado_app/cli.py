@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from . import logs, loop
 from .admission import DEFAULT_MAX_BODY_KIB_IN_FLIGHT, DEFAULT_MAX_CONNECTIONS_PER_IP, raise_open_files_limit
 from .app import make_app
+from .cookie_secrets import CookieSecrets, SecretsCollide, split_secrets
 from .backend import Backend, RedisNotInstalled
 from .errors import BackendUnreachable
 from .history import DEFAULT_HISTORY, history_frame_bytes, largest_message_bytes
@@ -32,6 +33,7 @@ from .sockets import DEFAULT_CONNECT_TIMEOUT
 log = logging.getLogger("tornado_app")
 
 COOKIE_SECRET_ENV = "TORNADO_APP_COOKIE_SECRET"
+OLD_COOKIE_SECRETS_ENV = "TORNADO_APP_OLD_COOKIE_SECRETS"  # separated by commas or whitespace
 REDIS_URL_ENV = "TORNADO_APP_REDIS_URL"
 EXIT_USAGE = 2
 
@@ -111,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"secret that signs the session cookie (default: ${COOKIE_SECRET_ENV}, else a random one per start)",
     )
     parser.add_argument(
+        "--old-cookie-secret",
+        action="append",
+        metavar="SECRET",
+        help="a secret that verifies cookies but does not sign them: a former --cookie-secret, so that rotating the secret "
+        f"logs nobody out (repeatable; default: ${OLD_COOKIE_SECRETS_ENV}, separated by commas or whitespace). Needs --cookie-secret",
+    )
+    parser.add_argument(
         "--redis-url",
         default=os.environ.get(REDIS_URL_ENV) or None,
         metavar="URL",
@@ -148,6 +157,23 @@ def configure_logging(level: str, log_format: str = "text") -> None:
     logs.configure(level, log_format)
     # Tornado logs every request at INFO; keep the log about logins, logouts and refusals.
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
+
+
+def cookie_secrets(given: str | None, old: Sequence[str] | None) -> CookieSecrets:
+    """The secret that signs and the old ones that still verify (--old-cookie-secret, else
+    $TORNADO_APP_OLD_COOKIE_SECRETS), or a random one."""
+    older = old if old is not None else split_secrets(os.environ.get(OLD_COOKIE_SECRETS_ENV))
+    if older and not given:
+        raise Misconfigured(f"--old-cookie-secret needs --cookie-secret (or ${COOKIE_SECRET_ENV}): "
+                            "the newest secret signs, the old ones only verify")
+    try:
+        secrets = CookieSecrets(resolve_cookie_secret(given), older)
+    except SecretsCollide as error:
+        raise Misconfigured(str(error)) from None
+    if len(secrets.secrets) > 1:
+        # The key version is in every cookie, so it may be logged: it shows which secret signs.
+        log.info("signing cookies with key version %d; %d old secret(s) still verify", secrets.signing_version, len(secrets.secrets) - 1)
+    return secrets
 
 
 def resolve_cookie_secret(given: str | None) -> str:
@@ -235,8 +261,9 @@ async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLCont
     check_history_fits(args.history, args.max_unsent_kib)
     backend = build_backend(args)
     bound, allowed_hosts = listen(args, "https" if ssl_context else "http")
+    secrets = cookie_secrets(args.cookie_secret, args.old_cookie_secret)
     app = make_app(
-        resolve_cookie_secret(args.cookie_secret),
+        secrets,
         backend=backend,
         allowed_origins=args.allowed_origin,
         allowed_hosts=allowed_hosts,

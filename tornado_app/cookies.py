@@ -1,6 +1,7 @@
 """The session cookie: its name, how it is written, and how it is read back.
 
-The cookie holds only the session id, signed with Tornado's signed-value format. Reading it
+The cookie holds only the session id, signed with Tornado's signed-value format under the
+newest cookie secret; any listed secret verifies it (cookie_secrets.py: rotation). Reading it
 follows Starlette's rule: a bad signature is not an error, it is simply "no session".
 
 Over HTTPS the cookies are named with the `__Host-` prefix (`__Host-session`, `__Host-_xsrf`):
@@ -15,7 +16,9 @@ from __future__ import annotations
 import re
 
 from tornado.httputil import HTTPHeaders, parse_cookie
-from tornado.web import RequestHandler, decode_signed_value
+from tornado.web import RequestHandler, get_signature_key_version
+
+from .cookie_secrets import COOKIE_SECRETS_SETTING, CookieSecrets, Secret
 
 SESSION_COOKIE = "session"
 HTTPS_PREFIX = "__Host-"
@@ -31,17 +34,16 @@ def cookie_name(name: str, protocol: str) -> str:
     return HTTPS_PREFIX + name if protocol == "https" else name
 
 
-def session_id_from_cookie(secret: str | bytes, value: str | bytes | None) -> str | None:
+def session_id_from_cookie(secrets: CookieSecrets | Secret, value: str | bytes | None) -> str | None:
     """The session id in a signed cookie value, or None for anything forged, tampered or odd.
+    (`secrets`: the app's CookieSecrets, or one secret.)
 
     The value is signed under the name `session` whatever the cookie is called, so one
     signature format serves both schemes."""
     if not value:
         return None
     try:
-        decoded = decode_signed_value(
-            secret, SESSION_COOKIE, value, max_age_days=SIGNATURE_MAX_AGE_DAYS, min_version=2
-        )
+        decoded = CookieSecrets.of(secrets).decode(SESSION_COOKIE, value, max_age_days=SIGNATURE_MAX_AGE_DAYS)
     except (ValueError, TypeError, UnicodeError):
         return None
     if decoded is None or not _SESSION_ID_SHAPE.fullmatch(decoded):
@@ -69,10 +71,10 @@ def session_cookie_value(handler: RequestHandler) -> str | None:
 
 def read_session_id(handler: RequestHandler) -> str | None:
     """The session id carried by this request's cookie, if its signature holds."""
-    return session_id_from_cookie(handler.settings["cookie_secret"], session_cookie_value(handler))
+    return session_id_from_cookie(handler.settings[COOKIE_SECRETS_SETTING], session_cookie_value(handler))
 
 
-def session_id_in_headers(secret: str | bytes, headers: HTTPHeaders) -> str | None:
+def session_id_in_headers(secrets: CookieSecrets, headers: HTTPHeaders) -> str | None:
     """The session id of the one session cookie in these headers, under either scheme's name,
     for a request refused before any handler (and so its scheme) is known: admission.py's
     oversized polling POST, which may end only the Engine.IO session opened with this very
@@ -87,11 +89,11 @@ def session_id_in_headers(secret: str | bytes, headers: HTTPHeaders) -> str | No
         return None
     cookies = parse_cookie(header)
     value = cookies.get(SESSION_COOKIE) or cookies.get(HTTPS_PREFIX + SESSION_COOKIE)
-    return session_id_from_cookie(secret, value)
+    return session_id_from_cookie(secrets, value)
 
 
 def write_session_cookie(handler: RequestHandler, session_id: str) -> None:
-    """Send the signed session id: HttpOnly, SameSite=Lax, Path=/, and over HTTPS Secure and
+    """Send the session id signed with the newest secret (Tornado's `key_version`): HttpOnly, SameSite=Lax, Path=/, and over HTTPS Secure and
     `__Host-` prefixed."""
     handler.set_cookie(
         cookie_name(SESSION_COOKIE, handler.request.protocol),
@@ -102,6 +104,17 @@ def write_session_cookie(handler: RequestHandler, session_id: str) -> None:
         samesite="Lax",
         secure=handler.request.protocol == "https",
     )
+
+
+def sign_again_with_the_newest(handler: RequestHandler, session_id: str) -> None:
+    """Write again, under the newest secret, a live session's cookie that an older secret
+    signed (or that predates key versions): after a rotation, each person's first request
+    moves them to the new secret, so removing the old one later logs out only those who have
+    not been back since. The new signature starts its 31 days afresh, once per rotation."""
+    value = session_cookie_value(handler)
+    signing_version = handler.settings[COOKIE_SECRETS_SETTING].signing_version
+    if value is not None and get_signature_key_version(value) != signing_version:
+        write_session_cookie(handler, session_id)
 
 
 def clear_session_cookie(handler: RequestHandler) -> None:

@@ -13,7 +13,9 @@ from typing import Any, Protocol
 
 from tornado.web import HTTPError, RequestHandler, StaticFileHandler
 
-from .cookies import clear_session_cookie, cookie_name, read_session_id, session_cookie_value, write_session_cookie
+from .cookie_secrets import COOKIE_SECRETS_SETTING
+from .cookies import (clear_session_cookie, cookie_name, read_session_id, session_cookie_value, sign_again_with_the_newest,
+                      write_session_cookie)
 from .errors import BackendUnavailable
 from .logs import facts
 from .ratelimit import RateLimiter
@@ -94,7 +96,7 @@ class BaseHandler(RequestHandler):
         session_id = read_session_id(self)
         if session_id is None:
             return super().xsrf_token
-        return session_form_token(self.settings["cookie_secret"], session_id).encode("ascii")
+        return session_form_token(self.settings[COOKIE_SECRETS_SETTING], session_id).encode("ascii")
 
     def check_xsrf_cookie(self) -> None:
         """Tornado calls this before prepare() on every POST, so a forged form costs no store
@@ -113,7 +115,7 @@ class BaseHandler(RequestHandler):
                      or self.request.headers.get("X-Csrftoken"))
         if not submitted:
             raise HTTPError(403, "'_xsrf' argument missing from POST")
-        if not session_form_token_matches(self.settings["cookie_secret"], session_id, submitted):
+        if not session_form_token_matches(self.settings[COOKIE_SECRETS_SETTING], session_id, submitted):
             raise HTTPError(403, "XSRF token is not this session's")
 
     def set_default_headers(self) -> None:
@@ -127,6 +129,8 @@ class BaseHandler(RequestHandler):
         # lookup also refreshes the session's idle timer.
         self.session = await self.store.get(read_session_id(self))
         self.current_user = self.session
+        if self.session is not None:
+            sign_again_with_the_newest(self, self.session.id)  # after a rotation (cookie_secrets.py)
 
     def log_exception(self, typ: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
         """A client's refused request (a missing XSRF token, say) is one INFO line: Tornado

@@ -23,6 +23,7 @@ from tornado.escape import parse_qs_bytes
 from tornado.httputil import HTTPHeaders
 from tornado.web import HTTPError, RequestHandler
 
+from .cookie_secrets import CookieSecrets
 from .cookies import read_session_id, session_id_in_headers
 from .logs import facts
 from .origins import origin_allowed
@@ -75,7 +76,7 @@ def page_refusal(headers: HTTPHeaders, origin_ok: Callable[[str], bool]) -> tupl
 
 
 async def end_the_session_of_an_oversized_post(sio: ProtocolGuardedServer, query: str, headers: HTTPHeaders,
-                                               cookie_secret: str | bytes, allowed_origins: Iterable[str]) -> None:
+                                               cookie_secrets: CookieSecrets, allowed_origins: Iterable[str]) -> None:
     """A polling POST refused from its headers for its size (admission.py) ends the Engine.IO
     session it names, as engineio does for an over-long payload, if it may act on that
     session at all: what the handler's prepare() would check (a page of ours, one
@@ -90,7 +91,7 @@ async def end_the_session_of_an_oversized_post(sio: ProtocolGuardedServer, query
     if query_problem(arguments) is not None or "sid" not in arguments:
         return
     sid = arguments["sid"][0].decode("ascii")
-    if sio.same_session(sid, session_id_in_headers(cookie_secret, headers)):
+    if sio.same_session(sid, session_id_in_headers(cookie_secrets, headers)):
         await sio.end_engineio_session(sid, sio.eio.reason.TRANSPORT_ERROR)
 
 

@@ -14,7 +14,9 @@ Two checks close that:
 - for a logged-in request, the token is an HMAC of the session id under the cookie secret,
   not a copy of a cookie: a page that cannot read the HttpOnly session cookie cannot compute
   it, and planting a cookie changes nothing. (A logged-out request has no secret to bind to;
-  it keeps Tornado's cookie token, behind the Origin check.)
+  it keeps Tornado's cookie token, behind the Origin check.) The token is made under the
+  newest secret and accepted under any listed one (cookie_secrets.py), so a page served
+  before a rotation still sends its forms after it.
 
 Tornado 6.6 has a `cross_origin_protection` setting of its own; it is not used because it
 applies to every handler (the socket endpoint has its own Origin policy, transport.py) and
@@ -29,6 +31,7 @@ import hmac
 import os
 from collections.abc import Iterable, Mapping
 
+from .cookie_secrets import CookieSecrets, Secret, as_bytes
 from .origins import origin_allowed
 
 # Sec-Fetch-Site values of a request made by this server's own page, or by the person
@@ -52,25 +55,26 @@ def foreign_form(headers: Mapping[str, str], scheme: str, host: str, allowed_ori
     return None
 
 
-def _session_mac(secret: str | bytes, session_id: str) -> bytes:
-    key = secret.encode() if isinstance(secret, str) else secret
-    return hmac.new(key, _LABEL + session_id.encode("ascii"), hashlib.sha256).digest()
+def _session_mac(secret: Secret, session_id: str) -> bytes:
+    return hmac.new(as_bytes(secret), _LABEL + session_id.encode("ascii"), hashlib.sha256).digest()
 
 
 def _xor(left: bytes, right: bytes) -> bytes:
     return bytes(a ^ b for a, b in zip(left, right, strict=True))
 
 
-def session_form_token(secret: str | bytes, session_id: str) -> str:
-    """The `_xsrf` field for a page of this session. Masked with fresh random bytes on each
-    page, as Tornado masks its own, so that a compressed page never repeats it (BREACH)."""
-    mac = _session_mac(secret, session_id)
+def session_form_token(secrets: CookieSecrets | Secret, session_id: str) -> str:
+    """The `_xsrf` field for a page of this session, under the newest secret. Masked with
+    fresh random bytes on each page, as Tornado masks its own, so that a compressed page
+    never repeats it (BREACH)."""
+    mac = _session_mac(CookieSecrets.of(secrets).newest, session_id)
     mask = os.urandom(len(mac))
     return f"{_TOKEN_VERSION}|{mask.hex()}|{_xor(mask, mac).hex()}"
 
 
-def session_form_token_matches(secret: str | bytes, session_id: str, submitted: str | None) -> bool:
-    """Whether `submitted` is a form token made for this session (any mask)."""
+def session_form_token_matches(secrets: CookieSecrets | Secret, session_id: str, submitted: str | None) -> bool:
+    """Whether `submitted` is a form token made for this session (any mask) under any listed
+    secret. (The token names no secret: each is tried, a few HMACs at most.)"""
     if not submitted:
         return False
     version, _, rest = submitted.partition("|")
@@ -81,7 +85,7 @@ def session_form_token_matches(secret: str | bytes, session_id: str, submitted: 
         mask, masked = binascii.a2b_hex(mask_hex), binascii.a2b_hex(masked_hex)
     except (binascii.Error, ValueError):
         return False
-    expected = _session_mac(secret, session_id)
-    if len(mask) != len(expected) or len(masked) != len(expected):
+    if len(mask) != hashlib.sha256().digest_size or len(masked) != len(mask):
         return False
-    return hmac.compare_digest(_xor(mask, masked), expected)
+    unmasked = _xor(mask, masked)
+    return any(hmac.compare_digest(unmasked, _session_mac(secret, session_id)) for secret in CookieSecrets.of(secrets).secrets)
