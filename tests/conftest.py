@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,24 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     except ServiceMissing as missing:
         e2e_unavailable(str(missing))
     yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[Any]:
+    """A redis-server (with a password) for this test alone, which the test may hang, kill
+    and start again: continued (if stopped) and stopped after it."""
+    from deploy.services import RedisServer, ServiceMissing
+
+    workdir = tmp_path / "redis"
+    workdir.mkdir(mode=0o700)
+    try:
+        server = RedisServer(workdir)
+    except ServiceMissing as missing:
+        e2e_unavailable(str(missing))
+    yield server
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGCONT)
     server.stop()
 
 

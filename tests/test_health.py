@@ -21,13 +21,13 @@ import tornado.httpclient
 import tornado.httpserver
 import tornado.testing
 
-from deploy.services import AppProcess, RedisServer, ServiceMissing, probe
+from deploy.services import AppProcess, RedisServer, probe
 from tests.support.forms import log_in
 from tests.support.waiting import eventually
 from tornado_app.app import TornadoApp, make_app
 from tornado_app.launch_token import LaunchToken
 
-from .conftest import app_env, e2e_unavailable
+from .conftest import app_env
 
 FOREIGN_HOSTS = ("10.9.8.7", "203.0.113.5:8000", "[2001:db8::1]", "evil.example")
 PROBE_LINE = re.compile(r"/(healthz|readyz)")
@@ -63,21 +63,6 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AppProces
     yield started
     started.stop()
 
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server for this test alone (the test hangs and stops it), continued and
-    stopped after it."""
-    workdir = tmp_path / "redis"
-    workdir.mkdir(mode=0o700)
-    try:
-        server = RedisServer(workdir)
-    except ServiceMissing as missing:
-        e2e_unavailable(str(missing))
-    yield server
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGCONT)
-    server.stop()
 
 
 def test_probes_by_address_are_answered_whatever_the_host_and_nothing_else_is(server: AppProcess) -> None:

@@ -19,7 +19,6 @@ import logging
 import re
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ import aiohttp
 import pytest
 import redis
 
-from deploy.services import AppProcess, RedisServer, ServiceMissing
+from deploy.services import AppProcess, RedisServer
 from tests.support.cluster import SECRET
 from tests.support.forms import can_log_in, http_session, log_in, log_out
 from tests.support.waiting import eventually
@@ -35,7 +34,6 @@ from tests.support.wire import Refused, WireSocket
 from tornado_app.cookies import session_id_from_cookie
 from tornado_app.logs import JsonFormatter, facts
 
-from .conftest import e2e_unavailable
 
 STABLE_FIELDS = {"time", "level", "logger", "message", "process"}
 ISO_UTC_MILLISECONDS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -44,18 +42,6 @@ LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 # random token (a truncated id, say) has leaked it as surely as the whole.
 PIECE = 12
 
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server with a password, for this test alone: it is killed and started again."""
-    workdir = tmp_path / "redis"
-    workdir.mkdir(mode=0o700)
-    try:
-        server = RedisServer(workdir)
-    except ServiceMissing as missing:
-        e2e_unavailable(str(missing))
-    yield server
-    server.stop()
 
 
 class Secrets:

@@ -20,21 +20,19 @@ import json
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from deploy.services import AppProcess, RedisServer, ServiceMissing
+from deploy.services import AppProcess, RedisServer
 from tests.support.cluster import SECRET, Cluster
 from tests.support.forms import http_session, log_in
 from tests.support.waiting import eventually
 from tests.support.wire import WireSocket
 from tornado_app.reasons import NOT_STORED
 
-from .conftest import e2e_unavailable
 
 # A refusal within a few seconds: the bus gives Redis 2 s per try and tries twice, after the
 # rate counter's own 2 s; bounded generously for a loaded 2-core machine.
@@ -43,20 +41,6 @@ REFUSED_WITHIN = 8.0
 # milliseconds here; a second copy would follow the first as fast).
 QUIET_SECONDS = 1.5
 
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server for this test alone, stopped after it (continued first, if stopped)."""
-    workdir = tmp_path / "redis"
-    workdir.mkdir(mode=0o700)
-    try:
-        server = RedisServer(workdir)
-    except ServiceMissing as missing:
-        e2e_unavailable(str(missing))
-    yield server
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGCONT)
-    server.stop()
 
 
 def persistent(server: RedisServer) -> None:
