@@ -12,7 +12,7 @@ import os
 import re
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -111,6 +111,46 @@ def no_page_errors(*people: Person) -> None:
         person.context.close()
 
 
+def filtered(browser: Any, proxied: Any, passes_to_page: Callable[[str | bytes], bool],
+             seen_by_server: Callable[[str | bytes], None] = lambda frame: None) -> tuple[Any, Person, Any, Person, Any]:
+    """A site, Ada's page with its socket through a filter (a frame to the page passes only if
+    `passes_to_page` says so; every frame to the server is shown to `seen_by_server`), once the
+    page has upgraded to the WebSocket the filter sees, and Grace's page beside it."""
+    upgraded: list[bool] = []
+
+    def route(page_side: Any) -> None:
+        server_side = page_side.connect_to_server()
+
+        def to_page(frame: str | bytes) -> None:
+            if passes_to_page(frame):
+                page_side.send(frame)
+
+        def to_server(frame: str | bytes) -> None:
+            if frame == "5":  # Engine.IO's upgrade: from now on everything comes this way
+                upgraded.append(True)
+            seen_by_server(frame)
+            server_side.send(frame)
+
+        server_side.on_message(to_page)
+        page_side.on_message(to_server)
+
+    site = proxied()
+    ada_person = Person(browser, site.direct_url)
+    ada = ada_person.context.new_page()
+    ada.on("pageerror", lambda error: ada_person.console_errors.append(str(error)))
+    ada.route_web_socket("**/socket.io/**", route)
+    ada.goto(site.direct_url + "login")
+    ada.fill("#username", "Ada")
+    ada.click("#login-form button[type=submit]")
+    wait_for_socket(ada, "connected")
+    grace_person, grace = logged_in(browser, site.direct_url, "Grace")
+    deadline = time.monotonic() + 10
+    while not upgraded and time.monotonic() < deadline:
+        ada.wait_for_timeout(100)
+    assert upgraded, "the page never upgraded to the WebSocket the test filters"
+    return site, ada_person, ada, grace_person, grace
+
+
 @SIZES
 def test_a_frozen_link_is_said_in_the_chat_card_and_a_message_sent_into_it_is_kept_then_delivered_once(
         browser: Any, proxied: Any, viewport: dict[str, int]) -> None:
@@ -170,40 +210,15 @@ def test_a_retry_after_a_lost_answer_posts_nothing_twice(browser: Any, proxied: 
     sends the same id, is answered with the message stored the first time, posted nowhere."""
     text = "answered into the void"
     dropped: list[str] = []
-    upgraded: list[bool] = []
 
-    def route(page_side: Any) -> None:
-        server_side = page_side.connect_to_server()
+    def to_page(frame: str | bytes) -> bool:
+        if isinstance(frame, str) and text in frame and not dropped:
+            if frame.startswith("43"):  # the ack; the live copy ("42") went before it
+                dropped.append(frame)
+            return False
+        return True
 
-        def to_page(frame: str | bytes) -> None:
-            if isinstance(frame, str) and text in frame and not dropped:
-                if frame.startswith("43"):  # the ack; the live copy ("42") went before it
-                    dropped.append(frame)
-                return
-            page_side.send(frame)
-
-        def to_server(frame: str | bytes) -> None:
-            if frame == "5":  # Engine.IO's upgrade: from now on everything comes this way
-                upgraded.append(True)
-            server_side.send(frame)
-
-        server_side.on_message(to_page)
-        page_side.on_message(to_server)
-
-    site = proxied()
-    ada_person = Person(browser, site.direct_url)
-    ada = ada_person.context.new_page()
-    ada.on("pageerror", lambda error: ada_person.console_errors.append(str(error)))
-    ada.route_web_socket("**/socket.io/**", route)
-    ada.goto(site.direct_url + "login")
-    ada.fill("#username", "Ada")
-    ada.click("#login-form button[type=submit]")
-    wait_for_socket(ada, "connected")
-    grace_person, grace = logged_in(browser, site.direct_url, "Grace")
-    deadline = time.monotonic() + 10
-    while not upgraded and time.monotonic() < deadline:
-        ada.wait_for_timeout(100)
-    assert upgraded, "the page never upgraded to the WebSocket the test filters"
+    site, ada_person, ada, grace_person, grace = filtered(browser, proxied, to_page)
 
     send(ada, text)
     expect(shown(grace, text)).to_have_count(1)  # stored and sent to everyone
@@ -427,41 +442,18 @@ def test_a_live_message_lost_on_its_way_is_asked_for_and_shown_in_its_place(brow
     lost = "lost on the way"
     dropped: list[str] = []
     asked: list[str] = []
-    upgraded: list[bool] = []
 
-    def route(page_side: Any) -> None:
-        server_side = page_side.connect_to_server()
+    def to_page(frame: str | bytes) -> bool:
+        if isinstance(frame, str) and frame.startswith('42["chat"') and lost in frame and not dropped:
+            dropped.append(frame)
+            return False
+        return True
 
-        def to_page(frame: str | bytes) -> None:
-            if isinstance(frame, str) and frame.startswith('42["chat"') and lost in frame and not dropped:
-                dropped.append(frame)
-                return
-            page_side.send(frame)
+    def to_server(frame: str | bytes) -> None:
+        if isinstance(frame, str) and '"catch_up"' in frame:
+            asked.append(frame)
 
-        def to_server(frame: str | bytes) -> None:
-            if frame == "5":
-                upgraded.append(True)
-            if isinstance(frame, str) and '"catch_up"' in frame:
-                asked.append(frame)
-            server_side.send(frame)
-
-        server_side.on_message(to_page)
-        page_side.on_message(to_server)
-
-    site = proxied()
-    ada_person = Person(browser, site.direct_url)
-    ada = ada_person.context.new_page()
-    ada.on("pageerror", lambda error: ada_person.console_errors.append(str(error)))
-    ada.route_web_socket("**/socket.io/**", route)
-    ada.goto(site.direct_url + "login")
-    ada.fill("#username", "Ada")
-    ada.click("#login-form button[type=submit]")
-    wait_for_socket(ada, "connected")
-    grace_person, grace = logged_in(browser, site.direct_url, "Grace")
-    deadline = time.monotonic() + 10
-    while not upgraded and time.monotonic() < deadline:
-        ada.wait_for_timeout(100)
-    assert upgraded, "the page never upgraded to the WebSocket the test filters"
+    site, ada_person, ada, grace_person, grace = filtered(browser, proxied, to_page, to_server)
 
     texts = ["first", lost, "third"]
     for text in texts:
