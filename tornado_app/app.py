@@ -32,6 +32,7 @@ from .origins import HostPolicy
 from .refusals import RefusalReport
 from .backend import Backend
 from .errors import BackendUnavailable
+from .metrics import NoMetrics
 from .sockets import DEFAULT_CONNECT_TIMEOUT, ChatSocketServer
 from .patches.websocket import DEFAULT_MAX_UNSENT_BYTES
 from .transport import end_the_session_of_an_oversized_post, make_socketio_handler
@@ -128,6 +129,7 @@ def make_app(
     max_sockets_per_ip: int | None = None,
     first_poll_timeout: float | None = None,
     launch_token: LaunchToken | None = None,
+    metrics: NoMetrics | None = None,
     web_dir: Path = WEB_DIR,
 ) -> TornadoApp:
     """Build the application around a backend (backend.py; a fresh in-memory one, with no rate
@@ -140,14 +142,17 @@ def make_app(
     Engine.IO sessions of one client address, and a polling session that never polls (None:
     no limit, for tests that hold thousands of sockets from one address; the command line
     and the launcher pass their defaults). With `launch_token` (the desktop launcher), every
-    request must carry that launch's cookie (launch_token.py).
+    request must carry that launch's cookie (launch_token.py). `metrics` (metrics.Metrics,
+    --metrics-address) counts what the sockets do; none by default.
     """
     if not cookie_secret:
         raise ValueError("a cookie secret is required")
     backend = backend if backend is not None else Backend.in_memory()
     sockets = ChatSocketServer(
         backend, ping_interval=ping_interval, ping_timeout=ping_timeout, connect_timeout=connect_timeout, fast_path=fast_path,
+        metrics=metrics,
     )
+    sockets.metrics.watch(sockets)
     sockets.sio.eio.limit_sessions(max_sockets_per_ip, first_poll_timeout)
     return TornadoApp(
         backend,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import socketio
@@ -35,6 +36,8 @@ class Backend:
     client_manager: socketio.AsyncManager
     rate_limiter: RateLimiter
     clock: Clock = time.time
+    # A round trip to the shared store (Redis's PING), for the metrics; None in memory.
+    ping: Callable[[], Awaitable[object]] | None = None
 
     @classmethod
     def in_memory(
@@ -88,6 +91,7 @@ class Backend:
             presence=RedisPresence(bus),
             client_manager=DirectRedisManager(url, channel=bus.key("socketio"), logger=manager_log),
             rate_limiter=RateLimiter(rates or Rates(), redis_url=url),
+            ping=bus.client.ping,
         )
 
     async def start(self) -> None:
