@@ -126,6 +126,8 @@ def test_metrics_move_with_logins_connects_refusals_chats_and_logouts(app: AppPr
             await ada.emit(made_up, {"x": 1})
             await eventually(lambda: value(port, "tornado_app_event_handling_seconds_count", event="other") == 1,
                              what="the made-up event counted as other")
+            with pytest.raises(asyncio.TimeoutError):  # unanswered, as without metrics
+                await ada.call(made_up, timeout=1)
             assert (await ada.call("whoami"))["username"] == "Ada Lovelace"  # the socket is still fine
 
             assert await log_out(http, app.url, cookie) in (302, 303)
