@@ -11,6 +11,7 @@ bottleneck). It prints the two runs side by side, then one JSON line.
     .venv/bin/python bench/bench.py --redis   # the same against the Redis mode, plus the
                                                # cross-process figures (a second process)
     .venv/bin/python bench/bench.py --paths on               # the fast path only (default: on,off)
+    .venv/bin/python bench/bench.py --metrics                # with --metrics-address (its cost)
     .venv/bin/python bench/bench.py --help
 """
 
@@ -287,6 +288,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=50, help="distinct logged-in users the sockets belong to (default: %(default)s)")
     parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset of: " + ", ".join(PHASES))
     parser.add_argument("--paths", default="on,off", help="the server's fast path in each run, side by side: on, off or on,off (default: %(default)s; off is the server's --no-fast-path, see tornado_app/patches/engineio_server.py)")
+    parser.add_argument("--metrics", action="store_true", help="serve with --metrics-address on a free loopback port (what the instrumentation costs)")
     parser.add_argument("--redis", action="store_true", help="run the server in its Redis mode on a redis-server started for the run (and measure across two processes)")
     args = parser.parse_args()
     args.phases = [phase for phase in args.phases.split(",") if phase]
@@ -309,6 +311,8 @@ def main() -> None:
                 server_args = [] if redis is None else ["--redis-url", redis.url, "--cookie-secret", secrets.token_urlsafe(32)]
                 if path == "off":
                     server_args.append("--no-fast-path")
+                if args.metrics:
+                    server_args += ["--metrics-address", "127.0.0.1:0"]
                 runs.append(asyncio.run(run(args, server_args)))
         finally:
             if redis is not None:

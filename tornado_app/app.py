@@ -34,6 +34,7 @@ from .origins import HostPolicy
 from .refusals import RefusalReport
 from .backend import Backend
 from .errors import BackendUnavailable
+from .metrics import NoMetrics
 from .sockets import DEFAULT_CONNECT_TIMEOUT, ChatSocketServer
 from .patches.websocket import DEFAULT_MAX_UNSENT_BYTES
 from .transport import end_the_session_of_an_oversized_post, make_socketio_handler
@@ -135,6 +136,7 @@ def make_app(
     max_sockets_per_ip: int | None = None,
     first_poll_timeout: float | None = None,
     launch_token: LaunchToken | None = None,
+    metrics: NoMetrics | None = None,
     web_dir: Path = WEB_DIR,
 ) -> TornadoApp:
     """Build the application around a backend (backend.py; a fresh in-memory one, with no rate
@@ -148,13 +150,16 @@ def make_app(
     no limit, for tests that hold thousands of sockets from one address; the command line
     and the launcher pass their defaults). With `launch_token` (the desktop launcher), every
     request must carry that launch's cookie (launch_token.py). `cookie_secret` is one secret,
-    or CookieSecrets: the newest signs, older ones still verify (cookie_secrets.py).
+    or CookieSecrets: the newest signs, older ones still verify (cookie_secrets.py). `metrics` (metrics.Metrics,
+    --metrics-address) counts what the sockets do; none by default.
     """
     secrets = CookieSecrets.of(cookie_secret)
     backend = backend if backend is not None else Backend.in_memory()
     sockets = ChatSocketServer(
         backend, ping_interval=ping_interval, ping_timeout=ping_timeout, connect_timeout=connect_timeout, fast_path=fast_path,
+        metrics=metrics,
     )
+    sockets.metrics.watch(sockets)
     sockets.sio.eio.limit_sessions(max_sockets_per_ip, first_poll_timeout)
     return TornadoApp(
         backend,

@@ -22,6 +22,7 @@ from .backend import Backend, RedisNotInstalled
 from .errors import BackendUnreachable
 from .history import DEFAULT_HISTORY, history_frame_bytes, largest_message_bytes
 from .liveness import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT
+from .metrics import Metrics, MetricsServer
 from .origins import LOOPBACK_NAMES, HostPolicy, parse_allowed_host
 from .patches.engineio_server import DEFAULT_FIRST_POLL_TIMEOUT, DEFAULT_MAX_SOCKETS_PER_IP
 from .patches.websocket import DEFAULT_MAX_UNSENT_BYTES
@@ -94,8 +95,21 @@ def _checked_by(check: Callable[[str], object]) -> Callable[[str], str]:
     return checked
 
 
+def parse_listen_address(text: str) -> tuple[str, int]:
+    """HOST:PORT (an IPv6 address in brackets: [::1]:9100) as (host, port); ValueError says why."""
+    host, colon, port = text.rpartition(":")
+    if not colon or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{text!r} is not HOST:PORT, e.g. 127.0.0.1:9100")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"{text!r}: write an IPv6 address in brackets, e.g. [::1]:9100")
+    return host, int(port)
+
+
 _rate = _checked_by(parse_rate)
 _host = _checked_by(parse_allowed_host)
+_listen_address = _checked_by(parse_listen_address)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--login-rate", type=_rate, default=DEFAULT_LOGIN_RATE, metavar="RATE", help="logins per client address at most, e.g. 30/minute, or off; past it 429 (default: %(default)s)")
     parser.add_argument("--connect-rate", type=_rate, default=DEFAULT_CONNECT_RATE, metavar="RATE", help="socket connects per client address at most; past it refused with 'slow down' (default: %(default)s)")
     parser.add_argument("--chat-rate", type=_rate, default=DEFAULT_CHAT_RATE, metavar="RATE", help="chat messages per session at most; past it the sender is told 'slow down' and the message is not sent (default: %(default)s)")
+    parser.add_argument("--metrics-address", type=_listen_address, metavar="HOST:PORT", help="serve Prometheus metrics at http://HOST:PORT/metrics, on a listener of their own with no Host check and no login, e.g. 127.0.0.1:9100: keep it where only the scraper reaches (default: off)")
     parser.add_argument("--no-fast-path", action="store_true", help="send every packet through engineio's own per-socket queue and writer task instead of writing to open WebSockets directly (for comparison)")
     parser.add_argument("--no-uvloop", action="store_true", help="use asyncio's own event loop even where uvloop is installed")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="how much to log (default: %(default)s)")
@@ -262,6 +277,12 @@ async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLCont
     backend = build_backend(args)
     bound, allowed_hosts = listen(args, "https" if ssl_context else "http")
     secrets = cookie_secrets(args.cookie_secret, args.old_cookie_secret)
+    metrics = Metrics(backend) if args.metrics_address else None
+    try:
+        exporter = metrics_server(metrics, args.metrics_address) if metrics is not None else None
+    except CannotBind:
+        bound.close()
+        raise
     app = make_app(
         secrets,
         backend=backend,
@@ -274,6 +295,7 @@ async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLCont
         fast_path=not args.no_fast_path,
         max_sockets_per_ip=args.max_sockets_per_ip,
         first_poll_timeout=args.first_poll_timeout,
+        metrics=metrics,
     )
     if args.no_fast_path:
         log.info("fast path off: every packet goes through engineio's own queue and writer task")
@@ -281,9 +303,24 @@ async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLCont
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    await serve(app, bound, stop, ssl_context=ssl_context, behind_proxy=args.behind_proxy,
-                max_connections_per_ip=args.max_connections_per_ip, max_body_kib_in_flight=args.max_body_kib_in_flight,
-                on_ready=lambda: print(f"Serving on {bound.url}  (Ctrl-C to stop)", flush=True))
+    if exporter is not None:
+        await exporter.start()
+    try:
+        await serve(app, bound, stop, ssl_context=ssl_context, behind_proxy=args.behind_proxy,
+                    max_connections_per_ip=args.max_connections_per_ip, max_body_kib_in_flight=args.max_body_kib_in_flight,
+                    on_ready=lambda: print(f"Serving on {bound.url}  (Ctrl-C to stop)", flush=True))
+    finally:
+        if exporter is not None:
+            await exporter.stop()
+
+
+def metrics_server(metrics: Metrics, address: str) -> MetricsServer:
+    """The --metrics-address listener, bound now; CannotBind says why not in one line."""
+    host, port = parse_listen_address(address)
+    try:
+        return MetricsServer(metrics, host, port)
+    except OSError as error:
+        raise CannotBind(error.errno, f"cannot serve metrics on {address}: {error.strerror or error}") from error
 
 
 def main(argv: Sequence[str] | None = None) -> int:

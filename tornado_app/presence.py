@@ -204,8 +204,10 @@ class PresenceBroadcaster:
     in one `presence_diff`, on the next loop turn when things are quiet, at most once per
     `min_interval` under churn. Also the listener of the PresenceSource (other processes)."""
 
-    def __init__(self, sio: socketio.AsyncServer, min_interval: float, source: PresenceSource) -> None:
+    def __init__(self, sio: socketio.AsyncServer, min_interval: float, source: PresenceSource,
+                 on_batch: Callable[[int], None] = lambda changes: None) -> None:
         self._sio = sio
+        self._on_batch = on_batch  # told each diff's size (joins and leaves), for the metrics
         self._source = source
         self._min_interval = min_interval
         self.book = PresenceBook()
@@ -296,6 +298,7 @@ class PresenceBroadcaster:
         if changes is not None:
             # To this process's sockets only: each process tells its own.
             version, joined, left = changes
+            self._on_batch(len(joined) + len(left))
             # Sliced: the page applies diffs by version, so another emit may come between.
             await self._sio.manager.emit("presence_diff", {"version": version, "joins": wire(joined), "leaves": wire(left)},
                                          namespace="/", ignore_queue=True, yield_every=YIELD_EVERY)

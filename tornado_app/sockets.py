@@ -29,6 +29,7 @@ from .reasons import (CATCH_UP_SLOW_DOWN, NOT_AUTHENTICATED, NOT_SENT_SESSION_EN
                       STORE_UNAVAILABLE, TOO_MANY_CONNECTS, ChatRefusal, EndReason)
 from .backend import Backend
 from .history import history_frame_bytes
+from .metrics import NoMetrics
 from .errors import BackendUnavailable
 from .sessions import Session
 from .skeleton import skeleton
@@ -85,7 +86,9 @@ class ChatSocketServer:
         presence_interval: float = PRESENCE_MIN_INTERVAL,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         fast_path: bool = True,
+        metrics: NoMetrics | None = None,
     ) -> None:
+        self.metrics = metrics if metrics is not None else NoMetrics()
         self.store = backend.store
         self.rate_limiter = backend.rate_limiter
         # Anyone can open sockets without a session, thousands a second: counted, not a line
@@ -122,7 +125,7 @@ class ChatSocketServer:
             logger=library_log,
             engineio_logger=library_log,
         )
-        self.presence = PresenceBroadcaster(self.sio, presence_interval, backend.presence)
+        self.presence = PresenceBroadcaster(self.sio, presence_interval, backend.presence, self.metrics.presence_batch)
         self.state_asks = StateAsks()
         # The same fair share for a page that saw a gap in the chat's positions (a message lost
         # between processes while Redis failed over, say): each answer is up to a history frame.
@@ -131,12 +134,12 @@ class ChatSocketServer:
         self._stopping = False
         # Not connect: an unexpected error there must leave the socket refused, never
         # swallowed into an accept.
-        self.sio.on("connect", self._on_connect)
-        for event, handler in [("disconnect", self._on_disconnect), ("whoami", self._on_whoami), ("chat", self._on_chat),
+        self.sio.on("connect", self.metrics.connects(self._on_connect))
+        for event, handler in [("disconnect", self._on_disconnect), ("whoami", self._on_whoami), ("chat", self.metrics.chats(self._on_chat)),
                                ("active", self._on_active), ("idle_left", self._on_idle_left),
                                ("catch_up", self._on_catch_up),
                                ("presence_state", self._on_presence_state)]:
-            self.sio.on(event, _report_bugs(handler))
+            self.sio.on(event, self.metrics.timed(event, _report_bugs(handler)))
         self.store.add_end_listener(self._on_session_end)
 
     async def emit_here(self, event: str, data: object, sid: str) -> None:
@@ -206,6 +209,7 @@ class ChatSocketServer:
             self.presence.came_online(Person(session.username, session.tag))  # in the next change batch
         await self.presence.tell(sid, resume.get("presence"))  # the state to start from (or the changes since), then the batches
         self._refuse_if_ended(sid)  # (the emits above can wait, on engineio's own path)
+        self.metrics.connect_accepted()
 
     def _refuse_if_ended(self, sid: str, still_live: bool = True) -> None:
         """Refuse a connecting socket whose session ended while it was being accepted (the

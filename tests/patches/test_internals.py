@@ -326,6 +326,25 @@ def test_the_socketio_server_methods_the_guard_overrides() -> None:
 
 
 @pytest.mark.gen_test
+async def test_a_catch_all_handler_returning_not_handled_leaves_an_unknown_event_unanswered() -> None:
+    """count_unknown_events: the event is heard, and no ack goes back (as with no handler)."""
+    sio = ProtocolGuardedServer(async_mode="tornado")
+    heard: list[str] = []
+    sio.count_unknown_events(lambda: heard.append("heard"))
+    sent: list[Any] = []
+
+    async def record(eio_sid: str, pkt: Any) -> None:
+        sent.append(pkt)
+
+    sio._send_packet = record  # type: ignore[method-assign]
+    await sio._handle_event_internal(sio, "s1", "e1", ["made_up", 1], "/", 7)  # with ack id 7
+    assert heard == ["heard"] and sent == []
+    sio.on("*", lambda *args: None)  # a catch-all returning anything else is answered
+    await sio._handle_event_internal(sio, "s1", "e1", ["made_up", 1], "/", 8)
+    assert [pkt.id for pkt in sent] == [8]
+
+
+@pytest.mark.gen_test
 async def test_socketio_sends_each_packet_through_engineios_send_and_send_packet() -> None:
     sio = socketio.AsyncServer(async_mode="tornado")
     sent: list[str] = []

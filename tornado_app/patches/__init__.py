@@ -18,7 +18,8 @@ loudly, rather than somewhere as a leak or a slowdown.
   is never sent twice).
 - guard.py: python-socketio's server (malformed packets ignored, a deadline for the
   Socket.IO connect, not armed for a connection already closing, each Engine.IO session
-  bound to its web session through python-socketio's `environ`).
+  bound to its web session through python-socketio's `environ`; an unknown event counted
+  and still unanswered, through python-socketio's `not_handled`).
 - websocket.py: engineio's Tornado handler and Tornado's WebSocket connection (bounded
   reading and writing per connection), and what engineio's packet and payload decoding can
   take (`Payload.max_decode_packets`, the JSON it decodes), for the frames and polling

@@ -2,7 +2,8 @@
 bound to the web session each Engine.IO connection was opened with.
 
 It overrides python-socketio's private `_handle_eio_connect`, `_handle_connect`,
-`_handle_eio_disconnect`, `_handle_eio_message` and `_engineio_server_class`; the tests in
+`_handle_eio_disconnect`, `_handle_eio_message` and `_engineio_server_class`, and returns its
+private `not_handled` marker from a catch-all handler (`count_unknown_events`); the tests in
 tests/patches/ check that python-socketio still calls them as this relies on.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import socketio
@@ -55,6 +57,18 @@ class ProtocolGuardedServer(socketio.AsyncServer):
         self._connect_deadlines[eio_sid] = asyncio.get_running_loop().call_later(
             self.connect_timeout, self._connect_timed_out, eio_sid
         )
+
+    def count_unknown_events(self, heard: Callable[[], None]) -> None:
+        """Call `heard()` for each event that no handler is for (the metrics' "other"), and
+        leave it unanswered as before: python-socketio's catch-all handler ("*") would answer
+        a client's ack request unless it returns python-socketio's `not_handled` marker."""
+        not_handled = self.not_handled
+
+        async def unknown(*_: object) -> object:
+            heard()
+            return not_handled
+
+        self.on("*", unknown)
 
     def is_open(self, eio_sid: str) -> bool:
         """Whether this Engine.IO session is open here (opened, and not yet closed)."""
