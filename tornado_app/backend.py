@@ -44,8 +44,8 @@ class Backend:
     clock: Clock = time.time
     # Whether the shared state answers a round trip within a timeout (readiness, health.py).
     answers: Callable[[float], Awaitable[bool]] = _this_process_answers
-    # A round trip to the shared store (Redis's PING), for the metrics; None in memory.
-    ping: Callable[[], Awaitable[object]] | None = None
+    # Whether that state lives outside this process (Redis): the metrics then time `answers`.
+    remote: bool = False
 
     @classmethod
     def in_memory(
@@ -100,7 +100,7 @@ class Backend:
             client_manager=DirectRedisManager(url, channel=bus.key("socketio"), logger=manager_log),
             rate_limiter=RateLimiter(rates or Rates(), redis_url=url),
             answers=bus.answers,
-            ping=bus.client.ping,
+            remote=True,
         )
 
     async def start(self) -> None:

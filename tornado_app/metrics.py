@@ -121,7 +121,7 @@ class Metrics(NoMetrics):
         self.loop_lag = Gauge(PREFIX + "event_loop_lag_seconds", "How late the event loop ran a timer, at the latest measure", **metric)
         self.redis_up: Gauge | None = None
         self.redis_ping: Histogram | None = None
-        if backend.ping is not None:
+        if backend.remote:
             self.redis_up = Gauge(PREFIX + "redis_up", "Whether Redis answered the latest PING in time (1) or not (0)", **metric)
             self.redis_ping = Histogram(PREFIX + "redis_ping_seconds", "Round trip of a PING to Redis", buckets=PING_BUCKETS, **metric)
         # Every series that can exist exists from the start, at 0: a rate() needs a first point.
@@ -227,13 +227,12 @@ class Metrics(NoMetrics):
             self.sessions.set(await asyncio.wait_for(self._backend.store.count(), SAMPLE_TIMEOUT_SECONDS))
         except (BackendUnavailable, asyncio.TimeoutError):
             pass  # the last count stays; redis_up says why
-        ping = self._backend.ping
-        if ping is None or self.redis_up is None or self.redis_ping is None:
+        if self.redis_up is None or self.redis_ping is None:
             return
         started = time.perf_counter()
-        try:
-            await asyncio.wait_for(ping(), SAMPLE_TIMEOUT_SECONDS)
-        except Exception:  # down, hung or refusing: all "not reachable" here; the store logs why
+        # The same PING as readiness's (health.py): down, hung or refusing is "not reachable",
+        # and the bus logs the outage once.
+        if not await self._backend.answers(SAMPLE_TIMEOUT_SECONDS):
             self.redis_up.set(0)
             return
         self.redis_ping.observe(time.perf_counter() - started)
