@@ -176,7 +176,11 @@ export function makeSession({ root, shared, words, setState }) {
       if (!socket.connected) {
         return; // the next welcome says it afresh
       }
+      const askedAt = performance.now();
       socket.timeout(ACK_TIMEOUT_MS).emit("idle_left", (err, data) => {
+        if (lastReport > askedAt) {
+          return; // a use was reported since: that answer is older than what the page knows
+        }
         if (!err && data && typeof data.idle_left === "number") {
           if (data.idle_left <= 0) {
             hideWarning(); // already over: the ending is said when the server ends it
