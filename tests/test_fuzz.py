@@ -165,7 +165,12 @@ def test_changing_any_one_character_of_a_signed_cookie_makes_it_no_session(sessi
     signature) breaks the cookie."""
     signed = sign(session_id)
     index = data.draw(st.integers(min_value=0, max_value=len(signed) - 1), label="index")
-    replacement = data.draw(st.characters(exclude_characters=[signed[index]]), label="replacement")
+    # Drawn the same way whatever was signed: the signature holds the time, so a strategy that
+    # excluded the character at `index` changed between Hypothesis's replays when the second
+    # turned, and failed as "inconsistent data generation" (seen once in a full run).
+    replacement = data.draw(st.characters(), label="replacement")
+    if replacement == signed[index]:
+        replacement = "!" if replacement != "!" else "?"
     tampered = signed[:index] + replacement + signed[index + 1 :]
     assert session_id_from_cookie(SECRET, tampered) is None
 
