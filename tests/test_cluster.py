@@ -40,6 +40,7 @@ from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, browser_missing
 from tests.support.cluster import Cluster, MakeCluster, as_nobody, connections_to
 from tests.support.forms import can_log_in, http_session, log_in
 from tests.support.measure import bounded
+from tests.support.processes import socket_inodes_of
 from tests.support.protocol import SOCKETIO_POLLING, opening_sid
 from tests.support.waiting import eventually
 from tests.support.wire import Refused, WireSocket
@@ -641,19 +642,6 @@ def listening_tcp_inodes() -> set[str]:
         with open(table) as rows:
             next(rows)
             inodes.update(row.split()[9] for row in rows if row.split()[3] == "0A")  # 0A: LISTEN
-    return inodes
-
-
-def socket_inodes_of(pid: int) -> set[str]:
-    """The inodes of the sockets a process holds open."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[len("socket:["):-1])
     return inodes
 
 

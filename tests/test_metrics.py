@@ -6,7 +6,6 @@ with the server, and is not there at all without the flag."""
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.services import ROOT, AppProcess, free_port
 from tests.support.forms import log_in, log_out
+from tests.support.processes import socket_inodes_of
 from tests.support.waiting import eventually
 from tests.support.wire import Refused, WireSocket
 
@@ -49,14 +49,7 @@ def value(port: int, name: str, **labels: str) -> float:
 
 def listening_ports(pid: int) -> set[int]:
     """The TCP ports process `pid` listens on, read from /proc (its sockets' inodes)."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
+    inodes = socket_inodes_of(pid)
     ports = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with open(table) as lines:

@@ -47,3 +47,16 @@ class ServerProcess(ChildProcess):
         self.process.send_signal(signum)
         out, _ = self.process.communicate(timeout=timeout)
         return self.process.returncode, self.first_line + out, self.log()
+
+
+def socket_inodes_of(pid: int) -> set[str]:
+    """The inodes of the sockets a process holds open."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    return inodes
