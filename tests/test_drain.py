@@ -1,0 +1,189 @@
+"""Drain on SIGTERM (issue 23, item 4), attacked on real `python -m tornado_app` processes.
+
+Before: SIGTERM closed every socket within about a second, so all of a process's pages came
+back to the others in the same second (a reconnect storm), and nothing told a balancer to
+stop sending it new pages first. Now SIGTERM turns /readyz to 503 "draining" at once,
+refuses new pages, logins and Engine.IO handshakes (503 with Retry-After) while its
+listener stays open for the probes and the sockets still open, ends those sockets in small
+batches spread over --drain-seconds (each told `ended` "shutdown" first), then exits 0.
+SIGINT, and a second signal during a drain, still stop at once; --drain-seconds 0 is
+today's stop. The batching's arithmetic is checked on its own below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from deploy.services import AppProcess
+from tests.support.forms import http_session, log_in
+from tests.support.waiting import GENEROUS_SECONDS, eventually
+from tests.support.wire import Refused, WireSocket
+from tornado_app.drain import BATCH_INTERVAL_SECONDS, DEFAULT_DRAIN_SECONDS, Batch, StopSignals, drain_schedule
+
+from .conftest import app_env
+
+FOREIGN_HOST = "10.0.0.7"  # a probe comes by address, whatever the app's names
+
+
+# ---- the arithmetic: when each batch goes and how many it ends ----
+
+
+@pytest.mark.parametrize(("sockets", "seconds"), [(1, 10), (3, 10), (60, 3), (61, 3), (10_000, 10), (7, 0.3), (2_000, 2.6)])
+def test_the_schedule_ends_every_socket_evenly_over_the_window(sockets: int, seconds: float) -> None:
+    batches = drain_schedule(sockets, seconds)
+    sizes = [before.left_open - after.left_open for before, after in zip([Batch(0.0, sockets), *batches], batches)]
+    assert sum(sizes) == sockets and batches[-1] == Batch(seconds, 0)
+    assert len(batches) == min(sockets, max(1, int(seconds / BATCH_INTERVAL_SECONDS + 1e-9)))
+    assert max(sizes) - min(sizes) <= 1  # evenly: no batch more than one socket larger than another
+    gaps = {round(after.at - before.at, 9) for before, after in zip([Batch(0.0, sockets), *batches], batches)}
+    assert len(gaps) == 1 and gaps.pop() >= BATCH_INTERVAL_SECONDS - 1e-9  # evenly spaced, the first one step in
+
+
+def test_the_schedule_of_nothing_is_empty_and_a_zero_window_is_one_batch_at_once() -> None:
+    assert drain_schedule(0, 10) == []
+    assert drain_schedule(500, 0) == [Batch(0.0, 0)]
+    assert len(drain_schedule(10_000, 10)) == 40  # one batch every 0.25 s, 250 sockets each
+
+
+@pytest.mark.gen_test
+async def test_sigterm_drains_and_a_second_signal_or_sigint_finishes_at_once() -> None:
+    term = StopSignals(10)
+    term.terminate()
+    assert term.stop.is_set() and not term.at_once.is_set()
+    term.terminate()
+    assert term.at_once.is_set()
+    interrupted = StopSignals(10)
+    interrupted.terminate()
+    interrupted.interrupt()
+    assert interrupted.at_once.is_set()
+    ctrl_c = StopSignals(10)
+    ctrl_c.interrupt()
+    assert ctrl_c.stop.is_set() and ctrl_c.at_once.is_set()
+    no_drain = StopSignals(0)
+    no_drain.terminate()
+    assert no_drain.stop.is_set() and no_drain.at_once.is_set()
+
+
+def test_the_default_window_is_ten_seconds_unless_the_environment_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tornado_app.cli import DRAIN_SECONDS_ENV, build_parser
+
+    monkeypatch.delenv(DRAIN_SECONDS_ENV, raising=False)
+    assert build_parser().parse_args([]).drain_seconds == DEFAULT_DRAIN_SECONDS == 10
+    monkeypatch.setenv(DRAIN_SECONDS_ENV, "2.5")
+    assert build_parser().parse_args([]).drain_seconds == 2.5
+    assert build_parser().parse_args(["--drain-seconds", "0"]).drain_seconds == 0
+    for bad in ("-1", "nan", "inf", "soon"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["--drain-seconds", bad])
+
+
+# ---- real processes ----
+
+
+@pytest.fixture
+def start_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A factory of app processes at --log-level info, in the store the test is parametrized
+    with ("memory", or the test Redis shared by all of them); killed after the test."""
+    started: list[AppProcess] = []
+
+    def start(*args: str, store: str = "memory") -> AppProcess:
+        app = AppProcess(tmp_path / f"app{len(started)}.log", "--log-level", "info", *args, env=app_env(request, store))
+        started.append(app)
+        return app
+
+    yield start
+    for app in started:
+        app.stop(signal.SIGKILL)
+        assert "Traceback" not in app.log(), app.log()[-3000:]
+
+
+both_stores = pytest.mark.parametrize("store", ["memory", "redis"])
+
+
+async def status_of(http: aiohttp.ClientSession, app: AppProcess, path: str, method: str = "GET",
+                    host: str | None = None, headers: dict[str, str] | None = None, **kwargs: Any) -> tuple[int, str | None, str]:
+    """(status, Retry-After, body) of one request."""
+    headers = {**(headers or {}), **({"Host": host} if host else {})}
+    async with http.request(method, app.url + path, headers=headers, allow_redirects=False, **kwargs) as answer:
+        return answer.status, answer.headers.get("Retry-After"), await answer.text()
+
+
+async def connect(http: aiohttp.ClientSession, app: AppProcess, cookie: str, **auth: Any) -> WireSocket:
+    return await WireSocket.connect(http, app.url, cookie, origin=app.url, auth=auth or None)
+
+
+def exit_status(app: AppProcess, within: float) -> int:
+    """The process's exit status once it exits; fails if it does not within `within` s."""
+    try:
+        return app.process.wait(within)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the process did not exit within {within} s") from None
+
+
+@both_stores
+def test_while_draining_readiness_is_503_new_work_is_refused_and_open_sockets_still_work(start_app, store: str) -> None:
+    """During the drain: /readyz 503 "draining" by address (the whole drain), /healthz 200; a
+    new page, a login, a WebSocket or polling handshake: 503 "draining" with Retry-After; the
+    socket already open still answers until its batch, then is told "shutdown" and closed;
+    the process exits 0, its log saying the drain in two lines."""
+    drain_seconds = 6.0
+    app = start_app("--drain-seconds", str(drain_seconds), store=store)
+
+    async def scenario() -> None:
+        async with http_session() as http:
+            cookie = await log_in(http, app.url, "ada")
+            socket = await connect(http, app, cookie)
+            assert (await socket.call("whoami"))["username"] == "ada"
+            login_page = await status_of(http, app, "/login")
+            assert login_page[0] == 200
+            xsrf = login_page[2].split('name="_xsrf" value="', 1)[1].split('"', 1)[0]
+            app.process.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            await eventually(lambda: _is_draining(http, app), what="/readyz says draining")
+            refused = {
+                "/healthz": await status_of(http, app, "/healthz", host=FOREIGN_HOST),
+                "GET /": await status_of(http, app, "/", headers={"Cookie": cookie}),
+                "GET /login": await status_of(http, app, "/login"),
+                "POST /login": await status_of(http, app, "/login", "POST", data={"_xsrf": xsrf, "username": "bob"},
+                                               headers={"Cookie": f"_xsrf={xsrf}"}),
+                "polling handshake": await status_of(http, app, "/socket.io/?EIO=4&transport=polling",
+                                                     headers={"Origin": app.url}),
+            }
+            assert refused["/healthz"][0] == 200
+            for what in ("GET /", "GET /login", "POST /login", "polling handshake"):
+                assert refused[what][:2] == (503, "5"), (what, refused[what])
+            assert refused["polling handshake"][2] == "draining\n"
+            assert "stopping for a restart" in refused["GET /"][2]
+            with pytest.raises(Refused) as handshake:
+                await connect(http, app, cookie)
+            assert handshake.value.status == 503
+            # The open socket still works, and readiness stays 503, until its batch (the last).
+            while not socket.closed.is_set() and time.monotonic() - signalled < drain_seconds - 1.5:
+                assert (await socket.call("whoami"))["username"] == "ada"
+                assert (await status_of(http, app, "/readyz", host=FOREIGN_HOST))[::2] == (503, "draining\n")
+                await asyncio.sleep(0.2)
+            assert not socket.closed.is_set(), "a drain of one socket over 6 s ends it at its end, not at once"
+            assert await socket.next("ended", timeout=GENEROUS_SECONDS) == {"reason": "shutdown"}
+            await asyncio.wait_for(socket.closed.wait(), GENEROUS_SECONDS)
+            assert socket.close_reason == "transport close"  # not a Socket.IO disconnect: the page reconnects
+            assert time.monotonic() - signalled >= drain_seconds - 1.0
+
+    asyncio.run(scenario())
+    assert exit_status(app, GENEROUS_SECONDS) == 0
+    log = app.log()
+    assert f"draining 1 sockets over {drain_seconds:g} s" in log and "drained: 1 sockets ended in" in log
+    assert "Traceback" not in log
+
+
+async def _is_draining(http: aiohttp.ClientSession, app: AppProcess) -> bool:
+    status, retry_after, body = await status_of(http, app, "/readyz", host=FOREIGN_HOST)
+    return (status, retry_after, body) == (503, "5", "draining\n")
