@@ -1,0 +1,247 @@
+"""nginx in front of several app processes, as make cluster runs it, while processes come and
+go (issue 23): a client kept on one process by its session cookie, so that the people behind
+one address spread over the processes; a process that is draining, restarting or marked
+`down` gets no new client, and nobody waits for nginx's `fail_timeout`; and make cluster's
+rolling restart (`kill -USR1`), which logs nobody out and never leaves the site without a
+process.
+
+They skip with the reason where redis-server or nginx is missing, and fail instead under
+REQUIRE_E2E=1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import signal
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from deploy.services import (
+    NGINX_TEMPLATE,
+    Nginx,
+    ServiceMissing,
+    free_port,
+    nginx_site,
+    open_to_nginx,
+)
+from tests.support.cluster import Cluster
+from tests.support.forms import http_session
+from tests.support.waiting import eventually
+from tests.support.wire import WireSocket
+
+from .conftest import e2e_unavailable
+
+PEOPLE = 20  # sessions over two processes: all on one by chance has a probability of 2 in a million
+
+
+@pytest.fixture
+def nginx_workdir() -> Iterator[Path]:
+    """A private directory for nginx's files and the apps' sockets, laid out as make cluster's."""
+    workdir = Path(tempfile.mkdtemp(prefix="tornado-app-test-deploys-"))
+    try:
+        open_to_nginx(workdir, 0o710)
+        (workdir / "sockets").mkdir()
+        open_to_nginx(workdir / "sockets", 0o2710)
+    except ServiceMissing as missing:
+        shutil.rmtree(workdir)
+        e2e_unavailable(str(missing))
+    yield workdir
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def start_behind_nginx(cluster: Cluster, workdir: Path, *args: str) -> Nginx:
+    """Two app processes on Unix sockets (with `args`), nginx in front with deploy/nginx.conf's
+    settings, except that it takes a client's address from X-Forwarded-For (from loopback
+    only): the people log in from addresses of their own, under nginx's per-address login
+    limit (30 a minute), and then open their sockets from one address, 127.0.0.1."""
+    port = free_port()
+    for number in (1, 2):
+        cluster.start("--behind-proxy", "--allowed-host", f"127.0.0.1:{port}", *args,
+                      unix_socket=workdir / "sockets" / f"app{number}.sock")
+    try:
+        return Nginx(workdir, [app.where for app in cluster.apps], port=port, forwarded_for_from_loopback=True)
+    except ServiceMissing as missing:
+        e2e_unavailable(str(missing))
+        raise
+
+
+@pytest.fixture
+def behind_nginx(cluster: Cluster, nginx_workdir: Path) -> Iterator[Nginx]:
+    proxy = start_behind_nginx(cluster, nginx_workdir)
+    yield proxy
+    proxy.stop()
+
+
+async def log_in_people(http: aiohttp.ClientSession, url: str, count: int = PEOPLE) -> dict[str, str]:
+    """`count` people logged in through nginx, each from an address of their own: name -> cookie."""
+    return {f"p{n:02d}": await _log_in_from(http, url, f"p{n:02d}", f"10.0.7.{n + 1}") for n in range(count)}
+
+
+async def _log_in_from(http: aiohttp.ClientSession, url: str, name: str, address: str) -> str:
+    """log_in, with every request of it coming from `address` (X-Forwarded-For)."""
+    headers = {"X-Forwarded-For": address}
+    async with http.get(url + "/login", headers=headers) as page:
+        html = await page.text()
+        xsrf = page.cookies["_xsrf"].value
+    token = html.split('name="_xsrf" value="', 1)[1].split('"', 1)[0]
+    async with http.post(url + "/login", data={"_xsrf": token, "username": name}, allow_redirects=False,
+                         headers={**headers, "Cookie": f"_xsrf={xsrf}"}) as response:
+        assert response.status == 303, f"login as {name} answered {response.status}"
+        return f'_xsrf={xsrf}; session="{response.cookies["session"].value}"'
+
+
+def closed_sockets_per_process(cluster: Cluster) -> dict[str, list[int]]:
+    """Whose sockets each process closed (its log says `socket of 'NAME' from ... closed`):
+    name -> the process numbers (1, 2), one per socket."""
+    where: dict[str, list[int]] = defaultdict(list)
+    for number, app in enumerate(cluster.apps, 1):
+        for name in re.findall(r"socket of '(p\d\d)' from \S+ closed", app.log()):
+            where[name].append(number)
+    return where
+
+
+def test_nginx_site_is_the_documented_file_with_its_servers_listen_and_logs() -> None:
+    """What make cluster and the tests run is deploy/nginx.conf (documented for production)
+    with only its `listen`, its upstream's servers (the documented servers' parameters kept,
+    `down` where asked) and its log paths changed."""
+    template = NGINX_TEMPLATE.read_text()
+    site = nginx_site(template, ["unix:/w/a.sock", "unix:/w/b.sock", "unix:/w/c.sock"], "listen 127.0.0.1:9;", Path("/w/logs"),
+                      down={"unix:/w/b.sock"})
+    documented = re.findall(r"^ *server unix:\S+ ([^;]*);$", template, flags=re.MULTILINE)
+    assert documented and len(set(documented)) == 1 and "max_fails=0" in documented[0]
+    assert re.findall(r"^ *server (\S+)(.*);$", site, flags=re.MULTILINE) == [
+        ("unix:/w/a.sock", f" {documented[0]}"), ("unix:/w/b.sock", f" {documented[0]} down"), ("unix:/w/c.sock", f" {documented[0]}")]
+
+    def without_what_changes(text: str) -> list[str]:
+        return [line for line in text.splitlines()
+                if not re.match(r" *(server (unix:|127\.)|listen |access_log |error_log )", line)]
+
+    assert without_what_changes(site) == without_what_changes(template)
+    assert "hash $tornado_app_sticky consistent;" in site
+    assert "proxy_next_upstream error timeout http_503;" in site
+
+
+def test_through_nginx_the_sessions_of_one_address_spread_over_the_processes_and_each_stays_on_one(
+    cluster: Cluster, behind_nginx: Nginx,
+) -> None:
+    """Issue 23 item 6: nginx hashed the client address, so every browser of one machine (or
+    one office behind a NAT) landed on one process. Now it hashes the session cookie: twenty
+    people's sockets, all from 127.0.0.1, land on both processes, and each person's three
+    sockets (one after another) on one."""
+    url = behind_nginx.url
+
+    async def scenario() -> None:
+        async with http_session() as http:
+            people = await log_in_people(http, url)
+            for _ in range(3):
+                for name, cookie in people.items():
+                    socket = await WireSocket.connect(http, url, cookie, origin=url)
+                    assert (await socket.call("whoami", timeout=10))["username"] == name
+                    await socket.close()
+
+        def all_logged() -> bool:
+            return sum(len(numbers) for numbers in closed_sockets_per_process(cluster).values()) == 3 * PEOPLE
+
+        await eventually(all_logged, 30, "each process logged the closing of the sockets it held")
+
+    asyncio.run(scenario())
+    where = closed_sockets_per_process(cluster)
+    assert all(len(set(numbers)) == 1 for numbers in where.values()), dict(where)  # one process per session
+    on = {number: sorted(name for name, numbers in where.items() if numbers[0] == number) for number in (1, 2)}
+    print(f"sessions per process: app 1 {len(on[1])}, app 2 {len(on[2])}")
+    assert on[1] and on[2], on  # both processes serve some
+
+
+def test_a_draining_process_refusals_of_new_pages_and_handshakes_go_on_to_the_other(cluster: Cluster, nginx_workdir: Path) -> None:
+    """A process that drains (SIGTERM) answers new pages, logins and Engine.IO handshakes with
+    503 "draining"; nginx's `proxy_next_upstream ... http_503` passes such a request on to the
+    other process, so no person whose session hashes to the draining process sees it: every
+    page opens (200) and every socket connects, still logged in, while it drains."""
+    proxy = start_behind_nginx(cluster, nginx_workdir, "--drain-seconds", "60")
+    url = proxy.url
+    try:
+        async def scenario() -> None:
+            async with http_session() as http:
+                people = await log_in_people(http, url)
+                sockets = {name: await WireSocket.connect(http, url, cookie, origin=url) for name, cookie in people.items()}
+                os.kill(cluster.apps[0].process.pid, signal.SIGTERM)  # its sockets keep it draining for 60 s
+
+                def draining() -> bool:
+                    return "draining" in cluster.apps[0].log()
+
+                await eventually(draining, 15, "app 1 began its drain")
+                for name, cookie in people.items():
+                    async with http.get(url + "/", headers={"Cookie": cookie}) as page:
+                        assert page.status == 200, (name, page.status, await page.text())
+                    socket = await WireSocket.connect(http, url, cookie, origin=url)
+                    assert (await socket.call("whoami", timeout=10))["username"] == name
+                    await socket.close()
+                assert cluster.apps[0].process.poll() is None  # it was draining throughout
+                for socket in sockets.values():
+                    socket.abort()
+
+        asyncio.run(scenario())
+    finally:
+        proxy.stop()
+
+
+def test_a_process_back_serves_at_once_although_every_process_was_refusing(cluster: Cluster, behind_nginx: Nginx) -> None:
+    """Issue 23: with nginx's default `max_fails=1 fail_timeout=10s`, a request that found both
+    processes down set both aside for 10 s, so a process back after a restart got no one for
+    up to 10 s more (seen: 11.6 s). With `max_fails=0` nginx tries each process every time (a
+    refused connect on a Unix socket costs nothing and goes to the next at once): the first
+    request after one process is back is answered by it."""
+    url = behind_nginx.url
+
+    async def get_login() -> int:
+        async with http_session() as http, http.get(url + "/login") as page:
+            return page.status
+
+    for app in cluster.apps:
+        app.kill()
+    assert asyncio.run(get_login()) == 502  # nobody serves: nginx tried both
+    cluster.apps[1].start()  # back once its /readyz says 200
+    back = time.monotonic()
+    assert asyncio.run(get_login()) == 200
+    print(f"served {time.monotonic() - back:.3f} s after the process was back")
+
+
+def test_a_process_marked_down_gets_no_new_client_and_the_reload_keeps_open_sockets(cluster: Cluster, behind_nginx: Nginx) -> None:
+    """Nginx.set_down (make cluster's rolling restart): app 1 marked `down` and nginx reloaded;
+    once `reloaded()` says so, no request goes to app 1, so that it can even be frozen
+    (SIGSTOP: a request sent to it would wait 75 s) while every person's page opens at once;
+    the sockets opened before the reload stay open and answer; marked up again, both serve."""
+    url = behind_nginx.url
+    frozen = cluster.apps[0].process
+
+    async def scenario() -> None:
+        async with http_session() as http:
+            people = await log_in_people(http, url)
+            sockets = {name: await WireSocket.connect(http, url, cookie, origin=url) for name, cookie in people.items()}
+            behind_nginx.set_down({cluster.apps[0].where})
+            await eventually(behind_nginx.reloaded, 15, "nginx reloaded with app 1 down")
+            for name, socket in sockets.items():  # kept by the old worker, on either process
+                assert (await socket.call("whoami", timeout=10))["username"] == name
+            frozen.send_signal(signal.SIGSTOP)
+            try:
+                for name, cookie in people.items():
+                    async with http.get(url + "/", headers={"Cookie": cookie}, timeout=aiohttp.ClientTimeout(total=10)) as page:
+                        assert page.status == 200, name
+            finally:
+                frozen.send_signal(signal.SIGCONT)
+            behind_nginx.set_down(())
+            await eventually(behind_nginx.reloaded, 15, "nginx reloaded with every app up")
+            for socket in sockets.values():
+                await socket.close()
+
+    asyncio.run(scenario())
+    assert "down;" not in behind_nginx.config_path.read_text()
