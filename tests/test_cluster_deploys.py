@@ -12,6 +12,7 @@ REQUIRE_E2E=1.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
 import shutil
@@ -34,11 +35,12 @@ from deploy.services import (
     open_to_nginx,
 )
 from tests.support.cluster import Cluster
-from tests.support.forms import http_session
+from tests.support.forms import http_session, log_in
 from tests.support.waiting import eventually
 from tests.support.wire import WireSocket
 
 from .conftest import e2e_unavailable
+from .test_cluster import make_cluster
 
 PEOPLE = 20  # sessions over two processes: all on one by chance has a probability of 2 in a million
 
@@ -245,3 +247,118 @@ def test_a_process_marked_down_gets_no_new_client_and_the_reload_keeps_open_sock
 
     asyncio.run(scenario())
     assert "down;" not in behind_nginx.config_path.read_text()
+
+
+ROLLING_LINES = [
+    r"rolling restart \(SIGUSR1\): 2 apps, one at a time, each drained over 2 s",
+    r"rolling restart: app 1 draining \(pid (?P<old1>\d+)\)",
+    r"rolling restart: app 1 \(pid (?P=old1)\) exited \(status 0\) after [\d.]+ s",
+    r"app 1 back \(pid (?P<new1>\d+)\)",
+    r"rolling restart: app 2 draining \(pid (?P<old2>\d+)\)",
+    r"rolling restart: app 2 \(pid (?P=old2)\) exited \(status 0\) after [\d.]+ s",
+    r"app 2 back \(pid (?P<new2>\d+)\)",
+    r"rolling restart done in [\d.]+ s",
+]
+
+
+def test_make_cluster_rolling_restart_drains_one_app_at_a_time_and_logs_nobody_out(redis_server: object) -> None:
+    """Issue 23 item 4: `kill -USR1 <make cluster's pid>` restarts the apps one at a time, each
+    taken out of nginx, drained (--drain-seconds 2), started again and put back before the
+    next. Meanwhile a client polls pages through nginx every 50 ms and logs in now and then:
+    every answer is 200 (303 for a login), never a 502 or 503, so the site always had a
+    process. Each person's socket is ended with `shutdown` and connects again at once, as the
+    same person; afterwards every app has a new pid and every cookie still opens its session.
+    A second SIGUSR1 during the restart is said and ignored."""
+    cluster = make_cluster("--drain-seconds", "2")
+    try:
+        url = cluster.url
+        before = {number: pid for number, (pid, _) in cluster.apps.items()}
+        assert f"kill -USR1 {cluster.process.pid} for a rolling restart" in cluster.first_line
+        answers: list[tuple[str, int]] = []
+        reconnects: dict[str, int] = defaultdict(int)
+        ends: list[object] = []
+
+        async def scenario() -> dict[str, str]:
+            async with http_session() as http:
+                # 4 logins of nginx's burst of 10 per address, then one every 2.5 s (its rate: 30 a minute)
+                people = {name: await log_in(http, url, name) for name in ("ada", "grace", "alan", "edsger")}
+                sockets = {name: await WireSocket.connect(http, url, cookie, origin=url) for name, cookie in people.items()}
+                done = asyncio.Event()
+
+                async def poll_pages() -> None:
+                    for turn in itertools.count():
+                        if done.is_set():
+                            return
+                        name = list(people)[turn % len(people)]
+                        async with http.get(url + "/", headers={"Cookie": people[name]}) as page:
+                            answers.append((f"GET / as {name}", page.status))
+                        async with http.get(url + "/login") as page:
+                            answers.append(("GET /login", page.status))
+                        await asyncio.sleep(0.05)
+
+                async def log_in_now_and_then() -> None:
+                    for turn in itertools.count():
+                        if await event_within(done, 2.5):
+                            return
+                        cookie = await log_in(http, url, f"newcomer{turn}")  # raises unless 303
+                        answers.append(("POST /login", 303))
+                        newcomer = await WireSocket.connect(http, url, cookie, origin=url)
+                        assert (await newcomer.call("whoami", timeout=10))["username"] == f"newcomer{turn}"
+                        await newcomer.close()
+
+                async def stay_connected(name: str) -> None:
+                    while True:
+                        ended = asyncio.ensure_future(sockets[name].closed.wait())
+                        await asyncio.wait([ended, asyncio.ensure_future(done.wait())], return_when=asyncio.FIRST_COMPLETED)
+                        if not sockets[name].closed.is_set():
+                            return
+                        ends.append(await sockets[name].next("ended", timeout=1))
+                        sockets[name] = await WireSocket.connect(http, url, people[name], origin=url)  # raises if refused
+                        assert (await sockets[name].call("whoami", timeout=10))["username"] == name
+                        reconnects[name] += 1
+
+                tasks = [asyncio.ensure_future(task) for task in
+                         (poll_pages(), log_in_now_and_then(), *(stay_connected(name) for name in people))]
+                os.kill(cluster.process.pid, signal.SIGUSR1)
+                await cluster.next_line(ROLLING_LINES[0], 30)
+                os.kill(cluster.process.pid, signal.SIGUSR1)
+                await cluster.next_line(r"rolling restart already under way \(app \d of 2: [a-z ]+\); this SIGUSR1 is ignored", 30)
+                await cluster.next_line(r"rolling restart done in [\d.]+ s", 90)
+                done.set()
+                await asyncio.gather(*tasks)
+                for name, cookie in people.items():  # still logged in, page and socket
+                    async with http.get(url + "/api/session", headers={"Cookie": cookie}) as answer:
+                        assert answer.status == 200 and (await answer.json())["username"] == name
+                    assert (await sockets[name].call("whoami", timeout=10))["username"] == name
+                    await sockets[name].close()
+                return people
+
+        asyncio.run(scenario())
+        rolling = [line for line in cluster.lines if line.startswith("rolling restart") or re.fullmatch(r"app \d back .*", line)]
+        ignored = [line for line in rolling if "already under way" in line]
+        assert len(ignored) == 1, rolling
+        rolling.remove(ignored[0])
+        assert re.fullmatch("\n".join(ROLLING_LINES), "\n".join(rolling)), rolling  # in this order: one app at a time
+        after = re.fullmatch("\n".join(ROLLING_LINES), "\n".join(rolling))
+        assert {int(after["old1"]), int(after["old2"])} == set(before.values())
+        assert int(after["new1"]) not in before.values() and int(after["new2"]) not in before.values()
+        assert not [line for line in cluster.lines if "; restarting in" in line]  # no end taken for a crash
+        refused = [(what, status) for what, status in answers if status not in (200, 303)]
+        print(f"{len(answers)} answers through nginx during the restart, none refused; "
+              f"reconnects per person: {dict(reconnects)}")
+        assert answers and not refused, refused
+        assert all(reconnects[name] >= 1 for name in ("ada", "grace", "alan", "edsger")), reconnects  # each app was drained
+        assert all(isinstance(end, dict) and end.get("reason") == "shutdown" for end in ends), ends
+        assert cluster.interrupt() == 0, cluster.stderr()
+        assert "Traceback" not in cluster.stderr()
+    finally:
+        cluster.close()
+
+
+async def event_within(event: asyncio.Event, seconds: float) -> bool:
+    """Whether `event` is set within `seconds`."""
+    try:
+        await asyncio.wait_for(event.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
