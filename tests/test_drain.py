@@ -187,3 +187,123 @@ def test_while_draining_readiness_is_503_new_work_is_refused_and_open_sockets_st
 async def _is_draining(http: aiohttp.ClientSession, app: AppProcess) -> bool:
     status, retry_after, body = await status_of(http, app, "/readyz", host=FOREIGN_HOST)
     return (status, retry_after, body) == (503, "5", "draining\n")
+
+
+CROWD = ("--login-rate", "off", "--connect-rate", "off")  # one test address holds every socket
+
+
+async def ended_at(socket: WireSocket, clock_start: float) -> float:
+    """When the socket was closed, in seconds since `clock_start`; it must have been told
+    "shutdown" first."""
+    await asyncio.wait_for(socket.closed.wait(), 2 * GENEROUS_SECONDS)
+    closed = time.monotonic() - clock_start
+    assert await socket.next("ended", timeout=1) == {"reason": "shutdown"}
+    assert socket.close_reason == "transport close"
+    return closed
+
+
+@both_stores
+def test_sixty_sockets_are_ended_over_the_window_not_at_once(start_app, store: str) -> None:
+    """60 sockets, --drain-seconds 3: their ends spread over the window (one batch every
+    0.25 s, 5 sockets each). Before: all in the same tenth of a second. The bounds leave room
+    for a loaded machine: an even spread puts 10 in any 0.5 s; at most 30 may be."""
+    sockets_count, drain_seconds = 60, 3.0
+    app = start_app("--drain-seconds", str(drain_seconds), *CROWD, store=store)
+
+    async def scenario() -> list[float]:
+        async with http_session() as http:
+            cookie = await log_in(http, app.url, "crowd")
+            sockets = [await connect(http, app, cookie) for _ in range(sockets_count)]
+            signalled = time.monotonic()
+            app.process.send_signal(signal.SIGTERM)
+            return sorted(await asyncio.gather(*(ended_at(socket, signalled) for socket in sockets)))
+
+    ends = asyncio.run(scenario())
+    assert exit_status(app, GENEROUS_SECONDS) == 0
+    busiest = max(sum(1 for end in ends if start <= end < start + 0.5) for start in ends)
+    print(f"ends from {ends[0]:.2f} s to {ends[-1]:.2f} s after SIGTERM; at most {busiest} in any 0.5 s")
+    assert ends[-1] - ends[0] >= 1.5, ends
+    assert busiest <= sockets_count // 2, ends
+    assert ends[0] >= 0.1, "the first batch goes one step after the start, not at it"
+    assert f"draining {sockets_count} sockets over 3 s" in app.log()
+
+
+def test_in_redis_mode_drained_pages_reconnect_to_the_other_process_with_their_session(start_app) -> None:
+    """Two processes on one Redis, no nginx: the drained process's sockets, each with its own
+    person, come back on the other process's port with their session (welcomed as the same
+    person, and caught up from the chat position they held), and the drained one exits 0."""
+    drained = start_app("--drain-seconds", "2", *CROWD, store="redis")
+    other = start_app(*CROWD, store="redis")
+
+    async def scenario() -> None:
+        async with http_session() as http:
+            cookies = [await log_in(http, drained.url, f"person {n}") for n in range(8)]
+            sockets = [await connect(http, drained, cookie) for cookie in cookies]
+            positions = [(await socket.next("history"))["position"] for socket in sockets]
+            drained.process.send_signal(signal.SIGTERM)
+
+            async def come_back(socket: WireSocket, cookie: str, name: str, position: str | None) -> None:
+                await asyncio.wait_for(socket.closed.wait(), 2 * GENEROUS_SECONDS)
+                assert await socket.next("ended", timeout=1) == {"reason": "shutdown"}
+                back = await connect(http, other, cookie, history=position)
+                assert (await back.next("welcome"))["username"] == name
+                assert (await back.next("history"))["resume"] == ("caught_up" if position else "none")
+                assert (await back.call("whoami"))["username"] == name
+                await back.close()
+
+            await asyncio.gather(*(come_back(socket, cookie, f"person {n}", position)
+                                   for n, (socket, cookie, position) in enumerate(zip(sockets, cookies, positions))))
+
+    asyncio.run(scenario())
+    assert exit_status(drained, GENEROUS_SECONDS) == 0
+
+
+def test_in_memory_mode_the_drained_process_exits_0_and_a_page_coming_back_is_told_its_session_is_gone(start_app) -> None:
+    """One process in memory: the drain ends its sockets and it exits 0; started again, it
+    knows nothing of the session (memory is gone), and says so as it does today."""
+    app = start_app("--drain-seconds", "1")
+
+    async def scenario() -> None:
+        async with http_session() as http:
+            cookie = await log_in(http, app.url, "ada")
+            socket = await connect(http, app, cookie)
+            app.process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(socket.closed.wait(), 2 * GENEROUS_SECONDS)
+            assert await socket.next("ended", timeout=1) == {"reason": "shutdown"}
+            assert exit_status(app, GENEROUS_SECONDS) == 0
+            app.start()
+            with pytest.raises(Refused) as refused:
+                await connect(http, app, cookie)
+            assert str(refused.value) == "not authenticated"
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("how", ["--drain-seconds 0", "SIGINT", "SIGTERM twice", "SIGTERM then SIGINT"])
+def test_no_drain_ctrl_c_and_a_second_signal_stop_at_once(start_app, how: str) -> None:
+    """--drain-seconds 0 is today's stop; Ctrl-C (SIGINT) stops at once even with a minute of
+    drain; so does a second signal during a drain. At once: every socket ends within a few
+    seconds (today: about one; the bound is generous for a loaded machine), not over 60 s."""
+    app = start_app("--drain-seconds", "0" if how == "--drain-seconds 0" else "60", *CROWD)
+    at_once_seconds = 8.0
+
+    async def scenario() -> list[float]:
+        async with http_session() as http:
+            cookie = await log_in(http, app.url, "ada")
+            sockets = [await connect(http, app, cookie) for _ in range(20)]
+            signalled = time.monotonic()
+            if how == "SIGINT":
+                app.process.send_signal(signal.SIGINT)
+            else:
+                app.process.send_signal(signal.SIGTERM)
+                if how != "--drain-seconds 0":
+                    await eventually(lambda: _is_draining(http, app), what="the drain began")
+                    await asyncio.sleep(0.5)
+                    assert not any(socket.closed.is_set() for socket in sockets), "20 sockets over 60 s: none in the first 0.5 s"
+                    app.process.send_signal(signal.SIGINT if how.endswith("SIGINT") else signal.SIGTERM)
+            return await asyncio.gather(*(ended_at(socket, signalled) for socket in sockets))
+
+    ends = asyncio.run(scenario())
+    assert exit_status(app, at_once_seconds) == 0
+    print(f"{how}: every socket ended within {max(ends):.2f} s")
+    assert max(ends) < at_once_seconds
