@@ -13,8 +13,10 @@ today's stop. The batching's arithmetic is checked on its own below.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,12 +26,13 @@ import aiohttp
 import pytest
 
 from deploy.services import AppProcess
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, Person, browser_missing, wait_for_socket
 from tests.support.forms import http_session, log_in
 from tests.support.waiting import GENEROUS_SECONDS, eventually
 from tests.support.wire import Refused, WireSocket
 from tornado_app.drain import BATCH_INTERVAL_SECONDS, DEFAULT_DRAIN_SECONDS, Batch, StopSignals, drain_schedule
 
-from .conftest import app_env
+from .conftest import OUTPUT_DIR, app_env, e2e_unavailable
 
 FOREIGN_HOST = "10.0.0.7"  # a probe comes by address, whatever the app's names
 
@@ -310,3 +313,82 @@ def test_no_drain_ctrl_c_and_a_second_signal_stop_at_once(start_app, how: str) -
     assert exit_status(app, at_once_seconds) == 0
     print(f"{how}: every socket ended within {max(ends):.2f} s")
     assert max(ends) < at_once_seconds
+
+
+@pytest.fixture
+def nginx_workdir() -> Iterator[Path]:
+    """A private directory for nginx's files that nginx's workers may enter (as test_cluster's)."""
+    from deploy.services import ServiceMissing, open_to_nginx
+
+    workdir = Path(tempfile.mkdtemp(prefix="tornado-app-test-drain-"))
+    try:
+        open_to_nginx(workdir, 0o710)
+    except ServiceMissing as missing:
+        shutil.rmtree(workdir)
+        e2e_unavailable(str(missing))
+    yield workdir
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.mark.e2e
+def test_a_page_in_chromium_is_told_of_the_drain_and_reconnects_by_itself_to_the_other_process(
+        redis_url: str, tmp_path: Path, nginx_workdir: Path) -> None:
+    """Two processes on one Redis behind nginx (make cluster's layout): the page's process is
+    drained over 3 s (the page's socket, its only one, at the end). The page says the server is stopping and that it reconnects, then does so by
+    itself, to the other process (the drained one refuses handshakes, then exits 0), still
+    logged in, and chats. Its log says no session ended."""
+    missing = browser_missing()
+    if missing:
+        e2e_unavailable(missing)
+    from playwright.sync_api import expect, sync_playwright
+
+    from deploy.services import Nginx, ServiceMissing, free_port
+
+    port = free_port()
+    env = {"TORNADO_APP_COOKIE_SECRET": "a-secret-shared-by-every-process", "TORNADO_APP_REDIS_URL": redis_url}
+    apps = [AppProcess(tmp_path / f"app{number}.log", "--log-level", "info", "--drain-seconds", "3", "--behind-proxy",
+                       "--allowed-host", f"127.0.0.1:{port}", env=env) for number in (1, 2)]
+    try:
+        try:
+            proxy = Nginx(nginx_workdir, [app.port for app in apps], port=port)
+        except ServiceMissing as missing:
+            e2e_unavailable(str(missing))
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+                person = Person(browser, proxy.url + "/")
+                page = person.log_in("Ada")
+                wait_for_socket(page, "connected")
+                pages_app = next(app for app in apps if "login: 'Ada'" in app.log())
+                # Every help text the page shows from now on, however briefly.
+                page.evaluate("""() => {
+                    window.helpsShown = [];
+                    const help = document.getElementById("socket-help-text");
+                    new MutationObserver(() => help.textContent && window.helpsShown.push(help.textContent))
+                        .observe(help, {childList: true, characterData: true, subtree: true});
+                }""")
+                signalled = time.monotonic()
+                pages_app.process.send_signal(signal.SIGTERM)
+                page.wait_for_selector("#handshake-log li:has-text('server: stopping; this page reconnects')", timeout=20_000)
+                told_after = time.monotonic() - signalled
+                assert told_after >= 2.0, f"its only socket goes with the drain's last batch, at 3 s, not at once ({told_after:.2f} s)"
+                page.wait_for_function("window.helpsShown.length > 0", timeout=20_000)
+                assert page.evaluate("window.helpsShown")[0] == (
+                    "The server is stopping. This page reconnects by itself, to another server of this site or to this one when it is back.")
+                page.wait_for_selector("#handshake-log li:has-text('connect: Socket.IO session open') >> nth=1", timeout=20_000)
+                wait_for_socket(page, "connected")
+                assert pages_app.process.wait(GENEROUS_SECONDS) == 0  # drained, then exited; the page is on the other
+                expect(page.locator("#current-user")).to_have_text("Ada")
+                page.fill("#chat-input", "still here after the drain")
+                page.press("#chat-input", "Enter")
+                page.wait_for_selector("#chat-messages li.is-me:has-text('still here after the drain')")
+                log = page.text_content("#handshake-log")
+                assert "session ended" not in log and "io server disconnect" not in log
+                assert person.console_errors == [] or all("503" in error for error in person.console_errors), person.console_errors
+                page.screenshot(path=OUTPUT_DIR / "drain-reconnected.png")
+                browser.close()
+        finally:
+            proxy.stop()
+    finally:
+        for app in apps:
+            app.stop(signal.SIGKILL)
