@@ -392,3 +392,31 @@ def test_a_page_in_chromium_is_told_of_the_drain_and_reconnects_by_itself_to_the
     finally:
         for app in apps:
             app.stop(signal.SIGKILL)
+
+
+def test_the_draining_gauge_is_1_during_the_drain_and_0_before(start_app) -> None:
+    """`tornado_app_draining` (--metrics-address) says what /readyz says, for a dashboard."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from deploy.services import free_port
+
+    metrics_port = free_port()
+    app = start_app("--drain-seconds", "4", "--metrics-address", f"127.0.0.1:{metrics_port}")
+
+    async def draining(http: aiohttp.ClientSession) -> float:
+        async with http.get(f"http://127.0.0.1:{metrics_port}/metrics") as answer:
+            text = await answer.text()
+        return next(sample.value for family in text_string_to_metric_families(text)
+                    for sample in family.samples if sample.name == "tornado_app_draining")
+
+    async def scenario() -> None:
+        async with http_session() as http:
+            socket = await connect(http, app, await log_in(http, app.url, "ada"))
+            assert await draining(http) == 0
+            app.process.send_signal(signal.SIGTERM)
+            await eventually(lambda: _is_draining(http, app), what="the drain began")
+            assert await draining(http) == 1
+            assert not socket.closed.is_set()
+
+    asyncio.run(scenario())
+    assert exit_status(app, GENEROUS_SECONDS) == 0

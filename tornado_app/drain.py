@@ -57,6 +57,8 @@ def drain_schedule(sockets: int, seconds: float, interval: float = BATCH_INTERVA
 class DrainedSockets(Protocol):
     """What a drain needs of the socket server (sockets.ChatSocketServer)."""
 
+    draining: bool
+
     def open_sockets(self) -> list[str]: ...
 
     async def end_for_restart(self, sids: Sequence[str]) -> None: ...
@@ -72,6 +74,7 @@ async def drain(sockets: DrainedSockets, seconds: float, at_once: asyncio.Event,
     shutdown then ends them all together."""
     now = clock or asyncio.get_running_loop().time
     start = now()
+    sockets.draining = True
     schedule = drain_schedule(len(sockets.open_sockets()), seconds)
     log.info("draining %d sockets over %g s", len(sockets.open_sockets()), seconds)
     ended = 0
