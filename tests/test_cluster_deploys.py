@@ -344,7 +344,8 @@ def test_make_cluster_rolling_restart_drains_one_app_at_a_time_and_logs_nobody_o
         assert int(after["new1"]) not in before.values() and int(after["new2"]) not in before.values()
         assert not [line for line in cluster.lines if "; restarting in" in line]  # no end taken for a crash
         refused = [(what, status) for what, status in answers if status not in (200, 303)]
-        print(f"{len(answers)} answers through nginx during the restart, none refused; "
+        print("\n".join(rolling))
+        print(f"{len(answers)} answers through nginx during the restart, {len(refused)} refused; "
               f"reconnects per person: {dict(reconnects)}")
         assert answers and not refused, refused
         assert all(reconnects[name] >= 1 for name in ("ada", "grace", "alan", "edsger")), reconnects  # each app was drained
