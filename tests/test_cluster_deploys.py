@@ -363,3 +363,32 @@ async def event_within(event: asyncio.Event, seconds: float) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+def test_ctrl_c_during_a_rolling_restart_stops_everything_at_once(redis_server: object) -> None:
+    """Ctrl-C while an app drains (a socket keeps it draining for 60 s) stops the cluster at
+    once, as at any other time: exit 0, `stopped`, nothing left listening, the directory gone."""
+    cluster = make_cluster("--drain-seconds", "60")
+    try:
+        url = cluster.url
+        paths = [path for _, path in cluster.apps.values()]
+
+        async def scenario() -> None:
+            async with http_session() as http:
+                sockets = [await WireSocket.connect(http, url, await log_in(http, url, name), origin=url)
+                           for name in ("ada", "grace", "alan", "edsger")]  # on app 1 too, most likely
+                os.kill(cluster.process.pid, signal.SIGUSR1)
+                await cluster.next_line(r"rolling restart: app 1 draining \(pid \d+\)", 30)
+                for socket in sockets:
+                    socket.abort()
+
+        asyncio.run(scenario())
+        asked = time.monotonic()
+        assert cluster.interrupt(timeout=30) == 0, cluster.stderr()
+        print(f"stopped {time.monotonic() - asked:.1f} s after Ctrl-C")
+        assert time.monotonic() - asked < 20  # not the 60 s drain
+        assert cluster.lines[-1] == "stopped" and "Traceback" not in cluster.stderr()
+        assert not [line for line in cluster.lines if "; restarting in" in line or "back (pid" in line]
+        assert not any(os.path.exists(path) for path in paths) and not os.path.exists(cluster.workdir)
+    finally:
+        cluster.close()
