@@ -25,6 +25,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import socketio
 
 from deploy.services import (
     NGINX_TEMPLATE,
@@ -392,3 +393,44 @@ def test_ctrl_c_during_a_rolling_restart_stops_everything_at_once(redis_server: 
         assert not any(os.path.exists(path) for path in paths) and not os.path.exists(cluster.workdir)
     finally:
         cluster.close()
+
+
+def test_a_long_polling_page_connects_while_a_process_drains_once_that_process_is_marked_down(
+    cluster: Cluster, nginx_workdir: Path,
+) -> None:
+    """Why the rolling restart marks the draining process `down`: the draining process's 503
+    alone sends a long-polling handshake to the other process, but the polls that follow,
+    hashed by the same cookie, come back to the draining one, which does not know their
+    Engine.IO session: such a page cannot connect until the drain is over (4 of 10 failed
+    here without `down`). Marked `down` (and nginx reloaded), every person's long-polling
+    client connects and is answered, while the sockets already open are drained."""
+    proxy = start_behind_nginx(cluster, nginx_workdir, "--drain-seconds", "60")
+    url = proxy.url
+    try:
+        async def scenario() -> None:
+            async with http_session() as http:
+                people = await log_in_people(http, url, 10)
+                sockets = [await WireSocket.connect(http, url, cookie, origin=url) for cookie in people.values()]
+                proxy.set_down({cluster.apps[0].where})
+                await eventually(proxy.reloaded, 15, "nginx reloaded with app 1 down")
+                os.kill(cluster.apps[0].process.pid, signal.SIGTERM)  # its sockets keep it draining for 60 s
+                await eventually(lambda: "draining" in cluster.apps[0].log(), 15, "app 1 began its drain")
+                for number, (name, cookie) in enumerate(people.items(), 1):
+                    # The cookie on every poll, as a browser sends it; each person from an address
+                    # of their own, under nginx's 20 Socket.IO requests a second per address.
+                    browser = aiohttp.ClientSession(headers={"Cookie": cookie, "X-Forwarded-For": f"10.0.9.{number}"})
+                    client = socketio.AsyncClient(reconnection=False, http_session=browser)
+                    try:
+                        await client.connect(url, headers={"Origin": url}, transports=["polling"], wait_timeout=10)
+                        for _ in range(3):  # several polls, each to the same process
+                            assert (await client.call("whoami", timeout=10))["username"] == name
+                    finally:
+                        await client.eio.disconnect(abort=True)
+                        await browser.close()
+                assert cluster.apps[0].process.poll() is None  # it was draining throughout
+                for socket in sockets:
+                    socket.abort()
+
+        asyncio.run(scenario())
+    finally:
+        proxy.stop()
