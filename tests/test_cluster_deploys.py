@@ -17,16 +17,22 @@ import os
 import re
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 import socketio
 
+import deploy.cluster as cluster_module
+from deploy import rolling_restart
+from deploy.cluster import Supervised
+from deploy.rolling_restart import RestartRequests, RollingRestart
 from deploy.services import (
     NGINX_TEMPLATE,
     Nginx,
@@ -434,3 +440,114 @@ def test_a_long_polling_page_connects_while_a_process_drains_once_that_process_i
         asyncio.run(scenario())
     finally:
         proxy.stop()
+
+
+class SleeperApp:
+    """An app process as the supervisor and the rolling restart see one: a real child process
+    (a Python that sleeps), which ignores SIGTERM if `deaf`, as a process stuck in its drain."""
+
+    def __init__(self, name: str, deaf: bool = False) -> None:
+        self.where = f"unix:/nowhere/{name}.sock"
+        self.deaf = deaf
+        self.starts = 0
+        self.start()
+
+    def start(self) -> None:
+        ignore = "signal.signal(signal.SIGTERM, signal.SIG_IGN); " if self.deaf and not self.starts else ""
+        self.process = subprocess.Popen([sys.executable, "-c", f"import signal, time; {ignore}print('up', flush=True); time.sleep(600)"],
+                                        stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        with self.process.stdout:
+            assert self.process.stdout.readline() == "up\n"  # its SIGTERM is set as asked
+        self.starts += 1
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 10) -> int:
+        self.process.kill()
+        return self.process.wait()
+
+
+class FakeFront:
+    """nginx as the rolling restart sees it: what it was told to mark down, reloaded at once."""
+
+    def __init__(self) -> None:
+        self.marked: list[set[str]] = []
+        self.process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+
+    def set_down(self, down: Collection[str]) -> None:
+        self.marked.append(set(down))
+
+    def reloaded(self) -> bool:
+        return True
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 10) -> int:
+        self.process.kill()
+        return self.process.wait()
+
+
+def run_supervisor(parts: list[Supervised], rolling: RollingRestart, lines: list[str], until: str, within: float = 30) -> None:
+    """deploy/cluster.py `supervise`'s loop, until a line matching `until` is said."""
+    deadline = time.monotonic() + within
+    while not any(re.fullmatch(until, line) for line in lines):
+        assert time.monotonic() < deadline, f"no line matching {until!r} within {within} s: {lines}"
+        for part in parts:
+            part.tend(time.monotonic())
+        rolling.tick(time.monotonic())
+        time.sleep(0.02)
+
+
+def test_an_app_that_does_not_end_within_the_drain_and_margin_is_killed_and_the_restart_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rolling restart waits for a drained app's exit at most --drain-seconds and
+    DRAIN_MARGIN, then SIGKILLs it, says so, starts it again and goes on; the supervisor never
+    takes its end for a crash; nginx was told app 1 down, then none, then app 2, then none."""
+    monkeypatch.setattr(rolling_restart, "DRAIN_MARGIN", 0.5)
+    lines: list[str] = []
+    monkeypatch.setattr(cluster_module, "say", lines.append)
+    apps = [Supervised("app 1", SleeperApp("app1", deaf=True)), Supervised("app 2", SleeperApp("app2"))]  # type: ignore[arg-type]
+    front = Supervised("nginx", FakeFront())  # type: ignore[arg-type]
+    parts = [*apps, front]
+    rolling = RollingRestart(apps, front, 0.5, lines.append, RestartRequests())
+    try:
+        first = apps[0].pid
+        rolling.requests.pending = 1  # as a SIGUSR1 does
+        run_supervisor(parts, rolling, lines, r"rolling restart done in [\d.]+ s")
+        assert [line for line in lines if "app 1" in line][:3] == [
+            f"rolling restart: app 1 draining (pid {first})",
+            f"rolling restart: app 1 (pid {first}) still running 1 s after SIGTERM; killing it",
+            f"rolling restart: app 1 (pid {first}) killed by SIGKILL after {lines[3].rsplit(' after ', 1)[1]}",
+        ]
+        assert f"app 1 back (pid {apps[0].pid})" in lines and apps[0].pid != first
+        assert not [line for line in lines if "restarting in" in line], lines
+        assert front.service.marked == [{"unix:/nowhere/app1.sock"}, set(), {"unix:/nowhere/app2.sock"}, set()]  # type: ignore[attr-defined]
+    finally:
+        for part in parts:
+            part.service.stop()
+
+
+def test_the_rolling_restart_drains_no_app_while_another_is_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never two down at once: while app 2 is in its supervisor's back-off (it ended by
+    itself), the rolling restart says it waits and drains nothing; once app 2 is back, it
+    goes on. A second request meanwhile is said and ignored."""
+    lines: list[str] = []
+    monkeypatch.setattr(cluster_module, "say", lines.append)
+    apps = [Supervised("app 1", SleeperApp("app1")), Supervised("app 2", SleeperApp("app2"))]  # type: ignore[arg-type]
+    front = Supervised("nginx", FakeFront())  # type: ignore[arg-type]
+    parts = [*apps, front]
+    rolling = RollingRestart(apps, front, 0.5, lines.append, RestartRequests())
+    try:
+        apps[1].backoff.delay = 2.0  # its restart comes 2 s after its end
+        apps[1].service.process.kill()
+        run_supervisor(parts, rolling, lines, r"app 2 \(pid \d+\) killed by SIGKILL; restarting in 2 s")
+        first = apps[0].pid
+        rolling.requests.pending = 1
+        run_supervisor(parts, rolling, lines, r"rolling restart: waiting for app 2 to be back before draining app 1")
+        rolling.requests.pending = 1
+        run_supervisor(parts, rolling, lines, r"rolling restart already under way \(app 1 of 2: waiting for every app to be up\); "
+                       r"this SIGUSR1 is ignored")
+        assert apps[0].pid == first and apps[0].service.process.poll() is None  # not drained while app 2 is away
+        run_supervisor(parts, rolling, lines, r"rolling restart done in [\d.]+ s")
+        said = [line for line in lines if re.match(r"(rolling restart: app \d draining|app \d back)", line)]
+        assert [line.split(" (pid")[0] for line in said] == [
+            "app 2 back", "rolling restart: app 1 draining", "app 1 back", "rolling restart: app 2 draining", "app 2 back"], lines
+    finally:
+        for part in parts:
+            part.service.stop()
