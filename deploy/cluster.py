@@ -60,6 +60,7 @@ from typing import NoReturn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from deploy import applogs  # noqa: E402
 from deploy.services import AppProcess, Nginx, RedisServer, Service, ServiceMissing, free_port, open_to_nginx  # noqa: E402
 from tornado_app.cli import COOKIE_SECRET_ENV, REDIS_URL_ENV  # noqa: E402
 from tornado_app.redis.bus import redacted  # noqa: E402
@@ -83,8 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def say(line: str) -> None:
-    """One line to the person at the terminal, at once (stdout may be a pipe)."""
-    print(line, flush=True)
+    """One line to the person at the terminal, at once (stdout may be a pipe), whole even
+    while the apps' log lines are printed (deploy/applogs.py)."""
+    applogs.say(line)
 
 
 def how_it_ended(status: int) -> str:
@@ -153,7 +155,7 @@ class Supervised:
             self.service.stop()  # one that runs without serving is ended too
             delay = self.backoff.after_run(0)
             self.restart_at = time.monotonic() + delay
-            say(f"{self.name} did not start ({str(error).splitlines()[0]}); retrying in {delay:g} s")
+            say(applogs.did_not_start(self.name, error, delay))  # an app's with the end of its log: the real reason
             return
         self.restart_at = None
         self.up_since = time.monotonic()
@@ -180,12 +182,27 @@ def start_parts(args: argparse.Namespace, workdir: Path, parts: list[Supervised]
     open_to_nginx(sockets, 0o2710)
     apps: list[AppProcess] = []
     for number in range(1, args.processes + 1):
-        apps.append(AppProcess(workdir / f"app{number}.log", *flags, unix_socket=sockets / f"app{number}.sock", env=env))
+        apps.append(AppProcess(workdir / f"app{number}.log", *flags, "--process-label", f"app{number}",
+                               unix_socket=sockets / f"app{number}.sock", env=env))
         parts.append(Supervised(f"app {number}", apps[-1]))
     nginx = Nginx(workdir, [app.where for app in apps], port=port)
     parts.append(Supervised("nginx", nginx))
     processes = ", ".join(f"app {number} (pid {app.process.pid}) on {app.where}" for number, app in enumerate(apps, 1))
     return f"Serving on {nginx.url}/  ({processes}; Redis at {redacted(redis_url)}; logs in {workdir}; Ctrl-C to stop)"
+
+
+def follow_app_logs(parts: list[Supervised]) -> applogs.LogFollowers:
+    """Print each app's WARNING and ERROR lines as they are written, prefixed with its name."""
+    return applogs.LogFollowers([applogs.LogFollower(part.name, part.service.log_path, applogs.Redactor.of_app(part.service.env))
+                                 for part in parts if isinstance(part.service, AppProcess)]).start()
+
+
+def keep_logs(workdir: Path) -> None:
+    """The apps' logs (and Redis's) outlive the cluster's directory, which goes: moved to a
+    new private one, and said where."""
+    kept = applogs.keep_logs([*sorted(workdir.glob("app*.log")), workdir / "redis.log"])
+    if kept is not None:
+        say(f"logs kept in {kept}")
 
 
 def supervise(parts: list[Supervised]) -> NoReturn:
@@ -231,17 +248,24 @@ def main(argv: list[str] | None = None) -> int:
         except (ServiceMissing, RuntimeError, OSError) as error:
             stop_all(parts)
             print(f"make cluster: {error}", file=sys.stderr)
+            keep_logs(Path(workdir))
             return 2
         except KeyboardInterrupt:
             stop_all(parts)
+            keep_logs(Path(workdir))
             return 0
+        followers = None
         try:  # whatever ends it (Ctrl-C even as the first line is printed, or a bug), no part outlives it
             say(line)
+            followers = follow_app_logs(parts)
             supervise(parts)
         except KeyboardInterrupt:
             pass
         finally:
             stop_all(parts)
+            if followers is not None:
+                followers.stop()
+            keep_logs(Path(workdir))
         say("stopped")
         return 0
 
