@@ -29,6 +29,10 @@ socket, then supervises:
   themselves. A Redis given with --redis-url is not ours and is not watched.
 - Ctrl-C (SIGINT), SIGTERM or SIGHUP (the terminal closing) stops everything, even during a
   back-off or a restart, and removes the directory; the exit status is 0.
+- The apps are labelled app1, app2, ... (--process-label: their pages show it). Each app's
+  WARNING and ERROR lines are printed as they are written, prefixed with its name; an app
+  that does not start says the end of its log; on exit the logs are kept in a new private
+  directory, and the last lines say where (deploy/applogs.py).
 
 Who can reach what: the temporary directory is its owner's (0700), or, run as root, also
 enterable (0710, nothing listed) by the group of nginx's workers, which run as a user of their
