@@ -112,7 +112,8 @@ def test_the_socket_card_shows_the_process_and_a_reconnect_to_another_process_ch
         assert served_by(page) == "app2"
         page.wait_for_selector("#handshake-log li:has-text('welcome as Ada, served by app2')")
         page.screenshot(path=SHOTS / "17-served-by-another-process.png")
-        assert person.console_errors == []
+        # Requests that found no server while it was away are the browser's reports, not the page's errors.
+        assert [error for error in person.console_errors if not error.startswith(("Failed to load resource", "WebSocket connection to"))] == []
     finally:
         person.context.close()
         first.close()
