@@ -29,10 +29,6 @@ socket, then supervises:
   themselves. A Redis given with --redis-url is not ours and is not watched.
 - Ctrl-C (SIGINT), SIGTERM or SIGHUP (the terminal closing) stops everything, even during a
   back-off or a restart, and removes the directory; the exit status is 0.
-- The apps are labelled app1, app2, ... (--process-label: their pages show it). Each app's
-  WARNING and ERROR lines are printed as they are written, prefixed with its name; an app
-  that does not start says the end of its log; on exit the logs are kept in a new private
-  directory, and the last lines say where (deploy/applogs.py).
 
 Who can reach what: the temporary directory is its owner's (0700), or, run as root, also
 enterable (0710, nothing listed) by the group of nginx's workers, which run as a user of their
@@ -45,6 +41,11 @@ The Redis URL (with its password) and the cookie secret reach the app processes 
 $TORNADO_APP_REDIS_URL and $TORNADO_APP_COOKIE_SECRET, restarts included: a command line is
 world-readable in /proc/PID/cmdline, and the secret with one session id from Redis makes a
 cookie that works.
+
+The apps are labelled app1, app2, ... (--process-label: their pages show it). Each app's
+WARNING and ERROR lines are printed as they are written, prefixed with its name; an app that
+does not start says the end of its log; on exit the logs (the apps' and Redis's) are kept in
+a new private directory, and the last lines say where (deploy/applogs.py).
 
     .venv/bin/python deploy/cluster.py --help
 """
@@ -64,8 +65,8 @@ from typing import NoReturn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from deploy import applogs  # noqa: E402
 from deploy.services import AppProcess, Nginx, RedisServer, Service, ServiceMissing, free_port, open_to_nginx  # noqa: E402
+from deploy import applogs  # noqa: E402
 from tornado_app.cli import COOKIE_SECRET_ENV, REDIS_URL_ENV  # noqa: E402
 from tornado_app.redis.bus import redacted  # noqa: E402
 
@@ -195,20 +196,6 @@ def start_parts(args: argparse.Namespace, workdir: Path, parts: list[Supervised]
     return f"Serving on {nginx.url}/  ({processes}; Redis at {redacted(redis_url)}; logs in {workdir}; Ctrl-C to stop)"
 
 
-def follow_app_logs(parts: list[Supervised]) -> applogs.LogFollowers:
-    """Print each app's WARNING and ERROR lines as they are written, prefixed with its name."""
-    return applogs.LogFollowers([applogs.LogFollower(part.name, part.service.log_path, applogs.Redactor.of_app(part.service.env))
-                                 for part in parts if isinstance(part.service, AppProcess)]).start()
-
-
-def keep_logs(workdir: Path) -> None:
-    """The apps' logs (and Redis's) outlive the cluster's directory, which goes: moved to a
-    new private one, and said where."""
-    kept = applogs.keep_logs([*sorted(workdir.glob("app*.log")), workdir / "redis.log"])
-    if kept is not None:
-        say(f"logs kept in {kept}")
-
-
 def supervise(parts: list[Supervised]) -> NoReturn:
     """Restart whatever ends, until a KeyboardInterrupt (Ctrl-C, SIGTERM or SIGHUP)."""
     while True:
@@ -225,6 +212,20 @@ def stop_all(parts: list[Supervised]) -> None:
         signal.signal(signum, signal.SIG_IGN)
     for part in reversed(parts):
         part.service.stop()
+
+
+def follow_app_logs(parts: list[Supervised]) -> applogs.LogFollowers:
+    """Print each app's WARNING and ERROR lines as they are written, prefixed with its name."""
+    return applogs.LogFollowers([applogs.LogFollower(part.name, part.service.log_path, applogs.Redactor.of_app(part.service.env))
+                                 for part in parts if isinstance(part.service, AppProcess)]).start()
+
+
+def keep_logs(workdir: Path) -> None:
+    """The apps' logs (and Redis's) outlive the cluster's directory, which goes: moved to a
+    new private one, and said where."""
+    kept = applogs.keep_logs([*sorted(workdir.glob("app*.log")), workdir / "redis.log"])
+    if kept is not None:
+        say(f"logs kept in {kept}")
 
 
 def interrupt(signum: int, frame: FrameType | None) -> NoReturn:
