@@ -88,7 +88,7 @@ class MakeCluster:
     @property
     def kept_logs(self) -> str | None:
         """Where it said it kept the apps' logs as it stopped (None before it said so)."""
-        said = [line[len("logs kept in "):] for line in self.lines if line.startswith("logs kept in ")]
+        said = [line[len("logs kept in "):].rstrip("\n") for line in [self.first_line, *self.lines] if line.startswith("logs kept in ")]
         return said[-1] if said else None
 
     def stderr(self) -> str:
