@@ -6,6 +6,7 @@ app processes and nginx, each on a free port with its files in a temporary direc
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import grp
 import http.client
@@ -252,6 +253,9 @@ class RedisServer(Service):
         wait_for_port(self.port, self.process)
 
 
+EXIT_GRACE_SECONDS = 5  # for an app that cannot start to say why itself
+
+
 class AppProcess(Service):
     """`python -m tornado_app` on a free port, or on the Unix socket `unix_socket` (then with
     no TCP port at all: give it --behind-proxy and --allowed-host), its log in `log_path`
@@ -295,7 +299,10 @@ class AppProcess(Service):
                 time.sleep(0.02)
             self.url = f"http://127.0.0.1:{self.port}"  # (on a Unix socket, only nginx reaches it)
             self.wait_until_ready(deadline)
-        except RuntimeError as error:
+        except (RuntimeError, OSError) as error:
+            if isinstance(error, OSError):  # our own look failed (a socket path too long): the app says it too
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.process.wait(EXIT_GRACE_SECONDS)
             status = self.process.poll()  # once it has exited, its last lines are in the file
             why = f"it exited with status {status} before it was ready" if status is not None else str(error)
             redact = Redactor.of_app(self.env)

@@ -16,6 +16,8 @@ import re
 import signal
 import socket
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from typing import Any
 import pytest
 
 from deploy.applogs import AppDidNotStart, LogFollower, Redactor, did_not_start
-from deploy.services import AppProcess
+from deploy.services import ROOT, AppProcess
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, browser_missing
 from tests.support.cluster import MakeCluster
 from tests.support.forms import http_session, log_in
@@ -287,3 +289,22 @@ def test_through_make_cluster_two_pages_show_the_process_their_welcome_named(red
         assert cluster.interrupt() == 0, cluster.stderr()
     finally:
         cluster.close()
+
+
+def test_make_cluster_that_cannot_start_an_app_says_the_apps_own_reason_and_keeps_its_log(tmp_path: Path) -> None:
+    """A system temporary directory so deep that an app's socket path is over the kernel's
+    limit (108 bytes): make cluster stops with status 2 and the app's own words, not its own
+    "AF_UNIX path too long" with no word of which path."""
+    deep = tmp_path / ("d" * (100 - len(str(tmp_path))))
+    deep.mkdir()
+    result = subprocess.run([sys.executable, str(ROOT / "deploy" / "cluster.py"), "--processes", "2", "--port", "0"], cwd=ROOT,
+                            env={**os.environ, "TMPDIR": str(deep)}, capture_output=True, text=True, timeout=120)
+    if "not installed" in result.stderr:
+        e2e_unavailable(result.stderr.strip())
+    said = result.stderr.splitlines()
+    assert result.returncode == 2 and len(said) == 2, result.stderr
+    socket_path = re.fullmatch(r"make cluster: the app on unix:(\S+/sockets/app1\.sock) did not start "
+                               r"\(it exited with status 2 before it was ready\); the end of its log:", said[0]).group(1)
+    assert said[1] == f"  tornado-app: error: cannot listen on {socket_path}: AF_UNIX path too long"
+    kept = re.fullmatch(r"logs kept in (\S+)", result.stdout.strip()).group(1)
+    assert Path(kept).parent == deep and "AF_UNIX path too long" in Path(kept, "app1.log").read_text()
