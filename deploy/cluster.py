@@ -160,7 +160,7 @@ class Supervised:
             self.service.stop()  # one that runs without serving is ended too
             delay = self.backoff.after_run(0)
             self.restart_at = time.monotonic() + delay
-            say(applogs.did_not_start(self.name, error, delay))  # an app's with the end of its log: the real reason
+            say(applogs.did_not_start(self.name, error, delay))  # for an app, with the end of its log: the real reason
             return
         self.restart_at = None
         self.up_since = time.monotonic()

@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-fast-path", action="store_true", help="send every packet through engineio's own per-socket queue and writer task instead of writing to open WebSockets directly (for comparison)")
     parser.add_argument("--no-uvloop", action="store_true", help="use asyncio's own event loop even where uvloop is installed")
     parser.add_argument("--process-label", type=_process_label, metavar="LABEL", help="what this process is called in the "
-                        "'welcome' each socket gets (the page shows it: 'served by app2') and in JSON logs' process field: "
+                        "'welcome' each socket gets (the page shows it: 'Served by process app2') and in JSON logs' process field: "
                         "1 to 32 letters, digits, '.', '-' or '_'; public, so nothing secret (default: the pid)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="how much to log (default: %(default)s)")
     parser.add_argument("--log-format", default="text", choices=logs.FORMATS, help="text lines, or one JSON object per line with "
