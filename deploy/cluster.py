@@ -66,9 +66,9 @@ from typing import NoReturn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from deploy.services import AppProcess, Nginx, RedisServer, Service, ServiceMissing, free_port, open_to_nginx  # noqa: E402
-from deploy import applogs  # noqa: E402
 from tornado_app.cli import COOKIE_SECRET_ENV, REDIS_URL_ENV  # noqa: E402
 from tornado_app.redis.bus import redacted  # noqa: E402
+from deploy import applogs  # noqa: E402
 
 FIRST_DELAY = 0.5  # seconds before restarting a part that had been up a while
 MAX_DELAY = 30.0  # the longest wait, for a part that keeps ending as soon as it starts
