@@ -50,6 +50,11 @@ $TORNADO_APP_REDIS_URL and $TORNADO_APP_COOKIE_SECRET, restarts included: a comm
 world-readable in /proc/PID/cmdline, and the secret with one session id from Redis makes a
 cookie that works.
 
+The apps are labelled app1, app2, ... (--process-label: their pages show it). Each app's
+WARNING and ERROR lines are printed as they are written, prefixed with its name; an app that
+does not start says the end of its log; on exit the logs (the apps' and Redis's) are kept in
+a new private directory, and the last lines say where (deploy/applogs.py).
+
     .venv/bin/python deploy/cluster.py --help
 """
 
@@ -72,6 +77,7 @@ from deploy.rolling_restart import RestartRequests, RollingRestart  # noqa: E402
 from deploy.services import AppProcess, Nginx, RedisServer, Service, ServiceMissing, free_port, open_to_nginx  # noqa: E402
 from tornado_app.cli import COOKIE_SECRET_ENV, REDIS_URL_ENV  # noqa: E402
 from tornado_app.redis.bus import redacted  # noqa: E402
+from deploy import applogs  # noqa: E402
 
 FIRST_DELAY = 0.5  # seconds before restarting a part that had been up a while
 MAX_DELAY = 30.0  # the longest wait, for a part that keeps ending as soon as it starts
@@ -108,8 +114,9 @@ def non_negative_seconds(text: str) -> float:
 
 
 def say(line: str) -> None:
-    """One line to the person at the terminal, at once (stdout may be a pipe)."""
-    print(line, flush=True)
+    """One line to the person at the terminal, at once (stdout may be a pipe), whole even
+    while the apps' log lines are printed (deploy/applogs.py)."""
+    applogs.say(line)
 
 
 def how_it_ended(status: int) -> str:
@@ -188,7 +195,7 @@ class Supervised:
             self.service.stop()  # one that runs without serving is ended too
             delay = self.backoff.after_run(0)
             self.restart_at = time.monotonic() + delay
-            say(f"{self.name} did not start ({str(error).splitlines()[0]}); retrying in {delay:g} s")
+            say(applogs.did_not_start(self.name, error, delay))  # for an app, with the end of its log: the real reason
             return
         self.restart_at = None
         self.up_since = time.monotonic()
@@ -216,7 +223,8 @@ def start_parts(args: argparse.Namespace, workdir: Path, parts: list[Supervised]
     open_to_nginx(sockets, 0o2710)
     apps: list[AppProcess] = []
     for number in range(1, args.processes + 1):
-        apps.append(AppProcess(workdir / f"app{number}.log", *flags, unix_socket=sockets / f"app{number}.sock", env=env))
+        apps.append(AppProcess(workdir / f"app{number}.log", *flags, "--process-label", f"app{number}",
+                               unix_socket=sockets / f"app{number}.sock", env=env))
         parts.append(Supervised(f"app {number}", apps[-1]))
     nginx = Nginx(workdir, [app.where for app in apps], port=port)
     parts.append(Supervised("nginx", nginx))
@@ -257,6 +265,20 @@ def stop_all(parts: list[Supervised]) -> None:
         part.service.stop()
 
 
+def follow_app_logs(parts: list[Supervised]) -> applogs.LogFollowers:
+    """Print each app's WARNING and ERROR lines as they are written, prefixed with its name."""
+    return applogs.LogFollowers([applogs.LogFollower(part.name, part.service.log_path, applogs.Redactor.of_app(part.service.env))
+                                 for part in parts if isinstance(part.service, AppProcess)]).start()
+
+
+def keep_logs(workdir: Path) -> None:
+    """The apps' logs (and Redis's) outlive the cluster's directory, which goes: moved to a
+    new private one, and said where."""
+    kept = applogs.keep_logs([*sorted(workdir.glob("app*.log")), workdir / "redis.log"])
+    if kept is not None:
+        say(f"logs kept in {kept}")
+
+
 def interrupt(signum: int, frame: FrameType | None) -> NoReturn:
     """SIGTERM and SIGHUP stop the cluster as Ctrl-C does."""
     raise KeyboardInterrupt
@@ -284,17 +306,24 @@ def main(argv: list[str] | None = None) -> int:
         except (ServiceMissing, RuntimeError, OSError) as error:
             stop_all(parts)
             print(f"make cluster: {error}", file=sys.stderr)
+            keep_logs(Path(workdir))
             return 2
         except KeyboardInterrupt:
             stop_all(parts)
+            keep_logs(Path(workdir))
             return 0
+        followers = None
         try:  # whatever ends it (Ctrl-C even as the first line is printed, or a bug), no part outlives it
             say(line)
+            followers = follow_app_logs(parts)
             supervise(parts, rolling_restart_of(parts, args.drain_seconds, requests))
         except KeyboardInterrupt:
             pass
         finally:
             stop_all(parts)
+            if followers is not None:
+                followers.stop()
+            keep_logs(Path(workdir))
         say("stopped")
         return 0
 

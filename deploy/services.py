@@ -6,6 +6,7 @@ app processes and nginx, each on a free port with its files in a temporary direc
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import grp
 import http.client
@@ -23,6 +24,8 @@ import time
 from collections.abc import Collection
 from pathlib import Path
 from typing import TextIO
+
+from deploy.applogs import AppDidNotStart, Redactor, log_tail
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX_TEMPLATE = Path(__file__).resolve().parent / "nginx.conf"
@@ -260,6 +263,9 @@ class RedisServer(Service):
         wait_for_port(self.port, self.process)
 
 
+EXIT_GRACE_SECONDS = 5  # for an app that cannot start to say why itself
+
+
 class AppProcess(Service):
     """`python -m tornado_app` on a free port, or on the Unix socket `unix_socket` (then with
     no TCP port at all: give it --behind-proxy and --allowed-host), its log in `log_path`
@@ -286,21 +292,39 @@ class AppProcess(Service):
         self.log_file = os.fdopen(os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "a")
         listen = ["--unix-socket", str(self.unix_socket)] if self.unix_socket else ["--port", str(self.port)]
         command = [sys.executable, "-m", "tornado_app", *listen, *self.args]
-        started_at = self.log_path.stat().st_size if self.log_path.exists() else 0
+        started_at = os.fstat(self.log_file.fileno()).st_size  # in bytes: where this start's lines begin
         self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT, text=True)
-        if self.unix_socket:
-            wait_for_unix_socket(self.unix_socket, self.process)
-        else:
-            wait_for_port(self.port, self.process)
-        # The port alone could be answered by someone else; the process says when it serves.
         deadline = time.monotonic() + 10
-        while "Serving on" not in self.log_path.read_text()[started_at:]:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                tail = self.log_path.read_text()[started_at:][-500:]
-                raise RuntimeError(f"the app on {self.where} did not start; the end of its log:\n{tail}")
-            time.sleep(0.02)
-        self.url = f"http://127.0.0.1:{self.port}"  # (on a Unix socket, only nginx reaches it)
-        self.wait_until_ready(deadline)
+        try:
+            if self.unix_socket:
+                wait_for_unix_socket(self.unix_socket, self.process)
+            else:
+                wait_for_port(self.port, self.process)
+            # The port alone could be answered by someone else; the process says when it serves.
+            while "Serving on" not in self.log_since(started_at):
+                if self.process.poll() is not None:
+                    raise RuntimeError("it exited before serving")
+                if time.monotonic() > deadline:
+                    raise RuntimeError("it did not say it serves within 10 s")
+                time.sleep(0.02)
+            self.url = f"http://127.0.0.1:{self.port}"  # (on a Unix socket, only nginx reaches it)
+            self.wait_until_ready(deadline)
+        except (RuntimeError, OSError) as error:
+            if isinstance(error, OSError):  # our own look failed (a socket path too long): the app says it too
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.process.wait(EXIT_GRACE_SECONDS)
+            status = self.process.poll()  # once it has exited, its last lines are in the file
+            why = f"it exited with status {status} before it was ready" if status is not None else str(error)
+            redact = Redactor.of_app(self.env)
+            tail = [redact(line) for line in log_tail(self.log_since(started_at))]
+            self.stop()  # one that runs without serving is ended too, and its log closed
+            raise AppDidNotStart(self.where, redact(why), tail) from None
+
+    def log_since(self, offset: int) -> str:
+        """What the log holds after `offset` bytes (a start's own lines)."""
+        with open(self.log_path, "rb") as log:
+            log.seek(offset)
+            return log.read().decode("utf-8", "replace")
 
     def wait_until_ready(self, deadline: float) -> None:
         """Serving is not yet ready: wait for its /readyz to say 200 (its Redis answers), as
@@ -313,8 +337,10 @@ class AppProcess(Service):
                 status, why = 0, str(error)
             if status == 200:
                 return
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the app on {self.where} serves but is not ready: {why or status}")
+            if self.process.poll() is not None:
+                raise RuntimeError("it exited before it was ready")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"it serves but is not ready: {why or status}")
             time.sleep(0.05)
 
     def ready(self) -> tuple[int, str]:

@@ -425,8 +425,9 @@ def test_make_cluster_serves_through_nginx_and_stops_on_ctrl_c(redis_server: Any
 
         asyncio.run(scenario())
         assert cluster.interrupt() == 0, cluster.stderr()
-        assert cluster.lines == ["stopped"] and "Traceback" not in cluster.stderr()
-        assert not os.path.exists(cluster.workdir)  # every temporary file went with it
+        assert cluster.lines == [f"logs kept in {cluster.kept_logs}", "stopped"] and "Traceback" not in cluster.stderr()
+        assert not os.path.exists(cluster.workdir)  # every temporary file went with it, but the logs:
+        assert sorted(os.listdir(cluster.kept_logs)) == ["app1.log", "app2.log", "redis.log"]
     finally:
         cluster.close()
 

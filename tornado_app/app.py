@@ -156,6 +156,7 @@ def make_app(
     first_poll_timeout: float | None = None,
     launch_token: LaunchToken | None = None,
     metrics: NoMetrics | None = None,
+    process_label: str | None = None,
     web_dir: Path = WEB_DIR,
 ) -> TornadoApp:
     """Build the application around a backend (backend.py; a fresh in-memory one, with no rate
@@ -170,13 +171,14 @@ def make_app(
     and the launcher pass their defaults). With `launch_token` (the desktop launcher), every
     request must carry that launch's cookie (launch_token.py). `cookie_secret` is one secret,
     or CookieSecrets: the newest signs, older ones still verify (cookie_secrets.py). `metrics` (metrics.Metrics,
-    --metrics-address) counts what the sockets do; none by default.
+    --metrics-address) counts what the sockets do; none by default. `process_label` names this
+    process in each socket's `welcome` (--process-label; the pid by default).
     """
     secrets = CookieSecrets.of(cookie_secret)
     backend = backend if backend is not None else Backend.in_memory()
     sockets = ChatSocketServer(
         backend, ping_interval=ping_interval, ping_timeout=ping_timeout, connect_timeout=connect_timeout, fast_path=fast_path,
-        metrics=metrics,
+        metrics=metrics, process_label=process_label,
     )
     sockets.metrics.watch(sockets)
     sockets.sio.eio.limit_sessions(max_sockets_per_ip, first_poll_timeout)

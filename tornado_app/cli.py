@@ -119,6 +119,7 @@ def parse_listen_address(text: str) -> tuple[str, int]:
 _rate = _checked_by(parse_rate)
 _host = _checked_by(parse_allowed_host)
 _listen_address = _checked_by(parse_listen_address)
+_process_label = _checked_by(logs.check_process_label)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,14 +177,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--metrics-address", type=_listen_address, metavar="HOST:PORT", help="serve Prometheus metrics at http://HOST:PORT/metrics, on a listener of their own with no Host check and no login, e.g. 127.0.0.1:9100: keep it where only the scraper reaches (default: off)")
     parser.add_argument("--no-fast-path", action="store_true", help="send every packet through engineio's own per-socket queue and writer task instead of writing to open WebSockets directly (for comparison)")
     parser.add_argument("--no-uvloop", action="store_true", help="use asyncio's own event loop even where uvloop is installed")
+    parser.add_argument("--process-label", type=_process_label, metavar="LABEL", help="what this process is called in the "
+                        "'welcome' each socket gets (the page shows it: 'Served by process app2') and in JSON logs' process field: "
+                        "1 to 32 letters, digits, '.', '-' or '_'; public, so nothing secret (default: the pid)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="how much to log (default: %(default)s)")
     parser.add_argument("--log-format", default="text", choices=logs.FORMATS, help="text lines, or one JSON object per line with "
                         "time, level, logger, message, process and, where known, reason, client and tag (default: %(default)s)")
     return parser
 
 
-def configure_logging(level: str, log_format: str = "text") -> None:
-    logs.configure(level, log_format)
+def configure_logging(level: str, log_format: str = "text", process_label: str | None = None) -> None:
+    logs.configure(level, log_format, process_label)
     # Tornado logs every request at INFO; keep the log about logins, logouts and refusals.
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
 
@@ -311,6 +315,7 @@ async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLCont
         max_sockets_per_ip=args.max_sockets_per_ip,
         first_poll_timeout=args.first_poll_timeout,
         metrics=metrics,
+        process_label=args.process_label,
     )
     if args.no_fast_path:
         log.info("fast path off: every packet goes through engineio's own queue and writer task")
@@ -340,7 +345,7 @@ def metrics_server(metrics: Metrics, address: str) -> MetricsServer:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging(args.log_level, args.log_format)
+    configure_logging(args.log_level, args.log_format, args.process_label)
     before, after = raise_open_files_limit()  # systemd starts services at 1024: a few hundred clients
     log.debug("open-files limit: %d, raised from %d", after, before)
     if after < 4 * args.max_connections_per_ip:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from socketio.exceptions import ConnectionRefusedError
 
-from . import packet_json
+from . import logs, packet_json
 from .admission import client_key
 from .liveness import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT
 from .logs import facts
@@ -87,8 +87,11 @@ class ChatSocketServer:
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         fast_path: bool = True,
         metrics: NoMetrics | None = None,
+        process_label: str | None = None,
     ) -> None:
         self.metrics = metrics if metrics is not None else NoMetrics()
+        # Which process serves a socket, said in its welcome: public (a label, or the pid).
+        self.process_label = process_label or logs.process_label()
         self.store = backend.store
         self.rate_limiter = backend.rate_limiter
         # Anyone can open sockets without a session, thousands a second: counted, not a line
@@ -217,7 +220,8 @@ class ChatSocketServer:
             raise ConnectionRefusedError(STORE_UNAVAILABLE) from None
         self._refuse_if_ended(sid, still_live)
         log.debug("socket %s of %r connected from %s", sid, session.username, request.remote_ip)
-        await self.emit_here("welcome", {"username": session.username, "tag": session.tag, "idle_timeout": self.store.ttl}, sid)
+        await self.emit_here("welcome", {"username": session.username, "tag": session.tag, "idle_timeout": self.store.ttl,
+                                         "process": self.process_label}, sid)
         await self.emit_here("history", history, sid)
         if came_online:
             self.presence.came_online(Person(session.username, session.tag))  # in the next change batch

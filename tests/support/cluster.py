@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pwd
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -84,6 +85,12 @@ class MakeCluster:
     def workdir(self) -> str:
         return re.search(r"logs in (\S+);", self.first_line).group(1)
 
+    @property
+    def kept_logs(self) -> str | None:
+        """Where it said it kept the apps' logs as it stopped (None before it said so)."""
+        said = [line[len("logs kept in "):].rstrip("\n") for line in [self.first_line, *self.lines] if line.startswith("logs kept in ")]
+        return said[-1] if said else None
+
     def stderr(self) -> str:
         self.errors.seek(0)
         return self.errors.read()
@@ -125,6 +132,8 @@ class MakeCluster:
         if self.process.stdout is not None:
             self.process.stdout.close()
         self.errors.close()
+        if self.kept_logs and Path(self.kept_logs).name.startswith("tornado-app-cluster-logs-"):
+            shutil.rmtree(self.kept_logs, ignore_errors=True)  # a person keeps them; a test has read them
 
 
 def connections_to(path: str) -> int:

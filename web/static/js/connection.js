@@ -70,11 +70,13 @@ export function makeHandshakeLog(list) {
   };
 }
 
-/** The Socket card's badge, reason line and transport line. */
+/** The Socket card's badge, reason line, transport line and the process serving it. */
 export function makeSocketBadge(root, shared) {
   const badge = byId("socket-state");
   const reasonLine = byId("socket-reason");
   const transportLine = byId("socket-transport");
+  const processLine = byId("socket-process");
+  const processLabel = byId("socket-process-label");
 
   function show(next, reason) {
     badge.textContent = next;
@@ -86,6 +88,8 @@ export function makeSocketBadge(root, shared) {
     if (next === "connecting") {
       transportLine.textContent = "Opening the connection…";
     }
+    // Only while connected: the next welcome may come from another process.
+    processLine.hidden = next !== "connected" || !processLabel.textContent;
   }
 
   function showTransport(engine) {
@@ -94,7 +98,13 @@ export function makeSocketBadge(root, shared) {
     }
   }
 
-  return { show, showTransport };
+  /** The process that accepted this socket, as its welcome says (none from an older server). */
+  function showProcess(label) {
+    processLabel.textContent = typeof label === "string" ? label : "";
+    processLine.hidden = shared.state !== "connected" || !processLabel.textContent;
+  }
+
+  return { show, showTransport, showProcess };
 }
 
 /**
@@ -162,7 +172,9 @@ export function connect({ shared, log, badge, setState, session, chat, resumeFro
     const name = session.welcomed(data);
     chat.readyToType();
     badge.showTransport(manager.engine);
-    log("server accepted: welcome as " + name, "ok");
+    const served = data && typeof data.process === "string" ? data.process : "";
+    badge.showProcess(served);
+    log("server accepted: welcome as " + name + (served ? ", served by " + served : ""), "ok");
   });
 
   socket.on("connect", () => {

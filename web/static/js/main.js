@@ -29,9 +29,10 @@
  *                                     presence list; each left out when the page has none
  *
  * Socket events, as the server sends them:
- *   welcome  {username, tag, idle_timeout}  the server accepted this socket; tag is this
- *                                     session's public tag (two people may share a name, never
- *                                     a tag); idle_timeout the seconds an unused session lives
+ *   welcome  {username, tag, idle_timeout, process}  the server accepted this socket; tag is
+ *                                     this session's public tag (two people may share a name,
+ *                                     never a tag); idle_timeout the seconds an unused session
+ *                                     lives; process the label of the process that accepted it
  *   history  {messages: [chat...], position, resume}  sent once after welcome: "none" (no
  *                                     position asked: the latest messages), "caught_up"
  *                                     (exactly those after the asked position, maybe none) or
