@@ -19,7 +19,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from deploy.services import ROOT, ReplicatedRedis, ask_redis, probe
+from deploy.services import ROOT, SENTINEL_SERVICE, ReplicatedRedis, ask_redis, probe
 from tests.support.cluster import SECRET, Cluster
 from tests.support.forms import http_session, log_in
 from tests.support.sentinel import replicated_now, replicated_redis  # noqa: F401 (a fixture)
@@ -260,3 +260,69 @@ def test_a_killed_primary_fails_over_with_503s_and_retry_after_and_everything_wo
     assert a.process.returncode == 0 and b.process.returncode == 0  # the same processes throughout, stopped by us
     assert_clean(replicated_redis, a.log(), b.log())
     assert "session store unavailable" in a.log() + b.log() and "session store is back" in a.log() + b.log()
+
+
+def test_a_primary_demoted_under_open_connections_costs_503s_and_no_500(replicated_redis: ReplicatedRedis, tmp_path: Path) -> None:
+    """SENTINEL FAILOVER: the primary becomes a replica while the apps' connections to it stay
+    open, and a write there is refused READONLY. Through Sentinel, redis-py drops such a
+    connection and asks the Sentinels again; the logins made meanwhile get a 503 at worst,
+    never a 500, and log in once the new primary answers."""
+    cluster = Cluster(replicated_redis.url, tmp_path)
+    a = cluster.start()
+    first = replicated_redis.primary_port()
+
+    async def scenario() -> None:
+        async with http_session() as http:
+            await log_in(http, a.url, "before")  # the pool holds connections to the primary
+            assert ask_redis(replicated_redis.sentinels[0].port, replicated_redis.password, "SENTINEL", "FAILOVER",
+                             SENTINEL_SERVICE) == "OK"
+            statuses: list[int] = []
+
+            async def logs_in() -> bool:
+                async with http.get(a.url + "/login") as page:
+                    html = await page.text()
+                    xsrf = page.cookies["_xsrf"].value
+                token = html.split('name="_xsrf" value="', 1)[1].split('"', 1)[0]
+                async with http.post(a.url + "/login", data={"_xsrf": token, "username": f"p{len(statuses)}"},
+                                     headers={"Cookie": f"_xsrf={xsrf}"}, allow_redirects=False) as response:
+                    statuses.append(response.status)
+                    assert response.status in (303, 503), response.status
+                    assert response.status == 303 or response.headers.get("Retry-After") == "5"
+                return replicated_redis.primary_port() != first and response.status == 303
+
+            await eventually(logs_in, within=30, what="a login after the Sentinels' failover")
+            print("logins during the failover:", statuses)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        cluster.stop()
+    assert_clean(replicated_redis, a.log())
+
+
+def test_a_plain_url_to_a_replica_answers_503_not_500(replicated_redis: ReplicatedRedis, tmp_path: Path) -> None:
+    """A redis:// URL whose server is (or became) a replica, without Sentinel to ask: READONLY
+    on every write counts as the store being away (503 with Retry-After, said once in the
+    log), not a 500 with a traceback per request."""
+    primary = replicated_redis.primary_port()
+    replica = next(server for server in replicated_redis.servers if server.port != primary)
+    cluster = Cluster(f"redis://:{replicated_redis.password}@127.0.0.1:{replica.port}/0", tmp_path)
+    a = cluster.start()
+
+    async def scenario() -> None:
+        async with http_session() as http:
+            async with http.get(a.url + "/login") as page:
+                html = await page.text()
+                xsrf = page.cookies["_xsrf"].value
+            token = html.split('name="_xsrf" value="', 1)[1].split('"', 1)[0]
+            for name in ("ada", "grace"):
+                async with http.post(a.url + "/login", data={"_xsrf": token, "username": name},
+                                     headers={"Cookie": f"_xsrf={xsrf}"}, allow_redirects=False) as response:
+                    assert (response.status, response.headers.get("Retry-After")) == (503, "5")
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        cluster.stop()
+    assert_clean(replicated_redis, a.log())
+    assert a.log().count("session store unavailable") == 1, a.log()
