@@ -10,6 +10,7 @@ The URL tests need nothing; the others start a real primary, replica and three S
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 import threading
@@ -19,7 +20,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from deploy.services import ROOT, SENTINEL_SERVICE, ReplicatedRedis, ask_redis, probe
+from deploy.services import ROOT, SENTINEL_SERVICE, ReplicatedRedis, ask_redis, free_port, probe
 from tests.support.cluster import SECRET, Cluster
 from tests.support.forms import http_session, log_in
 from tests.support.sentinel import replicated_now, replicated_redis  # noqa: F401 (a fixture)
@@ -124,11 +125,15 @@ def assert_clean(replicated: ReplicatedRedis, *logs: str) -> None:
 
 
 class ReadinessWatch:
-    """An app's /readyz, asked every 0.1 s in a thread (as a balancer probes), kept in order."""
+    """An app's /readyz, asked every 0.1 s in a thread (as a balancer probes), kept in order;
+    and its metrics' redis_up, if it has a `metrics_port`."""
 
-    def __init__(self, where: str) -> None:
+    def __init__(self, where: str, metrics_port: int | None = None) -> None:
         self.where = where
+        self.metrics_port = metrics_port
         self.seen: list[int] = []
+        self.redis_up: list[str] = []
+        self.pings: list[float] = []  # the metrics' count of PINGs answered
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
@@ -139,6 +144,13 @@ class ReadinessWatch:
                 self.seen.append(probe(self.where, timeout=5)[0])
             except OSError:
                 self.seen.append(0)
+            if self.metrics_port is not None:
+                try:
+                    text = probe(f"127.0.0.1:{self.metrics_port}", "/metrics", timeout=5)[1]
+                except OSError:
+                    text = ""
+                self.redis_up += re.findall(r"^tornado_app_redis_up (\S+)$", text, re.M)
+                self.pings += [float(count) for count in re.findall(r"^tornado_app_redis_ping_seconds_count (\S+)$", text, re.M)]
             time.sleep(0.1)
 
     def stop(self) -> None:
@@ -165,9 +177,11 @@ def test_a_killed_primary_fails_over_with_503s_and_retry_after_and_everything_wo
     both processes, across them, with the same processes; no traceback, no password in a log.
     The old primary, started again, comes back as a replica of the new one."""
     cluster = Cluster(replicated_redis.url, tmp_path)
-    a, b = cluster.start(), cluster.start()
-    watches = [ReadinessWatch(app.where) for app in (a, b)]
+    metrics_port = free_port()
+    a, b = cluster.start("--metrics-address", f"127.0.0.1:{metrics_port}"), cluster.start()
+    watches = [ReadinessWatch(a.where, metrics_port), ReadinessWatch(b.where)]
     first_primary = replicated_redis.primary()
+    pings_at_kill: list[float] = []
 
     async def scenario() -> None:
         async with http_session() as http:
@@ -192,6 +206,7 @@ def test_a_killed_primary_fails_over_with_503s_and_retry_after_and_everything_wo
     async def failover_and_after(http: aiohttp.ClientSession, ada: WireSocket, grace: WireSocket, ada_cookie: str,
                                  grace_cookie: str, answers: list[tuple[int, str | None]], stop_reloading: asyncio.Event) -> None:
         killed_at = time.monotonic()
+        pings_at_kill.append(watches[0].pings[-1])
         first_primary.kill()
         await eventually(lambda: any(503 in watch.seen for watch in watches), within=30,
                          what="a readiness probe says 503")
@@ -257,6 +272,10 @@ def test_a_killed_primary_fails_over_with_503s_and_retry_after_and_everything_wo
         cluster.stop()
     for watch in watches:
         assert 503 in watch.seen and watch.seen[-1] == 200, watch.seen
+    # The metrics' PING (every 5 s: the outage may fall between two) goes through the Sentinels
+    # too: answered before, and by the new primary after.
+    assert watches[0].redis_up[0] == watches[0].redis_up[-1] == "1.0", watches[0].redis_up
+    assert watches[0].pings[-1] > pings_at_kill[0] > 0, (pings_at_kill, watches[0].pings[-1])
     assert a.process.returncode == 0 and b.process.returncode == 0  # the same processes throughout, stopped by us
     assert_clean(replicated_redis, a.log(), b.log())
     assert "session store unavailable" in a.log() + b.log() and "session store is back" in a.log() + b.log()
