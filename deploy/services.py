@@ -487,6 +487,7 @@ class ReplicatedRedis:
 
     def __init__(self, workdir: Path, password: str | None = None) -> None:
         self.password = password or secrets.token_urlsafe(32)
+        workdir.mkdir(mode=0o700, exist_ok=True)
         self.servers: list[ReplicatedRedisServer] = []
         self.sentinels: list[SentinelServer] = []
         try:

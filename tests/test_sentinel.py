@@ -10,7 +10,9 @@ The URL tests need nothing; the others start a real primary, replica and three S
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -21,11 +23,12 @@ import aiohttp
 import pytest
 
 from deploy.services import ROOT, SENTINEL_SERVICE, ReplicatedRedis, ask_redis, free_port, probe
-from tests.support.cluster import SECRET, Cluster
-from tests.support.forms import http_session, log_in
+from tests.support.cluster import SECRET, Cluster, MakeCluster
+from tests.support.forms import can_log_in, http_session, log_in
 from tests.support.sentinel import replicated_now, replicated_redis  # noqa: F401 (a fixture)
 from tests.support.waiting import eventually
 from tests.support.wire import WireSocket
+from tests.conftest import e2e_unavailable
 from tornado_app.redis.urls import BadRedisURL, SentinelURL, parse_sentinel_url, redacted
 
 PASSWORD = "hunter2/with@odd%2Fchars"
@@ -345,3 +348,72 @@ def test_a_plain_url_to_a_replica_answers_503_not_500(replicated_redis: Replicat
         cluster.stop()
     assert_clean(replicated_redis, a.log())
     assert a.log().count("session store unavailable") == 1, a.log()
+
+
+def pid_of_redis(port: int) -> int:
+    """The pid of the redis-server on 127.0.0.1:`port` (make cluster's own child), by the
+    title it gives itself: `redis-server 127.0.0.1:PORT`."""
+    for entry in Path("/proc").iterdir():
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").split() if entry.name.isdigit() else []
+        except OSError:
+            continue
+        if title[:2] and title[0].endswith(b"redis-server") and title[1:2] == [f"127.0.0.1:{port}".encode()]:
+            return int(entry.name)
+    raise AssertionError(f"no redis-server on port {port}")
+
+
+def test_make_cluster_redis_ha_serves_and_fails_over_a_killed_primary() -> None:
+    """`make cluster ARGS=--redis-ha`: the apps on a primary, a replica and three Sentinels; a
+    login and a chat through nginx; the primary killed: the Sentinels promote the replica, a
+    login works again with the same app processes, and the old primary is started again
+    (after its wait) as a replica of the new one. Its password is in no line it prints."""
+    cluster = MakeCluster("--processes", "2", "--port", "0", "--redis-ha")
+    try:
+        if not cluster.serving:
+            if "not installed" in cluster.stderr():
+                e2e_unavailable(cluster.stderr().strip())
+            pytest.fail(f"make cluster did not start: {cluster.first_line!r} {cluster.stderr()}")
+        assert "Redis at redis+sentinel://***@127.0.0.1:" in cluster.first_line, cluster.first_line
+        url = cluster.url
+        replicated = Path(cluster.workdir) / "redis-ha"
+        password = re.search(r'^requirepass "(.*)"$', (replicated / "sentinel-1" / "sentinel.conf").read_text(), re.M).group(1)
+        sentinel_port = int(re.search(r"^port (\d+)$", (replicated / "sentinel-1" / "sentinel.conf").read_text(), re.M).group(1))
+
+        def primary_port() -> int:
+            return int(ask_redis(sentinel_port, password, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SENTINEL_SERVICE)[1])
+
+        first = primary_port()
+        number = next(n for n in (1, 2) if f"port {first}\n" in (replicated / f"redis-{n}" / "redis.conf").read_text())
+        app_pids = dict(cluster.apps)
+
+        async def scenario() -> None:
+            async with http_session() as http:
+                ada = await WireSocket.connect(http, url, await log_in(http, url, "ada"), origin=url)
+                assert (await ada.call("chat", {"text": "before", "id": "m0"}))["ok"] is True
+                await ada.close()
+                os.kill(pid_of_redis(first), signal.SIGKILL)
+                await cluster.next_line(rf"redis {number} \(pid \d+\) killed by SIGKILL; restarting in 5 s.*")
+                await eventually(lambda: primary_port() != first, within=30, what="the Sentinels promote the replica")
+
+                await eventually(lambda: can_log_in(http, url, "grace"), within=30, what="a login through nginx after the failover")
+                grace = await WireSocket.connect(http, url, await log_in(http, url, "grace"), origin=url)
+                assert (await grace.call("chat", {"text": "after", "id": "g1"}))["ok"] is True
+                await grace.close()
+                await cluster.next_line(rf"redis {number} back \(pid \d+\)")
+
+                def follows() -> bool:
+                    role = ask_redis(first, password, "ROLE")
+                    return isinstance(role, list) and role[0] == "slave" and role[2] == str(primary_port())
+
+                await eventually(follows, within=40, what="the old primary comes back as a replica")
+
+        asyncio.run(scenario())
+        assert not any(line.startswith("app ") for line in cluster.lines), cluster.lines  # no app ended or restarted
+        for pid, _ in app_pids.values():
+            os.kill(pid, 0)  # the same app processes throughout
+        assert cluster.interrupt() == 0
+        output = cluster.first_line + "\n".join(cluster.lines) + cluster.stderr()
+        assert password not in output and "Traceback" not in output, output
+    finally:
+        cluster.close()
