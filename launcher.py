@@ -41,11 +41,11 @@ from tornado_app.cli import COOKIE_SECRET_ENV, OLD_COOKIE_SECRETS_ENV, REDIS_URL
 from tornado_app.cookie_secrets import CookieSecrets, SecretsCollide, split_secrets  # noqa: E402
 from tornado_app.errors import BackendUnreachable  # noqa: E402
 from tornado_app.launch_token import LaunchToken  # noqa: E402
-from tornado_app.redis.urls import BadRedisURL  # noqa: E402
 from tornado_app.logs import FORMATS  # noqa: E402
 from tornado_app.origins import HostPolicy  # noqa: E402
 from tornado_app.patches.engineio_server import DEFAULT_FIRST_POLL_TIMEOUT, DEFAULT_MAX_SOCKETS_PER_IP  # noqa: E402
 from tornado_app.ratelimit import Rates  # noqa: E402
+from tornado_app.redis.urls import BadRedisURL  # noqa: E402
 from tornado_app.server import BoundSockets, CannotBind, bind, serve  # noqa: E402
 
 log = logging.getLogger("launcher")

@@ -529,7 +529,7 @@ class ReplicatedRedis:
         """The primary's port, as the first Sentinel that answers says."""
         for sentinel in self.sentinels:
             try:
-                host, port = self._ask(sentinel.port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SENTINEL_SERVICE)
+                _, port = self._ask(sentinel.port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SENTINEL_SERVICE)
             except (OSError, RuntimeError, ValueError):
                 continue
             return int(port)

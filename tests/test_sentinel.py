@@ -17,19 +17,37 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from deploy.services import ROOT, SENTINEL_SERVICE, ReplicatedRedis, ask_redis, free_port, probe
+from deploy.services import (
+    ROOT,
+    SENTINEL_SERVICE,
+    ReplicatedRedis,
+    ask_redis,
+    free_port,
+    probe,
+)
+from tests.conftest import e2e_unavailable
 from tests.support.cluster import SECRET, Cluster, MakeCluster
 from tests.support.forms import can_log_in, http_session, log_in
-from tests.support.sentinel import replicated_now, replicated_redis  # noqa: F401 (a fixture)
+from tests.support.sentinel import replicated_now, replicated_redis_in
 from tests.support.waiting import eventually
 from tests.support.wire import WireSocket
-from tests.conftest import e2e_unavailable
-from tornado_app.redis.urls import BadRedisURL, SentinelURL, parse_sentinel_url, redacted
+from tornado_app.redis.urls import (
+    BadRedisURL,
+    SentinelURL,
+    parse_sentinel_url,
+    redacted,
+)
+
+
+@pytest.fixture
+def replicated_redis(tmp_path: Path) -> Iterator[ReplicatedRedis]:
+    yield from replicated_redis_in(tmp_path)
 
 PASSWORD = "hunter2/with@odd%2Fchars"
 
@@ -88,7 +106,7 @@ def test_redacted_hides_a_sentinel_urls_password(url: str, shown: str) -> None:
 def test_the_command_line_says_in_one_line_what_is_wrong_with_a_sentinel_url(url: str) -> None:
     """Before: a traceback (redis-py's from_url does not know the scheme), or a screenful of
     the Sentinels' clients' repr."""
-    done = subprocess.run([sys.executable, "-m", "tornado_app", "--port", "0"], cwd=ROOT, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "tornado_app", "--port", "0"], cwd=ROOT, capture_output=True, text=True, check=False,
                           timeout=60, env={"TORNADO_APP_COOKIE_SECRET": SECRET, "TORNADO_APP_REDIS_URL": url, "PATH": ""})
     assert done.returncode == 2, done
     lines = done.stderr.strip().splitlines()
@@ -152,8 +170,8 @@ class ReadinessWatch:
                     text = probe(f"127.0.0.1:{self.metrics_port}", "/metrics", timeout=5)[1]
                 except OSError:
                     text = ""
-                self.redis_up += re.findall(r"^tornado_app_redis_up (\S+)$", text, re.M)
-                self.pings += [float(count) for count in re.findall(r"^tornado_app_redis_ping_seconds_count (\S+)$", text, re.M)]
+                self.redis_up += re.findall(r"^tornado_app_redis_up (\S+)$", text, re.MULTILINE)
+                self.pings += [float(count) for count in re.findall(r"^tornado_app_redis_ping_seconds_count (\S+)$", text, re.MULTILINE)]
             time.sleep(0.1)
 
     def stop(self) -> None:
@@ -230,7 +248,7 @@ def test_a_killed_primary_fails_over_with_503s_and_retry_after_and_everything_wo
                 return False
             try:
                 return (await reader.next("chat", timeout=2))["text"] == "after"
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return False
 
         await eventually(lambda: chat_reaches(ada, grace), within=45, what="a chat from A reaches B after the failover")
@@ -377,8 +395,8 @@ def test_make_cluster_redis_ha_serves_and_fails_over_a_killed_primary() -> None:
         assert "Redis at redis+sentinel://***@127.0.0.1:" in cluster.first_line, cluster.first_line
         url = cluster.url
         replicated = Path(cluster.workdir) / "redis-ha"
-        password = re.search(r'^requirepass "(.*)"$', (replicated / "sentinel-1" / "sentinel.conf").read_text(), re.M).group(1)
-        sentinel_port = int(re.search(r"^port (\d+)$", (replicated / "sentinel-1" / "sentinel.conf").read_text(), re.M).group(1))
+        password = re.search(r'^requirepass "(.*)"$', (replicated / "sentinel-1" / "sentinel.conf").read_text(), re.MULTILINE).group(1)
+        sentinel_port = int(re.search(r"^port (\d+)$", (replicated / "sentinel-1" / "sentinel.conf").read_text(), re.MULTILINE).group(1))
 
         def primary_port() -> int:
             return int(ask_redis(sentinel_port, password, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SENTINEL_SERVICE)[1])

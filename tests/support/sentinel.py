@@ -7,14 +7,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from deploy.services import ReplicatedRedis, ServiceMissing, ask_redis
 from tests.conftest import e2e_unavailable
 
 
-@pytest.fixture
-def replicated_redis(tmp_path: Path) -> Iterator[ReplicatedRedis]:
+def replicated_redis_in(tmp_path: Path) -> Iterator[ReplicatedRedis]:
+    """The body of a test's fixture: `yield from replicated_redis_in(tmp_path)`."""
     workdir = tmp_path / "redis-ha"
     workdir.mkdir(mode=0o700)
     try:

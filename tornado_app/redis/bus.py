@@ -58,11 +58,11 @@ def command_client(url: str) -> redis.Redis:
     # default pool holds 100 and raises past them, which a crowd reconnecting at once
     # (2,000 pages after a restart: bench/resume.py) turned into "session store
     # unavailable" for most of them, and a false outage in the log.
-    options: dict[str, Any] = dict(
-        max_connections=MAX_CONNECTIONS, timeout=POOL_WAIT_SECONDS,
-        socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT, health_check_interval=10,
-        retry=Retry(NoBackoff(), 1), retry_on_error=[RedisConnectionError, RedisTimeoutError],
-    )
+    options: dict[str, Any] = {
+        "max_connections": MAX_CONNECTIONS, "timeout": POOL_WAIT_SECONDS,
+        "socket_timeout": SOCKET_TIMEOUT, "socket_connect_timeout": SOCKET_TIMEOUT, "health_check_interval": 10,
+        "retry": Retry(NoBackoff(), 1), "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+    }
     sentinel = parse_sentinel_url(url)
     if sentinel is None:
         return redis.Redis.from_pool(redis.BlockingConnectionPool.from_url(url, **options))
@@ -99,7 +99,7 @@ class RedisBus:
         self._handlers: dict[str, MessageHandler] = {}
         self._listener: asyncio.Task[None] | None = None
         self._available = True
-        self._full = False  # Redis refuses writes: out of memory (maxmemory, noeviction)
+        self._refusing_writes: str | None = None  # why Redis refuses writes (out of memory, a replica), if it does
         self.ignored = IgnoredValues()  # bad values read from Redis, each logged once
         self.subscribed = asyncio.Event()
         # Which subscription this is: a message may have been missed between two of them.
@@ -143,24 +143,25 @@ class RedisBus:
         except REDIS_DOWN as error:
             self.lost(error)
             raise BackendUnavailable(str(error)) from None
-        except ReadOnlyError as error:
-            # A primary demoted to a replica under a client that did not ask the Sentinels
-            # (through Sentinel, redis-py turns this into a connection error itself): an
-            # outage until the connections go to the new primary, not a 500.
-            await self.client.connection_pool.disconnect(inuse_connections=False)
-            self.lost(error)
-            raise BackendUnavailable(str(error)) from None
-        except OutOfMemoryError as error:
-            # A full Redis is an outage for whatever needs a write (a login, a session's
-            # refresh): a 503 that says so, not a 500 with a traceback per request.
-            if not self._full:
-                self._full = True
-                log.warning("session store unavailable: Redis at %s is out of memory: %s", redacted(self.url), error,
-                            extra=facts("redis out of memory"))
+        except (OutOfMemoryError, ReadOnlyError) as error:
+            # Redis refuses writes: it is full (maxmemory, noeviction), or it is a replica (a
+            # primary demoted under a client that does not ask Sentinel; through Sentinel,
+            # redis-py turns READONLY into a connection error and asks the Sentinels again).
+            # An outage for whatever needs a write (a login, a session's refresh): a 503 that
+            # says so, not a 500 with a traceback per request. Reads succeed throughout, so
+            # only a write that succeeds ends it (not self.back(): it would flap).
+            if isinstance(error, ReadOnlyError):
+                # Connect again for the next command: the name in the URL may lead to the new primary now.
+                await self.client.connection_pool.disconnect(inuse_connections=False)
+            if self._refusing_writes is None:
+                full = isinstance(error, OutOfMemoryError)
+                self._refusing_writes = "is out of memory" if full else "is a read-only replica"
+                log.warning("session store unavailable: Redis at %s %s: %s", redacted(self.url), self._refusing_writes, error,
+                            extra=facts("redis out of memory" if full else "redis read only"))
             raise BackendUnavailable(str(error)) from None
         self.back()
-        if writes and self._full:
-            self._full = False
+        if writes and self._refusing_writes is not None:
+            self._refusing_writes = None
             log.info("session store is back: Redis at %s accepts writes again", redacted(self.url), extra=facts("redis back"))
         return result
 
