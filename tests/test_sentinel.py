@@ -401,6 +401,11 @@ def test_make_cluster_redis_ha_serves_and_fails_over_a_killed_primary() -> None:
         def primary_port() -> int:
             return int(ask_redis(sentinel_port, password, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SENTINEL_SERVICE)[1])
 
+        for entry in Path("/proc").iterdir():  # no command line holds the password
+            try:
+                assert password.encode() not in (entry / "cmdline").read_bytes(), entry
+            except OSError:
+                continue
         first = primary_port()
         number = next(n for n in (1, 2) if f"port {first}\n" in (replicated / f"redis-{n}" / "redis.conf").read_text())
         app_pids = dict(cluster.apps)
