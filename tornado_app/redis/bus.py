@@ -26,8 +26,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from .urls import SentinelURL, parse_sentinel_url, redacted
 from .values import BadValue, IgnoredValues
 from ..errors import BackendUnavailable, BackendUnreachable
-from ..patches.sentinel_pool import BlockingSentinelConnectionPool
 from ..logs import facts
+from ..patches.sentinel_pool import BlockingSentinelConnectionPool
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ class RedisBus:
             await pool.sentinel_manager.aclose()  # its clients of the Sentinels
 
     async def run(self, command: Awaitable[Any], writes: bool = False) -> Any:
-        """Await a Redis command; if Redis is away or out of memory, BackendUnavailable
+        """Await a Redis command; if Redis is away, out of memory or a replica, BackendUnavailable
         (logged once). A command that `writes` and succeeds also ends an out-of-memory spell:
         reads succeed throughout one, so they cannot tell."""
         try:
