@@ -33,7 +33,7 @@ from deploy.services import (
 )
 from tests.conftest import e2e_unavailable
 from tests.support.cluster import SECRET, Cluster, MakeCluster
-from tests.support.forms import can_log_in, http_session, log_in
+from tests.support.forms import can_log_in, http_session, log_in, log_out
 from tests.support.sentinel import replicated_now, replicated_redis_in
 from tests.support.waiting import eventually
 from tests.support.wire import WireSocket
@@ -274,7 +274,11 @@ def test_a_killed_primary_fails_over_with_503s_and_retry_after_and_everything_wo
         assert answer["ok"] is True, answer
         for reader in (ada, grace, carol):
             assert (await reader.next("chat"))["text"] == "carol after"
-        for socket in (ada, grace, carol):
+        # Grace logs out on A: her socket on B is closed at once, told by the bus's channel,
+        # subscribed again on the new primary (the sweep, every 30 s, would be too late).
+        assert await log_out(http, a.url, grace_cookie) == 303
+        await asyncio.wait_for(grace.closed.wait(), 5)
+        for socket in (ada, carol):
             await socket.close()
 
     try:
