@@ -115,6 +115,16 @@ def test_the_command_line_says_in_one_line_what_is_wrong_with_a_sentinel_url(url
     assert len(lines[0]) < 400, lines[0]
 
 
+def test_the_launcher_says_in_one_line_what_is_wrong_with_a_sentinel_url() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "launcher.py"), "--no-window", "--redis-url", "redis+sentinel://h:1/0"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+                          env={"TORNADO_APP_COOKIE_SECRET": SECRET, "PATH": ""})
+    assert done.returncode == 2, done
+    assert done.stderr.strip().splitlines() == [
+        "launcher: error: a redis+sentinel:// URL ends with /DB/SERVICE (the Sentinels' name for the primary), "
+        "e.g. redis+sentinel://:PASSWORD@127.0.0.1:26379,127.0.0.1:26380,127.0.0.1:26381/0/mymaster"], done.stderr
+
+
 def test_two_processes_on_a_sentinel_url_log_in_connect_and_chat(replicated_redis: ReplicatedRedis, tmp_path: Path) -> None:
     cluster = Cluster(replicated_redis.url, tmp_path)
     a, b = cluster.start(), cluster.start()
