@@ -443,7 +443,8 @@ class ReplicatedRedisServer(Service):
 
     def start(self) -> None:
         command = [find_program("redis-server", sbin=True), str(self.config_path)]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+        # umask 077: the config file Sentinel has it rewrite (CONFIG REWRITE) stays 0600.
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, umask=0o077)
         wait_for_port(self.port, self.process)
 
 
@@ -472,7 +473,8 @@ class SentinelServer(Service):
 
     def start(self) -> None:
         command = [find_program("redis-server", sbin=True), str(self.config_path), "--sentinel"]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+        # umask 077: the config file it rewrites as it learns the set stays 0600.
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, umask=0o077)
         wait_for_port(self.port, self.process)
 
 

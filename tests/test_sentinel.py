@@ -445,6 +445,9 @@ def test_make_cluster_redis_ha_serves_and_fails_over_a_killed_primary() -> None:
                     return isinstance(role, list) and role[0] == "slave" and role[2] == str(primary_port())
 
                 await eventually(follows, within=40, what="the old primary comes back as a replica")
+            # The config files (with the password) the Sentinels had rewritten are still 0600.
+            modes = {str(path.relative_to(replicated)): path.stat().st_mode & 0o777 for path in replicated.rglob("*.conf")}
+            assert len(modes) == 5 and set(modes.values()) == {0o600}, modes
 
         asyncio.run(scenario())
         assert not any(line.startswith("app ") for line in cluster.lines), cluster.lines  # no app ended or restarted
