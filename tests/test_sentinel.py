@@ -17,37 +17,20 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from deploy.services import (
-    ROOT,
-    SENTINEL_SERVICE,
-    ReplicatedRedis,
-    ask_redis,
-    free_port,
-    probe,
-)
-from tests.conftest import e2e_unavailable
+from deploy.services import ROOT, SENTINEL_SERVICE, ReplicatedRedis, ask_redis, free_port, probe
 from tests.support.cluster import SECRET, Cluster, MakeCluster
 from tests.support.forms import can_log_in, http_session, log_in, log_out
-from tests.support.sentinel import replicated_now, replicated_redis_in
+from tests.support.sentinel import replicated_now
 from tests.support.waiting import eventually
 from tests.support.wire import WireSocket
-from tornado_app.redis.urls import (
-    BadRedisURL,
-    SentinelURL,
-    parse_sentinel_url,
-    redacted,
-)
+from tornado_app.redis.urls import BadRedisURL, SentinelURL, parse_sentinel_url, redacted
 
-
-@pytest.fixture
-def replicated_redis(tmp_path: Path) -> Iterator[ReplicatedRedis]:
-    yield from replicated_redis_in(tmp_path)
+from .conftest import e2e_unavailable
 
 PASSWORD = "hunter2/with@odd%2Fchars"
 
@@ -121,8 +104,8 @@ def test_the_launcher_says_in_one_line_what_is_wrong_with_a_sentinel_url() -> No
                           env={"TORNADO_APP_COOKIE_SECRET": SECRET, "PATH": ""})
     assert done.returncode == 2, done
     assert done.stderr.strip().splitlines() == [
-        "launcher: error: a redis+sentinel:// URL ends with /DB/SERVICE (the Sentinels' name for the primary), "
-        "e.g. redis+sentinel://:PASSWORD@127.0.0.1:26379,127.0.0.1:26380,127.0.0.1:26381/0/mymaster"], done.stderr
+        ("launcher: error: a redis+sentinel:// URL ends with /DB/SERVICE (the Sentinels' name for the primary), "
+         "e.g. redis+sentinel://:PASSWORD@127.0.0.1:26379,127.0.0.1:26380,127.0.0.1:26381/0/mymaster")], done.stderr
 
 
 def test_two_processes_on_a_sentinel_url_log_in_connect_and_chat(replicated_redis: ReplicatedRedis, tmp_path: Path) -> None:

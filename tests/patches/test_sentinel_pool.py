@@ -7,21 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from deploy.services import SENTINEL_SERVICE, ReplicatedRedis
-from tests.support.sentinel import replicated_redis_in
 from tornado_app.patches.sentinel_pool import BlockingSentinelConnectionPool
-
-
-@pytest.fixture
-def replicated_redis(tmp_path: Path) -> Iterator[ReplicatedRedis]:
-    yield from replicated_redis_in(tmp_path)
 
 
 def test_the_pool_waits_at_its_limit_and_follows_a_failover(replicated_redis: ReplicatedRedis) -> None:
