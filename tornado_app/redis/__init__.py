@@ -2,6 +2,8 @@
 presence in Redis, and events between processes through python-socketio's Redis manager.
 
 - bus.py: one process's Redis client and pub/sub; says once when Redis goes and comes back.
+- urls.py: what a --redis-url says (one server, or a primary found through Sentinel), read
+  once for every client, and shown without its password.
 - sessions.py: the session store (one Lua script per change).
 - presence.py: who is online in the other processes.
 - history.py: the recent chat messages, in a Redis list.
