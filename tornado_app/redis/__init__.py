@@ -9,6 +9,7 @@ presence in Redis, and events between processes through python-socketio's Redis 
 - history.py: the recent chat messages, in a Redis list.
 - values.py: every value read back from Redis checked like client input.
 
-backend.py puts these together (`Backend.redis`); nothing else imports them, so the in-memory
-default needs no Redis client installed.
+backend.py puts these together (`Backend.redis`); nothing else imports them but urls.py
+(the command line, the launcher, the rate limits and the Socket.IO manager read the URL with
+it; it imports no redis-py), so the in-memory default needs no Redis client installed.
 """
