@@ -436,6 +436,8 @@ def test_make_cluster_redis_ha_serves_and_fails_over_a_killed_primary() -> None:
         assert not any(line.startswith("app ") for line in cluster.lines), cluster.lines  # no app ended or restarted
         for pid, _ in app_pids.values():
             os.kill(pid, 0)  # the same app processes throughout
+        logs = [path.read_text() for path in Path(cluster.workdir).rglob("app*.log")]
+        assert logs and not any("Traceback" in log or password in log for log in logs)
         assert cluster.interrupt() == 0
         output = cluster.first_line + "\n".join(cluster.lines) + cluster.stderr()
         assert password not in output and "Traceback" not in output, output
