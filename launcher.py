@@ -45,6 +45,7 @@ from tornado_app.logs import FORMATS  # noqa: E402
 from tornado_app.origins import HostPolicy  # noqa: E402
 from tornado_app.patches.engineio_server import DEFAULT_FIRST_POLL_TIMEOUT, DEFAULT_MAX_SOCKETS_PER_IP  # noqa: E402
 from tornado_app.ratelimit import Rates  # noqa: E402
+from tornado_app.redis.urls import BadRedisURL  # noqa: E402
 from tornado_app.server import BoundSockets, CannotBind, bind, serve  # noqa: E402
 
 log = logging.getLogger("launcher")
@@ -258,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         backend, cookie_secret = choose_backend(args.redis_url)
-    except (RedisNotInstalled, MissingSecret, SecretsCollide) as error:
+    except (RedisNotInstalled, MissingSecret, SecretsCollide, BadRedisURL) as error:
         bound.close()
         print(f"launcher: error: {error}", file=sys.stderr)
         return 2

@@ -75,6 +75,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from deploy.rolling_restart import RestartRequests, RollingRestart  # noqa: E402
 from deploy.services import AppProcess, Nginx, RedisServer, Service, ServiceMissing, free_port, open_to_nginx  # noqa: E402
+from deploy.services import REPLICATED_RESTART_SECONDS, ReplicatedRedis  # noqa: E402
 from tornado_app.cli import COOKIE_SECRET_ENV, REDIS_URL_ENV  # noqa: E402
 from tornado_app.redis.bus import redacted  # noqa: E402
 from deploy import applogs  # noqa: E402
@@ -99,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--redis-url", default=os.environ.get(REDIS_URL_ENV) or None,
                         help=f"use this Redis instead of starting one (default: ${REDIS_URL_ENV}; prefer the variable, "
                         "since a password on a command line is readable by every local user)")
+    parser.add_argument("--redis-ha", action="store_true",
+                        help="a replicated Redis instead of one: a primary, a replica and three Sentinels, the apps "
+                        "finding the primary through the Sentinels (redis+sentinel://); a killed primary is failed over")
     return parser
 
 
@@ -206,6 +210,8 @@ def start_parts(args: argparse.Namespace, workdir: Path, parts: list[Supervised]
     """Start Redis (unless one was given), the app processes and nginx, each added to `parts`
     as soon as it runs (so that a failure part way stops those); returns the line to print."""
     redis_url = args.redis_url
+    if redis_url is None and args.redis_ha:  # --redis-ha: see start_replicated_redis
+        redis_url = start_replicated_redis(workdir, parts)
     if redis_url is None:
         redis = RedisServer(workdir, persistent=True)
         parts.append(Supervised("redis-server", redis, restart_note=REDIS_RESTART_NOTE))
@@ -242,6 +248,25 @@ def rolling_restart_of(parts: list[Supervised], drain_seconds: float, requests: 
     apps = [part for part in parts if isinstance(part.service, AppProcess)]
     nginx = next((part for part in parts if isinstance(part.service, Nginx)), None)
     return RollingRestart(apps, nginx, drain_seconds, say, requests) if nginx is not None else None
+
+
+def start_replicated_redis(workdir: Path, parts: list[Supervised]) -> str:
+    """--redis-ha: a primary, a replica and three Sentinels (deploy/services.py ReplicatedRedis),
+    each supervised like the rest, once the Sentinels watch the set; the apps' URL.
+
+    A killed server is started again only after REPLICATED_RESTART_SECONDS, once the Sentinels
+    have promoted the replica: it comes back with its AOF, and the Sentinels turn it into a
+    replica of the new primary. Started at once, a primary would be back before it was missed."""
+    replicated = ReplicatedRedis(workdir / "redis-ha")
+    for number, server in enumerate(replicated.servers, 1):
+        part = Supervised(f"redis {number}", server, restart_note=" (if it was the primary, the Sentinels fail over "
+                          "to the replica meanwhile; it comes back as a replica)")
+        part.backoff = Backoff(first=REPLICATED_RESTART_SECONDS)
+        parts.append(part)
+    for number, sentinel in enumerate(replicated.sentinels, 1):
+        parts.append(Supervised(f"sentinel {number}", sentinel))
+    replicated.wait_until_watched()
+    return replicated.url
 
 
 def supervise(parts: list[Supervised], rolling: RollingRestart | None = None) -> NoReturn:

@@ -516,3 +516,189 @@ class Nginx(Service):
             time.sleep(0.02)
         if self.process.stderr is not None:
             self.process.stderr.close()
+
+
+# --- A replicated Redis behind Sentinel (make cluster --redis-ha; tests/support/sentinel.py) ---
+
+SENTINEL_SERVICE = "session-sockets"  # the Sentinels' name for the primary, the URL's last part
+DOWN_AFTER_MS = 1000  # a primary silent this long is down for a Sentinel (2 of 3 agreeing: failover)
+FAILOVER_TIMEOUT_MS = 5000  # Sentinel's failover-timeout: another try after twice this
+# A killed server of the set is started again only after this long, so that the Sentinels
+# notice it is gone and promote the replica first. Started at once, a primary would come back
+# before it was missed, and stay primary, with what its AOF kept (a crash can lose its last second).
+REPLICATED_RESTART_SECONDS = 5.0
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `path` as mode 0600 from its creation (it holds a password: never readable by
+    others, not even briefly)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+
+
+class ReplicatedRedisServer(Service):
+    """One redis-server of a replicated set: the primary at first, or a replica of the server
+    on `primary_port`. Each has its own directory and its own config file, which Sentinel
+    rewrites (CONFIG REWRITE) when it promotes or demotes it; a server restarted keeps its
+    role from there, or, if it was the primary when it died, starts as one and is turned into
+    a replica of the new primary by the Sentinels. `masterauth` is the same password, so any
+    of them can follow any other. AOF (fsync every second) so that a restarted server starts
+    with its data rather than empty."""
+
+    def __init__(self, workdir: Path, password: str, primary_port: int | None = None, port: int | None = None) -> None:
+        self.workdir = workdir
+        self.port = port or free_port()
+        workdir.mkdir(mode=0o700, exist_ok=True)
+        self.config_path = workdir / "redis.conf"
+        _write_private(self.config_path,
+                       f'port {self.port}\nbind 127.0.0.1\nprotected-mode yes\ndir "{workdir}"\nsave ""\n'
+                       f'appendonly yes\nappendfsync everysec\nlogfile "{workdir / "redis.log"}"\n'
+                       f'requirepass "{password}"\nmasterauth "{password}"\n'
+                       + (f"replicaof 127.0.0.1 {primary_port}\n" if primary_port else ""))
+        self.start()
+
+    def start(self) -> None:
+        command = [find_program("redis-server", sbin=True), str(self.config_path)]
+        # umask 077: the config file Sentinel has it rewrite (CONFIG REWRITE) stays 0600.
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, umask=0o077)
+        wait_for_port(self.port, self.process)
+
+
+class SentinelServer(Service):
+    """`redis-server sentinel.conf --sentinel`: one of the Sentinels that watch the primary
+    (quorum 2) and promote the replica when it is down. It requires the same password as the
+    servers (`requirepass`; `sentinel sentinel-pass` for the other Sentinels), and rewrites
+    its own config file as it learns the set (so a restarted Sentinel knows it again)."""
+
+    def __init__(self, workdir: Path, password: str, primary_port: int, port: int | None = None) -> None:
+        self.workdir = workdir
+        self.port = port or free_port()
+        workdir.mkdir(mode=0o700, exist_ok=True)
+        self.config_path = workdir / "sentinel.conf"
+        name = SENTINEL_SERVICE
+        _write_private(self.config_path,
+                       f'port {self.port}\nbind 127.0.0.1\nprotected-mode yes\ndir "{workdir}"\n'
+                       f'logfile "{workdir / "sentinel.log"}"\nrequirepass "{password}"\n'
+                       f'sentinel sentinel-pass "{password}"\n'
+                       f"sentinel monitor {name} 127.0.0.1 {primary_port} 2\n"
+                       f'sentinel auth-pass {name} "{password}"\n'
+                       f"sentinel down-after-milliseconds {name} {DOWN_AFTER_MS}\n"
+                       f"sentinel failover-timeout {name} {FAILOVER_TIMEOUT_MS}\n"
+                       f"sentinel parallel-syncs {name} 1\n")
+        self.start()
+
+    def start(self) -> None:
+        command = [find_program("redis-server", sbin=True), str(self.config_path), "--sentinel"]
+        # umask 077: the config file it rewrites as it learns the set stays 0600.
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, umask=0o077)
+        wait_for_port(self.port, self.process)
+
+
+class ReplicatedRedis:
+    """A primary, a replica and three Sentinels on free loopback ports, their files in
+    `workdir`/redis-1, redis-2, sentinel-1..3, one generated password for all of them.
+
+    `url` (redis+sentinel://, with the password) goes to the apps through
+    $TORNADO_APP_REDIS_URL only, like RedisServer's: never on a command line. On one machine
+    this shows the mechanism; in production the Sentinels (3 or more) and the servers are on
+    separate machines, or one machine's loss takes the quorum with it."""
+
+    def __init__(self, workdir: Path, password: str | None = None) -> None:
+        self.password = password or secrets.token_urlsafe(32)
+        workdir.mkdir(mode=0o700, exist_ok=True)
+        self.servers: list[ReplicatedRedisServer] = []
+        self.sentinels: list[SentinelServer] = []
+        try:
+            self.servers.append(ReplicatedRedisServer(workdir / "redis-1", self.password))
+            self.servers.append(ReplicatedRedisServer(workdir / "redis-2", self.password, primary_port=self.servers[0].port))
+            for number in (1, 2, 3):
+                self.sentinels.append(SentinelServer(workdir / f"sentinel-{number}", self.password, self.servers[0].port))
+        except BaseException:
+            self.stop()
+            raise
+        hosts = ",".join(f"127.0.0.1:{sentinel.port}" for sentinel in self.sentinels)
+        self.url = f"redis+sentinel://:{self.password}@{hosts}/0/{SENTINEL_SERVICE}"
+
+    @property
+    def services(self) -> list[Service]:
+        return [*self.servers, *self.sentinels]
+
+    def wait_until_watched(self, timeout: float = 20) -> None:
+        """Wait until every Sentinel sees the primary, the replica in sync, and the two other
+        Sentinels: only then can they fail over. RuntimeError if not within `timeout` s."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            try:
+                states = [self._ask(sentinel.port, "SENTINEL", "MASTER", SENTINEL_SERVICE) for sentinel in self.sentinels]
+                replicas = self._ask(self.sentinels[0].port, "SENTINEL", "REPLICAS", SENTINEL_SERVICE)
+            except (OSError, RuntimeError) as error:
+                last = str(error)
+            else:
+                if all(_fields(state).get("num-other-sentinels") == "2" for state in states) and replicas and all(
+                        "s_down" not in _fields(replica).get("flags", "") and _fields(replica).get("master-link-status") == "ok"
+                        for replica in replicas):
+                    return
+                last = f"Sentinels see {[_fields(state).get('num-other-sentinels') for state in states]} other Sentinels, replicas {replicas}"
+            time.sleep(0.1)
+        raise RuntimeError(f"the Sentinels do not watch the replicated Redis after {timeout} s: {last}")
+
+    def primary_port(self) -> int:
+        """The primary's port, as the first Sentinel that answers says."""
+        for sentinel in self.sentinels:
+            try:
+                _, port = self._ask(sentinel.port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SENTINEL_SERVICE)
+            except (OSError, RuntimeError, ValueError):
+                continue
+            return int(port)
+        raise RuntimeError("no Sentinel answers")
+
+    def primary(self) -> ReplicatedRedisServer:
+        port = self.primary_port()
+        return next(server for server in self.servers if server.port == port)
+
+    def stop(self) -> None:
+        for service in [*self.sentinels, *self.servers]:
+            service.stop()
+
+    def _ask(self, port: int, *command: str) -> object:
+        return ask_redis(port, self.password, *command)
+
+
+def _fields(reply: object) -> dict[str, str]:
+    """A Sentinel's flat [name, value, name, value, ...] reply as a dict."""
+    items = list(reply) if isinstance(reply, list) else []
+    return dict(zip(items[::2], items[1::2]))
+
+
+def ask_redis(port: int, password: str, *command: str, timeout: float = 2.0) -> object:
+    """One command to the Redis or Sentinel on 127.0.0.1:`port`, after AUTH: its reply as
+    strings and lists (RESP2). RuntimeError for an error reply. (No client library: make
+    cluster runs this before any app, and it needs no more than this.)"""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as connection:
+        reader = connection.makefile("rb")
+        for words in (("AUTH", password), command):
+            connection.sendall(b"".join([f"*{len(words)}\r\n".encode()]
+                                        + [f"${len(word.encode())}\r\n{word}\r\n".encode() for word in words]))
+            reply = _read_reply(reader)
+        return reply
+
+
+def _read_reply(reader: object) -> object:
+    line = reader.readline()  # type: ignore[attr-defined]
+    if not line:
+        raise OSError("the connection closed")
+    kind, rest = line[:1], line[1:-2].decode()
+    if kind == b"+" or kind == b":":
+        return rest
+    if kind == b"-":
+        raise RuntimeError(rest)
+    if kind == b"$":
+        if int(rest) < 0:
+            return None
+        data = reader.read(int(rest) + 2)  # type: ignore[attr-defined]
+        return data[:-2].decode()
+    if kind == b"*":
+        return None if int(rest) < 0 else [_read_reply(reader) for _ in range(int(rest))]
+    raise OSError(f"not a RESP reply: {line[:40]!r}")

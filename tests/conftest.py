@@ -192,6 +192,25 @@ def own_redis(tmp_path: Path) -> Iterator[Any]:
 
 
 @pytest.fixture
+def replicated_redis(tmp_path: Path) -> Iterator[Any]:
+    """A primary, a replica and three Sentinels (deploy/services.py ReplicatedRedis, one
+    password) for this test alone, once the Sentinels watch it; the test may kill any of them."""
+    from deploy.services import ReplicatedRedis, ServiceMissing
+
+    workdir = tmp_path / "redis-ha"
+    workdir.mkdir(mode=0o700)
+    try:
+        replicated = ReplicatedRedis(workdir)
+    except ServiceMissing as missing:
+        e2e_unavailable(str(missing))
+    try:
+        replicated.wait_until_watched()
+        yield replicated
+    finally:
+        replicated.stop()
+
+
+@pytest.fixture
 def redis_url(redis_server: Any) -> str:
     """The test Redis, emptied for this test (and running, if a test stopped it)."""
     import redis

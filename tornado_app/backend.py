@@ -89,7 +89,9 @@ class Backend:
         from .redis.history import RedisHistory
         from .redis.presence import RedisPresence
         from .redis.sessions import RedisSessionStore
+        from .redis.urls import parse_sentinel_url
 
+        sentinel = parse_sentinel_url(url)  # BadRedisURL before anything starts
         bus = RedisBus(url)
         manager_log = logging.getLogger("tornado_app.sockets.redis_manager")
         manager_log.setLevel(logging.CRITICAL)  # its retries repeat what the bus logs once
@@ -97,7 +99,7 @@ class Backend:
             store=RedisSessionStore(bus, ttl=session_ttl, max_sessions=max_sessions),
             history=RedisHistory(bus, history),
             presence=RedisPresence(bus),
-            client_manager=DirectRedisManager(url, channel=bus.key("socketio"), logger=manager_log),
+            client_manager=DirectRedisManager.of(url, sentinel, channel=bus.key("socketio"), logger=manager_log),
             rate_limiter=RateLimiter(rates or Rates(), redis_url=url),
             answers=bus.answers,
             remote=True,

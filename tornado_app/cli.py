@@ -21,6 +21,7 @@ from .cookie_secrets import CookieSecrets, SecretsCollide, split_secrets
 from .drain import DEFAULT_DRAIN_SECONDS, StopSignals
 from .backend import Backend, RedisNotInstalled
 from .errors import BackendUnreachable
+from .redis.urls import BadRedisURL
 from .history import DEFAULT_HISTORY, history_frame_bytes, largest_message_bytes
 from .liveness import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT
 from .metrics import Metrics, MetricsServer
@@ -148,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get(REDIS_URL_ENV) or None,
         metavar="URL",
         help=f"share sessions, chat and presence with other processes through this Redis, e.g. redis://127.0.0.1:6379/0 "
-        f"(rediss:// for TLS; default: ${REDIS_URL_ENV}, else none: everything in this process). Needs --cookie-secret",
+        f"(rediss:// for TLS; redis+sentinel://:PASSWORD@HOST:PORT,HOST:PORT,.../DB/SERVICE for a primary found through its Sentinels; default: ${REDIS_URL_ENV}, else none: everything in this process). Needs --cookie-secret",
     )
     parser.add_argument("--session-ttl", type=_positive_int, default=DEFAULT_SESSION_TTL, metavar="SECONDS", help="idle seconds before a session expires and its sockets are closed (default: %(default)s)")
     parser.add_argument("--max-sessions", type=_positive_int, default=DEFAULT_MAX_SESSIONS, metavar="N", help="sessions kept at most; past this the least recently used is evicted (default: %(default)s)")
@@ -270,6 +271,8 @@ def build_backend(args: argparse.Namespace) -> Backend:
         return Backend.redis(args.redis_url, rates=rates, **sizes)
     except RedisNotInstalled:
         raise Misconfigured("--redis-url needs redis-py: pip install -e '.[redis]'") from None
+    except BadRedisURL as error:
+        raise Misconfigured(f"--redis-url: {error}") from None
 
 
 def listen(args: argparse.Namespace, scheme: str) -> tuple[BoundSockets, HostPolicy]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import MemoryStorage, RedisSentinelStorage, RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 
@@ -65,6 +65,23 @@ class Rates:
         return "no limit" if item is None else str(item)
 
 
+def redis_storage(url: str, key_prefix: str) -> Storage:
+    """`limits`' storage in the Redis of --redis-url: one server, or the primary its Sentinels
+    name (redis/urls.py reads the URL). Counted on the primary only: a replica's count may lag."""
+    from .redis.urls import parse_sentinel_url
+
+    options = {"implementation": "redispy", "key_prefix": key_prefix, "wrap_exceptions": True,
+               "socket_timeout": 2, "socket_connect_timeout": 2}
+    sentinel = parse_sentinel_url(url)
+    if sentinel is None:
+        return RedisStorage("async+" + url, **options)
+    # `limits` reads the whole path as the service name: the DB and the password go as options
+    # (its `password` reaches the Sentinels and the primary alike).
+    return RedisSentinelStorage(sentinel.without_secrets("async+redis+sentinel", db=False), use_replicas=False,
+                                sentinel_kwargs={"socket_timeout": 2, "socket_connect_timeout": 2}, db=sentinel.db,
+                                **sentinel.auth(), **options)
+
+
 class RateLimiter:
     """Whether one more login, connect or chat message of a client is within its limit."""
 
@@ -74,8 +91,7 @@ class RateLimiter:
         if redis_url is None:
             storage = MemoryStorage()
         else:
-            storage = RedisStorage("async+" + redis_url, implementation="redispy", key_prefix=prefix + "limits",
-                                   wrap_exceptions=True, socket_timeout=2, socket_connect_timeout=2)
+            storage = redis_storage(redis_url, prefix + "limits")
         self._limiter = SlidingWindowCounterRateLimiter(storage)
 
     @classmethod

@@ -16,6 +16,9 @@ loudly, rather than somewhere as a leak or a slowdown.
   a leave in O(1)), and its Redis manager built on it (`_publish` and what it uses:
   `connected`, `_redis_connect`, `redis`, `channel`, `json`: a broadcast that times out, and
   is never sent twice).
+- sentinel_pool.py: redis-py's asyncio SentinelConnectionPool and BlockingConnectionPool
+  joined by inheritance (each calling the other through `super()`), for the bus's pool to a
+  primary found through Sentinel that waits for a free connection.
 - guard.py: python-socketio's server (malformed packets ignored, a deadline for the
   Socket.IO connect, not armed for a connection already closing, each Engine.IO session
   bound to its web session through python-socketio's `environ`; an unknown event counted
@@ -33,6 +36,6 @@ loudly, rather than somewhere as a leak or a slowdown.
   connection), for admission.py.
 
 These were written against the versions setup.cfg pins (python-engineio 4.15, python-socketio
-5.18, Tornado 6.6). To try a newer one: lift its pin in setup.cfg, then
+5.18, Tornado 6.6; sentinel_pool.py: redis-py 8.2). To try a newer one: lift its pin in setup.cfg, then
 `make test` (it reinstalls when setup.cfg changes); tests/patches/ says what moved.
 """

@@ -46,6 +46,7 @@ from socketio import packet as sio_packet
 
 from .engineio_server import TunedEngineIOServer, write_frame
 from .frames import server_frame
+from ..redis.urls import SentinelURL
 
 
 class PendingSids:
@@ -216,6 +217,18 @@ class DirectRedisManager(socketio.AsyncRedisManager, DirectManager):  # type: ig
                    "retry": Retry(NoBackoff(), 0), **(redis_options or {})}
         super().__init__(*args, redis_options=options, **kwargs)
         self._failure_logged_at = float("-inf")
+
+    @classmethod
+    def of(cls, url: str, sentinel: SentinelURL | None, **kwargs: Any) -> DirectRedisManager:
+        """The manager for `url`, read by redis/urls.py (`sentinel`: its Sentinel form, or
+        None). python-socketio reads a `redis+sentinel://` URL itself, but gives its password
+        to the primary only, not percent-decoded: it gets the URL without credentials, and
+        the password as keyword arguments, for the Sentinels and the primary alike (the
+        options it passes to redis-py's `Sentinel`)."""
+        if sentinel is None:
+            return cls(url, **kwargs)
+        sentinel_options = {"socket_timeout": PUBLISH_TIMEOUT, "socket_connect_timeout": PUBLISH_TIMEOUT, **sentinel.auth()}
+        return cls(sentinel.without_secrets(), redis_options={**sentinel.auth(), "sentinel_kwargs": sentinel_options}, **kwargs)
 
     async def _publish(self, data: Any) -> Any:
         """Send `data` to the other processes: python-socketio's two tries, but none after a

@@ -10,20 +10,24 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import OutOfMemoryError, RedisError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from .urls import SentinelURL, parse_sentinel_url, redacted
 from .values import BadValue, IgnoredValues
 from ..errors import BackendUnavailable, BackendUnreachable
 from ..logs import facts
+from ..patches.sentinel_pool import BlockingSentinelConnectionPool
 
 log = logging.getLogger(__name__)
 
@@ -35,32 +39,53 @@ MAX_CONNECTIONS = 1000  # to Redis from one process; more commands at once wait 
 # the answers that free them (2 s here refused most of 2,000 pages reconnecting at once).
 POOL_WAIT_SECONDS = 20.0
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+SOCKET_TIMEOUT = 2.0  # seconds for a command's answer, and for a connection (to Redis, to a Sentinel)
+
+__all__ = ["RedisBus", "redacted"]  # redacted: read from here by deploy/cluster.py
 
 MessageHandler = Callable[[Any], Awaitable[None]]
 
 
-def redacted(url: str) -> str:
-    """The URL without its secrets, fit for a log line: the userinfo's password (or all of a
-    userinfo without a colon, which some clients read as a password) and any `password=` in
-    the query are replaced by `***`."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        scheme, rest = "", url
-    # A unix socket's path may hold an "@"; elsewhere everything up to the last "@" is
-    # userinfo (a password may hold "/", "?", "#" or "@": no other character bounds it).
-    userinfo_end = rest.find("@", 0, rest.find("/") % (len(rest) + 1)) if scheme == "unix" else rest.rfind("@")
-    if userinfo_end >= 0:
-        credentials, rest = rest[:userinfo_end], rest[userinfo_end + 1:]
-        user, colon, _ = credentials.partition(":")
-        rest = (f"{user}:***@" if colon and user else "***@") + rest
-    rest, hash_, fragment = rest.partition("#")
-    rest, question, query = rest.partition("?")
-    if query:
-        query = "&".join(
-            f"{name}=***" if name.lower() in ("password", "pass", "pwd") else part
-            for part in query.split("&") for name in [part.partition("=")[0]]
-        )
-    return f"{scheme}{sep}{rest}{question}{query}{hash_}{fragment}"
+def command_client(url: str) -> redis.Redis:
+    """The bus's client: one pool for the process, to the server of a `redis://` URL or to
+    the primary the Sentinels of a `redis+sentinel://` URL name (found again after a
+    failover: the pool asks the Sentinels whenever a connection to the old one fails)."""
+    # One immediate retry on a connection error: after Redis restarts (or fails over), the
+    # pool still holds connections to the old server, and the first command on each would
+    # fail ("closed by server") and count as an outage. While Redis is really down, the retry
+    # fails as fast as the first try, so requests still get their 503 at once.
+    # A pool that makes a command wait for a connection rather than fail: redis-py 8's
+    # default pool holds 100 and raises past them, which a crowd reconnecting at once
+    # (2,000 pages after a restart: bench/resume.py) turned into "session store
+    # unavailable" for most of them, and a false outage in the log.
+    options: dict[str, Any] = {
+        "max_connections": MAX_CONNECTIONS, "timeout": POOL_WAIT_SECONDS,
+        "socket_timeout": SOCKET_TIMEOUT, "socket_connect_timeout": SOCKET_TIMEOUT, "health_check_interval": 10,
+        "retry": Retry(NoBackoff(), 1), "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+    }
+    sentinel = parse_sentinel_url(url)
+    if sentinel is None:
+        return redis.Redis.from_pool(redis.BlockingConnectionPool.from_url(url, **options))
+    return sentinels_of(sentinel).master_for(sentinel.service_name, connection_pool_class=BlockingSentinelConnectionPool,
+                                             db=sentinel.db, **sentinel.auth(), **options)
+
+
+def sentinels_of(url: SentinelURL) -> Sentinel:
+    """redis-py's client of the Sentinels, with the URL's password (Sentinels that require
+    one: deploy/services.py's), each asked in turn within the socket timeouts."""
+    return Sentinel(list(url.sentinels), sentinel_kwargs={
+        "socket_timeout": SOCKET_TIMEOUT, "socket_connect_timeout": SOCKET_TIMEOUT, **url.auth()})
+
+
+def in_short(error: BaseException) -> str:
+    """The error for a log line. redis-py's "No master found" holds the repr of every
+    Sentinel's client (a screenful each); it is said as the Sentinels' answers instead."""
+    if not isinstance(error, MasterNotFoundError):
+        return str(error)
+    text = str(error)
+    answers = re.findall(r"> - (?:\w+:)?(\w+: .*?)(?=, <redis\.|$)", text)
+    said = text.partition(" : ")[0]
+    return f"{said} (the Sentinels said: {'; '.join(dict.fromkeys(answers))})" if answers else said
 
 
 class RedisBus:
@@ -70,24 +95,11 @@ class RedisBus:
         self.url = url
         self.prefix = prefix
         self.process_id = secrets.token_hex(8)  # tells this process's own messages apart
-        # One immediate retry on a connection error: after Redis restarts, the pool still holds
-        # connections to the old server, and the first command on each would fail ("closed
-        # by server") and count as an outage. While Redis is really down, the retry fails as
-        # fast as the first try, so requests still get their 503 at once.
-        # A pool that makes a command wait for a connection rather than fail: redis-py 8's
-        # default pool holds 100 and raises past them, which a crowd reconnecting at once
-        # (2,000 pages after a restart: bench/resume.py) turned into "session store
-        # unavailable" for most of them, and a false outage in the log.
-        pool = redis.BlockingConnectionPool.from_url(
-            url, max_connections=MAX_CONNECTIONS, timeout=POOL_WAIT_SECONDS,
-            socket_timeout=2, socket_connect_timeout=2, health_check_interval=10,
-            retry=Retry(NoBackoff(), 1), retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        )
-        self.client: redis.Redis = redis.Redis.from_pool(pool)
+        self.client: redis.Redis = command_client(url)
         self._handlers: dict[str, MessageHandler] = {}
         self._listener: asyncio.Task[None] | None = None
         self._available = True
-        self._full = False  # Redis refuses writes: out of memory (maxmemory, noeviction)
+        self._refusing_writes: str | None = None  # why Redis refuses writes (out of memory, a replica), if it does
         self.ignored = IgnoredValues()  # bad values read from Redis, each logged once
         self.subscribed = asyncio.Event()
         # Which subscription this is: a message may have been missed between two of them.
@@ -110,7 +122,7 @@ class RedisBus:
         try:
             await self.client.ping()
         except REDIS_DOWN as error:
-            raise BackendUnreachable(f"Redis at {redacted(self.url)} does not answer: {error}") from None
+            raise BackendUnreachable(f"Redis at {redacted(self.url)} does not answer: {in_short(error)}") from None
         self._listener = asyncio.ensure_future(self._listen())
 
     async def close(self) -> None:
@@ -118,9 +130,12 @@ class RedisBus:
             self._listener.cancel()
             await asyncio.gather(self._listener, return_exceptions=True)
         await self.client.aclose()
+        pool = self.client.connection_pool
+        if isinstance(pool, BlockingSentinelConnectionPool):
+            await pool.sentinel_manager.aclose()  # its clients of the Sentinels
 
     async def run(self, command: Awaitable[Any], writes: bool = False) -> Any:
-        """Await a Redis command; if Redis is away or out of memory, BackendUnavailable
+        """Await a Redis command; if Redis is away, out of memory or a replica, BackendUnavailable
         (logged once). A command that `writes` and succeeds also ends an out-of-memory spell:
         reads succeed throughout one, so they cannot tell."""
         try:
@@ -128,17 +143,25 @@ class RedisBus:
         except REDIS_DOWN as error:
             self.lost(error)
             raise BackendUnavailable(str(error)) from None
-        except OutOfMemoryError as error:
-            # A full Redis is an outage for whatever needs a write (a login, a session's
-            # refresh): a 503 that says so, not a 500 with a traceback per request.
-            if not self._full:
-                self._full = True
-                log.warning("session store unavailable: Redis at %s is out of memory: %s", redacted(self.url), error,
-                            extra=facts("redis out of memory"))
+        except (OutOfMemoryError, ReadOnlyError) as error:
+            # Redis refuses writes: it is full (maxmemory, noeviction), or it is a replica (a
+            # primary demoted under a client that does not ask Sentinel; through Sentinel,
+            # redis-py turns READONLY into a connection error and asks the Sentinels again).
+            # An outage for whatever needs a write (a login, a session's refresh): a 503 that
+            # says so, not a 500 with a traceback per request. Reads succeed throughout, so
+            # only a write that succeeds ends it (not self.back(): it would flap).
+            if isinstance(error, ReadOnlyError):
+                # Connect again for the next command: the name in the URL may lead to the new primary now.
+                await self.client.connection_pool.disconnect(inuse_connections=False)
+            if self._refusing_writes is None:
+                full = isinstance(error, OutOfMemoryError)
+                self._refusing_writes = "is out of memory" if full else "is a read-only replica"
+                log.warning("session store unavailable: Redis at %s %s: %s", redacted(self.url), self._refusing_writes, error,
+                            extra=facts("redis out of memory" if full else "redis read only"))
             raise BackendUnavailable(str(error)) from None
         self.back()
-        if writes and self._full:
-            self._full = False
+        if writes and self._refusing_writes is not None:
+            self._refusing_writes = None
             log.info("session store is back: Redis at %s accepts writes again", redacted(self.url), extra=facts("redis back"))
         return result
 
@@ -157,7 +180,7 @@ class RedisBus:
     def lost(self, error: BaseException) -> None:
         if self._available:
             self._available = False
-            log.warning("session store unavailable: Redis at %s: %s", redacted(self.url), error, extra=facts("redis lost"))
+            log.warning("session store unavailable: Redis at %s: %s", redacted(self.url), in_short(error), extra=facts("redis lost"))
 
     def back(self) -> None:
         if not self._available:
