@@ -14,10 +14,12 @@ from typing import Any
 import tornado.web
 from tornado.log import access_log
 
+from tornado.escape import parse_qs_bytes
 from tornado.httputil import HTTPHeaders, HTTPServerRequest
 from tornado.web import RequestHandler
 
 from .handlers import (
+    DrainingHandler,
     IndexHandler,
     LoginHandler,
     LogoutHandler,
@@ -43,6 +45,8 @@ log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 SOCKETIO_PATH = "/socket.io/"
+# The pages a person starts from: a stopping process refuses them (refused_while_draining).
+NEW_WORK_PATHS = frozenset({"/", "/login"})
 MAX_FORM_BYTES = 4 * 1024  # a login form is under 1 KiB, a username of 32 characters percent-encoded included
 
 
@@ -68,8 +72,10 @@ class TornadoApp(tornado.web.Application):
         self.allowed_origins = frozenset(allowed_origins)  # pages that may also send the forms
         self.launch_token = launch_token
         self.launch_refusals = gate_refusals()
-        # Set when the server starts shutting down: requests it cuts short (long polls held
-        # open, connections closed under them) are not a client's refusal to log.
+        # Set when the server starts shutting down, a drain included (drain.py): /readyz
+        # says "draining", new pages, logins and handshakes are refused (find_handler), and
+        # requests it cuts short (long polls held open, connections closed under them) are
+        # not a client's refusal to log.
         self.stopping = False
         self.backend_answers = backend.answers  # readiness (health.py)
         handlers: list[Any] = [
@@ -94,6 +100,8 @@ class TornadoApp(tornado.web.Application):
             # The launcher's window only (launch_token.py): another local user's requests
             # reach no session, rate counter or socket.
             return self.get_handler_delegate(request, LaunchGateHandler, {"token": self.launch_token, "refusals": self.launch_refusals})
+        if self.stopping and refused_while_draining(request):
+            return self.get_handler_delegate(request, DrainingHandler, {"plain": request.path == SOCKETIO_PATH})
         return super().find_handler(request, **kwargs)
 
     def max_body_bytes(self, path: str) -> int:
@@ -120,6 +128,17 @@ class TornadoApp(tornado.web.Application):
         except BackendUnavailable:
             return 0  # the store says so in the log, once; the next sweep tries again
         return expired
+
+
+def refused_while_draining(request: HTTPServerRequest) -> bool:
+    """New work, which a stopping process refuses (drain.py): a page (`/`), a login (`/login`)
+    and an Engine.IO handshake (a /socket.io/ request with no sid, read as engineio reads
+    it: a blank sid is none). Everything else still reaches it: the probes, a logout, the
+    static files, and the requests of the sockets still open (polls, posts and WebSocket
+    upgrades, which carry their sid) until their batch ends them."""
+    if request.path in NEW_WORK_PATHS:
+        return True
+    return request.path == SOCKETIO_PATH and "sid" not in parse_qs_bytes(request.query)
 
 
 def make_app(

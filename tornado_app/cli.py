@@ -18,6 +18,7 @@ from . import logs, loop
 from .admission import DEFAULT_MAX_BODY_KIB_IN_FLIGHT, DEFAULT_MAX_CONNECTIONS_PER_IP, raise_open_files_limit
 from .app import make_app
 from .cookie_secrets import CookieSecrets, SecretsCollide, split_secrets
+from .drain import DEFAULT_DRAIN_SECONDS, StopSignals
 from .backend import Backend, RedisNotInstalled
 from .errors import BackendUnreachable
 from .history import DEFAULT_HISTORY, history_frame_bytes, largest_message_bytes
@@ -36,6 +37,7 @@ log = logging.getLogger("tornado_app")
 COOKIE_SECRET_ENV = "TORNADO_APP_COOKIE_SECRET"
 OLD_COOKIE_SECRETS_ENV = "TORNADO_APP_OLD_COOKIE_SECRETS"  # separated by commas or whitespace
 REDIS_URL_ENV = "TORNADO_APP_REDIS_URL"
+DRAIN_SECONDS_ENV = "TORNADO_APP_DRAIN_SECONDS"
 EXIT_USAGE = 2
 
 
@@ -57,6 +59,13 @@ def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("must be 0 or more")
     return value
 
 
@@ -159,6 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--login-rate", type=_rate, default=DEFAULT_LOGIN_RATE, metavar="RATE", help="logins per client address at most, e.g. 30/minute, or off; past it 429 (default: %(default)s)")
     parser.add_argument("--connect-rate", type=_rate, default=DEFAULT_CONNECT_RATE, metavar="RATE", help="socket connects per client address at most; past it refused with 'slow down' (default: %(default)s)")
     parser.add_argument("--chat-rate", type=_rate, default=DEFAULT_CHAT_RATE, metavar="RATE", help="chat messages per session at most; past it the sender is told 'slow down' and the message is not sent (default: %(default)s)")
+    parser.add_argument("--drain-seconds", type=_non_negative_float, default=os.environ.get(DRAIN_SECONDS_ENV, DEFAULT_DRAIN_SECONDS),
+                        metavar="SECONDS", help="on SIGTERM, end the sockets in small batches spread over this long, so that their pages "
+                        "reconnect to the other processes at a steady rate, not all in one second; /readyz says 'draining' and new pages, "
+                        "logins and connections are refused meanwhile. 0 ends them all at once. Ctrl-C (SIGINT), or a second signal "
+                        f"during a drain, stops at once (default: ${DRAIN_SECONDS_ENV}, else %(default)s)")
     parser.add_argument("--metrics-address", type=_listen_address, metavar="HOST:PORT", help="serve Prometheus metrics at http://HOST:PORT/metrics, on a listener of their own with no Host check and no login, e.g. 127.0.0.1:9100: keep it where only the scraper reaches (default: off)")
     parser.add_argument("--no-fast-path", action="store_true", help="send every packet through engineio's own per-socket queue and writer task instead of writing to open WebSockets directly (for comparison)")
     parser.add_argument("--no-uvloop", action="store_true", help="use asyncio's own event loop even where uvloop is installed")
@@ -270,7 +284,8 @@ def listen(args: argparse.Namespace, scheme: str) -> tuple[BoundSockets, HostPol
 
 
 async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLContext | None) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down cleanly."""
+    """Serve until SIGINT or SIGTERM, then shut down cleanly: at once, or after a drain
+    (SIGTERM with --drain-seconds: drain.StopSignals)."""
     if args.redis_url and not args.cookie_secret:
         raise Misconfigured(f"--redis-url needs --cookie-secret (or ${COOKIE_SECRET_ENV}): every process must verify the others' cookies")
     check_history_fits(args.history, args.max_unsent_kib)
@@ -299,14 +314,14 @@ async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLCont
     )
     if args.no_fast_path:
         log.info("fast path off: every packet goes through engineio's own queue and writer task")
-    stop = asyncio.Event()
+    signals = StopSignals(args.drain_seconds)
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGTERM, signals.terminate)  # a drain (drain.py)
+    loop.add_signal_handler(signal.SIGINT, signals.interrupt)  # at once: a person at a terminal
     if exporter is not None:
         await exporter.start()
     try:
-        await serve(app, bound, stop, ssl_context=ssl_context, behind_proxy=args.behind_proxy,
+        await serve(app, bound, signals.stop, drain=signals, ssl_context=ssl_context, behind_proxy=args.behind_proxy,
                     max_connections_per_ip=args.max_connections_per_ip, max_body_kib_in_flight=args.max_body_kib_in_flight,
                     on_ready=lambda: print(f"Serving on {bound.url}  (Ctrl-C to stop)", flush=True))
     finally:

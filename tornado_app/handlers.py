@@ -31,6 +31,11 @@ XSRF_COOKIE = "_xsrf"  # Tornado's default name (`__Host-_xsrf` over HTTPS: cook
 FOREIGN_FORM_TEXT = ("This form was sent from a page of another site, so it was refused. "
                      "To log in or out, use the form on this site's own page.")
 
+# What a person who opens a page or logs in on a process that is draining is told.
+DRAINING_TEXT = ("This server is stopping for a restart, so it takes no new pages or logins. "
+                 "Reload in a few seconds: another server of this site, or this one once it is back, will answer.")
+DRAINING_RETRY_AFTER_SECONDS = 5
+
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -284,6 +289,31 @@ class RevalidatedStaticFileHandler(StaticFileHandler):
     def set_extra_headers(self, path: str) -> None:
         if "v" not in self.request.arguments:
             self.set_header("Cache-Control", "no-cache")
+
+
+class DrainingHandler(BaseHandler):
+    """New work while this process drains (drain.py): a page, a login, an Engine.IO handshake.
+    503 "draining" with Retry-After, before any session is read or cookie set: it costs the
+    draining process nothing, and a proxy in front (nginx's `proxy_next_upstream http_503`)
+    sends the request on to another process. A page gets a short page that says so; a
+    handshake (`plain`) the word alone."""
+
+    refusal_logged = True  # a state of the process, said once where it begins (drain.py)
+
+    def initialize(self, plain: bool = False) -> None:
+        self.plain = plain
+
+    async def prepare(self) -> None:
+        self.set_status(503)
+        self.set_header("Retry-After", str(DRAINING_RETRY_AFTER_SECONDS))
+        if self.plain:
+            self.set_header("Content-Type", "text/plain; charset=UTF-8")
+            self.finish("draining\n")
+        else:
+            self.render("error.html", status_code=503, message="Restarting", explanation=DRAINING_TEXT)
+
+    def check_xsrf_cookie(self) -> None:
+        """Refused whatever the token; say that, not "XSRF"."""
 
 
 class UnknownHostHandler(RequestHandler):

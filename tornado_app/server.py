@@ -26,6 +26,8 @@ from tornado.netutil import bind_sockets, bind_unix_socket
 
 from .admission import DEFAULT_MAX_BODY_KIB_IN_FLIGHT, DEFAULT_MAX_CONNECTIONS_PER_IP, AdmittingHTTPServer
 from .app import TornadoApp
+from .drain import StopSignals
+from .drain import drain as drain_sockets
 from .launch_admission import LaunchAdmittingHTTPServer
 
 log = logging.getLogger(__name__)
@@ -188,10 +190,17 @@ async def serve(
     max_connections_per_ip: int = DEFAULT_MAX_CONNECTIONS_PER_IP,
     max_body_kib_in_flight: int = DEFAULT_MAX_BODY_KIB_IN_FLIGHT,
     on_ready: Callable[[], None] | None = None,
+    drain: StopSignals | None = None,
 ) -> None:
     """Connect the app's backend, serve until `stop` is set, then disconnect every socket and
     close every connection. `on_ready` is called once the server accepts connections; if the
     backend does not answer, BackendUnreachable is raised first (and the port is let go).
+
+    With `drain` (the command line's signals: drain.py), a stop asked for by SIGTERM first
+    drains: /readyz says "draining" and new pages, logins and handshakes are refused at once
+    (app.stopping), while the listener stays open; the sockets are ended in batches over
+    the drain's seconds; then everything closes as in a stop at once. A second signal
+    ends the drain there.
 
     With `ssl_context` it serves HTTPS. With `behind_proxy` it takes the client's address
     and scheme from the proxy's X-Forwarded-For / X-Real-Ip and X-Forwarded-Proto headers
@@ -231,6 +240,9 @@ async def serve(
     log.debug("serving on %s", bound.url)
     try:
         await stop.wait()
+        app.stopping = True  # /readyz says "draining"; no new page, login or handshake (app.py)
+        if drain is not None and not drain.at_once.is_set():
+            await drain_sockets(app.sockets, drain.drain_seconds, drain.at_once)
     finally:
         app.stopping = True
         sweeper.stop()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from socketio.exceptions import ConnectionRefusedError
@@ -151,17 +151,30 @@ class ChatSocketServer:
         """Hear of presence changes in other processes (nothing to do for one process)."""
         self.presence.start()
 
-    async def shutdown(self) -> None:
-        """Close every connection and stop engineio's background tasks.
+    def open_sockets(self) -> list[str]:
+        """The sockets of this process (connected, or being accepted), the oldest first."""
+        return self.registry.all_sockets()
+
+    async def end_for_restart(self, sids: Sequence[str]) -> None:
+        """Tell these sockets that the server is stopping (`ended` "shutdown"), then close
+        their connections: the drain's batches (drain.py), and the shutdown's.
 
         The connections are closed, not disconnected at the Socket.IO level: a client that is
         told "disconnect" takes it as final and does not reconnect, while a server that is
         stopping for a restart (or behind a balancer with other processes) wants its pages to
         reconnect by themselves."""
         self._stopping = True  # the close lines say "server stopping", not engineio's "server disconnect"
-        for sid in self.registry.all_sockets():
+        eio_sids = [eio_sid for sid in sids if (eio_sid := self.sio.manager.eio_sid_from_sid(sid, "/")) is not None]
+        for sid in sids:
             await self.emit_here("ended", {"reason": "shutdown"}, sid)
-        await self.sio.eio.flush(SHUTDOWN_FLUSH_SECONDS)
+        await self.sio.eio.flush(SHUTDOWN_FLUSH_SECONDS, eio_sids)
+        for eio_sid in eio_sids:
+            await self.sio.end_engineio_session(eio_sid, self.sio.eio.reason.SERVER_DISCONNECT)
+
+    async def shutdown(self) -> None:
+        """End every socket still here at once (end_for_restart), close every other Engine.IO
+        connection, and stop engineio's background tasks."""
+        await self.end_for_restart(self.open_sockets())
         for eio_sid in list(self.sio.eio.sockets):
             await self.sio.end_engineio_session(eio_sid, self.sio.eio.reason.SERVER_DISCONNECT)
         self.presence.cancel()

@@ -65,7 +65,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import engineio
@@ -376,10 +376,12 @@ class TunedEngineIOServer(engineio.AsyncServer):
         if task is not None and task is not asyncio.current_task():
             task.cancel()
 
-    async def flush(self, timeout: float) -> None:
-        """Wait (at most `timeout`) until every socket's queued packets have been taken by its
-        writer or its long poll: a packet queued just before a close is otherwise lost."""
-        queues = [engineio_socket.queue.join() for engineio_socket in self.sockets.values()]
+    async def flush(self, timeout: float, sids: Iterable[str] | None = None) -> None:
+        """Wait (at most `timeout`) until the queued packets of every socket (or of those
+        `sids`) have been taken by its writer or its long poll: a packet queued just before a
+        close is otherwise lost."""
+        sockets = self.sockets.values() if sids is None else [self.sockets[sid] for sid in sids if sid in self.sockets]
+        queues = [engineio_socket.queue.join() for engineio_socket in sockets]
         if queues:
             try:
                 await asyncio.wait_for(asyncio.gather(*queues), timeout)

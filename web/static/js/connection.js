@@ -114,11 +114,23 @@ export function connect({ shared, log, badge, setState, session, chat, resumeFro
     return null;
   }
 
-  // Default options: long-polling first, then an upgrade to WebSocket. The cookie rides
-  // along on every request because the page and the socket share an origin. The auth says
-  // only where the page is in the history and the presence list; the session is the
-  // cookie's, checked by the server on every connect before it sends anything missed.
+  // Long-polling first, then an upgrade to WebSocket. The cookie rides along on every
+  // request because the page and the socket share an origin. The auth says only where the
+  // page is in the history and the presence list; the session is the cookie's, checked by
+  // the server on every connect before it sends anything missed.
+  //
+  // The reconnect delay has jitter, so that pages dropped together do not come back
+  // together. The first attempt waits 1 s +/- 75%: 0.25 to 1.75 s, and each next attempt
+  // twice as long (+/- 75%), at most 5 s. A server that drains on SIGTERM ends its sockets a
+  // batch every 0.25 s (tornado_app/drain.py): each batch's pages then come back to the
+  // other servers spread over 1.5 s, overlapping the next batches', so the others see a
+  // steady rate. A crash drops every page at once: the jitter alone spreads them over
+  // 1.5 s instead of the client's default 1 s (+/- 50%). Not sooner than 0.25 s, so
+  // that a page does not knock again at once on a server that is going away.
   const socket = window.io({
+    reconnectionDelay: 1000,
+    reconnectionDelayMax: 5000,
+    randomizationFactor: 0.75,
     auth: (reply) => {
       const where = resumeFrom();
       reply(Object.fromEntries(Object.entries(where).filter(([, value]) => value !== undefined)));
@@ -177,8 +189,9 @@ export function connect({ shared, log, badge, setState, session, chat, resumeFro
   socket.on("ended", (data) => {
     const reason = session.ended(data);
     if (reason === "shutdown") {
-      // The server is stopping, not ending the session (in Redis mode it survives the restart).
-      log("server: stopping; this page reconnects when it is back", "warn");
+      // The server is stopping (a restart, a deploy), not ending the session: the page goes
+      // to another server of the site, or back to this one; in Redis mode the session goes on.
+      log("server: stopping; this page reconnects, to another server or to this one when it is back", "warn");
     } else {
       log("server: session ended (" + (reason || "no reason given") + ")", "warn");
     }

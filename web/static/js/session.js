@@ -15,7 +15,7 @@ const ENDINGS = {
   replaced: "Someone logged in again in this browser, which replaced this session.",
   expired: "This session expired: nobody used it for too long.",
   evicted: "The server had too many sessions and ended this one, the longest unused.",
-  shutdown: "The server is stopping. This page reconnects by itself when it is back.",
+  shutdown: "The server is stopping. This page reconnects by itself, to another server of this site or to this one when it is back.",
 };
 
 // A refusal after the server said it was stopping: it came back without this session.
@@ -120,7 +120,7 @@ export function makeSession({ root, shared, words, setState }) {
       showHelp(ENDINGS[endedReason] || "The server ended this session.", "error", true);
       gone("ended");
     } else if (endedReason === "shutdown") {
-      setState("connecting", "the server is stopping; reconnecting when it is back");
+      setState("connecting", "the server is stopping; reconnecting");
       showHelp(ENDINGS.shutdown, "warning");
       setStatus("checking…", "checking"); // not "active" beside "connecting": not known until the server says
     } else {
