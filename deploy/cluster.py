@@ -60,6 +60,7 @@ from typing import NoReturn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from deploy.rolling_restart import RestartRequests, RollingRestart  # noqa: E402
 from deploy.services import AppProcess, Nginx, RedisServer, Service, ServiceMissing, free_port, open_to_nginx  # noqa: E402
 from tornado_app.cli import COOKIE_SECRET_ENV, REDIS_URL_ENV  # noqa: E402
 from tornado_app.redis.bus import redacted  # noqa: E402
@@ -69,6 +70,8 @@ MAX_DELAY = 30.0  # the longest wait, for a part that keeps ending as soon as it
 STEADY_SECONDS = 30.0  # a run this long was healthy: the next wait is FIRST_DELAY again
 POLL_SECONDS = 0.2  # how often the parts are looked at: an end is noticed this late at most
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# Said when make cluster's own Redis ended (its data is in its append-only file, read back).
+REDIS_RESTART_NOTE = " (its data comes back from its append-only file: people stay logged in)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,10 +79,24 @@ def build_parser() -> argparse.ArgumentParser:
                                      "restart any of them that ends, until Ctrl-C.")
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 2, help="app processes (default: one per core, %(default)s)")
     parser.add_argument("--port", type=int, default=8080, help="nginx's port on 127.0.0.1 (default: %(default)s; 0 picks a free one)")
+    parser.add_argument("--drain-seconds", type=non_negative_seconds, default=10.0,
+                        help="passed to every app: on SIGTERM (a rolling restart: kill -USR1 <the cluster's pid>) it ends "
+                        "its sockets in batches over this long (default: %(default)g; 0: all at once)")
     parser.add_argument("--redis-url", default=os.environ.get(REDIS_URL_ENV) or None,
                         help=f"use this Redis instead of starting one (default: ${REDIS_URL_ENV}; prefer the variable, "
                         "since a password on a command line is readable by every local user)")
     return parser
+
+
+def non_negative_seconds(text: str) -> float:
+    """--drain-seconds: a number of seconds, 0 or more."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds: {text!r}")
+    return seconds
 
 
 def say(line: str) -> None:
@@ -127,6 +144,7 @@ class Supervised:
         self.backoff = Backoff()
         self.up_since = time.monotonic()
         self.restart_at: float | None = None  # while it is down: when it starts again
+        self.held = False  # ended and started by a rolling restart (deploy/rolling_restart.py), not here
 
     @property
     def pid(self) -> int:
@@ -134,12 +152,21 @@ class Supervised:
 
     def tend(self, now: float) -> None:
         """Notice that it ended, or start it again once its wait is over."""
+        if self.held:
+            return
         if self.restart_at is None:
             status = self.service.process.poll()
             if status is not None:
                 self._ended(status, now)
         elif now >= self.restart_at:
             self._restart()
+
+    def start_again_now(self) -> None:
+        """Take it back from a rolling restart that ended it: start it at the next look, with
+        the usual lines and, if it does not start, the usual retries."""
+        self.held = False
+        self.up_since = time.monotonic()  # an asked-for end does not count towards a back-off
+        self.restart_at = time.monotonic()
 
     def _ended(self, status: int, now: float) -> None:
         delay = self.backoff.after_run(now - self.up_since)
@@ -165,13 +192,14 @@ def start_parts(args: argparse.Namespace, workdir: Path, parts: list[Supervised]
     as soon as it runs (so that a failure part way stops those); returns the line to print."""
     redis_url = args.redis_url
     if redis_url is None:
-        redis = RedisServer(workdir)
-        parts.append(Supervised("redis-server", redis, restart_note=" (a new, empty Redis: everyone logs in again)"))
+        redis = RedisServer(workdir, persistent=True)
+        parts.append(Supervised("redis-server", redis, restart_note=REDIS_RESTART_NOTE))
         redis_url = redis.url
     port = args.port or free_port()
     # Secrets through the environment only, for every start and restart.
     env = {COOKIE_SECRET_ENV: os.environ.get(COOKIE_SECRET_ENV) or secrets.token_urlsafe(32), REDIS_URL_ENV: redis_url}
-    flags = ("--behind-proxy", "--allowed-host", f"127.0.0.1:{port}", "--allowed-host", f"localhost:{port}")
+    flags = ("--behind-proxy", "--allowed-host", f"127.0.0.1:{port}", "--allowed-host", f"localhost:{port}",
+             "--drain-seconds", f"{args.drain_seconds:g}")
     # The apps listen on Unix sockets that only nginx's workers (and we) can reach: a local
     # user who could reach an app would be trusted for any X-Real-Ip it sends.
     open_to_nginx(workdir, 0o710)
@@ -185,15 +213,30 @@ def start_parts(args: argparse.Namespace, workdir: Path, parts: list[Supervised]
     nginx = Nginx(workdir, [app.where for app in apps], port=port)
     parts.append(Supervised("nginx", nginx))
     processes = ", ".join(f"app {number} (pid {app.process.pid}) on {app.where}" for number, app in enumerate(apps, 1))
-    return f"Serving on {nginx.url}/  ({processes}; Redis at {redacted(redis_url)}; logs in {workdir}; Ctrl-C to stop)"
+    return f"Serving on {nginx.url}/  ({processes}; Redis at {redacted(redis_url)}; logs in {workdir}; Ctrl-C to stop{how_to_restart()})"
 
 
-def supervise(parts: list[Supervised]) -> NoReturn:
-    """Restart whatever ends, until a KeyboardInterrupt (Ctrl-C, SIGTERM or SIGHUP)."""
+def how_to_restart() -> str:
+    """The end of the first line: the cluster's pid, and how to ask it for a rolling restart."""
+    return f"; kill -USR1 {os.getpid()} for a rolling restart"
+
+
+def rolling_restart_of(parts: list[Supervised], drain_seconds: float, requests: RestartRequests) -> RollingRestart | None:
+    """The rolling restart of the app parts behind the nginx part (None without nginx)."""
+    apps = [part for part in parts if isinstance(part.service, AppProcess)]
+    nginx = next((part for part in parts if isinstance(part.service, Nginx)), None)
+    return RollingRestart(apps, nginx, drain_seconds, say, requests) if nginx is not None else None
+
+
+def supervise(parts: list[Supervised], rolling: RollingRestart | None = None) -> NoReturn:
+    """Restart whatever ends, and move on any rolling restart, until a KeyboardInterrupt
+    (Ctrl-C, SIGTERM or SIGHUP)."""
     while True:
         now = time.monotonic()
         for part in parts:
             part.tend(now)
+        if rolling is not None:
+            rolling.tick(time.monotonic())
         time.sleep(POLL_SECONDS)
 
 
@@ -224,6 +267,8 @@ def stop_on_signals() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     stop_on_signals()
+    requests = RestartRequests()
+    requests.listen()  # before the first line names the pid, so that no SIGUSR1 ends the cluster
     parts: list[Supervised] = []
     with tempfile.TemporaryDirectory(prefix="tornado-app-cluster-") as workdir:
         try:
@@ -237,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         try:  # whatever ends it (Ctrl-C even as the first line is printed, or a bug), no part outlives it
             say(line)
-            supervise(parts)
+            supervise(parts, rolling_restart_of(parts, args.drain_seconds, requests))
         except KeyboardInterrupt:
             pass
         finally:

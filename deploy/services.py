@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import TextIO
 
@@ -223,30 +224,39 @@ class Service:
 
 
 class RedisServer(Service):
-    """redis-server on a free loopback port, no persistence, its files in `workdir`, and a
-    password: any local user can reach a loopback port, and Redis holds the session ids (the
-    bearer credentials) and the channels every process obeys.
+    """redis-server on a free loopback port, its files in `workdir`, and a password: any local
+    user can reach a loopback port, and Redis holds the session ids (the bearer credentials)
+    and the channels every process obeys.
+
+    With `persistent`, it keeps its data across its own restart (make cluster): every write
+    goes to an append-only file in `workdir`/appendonlydir, fsynced once a second
+    (`appendfsync everysec`), read back by the next start. A Redis that is killed loses at
+    most its last write (redis.conf's own words); a machine that stops (power, a kernel panic)
+    loses up to about the last second of writes. Without it (the tests' own Redis), a
+    restart is empty.
 
     The password is in `redis.conf` (mode 0600, in the caller's private temporary directory)
     and in `url`, which goes to the app processes through $TORNADO_APP_REDIS_URL: never on a
-    command line, which every local user can read in /proc/PID/cmdline."""
+    command line, which every local user can read in /proc/PID/cmdline. Its files (the log, the
+    append-only file with every session id) are made 0600, whatever our umask."""
 
-    def __init__(self, workdir: Path, port: int | None = None, password: str | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, password: str | None = None, persistent: bool = False) -> None:
         self.workdir = workdir
         self.port = port or free_port()
         self.password = password or secrets.token_urlsafe(32)
         self.url = f"redis://:{self.password}@127.0.0.1:{self.port}/0"
         self.config_path = workdir / "redis.conf"
+        persistence = "appendonly yes\nappendfsync everysec\nappenddirname appendonlydir\n" if persistent else "appendonly no\n"
         # Created 0600 before the password is written: never readable by others, not even briefly.
         descriptor = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as config:
             config.write(f'port {self.port}\nbind 127.0.0.1\nprotected-mode yes\ndir "{workdir}"\nsave ""\n'
-                         f'appendonly no\nlogfile "{workdir / "redis.log"}"\nrequirepass "{self.password}"\n')
+                         f'{persistence}logfile "{workdir / "redis.log"}"\nrequirepass "{self.password}"\n')
         self.start()
 
     def start(self) -> None:
         command = [find_program("redis-server", sbin=True), str(self.config_path)]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, umask=0o077)
         wait_for_port(self.port, self.process)
 
 
@@ -311,7 +321,9 @@ class AppProcess(Service):
         """Its /readyz now: (status, body)."""
         return probe(self.where)
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 10) -> int:
+        """SIGINT: the app stops at once, as at Ctrl-C (SIGTERM would drain its sockets over
+        --drain-seconds first: a rolling restart sends that itself)."""
         status = super().stop(sig, timeout)
         if self.log_file is not None:
             self.log_file.close()
@@ -319,6 +331,47 @@ class AppProcess(Service):
 
     def log(self) -> str:
         return self.log_path.read_text()
+
+
+def nginx_site(template: str, servers: list[str], listen: str, logs: Path, down: Collection[str] = (),
+               forwarded_for_from_loopback: bool = False) -> str:
+    """deploy/nginx.conf (`template`) made into the site that Nginx runs: its `listen` line,
+    its upstream's `server` lines for `servers` (with the template's own parameters, such as
+    `max_fails=0`, and `down` for those in `down`), its logs in `logs`. Everything else is the
+    template's, so the documented file and what make cluster and the tests run stay one."""
+    site = template.replace("listen 8080;", listen)
+    upstream = re.search(r"^upstream tornado_app \{\n(.*?)^\}", site, flags=re.DOTALL | re.MULTILINE)
+    if upstream is None:
+        raise ValueError("nginx.conf has no `upstream tornado_app { ... }`")
+    lines = list(re.finditer(r"^(\s*)server (\S+?)((?: [^;]*)?);\n", upstream.group(1), flags=re.MULTILINE))
+    if not lines:
+        raise ValueError("nginx.conf's upstream tornado_app has no `server` line")
+    indent, parameters = lines[0].group(1), lines[0].group(3)
+    ours = "".join(f"{indent}server {where}{parameters}{' down' if where in down else ''};\n" for where in servers)
+    start, end = upstream.start(1) + lines[0].start(), upstream.start(1) + lines[-1].end()
+    site = site[:start] + ours + site[end:]
+    site = site.replace("/var/log/nginx/tornado_app.", f"{logs}/")
+    if forwarded_for_from_loopback:
+        site = site.replace("    server_name _;\n", "    server_name _;\n    set_real_ip_from 127.0.0.1;\n"
+                            "    real_ip_header X-Forwarded-For;\n", 1)
+    return site
+
+
+def children_of(pid: int) -> dict[int, str]:
+    """The live child processes of `pid` (Linux /proc), each with its command line as it
+    shows it now (nginx writes its role there: `nginx: worker process`, `... is shutting down`)."""
+    children: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            parent = int(stat[stat.rindex(")") + 2:].split()[1])  # after `(comm)`: state, then ppid
+            if parent == pid:
+                children[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except (OSError, ValueError, IndexError):
+            continue  # ended meanwhile
+    return children
 
 
 class Nginx(Service):
@@ -332,6 +385,9 @@ class Nginx(Service):
     It runs in a process group of its own: a master that dies without a word (SIGKILL) leaves
     its worker serving on the port, so `start` and `stop` end whatever is left of the group.
 
+    `set_down` marks some upstreams `down` (a rolling restart: no new client goes there) and
+    reloads; `reloaded` says when the new configuration serves.
+
     `forwarded_for_from_loopback` is for tests only: nginx takes the client's address from
     X-Forwarded-For when the peer is 127.0.0.1 (realip), so that one test can be many clients."""
 
@@ -340,37 +396,64 @@ class Nginx(Service):
         self.workdir = workdir
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        user = nginx_worker_user()
-        if user is not None and not reachable_by(workdir, user):
-            raise RuntimeError(f"nginx's workers run as {user}, who cannot enter {workdir} (see deploy.services.open_to_nginx)")
-        servers = "\n".join(f"        server {f'127.0.0.1:{upstream}' if isinstance(upstream, int) else upstream};"
-                            for upstream in upstreams)
+        self.user = nginx_worker_user()
+        if self.user is not None and not reachable_by(workdir, self.user):
+            raise RuntimeError(f"nginx's workers run as {self.user}, who cannot enter {workdir} (see deploy.services.open_to_nginx)")
+        self.upstreams = [f"127.0.0.1:{upstream}" if isinstance(upstream, int) else upstream for upstream in upstreams]
+        self.forwarded_for_from_loopback = forwarded_for_from_loopback
+        self.down: frozenset[str] = frozenset()
+        self.logs = workdir / "logs"
+        self.logs.mkdir(mode=0o700, exist_ok=True)  # opened by the master: the workers inherit them
+        self.temporary = workdir / "nginx"  # request bodies and responses that overflow memory
+        self.temporary.mkdir(mode=0o700, exist_ok=True)
+        if self.user is not None:
+            os.chown(self.temporary, pwd.getpwnam(self.user).pw_uid, grp.getgrnam(self.user).gr_gid)
+        self.config_path = workdir / "nginx.conf"
+        self._write_config()
+        self._old_workers: set[int] = set()  # the workers of the configuration before the last reload
+        self._launch()
+
+    def _write_config(self) -> None:
         # Both loopbacks: the apps answer to `localhost`, which a browser may send to ::1.
         listen = f"listen 127.0.0.1:{self.port};" + (f"\n    listen [::1]:{self.port};" if has_ipv6_loopback() else "")
-        config = NGINX_TEMPLATE.read_text().replace("listen 8080;", listen)
-        config = re.sub(r"(upstream tornado_app \{\n\s*hash \$remote_addr consistent;\n)(.*?)(\n\s*\})",
-                        lambda match: match.group(1) + servers + match.group(3), config, count=1, flags=re.S)
-        logs = workdir / "logs"
-        config = config.replace("/var/log/nginx/tornado_app.", f"{logs}/")
-        if forwarded_for_from_loopback:
-            config = config.replace("    server_name _;\n", "    server_name _;\n    set_real_ip_from 127.0.0.1;\n"
-                                    "    real_ip_header X-Forwarded-For;\n", 1)
-        logs.mkdir(mode=0o700, exist_ok=True)  # opened by the master: the workers inherit them
-        temporary = workdir / "nginx"  # request bodies and responses that overflow memory
-        temporary.mkdir(mode=0o700, exist_ok=True)
-        if user is not None:
-            os.chown(temporary, pwd.getpwnam(user).pw_uid, grp.getgrnam(user).gr_gid)
-        self.config_path = workdir / "nginx.conf"
-        self.config_path.write_text(
-            (f"user {user} {user};\n" if user else "")
-            + f"daemon off;\nworker_processes 1;\npid {workdir}/nginx.pid;\nerror_log {logs}/nginx.log warn;\n"
-            f"events {{ worker_connections 4096; }}\n"
-            f"http {{\n    client_body_temp_path {temporary}/body;\n    proxy_temp_path {temporary}/proxy;\n"
-            f"    fastcgi_temp_path {temporary}/fastcgi;\n    uwsgi_temp_path {temporary}/uwsgi;\n"
-            f"    scgi_temp_path {temporary}/scgi;\n"
-            f"{config}\n}}\n"
-        )
-        self._launch()
+        site = nginx_site(NGINX_TEMPLATE.read_text(), self.upstreams, listen, self.logs, self.down, self.forwarded_for_from_loopback)
+        temporary, logs, workdir, user = self.temporary, self.logs, self.workdir, self.user
+        text = ((f"user {user} {user};\n" if user else "")
+                + f"daemon off;\nworker_processes 1;\npid {workdir}/nginx.pid;\nerror_log {logs}/nginx.log warn;\n"
+                f"events {{ worker_connections 4096; }}\n"
+                f"http {{\n    client_body_temp_path {temporary}/body;\n    proxy_temp_path {temporary}/proxy;\n"
+                f"    fastcgi_temp_path {temporary}/fastcgi;\n    uwsgi_temp_path {temporary}/uwsgi;\n"
+                f"    scgi_temp_path {temporary}/scgi;\n"
+                f"{site}\n}}\n")
+        # Whole or not at all: a master started (or reloaded) meanwhile never reads half a file.
+        partial = self.config_path.with_suffix(".conf.new")
+        partial.write_text(text)
+        partial.replace(self.config_path)
+
+    def set_down(self, down: Collection[str]) -> None:
+        """Mark the upstreams in `down` (AppProcess.where) `down`, and the others up, and have
+        nginx read its configuration again (SIGHUP to the master): new workers serve with it
+        while the old ones finish the connections they hold (WebSockets included) and end.
+        A master not running reads the file when it starts again."""
+        self.down = frozenset(down)
+        self._write_config()
+        if self.process.poll() is not None:
+            self._old_workers = set()
+            return
+        self._old_workers = set(children_of(self.process.pid))
+        self.process.send_signal(signal.SIGHUP)
+
+    def reloaded(self) -> bool:
+        """Whether the configuration of the last `set_down` serves now: a new worker runs,
+        and every worker of the old configuration has stopped taking connections (it says
+        `is shutting down`) or ended. (True also when the master has ended: its restart
+        reads the file.)"""
+        if self.process.poll() is not None:
+            return True
+        workers = children_of(self.process.pid)
+        new = [pid for pid, title in workers.items() if pid not in self._old_workers and "worker process" in title]
+        still_taking = [pid for pid, title in workers.items() if pid in self._old_workers and "shutting down" not in title]
+        return bool(new) and not still_taking
 
     def start(self) -> None:
         """Start again once the master has ended, after ending any worker it left on the port."""
