@@ -163,6 +163,7 @@ class Person(Page):
     url: tuple[str, int] = ("127.0.0.1", 0)
     clock: Clock = field(default_factory=Clock)
     ids: set[str] = field(default_factory=set)  # every chat message it holds
+    texts: set[str] = field(default_factory=set)  # and their texts
     lost_at: float | None = None  # when its last welcomed connection ended (the round's clock)
     attempt: int = 0  # failed attempts since it was lost
     away: list[float] = field(default_factory=list)  # seconds away, one per return
@@ -174,11 +175,14 @@ class Person(Page):
     # Page's hooks, called by the Link
 
     def history(self, payload: dict[str, Any], seconds: float, size: int) -> None:
-        self.ids.update(message["id"] for message in payload.get("messages") or [] if isinstance(message, dict))
+        messages = [message for message in payload.get("messages") or [] if isinstance(message, dict)]
+        self.ids.update(message.get("id") for message in messages)
+        self.texts.update(message.get("text") for message in messages)
         super().history(payload, seconds, size)
 
     def chat(self, message: dict[str, Any]) -> None:
         self.ids.add(message.get("id"))
+        self.texts.add(message.get("text"))
         super().chat(message)
 
     def fail(self, why: str) -> None:
@@ -531,6 +535,12 @@ async def rolling_restart(cluster: TimedCluster, processes: int, within: float) 
     return time.perf_counter() - started, starts
 
 
+def per_second(times: list[float]) -> list[int]:
+    """How many events in each 1 s bucket, from the round's start to the last event."""
+    counts = Counter(int(at // 1) for at in times)
+    return [counts.get(second, 0) for second in range(max(counts, default=-1) + 1)]
+
+
 def bucket_peak(times: list[float]) -> int:
     """The most events in one 1 s bucket (times in seconds from the round's start)."""
     return max(Counter(int(at // 1) for at in times).values(), default=0)
@@ -593,6 +603,9 @@ async def one_round(cluster: TimedCluster, crowd: Crowd, poster: Poster, sampler
         "restart_total_s": round(total_by_cluster, 2),
         "peak_reconnects_per_s": bucket_peak(clock.backs),
         "peak_attempts_per_s": bucket_peak(clock.attempts),
+        "reconnects_by_second": per_second(clock.backs),
+        "restart_lines": [f"{at - clock.zero:.1f} s: {line}" for at, line in zip(cluster.line_times, cluster.lines)
+                          if at >= clock.zero],
         "failed_attempts": sum(clock.failures.values()),
         "failures": dict(clock.failures.most_common(6)),
         "peak_cpu_per_app": {str(number): round(value, 2) for number, value in sorted(per_app.items())},
