@@ -89,6 +89,7 @@ DEFAULT_DRAIN_SECONDS = 10.0
 # +-75 % at random (randomizationFactor).
 RECONNECT_FIRST, RECONNECT_MAX, RECONNECT_JITTER = 1.0, 5.0, 0.75
 
+CONNECT_TIMEOUT = 20.0  # socket.io-client's `timeout`: a connection not open by then is dropped and tried again
 LOGGED_OUT_REFUSALS = ("not authenticated", "session ended")  # tornado_app/sockets.py's words
 TEXT = "said during the rolling restart"
 SAMPLE_SECONDS = 0.25  # how often the apps' CPU is read
@@ -255,12 +256,20 @@ class Person(Page):
         host, port = self.url
         link = PersonLink(self, host, port, auth, time.perf_counter())
         self.link = link
+        loop.call_later(CONNECT_TIMEOUT, self.give_up, link)
         try:
-            await loop.create_connection(lambda: link, host, port, local_addr=(self.address, 0))
-        except OSError as error:
-            link.failure = f"could not connect: {error.strerror or error}"
+            await asyncio.wait_for(loop.create_connection(lambda: link, host, port, local_addr=(self.address, 0)), CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as error:
+            link.failure = f"could not connect: {getattr(error, 'strerror', None) or error or 'timed out'}"
             self.clock.failures[link.failure] += 1
-            link.connection_lost(error)
+            link.connection_lost(None)
+
+    def give_up(self, link: PersonLink) -> None:
+        """An attempt not welcomed within CONNECT_TIMEOUT is closed, and the page tries again."""
+        if link is self.link and not link.welcomed and not link.closed.done() and link.failure is None:
+            link.failure = f"no welcome within {CONNECT_TIMEOUT:g} s"
+            self.clock.failures[link.failure] += 1
+            link.close()
 
     def close(self) -> None:
         self.stopped = True
@@ -409,7 +418,8 @@ class Poster:
             if self.socket is None or self.socket.closed.is_set():
                 self.socket = await WireSocket.connect(self.http, self.url, self.cookie, origin=self.url, timeout=5)
             ack = await self.socket.call("chat", {"text": text, "id": secrets.token_hex(8)}, timeout=5)
-        except (Refused, ConnectionError, TimeoutError, aiohttp.ClientError, OSError):
+        except (Refused, ConnectionError, TimeoutError, aiohttp.ClientError, OSError, TypeError):
+            # (aiohttp's WSMessageTypeError, a TypeError: the connection closed in the handshake)
             self.unacked += 1
             return
         if isinstance(ack, dict) and ack.get("ok") and isinstance(ack.get("message"), dict):
