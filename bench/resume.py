@@ -330,7 +330,9 @@ class Scenario:
         self.args = ["--log-level", "warning", "--max-sessions", str(max(10_000, config.sockets * 4)),
                      # every simulated person comes from 127.0.0.1: lift the per-address caps and rates
                      "--max-connections-per-ip", "1000000", "--max-sockets-per-ip", "1000000",
-                     "--login-rate", "off", "--connect-rate", "off", "--chat-rate", "off"]
+                     "--login-rate", "off", "--connect-rate", "off", "--chat-rate", "off",
+                     # the restart measured is the stop at once; a drain's is bench/rolling.py's
+                     "--drain-seconds", "0"]
         self.server = self.app("a")
         self.pages: list[Page] = []
         self.ledger = Ledger()

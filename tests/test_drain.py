@@ -392,3 +392,65 @@ def test_a_page_in_chromium_is_told_of_the_drain_and_reconnects_by_itself_to_the
     finally:
         for app in apps:
             app.stop(signal.SIGKILL)
+
+
+def test_the_draining_gauge_is_1_during_the_drain_and_0_before(start_app) -> None:
+    """`tornado_app_draining` (--metrics-address) says what /readyz says, for a dashboard."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from deploy.services import free_port
+
+    metrics_port = free_port()
+    app = start_app("--drain-seconds", "4", "--metrics-address", f"127.0.0.1:{metrics_port}")
+
+    async def draining(http: aiohttp.ClientSession) -> float:
+        async with http.get(f"http://127.0.0.1:{metrics_port}/metrics") as answer:
+            text = await answer.text()
+        return next(sample.value for family in text_string_to_metric_families(text)
+                    for sample in family.samples if sample.name == "tornado_app_draining")
+
+    async def scenario() -> None:
+        async with http_session() as http:
+            socket = await connect(http, app, await log_in(http, app.url, "ada"))
+            assert await draining(http) == 0
+            app.process.send_signal(signal.SIGTERM)
+            await eventually(lambda: _is_draining(http, app), what="the drain began")
+            assert await draining(http) == 1
+            assert not socket.closed.is_set()
+
+    asyncio.run(scenario())
+    assert exit_status(app, GENEROUS_SECONDS) == 0
+
+
+@both_stores
+def test_a_long_polling_socket_keeps_working_during_the_drain_until_its_batch(start_app, store: str) -> None:
+    """A socket on long-polling (no WebSocket: a proxy that strips upgrades) makes a request
+    per packet, each with its sid: those still reach the draining process, so it works until
+    its batch, then its pending poll carries `ended` "shutdown" and the close."""
+    from tests.support.socketio_client import SocketClient
+
+    app = start_app("--drain-seconds", "3", store=store)
+
+    async def scenario() -> None:
+        async with http_session() as http:
+            cookie = await log_in(http, app.url, "ada")
+        client = SocketClient(cookie)
+        try:
+            await client.sio.connect(app.url, headers={"Origin": app.url}, transports=["polling"], wait_timeout=10)
+            assert (await client.sio.call("whoami", timeout=10))["username"] == "ada"
+            signalled = time.monotonic()
+            app.process.send_signal(signal.SIGTERM)
+            answered = 0
+            while time.monotonic() - signalled < 2.0:
+                assert (await client.sio.call("whoami", timeout=10))["username"] == "ada"
+                answered += 1
+                await asyncio.sleep(0.2)
+            assert answered >= 3
+            assert await client.next("ended", timeout=GENEROUS_SECONDS) == {"reason": "shutdown"}
+            await client.next("disconnect", timeout=GENEROUS_SECONDS)
+            assert time.monotonic() - signalled >= 2.0
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())
+    assert exit_status(app, GENEROUS_SECONDS) == 0

@@ -44,8 +44,9 @@ class Batch:
 def drain_schedule(sockets: int, seconds: float, interval: float = BATCH_INTERVAL_SECONDS) -> list[Batch]:
     """The batches that end `sockets` sockets evenly over `seconds`: at most one per
     `interval`, no more batches than sockets, the last one at `seconds` exactly (then none is
-    left). The first goes one step after the start, not at it: the balancer has that long to
-    see /readyz say "draining" before any page comes back to it. No sockets: no batches."""
+    left). The first goes one step after the start, not at it: a balancer has that long to
+    see /readyz say "draining" before the first pages reconnect through it. No sockets: no
+    batches."""
     if sockets <= 0:
         return []
     if seconds <= 0:
@@ -56,6 +57,8 @@ def drain_schedule(sockets: int, seconds: float, interval: float = BATCH_INTERVA
 
 class DrainedSockets(Protocol):
     """What a drain needs of the socket server (sockets.ChatSocketServer)."""
+
+    draining: bool
 
     def open_sockets(self) -> list[str]: ...
 
@@ -72,6 +75,7 @@ async def drain(sockets: DrainedSockets, seconds: float, at_once: asyncio.Event,
     shutdown then ends them all together."""
     now = clock or asyncio.get_running_loop().time
     start = now()
+    sockets.draining = True
     schedule = drain_schedule(len(sockets.open_sockets()), seconds)
     log.info("draining %d sockets over %g s", len(sockets.open_sockets()), seconds)
     ended = 0

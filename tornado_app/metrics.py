@@ -118,6 +118,7 @@ class Metrics(NoMetrics):
                                 ["event"], buckets=EVENT_BUCKETS, **metric)
         self.presence_batches = Histogram(PREFIX + "presence_batch_changes", "Joins and leaves per presence diff sent to this process's sockets",
                                           buckets=PRESENCE_BUCKETS, **metric)
+        self.draining = Gauge(PREFIX + "draining", "1 while this process drains its sockets for a stop (SIGTERM), else 0", **metric)
         self.loop_lag = Gauge(PREFIX + "event_loop_lag_seconds", "How late the event loop ran a timer, at the latest measure", **metric)
         self.redis_up: Gauge | None = None
         self.redis_ping: Histogram | None = None
@@ -138,6 +139,7 @@ class Metrics(NoMetrics):
     def watch(self, sockets: ChatSocketServer) -> None:
         self.sockets_open.set_function(lambda: len(sockets.registry))
         self.people_online.set_function(lambda: len(sockets.presence.here()))
+        self.draining.set_function(lambda: float(sockets.draining))
         sockets.store.add_end_listener(self._session_ended)
         other = self.events.labels(OTHER)
         sockets.sio.count_unknown_events(lambda: other.observe(0.0))  # by "other": never a client's name for it

@@ -132,6 +132,7 @@ class ChatSocketServer:
         self.catch_up_asks = StateAsks()
         self._session_ending: dict[str, EndReason] = {}  # sockets being disconnected for their session's end, why
         self._stopping = False
+        self.draining = False  # ending its sockets batch by batch for a stop (drain.py; a metric)
         # Not connect: an unexpected error there must leave the socket refused, never
         # swallowed into an accept.
         self.sio.on("connect", self.metrics.connects(self._on_connect))
