@@ -3,9 +3,10 @@
 
 It starts redis-server with a generated password, N app processes (`python -m tornado_app`,
 default: one per core) each on a Unix socket, and nginx in front of them on one port
-(deploy/nginx.conf: sticky per client address, WebSocket upgrades passed, X-Forwarded-* set),
-every file in a private temporary directory. It prints the URL and each process's pid and
-socket, then supervises:
+(deploy/nginx.conf: sticky per session cookie, per client address without one, WebSocket
+upgrades passed, X-Forwarded-* set, a refused connect or a draining app's 503 passed on to
+the next app), every file in a private temporary directory. It prints the URL, each
+process's pid and socket, and its own pid for a rolling restart, then supervises:
 
 - A part that ends, whatever the way (an exit status, a signal, a crash), is started again on
   the same port or socket (nginx's list of upstreams is fixed) with the same flags and environment,
@@ -16,19 +17,26 @@ socket, then supervises:
       app 2 (pid 1234) killed by SIGKILL; restarting in 0.5 s
       app 2 back (pid 1240)
 
-  Meanwhile the other processes serve, and nginx sends new connections to them; a page whose
-  socket was on the process that ended reconnects through nginx, still logged in. An app
+  Meanwhile the other processes serve, and nginx sends new connections to them (it tries
+  each app for every request, `max_fails=0`, and a refused connect goes on to the next at
+  once); a page whose socket was on the process that ended reconnects through nginx, still
+  logged in. An app
   counts as started (first, and "back") once its own `GET /readyz` answers 200 (its Redis
   answers), asked directly on its socket as a balancer or an orchestrator would probe it
   (deploy/services.py `probe`); nginx itself cannot: open-source nginx has no active
   health checks, only `max_fails`/`fail_timeout` on real requests.
 - redis-server and nginx are restarted the same way (our call: it is safe, so we do not stop
   everything). nginx holds no state, and its process group goes with it, so a worker left by
-  a master that was killed cannot keep the port. A new Redis is empty (no persistence here):
-  everyone logs in again, and the line says so; the app processes ride out the gap by
-  themselves. A Redis given with --redis-url is not ours and is not watched.
-- Ctrl-C (SIGINT), SIGTERM or SIGHUP (the terminal closing) stops everything, even during a
-  back-off or a restart, and removes the directory; the exit status is 0.
+  a master that was killed cannot keep the port. Redis reads its data back from its
+  append-only file (`appendonly yes`, `appendfsync everysec`, in the directory): people stay
+  logged in, and the line says so; a machine that stops can lose about its last second of
+  writes. The app processes ride out the gap by themselves. A Redis given with --redis-url is
+  not ours and is not watched.
+- SIGUSR1 (`kill -USR1 <its pid>`) restarts the apps one at a time, each taken out of nginx,
+  drained over --drain-seconds, started again and put back (deploy/rolling_restart.py).
+- Ctrl-C (SIGINT), SIGTERM or SIGHUP (the terminal closing) stops everything at once (the apps
+  get SIGINT: no drain), even during a back-off, a restart or a rolling restart, and removes
+  the directory; the exit status is 0.
 
 Who can reach what: the temporary directory is its owner's (0700), or, run as root, also
 enterable (0710, nothing listed) by the group of nginx's workers, which run as a user of their

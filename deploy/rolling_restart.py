@@ -25,19 +25,35 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from enum import Enum
-from typing import TYPE_CHECKING
-
-from deploy.services import AppProcess, Nginx
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    import subprocess
     from types import FrameType
 
     from deploy.cluster import Supervised
 
 DRAIN_MARGIN = 10.0  # seconds after the drain for an app to close its listeners and Redis and exit
 RELOAD_SECONDS = 10.0  # how long nginx may take to serve with a new configuration
+
+
+class Restartable(Protocol):
+    """An app's service as the rolling restart uses it (deploy/services.py AppProcess)."""
+
+    process: subprocess.Popen[str]
+
+    @property
+    def where(self) -> str: ...
+
+
+class Front(Protocol):
+    """nginx's service as the rolling restart uses it (deploy/services.py Nginx)."""
+
+    def set_down(self, down: Collection[str]) -> None: ...
+
+    def reloaded(self) -> bool: ...
 
 
 class RestartRequests:
@@ -89,15 +105,11 @@ class RollingRestart:
     def app(self) -> Supervised:
         return self.apps[self.index]
 
-    def _service(self, part: Supervised) -> AppProcess:
-        service = part.service
-        assert isinstance(service, AppProcess)
-        return service
+    def _service(self, part: Supervised) -> Restartable:
+        return part.service  # type: ignore[return-value]  # an app's: AppProcess
 
-    def _nginx(self) -> Nginx:
-        service = self.nginx.service
-        assert isinstance(service, Nginx)
-        return service
+    def _nginx(self) -> Front:
+        return self.nginx.service  # type: ignore[return-value]  # nginx's: Nginx
 
     def tick(self, now: float) -> None:
         """Take in any SIGUSR1, then move the restart on by whatever has happened."""

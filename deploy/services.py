@@ -480,5 +480,13 @@ class Nginx(Service):
             os.killpg(self.process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass  # the group is empty
+        # A killed worker lets go of the port when it has died, a moment later: until then a
+        # new master could not bind it, and the port would seem served by the dying worker.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) != 0:
+                    break
+            time.sleep(0.02)
         if self.process.stderr is not None:
             self.process.stderr.close()
