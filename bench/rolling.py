@@ -93,11 +93,6 @@ CONNECT_TIMEOUT = 20.0  # socket.io-client's `timeout`: a connection not open by
 LOGGED_OUT_REFUSALS = ("not authenticated", "session ended")  # tornado_app/sockets.py's words
 TEXT = "said during the rolling restart"
 SAMPLE_SECONDS = 0.25  # how often the apps' CPU is read
-# A login nginx answers 502 is tried again, up to this many times in all: with the upstream
-# `keepalive` that deploy/nginx.conf asks for, nginx now and then sends a login over a kept
-# connection that the app has just closed, and cannot send a POST again (non-idempotent).
-# Counted and printed: it is a defect of the setup, not of a drain.
-LOGIN_TRIES = 20
 POSTER_ADDRESS = "127.254.0.1"
 
 
@@ -440,15 +435,13 @@ class Crowd:
         host, port = url.removeprefix("http://").split(":")
         self.people = [Person(cookie="", name=f"{prefix}{index}", address=address_of(first_address + index),
                               url=(host, int(port)), clock=Clock()) for index in range(count)]
-        self.logins_502 = 0  # logins answered 502 by nginx, and pressed again
 
     async def log_in(self, concurrency: int) -> None:
         """Each person logs in through the form from their own address."""
 
         async def one(index: int) -> None:
             person = self.people[index]
-            person.cookie, retried = await log_in_from(self.url, person.address, person.name)
-            self.logins_502 += retried
+            person.cookie = await log_in_from(self.url, person.address, person.name)
 
         await bounded(len(self.people), concurrency, one)
 
@@ -494,19 +487,11 @@ class Crowd:
             person.close()
 
 
-async def log_in_from(url: str, address: str, name: str) -> tuple[str, int]:
-    """Log in as `name` through the form from `address`: the cookie, and how many times nginx
-    answered 502 and the login was sent again (see LOGIN_TRIES)."""
+async def log_in_from(url: str, address: str, name: str) -> str:
+    """Log in as `name` through the form, from `address`: the Cookie header."""
     connector = aiohttp.TCPConnector(local_addr=(address, 0), limit=0)
     async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar()) as http:
-        for attempt in range(LOGIN_TRIES):
-            try:
-                return await log_in(http, url, name), attempt
-            except (RuntimeError, KeyError) as error:  # a POST answered 502, a GET /login without its cookie
-                if not ("answered 502" in str(error) or isinstance(error, KeyError)) or attempt == LOGIN_TRIES - 1:
-                    raise
-                await asyncio.sleep(0.1)
-    raise AssertionError("unreachable")
+        return await log_in(http, url, name)
 
 
 async def wait_for(condition: Callable[[], bool], within: float, what: str) -> float:
@@ -647,10 +632,8 @@ async def run_mode(config: Config, drain_seconds: float | None, workdir: Path) -
         crowd = Crowd(url, config.sockets)
         await crowd.log_in(config.concurrency)
         await crowd.connect(config.concurrency, config.timeout)
-        print(f"  logged in and connected in {time.perf_counter() - started:.1f} s"
-              f"{f' ({crowd.logins_502} logins answered 502 by nginx and sent again)' if crowd.logins_502 else ''}", flush=True)
-        cookie, retried = await log_in_from(url, POSTER_ADDRESS, "poster")
-        crowd.logins_502 += retried
+        print(f"  logged in and connected in {time.perf_counter() - started:.1f} s", flush=True)
+        cookie = await log_in_from(url, POSTER_ADDRESS, "poster")
         connector = aiohttp.TCPConnector(local_addr=(POSTER_ADDRESS, 0), limit=0)
         poster = Poster(cookie, url, aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar()))
         await poster.chat("before the rolling restart")
