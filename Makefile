@@ -81,7 +81,7 @@ bench-resume: $(VENV)/.installed-test
 # A deploy that logs nobody out: make cluster with 2,000 sockets over 2 processes, a rolling
 # restart (kill -USR1) with the apps stopping at once, then drained over 10 s, side by side:
 # each socket's time away, reconnects per second, the apps' peak CPU; nobody logged out, no
-# acked message lost (about two minutes).
+# acked message lost (about three minutes; --rounds 3: five or six).
 bench-rolling: $(VENV)/.installed-test
 	$(BIN)/python bench/rolling.py $(ARGS)
 
