@@ -280,13 +280,8 @@ def test_a_rolling_restart_logs_nobody_out_loses_no_message_and_spreads_the_reco
             # Each page told `shutdown` lost its connection right after, and came back while its
             # process was out of nginx: to the other process.
             closed_after = {name: told_then_closed(log) for name, log in logs.items()}
-            if any(not told or max(told) >= 2 for told in closed_after.values()):
-                # Known, reported to the lead: a page's socket upgraded from long-polling to a
-                # WebSocket is told `shutdown` by the drain's batch but its WebSocket stays open
-                # until the process exits (guard.end_engineio_session closes the handler that
-                # opened the session, the polling one), so every browser page of a process
-                # comes back at the end of its drain. Once fixed, this test asserts the rest.
-                pytest.xfail(f"pages told 'shutdown' lost their connection this many s later: {closed_after}")
+            assert all(told and max(told) < 2 for told in closed_after.values()), (
+                f"pages told 'shutdown' lost their connection this many s later: {closed_after}")
             for name, times in handshakes.times.items():
                 assert any(begin <= at <= end for at in times for _, begin, end in windows), (
                     f"{name}'s page began its handshakes at {[round(at - started, 1) for at in times]} s, not while "

@@ -51,6 +51,26 @@ async def test_ending_a_polling_session_does_not_wait_for_its_next_poll(app: Tor
         assert sid not in app.sockets.sio.eio.sockets
 
 
+
+@pytest.mark.gen_test
+async def test_ending_a_session_upgraded_from_polling_closes_its_websocket(app: TornadoApp, http_server, base_url: str) -> None:
+    """A browser page begins by polling and upgrades: ending its session (a drain's batch, a
+    logout) closes the WebSocket it was upgraded to, at once. (The handler that opened the
+    session, the one engineio's environ keeps, is the first long-poll's: closing only that
+    left the page's WebSocket open until the process exited.)"""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+        client = UpgradingClient(http, base_url, await log_in(http, base_url, "ada"))
+        await client.open()
+        await client.upgrade()
+        assert client._websocket is not None and client._reader is not None
+        await eventually(lambda: app.sockets.sio.eio.sockets[client.sid].upgraded, what="the server took the upgrade")
+        await asyncio.wait_for(app.sockets.sio.end_engineio_session(client.sid, "server disconnect"), 1)
+        # The reader ends only when the WebSocket closes (a close packet alone does not end it).
+        await asyncio.wait_for(asyncio.shield(client._reader), 2)
+        assert client._websocket.closed
+        await client.close()
+
+
 # --- The direct path (direct_writes) under fire --------------------------------
 
 SOURCES = ("broadcast-a", "broadcast-b", "to-each", "mixed")

@@ -390,11 +390,15 @@ class TunedEngineIOServer(engineio.AsyncServer):
 
     async def end_session(self, sid: str, reason: str, websocket_handler: Any = None) -> None:
         """End an Engine.IO session now, without waiting for the client to collect the close
-        packet (a pending long-poll GET still receives it). `websocket_handler`, when the
-        session is on a WebSocket, is closed too rather than after its ping timeout."""
+        packet (a pending long-poll GET still receives it). The WebSocket that carries the
+        session is closed too rather than after its ping timeout: the one the session was
+        upgraded to (its queue knows it: CountingWebSocket), else `websocket_handler`, the
+        handler that opened the session. (That one alone is the long-poll's for a page that
+        began by polling, as browsers do: its WebSocket stayed open until the process exited.)"""
         engineio_socket = self.sockets.pop(sid, None)
         if engineio_socket is None:
             return
+        carrier = getattr(engineio_socket.queue, "websocket", None) or websocket_handler
         await engineio_socket.close(wait=False, abort=False, reason=reason)
-        if engineio_socket.upgraded and websocket_handler is not None:
-            websocket_handler.close()
+        if engineio_socket.upgraded and carrier is not None:
+            carrier.close()
