@@ -676,8 +676,9 @@ def ask_redis(port: int, password: str, *command: str, timeout: float = 2.0) -> 
     """One command to the Redis or Sentinel on 127.0.0.1:`port`, after AUTH: its reply as
     strings and lists (RESP2). RuntimeError for an error reply. (No client library: make
     cluster runs this before any app, and it needs no more than this.)"""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as connection:
-        reader = connection.makefile("rb")
+    # The file too is closed on the way out: while it is open, closing the socket leaves its
+    # descriptor open (a ResourceWarning later, in whichever test collects it).
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as connection, connection.makefile("rb") as reader:
         for words in (("AUTH", password), command):
             connection.sendall(b"".join([f"*{len(words)}\r\n".encode()]
                                         + [f"${len(word.encode())}\r\n{word}\r\n".encode() for word in words]))

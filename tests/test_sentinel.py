@@ -25,7 +25,7 @@ import pytest
 from deploy.services import ROOT, SENTINEL_SERVICE, ReplicatedRedis, ask_redis, free_port, probe
 from tests.support.cluster import SECRET, Cluster, MakeCluster
 from tests.support.forms import can_log_in, http_session, log_in, log_out
-from tests.support.sentinel import replicated_now
+from tests.support.sentinel import replica_of, replicated_now
 from tests.support.waiting import eventually
 from tests.support.wire import WireSocket
 from tornado_app.redis.urls import BadRedisURL, SentinelURL, parse_sentinel_url, redacted
@@ -280,11 +280,8 @@ def test_a_killed_primary_fails_over_with_503s_and_retry_after_and_everything_wo
         first_primary.start()
         new_port = replicated_redis.primary_port()
 
-        def follows() -> bool:
-            role = ask_redis(first_primary.port, replicated_redis.password, "ROLE")
-            return isinstance(role, list) and role[0] == "slave" and role[2] == str(new_port)
-
-        asyncio.run(eventually(follows, within=40, what="the old primary comes back as a replica"))
+        asyncio.run(eventually(lambda: replica_of(first_primary.port, replicated_redis.password, new_port), within=40,
+                               what="the old primary comes back as a replica"))
     finally:
         for watch in watches:
             watch.stop()
@@ -423,11 +420,8 @@ def test_make_cluster_redis_ha_serves_and_fails_over_a_killed_primary() -> None:
                 await grace.close()
                 await cluster.next_line(rf"redis {number} back \(pid \d+\)")
 
-                def follows() -> bool:
-                    role = ask_redis(first, password, "ROLE")
-                    return isinstance(role, list) and role[0] == "slave" and role[2] == str(primary_port())
-
-                await eventually(follows, within=40, what="the old primary comes back as a replica")
+                await eventually(lambda: replica_of(first, password, primary_port()), within=40,
+                                 what="the old primary comes back as a replica")
             # The config files (with the password) the Sentinels had rewritten are still 0600.
             modes = {str(path.relative_to(replicated)): path.stat().st_mode & 0o777 for path in replicated.rglob("*.conf")}
             assert len(modes) == 5 and set(modes.values()) == {0o600}, modes

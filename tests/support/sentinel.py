@@ -12,3 +12,13 @@ def replicated_now(replicated: ReplicatedRedis) -> None:
     and a failover loses what it had not received yet."""
     primary = replicated.primary()
     assert ask_redis(primary.port, replicated.password, "WAIT", "1", "5000", timeout=10) == "1"
+
+
+def replica_of(port: int, password: str, primary_port: int) -> bool:
+    """Whether the Redis on `port` is a replica of the one on `primary_port` yet: False while
+    it is still starting, loading its file or syncing (it may reset the connection then)."""
+    try:
+        role = ask_redis(port, password, "ROLE")
+    except (OSError, RuntimeError):
+        return False
+    return isinstance(role, list) and role[0] == "slave" and role[2] == str(primary_port)
