@@ -77,3 +77,31 @@ async def test_presence_stops_while_its_heartbeat_waits_on_redis(redis_url: str)
         assert took < STOP_BOUND_SECONDS
     finally:
         await bus.close()
+
+
+@pytest.mark.gen_test(timeout=STOP_BOUND_SECONDS + 30)
+async def test_the_bus_closes_though_its_subscription_lost_a_cancellation(redis_url: str) -> None:
+    """The bus's subscription task, cancelled as it sends SUBSCRIBE (through the same
+    `wait_for`), went on into its endless read of the channel: `RedisBus.close` awaited it."""
+    bus = RedisBus(redis_url)
+    await bus.start()
+    await asyncio.wait_for(bus.subscribed.wait(), STOP_BOUND_SECONDS)
+    listener = bus._listener
+    assert listener is not None
+    listener.cancel()  # the real one ends at once: stand in for one that lost its cancellation
+    await asyncio.gather(listener, return_exceptions=True)
+    lost = asyncio.Event()
+
+    async def listen_after_losing_a_cancellation() -> None:
+        try:
+            await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            lost.set()  # lost, as in the subscription's SUBSCRIBE
+        await asyncio.Event().wait()  # the read of the channel, which never ends by itself
+
+    bus._listener = asyncio.ensure_future(listen_after_losing_a_cancellation())
+    await asyncio.sleep(0)
+    started = time.monotonic()
+    await asyncio.wait_for(bus.close(), STOP_BOUND_SECONDS)
+    assert lost.is_set() and bus._listener.done()
+    assert time.monotonic() - started < STOP_BOUND_SECONDS
