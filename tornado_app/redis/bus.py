@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "tornado_app:"
 RESUBSCRIBE_SECONDS = 0.5  # how often to try again while Redis is away
+CLOSE_WAIT_SECONDS = 3.0  # for the subscription's task to end when the bus closes
+RECANCEL_SECONDS = 0.5  # between two cancellations of a task that runs on (cancel_until_done)
 MAX_CONNECTIONS = 1000  # to Redis from one process; more commands at once wait for one
 # ... at most this long. Not a sign of a hung Redis (each command gives its connection back
 # within socket_timeout, twice): a loop busy with a crowd of connects takes seconds to read
@@ -68,6 +70,22 @@ def command_client(url: str) -> redis.Redis:
         return redis.Redis.from_pool(redis.BlockingConnectionPool.from_url(url, **options))
     return sentinels_of(sentinel).master_for(sentinel.service_name, connection_pool_class=BlockingSentinelConnectionPool,
                                              db=sentinel.db, **sentinel.auth(), **options)
+
+
+async def cancel_until_done(task: asyncio.Task[Any], within: float, what: str) -> None:
+    """Cancel `task` and wait for it to end, cancelling it again while it runs on: a
+    cancellation that lands in a redis-py command can be lost (Python 3.11's
+    `asyncio.wait_for`, through which redis-py sends every command, returns the result and
+    drops the cancellation when its future is done as the cancellation comes). Past `within`
+    seconds the task is left behind, with one WARNING."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not task.done():
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            log.warning("%s still running %g s after it was cancelled; left behind", what, within)
+            return
+        task.cancel()
+        await asyncio.wait({task}, timeout=min(RECANCEL_SECONDS, left))
 
 
 def sentinels_of(url: SentinelURL) -> Sentinel:
@@ -127,8 +145,7 @@ class RedisBus:
 
     async def close(self) -> None:
         if self._listener is not None:
-            self._listener.cancel()
-            await asyncio.gather(self._listener, return_exceptions=True)
+            await cancel_until_done(self._listener, CLOSE_WAIT_SECONDS, "Redis subscription")
         await self.client.aclose()
         pool = self.client.connection_pool
         if isinstance(pool, BlockingSentinelConnectionPool):
