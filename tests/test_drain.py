@@ -13,6 +13,7 @@ today's stop. The batching's arithmetic is checked on its own below.
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import signal
 import subprocess
@@ -347,7 +348,7 @@ def test_a_page_in_chromium_is_told_of_the_drain_and_reconnects_by_itself_to_the
     port = free_port()
     env = {"TORNADO_APP_COOKIE_SECRET": "a-secret-shared-by-every-process", "TORNADO_APP_REDIS_URL": redis_url}
     apps = [AppProcess(tmp_path / f"app{number}.log", "--log-level", "info", "--drain-seconds", "3", "--behind-proxy",
-                       "--allowed-host", f"127.0.0.1:{port}", env=env) for number in (1, 2)]
+                       "--allowed-host", f"127.0.0.1:{port}", "--process-label", f"app{number}", env=env) for number in (1, 2)]
     try:
         try:
             proxy = Nginx(nginx_workdir, [app.port for app in apps], port=port)
@@ -359,7 +360,10 @@ def test_a_page_in_chromium_is_told_of_the_drain_and_reconnects_by_itself_to_the
                 person = Person(browser, proxy.url + "/")
                 page = person.log_in("Ada")
                 wait_for_socket(page, "connected")
-                pages_app = next(app for app in apps if "login: 'Ada'" in app.log())
+                # The process that serves the page's socket, as its welcome names it (nginx hashes
+                # the session cookie: not necessarily the one the login went to).
+                expect(page.locator("#socket-process-label")).to_have_text(re.compile(r"^app[12]$"))
+                pages_app = apps[int(page.text_content("#socket-process-label")[-1]) - 1]
                 # Every help text the page shows from now on, however briefly.
                 page.evaluate("""() => {
                     window.helpsShown = [];
