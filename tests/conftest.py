@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import socketio
@@ -20,7 +22,7 @@ from tornado.ioloop import IOLoop
 # Failed asserts in the support modules explain themselves as in a test (before they are imported).
 pytest.register_assert_rewrite("tests.support")
 
-from tests.support.cluster import Cluster  # noqa: E402
+from tests.support.cluster import Cluster, MakeCluster  # noqa: E402
 from tests.support.processes import ServerProcess  # noqa: E402
 from tests.support.socketio_client import SocketClient  # noqa: E402
 from tests.support.web_user import WebUser  # noqa: E402
@@ -229,3 +231,37 @@ def cluster(redis_url: str, tmp_path: Path) -> Iterator[Cluster]:
     started = Cluster(redis_url, tmp_path)
     yield started
     started.stop()
+
+
+ClusterType = TypeVar("ClusterType", bound=MakeCluster)
+
+
+def started_make_cluster(*args: str, env: dict[str, str] | None = None,
+                         kind: type[ClusterType] = MakeCluster) -> ClusterType:  # type: ignore[assignment]
+    """deploy/cluster.py with two processes on a free port (and `args`), serving; skipped
+    where redis-server or nginx is missing (failed instead under REQUIRE_E2E=1)."""
+    made = kind("--processes", "2", "--port", "0", *args, env=env)
+    if not made.serving:
+        made.close()
+        if "not installed" in made.stderr():
+            e2e_unavailable(made.stderr().strip())
+        pytest.fail(f"make cluster did not start: {made.first_line!r} {made.stderr()}")
+    return made
+
+
+@pytest.fixture
+def nginx_workdir() -> Iterator[Path]:
+    """A private directory for nginx's files and the apps' sockets, laid out as make cluster's:
+    run as root, nginx's workers (a user of their own) may enter it, and no one else."""
+    from deploy.services import ServiceMissing, open_to_nginx
+
+    workdir = Path(tempfile.mkdtemp(prefix="tornado-app-test-nginx-"))
+    try:
+        open_to_nginx(workdir, 0o710)
+        (workdir / "sockets").mkdir()
+        open_to_nginx(workdir / "sockets", 0o2710)
+    except ServiceMissing as missing:
+        shutil.rmtree(workdir)
+        e2e_unavailable(str(missing))
+    yield workdir
+    shutil.rmtree(workdir, ignore_errors=True)

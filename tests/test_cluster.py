@@ -15,13 +15,11 @@ import errno
 import os
 import pwd
 import re
-import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +32,7 @@ import socketio
 
 from deploy.cluster import Backoff, how_it_ended
 from deploy.services import (
-    NGINX_USER, ROOT, AppProcess, Nginx, ServiceMissing, free_port, has_ipv6_loopback, open_to_nginx, probe,
+    NGINX_USER, ROOT, AppProcess, Nginx, ServiceMissing, free_port, has_ipv6_loopback, probe,
 )
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, browser_missing
 from tests.support.cluster import Cluster, MakeCluster, as_nobody, connections_to
@@ -45,7 +43,7 @@ from tests.support.protocol import SOCKETIO_POLLING, opening_sid
 from tests.support.waiting import eventually
 from tests.support.wire import Refused, WireSocket
 
-from .conftest import e2e_unavailable
+from .conftest import e2e_unavailable, started_make_cluster
 
 def test_a_chat_on_one_process_reaches_sockets_on_every_process(cluster: Cluster) -> None:
     a, b = cluster.start(), cluster.start()
@@ -275,22 +273,6 @@ def test_one_session_bound_for_all_processes_under_concurrent_logins(cluster: Cl
 
 
 @pytest.fixture
-def nginx_workdir() -> Iterator[Path]:
-    """A private directory for nginx's files and the apps' sockets, laid out as make cluster's:
-    run as root, nginx's workers (a user of their own) may enter it, and no one else."""
-    workdir = Path(tempfile.mkdtemp(prefix="tornado-app-test-nginx-"))
-    try:
-        open_to_nginx(workdir, 0o710)
-        (workdir / "sockets").mkdir()
-        open_to_nginx(workdir / "sockets", 0o2710)
-    except ServiceMissing as missing:
-        shutil.rmtree(workdir)
-        e2e_unavailable(str(missing))
-    yield workdir
-    shutil.rmtree(workdir, ignore_errors=True)
-
-
-@pytest.fixture
 def nginx_in_front(cluster: Cluster, nginx_workdir: Path) -> Iterator[Nginx]:
     """Two app processes on Unix sockets, nginx in front on a free port (make cluster's layout)."""
     port = free_port()
@@ -391,16 +373,7 @@ def test_through_nginx_every_transport_stays_on_one_process(cluster: Cluster, ng
     assert "Traceback" not in "".join(app.log() for app in cluster.apps)
 
 
-def make_cluster(*args: str) -> MakeCluster:
-    """deploy/cluster.py with two processes on a free port; skipped where redis-server or
-    nginx is missing (failed instead under REQUIRE_E2E=1)."""
-    cluster = MakeCluster("--processes", "2", "--port", "0", *args)
-    if not cluster.serving:
-        cluster.close()
-        if "not installed" in cluster.stderr():
-            e2e_unavailable(cluster.stderr().strip())
-        pytest.fail(f"make cluster did not start: {cluster.first_line!r} {cluster.stderr()}")
-    return cluster
+
 
 
 def listening(where: int | str) -> bool:
@@ -413,7 +386,7 @@ def listening(where: int | str) -> bool:
 
 
 def test_make_cluster_serves_through_nginx_and_stops_on_ctrl_c(redis_server: Any) -> None:
-    cluster = make_cluster()
+    cluster = started_make_cluster()
     try:
         url = cluster.url
 
@@ -452,7 +425,7 @@ def test_make_cluster_starts_again_a_killed_nginx_and_redis_and_serves_on(redis_
     5: it was started empty, and everyone logged in again): a person logged in before Redis
     was killed is still logged in after, by the same cookie, page and socket. Redis's files
     are its own (0600, in a 0700 directory): they hold every session id."""
-    cluster = make_cluster()
+    cluster = started_make_cluster()
     try:
         url, workdir = cluster.url, cluster.workdir
         nginx_pid = int(Path(workdir, "nginx.pid").read_text())
@@ -572,7 +545,7 @@ def test_make_cluster_restarts_the_pages_process_when_it_ends_and_the_page_recon
         e2e_unavailable(missing)
     from playwright.async_api import async_playwright
 
-    cluster = make_cluster("--drain-seconds", "2")
+    cluster = started_make_cluster("--drain-seconds", "2")
     try:
         url = cluster.url
         ports: list[int | str] = [path for _, path in cluster.apps.values()] + [int(url.rsplit(":", 1)[1])]
@@ -717,7 +690,7 @@ def test_make_cluster_run_as_root_gives_nginx_workers_a_user_of_their_own_whose_
     cookie out of a worker's memory and replayed it. Now the workers are NGINX_USER's, which
     nothing else runs as: a `nobody` process is refused their memory."""
     needs_root_to_be_another_user()
-    cluster = make_cluster()
+    cluster = started_make_cluster()
     try:
         url = cluster.url
         asyncio.run(logged_in_socket_call(url))  # a cookie has passed through the worker
@@ -753,7 +726,7 @@ def test_make_cluster_serves_its_apps_on_unix_sockets_with_no_tcp_port_and_the_c
     """Issue 21 item 12: the app processes listened on loopback ports with --behind-proxy, so
     any local user sent logins straight to one with a made-up X-Real-Ip. Now they listen on
     Unix sockets only (no TCP port at all), and the address they see is nginx's word."""
-    cluster = make_cluster()
+    cluster = started_make_cluster()
     try:
         asyncio.run(logged_in_socket_call(cluster.url))
         listening_now = listening_tcp_inodes()
@@ -770,7 +743,7 @@ def test_make_cluster_app_sockets_refuse_another_local_user(redis_server: Any) -
     """Issue 21 item 12: as `nobody`, connecting to an app's socket is refused (its directory
     is for nginx's workers' group only), while nginx's port answers anyone."""
     needs_root_to_be_another_user()
-    cluster = make_cluster()
+    cluster = started_make_cluster()
     try:
         for _, path in cluster.apps.values():
             attempt = as_nobody(CONNECT, path)
@@ -788,7 +761,7 @@ def test_make_cluster_holds_localhost_on_both_loopbacks(redis_server: Any) -> No
     [::1]:PORT fails, and a request to [::1] with Host localhost reaches the app."""
     if not has_ipv6_loopback():
         pytest.skip("this machine has no IPv6 loopback (::1): nobody can take localhost there")
-    cluster = make_cluster()
+    cluster = started_make_cluster()
     try:
         port = int(cluster.url.rsplit(":", 1)[1])
         with socket.socket(socket.AF_INET6) as squatter:
@@ -812,7 +785,7 @@ def test_make_cluster_a_60_kib_polling_post_goes_through_nginx_and_no_sid_reache
     string. Now a 60 KiB POST is the app's answer, and after it, a 413 and a flood of 429s
     with sids, no sid is in any of nginx's logs (the access log records each request, with
     its path only)."""
-    cluster = make_cluster()
+    cluster = started_make_cluster()
     try:
         url = cluster.url
         invented = "AbCdEfGhIjKlMnOpQrSt"  # a sid-shaped value nobody was given

@@ -15,11 +15,9 @@ import asyncio
 import itertools
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Collection, Iterator
@@ -39,32 +37,15 @@ from deploy.services import (
     ServiceMissing,
     free_port,
     nginx_site,
-    open_to_nginx,
 )
 from tests.support.cluster import Cluster
 from tests.support.forms import http_session, log_in
 from tests.support.waiting import eventually
 from tests.support.wire import WireSocket
 
-from .conftest import e2e_unavailable
-from .test_cluster import make_cluster
+from .conftest import e2e_unavailable, started_make_cluster
 
 PEOPLE = 20  # sessions over two processes: all on one by chance has a probability of 2 in a million
-
-
-@pytest.fixture
-def nginx_workdir() -> Iterator[Path]:
-    """A private directory for nginx's files and the apps' sockets, laid out as make cluster's."""
-    workdir = Path(tempfile.mkdtemp(prefix="tornado-app-test-deploys-"))
-    try:
-        open_to_nginx(workdir, 0o710)
-        (workdir / "sockets").mkdir()
-        open_to_nginx(workdir / "sockets", 0o2710)
-    except ServiceMissing as missing:
-        shutil.rmtree(workdir)
-        e2e_unavailable(str(missing))
-    yield workdir
-    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def start_behind_nginx(cluster: Cluster, workdir: Path, *args: str) -> Nginx:
@@ -276,7 +257,7 @@ def test_make_cluster_rolling_restart_drains_one_app_at_a_time_and_logs_nobody_o
     process. Each person's socket is ended with `shutdown` and connects again at once, as the
     same person; afterwards every app has a new pid and every cookie still opens its session.
     A second SIGUSR1 during the restart is said and ignored."""
-    cluster = make_cluster("--drain-seconds", "2")
+    cluster = started_make_cluster("--drain-seconds", "2")
     try:
         url = cluster.url
         before = {number: pid for number, (pid, _) in cluster.apps.items()}
@@ -375,7 +356,7 @@ async def event_within(event: asyncio.Event, seconds: float) -> bool:
 def test_ctrl_c_during_a_rolling_restart_stops_everything_at_once(redis_server: object) -> None:
     """Ctrl-C while an app drains (a socket keeps it draining for 60 s) stops the cluster at
     once, as at any other time: exit 0, `stopped`, nothing left listening, the directory gone."""
-    cluster = make_cluster("--drain-seconds", "60")
+    cluster = started_make_cluster("--drain-seconds", "60")
     try:
         url = cluster.url
         paths = [path for _, path in cluster.apps.values()]

@@ -31,7 +31,7 @@ from tests.support.cluster import MakeCluster
 from tests.support.forms import http_session, log_in
 from tests.support.wire import WireSocket
 
-from .conftest import OUTPUT_DIR, e2e_unavailable
+from .conftest import OUTPUT_DIR, e2e_unavailable, started_make_cluster
 
 COOKIE_SECRET = "a-cookie-secret-that-must-never-reach-a-terminal"
 STAMP = "2026-12-05 05:14:25,123"
@@ -218,15 +218,9 @@ def test_make_cluster_labels_its_apps_prints_their_warnings_and_why_one_cannot_s
 
 
 def started_cluster() -> MakeCluster:
-    """make cluster with two processes on a free port (as test_cluster's make_cluster), with a
-    cookie secret the test knows, to look for it in what is printed."""
-    cluster = MakeCluster("--processes", "2", "--port", "0", env={"TORNADO_APP_COOKIE_SECRET": COOKIE_SECRET})
-    if not cluster.serving:
-        cluster.close()
-        if "not installed" in cluster.stderr():
-            e2e_unavailable(cluster.stderr().strip())
-        pytest.fail(f"make cluster did not start: {cluster.first_line!r} {cluster.stderr()}")
-    return cluster
+    """make cluster with two processes on a free port, with a cookie secret the test knows,
+    to look for it in what is printed."""
+    return started_make_cluster(env={"TORNADO_APP_COOKIE_SECRET": COOKIE_SECRET})
 
 
 async def answered_within(socket: WireSocket, seconds: float) -> Any:

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -314,21 +312,6 @@ def test_no_drain_ctrl_c_and_a_second_signal_stop_at_once(start_app, how: str) -
     assert exit_status(app, at_once_seconds) == 0
     print(f"{how}: every socket ended within {max(ends):.2f} s")
     assert max(ends) < at_once_seconds
-
-
-@pytest.fixture
-def nginx_workdir() -> Iterator[Path]:
-    """A private directory for nginx's files that nginx's workers may enter (as test_cluster's)."""
-    from deploy.services import ServiceMissing, open_to_nginx
-
-    workdir = Path(tempfile.mkdtemp(prefix="tornado-app-test-drain-"))
-    try:
-        open_to_nginx(workdir, 0o710)
-    except ServiceMissing as missing:
-        shutil.rmtree(workdir)
-        e2e_unavailable(str(missing))
-    yield workdir
-    shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.mark.e2e

@@ -25,7 +25,7 @@ from bench.rolling import Crowd, TimedCluster, bucket_peak, per_second
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, browser_missing
 from tests.support.waiting import eventually
 
-from .conftest import e2e_unavailable
+from .conftest import e2e_unavailable, started_make_cluster
 
 SOCKETS = 300
 DRAIN_SECONDS = 6.0
@@ -36,18 +36,6 @@ DRAIN_SECONDS = 6.0
 # Stopping at once (--drain-seconds 0) brings them all back within about 2 s, as fast as the
 # other process takes them: 131 and 136 a second measured, over the bound (checked by hand).
 PEAK_BOUND = 1.5 * SOCKETS / DRAIN_SECONDS
-
-
-def make_cluster(*args: str) -> TimedCluster:
-    """deploy/cluster.py with two processes on a free port; skipped where redis-server or
-    nginx is missing (failed instead under REQUIRE_E2E=1)."""
-    cluster = TimedCluster("--processes", "2", "--port", "0", *args)
-    if not cluster.serving:
-        cluster.close()
-        if "not installed" in cluster.stderr():
-            e2e_unavailable(cluster.stderr().strip())
-        pytest.fail(f"make cluster did not start: {cluster.first_line!r} {cluster.stderr()}")
-    return cluster
 
 
 async def log_in_page(browser: Any, url: str, name: str) -> Any:
@@ -179,7 +167,7 @@ def test_a_rolling_restart_logs_nobody_out_loses_no_message_and_spreads_the_reco
         e2e_unavailable(missing)
     from playwright.async_api import async_playwright
 
-    cluster = make_cluster("--drain-seconds", f"{DRAIN_SECONDS:g}")
+    cluster = started_make_cluster("--drain-seconds", f"{DRAIN_SECONDS:g}", kind=TimedCluster)
     try:
         url = cluster.url
 
