@@ -26,7 +26,7 @@ import pytest
 
 from deploy.applogs import AppDidNotStart, LogFollower, Redactor, did_not_start
 from deploy.services import ROOT, AppProcess
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, browser_missing
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, browser_missing, log_in_page
 from tests.support.cluster import MakeCluster
 from tests.support.forms import http_session, log_in
 from tests.support.wire import WireSocket
@@ -263,13 +263,7 @@ def test_through_make_cluster_two_pages_show_the_process_their_welcome_named(red
             async with async_playwright() as playwright:
                 browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
                 for name in ("ada", "grace"):
-                    context = await browser.new_context()
-                    context.set_default_timeout(30_000)
-                    page = await context.new_page()
-                    await page.goto(url + "/login")
-                    await page.fill("#username", name)
-                    await page.click("#login-form button[type=submit]")
-                    await page.wait_for_selector("#socket-state[data-state=connected]")
+                    page = await log_in_page(browser, url, name)
                     await page.wait_for_selector("#socket-process:not([hidden])")
                     label = await page.text_content("#socket-process-label")
                     assert label in ("app1", "app2")

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from bench.rolling import Crowd, TimedCluster, bucket_peak, per_second
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, browser_missing
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, browser_missing, log_in_page
 from tests.support.waiting import eventually
 
 from .conftest import e2e_unavailable, started_make_cluster
@@ -36,18 +36,6 @@ DRAIN_SECONDS = 6.0
 # Stopping at once (--drain-seconds 0) brings them all back within about 2 s, as fast as the
 # other process takes them: 131 and 136 a second measured, over the bound (checked by hand).
 PEAK_BOUND = 1.5 * SOCKETS / DRAIN_SECONDS
-
-
-async def log_in_page(browser: Any, url: str, name: str) -> Any:
-    """A person of their own (a browser context: their own cookies) logged in, connected."""
-    context = await browser.new_context()
-    context.set_default_timeout(30_000)
-    page = await context.new_page()
-    await page.goto(url + "/login")
-    await page.fill("#username", name)
-    await page.click("#login-form button[type=submit]")
-    await page.wait_for_selector("#socket-state[data-state=connected]")
-    return page
 
 
 async def opened(page: Any) -> int:

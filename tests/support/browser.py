@@ -85,3 +85,15 @@ def in_first_screen(page: Any, selector: str, viewport: dict[str, int]) -> bool:
     page.evaluate("window.scrollTo(0, 0)")
     where = box(page, selector)
     return where is not None and 0 <= where["y"] and where["y"] + where["height"] <= viewport["height"]
+
+
+async def log_in_page(browser: Any, url: str, name: str) -> Any:
+    """A person of their own (a browser context: their own cookies) logged in, connected."""
+    context = await browser.new_context()
+    context.set_default_timeout(30_000)
+    page = await context.new_page()
+    await page.goto(url + "/login")
+    await page.fill("#username", name)
+    await page.click("#login-form button[type=submit]")
+    await page.wait_for_selector("#socket-state[data-state=connected]")
+    return page
