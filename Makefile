@@ -94,8 +94,8 @@ bench-idle: $(VENV)/.installed-test
 bench-compare: $(VENV)/.installed-test
 	ROUNDS=$${ROUNDS:-3} bench/compare.sh
 
-# Load, leak and flood tests (a few minutes): 2000 held sockets, 10,000 connect and login
-# cycles, 50,000 logins against a store of 1000. CI runs them after `make test`.
+# Load, leak and flood tests (a few minutes): 10,000 held sockets, 5,000 connect and 5,000 login
+# cycles, 50,000 logins against a store of 1000, the hostile mix. CI runs them after `make test`.
 test-heavy: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -m heavy $(PYTEST_ARGS)
 
