@@ -107,7 +107,7 @@ def test_every_make_target_the_doc_names_exists(doc: Path) -> None:
     assert not missing, f"{doc_id(doc)} names make targets the Makefile does not have: {missing}"
 
 
-@pytest.mark.parametrize("doc", DOCS, ids=doc_id)
+@pytest.mark.parametrize("doc", [*DOCS, ROOT / "CHANGELOG.md"], ids=doc_id)
 def test_every_relative_link_resolves(doc: Path) -> None:
     broken = []
     for link in LINK.findall(outside_code_blocks(doc.read_text())):
