@@ -34,7 +34,7 @@ from tornado_app.skeleton import skeleton
 from tornado_app.validation import InvalidInput, clean_chat_payload, clean_username
 
 SECRET = "fuzz-test-secret"
-# The README's contract, spelled out here rather than read from the code under test.
+# The wire contract (docs/wire.md), spelled out here rather than read from the code under test.
 MAX_USERNAME_LENGTH = 32
 MAX_CHAT_LENGTH = 500
 MAX_CHAT_LINES = 20

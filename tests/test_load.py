@@ -211,7 +211,7 @@ async def test_5000_connects_and_5000_logins_leave_nothing_behind(app: TornadoAp
 
 # The hostile mix: every attack of bench/hostile.py at once against one server, for 30 s.
 HOSTILE_SECONDS = 30
-HOSTILE_MIX_RSS_GROWTH_MIB = 48  # stated in the README (measured: about +27 MiB)
+HOSTILE_MIX_RSS_GROWTH_MIB = 48  # stated in docs/security.md (measured: about +27 MiB)
 # A person still gets through under every attack at once. (Measured 53–78 ms on 2026-11-26's
 # VM; 170–275 ms on 2026-12-02's, for the code of both days alike in one sitting, and 640 ms
 # once in a CI run where the whole suite took twice its usual time: the bound leaves the
@@ -222,7 +222,7 @@ PERSON_P99_MS = 1000
 def test_a_hostile_mix_for_30_s_keeps_memory_bounded_a_person_served_and_ends_idle(tmp_path) -> None:
     """A frame flood, 50 slow readers under a chat of up to 500 short messages/s,
     20 giant frames at a time and oversized polling POSTs, all at once and without pause:
-    memory stays within the README's bound, a person's login, connect and chat stay under
+    memory stays within docs/security.md's bound, a person's login, connect and chat stay under
     1 s at the 99th percentile, and the server is idle once the attackers have left."""
     raise_open_files_limit(4096)
     server = ServerUnderAttack(tmp_path / "server.log")

@@ -215,7 +215,7 @@ def test_after_redis_is_killed_and_restarted_with_its_data_the_retry_reaches_eve
             # The processes pass chat to each other through python-socketio's Redis manager,
             # which subscribes again after a backoff of 1, 2, 4... s: until both have, a
             # message reaches only the readers of the process that took it (the others catch
-            # up from the history when their page reconnects). See the README's outage notes.
+            # up from the history when their page reconnects). See docs/scaling.md's outage notes.
             def both_subscribed() -> bool:
                 with redis.Redis.from_url(own_redis.url) as client:
                     return dict(client.pubsub_numsub("tornado_app:socketio")).get(b"tornado_app:socketio", 0) >= 2

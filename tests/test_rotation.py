@@ -189,7 +189,7 @@ def test_a_deploy_of_this_release_with_the_same_secret_keeps_the_previous_releas
 
 
 def test_in_a_rolling_rotation_two_processes_between_steps_verify_each_others_cookies(redis_url: str, tmp_path: Path) -> None:
-    """The README's rolling rotation, between steps 1 and 2: one process signs with A and
+    """docs/scaling.md's rolling rotation, between steps 1 and 2: one process signs with A and
     lists B, the other signs with B and lists A. A person logged in on either, or whose
     cookie either wrote again on a page view, is logged in on both."""
     step_1 = Site(redis_url, tmp_path / "one")
