@@ -6,11 +6,15 @@ sockets where the Makefile said 2,000). Reads files only: no process, no network
 
 from __future__ import annotations
 
+import argparse
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+import launcher
+from deploy import cluster
 from tornado_app import cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,12 +144,34 @@ def test_the_module_map_names_every_module() -> None:
     assert not unnamed, f"docs/architecture.md's module map does not name: {unnamed}"
 
 
-def test_the_flags_table_lists_exactly_the_servers_flags() -> None:
-    """docs/running.md's table of `python -m tornado_app` flags, against the parser itself."""
-    table_flags = set()
-    for row in re.findall(r"^\| (`--[^|]+) \|", RUNNING.read_text(), re.MULTILINE):
-        table_flags.update(re.findall(r"`(--[\w-]+)`", row))
-    parser_flags = set(re.findall(r"--[\w-]+", cli.build_parser().format_usage()))
+def table_after(text: str, header: str) -> str:
+    """The markdown table whose header row starts with `header`, up to the first blank line."""
+    start = text.index(header)
+    end = text.find("\n\n", start)
+    return text[start:end if end != -1 else len(text)]
+
+
+def usage_flags(parser: argparse.ArgumentParser) -> set[str]:
+    return set(re.findall(r"--[\w-]+", parser.format_usage()))
+
+
+@pytest.mark.parametrize(("doc", "header", "parser"), [
+    (RUNNING, "| flag | default | meaning |", cli.build_parser),
+    (ROOT / "docs" / "scaling.md", "| `deploy/cluster.py` flag |", cluster.build_parser),
+], ids=["python -m tornado_app", "deploy/cluster.py"])
+def test_a_flags_table_lists_exactly_the_programs_flags(doc: Path, header: str,
+                                                         parser: Callable[[], argparse.ArgumentParser]) -> None:
+    """A table of flags in the docs, against the program's own parser: none missing, none made up."""
+    rows = re.findall(r"^\| (`--[^|]+) \|", table_after(doc.read_text(), header), re.MULTILINE)
+    table_flags = {flag for row in rows for flag in re.findall(r"`(--[\w-]+)`", row)}
+    parser_flags = usage_flags(parser())
     assert table_flags == parser_flags, (
         f"only in the table: {sorted(table_flags - parser_flags)}; "
         f"only in the parser: {sorted(parser_flags - table_flags)}")
+
+
+def test_the_launchers_help_in_the_docs_lists_exactly_its_flags() -> None:
+    text = RUNNING.read_text()
+    block = text[text.index("launcher.py --help\n"):]
+    block = block[:block.index("```")]
+    assert set(re.findall(r"^  (--[\w-]+)", block, re.MULTILINE)) == usage_flags(launcher.build_parser())
