@@ -349,22 +349,24 @@ async def test_limit_sessions_counts_engineio_sessions_per_address_and_gives_pla
     (401 with that reason), and every session that closes passes 'disconnect'."""
     from tests.support.protocol import SOCKETIO_POLLING
     from tornado_app.app import make_app
+    from tornado_app.sockets_per_address import SocketsPerAddress
 
     app = make_app("s" * 32, max_sockets_per_ip=1, first_poll_timeout=None)
     server, base = await serve(app)
     eio: TunedEngineIOServer = app.sockets.sio.eio
+    assert isinstance(eio.session_gate, SocketsPerAddress)
     try:
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
             async with http.get(base + SOCKETIO_POLLING) as first:
                 assert first.status == 200
                 sid = json.loads((await first.text())[1:])["sid"]
-            assert eio.sessions_per_address == {"127.0.0.1": 1}
+            assert eio.session_gate.open == {"127.0.0.1": 1}
             async with http.get(base + SOCKETIO_POLLING) as second:
                 assert second.status == 401
                 assert await second.json() == "too many sockets from your address"
             assert list(eio.sockets) == [sid]  # the refused one is not kept
             await app.sockets.sio.end_engineio_session(sid, "server disconnect")
-            assert eio.sessions_per_address == {}
+            assert eio.session_gate.open == {}
             async with http.get(base + SOCKETIO_POLLING) as third:
                 assert third.status == 200
     finally:
