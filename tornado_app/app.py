@@ -38,6 +38,7 @@ from .backend import Backend
 from .errors import BackendUnavailable
 from .metrics import NoMetrics
 from .sockets import DEFAULT_CONNECT_TIMEOUT, ChatSocketServer
+from .sockets_per_address import limit_sessions
 from .patches.websocket import DEFAULT_MAX_UNSENT_BYTES
 from .transport import end_the_session_of_an_oversized_post, make_socketio_handler
 
@@ -181,7 +182,7 @@ def make_app(
         metrics=metrics, process_label=process_label,
     )
     sockets.metrics.watch(sockets)
-    sockets.sio.eio.limit_sessions(max_sockets_per_ip, first_poll_timeout)
+    limit_sessions(sockets.sio.eio, max_sockets_per_ip, first_poll_timeout)
     return TornadoApp(
         backend,
         sockets,

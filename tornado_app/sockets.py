@@ -17,6 +17,7 @@ from socketio.exceptions import ConnectionRefusedError
 
 from . import logs, packet_json
 from .admission import client_key
+from .cookies import read_session_id
 from .liveness import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT
 from .logs import facts
 from .packet_json import RawJSON
@@ -122,6 +123,7 @@ class ChatSocketServer:
             # packet (engineio's default): a measurable share of each connect's CPU.
             async_handlers=False,
             connect_timeout=connect_timeout,
+            session_id_of=read_session_id,
             client_manager=backend.client_manager,
             # Packets to open WebSockets are written directly, not queued (patches/engineio_server.py).
             direct_writes=fast_path,

@@ -346,25 +346,32 @@ def test_without_the_fast_path_every_packet_takes_engineios_own_queue_and_writer
 async def test_limit_sessions_counts_engineio_sessions_per_address_and_gives_places_back() -> None:
     """What limit_sessions relies on in engineio: its 'connect' event comes with the
     handshake's environ (the Tornado handler), a reason returned from it refuses the session
-    (401 with that reason), and every session that closes passes 'disconnect'."""
-    from tests.support.protocol import SOCKETIO_POLLING
+    (401 with that reason; a WebSocket is closed, 1013), and every session that closes
+    passes 'disconnect'."""
+    from tests.support.protocol import SOCKETIO_POLLING, websocket_url
     from tornado_app.app import make_app
+    from tornado_app.sockets_per_address import SocketsPerAddress
 
     app = make_app("s" * 32, max_sockets_per_ip=1, first_poll_timeout=None)
     server, base = await serve(app)
     eio: TunedEngineIOServer = app.sockets.sio.eio
+    assert isinstance(eio.session_gate, SocketsPerAddress)
     try:
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
             async with http.get(base + SOCKETIO_POLLING) as first:
                 assert first.status == 200
                 sid = json.loads((await first.text())[1:])["sid"]
-            assert eio.sessions_per_address == {"127.0.0.1": 1}
+            assert eio.session_gate.open == {"127.0.0.1": 1}
             async with http.get(base + SOCKETIO_POLLING) as second:
                 assert second.status == 401
                 assert await second.json() == "too many sockets from your address"
             assert list(eio.sockets) == [sid]  # the refused one is not kept
+            refused = await http.ws_connect(websocket_url(base), headers={"Origin": base})
+            closing = await refused.receive(timeout=GENEROUS_SECONDS)  # a WebSocket past the cap: try again later
+            assert (closing.data, closing.extra) == (1013, "too many sockets from your address")
+            assert list(eio.sockets) == [sid] and eio.session_gate.open == {"127.0.0.1": 1}
             await app.sockets.sio.end_engineio_session(sid, "server disconnect")
-            assert eio.sessions_per_address == {}
+            assert eio.session_gate.open == {}
             async with http.get(base + SOCKETIO_POLLING) as third:
                 assert third.status == 200
     finally:

@@ -6,11 +6,17 @@ why; tests/patches/ checks each of them against the installed libraries, by beha
 it can and by signature where it must, so that a new release that moves one fails there,
 loudly, rather than somewhere as a leak or a slowdown.
 
+The fence runs one way: nothing here imports from the rest of tornado_app. What a patch needs
+of the app (how to read a request's session, the cap on sessions per address with its refusal
+words, how a refusal is logged, a Sentinel URL as the app read it) comes in as arguments
+from the app's wiring (app.py, sockets.py, backend.py); tests/patches/test_fence.py checks.
+
 - engineio_server.py: engineio's asyncio server (ping tasks freed at once, sessions ended
   without waiting for the client, its `disconnect(sid)` included, which its request handler
   calls when a poll or a POST fails; closed sockets out of `sockets` at once, from the
-  'disconnect' event; sessions per address, the direct write path; the sweep for sockets
-  that stopped answering pings, `_service_task`, in one pass a second), and
+  'disconnect' event; the app's gate on sessions per address, asked from engineio's 'connect'
+  event; the direct write path; the sweep for sockets that stopped answering pings,
+  `_service_task`, in one pass a second), and
   `asyncio.Queue._put/_get` (counting a socket's unsent packets).
 - managers.py: python-socketio's client manager (a broadcast without a task per recipient,
   a leave in O(1)), and its Redis manager built on it (`_publish` and what it uses:

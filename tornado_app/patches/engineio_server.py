@@ -32,11 +32,13 @@ Memory and sessions:
 Sessions per client address (`limit_sessions`; the command line's `--max-sockets-per-ip`
 and `--first-poll-timeout`): a polling session holds ~20 KiB and no file descriptor, so the
 per-connection caps of admission.py do not bound them (1,155 unauthenticated handshakes a
-second held +231 MiB):
+second held +231 MiB). The cap is the app's (a `SessionGate`, given to `limit_sessions`:
+../sockets_per_address.py); this is where engineio lets it count and refuse:
 - `_trigger_event('connect', sid, environ)`, called by engineio's `_handle_connect` for each
-  new session: past the cap for its address (the IPv6 /64 counts as one) it returns a
-  reason, which engineio answers with 401 and that reason, and the session is dropped
-  before its ping task starts; a refused WebSocket is closed (1013, try again later).
+  new session, asks the gate, given the client's address from the handshake's Tornado
+  handler; a reason from it is returned, which engineio answers with 401 and that reason,
+  and the session is dropped before its ping task starts; a refused WebSocket is closed
+  (1013, try again later). Each session accepted, and each one closed, is told to the gate.
 - `handle_request`, given engineio's Tornado handler: a GET that names a session is a poll
   (or the upgrade's WebSocket). A polling session with no GET `first_poll_timeout` seconds
   after its handshake is ended; a page polls at once.
@@ -74,9 +76,6 @@ from engineio.async_drivers import tornado as engineio_tornado
 from engineio.async_socket import AsyncSocket
 from tornado.websocket import WebSocketClosedError
 
-from ..admission import client_key
-from ..reasons import TOO_MANY_SOCKETS
-from ..refusals import RefusalReport
 from .frames import server_frame
 
 
@@ -84,6 +83,30 @@ MESSAGE = str(eio_packet.MESSAGE)  # an Engine.IO MESSAGE frame starts with "4"
 DEFAULT_MAX_SOCKETS_PER_IP = 200  # Engine.IO sessions one address may hold open (one per tab)
 DEFAULT_FIRST_POLL_TIMEOUT = 5.0  # seconds from a polling handshake to its first poll
 SWEEP_SECONDS = 1.0  # how often the sockets that stopped answering pings are looked for
+
+
+class SessionGate(Protocol):
+    """The app's say on Engine.IO sessions (tornado_app/sockets_per_address.py: a cap per
+    client address), told of each new session and of each one that closes."""
+
+    def refusal(self, ip: str, handler: Any) -> str | None:
+        """Why a new session from `ip` is refused (None: it may open); `handler` is the
+        Tornado handler of its handshake, or None."""
+        ...
+
+    def opened(self, sid: str, ip: str) -> None:
+        """The session `sid`, from `ip`, was accepted."""
+        ...
+
+    def closed(self, sid: str) -> None:
+        """The session `sid` closed (or was never accepted: then nothing to do)."""
+        ...
+
+
+class RefusalLog(Protocol):
+    """How a refusal is told (the app's refusals.RefusalReport: a flood in a few lines)."""
+
+    def refused(self, detail: str) -> None: ...
 
 
 class FrameWriter(Protocol):
@@ -197,20 +220,19 @@ class TunedEngineIOServer(engineio.AsyncServer):
         if direct_writes:
             self._async = {**self._async, "websocket": CountingWebSocket}
         self._ping_tasks: dict[str, asyncio.Task[Any]] = {}
-        self.max_sessions_per_address: int | None = None  # see limit_sessions
+        self.session_gate: SessionGate | None = None  # see limit_sessions
         self.first_poll_timeout: float | None = None
-        self.sessions_per_address: dict[str, int] = {}
-        self._address_of: dict[str, str] = {}  # sid -> client_key
+        self._never_polled: RefusalLog | None = None
         self._awaiting_first_poll: dict[str, asyncio.TimerHandle] = {}
         self._ending: set[asyncio.Task[Any]] = set()
-        self._over_the_cap = RefusalReport("refused Engine.IO sessions over --max-sockets-per-ip")
-        self._never_polled = RefusalReport("ended polling sessions that never polled")
 
-    def limit_sessions(self, per_address: int | None, first_poll_timeout: float | None) -> None:
-        """At most `per_address` open sessions per client address; a polling session that has
-        not polled `first_poll_timeout` seconds after its handshake is ended (None: no limit)."""
-        self.max_sessions_per_address = per_address
+    def limit_sessions(self, gate: SessionGate | None, first_poll_timeout: float | None, never_polled: RefusalLog) -> None:
+        """New sessions only as `gate` allows; a polling session that has not polled
+        `first_poll_timeout` seconds after its handshake is ended, and told to `never_polled`
+        (None: no gate, no timeout)."""
+        self.session_gate = gate
         self.first_poll_timeout = first_poll_timeout
+        self._never_polled = never_polled
 
     async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
         if self._awaiting_first_poll and args:
@@ -225,19 +247,16 @@ class TunedEngineIOServer(engineio.AsyncServer):
     async def _admit_session(self, sid: str, environ: dict[str, Any], **kwargs: Any) -> Any:
         handler = environ.get("tornado.handler")
         ip = handler.request.remote_ip if handler is not None else environ.get("REMOTE_ADDR", "?")
-        key = client_key(ip)
-        cap = self.max_sessions_per_address
-        if cap is not None and self.sessions_per_address.get(key, 0) >= cap:
-            self._over_the_cap.refused(f"answered 401 ({cap} open), the latest from {ip}")
-            if handler is not None:
-                handler.refusal_logged = True  # counted above: no access-log line per refusal
+        gate = self.session_gate
+        refusal = gate.refusal(ip, handler) if gate is not None else None
+        if refusal is not None:
             if getattr(handler, "ws_connection", None) is not None:
-                handler.close(1013, TOO_MANY_SOCKETS)
-            return TOO_MANY_SOCKETS  # engineio answers 401 with this and drops the session
+                handler.close(1013, refusal)
+            return refusal  # engineio answers 401 with this and drops the session
         accepted = await super()._trigger_event("connect", sid, environ, **kwargs)
         if accepted is None or accepted is True:
-            self.sessions_per_address[key] = self.sessions_per_address.get(key, 0) + 1
-            self._address_of[sid] = key
+            if gate is not None:
+                gate.opened(sid, ip)
             if self.first_poll_timeout is not None and getattr(handler, "ws_connection", None) is None:
                 self._awaiting_first_poll[sid] = asyncio.get_running_loop().call_later(
                     self.first_poll_timeout, self._first_poll_missed, sid, ip)
@@ -248,7 +267,8 @@ class TunedEngineIOServer(engineio.AsyncServer):
         socket = self.sockets.get(sid)
         if socket is None or socket.upgraded or socket.closed:
             return
-        self._never_polled.refused(f"{self.first_poll_timeout:g} s after the handshake, the latest from {ip}")
+        if self._never_polled is not None:
+            self._never_polled.refused(f"{self.first_poll_timeout:g} s after the handshake, the latest from {ip}")
         task = asyncio.ensure_future(self.end_session(sid, self.reason.TRANSPORT_CLOSE))
         self._ending.add(task)
         task.add_done_callback(self._ending.discard)
@@ -257,11 +277,8 @@ class TunedEngineIOServer(engineio.AsyncServer):
         timer = self._awaiting_first_poll.pop(sid, None)
         if timer is not None:
             timer.cancel()
-        key = self._address_of.pop(sid, None)
-        if key is not None:
-            count = self.sessions_per_address.pop(key, 0) - 1
-            if count > 0:
-                self.sessions_per_address[key] = count
+        if self.session_gate is not None:
+            self.session_gate.closed(sid)
 
     def create_queue(self, *args: Any, **kwargs: Any) -> asyncio.Queue[Any]:
         if self.direct_writes and not args and not kwargs:

@@ -1,5 +1,6 @@
 """python-socketio's server, hardened against clients that misbehave (see the class), and
-bound to the web session each Engine.IO connection was opened with.
+bound to the web session each Engine.IO connection was opened with (read from its
+handshake by the app's `session_id_of`: this module knows nothing of cookies).
 
 It overrides python-socketio's private `_handle_eio_connect`, `_handle_connect`,
 `_handle_eio_disconnect`, `_handle_eio_message` and `_engineio_server_class`, and returns its
@@ -16,7 +17,6 @@ from typing import Any
 
 import socketio
 
-from ..cookies import read_session_id
 from .engineio_server import TunedEngineIOServer
 
 log = logging.getLogger(__name__)
@@ -38,8 +38,12 @@ class ProtocolGuardedServer(socketio.AsyncServer):
       a client answering pings could hold a connection forever without authenticating).
     """
 
-    def __init__(self, *args: Any, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, session_id_of: Callable[[Any], str | None],
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, **kwargs: Any) -> None:
+        """`session_id_of(handler)`: the web session id a request carries (None: none), given
+        the Tornado handler of an Engine.IO handshake."""
         super().__init__(*args, **kwargs)
+        self.session_id_of = session_id_of
         self.connect_timeout = connect_timeout
         self._connect_deadlines: dict[str, asyncio.TimerHandle] = {}
         self._closing: set[asyncio.Task[None]] = set()
@@ -48,7 +52,7 @@ class ProtocolGuardedServer(socketio.AsyncServer):
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> None:
         # The web session this Engine.IO session was opened with: the only one it may ever
         # act for (see same_session). Read once, here, from the handshake's cookie.
-        environ[SESSION_ID] = read_session_id(environ["tornado.handler"])
+        environ[SESSION_ID] = self.session_id_of(environ["tornado.handler"])
         await super()._handle_eio_connect(eio_sid, environ)
         self._arm_connect_deadline(eio_sid)
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import socketio
 from engineio import packet as eio_packet
@@ -46,7 +46,6 @@ from socketio import packet as sio_packet
 
 from .engineio_server import TunedEngineIOServer, write_frame
 from .frames import server_frame
-from ..redis.urls import SentinelURL
 
 
 class PendingSids:
@@ -199,6 +198,19 @@ class DirectManager(socketio.AsyncManager):  # type: ignore[misc]
 
 log = logging.getLogger(__name__)
 
+
+class SentinelAddress(Protocol):
+    """A `redis+sentinel://` URL as the app has read it (tornado_app/redis/urls.py's SentinelURL)."""
+
+    def auth(self) -> dict[str, Any]:
+        """Its credentials, as redis-py's keyword arguments."""
+        ...
+
+    def without_secrets(self) -> str:
+        """The URL with no credentials, its DB in the path, as python-socketio reads it."""
+        ...
+
+
 PUBLISH_TIMEOUT = 2.0  # seconds, as the bus's (redis/bus.py)
 PUBLISH_FAILURE_EVERY = 10.0  # seconds between two log lines about broadcasts that failed
 
@@ -219,9 +231,9 @@ class DirectRedisManager(socketio.AsyncRedisManager, DirectManager):  # type: ig
         self._failure_logged_at = float("-inf")
 
     @classmethod
-    def of(cls, url: str, sentinel: SentinelURL | None, **kwargs: Any) -> DirectRedisManager:
-        """The manager for `url`, read by redis/urls.py (`sentinel`: its Sentinel form, or
-        None). python-socketio reads a `redis+sentinel://` URL itself, but gives its password
+    def of(cls, url: str, sentinel: SentinelAddress | None, **kwargs: Any) -> DirectRedisManager:
+        """The manager for `url`; `sentinel` is its Sentinel form as the app read it (None for
+        a single server's URL). python-socketio reads a `redis+sentinel://` URL itself, but gives its password
         to the primary only, not percent-decoded: it gets the URL without credentials, and
         the password as keyword arguments, for the Sentinels and the primary alike (the
         options it passes to redis-py's `Sentinel`)."""
