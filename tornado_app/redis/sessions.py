@@ -163,7 +163,7 @@ return cjson.encode(ended)
 
 def _session(fields: list[Any]) -> Session:
     """[id, username, logged in at, last seen, (reason), tag] from a script or the `ended`
-    channel, checked like client input (redis_values.py): ValueError if anything in it is
+    channel, checked like client input (values.py): ValueError if anything in it is
     not what the app writes (a name the login form refuses, a time that is not a finite
     number, a tag of another shape, an unknown reason)."""
     session_id, username, logged_in_at, last_seen, _, tag = session_fields(fields)
