@@ -297,7 +297,8 @@ class RedisSessionStore:
             await self._notify(Session(session_id, "", logged_in_at=0, last_seen=0), "gone")
 
     async def clear(self) -> None:
-        """End every session of every process (not called when one process stops)."""
+        """End every session of every process, as "shutdown". The server never calls it (a
+        stopping process leaves the sessions to the others); tests do."""
         await self._notify_all(await self._run("clear"))
 
     async def count(self) -> int:
