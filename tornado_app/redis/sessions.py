@@ -56,7 +56,7 @@ TRUSTED_SHARE_OF_TTL = 0.25  # ... and never longer than this share of the idle 
 SWEEP_BATCH = 1000  # sessions ended per sweep call at most
 
 # Ends one session: its hash goes, it leaves the LRU set, and the other processes hear of it.
-# Returns {id, username, logged_in_at, last_seen, reason} or nothing.
+# Returns {id, username, logged_in_at, last_seen, reason, tag} or nothing.
 _END = """
 local function end_session(prefix, lru, channel, origin, id, reason)
   local key = prefix .. 'session:' .. id
@@ -162,7 +162,7 @@ return cjson.encode(ended)
 
 
 def _session(fields: list[Any]) -> Session:
-    """[id, username, logged in at, last seen, (reason), tag] from a script or the `ended`
+    """[id, username, logged in at, last seen, reason or "live", tag] from a script or the `ended`
     channel, checked like client input (values.py): ValueError if anything in it is
     not what the app writes (a name the login form refuses, a time that is not a finite
     number, a tag of another shape, an unknown reason)."""
