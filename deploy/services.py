@@ -620,10 +620,6 @@ class ReplicatedRedis:
         hosts = ",".join(f"127.0.0.1:{sentinel.port}" for sentinel in self.sentinels)
         self.url = f"redis+sentinel://:{self.password}@{hosts}/0/{SENTINEL_SERVICE}"
 
-    @property
-    def services(self) -> list[Service]:
-        return [*self.servers, *self.sentinels]
-
     def wait_until_watched(self, timeout: float = 20) -> None:
         """Wait until every Sentinel sees the primary, the replica in sync, and the two other
         Sentinels: only then can they fail over. RuntimeError if not within `timeout` s."""
