@@ -2,9 +2,10 @@
 """Double-click launcher: the demo in a native window, served from a free local port.
 
 It binds 127.0.0.1 (and ::1) on the main thread (so the port is known and taken), serves the
-app from a background thread with a fresh cookie secret, and opens a pywebview window on it.
-Closing the window stops the server. Where no window can be opened, it says why in one line
-and keeps serving, printing the private URL. The web app knows nothing of the window.
+app from a background thread (with a fresh cookie secret, or with --redis-url the site's), and
+opens a pywebview window on it. Closing the window stops the server. Where no window can be
+opened, it says why in one line and keeps serving, printing the private URL. The web app knows
+nothing of the window.
 
 Every other program on the computer shares 127.0.0.1 with the window, so the server answers
 only to requests that carry this launch's secret (tornado_app/launch_token.py): the window

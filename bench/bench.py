@@ -7,7 +7,7 @@ The server runs in its own process pinned to CPU 0, once with its fast path on a
 wire client in tests/support/wire.py (python-socketio's AsyncClient would make the client the
 bottleneck). It prints the two runs side by side, then one JSON line.
 
-    make bench                     # defaults: a few minutes on a 2-core machine
+    make bench                     # this with its defaults, then with --redis, then bench/crowd.py
     .venv/bin/python bench/bench.py --redis   # the same against the Redis mode, plus the
                                                # cross-process figures (a second process)
     .venv/bin/python bench/bench.py --paths on               # the fast path only (default: on,off)

@@ -5,8 +5,10 @@ It starts redis-server with a generated password, N app processes (`python -m to
 default: one per core) each on a Unix socket, and nginx in front of them on one port
 (deploy/nginx.conf: sticky per session cookie, per client address without one, WebSocket
 upgrades passed, X-Forwarded-* set, a refused connect or a draining app's 503 passed on to
-the next app), every file in a private temporary directory. It prints the URL, each
-process's pid and socket, and its own pid for a rolling restart, then supervises:
+the next app), every file in a private temporary directory. With --redis-ha the Redis is a
+replicated one instead: a primary, a replica and three Sentinels, the apps finding the primary
+through them (`redis+sentinel://`), a killed primary failed over to the replica. It prints the
+URL, each process's pid and socket, and its own pid for a rolling restart, then supervises:
 
 - A part that ends, whatever the way (an exit status, a signal, a crash), is started again on
   the same port or socket (nginx's list of upstreams is fixed) with the same flags and environment,

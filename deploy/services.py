@@ -1,7 +1,9 @@
-"""Start and stop the parts of a multi-process deployment on one machine: redis-server, the
-app processes and nginx, each on a free port with its files in a temporary directory.
+"""Start and stop the parts of a multi-process deployment on one machine: redis-server (or a
+replicated Redis: a primary, a replica and three Sentinels), the app processes and nginx, each
+on a free port or socket with its files in a temporary directory.
 
-`deploy/cluster.py` (`make cluster`) runs them for a person; the tests start their own.
+`deploy/cluster.py` (`make cluster`) runs them for a person; the tests and the benchmarks
+start their own.
 """
 
 from __future__ import annotations
@@ -619,10 +621,6 @@ class ReplicatedRedis:
             raise
         hosts = ",".join(f"127.0.0.1:{sentinel.port}" for sentinel in self.sentinels)
         self.url = f"redis+sentinel://:{self.password}@{hosts}/0/{SENTINEL_SERVICE}"
-
-    @property
-    def services(self) -> list[Service]:
-        return [*self.servers, *self.sentinels]
 
     def wait_until_watched(self, timeout: float = 20) -> None:
         """Wait until every Sentinel sees the primary, the replica in sync, and the two other

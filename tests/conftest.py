@@ -227,7 +227,7 @@ def redis_url(redis_server: Any) -> str:
 @pytest.fixture
 def cluster(redis_url: str, tmp_path: Path) -> Iterator[Cluster]:
     """App processes on the test Redis, each started by the test (`cluster.start()`), all
-    stopped after it (test_cluster.py, test_redis_values.py)."""
+    stopped after it (test_cluster.py, redis/test_values.py, test_outages.py, ...)."""
     started = Cluster(redis_url, tmp_path)
     yield started
     started.stop()

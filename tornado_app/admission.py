@@ -18,7 +18,7 @@ bodies, checked against `Content-Length` before a byte of the body is read (`413
 
 The caps per route still let many connections each hold a body up to its route's size:
 1,000 connections from 5 addresses each sending 64,999 bytes of a 65,000-byte polling POST
-and stalling took RSS from 71 to 144 MiB (issue 21, item 13). So the bodies being received
+and stalling took RSS from 53 to 144 MiB (issue 21, item 13). So the bodies being received
 are bounded for the whole server too (`BodyBudget`): each body reserves its size from its
 headers, and past the server's budget, or past one client's share of it, a new body is
 refused at once (`503`, `429`), before a byte of it is read. When a wave of bodies is

@@ -5,7 +5,7 @@ that second: a reconnect storm (issue 23). Draining, as Phoenix's `phx_drain` do
 the ends evenly over `--drain-seconds`, in small batches a fraction of a second apart, so
 the others take the pages at a steady rate. Before the first batch the process already
 answers /readyz with 503 "draining" and refuses new pages, logins and Engine.IO handshakes
-(app.TornadoApp.refuses_while_draining), so nothing new lands on it meanwhile; its listener
+(app.refused_while_draining), so nothing new lands on it meanwhile; its listener
 stays open for the probes and for the requests of the sockets still open.
 
 This module knows when each batch goes and how many sockets it ends (`drain_schedule`,

@@ -1,4 +1,6 @@
-"""HTTP handlers: the demo page, login, logout and the session API.
+"""HTTP handlers: the demo page, login, logout and the session API; the static files (revalidated
+when asked for without a version); and the refusals of an unknown path (404), an unknown host
+(421) and new work while the process drains (503).
 
 They know the session store and the cookie, and nothing of Socket.IO: logging out ends the
 session in the store, and the socket layer, listening to the store, drops its sockets.

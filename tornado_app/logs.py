@@ -1,5 +1,6 @@
 """The log's two formats: text lines for a person at a terminal, or one JSON object per line
-for a log pipeline (`--log-format json`).
+for a log pipeline (`--log-format json`); and the label a JSON line and the page give this
+process (`--process-label`, its pid by default).
 
 Both come from the same records. Where a log call knows them, it passes the public facts a
 pipeline filters on as `extra=` fields (see `facts`): the `reason`, the `client` address and

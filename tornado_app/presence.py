@@ -144,12 +144,6 @@ class PresenceBook:
     def people_at(self, where: str) -> list[Person]:
         return list(self._by_place.get(where, ()))
 
-    def is_online(self, person: Person) -> bool:
-        return person in self._places
-
-    def pending(self) -> bool:
-        return bool(self._touched)
-
     def take_changes(self) -> tuple[int, list[Person], list[Person]] | None:
         """(new version, joins, leaves) since the last announcement, or None if nothing
         changed for anyone (someone who came and went in between is no change)."""

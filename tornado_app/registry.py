@@ -27,7 +27,7 @@ class SocketOwner:
     session_id: str
     username: str
     remote_ip: str
-    tag: str = ""
+    tag: str
 
 
 class SocketRegistry:

@@ -191,7 +191,8 @@ class MemorySessionStore:
                 await self._notify(session, "expired")
 
     async def clear(self) -> None:
-        """End every session (the server is stopping)."""
+        """End every session, as "shutdown". The server never calls it: a stopping process
+        closes its sockets and its sessions go with it. Tests call it to stand for a restart."""
         sessions = list(self._sessions.values())
         self._sessions.clear()
         for session in sessions:

@@ -122,8 +122,10 @@ def test_fake_online_entries_with_bad_names_or_tags_are_not_shown_and_each_is_on
     assert log.count(f"{IGNORED} (processes)") == 1, log[-3000:]
 
 
-@pytest.mark.parametrize("field, value", [("u", "\u202eevil"), ("u", "x" * 33), ("t", "nan"), ("g", "<script>")])
-def test_a_session_hash_with_a_bad_field_is_no_session_and_others_are_served(cluster: Cluster, redis_url: str, field: str, value: str) -> None:
+# ("g", None): a hash without its tag, the shape from before sessions had tags: refused too.
+@pytest.mark.parametrize("field, value", [("u", "\u202eevil"), ("u", "x" * 33), ("t", "nan"), ("g", "<script>"), ("g", None)])
+def test_a_session_hash_with_a_bad_field_is_no_session_and_others_are_served(cluster: Cluster, redis_url: str, field: str,
+                                                                             value: str | None) -> None:
     a, b = cluster.start(), cluster.start()
 
     async def scenario() -> None:
@@ -131,7 +133,10 @@ def test_a_session_hash_with_a_bad_field_is_no_session_and_others_are_served(clu
             tampered = await log_in(http, a.url, "victim")
             with redis.Redis.from_url(redis_url) as client:
                 [key] = client.keys("tornado_app:session:*")
-                client.hset(key, field, value)
+                if value is None:
+                    client.hdel(key, field)
+                else:
+                    client.hset(key, field, value)
             for _ in range(3):  # B never saw it live: it reads the hash
                 async with http.get(b.url + "/api/session", headers={"Cookie": tampered}) as api:
                     assert api.status == 401  # no session: not a 500, not the bad name
@@ -166,6 +171,10 @@ def test_forged_ended_messages_with_garbage_disconnect_nobody_and_each_is_one_li
                     json.dumps(["someone", [session_id, "ada", 1, 1, "<img src=x>", GOOD_TAG]]),
                     json.dumps(["someone", [session_id, "ada", 1, 1, "logout", "not a tag"]]),
                     json.dumps(["someone", [123, "ada", 1, 1, "logout", GOOD_TAG]]),
+                    json.dumps(["someone", [session_id, "ada", 1, 1, {"not": "a reason"}, GOOD_TAG]]),
+                    # The shapes from before sessions had tags: no tag, or Lua's false for it.
+                    json.dumps(["someone", [session_id, "ada", 1, 1, "logout"]]),
+                    json.dumps(["someone", [session_id, "ada", 1, 1, "logout", False]]),
                 ]
                 for _ in range(3):  # the same garbage again and again: still one line each
                     for message in forged:
@@ -185,7 +194,7 @@ def test_forged_ended_messages_with_garbage_disconnect_nobody_and_each_is_one_li
         app.stop()
         log = app.log()
         assert "Traceback" not in log, log[-3000:]
-        assert log.count(f"{IGNORED} (a message on tornado_app:ended)") == 8, log[-3000:]
+        assert log.count(f"{IGNORED} (a message on tornado_app:ended)") == 11, log[-3000:]
 
 
 def test_a_full_redis_is_a_503_like_an_outage_with_one_line_and_sockets_refused_cleanly(cluster: Cluster, redis_url: str) -> None:

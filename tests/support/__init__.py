@@ -12,6 +12,7 @@ raw.py (a WebSocket written by hand, for clients that misbehave on purpose), pol
 own, the reference), web_user.py (a browser's HTTP side), forms.py (login and logout), with
 protocol.py (the packets) and presence.py (who is online, as a page sees it).
 Attacks: attacks.py, hostile.py (the hostile mix), attacked.py (a server watched under them).
-Processes and measuring: processes.py, cluster.py, measure.py, waiting.py; the browser:
-browser.py.
+Processes and measuring: processes.py, cluster.py, sentinel.py, measure.py, waiting.py; the
+browser: browser.py; a dead link: proxy.py. Scenarios shared with a benchmark: state_flood.py;
+another local user (run as `nobody`): local_user.py, started by other_user.py.
 """

@@ -1,5 +1,6 @@
 """A server process under attack, watched: its memory and CPU, and whether a person is still
-served meanwhile (the attack tests of test_transport.py, test_server.py and test_engine.py)."""
+served meanwhile (the attack tests of test_transport.py, test_server.py and
+patches/test_engineio_server.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Debian's Chromium, as the browser tests launch it through Playwright (which never
-downloads a browser), and a person using the page in it: test_browser.py,
-test_nothing_lost.py and test_cluster.py's page through `make cluster`."""
+downloads a browser), and a person using the page in it: for test_browser.py and every other
+test that drives a page (test_nothing_lost.py, test_liveness.py, test_drain.py, the
+`make cluster` tests...)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 `make cluster` itself (deploy/cluster.py) run by a test.
 
 Each process is deploy/services.py's AppProcess; the Redis is the test's own (conftest's
-`redis_url`). test_cluster.py and test_redis_values.py use it.
+`redis_url`). test_cluster.py, redis/test_values.py, test_outages.py, test_sentinel.py
+and the other Redis-mode tests use it.
 """
 
 from __future__ import annotations

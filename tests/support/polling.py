@@ -1,7 +1,8 @@
 """A Socket.IO client that starts on long-polling and upgrades to a WebSocket when told.
 
 wire.py's WireSocket is WebSocket-only: it is the benchmarks' client and must stay cheap.
-This one is for the tests of what happens to packets while a socket upgrades (test_engine.py),
+This one is for the tests of what happens to packets while a socket upgrades
+(patches/test_engineio_server.py, test_transport.py),
 where the test, not the client, chooses the moment of the upgrade.
 """
 

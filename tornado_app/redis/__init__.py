@@ -6,7 +6,7 @@ presence in Redis, and events between processes through python-socketio's Redis 
   once for every client, and shown without its password.
 - sessions.py: the session store (one Lua script per change).
 - presence.py: who is online in the other processes.
-- history.py: the recent chat messages, in a Redis list.
+- history.py: the chat, in a Redis Stream whose entry ids are the messages' positions.
 - values.py: every value read back from Redis checked like client input.
 
 backend.py puts these together (`Backend.redis`); nothing else imports them but urls.py

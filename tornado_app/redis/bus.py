@@ -1,5 +1,5 @@
 """One process's link to Redis: a client for commands and one pub/sub subscription that
-carries what the other processes say (a session ended, the set of online users changed).
+carries what the other processes say (a session ended, who came online or left).
 
 It also decides when Redis counts as lost and back: one log line each way, never one per
 request, and a subscription that resubscribes by itself once Redis answers again.
@@ -107,7 +107,8 @@ def in_short(error: BaseException) -> str:
 
 
 class RedisBus:
-    """A Redis client shared by the session store and presence, and their pub/sub channels."""
+    """A Redis client shared by the session store, the chat history and presence, and the
+    pub/sub channels of the store and presence."""
 
     def __init__(self, url: str, prefix: str = DEFAULT_PREFIX) -> None:
         self.url = url

@@ -10,7 +10,7 @@ Keys (under the prefix):
   a key evicted) starts a new epoch and a new stream, so that no old position is mistaken for
   one of the new count;
 - `chat:sent:<session id>`: the session's last client message ids, scored by the n each got,
-  expiring with the session;
+  expiring `sent_ttl` (an hour) after the session's last message;
 - `chat:told:<session id>`: those of them that were sent to everyone (`announce`): a repeat
   of one that is not (Redis ran the first after the app gave up on it, or the process that
   kept it ended before sending it) is sent by whoever gets the repeat.
@@ -155,7 +155,7 @@ class RedisHistory:
                         self._sent_ttl_ms)
 
     def forget_sender(self, sender: str) -> None:
-        """Nothing to do: the ids expire in Redis with the session's idle time."""
+        """Nothing to do: the ids expire in Redis `sent_ttl` after the session's last message."""
 
     async def _run(self, script: str, keys: list[str], *args: Any) -> Any:
         try:

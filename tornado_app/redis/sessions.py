@@ -56,7 +56,7 @@ TRUSTED_SHARE_OF_TTL = 0.25  # ... and never longer than this share of the idle 
 SWEEP_BATCH = 1000  # sessions ended per sweep call at most
 
 # Ends one session: its hash goes, it leaves the LRU set, and the other processes hear of it.
-# Returns {id, username, logged_in_at, last_seen, reason} or nothing.
+# Returns {id, username, logged_in_at, last_seen, reason, tag} or nothing.
 _END = """
 local function end_session(prefix, lru, channel, origin, id, reason)
   local key = prefix .. 'session:' .. id
@@ -162,8 +162,8 @@ return cjson.encode(ended)
 
 
 def _session(fields: list[Any]) -> Session:
-    """[id, username, logged in at, last seen, (reason), tag] from a script or the `ended`
-    channel, checked like client input (redis_values.py): ValueError if anything in it is
+    """[id, username, logged in at, last seen, reason or "live", tag] from a script or the `ended`
+    channel, checked like client input (values.py): ValueError if anything in it is
     not what the app writes (a name the login form refuses, a time that is not a finite
     number, a tag of another shape, an unknown reason)."""
     session_id, username, logged_in_at, last_seen, _, tag = session_fields(fields)
@@ -297,7 +297,8 @@ class RedisSessionStore:
             await self._notify(Session(session_id, "", logged_in_at=0, last_seen=0), "gone")
 
     async def clear(self) -> None:
-        """End every session of every process (not called when one process stops)."""
+        """End every session of every process, as "shutdown". The server never calls it (a
+        stopping process leaves the sessions to the others); tests do."""
         await self._notify_all(await self._run("clear"))
 
     async def count(self) -> int:

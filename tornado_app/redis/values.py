@@ -123,20 +123,19 @@ def person(member: bytes) -> tuple[str, str]:
 
 
 def session_fields(fields: object) -> tuple[str, str, float, float, str, str]:
-    """[id, username, logged in at, last seen, (reason), (tag)] from a session script or the
-    `ended` channel, as (id, username, logged_in_at, last_seen, reason, tag)."""
-    if not isinstance(fields, list) or len(fields) < 4:
-        raise BadValue("session fields are not a list of at least 4")
+    """[id, username, logged in at, last seen, reason, tag] from a session script or the
+    `ended` channel, as (id, username, logged_in_at, last_seen, reason, tag). A session hash
+    without a tag (Lua gives false for the missing field) is not one the app writes."""
+    if not isinstance(fields, list) or len(fields) != 6:
+        raise BadValue("session fields are not a list of 6")
     session_id = fields[0]
     if not isinstance(session_id, str) or not 1 <= len(session_id) <= 128:
         raise BadValue("session id is not a string")
-    reason = fields[4] if len(fields) > 4 else "live"
-    if reason not in END_REASONS:
+    reason = fields[4]
+    if not isinstance(reason, str) or reason not in END_REASONS:
         raise BadValue("reason is not one of the end reasons")
-    # A session written before tags existed has none (Lua gives false for a missing field).
-    found_tag = fields[5] if len(fields) > 5 and fields[5] not in (False, None, "") else ""
     return (session_id, username(fields[1]), timestamp(fields[2]), timestamp(fields[3]), reason,
-            tag(found_tag) if found_tag else "")
+            tag(fields[5]))
 
 
 class IgnoredValues:

@@ -445,9 +445,6 @@ export function makeChat(shared, names, status) {
         addMessage(message);
       }
     });
-    socket.on("error", (data) => {
-      showNotice((data && data.message) || "The server refused that message.");
-    });
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       const text = input.value;

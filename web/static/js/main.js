@@ -45,9 +45,8 @@
  *                                     from the version the page said it holds
  *   chat     {id, username, tag, text, time, position}  a message for everyone (time in unix
  *                                     seconds); may come before history, or slightly out of order
- *   error    {message}                a request was refused; the socket stays up
- *   ended    {reason}                 the session ended (logout, replaced, expired, evicted)
- *                                     or the server is shutting down; sent just before
+ *   ended    {reason}                 the session ended (logout, replaced, expired, evicted,
+ *                                     gone) or the server is stopping (shutdown); sent just before
  * and as this page sends them:
  *   whoami   (with an ack)             answered with {username, logged_in_at}
  *   chat     {text, id} (with an ack)  1 to 500 characters, at most 2,000 bytes as UTF-8 JSON;

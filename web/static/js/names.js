@@ -8,7 +8,8 @@
  * Names are compared by how they look, not by their characters: the server sends each name's
  * confusable skeleton (tornado_app/skeleton.py, Unicode's table), so that "alice" with a
  * Cyrillic "а", a Greek "Α" or in fullwidth letters counts as the same name as "alice", and
- * both show their tags. (A message stored before skeletons were sent is compared by its name.)
+ * both show their tags. (This server always sends a skeleton; without one, the name itself is
+ * compared.)
  */
 
 const SHORT_TAG_LENGTH = 4;
