@@ -22,7 +22,6 @@ from .engineio_server import TunedEngineIOServer
 log = logging.getLogger(__name__)
 
 SESSION_ID = "tornado_app.session_id"  # the key, in a socket's environ, of the session it rides on
-DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds from the Engine.IO open to the Socket.IO connect
 BINARY_PACKET_TYPES = ("5", "6")  # Socket.IO BINARY_EVENT and BINARY_ACK
 
 
@@ -38,7 +37,7 @@ class ProtocolGuardedServer(socketio.AsyncServer):
       a client answering pings could hold a connection forever without authenticating).
     """
 
-    def __init__(self, *args: Any, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, connect_timeout: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.connect_timeout = connect_timeout
         self._connect_deadlines: dict[str, asyncio.TimerHandle] = {}
