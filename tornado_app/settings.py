@@ -6,7 +6,7 @@ they apply `PRODUCTION`, so an app built in three lines is as guarded as the com
 The command line builds its `Settings` from its flags (each field is the flag of the same
 name: `--max-sockets-per-ip` is `max_sockets_per_ip`, cli.settings_from_args); the desktop
 launcher uses `PRODUCTION` as it is. `Settings(session_ttl=60)` is the production settings
-but that one; tests and benchmarks whose crowd all comes from one address ask for
+but for that one; tests and benchmarks whose crowd all comes from one address ask for
 `Settings.lifted()`.
 
 This module imports nothing of the app, so any module may read its defaults (patches/
