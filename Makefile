@@ -86,7 +86,7 @@ bench-rolling: $(VENV)/.installed-test
 	$(BIN)/python bench/rolling.py $(ARGS)
 
 # What noticing a dead link within 13 s costs: 10,000 idle sockets for a minute at Socket.IO's
-# 25 + 20 s pings, then at ours (tornado_app/liveness.py); about six minutes.
+# 25 + 20 s pings, then at ours (tornado_app/settings.py); about six minutes.
 bench-idle: $(VENV)/.installed-test
 	$(BIN)/python bench/idle.py $(IDLE_ARGS)
 

@@ -38,16 +38,15 @@ from tornado_app import loop  # noqa: E402
 from tornado_app.admission import raise_open_files_limit  # noqa: E402
 from tornado_app.app import TornadoApp, make_app  # noqa: E402
 from tornado_app.backend import Backend, RedisNotInstalled  # noqa: E402
-from tornado_app.cli import COOKIE_SECRET_ENV, OLD_COOKIE_SECRETS_ENV, REDIS_URL_ENV, configure_logging  # noqa: E402
+from tornado_app.cli import COOKIE_SECRET_ENV, OLD_COOKIE_SECRETS_ENV, add_redis_url, configure_logging  # noqa: E402
 from tornado_app.cookie_secrets import CookieSecrets, SecretsCollide, split_secrets  # noqa: E402
 from tornado_app.errors import BackendUnreachable  # noqa: E402
 from tornado_app.launch_token import LaunchToken  # noqa: E402
 from tornado_app.logs import FORMATS  # noqa: E402
 from tornado_app.origins import HostPolicy  # noqa: E402
-from tornado_app.patches.engineio_server import DEFAULT_FIRST_POLL_TIMEOUT, DEFAULT_MAX_SOCKETS_PER_IP  # noqa: E402
-from tornado_app.ratelimit import Rates  # noqa: E402
 from tornado_app.redis.urls import BadRedisURL  # noqa: E402
 from tornado_app.server import BoundSockets, CannotBind, bind, serve  # noqa: E402
+from tornado_app.settings import PRODUCTION  # noqa: E402
 
 log = logging.getLogger("launcher")
 
@@ -210,14 +209,15 @@ class MissingSecret(Exception):
 def choose_backend(redis_url: str | None) -> tuple[Backend, CookieSecrets]:
     """This process's memory and a fresh secret per launch (sessions end with the window
     anyway), or the site's Redis and its cookie secrets, old ones included (every process
-    verifies the others' cookies, and those signed before the site's last rotation)."""
+    verifies the others' cookies, and those signed before the site's last rotation). Either
+    with the production settings, as the plain server's defaults."""
     if redis_url is None:
-        return Backend.in_memory(rates=Rates.defaults()), CookieSecrets(secrets.token_urlsafe(32))
+        return Backend.in_memory(PRODUCTION), CookieSecrets(secrets.token_urlsafe(32))
     secret = os.environ.get(COOKIE_SECRET_ENV)
     if not secret:
         raise MissingSecret(f"--redis-url needs the site's cookie secret in ${COOKIE_SECRET_ENV}")
     older = split_secrets(os.environ.get(OLD_COOKIE_SECRETS_ENV))
-    return Backend.redis(redis_url, rates=Rates.defaults()), CookieSecrets(secret, older)
+    return Backend.redis(redis_url, PRODUCTION), CookieSecrets(secret, older)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -230,14 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(with its ?launch= secret: only a browser that opened it is served)")
     parser.add_argument("--browser", action="store_true", help="open the private URL in the default web browser instead of a window "
                         "(through a file only you can read, so the secret is on no command line)")
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get(REDIS_URL_ENV) or None,
-        metavar="URL",
-        help=f"join a site served by several processes through this Redis (default: ${REDIS_URL_ENV}, else none: "
-        f"sessions live in this window's process). Needs the site's cookie secret in ${COOKIE_SECRET_ENV} "
-        f"(and its old ones, if any, in ${OLD_COOKIE_SECRETS_ENV})",
-    )
+    add_redis_url(parser, f"Needs the site's cookie secret in ${COOKIE_SECRET_ENV} (and its old ones, if any, in ${OLD_COOKIE_SECRETS_ENV})")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="how much to log (default: %(default)s)")
     parser.add_argument("--log-format", default="text", choices=FORMATS, help="text lines, or one JSON object per line (default: %(default)s)")
     return parser
@@ -268,9 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # targets (a web page whose name is made to resolve to 127.0.0.1). And only the window:
     # other programs on 127.0.0.1 do not have this launch's secret.
     token = LaunchToken.generate()
-    app = make_app(cookie_secret, backend=backend, allowed_hosts=HostPolicy.local(bound.port, names=bound.loopback_names),
-                   max_sockets_per_ip=DEFAULT_MAX_SOCKETS_PER_IP, first_poll_timeout=DEFAULT_FIRST_POLL_TIMEOUT,
-                   launch_token=token)
+    app = make_app(cookie_secret, settings=PRODUCTION, backend=backend,
+                   allowed_hosts=HostPolicy.local(bound.port, names=bound.loopback_names), launch_token=token)
     server = ServerThread(app, bound)
     try:
         server.start()

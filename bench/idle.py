@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What noticing a dead link fast costs: N idle authenticated sockets on one server process,
 for `--seconds` at each ping setting (Socket.IO's 25 + 20 s, then ours from
-tornado_app/liveness.py), and what the server spends to keep them.
+tornado_app/settings.py), and what the server spends to keep them.
 
 Per setting, a fresh server (`python -m tornado_app --ping-interval I --ping-timeout T`) pinned
 to CPU 0, this process on CPU 1 (as bench/bench.py). `--people` people log in, and N sockets
@@ -42,7 +42,7 @@ from bench.bench import Server  # noqa: E402
 from tests.support.forms import log_in  # noqa: E402
 from tests.support.measure import CLIENT_CPU, bounded, pin, raise_open_files_limit, rss_kib  # noqa: E402
 from tests.support.protocol import SOCKETIO_WEBSOCKET  # noqa: E402
-from tornado_app.liveness import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT  # noqa: E402
+from tornado_app.settings import PRODUCTION  # noqa: E402
 
 SOCKETIO_DEFAULT = (25, 20)  # Socket.IO's (and python-engineio's) own ping interval and timeout
 PONG = struct.pack("!BB", 0x81, 0x80 | 1) + b"\0\0\0\0" + b"3"  # masked with zeros
@@ -202,7 +202,7 @@ def main() -> None:
     parser.add_argument("--sockets", type=int, default=10_000, help="idle sockets held on the server (default: %(default)s)")
     parser.add_argument("--people", type=int, default=1000, help="sessions the sockets are spread over (default: %(default)s)")
     parser.add_argument("--seconds", type=float, default=60.0, help="measuring window per setting (default: %(default)s)")
-    parser.add_argument("--settings", default=f"{SOCKETIO_DEFAULT[0]}/{SOCKETIO_DEFAULT[1]},{DEFAULT_PING_INTERVAL}/{DEFAULT_PING_TIMEOUT}",
+    parser.add_argument("--settings", default=f"{SOCKETIO_DEFAULT[0]}/{SOCKETIO_DEFAULT[1]},{PRODUCTION.ping_interval}/{PRODUCTION.ping_timeout}",
                         help="ping interval/timeout pairs in seconds, comma-separated (default: %(default)s: Socket.IO's, then ours)")
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin the server and this process to CPUs 0 and 1")
     args = parser.parse_args()

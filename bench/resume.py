@@ -68,7 +68,7 @@ from tests.support.measure import (  # noqa: E402
 )
 from tests.support.protocol import SOCKETIO_WEBSOCKET  # noqa: E402
 from tests.support.wire import WireSocket  # noqa: E402
-from tornado_app.history import DEFAULT_HISTORY  # noqa: E402
+from tornado_app.settings import PRODUCTION  # noqa: E402
 
 MODES = ("resume", "reload")
 PRESENCE_VERSION = re.compile(rb'^42\["presence_(?:state|diff)",\{"version":(\d+)(?:,"epoch":"([A-Za-z0-9]+)")?')
@@ -367,7 +367,7 @@ class Scenario:
         """N people logged in, a full history, each page connected and at the tail."""
         count = self.config.sockets
         self.poster = await log_in(self.http, self.url, "poster")
-        await self.post(self.url, DEFAULT_HISTORY, "before")
+        await self.post(self.url, PRODUCTION.history, "before")
         started = time.perf_counter()
         cookies = await bounded(count, 20, lambda index: log_in(self.http, self.url, f"person{index}"))
         self.pages = [Page(cookie) for cookie in cookies]
@@ -436,7 +436,7 @@ class Scenario:
         if mode == "resume":
             expected_resume, first = "caught_up", before + 1
         else:
-            expected_resume, first = "none", max(1, count - DEFAULT_HISTORY + 1)
+            expected_resume, first = "none", max(1, count - PRODUCTION.history + 1)
         expected = [(f"{epoch}:{n}", self.ledger.ids[n]) for n in range(first, count + 1)]
         messages = history.get("messages") or []
         got = [(message.get("position"), message.get("id")) for message in messages if isinstance(message, dict)]
@@ -593,7 +593,7 @@ def main() -> None:
         finally:
             redis.stop()
     print(table(config, rounds))
-    print(json.dumps({"sockets": config.sockets, "missed": config.missed, "live": config.live, "history": DEFAULT_HISTORY,
+    print(json.dumps({"sockets": config.sockets, "missed": config.missed, "live": config.live, "history": PRODUCTION.history,
                       "concurrency": config.concurrency, "rounds": rounds, "cpus": os.cpu_count(),
                       "python": platform.python_version(), "client_pinned_cpu": CLIENT_CPU if client_pinned else None},
                      sort_keys=True))

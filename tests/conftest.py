@@ -28,6 +28,7 @@ from tests.support.socketio_client import SocketClient  # noqa: E402
 from tests.support.web_user import WebUser  # noqa: E402
 from tornado_app.app import TornadoApp, make_app  # noqa: E402
 from tornado_app.backend import Backend  # noqa: E402
+from tornado_app.settings import Settings  # noqa: E402
 
 TEST_SECRET = "test-cookie-secret-not-for-production"
 ALLOWED_ORIGIN = "http://allowed.example"
@@ -100,9 +101,13 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def app(clock: FakeClock) -> TornadoApp:
+    """An app whose tests log in and connect dozens of times from 127.0.0.1: the per-address
+    caps and rates are lifted (each is attacked on its own: test_ratelimit.py, test_settings.py)."""
+    settings = Settings.lifted(session_ttl=SESSION_TTL, max_sessions=MAX_SESSIONS)
     return make_app(
         TEST_SECRET,
-        backend=Backend.in_memory(session_ttl=SESSION_TTL, max_sessions=MAX_SESSIONS, clock=clock),
+        settings=settings,
+        backend=Backend.in_memory(settings, clock=clock),
         allowed_origins=[ALLOWED_ORIGIN],
     )
 

@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 from bench.resume import Config, run
-from tornado_app.history import DEFAULT_HISTORY
+from tornado_app.settings import PRODUCTION
 
 
 def test_pages_back_after_a_restart_get_exactly_what_they_missed(redis_url: str, tmp_path: Path) -> None:
@@ -20,5 +20,5 @@ def test_pages_back_after_a_restart_get_exactly_what_they_missed(redis_url: str,
     reloaded = [row for row in rounds if row["mode"] == "reload"]
     assert len(resumed) == len(reloaded) == 2
     assert all(row["messages_per_socket"] == 7 for row in resumed), resumed
-    assert all(row["messages_per_socket"] == DEFAULT_HISTORY for row in reloaded), reloaded
+    assert all(row["messages_per_socket"] == PRODUCTION.history for row in reloaded), reloaded
     assert max(row["history_bytes_per_socket"] for row in resumed) < min(row["history_bytes_per_socket"] for row in reloaded)

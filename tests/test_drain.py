@@ -29,7 +29,8 @@ from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, Person, browser_missi
 from tests.support.forms import http_session, log_in
 from tests.support.waiting import GENEROUS_SECONDS, eventually
 from tests.support.wire import Refused, WireSocket
-from tornado_app.drain import BATCH_INTERVAL_SECONDS, DEFAULT_DRAIN_SECONDS, Batch, StopSignals, drain_schedule
+from tornado_app.drain import BATCH_INTERVAL_SECONDS, Batch, StopSignals, drain_schedule
+from tornado_app.settings import PRODUCTION
 
 from .conftest import OUTPUT_DIR, app_env, e2e_unavailable
 
@@ -79,7 +80,7 @@ def test_the_default_window_is_ten_seconds_unless_the_environment_says(monkeypat
     from tornado_app.cli import DRAIN_SECONDS_ENV, build_parser
 
     monkeypatch.delenv(DRAIN_SECONDS_ENV, raising=False)
-    assert build_parser().parse_args([]).drain_seconds == DEFAULT_DRAIN_SECONDS == 10
+    assert build_parser().parse_args([]).drain_seconds == PRODUCTION.drain_seconds == 10
     monkeypatch.setenv(DRAIN_SECONDS_ENV, "2.5")
     assert build_parser().parse_args([]).drain_seconds == 2.5
     assert build_parser().parse_args(["--drain-seconds", "0"]).drain_seconds == 0

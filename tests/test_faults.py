@@ -31,6 +31,7 @@ from tests.support.wire import Refused, WireSocket
 from tornado_app.app import TornadoApp, make_app
 from tornado_app.backend import Backend
 from tornado_app.reasons import END_REASONS, NOT_AUTHENTICATED
+from tornado_app.settings import Settings
 from tornado_app.sockets import CLOSED_BECAUSE
 
 from .conftest import MAX_SESSIONS, SESSION_TTL, TEST_SECRET, FakeClock
@@ -57,12 +58,8 @@ def ping_settings() -> tuple[float, float]:
 def app(clock: FakeClock, ping_settings: tuple[float, float]) -> TornadoApp:
     """The conftest app, with the ping interval and timeout chosen per test."""
     interval, timeout = ping_settings
-    return make_app(
-        TEST_SECRET,
-        backend=Backend.in_memory(session_ttl=SESSION_TTL, max_sessions=MAX_SESSIONS, clock=clock),
-        ping_interval=interval,
-        ping_timeout=timeout,
-    )
+    settings = Settings.lifted(session_ttl=SESSION_TTL, max_sessions=MAX_SESSIONS, ping_interval=interval, ping_timeout=timeout)
+    return make_app(TEST_SECRET, settings=settings, backend=Backend.in_memory(settings, clock=clock))
 
 
 class ServerLog:

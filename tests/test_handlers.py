@@ -62,7 +62,7 @@ async def test_login_sets_a_signed_httponly_lax_cookie_and_redirects_home(web_us
     assert "secure" not in cookie  # plain HTTP here; HTTPS requests get Secure
     assert "expires" not in cookie  # a browser-session cookie
     assert cookie["value"].startswith("2|")  # Tornado's signed value, version 2
-    assert await app.store.count() == 1
+    assert await app.backend.store.count() == 1
 
     api = await user.get("/api/session")
     assert api.code == 200
@@ -95,7 +95,7 @@ async def test_login_issues_a_new_id_and_drops_the_old_session(web_user, app: To
     first_cookie = user.cookies[SESSION_COOKIE]
     await user.login("grace")
     assert user.cookies[SESSION_COOKIE] != first_cookie
-    assert await app.store.count() == 1
+    assert await app.backend.store.count() == 1
     replay = web_user()
     replay.cookies[SESSION_COOKIE] = first_cookie
     assert (await replay.get("/api/session")).code == 401
@@ -108,7 +108,7 @@ async def test_a_cookie_sent_before_login_is_never_adopted(web_user, app: Tornad
     victim = web_user()
     victim.cookies[SESSION_COOKIE] = "2|1:0|10:1700000000|7:session|44:planted|deadbeef"
     await victim.login("victim")
-    session_id = next(iter(app.store._sessions))  # the only session
+    session_id = next(iter(app.backend.store._sessions))  # the only session
     assert "planted" not in victim.cookies[SESSION_COOKIE]
     assert len(session_id) == 43
 
@@ -134,7 +134,7 @@ async def test_bad_username_is_400_with_the_form_and_a_message_and_no_session(we
     assert message in page
     assert 'name="username"' in page
     assert SESSION_COOKIE not in user.cookies
-    assert await app.store.count() == 0
+    assert await app.backend.store.count() == 0
 
 
 @pytest.mark.gen_test
@@ -151,7 +151,7 @@ async def test_login_without_xsrf_is_403_and_no_session(web_user, app: TornadoAp
     await user.get("/login")  # has the _xsrf cookie, but will not send the field
     response = await user.post("/login", {"username": "ada"}, with_xsrf=False)
     assert response.code == 403
-    assert await app.store.count() == 0
+    assert await app.backend.store.count() == 0
     assert "Traceback" not in response.body.decode()
 
 
@@ -174,7 +174,7 @@ async def test_login_with_a_wrong_xsrf_is_403(web_user, app: TornadoApp) -> None
     await user.get("/login")
     response = await user.post("/login", {"username": "ada", "_xsrf": "2|00000000|ffffffffffffffffffffffffffffffff|1700000000"}, with_xsrf=False)
     assert response.code == 403
-    assert await app.store.count() == 0
+    assert await app.backend.store.count() == 0
 
 
 @pytest.mark.gen_test
@@ -196,7 +196,7 @@ async def test_logout_destroys_the_session_and_clears_the_cookie(web_user, app: 
     assert response.headers["Location"] == "/login?logged_out=1"
     cleared = SimpleCookie(next(h for h in response.headers.get_list("Set-Cookie") if h.startswith("session=")))
     assert cleared[SESSION_COOKIE].value == ""
-    assert await app.store.count() == 0
+    assert await app.backend.store.count() == 0
     replay = web_user()
     replay.cookies[SESSION_COOKIE] = stolen_cookie
     assert (await replay.get("/api/session")).code == 401
@@ -239,7 +239,7 @@ async def test_a_stale_cookie_gets_the_login_form_and_a_log_in_again_notice(web_
     """After a restart (sessions are in memory) or an expiry, the page says what happened."""
     user = web_user()
     await user.login("ada")
-    await app.store.clear()  # what a restart does to in-memory sessions
+    await app.backend.store.clear()  # what a restart does to in-memory sessions
     page = await user.get("/")
     assert page.code == 200
     assert "Your session has ended" in page.body.decode()
@@ -272,7 +272,7 @@ async def test_store_is_bounded_and_evicts_the_least_recently_used(web_user, app
     users = [web_user() for _ in range(MAX_SESSIONS + 1)]
     for number, user in enumerate(users):
         await user.login(f"user{number}")
-    assert await app.store.count() == MAX_SESSIONS
+    assert await app.backend.store.count() == MAX_SESSIONS
     assert (await users[0].get("/api/session")).code == 401
     assert (await users[-1].get("/api/session")).code == 200
 
@@ -315,7 +315,7 @@ async def test_invalid_utf8_in_the_form_is_a_clean_400(web_user, app: TornadoApp
     response = await user.request("POST", "/login", body=body)
     assert response.code == 400
     assert "Traceback" not in response.body.decode()
-    assert await app.store.count() == 0
+    assert await app.backend.store.count() == 0
 
 
 class BrokenStore:
@@ -382,7 +382,7 @@ async def test_a_form_from_another_origin_is_403_with_a_page_saying_so_and_the_s
     page = response.body.decode()
     assert "sent from a page of another site" in page and "Traceback" not in page
     assert json.loads((await victim.get("/api/session")).body)["username"] == "ada"
-    assert await app.store.count() == 1
+    assert await app.backend.store.count() == 1
     lines = [record.getMessage() for record in caplog.records if record.levelno >= logging.INFO and record.name != "tornado.access"]
     assert len(lines) == 1 and lines[0].startswith(f"refused POST {path} from 127.0.0.1: 403 form from another origin"), lines
     assert all(record.levelno == logging.INFO for record in caplog.records if record.name.startswith("tornado_app"))
@@ -405,7 +405,7 @@ async def test_the_own_page_an_allowed_origin_and_a_client_without_browser_heade
         body = urllib.parse.urlencode({"_xsrf": await user.form_token(path), **fields})
         response = await user.request("POST", path, body=body, headers=headers(base_url))
         assert response.code == 303, (path, response.body)
-    assert await app.store.count() == 0
+    assert await app.backend.store.count() == 0
 
 
 async def tossed_xsrf_pair(web_user) -> tuple[str, str]:
@@ -429,7 +429,7 @@ async def test_a_tossed_xsrf_cookie_with_a_matching_field_neither_logs_out_nor_r
     assert response.code == 403
     assert "Set-Cookie" not in response.headers
     assert json.loads((await victim.get("/api/session")).body)["username"] == "ada"
-    assert await app.store.count() == 1
+    assert await app.backend.store.count() == 1
 
 
 @pytest.mark.gen_test
@@ -440,7 +440,7 @@ async def test_a_token_from_another_sessions_page_is_refused(web_user, app: Torn
     response = await victim.request("POST", "/logout", body=urllib.parse.urlencode({"_xsrf": token}))
     assert response.code == 403
     assert (await victim.get("/api/session")).code == 200
-    assert await app.store.count() == 2
+    assert await app.backend.store.count() == 2
 
 
 @pytest.mark.gen_test

@@ -12,6 +12,7 @@ import pytest
 from tornado_app.app import TornadoApp, make_app
 from tornado_app.backend import Backend
 from tornado_app.launch_token import LAUNCH_COOKIE, LaunchToken
+from tornado_app.settings import Settings
 
 from .conftest import MAX_SESSIONS, SESSION_TTL, TEST_SECRET
 
@@ -21,8 +22,8 @@ PATHS = ["/", "/login", "/logout", "/api/session", "/static/js/main.js", "/nowhe
 
 @pytest.fixture
 def app(clock) -> TornadoApp:
-    return make_app(TEST_SECRET, backend=Backend.in_memory(session_ttl=SESSION_TTL, max_sessions=MAX_SESSIONS, clock=clock),
-                    launch_token=TOKEN)
+    settings = Settings.lifted(session_ttl=SESSION_TTL, max_sessions=MAX_SESSIONS)
+    return make_app(TEST_SECRET, settings=settings, backend=Backend.in_memory(settings, clock=clock), launch_token=TOKEN)
 
 
 @pytest.mark.gen_test
@@ -36,7 +37,7 @@ async def test_without_the_cookie_every_path_is_403_and_touches_nothing(web_user
         assert b"Open this app from its window" in response.body
         assert "Set-Cookie" not in response.headers
         assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
-    assert await app.store.count() == 0
+    assert await app.backend.store.count() == 0
     lines = [record for record in caplog.records if "launcher's secret" in record.getMessage()]
     assert len(lines) == 1 and lines[0].levelno == logging.INFO  # one line per 10 s, whatever the flood
     assert not [record for record in caplog.records if record.levelno >= logging.WARNING]

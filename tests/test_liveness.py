@@ -1,4 +1,4 @@
-"""A dead link is noticed within seconds (tornado_app/liveness.py): a page whose connection
+"""A dead link is noticed within seconds (the ping figures of tornado_app/settings.py): a page whose connection
 stops carrying bytes, with no FIN and no RST (a dead Wi-Fi, a stalled tunnel), shows
 "reconnecting" within 15 s, and connects again once the link is back.
 
@@ -20,8 +20,8 @@ from deploy.services import free_port
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, browser_missing
 from tests.support.processes import ServerProcess
 from tests.support.proxy import FreezableProxy
-from tornado_app.liveness import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT
 from tornado_app.patches.engineio_server import SWEEP_SECONDS
+from tornado_app.settings import PRODUCTION
 
 from .conftest import OUTPUT_DIR, e2e_unavailable
 
@@ -31,7 +31,7 @@ SHOTS = OUTPUT_DIR / "liveness"
 NOTICED_WITHIN = 15.0  # seconds: what the page promises (issue 22)
 # The server's own rule: no frame for interval + timeout on a WebSocket; on long-polling, a
 # pong late by `timeout`, found by the sweep that passes every second (SWEEP_SECONDS).
-SERVER_GIVES_UP_WITHIN = DEFAULT_PING_INTERVAL + DEFAULT_PING_TIMEOUT + SWEEP_SECONDS + 1
+SERVER_GIVES_UP_WITHIN = PRODUCTION.ping_interval + PRODUCTION.ping_timeout + SWEEP_SECONDS + 1
 STATE = "#live-view[data-socket-state={}]"
 
 
@@ -67,7 +67,7 @@ def server_behind_proxy() -> Iterator[tuple[ServerProcess, FreezableProxy]]:
 
 def test_the_defaults_give_up_a_silent_link_within_the_promise() -> None:
     """The page's rule (Socket.IO's JS client): a link with no ping for interval + timeout is dead."""
-    assert DEFAULT_PING_INTERVAL + DEFAULT_PING_TIMEOUT <= NOTICED_WITHIN - 2  # room for a busy machine
+    assert PRODUCTION.ping_interval + PRODUCTION.ping_timeout <= NOTICED_WITHIN - 2  # room for a busy machine
 
 
 @pytest.mark.parametrize("transport", ["websocket", "polling"])

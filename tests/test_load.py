@@ -27,6 +27,7 @@ from tests.support.wire import WireSocket
 from tornado_app.app import TornadoApp, make_app
 from tornado_app.backend import Backend
 from tornado_app.sessions import Session
+from tornado_app.settings import Settings
 
 from .conftest import TEST_SECRET
 
@@ -139,7 +140,8 @@ def app(clock) -> TornadoApp:
     engineio's default ping interval (25 s): a closed socket's pending ping used to keep it
     alive that long; now it must be freed at once (patches/engineio_server.py).
     """
-    return make_app(TEST_SECRET, backend=Backend.in_memory(session_ttl=3600, max_sessions=100_000, clock=clock))
+    settings = Settings.lifted(session_ttl=3600, max_sessions=100_000)  # 5000 connects and logins from one address
+    return make_app(TEST_SECRET, settings=settings, backend=Backend.in_memory(settings, clock=clock))
 
 
 def live_objects() -> dict[str, int]:
@@ -158,7 +160,7 @@ def live_objects() -> dict[str, int]:
 def indexes(app: TornadoApp) -> dict[str, int]:
     sio = app.sockets.sio
     return {
-        "sessions in the store": len(app.store._sessions),
+        "sessions in the store": len(app.backend.store._sessions),
         "sockets in the registry": len(app.sockets.registry),
         "engineio sockets": len(sio.eio.sockets),
         "socketio environs": len(sio.environ),

@@ -137,7 +137,7 @@ async def test_a_page_under_another_name_can_neither_log_in_nor_log_anyone_out(w
         body = urllib.parse.urlencode({"_xsrf": token, **fields})
         response = await attacker.request("POST", path, body=body, headers=headers)
         assert response.code == 421
-    assert await app.store.count() == 1
+    assert await app.backend.store.count() == 1
     assert (await victim.get("/api/session")).code == 200  # ada is still logged in
 
 

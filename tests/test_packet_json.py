@@ -19,8 +19,8 @@ from tests.support.wire import WireSocket
 from tornado_app import packet_json
 from tornado_app.app import make_app
 from tornado_app.cli import Misconfigured, check_history_fits
-from tornado_app.history import DEFAULT_HISTORY, history_frame_bytes
-from tornado_app.patches.websocket import DEFAULT_MAX_UNSENT_BYTES
+from tornado_app.history import history_frame_bytes
+from tornado_app.settings import PRODUCTION
 
 from .conftest import app_env
 
@@ -61,10 +61,10 @@ def test_a_newcomers_history_of_emoji_is_its_utf8_size_not_three_times_it(app: A
             frame = await newcomers_history_frame(http, app.url, await log_in(http, app.url, "bob"))
             size = len(frame.encode())
             texts = [message["text"] for message in event_of(frame)[1][0]["messages"]]
-            assert texts == [text] * DEFAULT_HISTORY
-            utf8 = DEFAULT_HISTORY * len(text.encode())  # 100,000 bytes of text
-            assert utf8 < size < utf8 + DEFAULT_HISTORY * 200, size  # plus each message's id, name, tag and time
-            assert size <= history_frame_bytes(DEFAULT_HISTORY) <= DEFAULT_MAX_UNSENT_BYTES
+            assert texts == [text] * PRODUCTION.history
+            utf8 = PRODUCTION.history * len(text.encode())  # 100,000 bytes of text
+            assert utf8 < size < utf8 + PRODUCTION.history * 200, size  # plus each message's id, name, tag and time
+            assert size <= history_frame_bytes(PRODUCTION.history) <= PRODUCTION.max_unsent_bytes
             await ada.close()
 
     asyncio.run(scenario())
@@ -120,12 +120,12 @@ def test_a_history_that_cannot_fit_in_max_unsent_kib_refuses_to_start() -> None:
     """The largest history frame (every message at its byte bound) must fit in what a socket
     may leave unsent: 50 messages need 159 KiB of the default 256 (3,236 bytes a message, with
     the longest name, skeleton, text and position)."""
-    check_history_fits(DEFAULT_HISTORY, DEFAULT_MAX_UNSENT_BYTES // 1024)
+    check_history_fits(PRODUCTION.history, PRODUCTION.max_unsent_kib)
     check_history_fits(80, 256)
     with pytest.raises(Misconfigured, match=r"--history 81 .* above --max-unsent-kib 256: keep at most 80 messages"):
         check_history_fits(81, 256)
     with pytest.raises(Misconfigured, match="keep at most 20 messages"):
-        check_history_fits(DEFAULT_HISTORY, 64)
+        check_history_fits(PRODUCTION.history, 64)
 
 
 def test_the_direct_path_writes_the_very_packet_python_socketio_would() -> None:

@@ -24,6 +24,7 @@ from tests.support.web_user import WebUser
 from tornado_app.app import make_app
 from tornado_app.backend import Backend
 from tornado_app.server import CannotBind, bind, serve, sweep_interval
+from tornado_app.settings import Settings
 
 from .conftest import ROOT, TEST_SECRET, FakeClock
 
@@ -65,7 +66,8 @@ def test_bind_to_an_address_we_do_not_have_is_a_clear_error() -> None:
 
 @pytest.mark.gen_test(timeout=60)
 async def test_serve_sweeps_expired_sessions_and_shutdown_closes_sockets(clock: FakeClock) -> None:
-    app = make_app(TEST_SECRET, backend=Backend.in_memory(session_ttl=1, clock=clock))
+    settings = Settings(session_ttl=1)
+    app = make_app(TEST_SECRET, settings=settings, backend=Backend.in_memory(settings, clock=clock))
     bound = bind("127.0.0.1", 0)
     stop = asyncio.Event()
     serving = asyncio.ensure_future(serve(app, bound, stop))
@@ -78,7 +80,7 @@ async def test_serve_sweeps_expired_sessions_and_shutdown_closes_sockets(clock: 
     await idle_socket.sio.connect(base_url, transports=["websocket"])
     clock.advance(5)
     await idle_socket.next("disconnect")  # the periodic sweep found it
-    assert await app.store.count() == 0
+    assert await app.backend.store.count() == 0
 
     user = WebUser(http_client, base_url)
     await user.login("ada")
@@ -101,10 +103,10 @@ async def test_half_open_requests_are_dropped_after_the_header_and_body_timeouts
     """Tornado's defaults wait an hour for a request's headers and body; ours wait seconds
     (0.5 s here), so connections that trickle or stall do not pile up. Bodies that miss it
     are said in one line per 10 s (Tornado's own timeout logged one per connection)."""
-    app = make_app(TEST_SECRET)
+    app = make_app(TEST_SECRET, settings=Settings(header_timeout=0.5, body_timeout=0.5))
     bound = bind("127.0.0.1", 0)
     stop = asyncio.Event()
-    serving = asyncio.ensure_future(serve(app, bound, stop, header_timeout=0.5, body_timeout=0.5))
+    serving = asyncio.ensure_future(serve(app, bound, stop))
 
     async def held_for(first_bytes: bytes) -> float:
         """Seconds until the server closes a connection that sent only `first_bytes`."""

@@ -278,7 +278,7 @@ async def test_eviction_disconnects_the_evicted_sessions_sockets(web_user, socke
     for number in range(MAX_SESSIONS):
         await logged_in(web_user, f"user{number}")
     await first.next("disconnect")
-    assert await app.store.count() == MAX_SESSIONS
+    assert await app.backend.store.count() == MAX_SESSIONS
 
 
 @pytest.mark.gen_test
@@ -345,13 +345,13 @@ async def test_a_late_joiner_gets_the_recent_conversation_bounded_and_in_order(w
     ada = await socket_client((await logged_in(web_user, "ada")).cookie_header)
     first = await ada.next("history")
     assert first["messages"] == [] and first["resume"] == "none"  # nothing said yet: the page may say so
-    for number in range(app.sockets.history.size + 5):
+    for number in range(app.backend.history.size + 5):
         await ada.sio.emit("chat", {"text": f"message {number}"})
-    for _ in range(app.sockets.history.size + 5):
+    for _ in range(app.backend.history.size + 5):
         await ada.next("chat")
     late = await socket_client((await logged_in(web_user, "late")).cookie_header)
     messages = (await late.next("history"))["messages"]
-    assert [message["text"] for message in messages] == [f"message {number}" for number in range(5, app.sockets.history.size + 5)]
+    assert [message["text"] for message in messages] == [f"message {number}" for number in range(5, app.backend.history.size + 5)]
     assert {message["username"] for message in messages} == {"ada"}
 
 
@@ -446,7 +446,7 @@ async def test_idle_left_says_how_long_the_session_has_and_asking_is_not_a_use(w
     """What the page's warning a minute before the idle deadline reads (`welcome` gives the idle
     TTL); `active` renews the session and says so."""
     client = await socket_client((await logged_in(web_user, "ada")).cookie_header)
-    ttl = app.sockets.store.ttl
+    ttl = app.backend.store.ttl
     assert (await client.next("welcome"))["idle_timeout"] == ttl
     clock.advance(ttl / 4)
     assert await client.sio.call("idle_left") == {"idle_left": ttl * 3 / 4}

@@ -11,6 +11,7 @@ import pytest
 
 from tornado_app.app import make_app
 from tornado_app.reasons import TOO_MANY_SOCKETS
+from tornado_app.settings import Settings
 from tornado_app.sockets_per_address import SocketsPerAddress
 
 
@@ -52,5 +53,5 @@ def test_without_a_limit_nothing_is_refused() -> None:
 
 
 def test_the_app_gives_its_engineio_server_the_cap_it_was_asked_for() -> None:
-    gate = make_app("s" * 32, max_sockets_per_ip=3).sockets.sio.eio.session_gate
+    gate = make_app("s" * 32, settings=Settings(max_sockets_per_ip=3)).sockets.sio.eio.session_gate
     assert isinstance(gate, SocketsPerAddress) and gate.limit == 3

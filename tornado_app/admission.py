@@ -46,20 +46,15 @@ from .health import PROBE_METHODS, PROBE_PATHS
 from .heap import give_back
 from .patches.accept import ACCEPT_PAUSE_SECONDS, AcceptLoopHTTPServer
 from .refusals import RefusalReport
+from .settings import PRODUCTION
 
 log = logging.getLogger(__name__)
 
-# A browser opens about 6 connections per site, and a page here holds one WebSocket; an office
-# behind one NAT address shares the cap, so it allows some dozens of people per address while
-# one address can no longer take every file descriptor of the process.
-DEFAULT_MAX_CONNECTIONS_PER_IP = 200
 LINGER_SECONDS = 1.0  # after a refusal, read (and drop) what the client still sends, so it reads our answer
-# Request bodies being received at once, server-wide. A page's polling POST is a few hundred
-# bytes and is read in a moment, so thousands of people fit; it is 256 full 64 KiB packets.
-DEFAULT_MAX_BODY_KIB_IN_FLIGHT = 16 * 1024
-# One client address may hold this fraction of it (1 MiB by default: 16 full packets, or
-# hundreds of ordinary POSTs from an office behind one NAT address), so that one address
-# alone cannot use up the budget and lock everyone else's POSTs out.
+# One client address may hold this fraction of the request bodies being received at once
+# (settings.max_body_kib_in_flight; 1 MiB by default: 16 full packets, or hundreds of
+# ordinary POSTs from an office behind one NAT address), so that one address alone cannot
+# use up the budget and lock everyone else's POSTs out.
 CLIENT_SHARE_OF_BODIES = 1 / 16
 # A wave of bodies this large, once mostly over, is worth handing its memory back for;
 # the heap is trimmed a little after it ends, when refused connections have lingered out,
@@ -199,10 +194,10 @@ class AdmittingHTTPServer(AcceptLoopHTTPServer):
     def initialize(  # type: ignore[override]
         self,
         *args: Any,
-        max_connections_per_ip: int = DEFAULT_MAX_CONNECTIONS_PER_IP,
+        max_connections_per_ip: int = PRODUCTION.max_connections_per_ip,
         body_cap: Callable[[str], int] | None = None,
         on_oversized_body: Callable[[str, str, httputil.HTTPHeaders], Awaitable[None] | None] | None = None,
-        max_body_bytes_in_flight: int = DEFAULT_MAX_BODY_KIB_IN_FLIGHT * 1024,
+        max_body_bytes_in_flight: int = PRODUCTION.max_body_bytes_in_flight,
         body_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:

@@ -31,15 +31,14 @@ from .handlers import (
 from .health import HEALTH_PATH, READINESS_PATH, HealthHandler, ReadinessHandler, is_probe
 from .cookie_secrets import COOKIE_SECRETS_SETTING, CookieSecrets
 from .launch_token import LaunchGateHandler, LaunchToken, gate_refusals
-from .liveness import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT
 from .origins import HostPolicy
 from .refusals import RefusalReport
 from .backend import Backend
 from .errors import BackendUnavailable
 from .metrics import NoMetrics
-from .sockets import DEFAULT_CONNECT_TIMEOUT, ChatSocketServer
+from .settings import PRODUCTION, Settings
+from .sockets import ChatSocketServer
 from .sockets_per_address import limit_sessions
-from .patches.websocket import DEFAULT_MAX_UNSENT_BYTES
 from .transport import end_the_session_of_an_oversized_post, make_socketio_handler
 
 log = logging.getLogger(__name__)
@@ -60,14 +59,15 @@ class TornadoApp(tornado.web.Application):
         sockets: ChatSocketServer,
         hosts: HostPolicy,
         allowed_origins: Iterable[str],
-        max_unsent_bytes: int,
+        config: Settings,
         launch_token: LaunchToken | None = None,
         **settings: Any,
     ) -> None:
+        # The store, history, presence and rates: every handler and socket reaches them here.
         self.backend = backend
-        self.store = backend.store
         self.sockets = sockets
-        self.rate_limiter = backend.rate_limiter
+        # Its caps, rates and timeouts (settings.py; `settings` is Tornado's own dict).
+        self.config = config
         self.login_refusals = RefusalReport("refused logins over --login-rate", logger=log)
         self.hosts = hosts
         self.allowed_origins = frozenset(allowed_origins)  # pages that may also send the forms
@@ -78,7 +78,6 @@ class TornadoApp(tornado.web.Application):
         # requests it cuts short (long polls held open, connections closed under them) are
         # not a client's refusal to log.
         self.stopping = False
-        self.backend_answers = backend.answers  # readiness (health.py)
         handlers: list[Any] = [
             (HEALTH_PATH, HealthHandler),
             (READINESS_PATH, ReadinessHandler),
@@ -86,7 +85,7 @@ class TornadoApp(tornado.web.Application):
             (r"/login", LoginHandler),
             (r"/logout", LogoutHandler),
             (r"/api/session", SessionApiHandler),
-            (SOCKETIO_PATH, make_socketio_handler(sockets.sio, self.allowed_origins, max_unsent_bytes)),
+            (SOCKETIO_PATH, make_socketio_handler(sockets.sio, self.allowed_origins, config.max_unsent_bytes)),
         ]
         super().__init__(handlers, default_handler_class=NotFoundHandler, log_function=log_request, **settings)
 
@@ -124,8 +123,8 @@ class TornadoApp(tornado.web.Application):
         Then check the sessions that still have sockets here, so that one whose end this
         process never heard of (Redis's pub/sub was down) loses its sockets too."""
         try:
-            expired = await self.store.sweep()
-            await self.store.audit(self.sockets.registry.session_ids())
+            expired = await self.backend.store.sweep()
+            await self.backend.store.audit(self.sockets.registry.session_ids())
         except BackendUnavailable:
             return 0  # the store says so in the log, once; the next sweep tries again
         return expired
@@ -145,50 +144,44 @@ def refused_while_draining(request: HTTPServerRequest) -> bool:
 def make_app(
     cookie_secret: CookieSecrets | str,
     *,
+    settings: Settings = PRODUCTION,
     backend: Backend | None = None,
     allowed_origins: Iterable[str] = (),
     allowed_hosts: HostPolicy | None = None,
-    ping_interval: float = DEFAULT_PING_INTERVAL,
-    ping_timeout: float = DEFAULT_PING_TIMEOUT,
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-    max_unsent_bytes: int = DEFAULT_MAX_UNSENT_BYTES,
     fast_path: bool = True,
-    max_sockets_per_ip: int | None = None,
-    first_poll_timeout: float | None = None,
     launch_token: LaunchToken | None = None,
     metrics: NoMetrics | None = None,
     process_label: str | None = None,
     web_dir: Path = WEB_DIR,
 ) -> TornadoApp:
-    """Build the application around a backend (backend.py; a fresh in-memory one, with no rate
-    limits, by default).
+    """Build the application with the caps, rates and timeouts of `settings` (settings.py: the
+    production ones by default; `serve` applies the app's too), around a backend (backend.py:
+    by default a fresh in-memory one; give one built from the same settings, which hold its
+    sizes and rates).
 
     `allowed_hosts` defaults to the loopback names on any port. Cookies follow each request's
     scheme (Secure and `__Host-` prefixed over HTTPS: cookies.py, handlers.BaseHandler).
     `fast_path=False` sends every packet through engineio's own queues (see
-    patches/engineio_server.py). `max_sockets_per_ip` and `first_poll_timeout` bound the
-    Engine.IO sessions of one client address, and a polling session that never polls (None:
-    no limit, for tests that hold thousands of sockets from one address; the command line
-    and the launcher pass their defaults). With `launch_token` (the desktop launcher), every
+    patches/engineio_server.py). With `launch_token` (the desktop launcher), every
     request must carry that launch's cookie (launch_token.py). `cookie_secret` is one secret,
     or CookieSecrets: the newest signs, older ones still verify (cookie_secrets.py). `metrics` (metrics.Metrics,
     --metrics-address) counts what the sockets do; none by default. `process_label` names this
     process in each socket's `welcome` (--process-label; the pid by default).
     """
     secrets = CookieSecrets.of(cookie_secret)
-    backend = backend if backend is not None else Backend.in_memory()
+    backend = backend if backend is not None else Backend.in_memory(settings)
     sockets = ChatSocketServer(
-        backend, ping_interval=ping_interval, ping_timeout=ping_timeout, connect_timeout=connect_timeout, fast_path=fast_path,
-        metrics=metrics, process_label=process_label,
+        backend, ping_interval=settings.ping_interval, ping_timeout=settings.ping_timeout, connect_timeout=settings.connect_timeout,
+        fast_path=fast_path, metrics=metrics, process_label=process_label,
     )
     sockets.metrics.watch(sockets)
-    limit_sessions(sockets.sio.eio, max_sockets_per_ip, first_poll_timeout)
+    limit_sessions(sockets.sio.eio, settings.max_sockets_per_ip, settings.first_poll_timeout)
     return TornadoApp(
         backend,
         sockets,
         allowed_hosts or HostPolicy.local(None),
         allowed_origins,
-        max_unsent_bytes,
+        settings,
         launch_token,
         **secrets.tornado_settings(),
         # No xsrf_cookie_kwargs: Tornado writes into that dict (a 30-day expiry, once a

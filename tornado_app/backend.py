@@ -4,7 +4,8 @@ One process alone keeps sessions, chat history and presence in its memory (the e
 default: `make run` and the plain server need no Redis). Several processes serving one site
 share them through Redis, and pass Socket.IO events to each other through python-socketio's
 Redis manager, as Socket.IO documents for scaling out. `make_app`, the command line and the
-launcher all take a `Backend`; nothing else decides which parts go together.
+launcher all take a `Backend`; nothing else decides which parts go together. Its sizes and
+rates come from a `Settings` (settings.py): the production ones unless told otherwise.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from dataclasses import dataclass
 
 import socketio
 
-from .history import DEFAULT_HISTORY, ChatHistory, MemoryHistory
+from .history import ChatHistory, MemoryHistory
 from .patches.managers import DirectManager
 from .presence import PresenceSource, ThisProcessOnly
 from .ratelimit import RateLimiter, Rates
-from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL, Clock, MemorySessionStore, SessionStore
+from .sessions import Clock, MemorySessionStore, SessionStore
+from .settings import PRODUCTION, Settings
 
 
 async def _this_process_answers(timeout: float) -> bool:
@@ -50,35 +52,25 @@ class Backend:
     @classmethod
     def in_memory(
         cls,
+        settings: Settings = PRODUCTION,
         *,
-        session_ttl: float = DEFAULT_SESSION_TTL,
-        max_sessions: int = DEFAULT_MAX_SESSIONS,
-        history: int = DEFAULT_HISTORY,
-        rates: Rates | None = None,
         clock: Clock = time.time,
         store: SessionStore | None = None,
     ) -> Backend:
-        """Everything in this process (`rates` None: no limits, for tests that log in hundreds
-        from one address; the command line and the launcher pass their defaults)."""
+        """Everything in this process: sessions (`settings.session_ttl`, `max_sessions`), the
+        chat's `history` and the rates, counted here."""
         return cls(
-            store=store if store is not None else MemorySessionStore(ttl=session_ttl, max_sessions=max_sessions, clock=clock),
-            history=MemoryHistory(history),
+            store=store if store is not None else MemorySessionStore(ttl=settings.session_ttl, max_sessions=settings.max_sessions,
+                                                                     clock=clock),
+            history=MemoryHistory(settings.history),
             presence=ThisProcessOnly(),
             client_manager=DirectManager(),
-            rate_limiter=RateLimiter(rates) if rates is not None else RateLimiter.unlimited(),
+            rate_limiter=RateLimiter(Rates.of(settings)),
             clock=clock,
         )
 
     @classmethod
-    def redis(
-        cls,
-        url: str,
-        *,
-        session_ttl: float = DEFAULT_SESSION_TTL,
-        max_sessions: int = DEFAULT_MAX_SESSIONS,
-        history: int = DEFAULT_HISTORY,
-        rates: Rates | None = None,
-    ) -> Backend:
+    def redis(cls, url: str, settings: Settings = PRODUCTION) -> Backend:
         """Everything in the Redis at `url`, shared with every process given the same URL."""
         try:
             import redis  # noqa: F401 (the `redis` extra)
@@ -96,11 +88,11 @@ class Backend:
         manager_log = logging.getLogger("tornado_app.sockets.redis_manager")
         manager_log.setLevel(logging.CRITICAL)  # its retries repeat what the bus logs once
         return cls(
-            store=RedisSessionStore(bus, ttl=session_ttl, max_sessions=max_sessions),
-            history=RedisHistory(bus, history),
+            store=RedisSessionStore(bus, ttl=settings.session_ttl, max_sessions=settings.max_sessions),
+            history=RedisHistory(bus, settings.history),
             presence=RedisPresence(bus),
             client_manager=DirectRedisManager.of(url, sentinel, channel=bus.key("socketio"), logger=manager_log),
-            rate_limiter=RateLimiter(rates or Rates(), redis_url=url),
+            rate_limiter=RateLimiter(Rates.of(settings), redis_url=url),
             answers=bus.answers,
             remote=True,
         )

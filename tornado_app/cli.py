@@ -11,27 +11,24 @@ import signal
 import ssl
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from urllib.parse import urlsplit
 
 
 from . import logs, loop
-from .admission import DEFAULT_MAX_BODY_KIB_IN_FLIGHT, DEFAULT_MAX_CONNECTIONS_PER_IP, raise_open_files_limit
+from .admission import raise_open_files_limit
 from .app import make_app
 from .cookie_secrets import CookieSecrets, SecretsCollide, split_secrets
-from .drain import DEFAULT_DRAIN_SECONDS, StopSignals
+from .drain import StopSignals
 from .backend import Backend, RedisNotInstalled
 from .errors import BackendUnreachable
 from .redis.urls import BadRedisURL
-from .history import DEFAULT_HISTORY, history_frame_bytes, largest_message_bytes
-from .liveness import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT
+from .history import history_frame_bytes, largest_message_bytes
 from .metrics import Metrics, MetricsServer
 from .origins import LOOPBACK_NAMES, HostPolicy, parse_allowed_host
-from .patches.engineio_server import DEFAULT_FIRST_POLL_TIMEOUT, DEFAULT_MAX_SOCKETS_PER_IP
-from .patches.websocket import DEFAULT_MAX_UNSENT_BYTES
-from .ratelimit import DEFAULT_CHAT_RATE, DEFAULT_CONNECT_RATE, DEFAULT_LOGIN_RATE, Rates, parse_rate
+from .ratelimit import parse_rate
 from .server import MAX_BODY_BYTES, BoundSockets, CannotBind, bind, bind_unix, serve
-from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL
-from .sockets import DEFAULT_CONNECT_TIMEOUT
+from .settings import PRODUCTION, Settings
 
 log = logging.getLogger("tornado_app")
 
@@ -123,6 +120,18 @@ _listen_address = _checked_by(parse_listen_address)
 _process_label = _checked_by(logs.check_process_label)
 
 
+def add_redis_url(parser: argparse.ArgumentParser, needs: str) -> None:
+    """--redis-url, as the server and the desktop launcher both take it; `needs` ends its help
+    with what else it needs there (the site's cookie secret, which each takes its own way)."""
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get(REDIS_URL_ENV) or None,
+        metavar="URL",
+        help=f"share sessions, chat and presence with other processes through this Redis, e.g. redis://127.0.0.1:6379/0 "
+        f"(rediss:// for TLS; redis+sentinel://:PASSWORD@HOST:PORT,HOST:PORT,.../DB/SERVICE for a primary found through its Sentinels; default: ${REDIS_URL_ENV}, else none: everything in this process). {needs}",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tornado-app",
@@ -144,33 +153,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="a secret that verifies cookies but does not sign them: a former --cookie-secret, so that rotating the secret "
         f"logs nobody out (repeatable; default: ${OLD_COOKIE_SECRETS_ENV}, separated by commas or whitespace). Needs --cookie-secret",
     )
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get(REDIS_URL_ENV) or None,
-        metavar="URL",
-        help=f"share sessions, chat and presence with other processes through this Redis, e.g. redis://127.0.0.1:6379/0 "
-        f"(rediss:// for TLS; redis+sentinel://:PASSWORD@HOST:PORT,HOST:PORT,.../DB/SERVICE for a primary found through its Sentinels; default: ${REDIS_URL_ENV}, else none: everything in this process). Needs --cookie-secret",
-    )
-    parser.add_argument("--session-ttl", type=_positive_int, default=DEFAULT_SESSION_TTL, metavar="SECONDS", help="idle seconds before a session expires and its sockets are closed (default: %(default)s)")
-    parser.add_argument("--max-sessions", type=_positive_int, default=DEFAULT_MAX_SESSIONS, metavar="N", help="sessions kept at most; past this the least recently used is evicted (default: %(default)s)")
-    parser.add_argument("--history", type=_non_negative_int, default=DEFAULT_HISTORY, metavar="N", help="recent chat messages kept and shown to whoever arrives (default: %(default)s; 0 keeps none)")
-    parser.add_argument("--connect-timeout", type=_positive_float, default=DEFAULT_CONNECT_TIMEOUT, metavar="SECONDS", help="close a connection that has not connected to Socket.IO this long after opening (default: %(default)s)")
-    parser.add_argument("--ping-interval", type=_positive_int, default=DEFAULT_PING_INTERVAL, metavar="SECONDS", help="seconds (whole: Engine.IO tells the page the interval in whole seconds) between the pings that tell a live link from a dead one; a page shows 'reconnecting' after --ping-interval + --ping-timeout without one (default: %(default)s)")
-    parser.add_argument("--ping-timeout", type=_positive_int, default=DEFAULT_PING_TIMEOUT, metavar="SECONDS", help="seconds a client may take to answer a ping before its socket is closed as gone (default: %(default)s)")
-    parser.add_argument("--max-unsent-kib", type=_positive_int, default=DEFAULT_MAX_UNSENT_BYTES // 1024, metavar="KIB", help="drop a WebSocket whose client leaves more than this unread (default: %(default)s)")
-    parser.add_argument("--max-connections-per-ip", type=_positive_int, default=DEFAULT_MAX_CONNECTIONS_PER_IP, metavar="N", help="open connections one client address may hold (an IPv6 /64 counts as one address; behind --behind-proxy, the address in the proxy's headers); more are closed at once, or answered 429 behind a proxy (default: %(default)s, room for an office behind one NAT address)")
-    parser.add_argument("--max-sockets-per-ip", type=_positive_int, default=DEFAULT_MAX_SOCKETS_PER_IP, metavar="N", help="open Socket.IO connections (Engine.IO sessions, polling ones included) one client address may hold; more are refused (default: %(default)s)")
-    parser.add_argument("--max-body-kib-in-flight", type=_body_budget, default=DEFAULT_MAX_BODY_KIB_IN_FLIGHT, metavar="KIB", help=f"request bodies being received at once, server-wide (at least {MAX_BODY_BYTES // 1024}, one packet); one client address may hold a sixteenth of it; past it a new body is refused from its headers, 503 or 429 (default: %(default)s)")
-    parser.add_argument("--first-poll-timeout", type=_positive_float, default=DEFAULT_FIRST_POLL_TIMEOUT, metavar="SECONDS", help="end a long-polling connection that has not polled this long after its handshake; a page polls at once (default: %(default)s)")
+    add_redis_url(parser, "Needs --cookie-secret")
+    parser.add_argument("--session-ttl", type=_positive_int, default=PRODUCTION.session_ttl, metavar="SECONDS", help="idle seconds before a session expires and its sockets are closed (default: %(default)s)")
+    parser.add_argument("--max-sessions", type=_positive_int, default=PRODUCTION.max_sessions, metavar="N", help="sessions kept at most; past this the least recently used is evicted (default: %(default)s)")
+    parser.add_argument("--history", type=_non_negative_int, default=PRODUCTION.history, metavar="N", help="recent chat messages kept and shown to whoever arrives (default: %(default)s; 0 keeps none)")
+    parser.add_argument("--connect-timeout", type=_positive_float, default=PRODUCTION.connect_timeout, metavar="SECONDS", help="close a connection that has not connected to Socket.IO this long after opening (default: %(default)s)")
+    parser.add_argument("--ping-interval", type=_positive_int, default=PRODUCTION.ping_interval, metavar="SECONDS", help="seconds (whole: Engine.IO tells the page the interval in whole seconds) between the pings that tell a live link from a dead one; a page shows 'reconnecting' after --ping-interval + --ping-timeout without one (default: %(default)s)")
+    parser.add_argument("--ping-timeout", type=_positive_int, default=PRODUCTION.ping_timeout, metavar="SECONDS", help="seconds a client may take to answer a ping before its socket is closed as gone (default: %(default)s)")
+    parser.add_argument("--max-unsent-kib", type=_positive_int, default=PRODUCTION.max_unsent_kib, metavar="KIB", help="drop a WebSocket whose client leaves more than this unread (default: %(default)s)")
+    parser.add_argument("--max-connections-per-ip", type=_positive_int, default=PRODUCTION.max_connections_per_ip, metavar="N", help="open connections one client address may hold (an IPv6 /64 counts as one address; behind --behind-proxy, the address in the proxy's headers); more are closed at once, or answered 429 behind a proxy (default: %(default)s, room for an office behind one NAT address)")
+    parser.add_argument("--max-sockets-per-ip", type=_positive_int, default=PRODUCTION.max_sockets_per_ip, metavar="N", help="open Socket.IO connections (Engine.IO sessions, polling ones included) one client address may hold; more are refused (default: %(default)s)")
+    parser.add_argument("--max-body-kib-in-flight", type=_body_budget, default=PRODUCTION.max_body_kib_in_flight, metavar="KIB", help=f"request bodies being received at once, server-wide (at least {MAX_BODY_BYTES // 1024}, one packet); one client address may hold a sixteenth of it; past it a new body is refused from its headers, 503 or 429 (default: %(default)s)")
+    parser.add_argument("--first-poll-timeout", type=_positive_float, default=PRODUCTION.first_poll_timeout, metavar="SECONDS", help="end a long-polling connection that has not polled this long after its handshake; a page polls at once (default: %(default)s)")
     parser.add_argument("--allowed-origin", type=_origin, action="append", default=[], metavar="ORIGIN", help="another origin allowed to open sockets and send the login and logout forms, e.g. http://localhost:3000 (repeatable; the server's own origin is always allowed)")
     parser.add_argument("--allowed-host", type=_host, action="append", default=[], metavar="HOST", help="a name this server is reached by, e.g. chat.example.com (any port) or chat.example.com:8443 (repeatable); requests for other names get 421. The address it listens on, and on the server's port the names of the loopback addresses it holds (127.0.0.1, [::1], and localhost when it holds both), are always allowed")
     parser.add_argument("--certfile", help="serve HTTPS with this PEM certificate (chain); needs --keyfile")
     parser.add_argument("--keyfile", help="the certificate's PEM private key")
     parser.add_argument("--behind-proxy", action="store_true", help="trust X-Forwarded-For/X-Real-Ip and X-Forwarded-Proto from a reverse proxy (the client's address and scheme); only when the proxy is the only way in")
-    parser.add_argument("--login-rate", type=_rate, default=DEFAULT_LOGIN_RATE, metavar="RATE", help="logins per client address at most, e.g. 30/minute, or off; past it 429 (default: %(default)s)")
-    parser.add_argument("--connect-rate", type=_rate, default=DEFAULT_CONNECT_RATE, metavar="RATE", help="socket connects per client address at most; past it refused with 'slow down' (default: %(default)s)")
-    parser.add_argument("--chat-rate", type=_rate, default=DEFAULT_CHAT_RATE, metavar="RATE", help="chat messages per session at most; past it the sender is told 'slow down' and the message is not sent (default: %(default)s)")
-    parser.add_argument("--drain-seconds", type=_non_negative_float, default=os.environ.get(DRAIN_SECONDS_ENV, DEFAULT_DRAIN_SECONDS),
+    parser.add_argument("--login-rate", type=_rate, default=PRODUCTION.login_rate, metavar="RATE", help="logins per client address at most, e.g. 30/minute, or off; past it 429 (default: %(default)s)")
+    parser.add_argument("--connect-rate", type=_rate, default=PRODUCTION.connect_rate, metavar="RATE", help="socket connects per client address at most; past it refused with 'slow down' (default: %(default)s)")
+    parser.add_argument("--chat-rate", type=_rate, default=PRODUCTION.chat_rate, metavar="RATE", help="chat messages per session at most; past it the sender is told 'slow down' and the message is not sent (default: %(default)s)")
+    parser.add_argument("--drain-seconds", type=_non_negative_float, default=os.environ.get(DRAIN_SECONDS_ENV, PRODUCTION.drain_seconds),
                         metavar="SECONDS", help="on SIGTERM, end the sockets in small batches spread over this long, so that their pages "
                         "reconnect to the other processes at a steady rate, not all in one second; /readyz says 'draining' and new pages, "
                         "logins and connections are refused meanwhile. 0 ends them all at once. Ctrl-C (SIGINT), or a second signal "
@@ -261,14 +264,18 @@ def check_history_fits(history: int, max_unsent_kib: int) -> None:
                             f"--max-unsent-kib {max_unsent_kib}: keep at most {fitting} messages, or raise --max-unsent-kib")
 
 
-def build_backend(args: argparse.Namespace) -> Backend:
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The settings the flags give: each field of Settings is the flag of the same name
+    (--max-sockets-per-ip is max_sockets_per_ip); a field with no flag keeps its default."""
+    return Settings(**{field.name: getattr(args, field.name) for field in fields(Settings) if hasattr(args, field.name)})
+
+
+def build_backend(redis_url: str | None, settings: Settings) -> Backend:
     """Redis with --redis-url (several processes, one site), else this process's memory."""
-    rates = Rates(parse_rate(args.login_rate), parse_rate(args.connect_rate), parse_rate(args.chat_rate))
-    sizes = {"session_ttl": args.session_ttl, "max_sessions": args.max_sessions, "history": args.history}
-    if args.redis_url is None:
-        return Backend.in_memory(rates=rates, **sizes)
+    if redis_url is None:
+        return Backend.in_memory(settings)
     try:
-        return Backend.redis(args.redis_url, rates=rates, **sizes)
+        return Backend.redis(redis_url, settings)
     except RedisNotInstalled:
         raise Misconfigured("--redis-url needs redis-py: pip install -e '.[redis]'") from None
     except BadRedisURL as error:
@@ -295,8 +302,9 @@ async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLCont
     (SIGTERM with --drain-seconds: drain.StopSignals)."""
     if args.redis_url and not args.cookie_secret:
         raise Misconfigured(f"--redis-url needs --cookie-secret (or ${COOKIE_SECRET_ENV}): every process must verify the others' cookies")
-    check_history_fits(args.history, args.max_unsent_kib)
-    backend = build_backend(args)
+    settings = settings_from_args(args)
+    check_history_fits(settings.history, settings.max_unsent_kib)
+    backend = build_backend(args.redis_url, settings)
     bound, allowed_hosts = listen(args, "https" if ssl_context else "http")
     secrets = cookie_secrets(args.cookie_secret, args.old_cookie_secret)
     metrics = Metrics(backend) if args.metrics_address else None
@@ -307,22 +315,17 @@ async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLCont
         raise
     app = make_app(
         secrets,
+        settings=settings,
         backend=backend,
         allowed_origins=args.allowed_origin,
         allowed_hosts=allowed_hosts,
-        connect_timeout=args.connect_timeout,
-        ping_interval=args.ping_interval,
-        ping_timeout=args.ping_timeout,
-        max_unsent_bytes=args.max_unsent_kib * 1024,
         fast_path=not args.no_fast_path,
-        max_sockets_per_ip=args.max_sockets_per_ip,
-        first_poll_timeout=args.first_poll_timeout,
         metrics=metrics,
         process_label=args.process_label,
     )
     if args.no_fast_path:
         log.info("fast path off: every packet goes through engineio's own queue and writer task")
-    signals = StopSignals(args.drain_seconds)
+    signals = StopSignals(settings.drain_seconds)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, signals.terminate)  # a drain (drain.py)
     loop.add_signal_handler(signal.SIGINT, signals.interrupt)  # at once: a person at a terminal
@@ -330,7 +333,6 @@ async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLCont
         await exporter.start()
     try:
         await serve(app, bound, signals.stop, drain=signals, ssl_context=ssl_context, behind_proxy=args.behind_proxy,
-                    max_connections_per_ip=args.max_connections_per_ip, max_body_kib_in_flight=args.max_body_kib_in_flight,
                     on_ready=lambda: print(f"Serving on {bound.url}  (Ctrl-C to stop)", flush=True))
     finally:
         if exporter is not None:

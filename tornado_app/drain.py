@@ -24,10 +24,6 @@ from typing import Protocol
 
 log = logging.getLogger(__name__)
 
-# A deploy takes this long per process by default: long enough that a few thousand pages
-# reconnect to the others at a few hundred a second, short enough for an orchestrator's
-# usual grace period (Kubernetes: 30 s) with room for the rest of the stop.
-DEFAULT_DRAIN_SECONDS = 10.0
 # How far apart the batches are: small, frequent batches make a smooth reconnect rate (the
 # pages' own jitter, connection.js, smooths it further) rather than a burst every few seconds.
 BATCH_INTERVAL_SECONDS = 0.25

@@ -11,7 +11,7 @@ from __future__ import annotations
 import http
 import logging
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tornado.web import HTTPError, RequestHandler, StaticFileHandler
 
@@ -20,12 +20,14 @@ from .cookies import (clear_session_cookie, cookie_name, read_session_id, sessio
                       write_session_cookie)
 from .errors import BackendUnavailable
 from .logs import facts
-from .ratelimit import RateLimiter
 from .reasons import for_the_page
 from .refusals import RefusalReport
 from .sessions import Session, SessionStore
 from .validation import MAX_USERNAME_LENGTH, InvalidInput, clean_username
 from .xsrf import foreign_form, session_form_token, session_form_token_matches
+
+if TYPE_CHECKING:
+    from .backend import Backend
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +50,7 @@ class PageApplication(Protocol):
     """What these handlers need of their application (app.py's TornadoApp provides it), so
     that imports point one way: app -> handlers."""
 
-    store: SessionStore
-    rate_limiter: RateLimiter
+    backend: Backend  # the store and the rates: reached through it only
     login_refusals: RefusalReport
     allowed_origins: frozenset[str]
 
@@ -71,7 +72,7 @@ class BaseHandler(RequestHandler):
 
     @property
     def store(self) -> SessionStore:
-        return self.application.store
+        return self.application.backend.store
 
     def set_cookie(self, name: str, value: str | bytes, *args: Any, **kwargs: Any) -> None:
         # Tornado writes the XSRF cookie with the application's `xsrf_cookie_kwargs` and adds
@@ -212,7 +213,7 @@ class LoginHandler(BaseHandler):
             shown_back = typed[: MAX_USERNAME_LENGTH * 4]  # enough to fix a typo, not a megabyte
             self.render("login.html", error=str(refusal), username=shown_back, logged_out=False)
             return
-        if not await self.application.rate_limiter.allows("login", self.request.remote_ip):
+        if not await self.application.backend.rate_limiter.allows("login", self.request.remote_ip):
             self._refuse_too_many_logins()
             return
         if self.session is not None:
@@ -230,7 +231,7 @@ class LoginHandler(BaseHandler):
         self.refusal_logged = True
         self.set_status(429)
         self.set_header("Retry-After", "60")
-        rate = self.application.rate_limiter.rates.describe("login")
+        rate = self.application.backend.rate_limiter.rates.describe("login")
         self.render("login.html", error=f"Too many logins from your address (at most {rate}). Try again in a minute.",
                     username="", logged_out=False)
 

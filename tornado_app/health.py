@@ -15,11 +15,13 @@ name, a probe is counted for no one (admission._Gate): that address may be at it
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from tornado.httputil import HTTPServerRequest
 from tornado.web import RequestHandler
+
+if TYPE_CHECKING:
+    from .backend import Backend
 
 HEALTH_PATH = "/healthz"
 READINESS_PATH = "/readyz"
@@ -40,7 +42,7 @@ class ProbedApplication(Protocol):
     """What the probes need of their application (app.TornadoApp)."""
 
     stopping: bool
-    backend_answers: Callable[[float], Awaitable[bool]]
+    backend: Backend  # whether it answers: readiness
 
 
 class ProbeHandler(RequestHandler):
@@ -84,7 +86,7 @@ class ReadinessHandler(ProbeHandler):
     PING within READINESS_TIMEOUT_SECONDS) and Retry-After otherwise."""
 
     async def get(self) -> None:
-        answers = self.application.stopping or await self.application.backend_answers(READINESS_TIMEOUT_SECONDS)
+        answers = self.application.stopping or await self.application.backend.answers(READINESS_TIMEOUT_SECONDS)
         if self.application.stopping:  # also when the stop began while the PING was out
             self.answer(503, "draining")
         elif not answers:

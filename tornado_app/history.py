@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from . import packet_json
+from .settings import PRODUCTION
 from .skeleton import skeleton
 from .validation import MAX_CHAT_BYTES, MAX_USERNAME_LENGTH
 
-DEFAULT_HISTORY = 50  # messages sent to each socket as it is accepted
 KEPT_FOR_CATCH_UP = 1000  # messages kept for pages that come back after a gap
 SENT_REMEMBERED = 100  # message ids remembered per session: a retry is of one of the last few
 # The character whose skeleton (skeleton.py) is the longest in UTF-8: U+FDFA, an Arabic
@@ -105,7 +105,7 @@ def kept_for_catch_up(size: int) -> int:
 class MemoryHistory:
     """This process's messages, counted in an epoch that is new each time it starts."""
 
-    def __init__(self, size: int = DEFAULT_HISTORY) -> None:
+    def __init__(self, size: int = PRODUCTION.history) -> None:
         if size < 0:
             raise ValueError("size must be 0 or more")
         self.size = size

@@ -140,7 +140,7 @@ class Metrics(NoMetrics):
         self.sockets_open.set_function(lambda: len(sockets.registry))
         self.people_online.set_function(lambda: len(sockets.presence.here()))
         self.draining.set_function(lambda: float(sockets.draining))
-        sockets.store.add_end_listener(self._session_ended)
+        sockets.backend.store.add_end_listener(self._session_ended)
         other = self.events.labels(OTHER)
         sockets.sio.count_unknown_events(lambda: other.observe(0.0))  # by "other": never a client's name for it
 

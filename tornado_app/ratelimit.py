@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisSentinelStorage, RedisStorage, Storage
@@ -25,14 +25,10 @@ from limits.errors import StorageError
 
 from .admission import client_key
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from .settings import Settings
 
-# One person logs in a few times a day and opens a socket per page or tab; an office behind
-# one address is tens of people. A client above these is a script: logins that would evict
-# everyone's sessions, connects that cost a handshake each, a chat that floods every screen.
-DEFAULT_LOGIN_RATE = "30/minute"  # per client address
-DEFAULT_CONNECT_RATE = "120/minute"  # socket connects per client address
-DEFAULT_CHAT_RATE = "20/10 seconds"  # chat messages per session: a burst of 20, then 2 a second
+log = logging.getLogger(__name__)
 
 Kind = Literal["login", "connect", "chat"]
 PER_CLIENT_ADDRESS: frozenset[Kind] = frozenset({"login", "connect"})  # the others count per session
@@ -57,8 +53,10 @@ class Rates:
     chat: RateLimitItem | None = None
 
     @classmethod
-    def defaults(cls) -> Rates:
-        return cls(parse_rate(DEFAULT_LOGIN_RATE), parse_rate(DEFAULT_CONNECT_RATE), parse_rate(DEFAULT_CHAT_RATE))
+    def of(cls, settings: Settings) -> Rates:
+        """The rates of `settings` (its --login-rate, --connect-rate and --chat-rate); ValueError
+        says which text is not a rate."""
+        return cls(parse_rate(settings.login_rate), parse_rate(settings.connect_rate), parse_rate(settings.chat_rate))
 
     def describe(self, kind: Kind) -> str:
         item = getattr(self, kind)
@@ -93,10 +91,6 @@ class RateLimiter:
         else:
             storage = redis_storage(redis_url, prefix + "limits")
         self._limiter = SlidingWindowCounterRateLimiter(storage)
-
-    @classmethod
-    def unlimited(cls) -> RateLimiter:
-        return cls(Rates())
 
     async def allows(self, kind: Kind, who: str) -> bool:
         """Count one `kind` for `who` (a login or connect: the client's address, counted by

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from tornado.ioloop import PeriodicCallback
 from tornado.netutil import bind_sockets, bind_unix_socket
 
-from .admission import DEFAULT_MAX_BODY_KIB_IN_FLIGHT, DEFAULT_MAX_CONNECTIONS_PER_IP, AdmittingHTTPServer
+from .admission import AdmittingHTTPServer
 from .app import TornadoApp
 from .drain import StopSignals
 from .drain import drain as drain_sockets
@@ -38,10 +38,6 @@ MAX_BODY_BYTES = 64 * 1024
 # Tornado reads a connection 64 KiB at a time by default, and keeps what it read past the
 # headers: a connection that sends headers and some body held 64 KiB before any handler ran.
 READ_CHUNK_BYTES = 16 * 1024
-# Tornado waits an hour by default for a request's headers (and between keep-alive requests)
-# and for its body: a half-open request would hold a connection that long.
-HEADER_TIMEOUT_SECONDS = 30.0
-BODY_TIMEOUT_SECONDS = 30.0
 SHUTDOWN_GRACE_SECONDS = 1.0  # then stop waiting for stragglers: Ctrl-C must feel instant
 # A Unix socket's own mode: its owner and its group may connect. Who else can reach it is the
 # directory's business (make cluster: 2710, group nginx's workers; the socket takes that group).
@@ -185,10 +181,6 @@ async def serve(
     *,
     ssl_context: ssl.SSLContext | None = None,
     behind_proxy: bool = False,
-    header_timeout: float = HEADER_TIMEOUT_SECONDS,
-    body_timeout: float = BODY_TIMEOUT_SECONDS,
-    max_connections_per_ip: int = DEFAULT_MAX_CONNECTIONS_PER_IP,
-    max_body_kib_in_flight: int = DEFAULT_MAX_BODY_KIB_IN_FLIGHT,
     on_ready: Callable[[], None] | None = None,
     drain: StopSignals | None = None,
 ) -> None:
@@ -204,24 +196,28 @@ async def serve(
 
     With `ssl_context` it serves HTTPS. With `behind_proxy` it takes the client's address
     and scheme from the proxy's X-Forwarded-For / X-Real-Ip and X-Forwarded-Proto headers
-    (Tornado's xheaders): only do that when a proxy you run is the only way in. A client
-    address holds at most `max_connections_per_ip` connections, and the request bodies being
+    (Tornado's xheaders): only do that when a proxy you run is the only way in.
+
+    The connection caps and timeouts are the app's settings (make_app, settings.py): a client
+    address holds at most `max_connections_per_ip` connections, the request bodies being
     received hold at most `max_body_kib_in_flight` KiB at once, a client address a sixteenth
-    of it (admission.py).
+    of it (admission.py), and a request's headers and body get `header_timeout` and
+    `body_timeout` seconds each.
     """
+    config = app.config
     # The launcher's server counts a connection against its address only once it has shown
     # the launch secret (launch_admission.py): every local user shares 127.0.0.1.
     launch = {"launch_token": app.launch_token} if app.launch_token is not None else {}
     server = (LaunchAdmittingHTTPServer if launch else AdmittingHTTPServer)(
         app,
-        max_connections_per_ip=max_connections_per_ip,
-        max_body_bytes_in_flight=max_body_kib_in_flight * 1024,
+        max_connections_per_ip=config.max_connections_per_ip,
+        max_body_bytes_in_flight=config.max_body_bytes_in_flight,
         body_cap=app.max_body_bytes,
         on_oversized_body=app.oversized_body,
         max_body_size=MAX_BODY_BYTES,
         chunk_size=READ_CHUNK_BYTES,
-        idle_connection_timeout=header_timeout,
-        body_timeout=body_timeout,
+        idle_connection_timeout=config.header_timeout,
+        body_timeout=config.body_timeout,
         ssl_options=ssl_context,
         xheaders=behind_proxy,
         **launch,
@@ -235,7 +231,7 @@ async def serve(
     server.add_sockets(bound.sockets)
     if on_ready is not None:
         on_ready()
-    sweeper = PeriodicCallback(app.sweep_expired_sessions, sweep_interval(app.store.ttl) * 1000)
+    sweeper = PeriodicCallback(app.sweep_expired_sessions, sweep_interval(app.backend.store.ttl) * 1000)
     sweeper.start()
     log.debug("serving on %s", bound.url)
     try:

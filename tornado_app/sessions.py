@@ -15,13 +15,11 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
 from .reasons import EndReason
+from .settings import PRODUCTION
 
 Clock = Callable[[], float]
 # "gone": ended in another process while this one was not listening (found by an audit)
 SessionEndListener = Callable[["Session", EndReason], Awaitable[None]]
-
-DEFAULT_SESSION_TTL = 30 * 60  # idle seconds before a session expires
-DEFAULT_MAX_SESSIONS = 10_000  # beyond this the least recently used session is evicted
 
 
 @dataclass(slots=True)
@@ -100,8 +98,8 @@ class MemorySessionStore:
 
     def __init__(
         self,
-        ttl: float = DEFAULT_SESSION_TTL,
-        max_sessions: int = DEFAULT_MAX_SESSIONS,
+        ttl: float = PRODUCTION.session_ttl,
+        max_sessions: int = PRODUCTION.max_sessions,
         clock: Clock = time.time,
     ) -> None:
         check_limits(ttl, max_sessions)

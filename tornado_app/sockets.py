@@ -18,10 +18,9 @@ from socketio.exceptions import ConnectionRefusedError
 from . import logs, packet_json
 from .admission import client_key
 from .cookies import read_session_id
-from .liveness import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT
 from .logs import facts
 from .packet_json import RawJSON
-from .patches.guard import DEFAULT_CONNECT_TIMEOUT, SESSION_ID, ProtocolGuardedServer
+from .patches.guard import SESSION_ID, ProtocolGuardedServer
 from .presence import PRESENCE_MIN_INTERVAL, PresenceBroadcaster
 from .presence_asks import StateAsks
 from .refusals import RefusalReport
@@ -82,10 +81,10 @@ class ChatSocketServer:
         self,
         backend: Backend,
         *,
-        ping_interval: float = DEFAULT_PING_INTERVAL,
-        ping_timeout: float = DEFAULT_PING_TIMEOUT,
+        ping_interval: float,
+        ping_timeout: float,
+        connect_timeout: float,
         presence_interval: float = PRESENCE_MIN_INTERVAL,
-        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         fast_path: bool = True,
         metrics: NoMetrics | None = None,
         process_label: str | None = None,
@@ -93,20 +92,18 @@ class ChatSocketServer:
         self.metrics = metrics if metrics is not None else NoMetrics()
         # Which process serves a socket, said in its welcome: public (a label, or the pid).
         self.process_label = process_label or logs.process_label()
-        self.store = backend.store
-        self.rate_limiter = backend.rate_limiter
+        # The store, the history, presence and the rates: reached through the backend only.
+        self.backend = backend
         # Anyone can open sockets without a session, thousands a second: counted, not a line
         # each. At DEBUG: every logged-out page view probes with one, as designed.
         self._unauthenticated = RefusalReport("refused sockets without a session", logger=log, level=logging.DEBUG)
         self._too_many_connects = RefusalReport("refused sockets over --connect-rate", logger=log)
         self._too_many_chats = RefusalReport("refused chat messages over --chat-rate", logger=log)
         self._too_many_states = RefusalReport("refused presence states over a client's fair share", logger=log)
-        self.history = backend.history
         # What a page that comes back may be sent of what it missed: no more than the history
         # a newcomer may be sent (which --max-unsent-kib is checked to hold, see cli.py).
         self._most_replayed_bytes = history_frame_bytes(backend.history.size)
         self.registry = SocketRegistry()
-        self._clock = backend.clock
         # The Origin policy is enforced by our Tornado handler (transport.py) before
         # engineio sees a request, on both transports. "*" here only makes engineio echo
         # CORS headers for the origins that policy let through; do not copy it without
@@ -146,7 +143,7 @@ class ChatSocketServer:
                                ("catch_up", self._on_catch_up),
                                ("presence_state", self._on_presence_state)]:
             self.sio.on(event, self.metrics.timed(event, _report_bugs(handler)))
-        self.store.add_end_listener(self._on_session_end)
+        backend.store.add_end_listener(self._on_session_end)
 
     async def emit_here(self, event: str, data: object, sid: str) -> None:
         """Emit to one socket of this process. (sio.emit(to=sid) would go through the message
@@ -201,12 +198,12 @@ class ChatSocketServer:
         if self._sent_by_the_client(sid) or not isinstance(environ, dict):
             return
         request = environ["tornado.handler"].request
-        if not await self.rate_limiter.allows("connect", request.remote_ip):
+        if not await self.backend.rate_limiter.allows("connect", request.remote_ip):
             self._too_many_connects.refused(f"the latest from {request.remote_ip}", client=request.remote_ip)
             raise ConnectionRefusedError(TOO_MANY_CONNECTS)
         resume = auth if isinstance(auth, dict) else {}
         try:
-            session = await self.store.get(environ.get(SESSION_ID))
+            session = await self.backend.store.get(environ.get(SESSION_ID))
             history = await self._history_for(resume.get("history")) if session is not None else None
         except BackendUnavailable:
             raise ConnectionRefusedError(STORE_UNAVAILABLE) from None  # the store logs it, once
@@ -216,13 +213,13 @@ class ChatSocketServer:
             raise ConnectionRefusedError(NOT_AUTHENTICATED)
         came_online = self.registry.add(sid, session, request.remote_ip)
         try:
-            still_live = await self.store.get(session.id) is not None
+            still_live = await self.backend.store.get(session.id) is not None
         except BackendUnavailable:
             self._forget(sid)
             raise ConnectionRefusedError(STORE_UNAVAILABLE) from None
         self._refuse_if_ended(sid, still_live)
         log.debug("socket %s of %r connected from %s", sid, session.username, request.remote_ip)
-        await self.emit_here("welcome", {"username": session.username, "tag": session.tag, "idle_timeout": self.store.ttl,
+        await self.emit_here("welcome", {"username": session.username, "tag": session.tag, "idle_timeout": self.backend.store.ttl,
                                          "process": self.process_label}, sid)
         await self.emit_here("history", history, sid)
         if came_online:
@@ -255,12 +252,12 @@ class ChatSocketServer:
         position) while the store is away: the page keeps what it has."""
         try:
             if after is not None:
-                missed = await self.history.since(after) if isinstance(after, str) else None
+                missed = await self.backend.history.since(after) if isinstance(after, str) else None
                 if missed is not None:
                     replay = RawJSON.of({"messages": missed.messages, "position": missed.position, "resume": "caught_up"})
                     if len(replay.text.encode()) <= self._most_replayed_bytes:
                         return replay
-            recent = await self.history.recent()
+            recent = await self.backend.history.recent()
         except BackendUnavailable:
             return RawJSON.of({"messages": [], "position": None, "resume": "none" if after is None else "could_not"})
         return RawJSON.of({"messages": recent.messages, "position": recent.position,
@@ -290,7 +287,7 @@ class ChatSocketServer:
         """Drop every socket of an ended session: a connected one is told why (so that the page
         can say it in plain words) and disconnected; one still being accepted is taken out of
         the registry, which makes its connect refuse (see _on_connect)."""
-        self.history.forget_sender(session.id)
+        self.backend.history.forget_sender(session.id)
         for sid in self.registry.sockets_of(session.id):
             if self.sio.manager.is_connected(sid, "/"):
                 await self.emit_here("ended", {"reason": reason}, sid)
@@ -315,7 +312,7 @@ class ChatSocketServer:
         if owner is None:
             return None
         try:
-            session = await self.store.get(owner.session_id)
+            session = await self.backend.store.get(owner.session_id)
         except BackendUnavailable:
             if refusing:
                 raise
@@ -349,14 +346,14 @@ class ChatSocketServer:
             client_id = client_message_id(payload)
         except InvalidInput as refusal:
             return _refusal("invalid", str(refusal))
-        if not await self.rate_limiter.allows("chat", session.id):
+        if not await self.backend.rate_limiter.allows("chat", session.id):
             self._too_many_chats.refused(f"the latest from {session.username!r}", tag=session.tag)
-            rate = self.rate_limiter.rates.describe("chat")
+            rate = self.backend.rate_limiter.rates.describe("chat")
             return _refusal("rate", f"{SLOW_DOWN} (at most {rate}): this message was not sent")
         message = {"id": secrets.token_hex(6), "username": session.username, "tag": session.tag,
-                   "skeleton": skeleton(session.username), "text": text, "time": int(self._clock())}
+                   "skeleton": skeleton(session.username), "text": text, "time": int(self.backend.clock())}
         try:
-            stored = await self.history.add(message, session.id, client_id)
+            stored = await self.backend.history.add(message, session.id, client_id)
         except BackendUnavailable:
             return _refusal("store", NOT_STORED)
         if stored.message is not None and not stored.announced:
@@ -365,7 +362,7 @@ class ChatSocketServer:
             await self.sio.emit("chat", stored.message)
             if client_id is not None:
                 try:
-                    await self.history.announce(session.id, client_id, stored)
+                    await self.backend.history.announce(session.id, client_id, stored)
                 except BackendUnavailable:
                     pass  # at worst a later repeat sends it again: pages drop a message id they hold
         return {"ok": True, "message": stored.message}
@@ -402,7 +399,7 @@ class ChatSocketServer:
         session's idle timer like any request, so a person who reads does not expire. The
         answer says how long it now has."""
         session = await self._live_session(sid)
-        return None if session is None else {"idle_left": self.store.ttl}
+        return None if session is None else {"idle_left": self.backend.store.ttl}
 
     async def _on_idle_left(self, sid: str, *args: object) -> dict[str, float] | None:
         """How long before the session expires unless used, for the page's warning a minute
@@ -412,7 +409,7 @@ class ChatSocketServer:
         if owner is None:
             return None
         try:
-            left = await self.store.idle_left(owner.session_id)
+            left = await self.backend.store.idle_left(owner.session_id)
         except BackendUnavailable:
             return None
         return {"idle_left": round(left or 0.0, 1)}

@@ -28,7 +28,7 @@ from .cookies import read_session_id, session_id_in_headers
 from .logs import facts
 from .origins import origin_allowed
 from .patches.guard import ProtocolGuardedServer
-from .patches.websocket import DEFAULT_MAX_UNSENT_BYTES, bounded_engineio_handler, polling_payload_problem
+from .patches.websocket import bounded_engineio_handler, polling_payload_problem
 from .refusals import RefusalReport
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ async def end_the_session_of_an_oversized_post(sio: ProtocolGuardedServer, query
 def make_socketio_handler(
     sio: ProtocolGuardedServer,
     allowed_origins: Iterable[str],
-    max_unsent_bytes: int = DEFAULT_MAX_UNSENT_BYTES,
+    max_unsent_bytes: int,
 ) -> type[RequestHandler]:
     """A handler class for `/socket.io/` bound to this server, Origin policy and limits."""
     allowed = frozenset(allowed_origins)

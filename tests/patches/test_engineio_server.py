@@ -20,6 +20,7 @@ from tests.support.waiting import GENEROUS_SECONDS, eventually
 from tests.support.wire import WireSocket
 from tornado_app.app import TornadoApp
 from tornado_app.patches.engineio_server import TunedEngineIOServer
+from tornado_app.settings import Settings
 
 
 
@@ -153,7 +154,7 @@ async def test_packets_keep_their_order_and_none_is_lost_while_sockets_upgrade_l
     random.seed(7)
     # Pings every 0.3 s so that the silent sockets go during the hammering; a whole second
     # to answer, since the clients answering here share one loop with a busy server.
-    app = make_app("s" * 32, ping_interval=0.3, ping_timeout=1.0, fast_path=fast_path)
+    app = make_app("s" * 32, settings=Settings(ping_interval=0.3, ping_timeout=1.0), fast_path=fast_path)
     listener, port = bind_unused_port()
     server = tornado.httpserver.HTTPServer(app)
     server.add_sockets([listener])
@@ -266,7 +267,7 @@ async def serve(app: TornadoApp) -> tuple[Any, str]:
 async def test_a_burst_of_chats_is_taken_in_order_and_reaches_everyone_in_order(fast_path: bool) -> None:
     from tornado_app.app import make_app
 
-    app = make_app("s" * 32, fast_path=fast_path)
+    app = make_app("s" * 32, settings=Settings(chat_rate="off"), fast_path=fast_path)  # 300 at once, from one session
     server, base = await serve(app)
     try:
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
@@ -292,7 +293,7 @@ async def test_a_socket_that_keeps_talking_stays_while_it_answers_pings_and_goes
     interval and timeout of 0.3 s, over 1.5 s of a question every 10 ms)."""
     from tornado_app.app import make_app
 
-    app = make_app("s" * 32, ping_interval=0.3, ping_timeout=0.3, fast_path=fast_path)
+    app = make_app("s" * 32, settings=Settings(ping_interval=0.3, ping_timeout=0.3), fast_path=fast_path)
     server, base = await serve(app)
     try:
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
@@ -352,7 +353,7 @@ async def test_limit_sessions_counts_engineio_sessions_per_address_and_gives_pla
     from tornado_app.app import make_app
     from tornado_app.sockets_per_address import SocketsPerAddress
 
-    app = make_app("s" * 32, max_sockets_per_ip=1, first_poll_timeout=None)
+    app = make_app("s" * 32, settings=Settings(max_sockets_per_ip=1, first_poll_timeout=None))
     server, base = await serve(app)
     eio: TunedEngineIOServer = app.sockets.sio.eio
     assert isinstance(eio.session_gate, SocketsPerAddress)
@@ -502,7 +503,7 @@ async def test_a_polling_client_that_stops_polling_is_closed_by_the_sweep() -> N
     request is open to time out, and nothing is sent to it that would check its ping."""
     from tornado_app.app import make_app
 
-    app = make_app("s" * 32, ping_interval=0.5, ping_timeout=0.5)
+    app = make_app("s" * 32, settings=Settings(ping_interval=0.5, ping_timeout=0.5))
     server, base = await serve(app)
     eio = app.sockets.sio.eio
     try:

@@ -322,13 +322,13 @@ def test_the_socketio_server_methods_the_guard_overrides() -> None:
     assert parameters(server._handle_eio_message) == ["self", "eio_sid", "data"]
     assert parameters(server._handle_connect) == ["self", "eio_sid", "namespace", "data"]
     # python-socketio builds its engineio server from _engineio_server_class().
-    assert type(ProtocolGuardedServer(async_mode="tornado", session_id_of=lambda handler: None).eio) is TunedEngineIOServer
+    assert type(ProtocolGuardedServer(async_mode="tornado", session_id_of=lambda handler: None, connect_timeout=10.0).eio) is TunedEngineIOServer
 
 
 @pytest.mark.gen_test
 async def test_a_catch_all_handler_returning_not_handled_leaves_an_unknown_event_unanswered() -> None:
     """count_unknown_events: the event is heard, and no ack goes back (as with no handler)."""
-    sio = ProtocolGuardedServer(async_mode="tornado", session_id_of=lambda handler: None)
+    sio = ProtocolGuardedServer(async_mode="tornado", session_id_of=lambda handler: None, connect_timeout=10.0)
     heard: list[str] = []
     sio.count_unknown_events(lambda: heard.append("heard"))
     sent: list[Any] = []

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from tornado_app.liveness import DEFAULT_PING_TIMEOUT
+from tornado_app.settings import PRODUCTION
 
 from .protocol import SOCKETIO_POLLING, opening_sid
 from .raw import RawWebSocket
@@ -84,7 +84,7 @@ async def oversized_polling_post(http: aiohttp.ClientSession, base_url: str, bod
         return post_status, after.status
 
 
-async def slow_reader(base_url: str, cookie: str, seconds: float, pong_every: float = DEFAULT_PING_TIMEOUT / 2) -> None:
+async def slow_reader(base_url: str, cookie: str, seconds: float, pong_every: float = PRODUCTION.ping_timeout / 2) -> None:
     """An authenticated socket that connects and then never reads for `seconds`, sending a
     pong every `pong_every` seconds blindly, so that it is never dropped for missing pings
     (a pong counts only within the ping timeout after a ping it cannot see)."""

@@ -80,8 +80,6 @@ from .frames import server_frame
 
 
 MESSAGE = str(eio_packet.MESSAGE)  # an Engine.IO MESSAGE frame starts with "4"
-DEFAULT_MAX_SOCKETS_PER_IP = 200  # Engine.IO sessions one address may hold open (one per tab)
-DEFAULT_FIRST_POLL_TIMEOUT = 5.0  # seconds from a polling handshake to its first poll
 SWEEP_SECONDS = 1.0  # how often the sockets that stopped answering pings are looked for
 
 

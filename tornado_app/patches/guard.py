@@ -22,7 +22,6 @@ from .engineio_server import TunedEngineIOServer
 log = logging.getLogger(__name__)
 
 SESSION_ID = "tornado_app.session_id"  # the key, in a socket's environ, of the session it rides on
-DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds from the Engine.IO open to the Socket.IO connect
 BINARY_PACKET_TYPES = ("5", "6")  # Socket.IO BINARY_EVENT and BINARY_ACK
 
 
@@ -39,7 +38,7 @@ class ProtocolGuardedServer(socketio.AsyncServer):
     """
 
     def __init__(self, *args: Any, session_id_of: Callable[[Any], str | None],
-                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, **kwargs: Any) -> None:
+                 connect_timeout: float, **kwargs: Any) -> None:
         """`session_id_of(handler)`: the web session id a request carries (None: none), given
         the Tornado handler of an Engine.IO handshake."""
         super().__init__(*args, **kwargs)

@@ -34,7 +34,6 @@ from tornado.websocket import WebSocketClosedError
 log = logging.getLogger(__name__)
 
 INBOUND_FRAMES = 16  # frames queued for engineio per connection before Tornado stops reading
-DEFAULT_MAX_UNSENT_BYTES = 256 * 1024  # unsent data per socket before it is dropped as a slow reader
 
 
 def engineio_can_decode(frame: str | bytes) -> bool:

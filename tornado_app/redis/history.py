@@ -26,10 +26,11 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from ..history import (DEFAULT_HISTORY, SENT_REMEMBERED, Message, Recent, Stored, kept_for_catch_up, new_epoch,
+from ..history import (SENT_REMEMBERED, Message, Recent, Stored, kept_for_catch_up, new_epoch,
                        parse_position, position)
 from .. import packet_json
 from ..errors import BackendUnavailable
+from ..settings import PRODUCTION
 from .bus import RedisBus
 from .values import BadValue, chat_message, history_epoch, history_count
 
@@ -111,7 +112,7 @@ return {epoch, n, entries}
 
 
 class RedisHistory:
-    def __init__(self, bus: RedisBus, size: int = DEFAULT_HISTORY, sent_ttl: float = 3600) -> None:
+    def __init__(self, bus: RedisBus, size: int = PRODUCTION.history, sent_ttl: float = 3600) -> None:
         if size < 0:
             raise ValueError("size must be 0 or more")
         self.size = size

@@ -39,8 +39,6 @@ from typing import Any
 from .bus import RedisBus
 from .values import session_fields, timestamp
 from ..sessions import (
-    DEFAULT_MAX_SESSIONS,
-    DEFAULT_SESSION_TTL,
     Clock,
     EndReason,
     Session,
@@ -49,6 +47,7 @@ from ..sessions import (
     new_session_id,
     new_tag,
 )
+from ..settings import PRODUCTION
 
 KEY_GRACE_MS = 60_000  # a session hash outlives its idle TTL by this much in Redis
 TRUSTED_SECONDS = 5.0  # a session seen live this recently is answered without asking Redis
@@ -176,8 +175,8 @@ class RedisSessionStore:
     def __init__(
         self,
         bus: RedisBus,
-        ttl: float = DEFAULT_SESSION_TTL,
-        max_sessions: int = DEFAULT_MAX_SESSIONS,
+        ttl: float = PRODUCTION.session_ttl,
+        max_sessions: int = PRODUCTION.max_sessions,
         clock: Clock = time.time,
     ) -> None:
         check_limits(ttl, max_sessions)
