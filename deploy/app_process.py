@@ -164,7 +164,7 @@ class StartedApp:
         self.started_at = os.fstat(self.log_file.fileno()).st_size  # in bytes: where this start's lines begin
         self.stdout_file = self.log_file if stdout_in_log else tempfile.TemporaryFile()  # noqa: SIM115
         self.process = subprocess.Popen([*program, *args], cwd=ROOT, env=self.env, stdout=self.stdout_file,
-                                        stderr=self.log_file)
+                                        stderr=self.log_file, text=True)
         self.pid = self.process.pid
         self.where = listening_on(args)
         self.first_line = ""  # "Serving on URL  (Ctrl-C to stop)\n", once said
