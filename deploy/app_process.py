@@ -138,8 +138,8 @@ class StartedApp:
     """`python -m tornado_app *args` in a child process (cwd: the repository), started and
     waited for: it has said `Serving on ...` (it accepts connections) and, with `ready`, its
     /readyz answers 200 (its Redis answers), as a balancer would wait before sending it
-    anyone. Without `ready`, for a server the probe cannot ask (TLS) or one a test means to
-    start without its Redis. Where it listens comes from `args` (--port 0: a port it picks).
+    anyone (not asked without `ready`: a server over TLS, which the probe cannot ask). Where
+    it listens comes from `args` (--port 0: a port it picks).
 
     Its log (stderr; stdout too with `stdout_in_log`, as make cluster keeps it) goes to
     `log_path` (mode 0600, appended to: a restart's lines follow the last) or, without one,
@@ -183,6 +183,9 @@ class StartedApp:
             where = self.where
             self.close()  # one that runs without serving is ended too, and its files closed
             raise AppDidNotStart(where, redact(why), tail, status) from None
+        except BaseException:  # interrupted (Ctrl-C) while it starts: nothing left running
+            self.close()
+            raise
 
     def _wait_until_serving(self, timeout: float, ready: bool) -> None:
         deadline = time.monotonic() + timeout
