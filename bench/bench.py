@@ -22,10 +22,8 @@ import asyncio
 import json
 import os
 import platform
-import re
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +35,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from deploy.app_process import StartedApp  # noqa: E402
 from deploy.services import RedisServer, ServiceMissing  # noqa: E402
 from tests.support.forms import log_in, logout_token, post_logout  # noqa: E402
 from tests.support.measure import (  # noqa: E402
@@ -46,27 +45,27 @@ from tests.support.wire import Refused, WireSocket  # noqa: E402
 
 
 class Server:
-    """`python -m tornado_app` on a free port, pinned to its own CPU."""
+    """`python -m tornado_app` on a free port (deploy/app_process.py: once it is ready, or
+    AppDidNotStart with the end of its log), pinned to its own CPU."""
 
     def __init__(self, args: argparse.Namespace, extra_args: list[str]) -> None:
-        command = [sys.executable, "-m", "tornado_app", "--port", "0", "--log-level", "warning",
-                   "--max-sessions", str(max(10_000, args.users * 4)),
-                   # every simulated user comes from 127.0.0.1: lift the per-address caps and rates
-                   "--max-connections-per-ip", "1000000", "--max-sockets-per-ip", "1000000",
-                   "--login-rate", "off", "--connect-rate", "off", "--chat-rate", "off",
-                   "--drain-seconds", "0",  # stopped at the end, its sockets at once: a drain is not measured here
-                   *extra_args]
-        self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.app = StartedApp("--port", "0", "--log-level", "warning",
+                              "--max-sessions", str(max(10_000, args.users * 4)),
+                              # every simulated user comes from 127.0.0.1: lift the per-address caps and rates
+                              "--max-connections-per-ip", "1000000", "--max-sockets-per-ip", "1000000",
+                              "--login-rate", "off", "--connect-rate", "off", "--chat-rate", "off",
+                              "--drain-seconds", "0",  # stopped at the end, its sockets at once: a drain is not measured here
+                              *extra_args)
+        self.process = self.app.process
+        self.url = self.app.url
         self.pinned = pin(self.process.pid, SERVER_CPU)
-        line = self.process.stdout.readline()
-        self.url = re.search(r"http://\S+/", line).group(0).rstrip("/")
 
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
+        self.app.stop()
+        self.app.close()
 
 
 class Bench:

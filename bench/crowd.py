@@ -233,7 +233,6 @@ async def measure(n: int, config: Config, redis_url: str | None = None) -> dict[
             return await Crowd(config, server, http).measure(n)
     finally:
         server.stop()
-        server.process.stdout.close()
         os.environ.pop("TORNADO_APP_REDIS_URL", None)
 
 

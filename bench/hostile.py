@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30, help="how long the attack lasts (default: %(default)s)")
     args = parser.parse_args()
     raise_open_files_limit(4096)
-    log_path = Path(os.environ.get("HOSTILE_LOG", os.devnull))  # where the server logs
+    log_path = Path(os.environ["HOSTILE_LOG"]) if os.environ.get("HOSTILE_LOG") else None  # where the server logs (a temporary file)
     server = ServerUnderAttack(log_path)
     pin(os.getpid(), CLIENT_CPU)
     try:

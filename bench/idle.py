@@ -176,7 +176,6 @@ async def measure(setting: tuple[int, int], args: argparse.Namespace) -> dict[st
         }
     finally:
         server.stop()
-        server.process.stdout.close()
 
 
 LABELS = {

@@ -20,7 +20,12 @@ fi
 env -u REDIS_URL taskset -c "${SERVER_CPU:-0}" "$PYTHON" -m tornado_app --port 0 --log-level warning --max-sessions 100000 --max-connections-per-ip 1000000 --max-sockets-per-ip 1000000 --login-rate off --connect-rate off --chat-rate off ${EXTRA_SERVER_ARGS:-} "${redis_args[@]}" >"$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$log"' EXIT
-for _ in $(seq 100); do grep -q "Serving on" "$log" && break; sleep 0.1; done
+for _ in $(seq 100); do grep -q "Serving on" "$log" && break; kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+if ! grep -q "Serving on" "$log"; then  # as deploy/app_process.py says a failed start: the end of its log
+  echo "run-ours.sh: the server did not start; the end of its log:" >&2
+  tail -n 40 "$log" | sed 's/^/  /' >&2
+  exit 1
+fi
 url=$(grep -o "http://[^ ]*" "$log" | head -1)
 url=${url%/}
 for arg in "$@"; do [ "$arg" = "--name" ] && name=""; done

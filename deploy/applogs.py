@@ -15,11 +15,10 @@ import shutil
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from tornado_app.cli import COOKIE_SECRET_ENV, REDIS_URL_ENV
+from deploy.app_process import AppDidNotStart, Redactor
 
 # A record's first line in the text format (tornado_app/logs.py TEXT_FORMAT); the lines that
 # follow it until the next one are its traceback.
@@ -30,7 +29,7 @@ SHOWN_LEVELS = {"WARNING", "ERROR", "CRITICAL"}
 OVER = re.compile(r"INFO \S+: [^:]* is back: ")
 # Lines an app prints on stdout, into the same file: never part of a record before them.
 NOT_A_RECORD = ("Serving on ", "usage: ", "tornado-app: ")
-TAIL_LINES = 10  # the end of a log said when an app does not start
+TAIL_LINES = 10  # the end of a log said each time an app does not start again (the error holds more)
 MOST_LINES_PER_READ = 40  # an app that floods its log is summed up, not copied to the terminal
 MOST_LINE_CHARACTERS = 500
 MOST_BYTES_PER_READ = 1 << 20
@@ -45,28 +44,6 @@ def say(line: str) -> None:
         sys.stdout.flush()
 
 
-class Redactor:
-    """Replaces each known secret in a text by `***`."""
-
-    def __init__(self, secrets: Iterable[str | None]) -> None:
-        self.secrets = sorted({secret for secret in secrets if secret}, key=len, reverse=True)
-
-    @classmethod
-    def of_app(cls, env: Mapping[str, str]) -> Redactor:
-        """The secrets an app process is given: the cookie secret and the Redis URL's password."""
-        url = env.get(REDIS_URL_ENV) or ""
-        try:
-            password = urlsplit(url).password
-        except ValueError:
-            password = None
-        return cls([env.get(COOKIE_SECRET_ENV), password])
-
-    def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
-
-
 def shown(line: str) -> str:
     """A log line as the terminal shows it: no date (it is printed as it happens), clipped."""
     match = RECORD.match(line)
@@ -74,27 +51,11 @@ def shown(line: str) -> str:
     return line if len(line) <= MOST_LINE_CHARACTERS else line[:MOST_LINE_CHARACTERS] + "…"
 
 
-def log_tail(text: str, lines: int = TAIL_LINES) -> list[str]:
-    """The last `lines` lines of a log that are not blank."""
-    return [line for line in text.splitlines() if line.strip()][-lines:]
-
-
-class AppDidNotStart(RuntimeError):
-    """An app process that does not serve: `why` in a few words, and the end of its log since
-    this start (`tail`, cleared of the secrets it was given), where the real reason is."""
-
-    def __init__(self, where: str, why: str, tail: list[str]) -> None:
-        self.why = why
-        self.tail = tail
-        said = "\n".join(f"  {line}" for line in tail) if tail else "  (nothing: it wrote no line)"
-        super().__init__(f"the app on {where} did not start ({why}); the end of its log:\n{said}")
-
-
 def did_not_start(name: str, error: Exception, delay: float) -> str:
     """The lines that say a part did not start again: why, when it is tried again, and for an
     app the end of its log (where the real reason is), each of those lines with its name."""
     if isinstance(error, AppDidNotStart):
-        why, tail = error.why, error.tail
+        why, tail = error.why, error.tail[-TAIL_LINES:]
     else:
         why, *tail = str(error).splitlines() or [type(error).__name__]
     said = [f"{name} did not start ({why}); retrying in {delay:g} s"

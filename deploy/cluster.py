@@ -25,7 +25,7 @@ URL, each process's pid and socket, and its own pid for a rolling restart, then 
   logged in. An app
   counts as started (first, and "back") once its own `GET /readyz` answers 200 (its Redis
   answers), asked directly on its socket as a balancer or an orchestrator would probe it
-  (deploy/services.py `probe`); nginx itself cannot: open-source nginx has no active
+  (deploy/app_process.py `probe`); nginx itself cannot: open-source nginx has no active
   health checks, only `max_fails`/`fail_timeout` on real requests.
 - redis-server and nginx are restarted the same way (our call: it is safe, so we do not stop
   everything). nginx holds no state, and its process group goes with it, so a worker left by

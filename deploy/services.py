@@ -8,10 +8,8 @@ start their own.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import grp
-import http.client
 import os
 import pwd
 import random
@@ -21,13 +19,11 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Collection
 from pathlib import Path
-from typing import TextIO
 
-from deploy.applogs import AppDidNotStart, Redactor, log_tail
+from deploy.app_process import StartedApp, probe
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX_TEMPLATE = Path(__file__).resolve().parent / "nginx.conf"
@@ -153,50 +149,6 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes] | subprocess.Popen
     raise RuntimeError(f"{process.args[0]} is not listening on port {port} after {timeout} s")
 
 
-def wait_for_unix_socket(path: Path, process: subprocess.Popen[str], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args[0]} exited with status {process.returncode} before listening on {path}")
-        with socket.socket(socket.AF_UNIX) as probe:
-            if probe.connect_ex(str(path)) == 0:
-                return
-        time.sleep(0.02)
-    raise RuntimeError(f"{process.args[0]} is not listening on {path} after {timeout} s")
-
-
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    """http.client over a Unix socket (an app started with --unix-socket)."""
-
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.path)
-
-
-def probe(where: str, path: str = "/readyz", timeout: float = 3.0) -> tuple[int, str]:
-    """GET `path` (/healthz or /readyz) from an app directly where it listens (`unix:PATH`
-    or `HOST:PORT`, AppProcess.where), as a load balancer or an orchestrator would: by
-    address, whatever the app's --allowed-host. (status, body); OSError if nothing answers
-    within `timeout` s (a stuck loop answers nothing)."""
-    if where.startswith("unix:"):
-        connection: http.client.HTTPConnection = _UnixHTTPConnection(where[len("unix:"):], timeout)
-    else:
-        connection = http.client.HTTPConnection(where, timeout=timeout)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        return response.status, response.read().decode("utf-8", "replace").strip()
-    except http.client.HTTPException as error:
-        raise OSError(f"no HTTP answer from {where}: {error}") from error
-    finally:
-        connection.close()
-
-
 def find_program(name: str, sbin: bool = False) -> str:
     found = shutil.which(name) or (shutil.which(name, path="/usr/sbin:/sbin") if sbin else None)
     if found is None:
@@ -265,13 +217,15 @@ class RedisServer(Service):
         wait_for_port(self.port, self.process)
 
 
-EXIT_GRACE_SECONDS = 5  # for an app that cannot start to say why itself
+APP_START_SECONDS = 10  # an app that does not serve by then has not started (make cluster restarts it)
 
 
 class AppProcess(Service):
     """`python -m tornado_app` on a free port, or on the Unix socket `unix_socket` (then with
-    no TCP port at all: give it --behind-proxy and --allowed-host), its log in `log_path`
-    (mode 0600)."""
+    no TCP port at all: give it --behind-proxy and --allowed-host), its log (stdout and
+    stderr) in `log_path` (mode 0600), started (and started again) by deploy/app_process.py:
+    it counts as started once its /readyz answers 200; AppDidNotStart otherwise, with the end
+    of its log."""
 
     def __init__(self, log_path: Path, *args: str, port: int | None = None, unix_socket: Path | None = None,
                  env: dict[str, str] | None = None) -> None:
@@ -280,7 +234,7 @@ class AppProcess(Service):
         self.args = args
         self.log_path = log_path
         self.env = {**os.environ, **(env or {})}
-        self.log_file: TextIO | None = None
+        self.started: StartedApp | None = None
         self.start()
 
     @property
@@ -289,61 +243,13 @@ class AppProcess(Service):
         return f"unix:{self.unix_socket}" if self.unix_socket else f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        if self.log_file is not None:
-            self.log_file.close()  # the handle of a process that ended by itself (stop() closes its own)
-        self.log_file = os.fdopen(os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "a")
+        if self.started is not None:
+            self.started.close()  # the files of a process that ended by itself (stop() closes its own)
         listen = ["--unix-socket", str(self.unix_socket)] if self.unix_socket else ["--port", str(self.port)]
-        command = [sys.executable, "-m", "tornado_app", *listen, *self.args]
-        started_at = os.fstat(self.log_file.fileno()).st_size  # in bytes: where this start's lines begin
-        self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT, text=True)
-        deadline = time.monotonic() + 10
-        try:
-            if self.unix_socket:
-                wait_for_unix_socket(self.unix_socket, self.process)
-            else:
-                wait_for_port(self.port, self.process)
-            # The port alone could be answered by someone else; the process says when it serves.
-            while "Serving on" not in self.log_since(started_at):
-                if self.process.poll() is not None:
-                    raise RuntimeError("it exited before serving")
-                if time.monotonic() > deadline:
-                    raise RuntimeError("it did not say it serves within 10 s")
-                time.sleep(0.02)
-            self.url = f"http://127.0.0.1:{self.port}"  # (on a Unix socket, only nginx reaches it)
-            self.wait_until_ready(deadline)
-        except (RuntimeError, OSError) as error:
-            if isinstance(error, OSError):  # our own look failed (a socket path too long): the app says it too
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.process.wait(EXIT_GRACE_SECONDS)
-            status = self.process.poll()  # once it has exited, its last lines are in the file
-            why = f"it exited with status {status} before it was ready" if status is not None else str(error)
-            redact = Redactor.of_app(self.env)
-            tail = [redact(line) for line in log_tail(self.log_since(started_at))]
-            self.stop()  # one that runs without serving is ended too, and its log closed
-            raise AppDidNotStart(self.where, redact(why), tail) from None
-
-    def log_since(self, offset: int) -> str:
-        """What the log holds after `offset` bytes (a start's own lines)."""
-        with open(self.log_path, "rb") as log:
-            log.seek(offset)
-            return log.read().decode("utf-8", "replace")
-
-    def wait_until_ready(self, deadline: float) -> None:
-        """Serving is not yet ready: wait for its /readyz to say 200 (its Redis answers), as
-        a balancer would before sending it anyone; RuntimeError with the last answer if not
-        by `deadline` (time.monotonic())."""
-        while True:
-            try:
-                status, why = probe(self.where)
-            except OSError as error:
-                status, why = 0, str(error)
-            if status == 200:
-                return
-            if self.process.poll() is not None:
-                raise RuntimeError("it exited before it was ready")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"it serves but is not ready: {why or status}")
-            time.sleep(0.05)
+        self.started = StartedApp(*listen, *self.args, env=self.env, log_path=self.log_path, stdout_in_log=True,
+                                  timeout=APP_START_SECONDS)
+        self.process = self.started.process
+        self.url = f"http://127.0.0.1:{self.port}"  # (on a Unix socket, only nginx reaches it)
 
     def ready(self) -> tuple[int, str]:
         """Its /readyz now: (status, body)."""
@@ -352,9 +258,9 @@ class AppProcess(Service):
     def stop(self, sig: int = signal.SIGINT, timeout: float = 10) -> int:
         """SIGINT: the app stops at once, as at Ctrl-C (SIGTERM would drain its sockets over
         --drain-seconds first: a rolling restart sends that itself)."""
-        status = super().stop(sig, timeout)
-        if self.log_file is not None:
-            self.log_file.close()
+        assert self.started is not None
+        status = self.started.stop(sig, timeout)
+        self.started.close()
         return status
 
     def log(self) -> str:

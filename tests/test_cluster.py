@@ -307,7 +307,7 @@ def test_probes_answer_through_nginx_and_on_each_apps_socket_whatever_the_host_a
     cluster: Cluster, nginx_in_front: Nginx, nginx_workdir: Path,
 ) -> None:
     """A balancer probing by address: through nginx (the app it hashes the prober to) and on
-    each app's own socket (as make cluster waits for each: deploy/services.py `probe`), 200
+    each app's own socket (as make cluster waits for each: deploy/app_process.py `probe`), 200
     with any Host; 503 "store unavailable" from every app while Redis is hung, 200 after.
     nginx's access log keeps no probe (a probe every few seconds is no news), nor the apps'."""
     import http.client

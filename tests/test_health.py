@@ -271,7 +271,7 @@ def test_behind_a_proxy_a_probe_for_an_address_at_its_connection_cap_is_still_an
 
 
 def test_probe_helper_reaches_an_app_on_a_unix_socket_whatever_its_allowed_hosts(tmp_path: Path) -> None:
-    """deploy/services.py `probe`, which make cluster uses to wait for each app's readiness,
+    """deploy/app_process.py `probe`, which make cluster uses to wait for each app's readiness,
     asks by socket with no name the app answers to."""
     app = AppProcess(tmp_path / "app.log", "--behind-proxy", "--allowed-host", "chat.example.com",
                      unix_socket=tmp_path / "app.sock", env={"TORNADO_APP_COOKIE_SECRET": "s" * 32})

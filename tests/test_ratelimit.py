@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from deploy.app_process import AppDidNotStart
 from deploy.services import AppProcess
 from tests.support.forms import log_in
 from tests.support.processes import ServerProcess
@@ -185,9 +186,10 @@ def test_logins_and_connects_count_by_client_key_and_chat_by_session() -> None:
 
 
 def test_the_rate_flags_have_defaults_and_refuse_nonsense(server_process: Any) -> None:
-    bad = server_process("--port", "0", "--login-rate", "lots")
-    assert bad.process.wait(10) == 2
-    assert "argument --login-rate: 'lots' is not a rate like 30/minute" in bad.log()
+    with pytest.raises(AppDidNotStart) as refused:
+        server_process("--port", "0", "--login-rate", "lots")
+    assert refused.value.status == 2
+    assert "argument --login-rate: 'lots' is not a rate like 30/minute" in refused.value.tail[-1]
 
 
 # --- A client is an IPv4 address or an IPv6 /64 (issue 21, item 4). Before, the rates counted

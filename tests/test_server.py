@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import socket
 import sys
 import time
@@ -17,7 +16,7 @@ import tornado.httpclient
 from tests.support.attacked import AttackedServer, still_serves_a_person
 from tests.support.attacks import close_all, closed_by_the_server, idle_connections, unfinished_body
 from tests.support.measure import bounded, raise_open_files_limit
-from tests.support.processes import ChildProcess, ServerProcess
+from tests.support.processes import ServerProcess
 from tests.support.socketio_client import SocketClient
 from tests.support.waiting import eventually
 from tests.support.web_user import WebUser
@@ -139,23 +138,14 @@ LIMITED_SERVER = ("import resource, runpy, sys; "
                   "sys.argv = ['tornado_app', *sys.argv[3:]]; runpy.run_module('tornado_app', run_name='__main__', alter_sys=True)")
 
 
-class LimitedServerProcess(ServerProcess):
-    """`python -m tornado_app` started with the open-files limit (soft, hard), as systemd
-    starts a service (1024 soft)."""
-
-    def __init__(self, soft: int, hard: int, *args: str) -> None:
-        ChildProcess.__init__(self, [sys.executable, "-c", LIMITED_SERVER, str(soft), str(hard), *args], cwd=ROOT, env=dict(os.environ))
-        self.first_line = self.process.stdout.readline()
-        match = re.search(r"http://\S+/", self.first_line)
-        self.url = match.group(0) if match else ""
-
-
 @pytest.fixture
 def limited_server() -> Iterator[Callable[..., AttackedServer]]:
     started: list[ServerProcess] = []
 
     def start(soft: int, hard: int, *args: str) -> AttackedServer:
-        server = LimitedServerProcess(soft, hard, "--port", "0", *args)
+        # `python -m tornado_app` started with the open-files limit (soft, hard), as systemd
+        # starts a service (1024 soft).
+        server = ServerProcess("--port", "0", *args, program=(sys.executable, "-c", LIMITED_SERVER, str(soft), str(hard)))
         started.append(server)
         return AttackedServer(server)
 

@@ -19,7 +19,6 @@ class AttackedServer:
     """The plain server in its own process (so that its memory is its own), its RSS and CPU."""
 
     def __init__(self, server: ServerProcess) -> None:
-        assert server.url, server.log()
         self.server = server
         self.url = server.url.rstrip("/")
         self.pid = server.process.pid

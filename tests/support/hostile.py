@@ -8,10 +8,7 @@ targets only that server on 127.0.0.1 (attacks.py).
 from __future__ import annotations
 
 import asyncio
-import re
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,12 +17,12 @@ from typing import Any
 
 import aiohttp
 
+from .attacked import AttackedServer
 from .attacks import flood_frames, giant_frame, oversized_polling_post, slow_reader
 from .forms import log_in
-from .measure import SERVER_CPU, cpu_seconds, percentile, pin, rss_kib
+from .measure import SERVER_CPU, percentile, pin
+from .processes import ServerProcess
 from .wire import WireSocket
-
-ROOT = Path(__file__).resolve().parents[2]
 
 ATTACKS = ("flood", "post", "giant", "slow")
 SLOW_READERS = 50
@@ -33,36 +30,27 @@ CHAT_RATE = 500  # messages per second from the chatting socket while the slow r
 GIANT_SOCKETS = 20
 
 
-class ServerUnderAttack:
-    """`python -m tornado_app` on a free port, pinned to CPU 0, its log in a file."""
+class ServerUnderAttack(AttackedServer):
+    """`python -m tornado_app` on a free port, pinned to CPU 0, its log in `log_path` (a
+    temporary file without one)."""
 
-    def __init__(self, log_path: Path) -> None:
-        self.log_file = log_path.open("w+")
+    def __init__(self, log_path: Path | None = None) -> None:
         # The attackers and the person all come from 127.0.0.1 here: the per-client rates would
         # refuse the person with them. This measures what holds without them (memory, CPU);
         # the rates are attacked on their own in tests/test_ratelimit.py. (The mix stays under
         # the per-address caps of 200 connections and sockets.)
-        command = [sys.executable, "-m", "tornado_app", "--port", "0", "--log-level", "info",
-                   "--login-rate", "off", "--connect-rate", "off", "--chat-rate", "off"]
-        self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log_file, text=True)
-        pin(self.process.pid, SERVER_CPU)
-        self.url = re.search(r"http://\S+/", self.process.stdout.readline()).group(0).rstrip("/")
-
-    def rss_mib(self) -> float:
-        return rss_kib(self.process.pid) / 1024
-
-    def cpu_seconds(self) -> float:
-        return cpu_seconds(self.process.pid)
+        server = ServerProcess("--port", "0", "--log-level", "info", "--login-rate", "off", "--connect-rate", "off",
+                               "--chat-rate", "off", log_path=log_path)
+        pin(server.process.pid, SERVER_CPU)
+        super().__init__(server)
 
     def log(self) -> str:
-        self.log_file.seek(0)
-        return self.log_file.read()
+        return self.server.log()
 
     def stop(self) -> int:
-        self.process.terminate()
-        self.process.communicate(timeout=10)
-        self.log_file.close()
-        return self.process.returncode
+        status, _, _ = self.server.stop(timeout=10)
+        self.server.close()
+        return status
 
 
 @dataclass

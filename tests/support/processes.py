@@ -1,17 +1,17 @@
-"""Child processes a test starts and reads: the plain server (`python -m tornado_app`) with
-its first line and its log, and any other command (the launcher, say)."""
+"""Child processes a test starts and reads: the plain server (`python -m tornado_app`, started
+by deploy/app_process.py) with its first line and its log, and any other command (the
+launcher, say)."""
 
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
-import sys
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from deploy.app_process import APP, StartedApp
 
 
 class ChildProcess:
@@ -33,20 +33,33 @@ class ChildProcess:
         self.log_file.close()
 
 
-class ServerProcess(ChildProcess):
-    """The plain server, `python -m tornado_app`, in a child process."""
+class ServerProcess:
+    """The plain server, `python -m tornado_app ARGS`, in a child process, once it says it
+    serves (deploy/app_process.py StartedApp: AppDidNotStart, with its exit status and the
+    end of its log, if it does not): its first line, its URL as it says it (with the last
+    "/"), and its log (stderr) apart from what it prints (stdout).
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        super().__init__([sys.executable, "-m", "tornado_app", *args], cwd=ROOT, env={**os.environ, **(env or {})})
-        self.first_line = self.process.stdout.readline()  # "Serving on URL ..." once it listens
-        match = re.search(r"http://\S+/", self.first_line)
-        self.url = match.group(0) if match else ""
+    Its /readyz is not waited for, so that a test may start one over TLS; it says it serves
+    only once its store answers. `program` runs the app in place of `python -m tornado_app`
+    (a wrapper that sets limits first: test_server.py)."""
+
+    def __init__(self, *args: str, env: Mapping[str, str] | None = None, log_path: Path | None = None,
+                 program: Sequence[str] = APP) -> None:
+        self.app = StartedApp(*args, env=env, log_path=log_path, ready=False, program=program)
+        self.process = self.app.process
+        self.first_line = self.app.first_line  # "Serving on URL  (Ctrl-C to stop)"
+        self.url = self.app.url + "/"
+
+    def log(self) -> str:
+        return self.app.log()
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 5) -> tuple[int, str, str]:
         """Signal the server and wait: (exit status, everything printed, the log)."""
-        self.process.send_signal(signum)
-        out, _ = self.process.communicate(timeout=timeout)
-        return self.process.returncode, self.first_line + out, self.log()
+        status = self.app.stop(signum, timeout)
+        return status, self.app.printed(), self.app.log()
+
+    def close(self) -> None:
+        self.app.close()
 
 
 def socket_inodes_of(pid: int) -> set[str]:
