@@ -28,7 +28,7 @@ from tests.support.clock import FakeClock  # noqa: E402
 from tests.support.cluster import Cluster  # noqa: E402
 from tests.support.constants import ALLOWED_ORIGIN, MAX_SESSIONS, SESSION_TTL, TEST_SECRET, TRANSPORTS  # noqa: E402
 from tests.support.e2e import e2e_unavailable  # noqa: E402
-from tests.support.process_marker import MARKER, ProcessGuard, asks_for, starts_processes  # noqa: E402
+from tests.support.process_marker import MARKER, ProcessGuard, asks_for, refusal, starts_processes  # noqa: E402
 from tests.support.processes import ServerProcess  # noqa: E402
 from tests.support.socketio_client import SocketClient  # noqa: E402
 from tests.support.web_user import WebUser  # noqa: E402
@@ -81,8 +81,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     guard.attempts.clear()
     result = yield
     if guard.attempts:
-        pytest.fail(f"{item.nodeid} tried to start a child process ({', '.join(guard.attempts)}) but is not "
-                    f"marked `{MARKER}`: see tests/support/process_marker.py", pytrace=False)
+        pytest.fail(refusal(item.nodeid, ", ".join(guard.attempts)), pytrace=False)
     return result
 
 

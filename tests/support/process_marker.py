@@ -91,6 +91,7 @@ class ProcessGuard:
 
 
 def refusal(nodeid: str, route: str) -> str:
+    """Why the test fails, and what to do about it."""
     return (f"{nodeid} started a child process ({route}) but is not marked `{MARKER}`: "
             f"add @pytest.mark.{MARKER} (or `pytestmark = pytest.mark.{MARKER}` for the module), or get "
             f"the process from a fixture in tests/support/process_marker.py PROCESS_FIXTURES, so that "
