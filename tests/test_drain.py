@@ -34,7 +34,8 @@ from tests.support.waiting import GENEROUS_SECONDS, eventually
 from tests.support.wire import Refused, WireSocket
 from tornado_app.drain import BATCH_INTERVAL_SECONDS, DEFAULT_DRAIN_SECONDS, Batch, StopSignals, drain_schedule
 
-# This module's fixtures that start processes: a test using one is marked `process` (conftest).
+# This module's fixtures that start processes: a test using one is marked `process`
+# (tests/support/process_marker.py).
 PROCESS_FIXTURES = {"start_app"}
 
 FOREIGN_HOST = "10.0.0.7"  # a probe comes by address, whatever the app's names

@@ -28,7 +28,8 @@ from tests.support.waiting import eventually
 from tornado_app.app import TornadoApp, make_app
 from tornado_app.launch_token import LaunchToken
 
-# This module's fixtures that start processes: a test using one is marked `process` (conftest).
+# This module's fixtures that start processes: a test using one is marked `process`
+# (tests/support/process_marker.py).
 PROCESS_FIXTURES = {"server"}
 
 FOREIGN_HOSTS = ("10.9.8.7", "203.0.113.5:8000", "[2001:db8::1]", "evil.example")

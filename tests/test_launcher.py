@@ -32,7 +32,8 @@ from tests.support.processes import ChildProcess
 from tornado_app.cli import COOKIE_SECRET_ENV, OLD_COOKIE_SECRETS_ENV
 from tornado_app.launch_token import LAUNCH_COOKIE
 
-# This module's fixtures that start processes: a test using one is marked `process` (conftest).
+# This module's fixtures that start processes: a test using one is marked `process`
+# (tests/support/process_marker.py).
 PROCESS_FIXTURES = {"start_launcher"}
 
 LAUNCHER = ROOT / "launcher.py"

@@ -29,7 +29,8 @@ from tornado_app.app import TornadoApp, make_app
 from tornado_app.backend import Backend
 from tornado_app.sessions import Session
 
-# This module's fixtures that start processes: a test using one is marked `process` (conftest).
+# This module's fixtures that start processes: a test using one is marked `process`
+# (tests/support/process_marker.py).
 PROCESS_FIXTURES = {"busy_server"}
 
 pytestmark = pytest.mark.heavy

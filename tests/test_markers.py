@@ -188,7 +188,7 @@ def test_in_this_suite_an_unmarked_test_cannot_start_a_process(process_guard: Pr
     assert process_guard.running is not None
     try:
         with pytest.raises(pytest.fail.Exception, match="is not marked `process`"):
-            subprocess.run(["true"])
+            subprocess.run(["true"], check=False)
         with pytest.raises(pytest.fail.Exception, match=r"Popen\._execute_child"):
             asyncio.run(asyncio.create_subprocess_shell("true"))
         with pytest.raises(pytest.fail.Exception, match=r"BaseProcess\.start"):

@@ -23,7 +23,8 @@ from tornado_app.cli import Misconfigured, check_history_fits
 from tornado_app.history import DEFAULT_HISTORY, history_frame_bytes
 from tornado_app.patches.websocket import DEFAULT_MAX_UNSENT_BYTES
 
-# This module's fixtures that start processes: a test using one is marked `process` (conftest).
+# This module's fixtures that start processes: a test using one is marked `process`
+# (tests/support/process_marker.py).
 PROCESS_FIXTURES = {"app"}
 
 EMOJI = "\U0001F600"  # 4 bytes in UTF-8, 12 as the escapes "\ud83d\ude00"

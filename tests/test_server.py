@@ -28,7 +28,8 @@ from tornado_app.backend import Backend
 from tornado_app.server import CannotBind, bind, serve, sweep_interval
 
 
-# This module's fixtures that start processes: a test using one is marked `process` (conftest).
+# This module's fixtures that start processes: a test using one is marked `process`
+# (tests/support/process_marker.py).
 PROCESS_FIXTURES = {"limited_server"}
 
 def test_sweep_interval_keeps_expiry_timely_but_not_busy() -> None:
