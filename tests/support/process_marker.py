@@ -90,9 +90,13 @@ class ProcessGuard:
         pytest.fail(refusal(self.running, route))
 
 
+# Where the run keeps its guard (conftest's pytest_configure puts it there).
+GUARD = pytest.StashKey[ProcessGuard]()
+
+
 def refusal(nodeid: str, route: str) -> str:
     """Why the test fails, and what to do about it."""
     return (f"{nodeid} started a child process ({route}) but is not marked `{MARKER}`: "
-            f"add @pytest.mark.{MARKER} (or `pytestmark = pytest.mark.{MARKER}` for the module), or get "
-            f"the process from a fixture in tests/support/process_marker.py PROCESS_FIXTURES, so that "
-            f"`make test-fast` (-m \"not {MARKER}\") leaves it out")
+            f"add @pytest.mark.{MARKER} (or `pytestmark = pytest.mark.{MARKER}` for the module), "
+            f"or name the fixture that starts it in PROCESS_FIXTURES (the module's, or "
+            f"tests/support/process_marker.py's), so that `make test-fast` (-m \"not {MARKER}\") leaves it out")
