@@ -243,6 +243,7 @@ def test_redis_mode_that_cannot_work_is_a_one_line_error(secret: str | None, err
     assert "Traceback" not in result.stderr and result.stdout == ""
 
 
+@pytest.mark.process  # `make desktop-entry` (skipped where .venv was not made by make)
 def test_make_desktop_entry_writes_a_menu_entry_for_this_checkout(tmp_path: Path) -> None:
     if not (ROOT / ".venv" / ".installed-desktop").exists():
         pytest.skip("needs the environment that `make run` or `make test` creates")
