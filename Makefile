@@ -58,7 +58,7 @@ test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest --cov=tornado_app --cov=launcher --cov-report=term-missing $(PYTEST_ARGS)
 
 # The everyday loop: every test that starts no process (-m "not process"), without coverage,
-# stopping at the first failure (about a minute on a shared 2-core machine: docs/testing.md).
+# stopping at the first failure: 42 s on 2 cores, about 50 s with one kept busy (docs/testing.md).
 test-fast: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -m "not process" -x -q $(PYTEST_ARGS)
 
