@@ -14,7 +14,7 @@ SYSTEM_DEPS := chromium xvfb xauth xdotool imagemagick \
 
 DESKTOP_FILE ?= $(HOME)/.local/share/applications/session-sockets.desktop
 
-.PHONY: run serve cluster test test-heavy bench bench-compare bench-resume bench-rolling bench-idle system-deps desktop-entry update-socketio-client update-confusables clean
+.PHONY: run serve cluster test test-fast test-heavy bench bench-compare bench-resume bench-rolling bench-idle system-deps desktop-entry update-socketio-client update-confusables clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,8 +52,15 @@ $(VENV)/.installed-cluster: setup.cfg pyproject.toml | $(BIN)/python
 cluster: $(VENV)/.installed-cluster
 	$(BIN)/python deploy/cluster.py $(ARGS)
 
+# The whole suite but the heavy tests, with coverage: apps, redis-server, nginx, Chromium
+# and windows included (about 6 minutes; CI runs it). See docs/testing.md.
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest --cov=tornado_app --cov=launcher --cov-report=term-missing $(PYTEST_ARGS)
+
+# The everyday loop: every test that starts no process (-m "not process"), without coverage,
+# stopping at the first failure: 42 s on 2 cores, about 50 s with one kept busy (docs/testing.md).
+test-fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m "not process" -x -q $(PYTEST_ARGS)
 
 # Linux: a menu entry for the current user, so the app starts by double-click.
 desktop-entry: $(VENV)/.installed-desktop
@@ -94,8 +101,9 @@ bench-idle: $(VENV)/.installed-test
 bench-compare: $(VENV)/.installed-test
 	ROUNDS=$${ROUNDS:-3} bench/compare.sh
 
-# Load, leak and flood tests (a few minutes): 10,000 held sockets, 5,000 connect and 5,000 login
-# cycles, 50,000 logins against a store of 1000, the hostile mix. CI runs them after `make test`.
+# The 13 heavy tests (a few minutes): load, leak and flood (10,000 held sockets, 5,000 connect
+# and 5,000 login cycles, 50,000 logins against a store of 1000, the hostile mix for 30 s) and
+# those that wait out a 10 s timeout or a dying process. CI runs them after `make test`.
 test-heavy: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -m heavy $(PYTEST_ARGS)
 

@@ -1,7 +1,9 @@
-"""Shared fixtures: a fresh event loop per test, an app with a fake clock, clients that
-behave like a browser (a cookie jar, the XSRF token) and like a Socket.IO page, server
-processes, a real Redis and app processes sharing it. The clients themselves are in
-tests/support/, which the benchmarks share."""
+"""Shared fixtures and hooks, and nothing else: a fresh event loop per test, an app with a
+fake clock, clients that behave like a browser (a cookie jar, the XSRF token) and like a
+Socket.IO page, server processes, a real Redis and app processes sharing it; the hooks that
+mark every test that starts a process `process` (and refuse a process to any other), and keep
+the `heavy` tests out of a run unless its -m names them (docs/testing.md). Constants, the
+fake clock, the e2e switch and the clients are in tests/support/, which the benchmarks share."""
 
 from __future__ import annotations
 
@@ -10,9 +12,9 @@ import os
 import shutil
 import signal
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import socketio
@@ -22,7 +24,11 @@ from tornado.ioloop import IOLoop
 # Failed asserts in the support modules explain themselves as in a test (before they are imported).
 pytest.register_assert_rewrite("tests.support")
 
-from tests.support.cluster import Cluster, MakeCluster  # noqa: E402
+from tests.support.clock import FakeClock  # noqa: E402
+from tests.support.cluster import Cluster  # noqa: E402
+from tests.support.constants import ALLOWED_ORIGIN, MAX_SESSIONS, SESSION_TTL, TEST_SECRET, TRANSPORTS  # noqa: E402
+from tests.support.e2e import e2e_unavailable  # noqa: E402
+from tests.support.process_marker import GUARD, MARKER, ProcessGuard, asks_for, refusal, starts_processes  # noqa: E402
 from tests.support.processes import ServerProcess  # noqa: E402
 from tests.support.socketio_client import SocketClient  # noqa: E402
 from tests.support.web_user import WebUser  # noqa: E402
@@ -30,38 +36,60 @@ from tornado_app.app import TornadoApp, make_app  # noqa: E402
 from tornado_app.backend import Backend  # noqa: E402
 from tornado_app.settings import Settings  # noqa: E402
 
-TEST_SECRET = "test-cookie-secret-not-for-production"
-ALLOWED_ORIGIN = "http://allowed.example"
-SESSION_TTL = 60
-MAX_SESSIONS = 5
-
-ROOT = Path(__file__).resolve().parent.parent
-
-# Every `python -m tornado_app` a test starts stops at once on SIGTERM, as the tests written
-# before the drain expect (a socket open at the stop is ended within a second); the drain's
-# tests (test_drain.py) give --drain-seconds themselves, which wins over this.
-os.environ["TORNADO_APP_DRAIN_SECONDS"] = "0"
-OUTPUT_DIR = ROOT / "test-output"
+def pytest_configure(config: pytest.Config) -> None:
+    # Every `python -m tornado_app` a test starts stops at once on SIGTERM, as the tests written
+    # before the drain expect (a socket open at the stop is ended within a second); the drain's
+    # tests (test_drain.py) give --drain-seconds themselves, which wins over this.
+    os.environ["TORNADO_APP_DRAIN_SECONDS"] = "0"
+    config.stash[GUARD] = ProcessGuard()
 
 
-def app_env(request: pytest.FixtureRequest, store: str) -> dict[str, str]:
-    """The environment of `python -m tornado_app` (deploy.services.AppProcess) for a store:
-    "memory", or the test Redis for any other name; every process shares the cookie secret."""
-    env = {"TORNADO_APP_COOKIE_SECRET": "a-secret-shared-by-every-process"}
-    if store != "memory":
-        env["TORNADO_APP_REDIS_URL"] = request.getfixturevalue("redis_url")
-    return env
+@pytest.hookimpl(tryfirst=True)  # before pytest's own -m selection, which must see `process`
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark `process` every test that starts one through a known route (tests/support/
+    process_marker.py); leave the `heavy` tests out unless the -m expression names them, so that
+    `-m "not e2e"` does not run them (a -m given on the command line replaces setup.cfg's)."""
+    for item in items:
+        if item.get_closest_marker(MARKER) is None and starts_processes(item):
+            item.add_marker(MARKER)
+    if asks_for(config.getoption("markexpr") or "", "heavy"):
+        return
+    heavy = [item for item in items if item.get_closest_marker("heavy") is not None]
+    if heavy:
+        config.hook.pytest_deselected(items=heavy)
+        items[:] = [item for item in items if item.get_closest_marker("heavy") is None]
 
 
-def e2e_unavailable(reason: str) -> None:
-    """Skip a browser or window test whose tools are missing; fail instead under REQUIRE_E2E=1."""
-    if os.environ.get("REQUIRE_E2E") == "1":
-        pytest.fail(f"REQUIRE_E2E=1 but {reason}", pytrace=False)
-    pytest.skip(reason)
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """Tell the process guard which test runs, unless it is marked `process`."""
+    guard = item.config.stash[GUARD]
+    guard.running = None if item.get_closest_marker(MARKER) is not None else item.nodeid
+    try:
+        return (yield)
+    finally:
+        guard.running = None
 
 
-# The transports a client may use: WebSocket straight away, or long-polling then upgrade.
-TRANSPORTS = {"websocket": ["websocket"], "polling-upgrade": ["polling", "websocket"]}
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    """Fail an unmarked test that tried to start a process and swallowed the guard's failure
+    (in a thread, or an asyncio task nobody awaited)."""
+    guard = item.config.stash[GUARD]
+    guard.attempts.clear()
+    result = yield
+    if guard.attempts:
+        pytest.fail(refusal(item.nodeid, ", ".join(guard.attempts)), pytrace=False)
+    return result
+
+
+@pytest.fixture(scope="session", autouse=True)
+def process_guard(pytestconfig: pytest.Config) -> Iterator[ProcessGuard]:
+    """Refuses a child process to every test not marked `process`, in every run."""
+    guard = pytestconfig.stash[GUARD]
+    guard.install()
+    yield guard
+    guard.uninstall()
 
 
 @pytest.fixture
@@ -79,19 +107,6 @@ def io_loop() -> Iterator[IOLoop]:
     loop.run_until_complete(loop.shutdown_asyncgens())
     io_loop.close(all_fds=True)
     asyncio.set_event_loop(None)
-
-
-class FakeClock:
-    """A clock that moves only when told to, so expiry is tested without sleeping."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
@@ -236,22 +251,6 @@ def cluster(redis_url: str, tmp_path: Path) -> Iterator[Cluster]:
     started = Cluster(redis_url, tmp_path)
     yield started
     started.stop()
-
-
-ClusterType = TypeVar("ClusterType", bound=MakeCluster)
-
-
-def started_make_cluster(*args: str, env: dict[str, str] | None = None,
-                         kind: type[ClusterType] = MakeCluster) -> ClusterType:  # type: ignore[assignment]
-    """deploy/cluster.py with two processes on a free port (and `args`), serving; skipped
-    where redis-server or nginx is missing (failed instead under REQUIRE_E2E=1)."""
-    made = kind("--processes", "2", "--port", "0", *args, env=env)
-    if not made.serving:
-        made.close()
-        if "not installed" in made.stderr():
-            e2e_unavailable(made.stderr().strip())
-        pytest.fail(f"make cluster did not start: {made.first_line!r} {made.stderr()}")
-    return made
 
 
 @pytest.fixture

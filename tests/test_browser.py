@@ -21,12 +21,12 @@ import pytest
 
 from tests.support.browser import (PHONE, TIMEOUT_MS, VIEWPORT, Person, box, in_first_screen, launched_chromium, socket_state,
                                    wait_for_socket)
+from tests.support.constants import OUTPUT_DIR
+from tests.support.e2e import e2e_unavailable
 from tests.support.forms import log_in
 from tests.support.processes import ServerProcess
 from tests.support.wire import WireSocket
 from tornado_app.reasons import STATE_SLOW_DOWN
-
-from .conftest import OUTPUT_DIR, e2e_unavailable
 
 try:
     from playwright.sync_api import expect

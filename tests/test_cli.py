@@ -26,12 +26,11 @@ import socketio
 
 from deploy.services import free_port
 from tests.support import other_user
+from tests.support.e2e import e2e_unavailable
 from tests.support.forms import log_in, logout_token, post_logout
 from tests.support.socketio_client import SocketClient
 from tests.support.wire import Refused, WireSocket
 from tornado_app.cli import COOKIE_SECRET_ENV, build_parser
-
-from .conftest import e2e_unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,6 +75,7 @@ def test_serves_the_page_logs_and_stops_cleanly(server_process, signum: int) -> 
         probe.listen()
 
 
+@pytest.mark.process
 def test_a_port_in_use_is_one_line_and_status_2() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -280,6 +280,7 @@ def test_over_https_a_planted_unprefixed_xsrf_cookie_counts_for_nothing(server_p
     assert status == 0 and "Traceback" not in log
 
 
+@pytest.mark.process
 def test_a_certificate_that_cannot_be_loaded_is_one_line_and_status_2(tmp_path: Path) -> None:
     missing = tmp_path / "missing.pem"
     result = subprocess.run([sys.executable, "-m", "tornado_app", "--port", "0", "--certfile", str(missing), "--keyfile", str(missing)],
@@ -328,6 +329,7 @@ def run_server(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
                           text=True, timeout=20, env={**environment, **(env or {})})
 
 
+@pytest.mark.process
 def test_redis_without_a_shared_cookie_secret_refuses_to_start() -> None:
     result = run_server("--redis-url", "redis://127.0.0.1:6379/0")
     assert result.returncode == 2
@@ -339,6 +341,7 @@ def test_redis_without_a_shared_cookie_secret_refuses_to_start() -> None:
     (("--old-cookie-secret", "o" * 32), {}),
     ((), {"TORNADO_APP_OLD_COOKIE_SECRETS": "o" * 32}),
 ])
+@pytest.mark.process
 def test_old_cookie_secrets_without_a_cookie_secret_refuse_to_start(args: tuple[str, ...], env: dict[str, str]) -> None:
     """An old secret only verifies: with no --cookie-secret, a random one would sign, and
     every cookie would change secret at each start."""
@@ -349,6 +352,7 @@ def test_old_cookie_secrets_without_a_cookie_secret_refuse_to_start(args: tuple[
     assert "o" * 32 not in result.stdout
 
 
+@pytest.mark.process
 def test_redis_that_does_not_answer_at_start_is_one_line_naming_it_and_status_2() -> None:
     port = free_port()  # nothing listens there
     result = run_server(env={"TORNADO_APP_REDIS_URL": f"redis://:hunter2@127.0.0.1:{port}/0", "TORNADO_APP_COOKIE_SECRET": "s" * 32})
@@ -422,6 +426,7 @@ def test_the_admission_flags_have_sane_defaults_and_refuse_bad_values(capsys) ->
     assert "must be at least 1" in capsys.readouterr().err
 
 
+@pytest.mark.process
 def test_a_low_hard_open_files_limit_is_a_warning_at_start() -> None:
     """The server raises its soft open-files limit to the hard one; when even that is low
     for the per-address cap, it says so once at start (and still serves)."""

@@ -36,14 +36,14 @@ from deploy.services import (
 )
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, browser_missing
 from tests.support.cluster import Cluster, MakeCluster, as_nobody, connections_to
+from tests.support.e2e import e2e_unavailable
 from tests.support.forms import can_log_in, http_session, log_in
+from tests.support.make_cluster import started_make_cluster
 from tests.support.measure import bounded
 from tests.support.processes import socket_inodes_of
 from tests.support.protocol import SOCKETIO_POLLING, opening_sid
 from tests.support.waiting import eventually
 from tests.support.wire import Refused, WireSocket
-
-from .conftest import e2e_unavailable, started_make_cluster
 
 def test_a_chat_on_one_process_reaches_sockets_on_every_process(cluster: Cluster) -> None:
     a, b = cluster.start(), cluster.start()
@@ -872,6 +872,7 @@ def test_nginx_counts_an_ipv6_64_as_one_client_for_its_login_limit(nginx_trustin
         assert statuses.count(429) >= 20 - 12, statuses  # 1 + a burst of 10 (+1 if a refill came meanwhile)
 
 
+@pytest.mark.process
 def test_an_app_on_a_unix_socket_keeps_it_from_a_second_process_and_removes_it_when_stopped(tmp_path: Path) -> None:
     """--unix-socket (what make cluster's apps listen on): the socket is 0660; a second
     process on the same path is refused with one line rather than taking it over (Tornado

@@ -39,11 +39,11 @@ from deploy.services import (
     nginx_site,
 )
 from tests.support.cluster import Cluster
+from tests.support.e2e import e2e_unavailable
 from tests.support.forms import http_session, log_in
+from tests.support.make_cluster import started_make_cluster
 from tests.support.waiting import eventually
 from tests.support.wire import WireSocket
-
-from .conftest import e2e_unavailable, started_make_cluster
 
 PEOPLE = 20  # sessions over two processes: all on one by chance has a probability of 2 in a million
 
@@ -476,6 +476,7 @@ def run_supervisor(parts: list[Supervised], rolling: RollingRestart, lines: list
         time.sleep(0.02)
 
 
+@pytest.mark.process
 def test_an_app_that_does_not_end_within_the_drain_and_margin_is_killed_and_the_restart_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
     """The rolling restart waits for a drained app's exit at most --drain-seconds and
     DRAIN_MARGIN, then SIGKILLs it, says so, starts it again and goes on; the supervisor never
@@ -504,6 +505,7 @@ def test_an_app_that_does_not_end_within_the_drain_and_margin_is_killed_and_the_
             part.service.stop()
 
 
+@pytest.mark.process
 def test_the_rolling_restart_drains_no_app_while_another_is_down(monkeypatch: pytest.MonkeyPatch) -> None:
     """Never two down at once: while app 2 is in its supervisor's back-off (it ended by
     itself), the rolling restart says it waits and drains nothing; once app 2 is back, it

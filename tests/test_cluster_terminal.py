@@ -28,10 +28,11 @@ from deploy.applogs import AppDidNotStart, LogFollower, Redactor, did_not_start
 from deploy.services import ROOT, AppProcess
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, browser_missing, log_in_page
 from tests.support.cluster import MakeCluster
+from tests.support.constants import OUTPUT_DIR
+from tests.support.e2e import e2e_unavailable
 from tests.support.forms import http_session, log_in
+from tests.support.make_cluster import started_make_cluster
 from tests.support.wire import WireSocket
-
-from .conftest import OUTPUT_DIR, e2e_unavailable, started_make_cluster
 
 COOKIE_SECRET = "a-cookie-secret-that-must-never-reach-a-terminal"
 STAMP = "2026-12-05 05:14:25,123"
@@ -102,6 +103,7 @@ def test_a_part_that_did_not_start_is_said_with_the_end_of_its_log() -> None:
 # --- AppProcess: a start, and a start that fails, after a log with names in it ---
 
 
+@pytest.mark.process
 def test_an_app_whose_log_holds_non_ascii_names_starts_again_and_a_failed_start_says_the_real_reason(tmp_path: Path) -> None:
     """The issue's "the end of its log:" followed by nothing: the start was looked for at a
     byte offset counted in characters, so after names like 'Ωμέγα' in the log a start was
@@ -279,6 +281,7 @@ def test_through_make_cluster_two_pages_show_the_process_their_welcome_named(red
         cluster.close()
 
 
+@pytest.mark.process
 def test_make_cluster_that_cannot_start_an_app_says_the_apps_own_reason_and_keeps_its_log(tmp_path: Path) -> None:
     """A system temporary directory so deep that an app's socket path is over the kernel's
     limit (108 bytes): make cluster stops with status 2 and the app's own words, not its own

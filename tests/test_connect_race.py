@@ -18,11 +18,12 @@ import aiohttp
 import pytest
 
 from deploy.services import AppProcess
+from tests.support.app_env import app_env
 from tests.support.forms import log_in, logout_token, post_logout
 from tests.support.waiting import eventually
 from tests.support.wire import Refused, WireSocket
 
-from .conftest import app_env
+pytestmark = pytest.mark.process  # every test here starts an app, redis-server or nginx
 
 TRIALS = 100
 SOCKETS_PER_PLACE = 2  # connects per process in each trial, racing the logout

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bench.crowd import Config, run
+
+pytestmark = pytest.mark.process  # bench/crowd.py starts the server it measures
 
 
 def test_what_each_person_receives_does_not_grow_with_the_crowd() -> None:

@@ -25,14 +25,19 @@ import aiohttp
 import pytest
 
 from deploy.services import AppProcess
+from tests.support.app_env import app_env
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, Person, browser_missing, wait_for_socket
+from tests.support.constants import OUTPUT_DIR
+from tests.support.e2e import e2e_unavailable
 from tests.support.forms import http_session, log_in
 from tests.support.waiting import GENEROUS_SECONDS, eventually
 from tests.support.wire import Refused, WireSocket
 from tornado_app.drain import BATCH_INTERVAL_SECONDS, Batch, StopSignals, drain_schedule
 from tornado_app.settings import PRODUCTION
 
-from .conftest import OUTPUT_DIR, app_env, e2e_unavailable
+# This module's fixtures that start processes: a test using one is marked `process`
+# (tests/support/process_marker.py).
+PROCESS_FIXTURES = {"start_app"}
 
 FOREIGN_HOST = "10.0.0.7"  # a probe comes by address, whatever the app's names
 

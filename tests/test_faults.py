@@ -23,6 +23,8 @@ import pytest
 import tornado.httpclient
 
 from deploy.services import free_port
+from tests.support.clock import FakeClock
+from tests.support.constants import MAX_SESSIONS, SESSION_TTL, TEST_SECRET
 from tests.support.forms import log_in
 from tests.support.processes import ServerProcess
 from tests.support.raw import RawWebSocket
@@ -33,8 +35,6 @@ from tornado_app.backend import Backend
 from tornado_app.reasons import END_REASONS, NOT_AUTHENTICATED
 from tornado_app.settings import Settings
 from tornado_app.sockets import CLOSED_BECAUSE
-
-from .conftest import MAX_SESSIONS, SESSION_TTL, TEST_SECRET, FakeClock
 
 # engineio's defaults: with these, a freed socket can only mean the server noticed the
 # dropped connection itself (no ping cycle is short enough to have done it).

@@ -12,11 +12,11 @@ import pytest
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
+from tests.support.clock import FakeClock
+from tests.support.constants import ALLOWED_ORIGIN, MAX_SESSIONS, SESSION_TTL, TEST_SECRET
 from tornado_app.app import TornadoApp, make_app
 from tornado_app.backend import Backend
 from tornado_app.cookies import SESSION_COOKIE
-
-from .conftest import ALLOWED_ORIGIN, MAX_SESSIONS, SESSION_TTL, TEST_SECRET, FakeClock
 from .support.web_user import logged_in
 
 

@@ -22,12 +22,15 @@ import tornado.httpserver
 import tornado.testing
 
 from deploy.services import AppProcess, RedisServer, probe
+from tests.support.app_env import app_env
 from tests.support.forms import log_in
 from tests.support.waiting import eventually
 from tornado_app.app import TornadoApp, make_app
 from tornado_app.launch_token import LaunchToken
 
-from .conftest import app_env
+# This module's fixtures that start processes: a test using one is marked `process`
+# (tests/support/process_marker.py).
+PROCESS_FIXTURES = {"server"}
 
 FOREIGN_HOSTS = ("10.9.8.7", "203.0.113.5:8000", "[2001:db8::1]", "evil.example")
 PROBE_LINE = re.compile(r"/(healthz|readyz)")
@@ -203,6 +206,7 @@ def test_the_launchers_gate_still_applies_to_the_probes() -> None:
     asyncio.run(scenario())
 
 
+@pytest.mark.process
 def test_a_storm_of_probes_from_one_address_is_never_refused_and_costs_it_nothing(
     request: pytest.FixtureRequest, tmp_path: Path,
 ) -> None:
@@ -243,6 +247,7 @@ async def logs_in_from(url: str, address: str) -> bool:
         return bool(await log_in(http, url, "ada"))
 
 
+@pytest.mark.process
 def test_behind_a_proxy_a_probe_for_an_address_at_its_connection_cap_is_still_answered(tmp_path: Path) -> None:
     """Behind a proxy each request counts for the address in its X-Real-Ip. The balancer's
     address (or a person's on the proxy's machine) at its cap of open connections gets 429
@@ -270,6 +275,7 @@ def test_behind_a_proxy_a_probe_for_an_address_at_its_connection_cap_is_still_an
     assert "Traceback" not in app.log()
 
 
+@pytest.mark.process
 def test_probe_helper_reaches_an_app_on_a_unix_socket_whatever_its_allowed_hosts(tmp_path: Path) -> None:
     """deploy/app_process.py `probe`, which make cluster uses to wait for each app's readiness,
     asks by socket with no name the app answers to."""

@@ -18,7 +18,7 @@ def message(n: int) -> dict[str, Any]:
     return {"id": f"{n:012x}", "username": "ada", "tag": "AAAAAAAAAAA", "skeleton": "ada", "text": f"message {n}", "time": n}
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.process)])
 def make_history(request: pytest.FixtureRequest, io_loop: Any) -> Any:
     buses: list[RedisBus] = []
 

@@ -9,12 +9,11 @@ import urllib.parse
 
 import pytest
 
+from tests.support.constants import MAX_SESSIONS, SESSION_TTL, TEST_SECRET
 from tornado_app.app import TornadoApp, make_app
 from tornado_app.backend import Backend
 from tornado_app.launch_token import LAUNCH_COOKIE, LaunchToken
 from tornado_app.settings import Settings
-
-from .conftest import MAX_SESSIONS, SESSION_TTL, TEST_SECRET
 
 TOKEN = LaunchToken.generate()
 PATHS = ["/", "/login", "/logout", "/api/session", "/static/js/main.js", "/nowhere", "/socket.io/?EIO=4&transport=polling"]

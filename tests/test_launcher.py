@@ -26,11 +26,15 @@ import pytest
 
 import launcher
 from tests.support import other_user
+from tests.support.constants import OUTPUT_DIR, ROOT
+from tests.support.e2e import e2e_unavailable
 from tests.support.processes import ChildProcess
 from tornado_app.cli import COOKIE_SECRET_ENV, OLD_COOKIE_SECRETS_ENV
 from tornado_app.launch_token import LAUNCH_COOKIE
 
-from .conftest import OUTPUT_DIR, ROOT, e2e_unavailable
+# This module's fixtures that start processes: a test using one is marked `process`
+# (tests/support/process_marker.py).
+PROCESS_FIXTURES = {"start_launcher"}
 
 LAUNCHER = ROOT / "launcher.py"
 SHOTS = OUTPUT_DIR / "window"
@@ -160,6 +164,7 @@ def test_no_window_flag_serves_on_the_port_asked_and_stops_on_sigterm(start_laun
     assert app.wait_for_exit(5)[0] == 0
 
 
+@pytest.mark.process
 def test_a_taken_port_is_a_one_line_error() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -226,6 +231,7 @@ def test_with_redis_the_launcher_verifies_the_sites_old_cookie_secrets(start_lau
     (None, "launcher: error: --redis-url needs the site's cookie secret in $TORNADO_APP_COOKIE_SECRET"),
     ("s" * 32, "launcher: error: Redis at redis://127.0.0.1:1/0 does not answer"),
 ])
+@pytest.mark.process
 def test_redis_mode_that_cannot_work_is_a_one_line_error(secret: str | None, error: str) -> None:
     env = {name: value for name, value in environment_without_display().items() if name != COOKIE_SECRET_ENV}
     if secret is not None:
@@ -237,6 +243,7 @@ def test_redis_mode_that_cannot_work_is_a_one_line_error(secret: str | None, err
     assert "Traceback" not in result.stderr and result.stdout == ""
 
 
+@pytest.mark.process  # `make desktop-entry` (skipped where .venv was not made by make)
 def test_make_desktop_entry_writes_a_menu_entry_for_this_checkout(tmp_path: Path) -> None:
     if not (ROOT / ".venv" / ".installed-desktop").exists():
         pytest.skip("needs the environment that `make run` or `make test` creates")
@@ -459,6 +466,7 @@ def assert_a_quiet_terminal(log: str) -> None:
     assert len(set(lines)) == len(lines), "a line was logged twice"
 
 
+@pytest.mark.process
 def test_sigint_stops_it_even_when_started_with_sigint_ignored(tmp_path: Path) -> None:
     """A shell starts a background job (`launcher.py &` in a script) with SIGINT ignored, and
     Python keeps that: `kill -INT` must still stop the launcher, and the plain server."""

@@ -18,12 +18,12 @@ import pytest
 
 from deploy.services import free_port
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, browser_missing
+from tests.support.constants import OUTPUT_DIR
+from tests.support.e2e import e2e_unavailable
 from tests.support.processes import ServerProcess
 from tests.support.proxy import FreezableProxy
 from tornado_app.patches.engineio_server import SWEEP_SECONDS
 from tornado_app.settings import PRODUCTION
-
-from .conftest import OUTPUT_DIR, e2e_unavailable
 
 pytestmark = pytest.mark.e2e
 

@@ -18,6 +18,7 @@ import pytest
 from engineio.async_socket import AsyncSocket
 from tornado.web import RequestHandler
 
+from tests.support.constants import TEST_SECRET
 from tests.support.forms import http_session, log_in, log_out
 from tests.support.hostile import ATTACKS, ServerUnderAttack, attack
 from tests.support.measure import bounded, raise_open_files_limit, rss_kib
@@ -29,7 +30,9 @@ from tornado_app.backend import Backend
 from tornado_app.sessions import Session
 from tornado_app.settings import Settings
 
-from .conftest import TEST_SECRET
+# This module's fixtures that start processes: a test using one is marked `process`
+# (tests/support/process_marker.py).
+PROCESS_FIXTURES = {"busy_server"}
 
 pytestmark = pytest.mark.heavy
 
@@ -221,6 +224,7 @@ HOSTILE_MIX_RSS_GROWTH_MIB = 48  # stated in docs/security.md (measured: about +
 PERSON_P99_MS = 1000
 
 
+@pytest.mark.process
 def test_a_hostile_mix_for_30_s_keeps_memory_bounded_a_person_served_and_ends_idle(tmp_path) -> None:
     """A frame flood, 50 slow readers under a chat of up to 500 short messages/s,
     20 giant frames at a time and oversized polling POSTs, all at once and without pause:

@@ -208,6 +208,7 @@ async def full_run(apps: list[AppProcess], secrets: Secrets, outage: RedisServer
 
 @pytest.mark.parametrize("log_format", ["text", "json"])
 @pytest.mark.parametrize("store", ["memory", "redis"])
+@pytest.mark.process
 def test_no_log_line_of_a_full_run_carries_a_session_id_a_cookie_a_sid_or_the_redis_password(
     store: str, log_format: str, tmp_path: Path, request: pytest.FixtureRequest,
 ) -> None:
@@ -274,6 +275,7 @@ def test_a_json_line_is_one_line_with_its_traceback_escaped_inside() -> None:
     assert ISO_UTC_MILLISECONDS.fullmatch(parsed["time"])
 
 
+@pytest.mark.process
 def test_sigterm_leaves_a_json_log_of_json_lines_only(tmp_path: Path) -> None:
     """The shutdown's own lines (and anything a library logs meanwhile) are JSON too."""
     app = AppProcess(tmp_path / "app.log", "--log-format", "json", "--log-level", "debug")

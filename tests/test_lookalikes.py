@@ -18,10 +18,11 @@ import aiohttp
 import pytest
 
 from deploy.services import AppProcess
+from tests.support.app_env import app_env
 from tests.support.forms import http_session, log_in
 from tests.support.wire import WireSocket
 
-from .conftest import app_env
+pytestmark = pytest.mark.process  # every test here starts an app, redis-server or nginx
 
 LOOK_ALIKES = ["\u0430lice", "\u0391lice", "\uff41\uff4c\uff49\uff43\uff45"]  # Cyrillic а, Greek Α, fullwidth
 

@@ -19,12 +19,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.services import ROOT, AppProcess, free_port
+from tests.support.app_env import app_env
 from tests.support.forms import log_in, log_out
 from tests.support.processes import socket_inodes_of
 from tests.support.waiting import eventually
 from tests.support.wire import Refused, WireSocket
 
-from .conftest import app_env
+pytestmark = pytest.mark.process  # every test here starts an app, redis-server or nginx
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

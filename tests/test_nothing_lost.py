@@ -24,8 +24,8 @@ from tests.support.processes import ServerProcess
 from tests.support.proxy import FreezableProxy
 
 from tests.support.browser import PHONE, VIEWPORT, Person, in_first_screen, wait_for_socket
-
-from .conftest import OUTPUT_DIR, e2e_unavailable
+from tests.support.constants import OUTPUT_DIR
+from tests.support.e2e import e2e_unavailable
 
 SHOTS = OUTPUT_DIR / "browser"
 

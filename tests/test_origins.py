@@ -10,10 +10,9 @@ import socketio
 import tornado.httpclient
 import tornado.websocket
 
+from tests.support.constants import ALLOWED_ORIGIN
 from tornado_app.app import TornadoApp
 from tornado_app.origins import HostPolicy, origin_allowed, parse_allowed_host
-
-from .conftest import ALLOWED_ORIGIN
 
 
 @pytest.mark.parametrize(

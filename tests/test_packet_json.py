@@ -13,6 +13,7 @@ import pytest
 from socketio import packet as sio_packet
 
 from deploy.services import AppProcess
+from tests.support.app_env import app_env
 from tests.support.forms import http_session, log_in
 from tests.support.protocol import event_of, websocket_url
 from tests.support.wire import WireSocket
@@ -22,7 +23,9 @@ from tornado_app.cli import Misconfigured, check_history_fits
 from tornado_app.history import history_frame_bytes
 from tornado_app.settings import PRODUCTION
 
-from .conftest import app_env
+# This module's fixtures that start processes: a test using one is marked `process`
+# (tests/support/process_marker.py).
+PROCESS_FIXTURES = {"app"}
 
 EMOJI = "\U0001F600"  # 4 bytes in UTF-8, 12 as the escapes "\ud83d\ude00"
 MESSAGES = 51  # one more than the history keeps

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 
 from deploy.services import AppProcess
+from tests.support.app_env import app_env
 from tests.support.measure import raise_open_files_limit
 from tests.support.state_flood import SERVER_FLAGS, state_flood
 from tornado_app.presence_asks import PER_SESSION_BURST, PER_SESSION_EVERY
 from tornado_app.reasons import STATE_SLOW_DOWN
 
-from .conftest import app_env
+pytestmark = pytest.mark.process  # every test here starts an app, redis-server or nginx
 
 PEOPLE, SOCKETS, SECONDS = 300, 200, 6.0
 

@@ -20,11 +20,13 @@ import pytest
 
 from deploy.services import ROOT, free_port
 from tests.support.browser import PHONE, VIEWPORT, Person, box, launched_chromium, wait_for_socket
+from tests.support.constants import OUTPUT_DIR
+from tests.support.e2e import e2e_unavailable
 from tests.support.forms import http_session, log_in
 from tests.support.processes import ServerProcess
 from tests.support.wire import WireSocket
 
-from .conftest import OUTPUT_DIR, e2e_unavailable
+pytestmark = pytest.mark.process  # every test here starts an app, redis-server or nginx
 
 SHOTS = OUTPUT_DIR / "browser"
 

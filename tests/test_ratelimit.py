@@ -18,12 +18,15 @@ import pytest
 
 from deploy.app_process import AppDidNotStart
 from deploy.services import AppProcess
+from tests.support.app_env import app_env
 from tests.support.forms import log_in
 from tests.support.processes import ServerProcess
 from tests.support.wire import Refused, WireSocket
 from tornado_app.ratelimit import RateLimiter, Rates, parse_rate
 
-from .conftest import app_env
+# This module's fixtures that start processes: a test using one is marked `process`
+# (tests/support/process_marker.py).
+PROCESS_FIXTURES = {"apps", "proxied_apps", "server_on_ipv6_loopback"}
 
 ATTACKER, BYSTANDER = "127.0.0.1", "127.0.0.2"  # two client addresses on one machine (Linux: all of 127/8)
 

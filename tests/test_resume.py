@@ -19,11 +19,12 @@ import aiohttp
 import pytest
 
 from deploy.services import AppProcess
+from tests.support.app_env import app_env
 from tests.support.forms import http_session, log_in, log_out
 from tests.support.protocol import websocket_url
 from tests.support.wire import Refused, WireSocket
 
-from .conftest import app_env
+pytestmark = pytest.mark.process  # every test here starts an app, redis-server or nginx
 
 AWAY_SECONDS = 10  # as long as the page was away: longer than a ping timeout
 MISSED = 20

@@ -23,9 +23,9 @@ import pytest
 
 from bench.rolling import Crowd, TimedCluster, bucket_peak, per_second
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, browser_missing, log_in_page
+from tests.support.e2e import e2e_unavailable
+from tests.support.make_cluster import started_make_cluster
 from tests.support.waiting import eventually
-
-from .conftest import e2e_unavailable, started_make_cluster
 
 SOCKETS = 300
 DRAIN_SECONDS = 6.0

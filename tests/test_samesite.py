@@ -19,12 +19,13 @@ import aiohttp
 import pytest
 
 from deploy.services import AppProcess, free_port
+from tests.support.app_env import app_env
 from tests.support.forms import http_session, log_in
 from tests.support.wire import WireSocket
 
-from .conftest import app_env
 
 
+pytestmark = pytest.mark.process  # every test here starts an app, redis-server or nginx
 
 @pytest.fixture(params=["memory", "redis"])
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AppProcess]:

@@ -24,13 +24,12 @@ import pytest
 
 from deploy.services import ROOT, SENTINEL_SERVICE, ReplicatedRedis, ask_redis, free_port, probe
 from tests.support.cluster import SECRET, Cluster, MakeCluster
+from tests.support.e2e import e2e_unavailable
 from tests.support.forms import can_log_in, http_session, log_in, log_out
 from tests.support.sentinel import replica_of, replicated_now
 from tests.support.waiting import eventually
 from tests.support.wire import WireSocket
 from tornado_app.redis.urls import BadRedisURL, SentinelURL, parse_sentinel_url, redacted
-
-from .conftest import e2e_unavailable
 
 PASSWORD = "hunter2/with@odd%2Fchars"
 
@@ -86,6 +85,7 @@ def test_redacted_hides_a_sentinel_urls_password(url: str, shown: str) -> None:
     f"redis+sentinel://:{PASSWORD}@127.0.0.1:26379/0",
     f"redis+sentinel://:{PASSWORD}@127.0.0.1:1/0/mymaster",  # well formed, but no Sentinel there
 ])
+@pytest.mark.process
 def test_the_command_line_says_in_one_line_what_is_wrong_with_a_sentinel_url(url: str) -> None:
     """Before: a traceback (redis-py's from_url does not know the scheme), or a screenful of
     the Sentinels' clients' repr."""
@@ -98,6 +98,7 @@ def test_the_command_line_says_in_one_line_what_is_wrong_with_a_sentinel_url(url
     assert len(lines[0]) < 400, lines[0]
 
 
+@pytest.mark.process
 def test_the_launcher_says_in_one_line_what_is_wrong_with_a_sentinel_url() -> None:
     done = subprocess.run([sys.executable, str(ROOT / "launcher.py"), "--no-window", "--redis-url", "redis+sentinel://h:1/0"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
@@ -376,6 +377,7 @@ def pid_of_redis(port: int) -> int:
     raise AssertionError(f"no redis-server on port {port}")
 
 
+@pytest.mark.process
 def test_make_cluster_redis_ha_serves_and_fails_over_a_killed_primary() -> None:
     """`make cluster ARGS=--redis-ha`: the apps on a primary, a replica and three Sentinels; a
     login and a chat through nginx; the primary killed: the Sentinels promote the replica, a

@@ -15,6 +15,8 @@ import tornado.httpclient
 
 from tests.support.attacked import AttackedServer, still_serves_a_person
 from tests.support.attacks import close_all, closed_by_the_server, idle_connections, unfinished_body
+from tests.support.clock import FakeClock
+from tests.support.constants import ROOT, TEST_SECRET
 from tests.support.measure import bounded, raise_open_files_limit
 from tests.support.processes import ServerProcess
 from tests.support.socketio_client import SocketClient
@@ -25,8 +27,10 @@ from tornado_app.backend import Backend
 from tornado_app.server import CannotBind, bind, serve, sweep_interval
 from tornado_app.settings import Settings
 
-from .conftest import ROOT, TEST_SECRET, FakeClock
 
+# This module's fixtures that start processes: a test using one is marked `process`
+# (tests/support/process_marker.py).
+PROCESS_FIXTURES = {"limited_server"}
 
 def test_sweep_interval_keeps_expiry_timely_but_not_busy() -> None:
     assert sweep_interval(1) == 1.0

@@ -10,11 +10,10 @@ from typing import Any
 import pytest
 from tornado.ioloop import IOLoop
 
+from tests.support.clock import FakeClock
 from tornado_app.redis.bus import RedisBus
 from tornado_app.redis.sessions import RedisSessionStore
 from tornado_app.sessions import MemorySessionStore, Session, SessionStore
-
-from .conftest import FakeClock
 
 
 @pytest.fixture
@@ -22,7 +21,7 @@ def ended() -> list[tuple[str, str]]:
     return []
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.process)])
 def make_store(request: pytest.FixtureRequest, clock: FakeClock, ended: list[tuple[str, str]],
                io_loop: IOLoop) -> Iterator[Callable[..., SessionStore]]:
     """A factory: `make_store(ttl=...)` builds a store of the parameter's kind on the fake

@@ -29,7 +29,7 @@ from tornado_app.reasons import SLOW_DOWN, TOO_MANY_CONNECTS, TOO_MANY_SOCKETS
 from tornado_app.server import bind, serve
 from tornado_app.settings import PRODUCTION, Settings
 
-from .conftest import TEST_SECRET
+from .support.constants import TEST_SECRET
 from .test_ratelimit import login_status
 
 HANDSHAKES_AT_ONCE = 25
@@ -59,7 +59,7 @@ def plain_session(connections: int = 0) -> aiohttp.ClientSession:
 HELD_TILL_EXIT: list[Backend] = []
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.process)])
 def backend_of_no_settings(request: pytest.FixtureRequest) -> Backend:
     """A backend built with no settings, in each store."""
     if request.param == "memory":

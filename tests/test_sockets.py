@@ -13,6 +13,8 @@ import aiohttp
 import pytest
 import socketio
 
+from tests.support.clock import FakeClock
+from tests.support.constants import MAX_SESSIONS, SESSION_TTL, TRANSPORTS
 from tests.support.forms import log_in, log_out
 from tests.support.waiting import eventually
 from tests.support.web_user import logged_in
@@ -20,8 +22,6 @@ from tests.support.wire import WireSocket
 from tornado_app.app import TornadoApp
 from tornado_app.cookies import SESSION_COOKIE
 from tornado_app.reasons import NOT_AUTHENTICATED, STATE_SLOW_DOWN
-
-from .conftest import MAX_SESSIONS, SESSION_TTL, TRANSPORTS, FakeClock
 
 transports = pytest.mark.parametrize("transport", list(TRANSPORTS))
 

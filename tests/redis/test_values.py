@@ -22,12 +22,12 @@ import redis
 
 from deploy.services import NGINX_USER
 from tests.support.cluster import Cluster
+from tests.support.constants import ROOT
+from tests.support.e2e import e2e_unavailable
 from tests.support.forms import can_log_in, http_session, log_in
 from tests.support.waiting import eventually
 from tests.support.wire import Refused, WireSocket
 from tornado_app.redis.bus import redacted
-
-from ..conftest import ROOT, e2e_unavailable
 
 IGNORED = "ignored a bad value in Redis"
 GOOD_TAG = "AAAAAAAAAAA"
@@ -257,6 +257,7 @@ def test_redacted_hides_every_form_of_password(url: str, shown: str) -> None:
 
 
 @pytest.mark.heavy  # over 10 s: it waits out a timeout or a process; run by make test-heavy and CI
+@pytest.mark.process
 def test_make_cluster_redis_wants_its_password_which_no_command_line_holds() -> None:
     secret = "cookie-secret-that-must-not-show-in-ps"
     process = subprocess.Popen([sys.executable, str(ROOT / "deploy" / "cluster.py"), "--processes", "2", "--port", "0"],

@@ -29,7 +29,7 @@ def browser_missing() -> str | None:
 
 def launched_chromium(unavailable: Callable[[str], None]) -> Iterator[Any]:
     """Chromium launched headless for a module's tests (a fixture's body: yields it, then
-    closes it); where it cannot run, `unavailable(why)` (conftest's e2e_unavailable)."""
+    closes it); where it cannot run, `unavailable(why)` (tests/support/e2e.py's e2e_unavailable)."""
     missing = browser_missing()
     if missing:
         unavailable(missing)
