@@ -14,7 +14,7 @@ SYSTEM_DEPS := chromium xvfb xauth xdotool imagemagick \
 
 DESKTOP_FILE ?= $(HOME)/.local/share/applications/session-sockets.desktop
 
-.PHONY: run serve cluster test test-heavy bench bench-compare bench-resume bench-rolling bench-idle system-deps desktop-entry update-socketio-client update-confusables clean
+.PHONY: run serve cluster test test-heavy lint bench bench-compare bench-resume bench-rolling bench-idle system-deps desktop-entry update-socketio-client update-confusables clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,16 @@ cluster: $(VENV)/.installed-cluster
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest --cov=tornado_app --cov=launcher --cov-report=term-missing $(PYTEST_ARGS)
+
+# ruff and mypy, configured in ruff.toml and setup.cfg; any finding fails. mypy reads the
+# real libraries' types, so the lint environment is the test environment plus the tools.
+$(VENV)/.installed-lint: $(VENV)/.installed-test
+	$(BIN)/python -m pip install --quiet -e '.[lint]'
+	touch $@
+
+lint: $(VENV)/.installed-lint
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # Linux: a menu entry for the current user, so the app starts by double-click.
 desktop-entry: $(VENV)/.installed-desktop
@@ -124,4 +134,4 @@ update-confusables: | $(BIN)/python
 	rm -rf .confusables
 
 clean:
-	rm -rf $(VENV) .pytest_cache .coverage .hypothesis test-output *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage .hypothesis test-output *.egg-info
