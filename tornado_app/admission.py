@@ -310,7 +310,7 @@ async def _answer_and_close(stream: IOStream, response: bytes) -> None:
         deadline = time.monotonic() + LINGER_SECONDS
         while (left := deadline - time.monotonic()) > 0:
             await asyncio.wait_for(stream.read_bytes(4096, partial=True), left)
-    except (StreamClosedError, asyncio.TimeoutError, OSError):
+    except (TimeoutError, StreamClosedError, OSError):
         pass
     finally:
         stream.close()

@@ -20,7 +20,13 @@ from .history import DEFAULT_HISTORY, ChatHistory, MemoryHistory
 from .patches.managers import DirectManager
 from .presence import PresenceSource, ThisProcessOnly
 from .ratelimit import RateLimiter, Rates
-from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL, Clock, MemorySessionStore, SessionStore
+from .sessions import (
+    DEFAULT_MAX_SESSIONS,
+    DEFAULT_SESSION_TTL,
+    Clock,
+    MemorySessionStore,
+    SessionStore,
+)
 
 
 async def _this_process_answers(timeout: float) -> bool:

@@ -13,22 +13,31 @@ import sys
 from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
-
 from . import logs, loop
-from .admission import DEFAULT_MAX_BODY_KIB_IN_FLIGHT, DEFAULT_MAX_CONNECTIONS_PER_IP, raise_open_files_limit
+from .admission import (
+    DEFAULT_MAX_BODY_KIB_IN_FLIGHT,
+    DEFAULT_MAX_CONNECTIONS_PER_IP,
+    raise_open_files_limit,
+)
 from .app import make_app
+from .backend import Backend, RedisNotInstalled
 from .cookie_secrets import CookieSecrets, SecretsCollide, split_secrets
 from .drain import DEFAULT_DRAIN_SECONDS, StopSignals
-from .backend import Backend, RedisNotInstalled
 from .errors import BackendUnreachable
-from .redis.urls import BadRedisURL
 from .history import DEFAULT_HISTORY, history_frame_bytes, largest_message_bytes
 from .liveness import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT
 from .metrics import Metrics, MetricsServer
 from .origins import LOOPBACK_NAMES, HostPolicy, parse_allowed_host
 from .patches.engineio_server import DEFAULT_FIRST_POLL_TIMEOUT, DEFAULT_MAX_SOCKETS_PER_IP
 from .patches.websocket import DEFAULT_MAX_UNSENT_BYTES
-from .ratelimit import DEFAULT_CHAT_RATE, DEFAULT_CONNECT_RATE, DEFAULT_LOGIN_RATE, Rates, parse_rate
+from .ratelimit import (
+    DEFAULT_CHAT_RATE,
+    DEFAULT_CONNECT_RATE,
+    DEFAULT_LOGIN_RATE,
+    Rates,
+    parse_rate,
+)
+from .redis.urls import BadRedisURL
 from .server import MAX_BODY_BYTES, BoundSockets, CannotBind, bind, bind_unix, serve
 from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL
 from .sockets import DEFAULT_CONNECT_TIMEOUT

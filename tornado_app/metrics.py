@@ -23,15 +23,32 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, get_args
 
-from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, GCCollector, Histogram,
-                               PlatformCollector, ProcessCollector, generate_latest)
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from socketio.exceptions import ConnectionRefusedError
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
 
 from .errors import BackendUnavailable
-from .reasons import END_REASONS, NOT_AUTHENTICATED, SESSION_ENDED, STORE_UNAVAILABLE, TOO_MANY_CONNECTS, ChatRefusal, EndReason
+from .reasons import (
+    END_REASONS,
+    NOT_AUTHENTICATED,
+    SESSION_ENDED,
+    STORE_UNAVAILABLE,
+    TOO_MANY_CONNECTS,
+    ChatRefusal,
+    EndReason,
+)
 
 if TYPE_CHECKING:
     from .backend import Backend
@@ -227,7 +244,7 @@ class Metrics(NoMetrics):
     async def _sample_store(self) -> None:
         try:
             self.sessions.set(await asyncio.wait_for(self._backend.store.count(), SAMPLE_TIMEOUT_SECONDS))
-        except (BackendUnavailable, asyncio.TimeoutError):
+        except (TimeoutError, BackendUnavailable):
             pass  # the last count stays; redis_up says why
         if self.redis_up is None or self.redis_ping is None:
             return

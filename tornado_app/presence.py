@@ -26,11 +26,11 @@ from typing import Protocol
 
 import socketio
 
+from .errors import BackendUnavailable
 from .history import new_epoch
 from .packet_json import RawJSON
 from .registry import Person
 from .skeleton import skeleton
-from .errors import BackendUnavailable
 
 PRESENCE_MIN_INTERVAL = 0.1  # seconds between two change batches; changes in between coalesce
 # Socket writes a second that presence may cost (one per socket per batch, ~30 µs each

@@ -24,7 +24,11 @@ from dataclasses import dataclass, field
 from tornado.ioloop import PeriodicCallback
 from tornado.netutil import bind_sockets, bind_unix_socket
 
-from .admission import DEFAULT_MAX_BODY_KIB_IN_FLIGHT, DEFAULT_MAX_CONNECTIONS_PER_IP, AdmittingHTTPServer
+from .admission import (
+    DEFAULT_MAX_BODY_KIB_IN_FLIGHT,
+    DEFAULT_MAX_CONNECTIONS_PER_IP,
+    AdmittingHTTPServer,
+)
 from .app import TornadoApp
 from .drain import StopSignals
 from .drain import drain as drain_sockets
@@ -250,7 +254,7 @@ async def serve(
         await app.sockets.shutdown()
         try:
             await asyncio.wait_for(server.close_all_connections(), SHUTDOWN_GRACE_SECONDS)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("some connections did not close within %s s", SHUTDOWN_GRACE_SECONDS)
         bound.close()
         await app.backend.close()

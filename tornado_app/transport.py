@@ -28,7 +28,11 @@ from .cookies import read_session_id, session_id_in_headers
 from .logs import facts
 from .origins import origin_allowed
 from .patches.guard import ProtocolGuardedServer
-from .patches.websocket import DEFAULT_MAX_UNSENT_BYTES, bounded_engineio_handler, polling_payload_problem
+from .patches.websocket import (
+    DEFAULT_MAX_UNSENT_BYTES,
+    bounded_engineio_handler,
+    polling_payload_problem,
+)
 from .refusals import RefusalReport
 
 log = logging.getLogger(__name__)

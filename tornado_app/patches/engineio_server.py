@@ -79,7 +79,6 @@ from ..reasons import TOO_MANY_SOCKETS
 from ..refusals import RefusalReport
 from .frames import server_frame
 
-
 MESSAGE = str(eio_packet.MESSAGE)  # an Engine.IO MESSAGE frame starts with "4"
 DEFAULT_MAX_SOCKETS_PER_IP = 200  # Engine.IO sessions one address may hold open (one per tab)
 DEFAULT_FIRST_POLL_TIMEOUT = 5.0  # seconds from a polling handshake to its first poll
@@ -385,7 +384,7 @@ class TunedEngineIOServer(engineio.AsyncServer):
         if queues:
             try:
                 await asyncio.wait_for(asyncio.gather(*queues), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass  # a polling client that is not polling right now: it misses the packet
 
     async def end_session(self, sid: str, reason: str, websocket_handler: Any = None) -> None:

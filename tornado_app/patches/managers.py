@@ -44,9 +44,9 @@ from engineio import packet as eio_packet
 from engineio.async_socket import AsyncSocket
 from socketio import packet as sio_packet
 
+from ..redis.urls import SentinelURL
 from .engineio_server import TunedEngineIOServer, write_frame
 from .frames import server_frame
-from ..redis.urls import SentinelURL
 
 
 class PendingSids:

@@ -25,11 +25,11 @@ from collections.abc import Callable
 
 from redis.exceptions import ResponseError
 
+from ..errors import BackendUnavailable
 from ..presence import HERE, PresenceListener
+from ..registry import Person
 from .bus import RedisBus
 from .values import BadValue, person
-from ..registry import Person
-from ..errors import BackendUnavailable
 
 log = logging.getLogger(__name__)
 

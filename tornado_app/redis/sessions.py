@@ -36,8 +36,6 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
-from .bus import RedisBus
-from .values import session_fields, timestamp
 from ..sessions import (
     DEFAULT_MAX_SESSIONS,
     DEFAULT_SESSION_TTL,
@@ -49,6 +47,8 @@ from ..sessions import (
     new_session_id,
     new_tag,
 )
+from .bus import RedisBus
+from .values import session_fields, timestamp
 
 KEY_GRACE_MS = 60_000  # a session hash outlives its idle TTL by this much in Redis
 TRUSTED_SECONDS = 5.0  # a session seen live this recently is answered without asking Redis
