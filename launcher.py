@@ -37,13 +37,21 @@ from tornado_app import loop  # noqa: E402
 from tornado_app.admission import raise_open_files_limit  # noqa: E402
 from tornado_app.app import TornadoApp, make_app  # noqa: E402
 from tornado_app.backend import Backend, RedisNotInstalled  # noqa: E402
-from tornado_app.cli import COOKIE_SECRET_ENV, OLD_COOKIE_SECRETS_ENV, REDIS_URL_ENV, configure_logging  # noqa: E402
+from tornado_app.cli import (  # noqa: E402
+    COOKIE_SECRET_ENV,
+    OLD_COOKIE_SECRETS_ENV,
+    REDIS_URL_ENV,
+    configure_logging,
+)
 from tornado_app.cookie_secrets import CookieSecrets, SecretsCollide, split_secrets  # noqa: E402
 from tornado_app.errors import BackendUnreachable  # noqa: E402
 from tornado_app.launch_token import LaunchToken  # noqa: E402
 from tornado_app.logs import FORMATS  # noqa: E402
 from tornado_app.origins import HostPolicy  # noqa: E402
-from tornado_app.patches.engineio_server import DEFAULT_FIRST_POLL_TIMEOUT, DEFAULT_MAX_SOCKETS_PER_IP  # noqa: E402
+from tornado_app.patches.engineio_server import (  # noqa: E402
+    DEFAULT_FIRST_POLL_TIMEOUT,
+    DEFAULT_MAX_SOCKETS_PER_IP,
+)
 from tornado_app.ratelimit import Rates  # noqa: E402
 from tornado_app.redis.urls import BadRedisURL  # noqa: E402
 from tornado_app.server import BoundSockets, CannotBind, bind, serve  # noqa: E402
