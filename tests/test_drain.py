@@ -29,7 +29,13 @@ from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, Person, browser_missi
 from tests.support.forms import http_session, log_in
 from tests.support.waiting import GENEROUS_SECONDS, eventually
 from tests.support.wire import Refused, WireSocket
-from tornado_app.drain import BATCH_INTERVAL_SECONDS, DEFAULT_DRAIN_SECONDS, Batch, StopSignals, drain_schedule
+from tornado_app.drain import (
+    BATCH_INTERVAL_SECONDS,
+    DEFAULT_DRAIN_SECONDS,
+    Batch,
+    StopSignals,
+    drain_schedule,
+)
 
 from .conftest import OUTPUT_DIR, app_env, e2e_unavailable
 

@@ -467,7 +467,7 @@ async def test_random_events_and_garbage_frames_leave_the_server_up_and_answerin
         if fuzzer.still_connected:
             try:
                 answer = await fuzzer.socket.call("whoami", timeout=5)
-            except (asyncio.TimeoutError, ConnectionError) as error:
+            except (TimeoutError, ConnectionError) as error:
                 answer = error
             assert isinstance(answer, dict) and answer.get("username") == "fuzzer", \
                 f"the fuzzing socket, still connected, answered whoami with {answer!r}"
@@ -564,7 +564,7 @@ async def test_a_frame_engineio_cannot_decode_does_not_strand_the_socket(
         await socket.send_raw(frame)
         try:
             answered = (await socket.call("whoami", timeout=5))["username"] == "ada"
-        except asyncio.TimeoutError:
+        except TimeoutError:
             answered = False
         socket.abort()
         await asyncio.wait_for(socket.closed.wait(), 10)
@@ -595,7 +595,7 @@ async def test_a_binary_header_without_attachments_does_not_silence_the_socket(
             for _ in range(2):  # the first may fairly be taken as the attachment; not the second
                 try:
                     answers.append((await socket.call("whoami", timeout=0.5))["username"])
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     answers.append(None)
             assert "ada" in answers, "the socket never answered again"
         finally:

@@ -3,7 +3,7 @@ after a position while it is kept, and a client's message id accepted once per s
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest

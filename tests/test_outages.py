@@ -33,7 +33,6 @@ from tests.support.waiting import eventually
 from tests.support.wire import WireSocket
 from tornado_app.reasons import NOT_STORED
 
-
 # A refusal within a few seconds: the bus gives Redis 2 s per try and tries twice, after the
 # rate counter's own 2 s; bounded generously for a loaded 2-core machine.
 REFUSED_WITHIN = 8.0

@@ -25,7 +25,6 @@ from tests.support.wire import WireSocket
 from .conftest import app_env
 
 
-
 @pytest.fixture(params=["memory", "redis"])
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AppProcess]:
     """`python -m tornado_app` in memory mode, or on the test Redis."""

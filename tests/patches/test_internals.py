@@ -35,12 +35,15 @@ from tests.support.waiting import eventually
 from tests.support.wire import WireSocket
 from tornado_app.app import TornadoApp
 from tornado_app.patches.accept import AcceptLoopHTTPServer
-from tornado_app.patches.engineio_server import CountingWebSocket, OutgoingQueue, TunedEngineIOServer
+from tornado_app.patches.engineio_server import (
+    CountingWebSocket,
+    OutgoingQueue,
+    TunedEngineIOServer,
+)
 from tornado_app.patches.guard import ProtocolGuardedServer
 from tornado_app.patches.managers import DirectManager, DirectRedisManager, PendingSids
 from tornado_app.patches.websocket import polling_payload_problem
 from tornado_app.transport import ENGINEIO_SID_SHAPE, query_problem
-
 
 
 def parameters(function: object) -> list[str]:

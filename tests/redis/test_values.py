@@ -261,7 +261,7 @@ def test_make_cluster_redis_wants_its_password_which_no_command_line_holds() -> 
         with open(os.path.join(workdir, "redis.conf")) as config_file:
             config = config_file.read()
         password = re.search(r'requirepass "([^"]+)"', config).group(1)
-        port = int(re.search(r"^port (\d+)", config, re.M).group(1))
+        port = int(re.search(r"^port (\d+)", config, re.MULTILINE).group(1))
         assert password not in line and len(password) >= 32
         assert oct(os.stat(os.path.join(workdir, "redis.conf")).st_mode & 0o777) == "0o600"
         # Its owner's; run as root, nginx's workers' group may also enter it (not list it).

@@ -84,7 +84,7 @@ def in_first_screen(page: Any, selector: str, viewport: dict[str, int]) -> bool:
     """Whether the element is visible without scrolling (the page scrolled to its top)."""
     page.evaluate("window.scrollTo(0, 0)")
     where = box(page, selector)
-    return where is not None and 0 <= where["y"] and where["y"] + where["height"] <= viewport["height"]
+    return where is not None and where["y"] >= 0 and where["y"] + where["height"] <= viewport["height"]
 
 
 async def log_in_page(browser: Any, url: str, name: str) -> Any:
