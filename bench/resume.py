@@ -64,7 +64,13 @@ sys.path.insert(0, str(ROOT))
 from deploy.services import AppProcess, RedisServer, ServiceMissing  # noqa: E402
 from tests.support.forms import http_session, log_in  # noqa: E402
 from tests.support.measure import (  # noqa: E402
-    CLIENT_CPU, SERVER_CPU, bounded, cpu_seconds, percentile, pin, raise_open_files_limit,
+    CLIENT_CPU,
+    SERVER_CPU,
+    bounded,
+    cpu_seconds,
+    percentile,
+    pin,
+    raise_open_files_limit,
 )
 from tests.support.protocol import SOCKETIO_WEBSOCKET  # noqa: E402
 from tests.support.wire import WireSocket  # noqa: E402
