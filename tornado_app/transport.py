@@ -113,7 +113,7 @@ def make_socketio_handler(
     other_sessions = RefusalReport("refused socket requests for a connection of another session", logger=log)
     bad_payloads = RefusalReport("refused polling payloads engineio cannot take", logger=log)
 
-    class SocketIOHandler(bounded_engineio_handler(sio, max_unsent_bytes)):  # type: ignore[misc]
+    class SocketIOHandler(bounded_engineio_handler(sio, max_unsent_bytes)):  # type: ignore[misc]  # a class made at run time
         # Set when this request's refusal has been logged already, so the access log adds
         # no second line for it.
         refusal_logged = False

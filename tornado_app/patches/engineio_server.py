@@ -116,7 +116,7 @@ class OutgoingQueue(asyncio.Queue[Any]):
         return item
 
 
-class CountingWebSocket(engineio_tornado.WebSocket):  # type: ignore[misc]
+class CountingWebSocket(engineio_tornado.WebSocket):  # type: ignore[misc]  # engineio has no types
     """engineio's Tornado WebSocket wrapper, telling the socket's queue what it writes and
     which Tornado handler carries the socket once it is upgraded."""
 
@@ -186,7 +186,7 @@ def write_frame(websocket: FrameWriter, frame: bytes) -> None:
         pass  # engineio's writer loses a packet to a closed connection the same way
 
 
-class TunedEngineIOServer(engineio.AsyncServer):
+class TunedEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]  # engineio has no types
     """engineio.AsyncServer whose closed sockets are freed at once, not a ping interval later,
     and whose packets to an open WebSocket are written directly (see the module docstring)."""
 
@@ -194,7 +194,7 @@ class TunedEngineIOServer(engineio.AsyncServer):
         super().__init__(*args, **kwargs)
         self.direct_writes = direct_writes
         if direct_writes:
-            self._async = {**self._async, "websocket": CountingWebSocket}
+            self._async: dict[str, Any] = {**self._async, "websocket": CountingWebSocket}
         self._ping_tasks: dict[str, asyncio.Task[Any]] = {}
         self.max_sessions_per_address: int | None = None  # see limit_sessions
         self.first_poll_timeout: float | None = None
@@ -230,7 +230,7 @@ class TunedEngineIOServer(engineio.AsyncServer):
             self._over_the_cap.refused(f"answered 401 ({cap} open), the latest from {ip}")
             if handler is not None:
                 handler.refusal_logged = True  # counted above: no access-log line per refusal
-            if getattr(handler, "ws_connection", None) is not None:
+            if handler is not None and getattr(handler, "ws_connection", None) is not None:
                 handler.close(1013, TOO_MANY_SOCKETS)
             return TOO_MANY_SOCKETS  # engineio answers 401 with this and drops the session
         accepted = await super()._trigger_event("connect", sid, environ, **kwargs)

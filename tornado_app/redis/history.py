@@ -159,7 +159,7 @@ class RedisHistory:
         return self._page(*answer) if answer else None
 
     async def announce(self, sender: str, client_id: str, stored: Stored) -> None:
-        n = parse_position(stored.message["position"])[1] if stored.message else 0  # type: ignore[index]
+        n = parse_position(stored.message["position"])[1] if stored.message else 0  # type: ignore[index]  # a position we wrote: it parses
         await self._run("announce", [self._bus.key("chat", "told", sender)], client_id, n, SENT_REMEMBERED,
                         self._sent_ttl_ms)
 
