@@ -65,8 +65,12 @@ class Server:
                    *extra_args]
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.pinned = pin(self.process.pid, SERVER_CPU)
+        assert self.process.stdout is not None  # a pipe, above
         line = self.process.stdout.readline()
-        self.url = re.search(r"http://\S+/", line).group(0).rstrip("/")
+        started = re.search(r"http://\S+/", line)
+        if started is None:
+            raise RuntimeError(f"the server did not start: its first line was {line!r}")
+        self.url = started.group(0).rstrip("/")
 
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.process.pid)
