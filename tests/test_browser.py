@@ -31,6 +31,7 @@ from tests.support.browser import (
     wait_for_socket,
 )
 from tests.support.forms import log_in
+from tests.support.matching import found
 from tests.support.processes import ServerProcess
 from tests.support.wire import WireSocket
 from tornado_app.reasons import STATE_SLOW_DOWN
@@ -528,7 +529,7 @@ def test_a_page_watching_50_people_come_and_go_ends_with_the_servers_list(browse
                     else:
                         stayers.append(f"p{n:02d}")
                 crowd_done.set()
-                while not release.is_set():
+                while not release.is_set():  # noqa: ASYNC110 (a threading.Event, set by the browser's thread)
                     await asyncio.sleep(0.05)
                 for socket in sockets[::2]:
                     await socket.close()
@@ -564,7 +565,7 @@ class SameSitePage:
 
     def __init__(self, app_url: str) -> None:
         with urllib.request.urlopen(app_url + "login") as answer:  # a genuine pair, for itself
-            token = re.search(r'name="_xsrf" value="([^"]+)"', answer.read().decode()).group(1)
+            token = found(r'name="_xsrf" value="([^"]+)"', answer.read().decode()).group(1)
             cookie = http.cookies.SimpleCookie(answer.headers["Set-Cookie"])["_xsrf"].value
         forms = {
             "/logout": "",
@@ -654,7 +655,7 @@ def test_a_page_on_another_port_that_plants_xsrf_cannot_log_the_person_out_or_in
 def test_look_alike_names_are_told_apart_by_their_tags_on_both_pages(people) -> None:
     """'аlice' (a Cyrillic а) beside 'alice' looked like one person with two entries: neither got
     a tag, since the page compared characters. Now the server sends each name's skeleton and
-    the page counts the two as one shared name: each page shows both tags, online and in the chat."""
+    the page counts the two as one shared name: each page shows both tags, online and in the chat."""  # noqa: RUF002 (a Cyrillic letter is the subject)
     latin, cyrillic = "alice", "\u0430lice"
     pages = {name: people().log_in(name) for name in (latin, cyrillic)}
     tags = {}

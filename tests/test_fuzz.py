@@ -192,7 +192,7 @@ def _imitates_the_pages_markers(name: str) -> bool:
     """Looks like "#" and a tag character, or like "(you)", marks aside (issue 21, item 10)."""
     looks = "".join(char for char in skeleton(name) if not unicodedata.category(char).startswith("M"))
     tag_marker = any(char in "#\u266f" and (following.isalnum() or following in "_-")
-                     for char, following in zip(looks, looks[1:]))
+                     for char, following in itertools.pairwise(looks))
     return tag_marker or "(you)" in looks
 
 
@@ -570,7 +570,7 @@ async def test_a_frame_engineio_cannot_decode_does_not_strand_the_socket(
         await asyncio.wait_for(socket.closed.wait(), 10)
         await socket.close()
     deadline = time.monotonic() + 10
-    while (len(app.sockets.registry) or app.sockets.sio.eio.sockets) and time.monotonic() < deadline:
+    while (len(app.sockets.registry) or app.sockets.sio.eio.sockets) and time.monotonic() < deadline:  # noqa: ASYNC110 (no event says so)
         await asyncio.sleep(0.05)
     gc.collect()  # asyncio reports a dead task when it is collected: make that happen here
     assert answered, "the socket stopped answering"

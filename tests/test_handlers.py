@@ -12,6 +12,7 @@ import pytest
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
+from tests.support.matching import found
 from tornado_app.app import TornadoApp, make_app
 from tornado_app.backend import Backend
 from tornado_app.cookies import SESSION_COOKIE
@@ -108,7 +109,7 @@ async def test_a_cookie_sent_before_login_is_never_adopted(web_user, app: Tornad
     victim = web_user()
     victim.cookies[SESSION_COOKIE] = "2|1:0|10:1700000000|7:session|44:planted|deadbeef"
     await victim.login("victim")
-    session_id = next(iter(app.store._sessions))  # the only session
+    session_id = next(iter(app.store._sessions))  # noqa: SLF001 (the only session; no public list)
     assert "planted" not in victim.cookies[SESSION_COOKIE]
     assert len(session_id) == 43
 
@@ -298,7 +299,7 @@ async def test_a_module_imported_without_its_version_is_checked_on_every_load(we
     user = web_user()
     await user.login("ada")
     page = (await user.get("/")).body.decode()
-    entry = re.search(r'src="(/static/js/main\.js\?v=[0-9a-f]+)"', page).group(1)
+    entry = found(r'src="(/static/js/main\.js\?v=[0-9a-f]+)"', page).group(1)
     assert "max-age=" in (await user.get(entry)).headers["Cache-Control"]
     imported = await user.get("/static/js/chat.js")
     assert imported.code == 200 and imported.headers["Content-Type"] == "text/javascript"

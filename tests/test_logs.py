@@ -242,7 +242,7 @@ def test_no_log_line_of_a_full_run_carries_a_session_id_a_cookie_a_sid_or_the_re
         assert leaks(log, secrets) == []
     if log_format == "text":
         return
-    lines = [line for app, log in zip(apps, logs) for line in json_lines(log, app.process.pid)]
+    lines = [line for app, log in zip(apps, logs, strict=True) for line in json_lines(log, app.process.pid)]
     login = next(line for line in lines if line["message"].startswith("login: 'alice'"))
     assert (login["reason"], login["client"], login["tag"], login["logger"]) == ("login", "127.0.0.1", tags["alice"], "tornado_app.handlers")
     closed = next(line for line in lines if line["message"].startswith("socket of 'alice'"))

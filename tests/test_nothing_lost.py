@@ -226,7 +226,7 @@ def test_a_retry_after_a_lost_answer_posts_nothing_twice(browser: Any, proxied: 
             return False
         return True
 
-    site, ada_person, ada, grace_person, grace = filtered(browser, proxied, to_page)
+    _site, ada_person, ada, grace_person, grace = filtered(browser, proxied, to_page)
 
     send(ada, text)
     expect(shown(grace, text)).to_have_count(1)  # stored and sent to everyone
@@ -461,7 +461,7 @@ def test_a_live_message_lost_on_its_way_is_asked_for_and_shown_in_its_place(brow
         if isinstance(frame, str) and '"catch_up"' in frame:
             asked.append(frame)
 
-    site, ada_person, ada, grace_person, grace = filtered(browser, proxied, to_page, to_server)
+    _site, ada_person, ada, grace_person, grace = filtered(browser, proxied, to_page, to_server)
 
     texts = ["first", lost, "third"]
     for text in texts:

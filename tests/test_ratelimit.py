@@ -266,7 +266,7 @@ def test_socket_connects_from_many_addresses_of_one_ipv6_64_share_its_rate(proxi
             for n, ip in enumerate(addresses[:6]):
                 base = apps[n % len(apps)].url
                 opened.append(await WireSocket.connect(http, base, cookie, origin=base, headers={"X-Real-Ip": ip}))
-            for app, ip in zip(apps, addresses[6:]):
+            for app, ip in zip(apps, addresses[6:], strict=True):
                 with pytest.raises(Refused, match="slow down: too many connections from your address"):
                     await WireSocket.connect(http, app.url, cookie, origin=app.url, headers={"X-Real-Ip": ip})
             status, other = await login_from(http, apps[-1].url, "grace", OTHER_64_CLIENT)

@@ -126,7 +126,7 @@ def windows_away(cluster: TimedCluster, nginx: OutOfNginx, since: float) -> list
     nginx's reload without it serves) until its configuration marked it up again: a handshake
     sent meanwhile went to another process."""
     windows = []
-    for at, line in zip(cluster.line_times, cluster.lines):
+    for at, line in zip(cluster.line_times, cluster.lines, strict=False):  # a reader thread appends to both
         draining = re.match(r"rolling restart: app (\d+) draining", line)
         if at >= since and draining:
             windows.append((int(draining[1]), at, nginx.put_back(int(draining[1]), at)))

@@ -31,7 +31,7 @@ async def test_a_closed_sockets_ping_task_is_cancelled_at_once(app: TornadoApp, 
     eio = app.sockets.sio.eio
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
         socket = await WireSocket.connect(http, base_url, await log_in(http, base_url, "ada"), origin=base_url)
-        [(sid, ping_task)] = eio._ping_tasks.items()
+        [(_sid, ping_task)] = eio._ping_tasks.items()
         assert not ping_task.done()  # sleeping for the ping interval (8 s), holding the socket
         await socket.close()
         await eventually(ping_task.done, what="the ping task ended")
@@ -239,7 +239,7 @@ async def test_packets_keep_their_order_and_none_is_lost_while_sockets_upgrade_l
                     assert queue.websocket is not None
                     # A ping (every 0.3 s here) is counted from being queued until written: wait
                     # for a moment with nothing on its way rather than sampling once.
-                    await eventually(lambda: queue.unsent == 0, what=f"nothing left unsent to {client.sid}")
+                    await eventually(lambda queue=queue: queue.unsent == 0, what=f"nothing left unsent to {client.sid}")
             for socket in steady:
                 await socket.close()
             for client in upgrading:
@@ -427,7 +427,7 @@ def test_a_polling_session_that_never_polls_is_ended_and_one_that_polls_stays(se
             poll.cancel()
 
     asyncio.run(scenario())
-    status, _, log = attacked.server.stop()
+    _status, _, log = attacked.server.stop()
     assert log.count("ended polling sessions that never polled: 1 s after the handshake") == 1, log[-2000:]
 
 

@@ -83,9 +83,9 @@ def test_the_o1_leave_leaves_rooms_pending_state_and_callbacks_as_python_socketi
                 if new is not None:
                     sids.append((new, namespace))
             elif step == "enter_room":
-                await both("enter_room", sid, namespace, chooser.choice(rooms + [sid]))
+                await both("enter_room", sid, namespace, chooser.choice([*rooms, sid]))
             elif step == "leave_room":
-                await both("leave_room", sid, namespace, chooser.choice(rooms + [sid]))
+                await both("leave_room", sid, namespace, chooser.choice([*rooms, sid]))
             elif step == "close_room":
                 await both("close_room", chooser.choice(rooms), namespace)
             elif step == "pre_disconnect" and sid != "nobody":

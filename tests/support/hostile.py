@@ -8,7 +8,6 @@ targets only that server on 127.0.0.1 (attacks.py).
 from __future__ import annotations
 
 import asyncio
-import re
 import statistics
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import aiohttp
 
 from .attacks import flood_frames, giant_frame, oversized_polling_post, slow_reader
 from .forms import log_in
+from .matching import found
 from .measure import SERVER_CPU, cpu_seconds, percentile, pin, rss_kib
 from .wire import WireSocket
 
@@ -46,7 +46,7 @@ class ServerUnderAttack:
                    "--login-rate", "off", "--connect-rate", "off", "--chat-rate", "off"]
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log_file, text=True)
         pin(self.process.pid, SERVER_CPU)
-        self.url = re.search(r"http://\S+/", self.process.stdout.readline()).group(0).rstrip("/")
+        self.url = found(r"http://\S+/", self.process.stdout.readline()).group(0).rstrip("/")
 
     def rss_mib(self) -> float:
         return rss_kib(self.process.pid) / 1024
@@ -143,7 +143,7 @@ async def attack(server: ServerUnderAttack, attacks: list[str], seconds: float) 
         if "post" in attacks:
             jobs["post"] = asyncio.ensure_future(repeat(stop, lambda: oversized_polling_post(http, base)))
         if "giant" in attacks:
-            jobs["giant"] = asyncio.ensure_future(repeat(stop, lambda: asyncio.gather(*(giant_frame(base) for _ in range(GIANT_SOCKETS)))))
+            jobs["giant"] = asyncio.ensure_future(repeat(stop, lambda: asyncio.gather(*(giant_frame(base) for _ in range(GIANT_SOCKETS)))))  # noqa: RUF006 (kept in `jobs`)
         if "slow" in attacks:
             cookies = [await log_in(http, base, f"slow{i}") for i in range(SLOW_READERS)]
             for index, cookie in enumerate(cookies):
