@@ -12,7 +12,7 @@ import signal
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import pytest
 import socketio
@@ -133,7 +133,7 @@ def socket_client(base_url: str, io_loop: IOLoop, http_server: Any) -> Iterator[
         try:
             await client.sio.connect(base_url, headers=headers, transports=TRANSPORTS[transport], wait_timeout=3)
         except socketio.exceptions.ConnectionError as error:
-            error.client = client  # type: ignore[attr-defined]
+            error.client = client
             raise
         return client
 
@@ -236,8 +236,14 @@ def cluster(redis_url: str, tmp_path: Path) -> Iterator[Cluster]:
 ClusterType = TypeVar("ClusterType", bound=MakeCluster)
 
 
+@overload
+def started_make_cluster(*args: str, env: dict[str, str] | None = None) -> MakeCluster: ...
+@overload
+def started_make_cluster(*args: str, env: dict[str, str] | None = None, kind: type[ClusterType]) -> ClusterType: ...
+
+
 def started_make_cluster(*args: str, env: dict[str, str] | None = None,
-                         kind: type[ClusterType] = MakeCluster) -> ClusterType:  # type: ignore[assignment]
+                         kind: type[MakeCluster] = MakeCluster) -> MakeCluster:
     """deploy/cluster.py with two processes on a free port (and `args`), serving; skipped
     where redis-server or nginx is missing (failed instead under REQUIRE_E2E=1)."""
     made = kind("--processes", "2", "--port", "0", *args, env=env)

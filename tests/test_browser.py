@@ -41,7 +41,7 @@ from .conftest import OUTPUT_DIR, e2e_unavailable
 try:
     from playwright.sync_api import expect
 except ImportError:  # the browser fixture says so, with the reason
-    expect = None
+    expect = None  # type: ignore[assignment]  # not used then
 
 pytestmark = pytest.mark.e2e
 

@@ -430,7 +430,7 @@ def test_a_low_hard_open_files_limit_is_a_warning_at_start() -> None:
     process = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert "Serving on" in process.stdout.readline()
+        assert process.stdout is not None and "Serving on" in process.stdout.readline()
     finally:
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=10)

@@ -653,7 +653,7 @@ def test_presence_changes_missed_while_redis_was_away_are_reconciled(cluster: Cl
 
 def listening_tcp_inodes() -> set[str]:
     """The inodes of every listening TCP socket on this machine (IPv4 and IPv6)."""
-    inodes = set()
+    inodes: set[str] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with open(table) as rows:
             next(rows)

@@ -326,8 +326,8 @@ def test_make_cluster_rolling_restart_drains_one_app_at_a_time_and_logs_nobody_o
         ignored = [line for line in rolling if "already under way" in line]
         assert len(ignored) == 1, rolling
         rolling.remove(ignored[0])
-        assert re.fullmatch("\n".join(ROLLING_LINES), "\n".join(rolling)), rolling  # in this order: one app at a time
         after = re.fullmatch("\n".join(ROLLING_LINES), "\n".join(rolling))
+        assert after is not None, rolling  # in this order: one app at a time
         assert {int(after["old1"]), int(after["old2"])} == set(before.values())
         assert int(after["new1"]) not in before.values() and int(after["new2"]) not in before.values()
         assert not [line for line in cluster.lines if "; restarting in" in line]  # no end taken for a crash

@@ -292,8 +292,12 @@ def test_make_cluster_that_cannot_start_an_app_says_the_apps_own_reason_and_keep
         e2e_unavailable(result.stderr.strip())
     said = result.stderr.splitlines()
     assert result.returncode == 2 and len(said) == 2, result.stderr
-    socket_path = re.fullmatch(r"make cluster: the app on unix:(\S+/sockets/app1\.sock) did not start "
-                               r"\(it exited with status 2 before it was ready\); the end of its log:", said[0]).group(1)
+    told = re.fullmatch(r"make cluster: the app on unix:(\S+/sockets/app1\.sock) did not start "
+                        r"\(it exited with status 2 before it was ready\); the end of its log:", said[0])
+    assert told is not None, said[0]
+    socket_path = told.group(1)
     assert said[1] == f"  tornado-app: error: cannot listen on {socket_path}: AF_UNIX path too long"
-    kept = re.fullmatch(r"logs kept in (\S+)", result.stdout.strip()).group(1)
+    kept_in = re.fullmatch(r"logs kept in (\S+)", result.stdout.strip())
+    assert kept_in is not None, result.stdout
+    kept = kept_in.group(1)
     assert Path(kept).parent == deep and "AF_UNIX path too long" in Path(kept, "app1.log").read_text()

@@ -67,7 +67,7 @@ SOME = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCh
 
 # Any Python text, lone surrogates included and made frequent (hypothesis rarely draws them,
 # and st.text() drops them from a union of alphabets, hence lists joined).
-ANY_TEXT = st.lists(st.characters(exclude_categories=()) | st.characters(categories=("Cs",)), max_size=24).map("".join)
+ANY_TEXT = st.lists(st.characters(exclude_categories=()) | st.characters(categories=["Cs"]), max_size=24).map("".join)
 TEXT = st.text()  # hypothesis leaves surrogates out by default: text a browser could send
 SESSION_IDS = st.from_regex(r"[A-Za-z0-9_-]{20,128}", fullmatch=True)
 SECRETS = st.text(min_size=1, max_size=40) | st.binary(min_size=1, max_size=40)
@@ -208,7 +208,7 @@ def _chat_text_is_clean(text: str) -> bool:
             and text.count("\n") < MAX_CHAT_LINES and longest <= MAX_MARKS_IN_A_ROW_IN_CHAT)
 
 
-PRINTABLE = st.characters(exclude_categories=("C",))
+PRINTABLE = st.characters(exclude_categories=["C"])
 PADDING = st.text(" \t\n\r\x0b\x0c\x1c\x85\xa0\u2003\u3000", max_size=3)
 TYPED_NAMES = (
     st.text(max_size=40)

@@ -44,7 +44,7 @@ async def test_positions_count_every_message_and_since_tells_exactly_what_came_a
     assert [m["position"] for m in stored] == [f"{epoch}:{n}" for n in range(1, 6)]  # type: ignore[index]
     recent = await history.recent()
     assert recent.messages == stored[-3:] and recent.position == f"{epoch}:5"  # newcomers: the last `size`
-    assert (await history.since(start)).messages == stored  # type: ignore[union-attr] (kept for catching up: more)
+    assert (await history.since(start)).messages == stored  # type: ignore[union-attr]  # kept for catching up: more
     assert (await history.since(f"{epoch}:3")).messages == stored[3:]  # type: ignore[union-attr]
     assert (await history.since(f"{epoch}:5")).messages == []  # type: ignore[union-attr]
     for cannot in [f"{epoch}:6", f"{'z' * 8}:1", "garbage", ""]:
@@ -69,7 +69,7 @@ async def test_what_is_no_longer_kept_cannot_be_caught_up(make_history: Callable
     first = await history.add(message(0), "s", None)
     for n in range(1, KEPT_FOR_CATCH_UP + 150):
         await history.add(message(n), "s", None)
-    assert await history.since(first.message["position"]) is None  # type: ignore[index] (trimmed)
+    assert await history.since(first.message["position"]) is None  # type: ignore[index]  # trimmed
     epoch = first.message["position"].partition(":")[0]  # type: ignore[index]
     caught_up = await history.since(f"{epoch}:150")  # 1,150 said: the last 1,000 are always kept
     assert caught_up is not None and len(caught_up.messages) == KEPT_FOR_CATCH_UP

@@ -45,6 +45,7 @@ class LauncherProcess(ChildProcess):
 
     def __init__(self, *args: str, env: dict[str, str]) -> None:
         super().__init__([sys.executable, str(LAUNCHER), *args], cwd=tempfile.gettempdir(), env=env)
+        assert self.process.stdout is not None  # a pipe
         self.lines = [self.process.stdout.readline()]
         if self.lines[0].startswith("No window:"):
             self.lines.append(self.process.stdout.readline())
@@ -246,7 +247,9 @@ def test_make_desktop_entry_writes_a_menu_entry_for_this_checkout(tmp_path: Path
     fields = dict(line.split("=", 1) for line in entry.read_text().splitlines()[1:])
     assert entry.read_text().startswith("[Desktop Entry]\n")
     assert fields["Name"] == launcher.WINDOW_TITLE
-    python, script = re.fullmatch(r'"([^"]+)" "([^"]+)"', fields["Exec"]).groups()
+    command = re.fullmatch(r'"([^"]+)" "([^"]+)"', fields["Exec"])
+    assert command is not None, fields["Exec"]
+    python, script = command.groups()
     assert Path(script) == LAUNCHER and os.access(python, os.X_OK)
     assert Path(fields["Icon"]) == launcher.ICON and launcher.ICON.exists()
     assert fields["StartupWMClass"] == desktop_entry_wm_class()
@@ -364,7 +367,9 @@ def window_class(display: str, window: str) -> str:
 
     connection = xdisplay.Display(display)
     try:
-        return connection.create_resource_object("window", int(window)).get_wm_class()[1]
+        wm_class = connection.create_resource_object("window", int(window)).get_wm_class()
+        assert wm_class is not None, "the window has no WM_CLASS"
+        return wm_class[1]
     finally:
         connection.close()
 
@@ -469,7 +474,7 @@ def test_sigint_stops_it_even_when_started_with_sigint_ignored(tmp_path: Path) -
                                    stderr=subprocess.DEVNULL, text=True,
                                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # noqa: PLW1509 (as a shell starts a job)
         try:
-            assert "http://127.0.0.1:" in process.stdout.readline()
+            assert process.stdout is not None and "http://127.0.0.1:" in process.stdout.readline()
             process.send_signal(signal.SIGINT)
             assert process.wait(5) == 0, command
         finally:

@@ -26,7 +26,7 @@ from tests.support.waiting import GENEROUS_SECONDS, eventually
 from tests.support.wire import WireSocket
 from tornado_app.app import TornadoApp, make_app
 from tornado_app.backend import Backend
-from tornado_app.sessions import Session
+from tornado_app.sessions import MemorySessionStore, Session
 
 from .conftest import TEST_SECRET
 
@@ -157,6 +157,7 @@ def live_objects() -> dict[str, int]:
 
 def indexes(app: TornadoApp) -> dict[str, int]:
     sio = app.sockets.sio
+    assert isinstance(app.store, MemorySessionStore)
     return {
         "sessions in the store": len(app.store._sessions),  # noqa: SLF001 (what a leak would grow)
         "sockets in the registry": len(app.sockets.registry),

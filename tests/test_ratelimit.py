@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +150,7 @@ def test_a_chat_flood_is_cut_at_the_rate_and_the_sender_is_told_each_time(apps: 
             # speaking on its own process raced the flood's way through Redis: seen once.)
             closer = await WireSocket.connect(bystander, apps[0].url, await log_in(bystander, apps[0].url, "closer"), origin=apps[0].url)
             await closer.emit("chat", {"text": "and now me"})
-            received = []
+            received: list[str] = []
             while not received or received[-1] != "and now me":
                 received.append((await reader.next("chat"))["text"])
             assert [text.split(" ", 2)[:2] for text in received[:-1]] == [["spam", str(n)] for n in range(5)]
@@ -307,7 +307,7 @@ def other_local_ipv6() -> str | None:
 
 
 @pytest.fixture
-def server_on_ipv6_loopback(request: pytest.FixtureRequest) -> Iterator[Callable[[], ServerProcess]]:
+def server_on_ipv6_loopback(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
     if (reason := ipv6_loopback_unavailable()) is not None:
         pytest.skip(f"no IPv6 loopback to attack from: {reason}")
     env = app_env(request, request.param)

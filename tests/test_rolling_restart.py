@@ -184,7 +184,7 @@ def test_a_rolling_restart_logs_nobody_out_loses_no_message_and_spreads_the_reco
                 clock = crowd.start_round()
                 started = time.perf_counter()
                 os.kill(cluster.process.pid, signal.SIGUSR1)
-                sent = []
+                sent: list[str] = []
                 while not any(line.startswith("rolling restart done") for line in cluster.lines):
                     assert time.perf_counter() - started < 90, f"the rolling restart is not done: {cluster.lines}"
                     sent.append(f"during the restart {len(sent) + 1}")

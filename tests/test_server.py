@@ -143,6 +143,7 @@ class LimitedServerProcess(ServerProcess):
 
     def __init__(self, soft: int, hard: int, *args: str) -> None:
         ChildProcess.__init__(self, [sys.executable, "-c", LIMITED_SERVER, str(soft), str(hard), *args], cwd=ROOT, env=dict(os.environ))
+        assert self.process.stdout is not None  # a pipe
         self.first_line = self.process.stdout.readline()
         match = re.search(r"http://\S+/", self.first_line)
         self.url = match.group(0) if match else ""

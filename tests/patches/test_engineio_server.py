@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import pytest
@@ -239,7 +239,7 @@ async def test_packets_keep_their_order_and_none_is_lost_while_sockets_upgrade_l
                     assert queue.websocket is not None
                     # A ping (every 0.3 s here) is counted from being queued until written: wait
                     # for a moment with nothing on its way rather than sampling once.
-                    await eventually(lambda queue=queue: queue.unsent == 0, what=f"nothing left unsent to {client.sid}")
+                    await eventually(lambda: queue.unsent == 0, what=f"nothing left unsent to {client.sid}")  # noqa: B023 (awaited in this iteration)
             for socket in steady:
                 await socket.close()
             for client in upgrading:
@@ -439,7 +439,7 @@ class CountingEvent(asyncio.Event):
 
     waits = 0
 
-    async def wait(self) -> bool:
+    async def wait(self) -> Literal[True]:
         self.waits += 1
         return await super().wait()
 

@@ -174,7 +174,7 @@ def test_a_broadcast_whose_answer_is_late_is_not_sent_again_and_a_lost_connectio
         manager.redis = FlakyRedis(calls, failures_left)
         manager.connected = True
 
-    failures_left = [errors[name] for name in failures.split()]
+    failures_left: list[Exception] = [errors[name] for name in failures.split()]
     monkeypatch.setattr(manager, "_redis_connect", connect)
     assert asyncio.run(manager._publish({"event": "chat"})) == answer
     assert len(calls) == publishes

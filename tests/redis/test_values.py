@@ -254,6 +254,7 @@ def test_make_cluster_redis_wants_its_password_which_no_command_line_holds() -> 
     process = subprocess.Popen([sys.executable, str(ROOT / "deploy" / "cluster.py"), "--processes", "2", "--port", "0"],
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "TORNADO_APP_COOKIE_SECRET": secret})
+    assert process.stdout is not None and process.stderr is not None  # pipes
     try:
         line = process.stdout.readline()
         if "not installed" in line or process.poll() is not None:

@@ -54,9 +54,13 @@ class Person:
         self.base_url = base_url
         self.console_errors: list[str] = []
 
+    def _note_console_error(self, message: Any) -> None:
+        if message.type == "error":
+            self.console_errors.append(message.text)
+
     def open(self, path: str = "") -> Any:
         page = self.context.new_page()
-        page.on("console", lambda message: message.type == "error" and self.console_errors.append(message.text))
+        page.on("console", self._note_console_error)
         page.on("pageerror", lambda error: self.console_errors.append(str(error)))
         page.goto(self.base_url + path.lstrip("/"))
         return page

@@ -46,6 +46,7 @@ class ServerUnderAttack:
                    "--login-rate", "off", "--connect-rate", "off", "--chat-rate", "off"]
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log_file, text=True)
         pin(self.process.pid, SERVER_CPU)
+        assert self.process.stdout is not None  # a pipe
         self.url = found(r"http://\S+/", self.process.stdout.readline()).group(0).rstrip("/")
 
     def rss_mib(self) -> float:

@@ -38,6 +38,7 @@ class ServerProcess(ChildProcess):
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         super().__init__([sys.executable, "-m", "tornado_app", *args], cwd=ROOT, env={**os.environ, **(env or {})})
+        assert self.process.stdout is not None  # a pipe, above
         self.first_line = self.process.stdout.readline()  # "Serving on URL ..." once it listens
         match = re.search(r"http://\S+/", self.first_line)
         self.url = match.group(0) if match else ""
