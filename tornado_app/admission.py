@@ -161,7 +161,7 @@ class BodyBudget:
             self.by_client[key] = held
 
 
-class Counter(Protocol):
+class CountedBy(Protocol):
     """What a stream is counted by: a ConnectionCounter by client address, or, until the
     launcher's secret is shown, launch_admission's WaitingRoom by the stream itself."""
 
@@ -172,10 +172,10 @@ class _CountedStream:
     """An IOStream that gives its client's place back when its file descriptor closes
     (every way a stream closes, WebSocket or HTTP, ends in `close_fd`, once)."""
 
-    counter: Counter | None = None
+    counter: CountedBy | None = None
     counted_as: object = None
 
-    def count_as(self, counter: Counter, key: object) -> None:
+    def count_as(self, counter: CountedBy, key: object) -> None:
         self.counter = counter
         self.counted_as = key
 
