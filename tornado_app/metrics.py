@@ -179,7 +179,7 @@ class Metrics(NoMetrics):
                 timing.observe(time.perf_counter() - started)
             return result
 
-        return counted  # type: ignore[return-value]  # it takes what `handler` takes: no TypeVar can say so
+        return counted  # type: ignore[return-value]  # called as `handler` is
 
     def connect_accepted(self) -> None:
         self.connects_accepted.inc()
@@ -194,7 +194,7 @@ class Metrics(NoMetrics):
             finally:
                 timing.observe(time.perf_counter() - started)
 
-        return timed  # type: ignore[return-value]  # it takes what `handler` takes: no TypeVar can say so
+        return timed  # type: ignore[return-value]  # called as `handler` is
 
     def chats(self, handler: Handler) -> Handler:
         accepted, refused = self.chat_accepted, self.chat_refused
@@ -209,7 +209,7 @@ class Metrics(NoMetrics):
                     refused.labels(reason if reason in CHAT_REFUSALS else OTHER).inc()
             return answer
 
-        return counted  # type: ignore[return-value]  # it takes what `handler` takes: no TypeVar can say so
+        return counted  # type: ignore[return-value]  # called as `handler` is
 
     def presence_batch(self, people: int) -> None:
         self.presence_batches.observe(people)
