@@ -34,28 +34,28 @@ from typing import Literal
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))  # runnable from any working directory, installed or not
 
-from tornado_app import loop  # noqa: E402
-from tornado_app.admission import raise_open_files_limit  # noqa: E402
-from tornado_app.app import TornadoApp, make_app  # noqa: E402
-from tornado_app.backend import Backend, RedisNotInstalled  # noqa: E402
-from tornado_app.cli import (  # noqa: E402
+from tornado_app import loop
+from tornado_app.admission import raise_open_files_limit
+from tornado_app.app import TornadoApp, make_app
+from tornado_app.backend import Backend, RedisNotInstalled
+from tornado_app.cli import (
     COOKIE_SECRET_ENV,
     OLD_COOKIE_SECRETS_ENV,
     REDIS_URL_ENV,
     configure_logging,
 )
-from tornado_app.cookie_secrets import CookieSecrets, SecretsCollide, split_secrets  # noqa: E402
-from tornado_app.errors import BackendUnreachable  # noqa: E402
-from tornado_app.launch_token import LaunchToken  # noqa: E402
-from tornado_app.logs import FORMATS  # noqa: E402
-from tornado_app.origins import HostPolicy  # noqa: E402
-from tornado_app.patches.engineio_server import (  # noqa: E402
+from tornado_app.cookie_secrets import CookieSecrets, SecretsCollide, split_secrets
+from tornado_app.errors import BackendUnreachable
+from tornado_app.launch_token import LaunchToken
+from tornado_app.logs import FORMATS
+from tornado_app.origins import HostPolicy
+from tornado_app.patches.engineio_server import (
     DEFAULT_FIRST_POLL_TIMEOUT,
     DEFAULT_MAX_SOCKETS_PER_IP,
 )
-from tornado_app.ratelimit import Rates  # noqa: E402
-from tornado_app.redis.urls import BadRedisURL  # noqa: E402
-from tornado_app.server import BoundSockets, CannotBind, bind, serve  # noqa: E402
+from tornado_app.ratelimit import Rates
+from tornado_app.redis.urls import BadRedisURL
+from tornado_app.server import BoundSockets, CannotBind, bind, serve
 
 log = logging.getLogger("launcher")
 
@@ -136,12 +136,12 @@ def window_unavailable_reason() -> str | None:
         if display and not wayland and not x_display_reachable(display):
             return f"the X display {display} does not answer"
     try:
-        import webview  # noqa: F401
+        import webview  # noqa: F401 (only whether it imports)
     except ImportError:
         return f"pywebview is not installed; {INSTALL_HINT}"
     if sys.platform.startswith("linux"):
         try:
-            from PyQt6 import QtWebEngineWidgets  # noqa: F401
+            from PyQt6 import QtWebEngineWidgets  # noqa: F401 (only whether it imports)
         except ImportError as error:
             return f"the Qt backend cannot load ({error}); {INSTALL_HINT}"
     return None

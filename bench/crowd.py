@@ -42,10 +42,10 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench import Server  # noqa: E402
-from deploy.services import RedisServer  # noqa: E402
-from tests.support.forms import log_in  # noqa: E402
-from tests.support.measure import (  # noqa: E402
+from bench.bench import Server
+from deploy.services import RedisServer
+from tests.support.forms import log_in
+from tests.support.measure import (
     CLIENT_CPU,
     bounded,
     percentile,
@@ -53,7 +53,7 @@ from tests.support.measure import (  # noqa: E402
     raise_open_files_limit,
     rss_kib,
 )
-from tests.support.wire import WireSocket  # noqa: E402
+from tests.support.wire import WireSocket
 
 EVENT_NAME = re.compile(r'42(?:/[^,]*,)?\d*\["([^"]+)"')
 FIRST_EVENTS = 6  # events whose names and sizes each socket keeps (the newcomer's state is among them)

@@ -61,9 +61,9 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from deploy.services import AppProcess, RedisServer, ServiceMissing  # noqa: E402
-from tests.support.forms import http_session, log_in  # noqa: E402
-from tests.support.measure import (  # noqa: E402
+from deploy.services import AppProcess, RedisServer, ServiceMissing
+from tests.support.forms import http_session, log_in
+from tests.support.measure import (
     CLIENT_CPU,
     SERVER_CPU,
     bounded,
@@ -72,9 +72,9 @@ from tests.support.measure import (  # noqa: E402
     pin,
     raise_open_files_limit,
 )
-from tests.support.protocol import SOCKETIO_WEBSOCKET  # noqa: E402
-from tests.support.wire import WireSocket  # noqa: E402
-from tornado_app.history import DEFAULT_HISTORY  # noqa: E402
+from tests.support.protocol import SOCKETIO_WEBSOCKET
+from tests.support.wire import WireSocket
+from tornado_app.history import DEFAULT_HISTORY
 
 MODES = ("resume", "reload")
 PRESENCE_VERSION = re.compile(rb'^42\["presence_(?:state|diff)",\{"version":(\d+)(?:,"epoch":"([A-Za-z0-9]+)")?')
@@ -490,11 +490,11 @@ class Scenario:
         overflows = listen_overflows() - overflows
         idle_cpu = await self.until_idle(cpu_at_start)
         self.check(mode, held_before, "after the restart")
-        times = [page.arrival.history_seconds * 1000 for page in self.pages]  # type: ignore[operator]
-        connected = [page.arrival.connected_seconds * 1000 for page in self.pages]  # type: ignore[operator]
+        times = [page.arrival.history_seconds * 1000 for page in self.pages]  # type: ignore[operator]  # every page arrived by now
+        connected = [page.arrival.connected_seconds * 1000 for page in self.pages]  # type: ignore[operator]  # every page arrived by now
         history_bytes = [page.arrival.history_bytes for page in self.pages]
         received = [page.arrival.received_bytes for page in self.pages]
-        replayed = [len(page.arrival.history["messages"]) for page in self.pages]  # type: ignore[index]
+        replayed = [len(page.arrival.history["messages"]) for page in self.pages]  # type: ignore[index]  # every page arrived by now
         return {
             "mode": mode,
             "caught_up_p50_ms": round(statistics.median(times), 1),

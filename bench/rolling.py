@@ -72,11 +72,11 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.resume import Link, Page  # noqa: E402
-from tests.support.cluster import MakeCluster  # noqa: E402
-from tests.support.forms import log_in  # noqa: E402
-from tests.support.measure import bounded, cpu_seconds, percentile, raise_open_files_limit  # noqa: E402
-from tests.support.wire import Refused, WireSocket  # noqa: E402
+from bench.resume import Link, Page
+from tests.support.cluster import MakeCluster
+from tests.support.forms import log_in
+from tests.support.measure import bounded, cpu_seconds, percentile, raise_open_files_limit
+from tests.support.wire import Refused, WireSocket
 
 CLUSTER_SOURCE = (ROOT / "deploy" / "cluster.py").read_text()
 # What this checkout's `make cluster` can do (the bench runs against older ones too).

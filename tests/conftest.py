@@ -22,12 +22,12 @@ from tornado.ioloop import IOLoop
 # Failed asserts in the support modules explain themselves as in a test (before they are imported).
 pytest.register_assert_rewrite("tests.support")
 
-from tests.support.cluster import Cluster, MakeCluster  # noqa: E402
-from tests.support.processes import ServerProcess  # noqa: E402
-from tests.support.socketio_client import SocketClient  # noqa: E402
-from tests.support.web_user import WebUser  # noqa: E402
-from tornado_app.app import TornadoApp, make_app  # noqa: E402
-from tornado_app.backend import Backend  # noqa: E402
+from tests.support.cluster import Cluster, MakeCluster
+from tests.support.processes import ServerProcess
+from tests.support.socketio_client import SocketClient
+from tests.support.web_user import WebUser
+from tornado_app.app import TornadoApp, make_app
+from tornado_app.backend import Backend
 
 TEST_SECRET = "test-cookie-secret-not-for-production"
 ALLOWED_ORIGIN = "http://allowed.example"

@@ -896,7 +896,7 @@ def test_a_page_refused_the_state_waits_as_told_then_asks_again_and_shows_who_is
         crowd.join("bob")  # the next change shows the gap: the page asks, and is refused
         page_until(page, lambda: len(asks) >= 2)
         assert asks[1] - asks[0] >= STATE_RETRY_AFTER - 0.1, asks  # it waited as long as it was told
-        names = lambda: sorted(page.eval_on_selector_all("#online-users li[data-username]", "items => items.map(i => i.dataset.username)"))  # noqa: E731
+        names = lambda: sorted(page.eval_on_selector_all("#online-users li[data-username]", "items => items.map(i => i.dataset.username)"))  # noqa: E731 (a condition, named)
         page_until(page, lambda: names() == ["ada", "bob", "watcher"])
         assert page.text_content("#online-count") == "3"
         assert len(asks) == 2

@@ -483,8 +483,8 @@ def test_an_app_that_does_not_end_within_the_drain_and_margin_is_killed_and_the_
     monkeypatch.setattr(rolling_restart, "DRAIN_MARGIN", 0.5)
     lines: list[str] = []
     monkeypatch.setattr(cluster_module, "say", lines.append)
-    apps = [Supervised("app 1", SleeperApp("app1", deaf=True)), Supervised("app 2", SleeperApp("app2"))]  # type: ignore[arg-type]
-    front = Supervised("nginx", FakeFront())  # type: ignore[arg-type]
+    apps = [Supervised("app 1", SleeperApp("app1", deaf=True)), Supervised("app 2", SleeperApp("app2"))]  # type: ignore[arg-type]  # a stand-in app
+    front = Supervised("nginx", FakeFront())  # type: ignore[arg-type]  # a stand-in front
     parts = [*apps, front]
     rolling = RollingRestart(apps, front, 0.5, lines.append, RestartRequests())
     try:
@@ -498,7 +498,7 @@ def test_an_app_that_does_not_end_within_the_drain_and_margin_is_killed_and_the_
         ]
         assert f"app 1 back (pid {apps[0].pid})" in lines and apps[0].pid != first
         assert not [line for line in lines if "restarting in" in line], lines
-        assert front.service.marked == [{"unix:/nowhere/app1.sock"}, set(), {"unix:/nowhere/app2.sock"}, set()]  # type: ignore[attr-defined]
+        assert front.service.marked == [{"unix:/nowhere/app1.sock"}, set(), {"unix:/nowhere/app2.sock"}, set()]  # type: ignore[attr-defined]  # FakeFront's own
     finally:
         for part in parts:
             part.service.stop()
@@ -510,8 +510,8 @@ def test_the_rolling_restart_drains_no_app_while_another_is_down(monkeypatch: py
     goes on. A second request meanwhile is said and ignored."""
     lines: list[str] = []
     monkeypatch.setattr(cluster_module, "say", lines.append)
-    apps = [Supervised("app 1", SleeperApp("app1")), Supervised("app 2", SleeperApp("app2"))]  # type: ignore[arg-type]
-    front = Supervised("nginx", FakeFront())  # type: ignore[arg-type]
+    apps = [Supervised("app 1", SleeperApp("app1")), Supervised("app 2", SleeperApp("app2"))]  # type: ignore[arg-type]  # a stand-in app
+    front = Supervised("nginx", FakeFront())  # type: ignore[arg-type]  # a stand-in front
     parts = [*apps, front]
     rolling = RollingRestart(apps, front, 0.5, lines.append, RestartRequests())
     try:

@@ -283,12 +283,12 @@ def x_display() -> Iterator[str]:
 
 def qt_backend_missing() -> str | None:
     try:
-        import webview  # noqa: F401
-        from PyQt6 import QtWebEngineWidgets  # noqa: F401
+        import webview  # noqa: F401 (only whether it imports)
+        from PyQt6 import QtWebEngineWidgets  # noqa: F401 (only whether it imports)
     except ImportError as error:
         return f"the desktop extra is not installed ({error}): pip install -e '.[desktop]'"
     try:
-        import Xlib  # noqa: F401
+        import Xlib  # noqa: F401 (only whether it imports)
     except ImportError:
         return "python-xlib is not installed (pip install -e '.[test]')"
     return None

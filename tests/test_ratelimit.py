@@ -174,7 +174,7 @@ def test_logins_and_connects_count_by_client_key_and_chat_by_session() -> None:
     limiter = RateLimiter(Rates(login=parse_rate("2/minute"), connect=parse_rate("2/minute"), chat=parse_rate("2/minute")))
 
     async def hits(kind: str, who: list[str]) -> list[bool]:
-        return [await limiter.allows(kind, one) for one in who]  # type: ignore[arg-type]
+        return [await limiter.allows(kind, one) for one in who]  # type: ignore[arg-type]  # each kind by name
 
     async def scenario() -> None:
         assert await hits("login", ["2001:db8::1", "2001:db8::2:3", "2001:db8::ffff", "2001:db8:0:1::1"]) == [True, True, False, True]

@@ -87,7 +87,7 @@ async def test_engineio_triggers_disconnect_before_a_socket_counts_as_closed() -
     async def record(event: str, *args: Any, **kwargs: Any) -> None:
         seen.append((event, engineio_socket.closed))
 
-    server._trigger_event = record  # type: ignore[method-assign]
+    server._trigger_event = record  # type: ignore[method-assign]  # recorded
     await engineio_socket.close(wait=False, abort=True, reason="test")
     assert seen == [("disconnect", False)]
 
@@ -365,7 +365,7 @@ async def test_socketio_sends_each_packet_through_engineios_send_and_send_packet
     async def record_packet(sid: str, pkt: Any) -> None:
         packets.append(sid)
 
-    eio.send_packet = record_packet  # type: ignore[method-assign]
+    eio.send_packet = record_packet  # type: ignore[method-assign]  # recorded
     await eio.send("e1", "data")
     assert packets == ["e1"]
 

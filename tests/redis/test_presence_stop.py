@@ -61,7 +61,7 @@ async def test_presence_stops_while_its_heartbeat_waits_on_redis(redis_url: str)
     bus = RedisBus(redis_url)
     await bus.start()
     losing = CancellationLosingBus(bus)
-    presence = RedisPresence(losing, heartbeat=0.05)  # type: ignore[arg-type]
+    presence = RedisPresence(losing, heartbeat=0.05)  # type: ignore[arg-type]  # a stand-in bus
     people = [Person(f"p{i}", f"{i:04d}") for i in range(100)]
     try:
         presence.start(Listener(), lambda: people)

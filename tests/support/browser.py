@@ -20,7 +20,7 @@ def browser_missing() -> str | None:
     if not CHROMIUM.exists():
         return f"Chromium is not installed at {CHROMIUM} (make system-deps)"
     try:
-        import playwright  # noqa: F401
+        import playwright  # noqa: F401 (only whether it imports)
     except ImportError:
         return "Playwright for Python is not installed (pip install -e '.[test]')"
     return None
