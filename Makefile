@@ -14,7 +14,7 @@ SYSTEM_DEPS := chromium xvfb xauth xdotool imagemagick \
 
 DESKTOP_FILE ?= $(HOME)/.local/share/applications/session-sockets.desktop
 
-.PHONY: run serve cluster test test-heavy lint bench bench-compare bench-resume bench-rolling bench-idle system-deps desktop-entry update-socketio-client update-confusables clean
+.PHONY: run serve cluster test test-heavy bench bench-compare bench-resume bench-rolling bench-idle system-deps desktop-entry update-socketio-client update-confusables clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,16 +55,6 @@ cluster: $(VENV)/.installed-cluster
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest --cov=tornado_app --cov=launcher --cov-report=term-missing $(PYTEST_ARGS)
 
-# ruff and mypy, configured in ruff.toml and setup.cfg; any finding fails. mypy reads the
-# real libraries' types, so the lint environment is the test environment plus the tools.
-$(VENV)/.installed-lint: $(VENV)/.installed-test
-	$(BIN)/python -m pip install --quiet -e '.[lint]'
-	touch $@
-
-lint: $(VENV)/.installed-lint
-	$(BIN)/ruff check .
-	$(BIN)/mypy
-
 # Linux: a menu entry for the current user, so the app starts by double-click.
 desktop-entry: $(VENV)/.installed-desktop
 	mkdir -p "$(dir $(DESKTOP_FILE))"
@@ -74,6 +64,17 @@ desktop-entry: $(VENV)/.installed-desktop
 		'Icon=$(CURDIR)/web/static/icon.png' 'Terminal=false' 'Categories=Network;Development;' \
 		'StartupWMClass=launcher.py' > "$(DESKTOP_FILE)"
 	@echo "wrote $(DESKTOP_FILE)"
+
+# ruff and mypy, configured in ruff.toml and setup.cfg; any finding fails. mypy reads the
+# real libraries' types, so the lint environment is the test environment plus the tools.
+$(VENV)/.installed-lint: $(VENV)/.installed-test
+	$(BIN)/python -m pip install --quiet -e '.[lint]'
+	touch $@
+
+.PHONY: lint
+lint: $(VENV)/.installed-lint
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # Our numbers: the plain server pinned to CPU 0, driven from CPU 1, with its fast path on and
 # off side by side (about a minute each).
