@@ -72,6 +72,17 @@ desktop-entry: $(VENV)/.installed-desktop
 		'StartupWMClass=launcher.py' > "$(DESKTOP_FILE)"
 	@echo "wrote $(DESKTOP_FILE)"
 
+# ruff and mypy, configured in ruff.toml and setup.cfg; any finding fails. mypy reads the
+# real libraries' types, so the lint environment is the test environment plus the tools.
+$(VENV)/.installed-lint: $(VENV)/.installed-test
+	$(BIN)/python -m pip install --quiet -e '.[lint]'
+	touch $@
+
+.PHONY: lint
+lint: $(VENV)/.installed-lint
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
 # Our numbers: the plain server pinned to CPU 0, driven from CPU 1, with its fast path on and
 # off side by side (about a minute each).
 # Then the same against the Redis mode, with the figures across two processes.
@@ -132,4 +143,4 @@ update-confusables: | $(BIN)/python
 	rm -rf .confusables
 
 clean:
-	rm -rf $(VENV) .pytest_cache .coverage .hypothesis test-output *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage .hypothesis test-output *.egg-info

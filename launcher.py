@@ -34,19 +34,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))  # runnable from any working directory, installed or not
 
-from tornado_app import loop  # noqa: E402
-from tornado_app.admission import raise_open_files_limit  # noqa: E402
-from tornado_app.app import TornadoApp, make_app  # noqa: E402
-from tornado_app.backend import Backend, RedisNotInstalled  # noqa: E402
-from tornado_app.cli import COOKIE_SECRET_ENV, OLD_COOKIE_SECRETS_ENV, add_redis_url, configure_logging  # noqa: E402
-from tornado_app.cookie_secrets import CookieSecrets, SecretsCollide, split_secrets  # noqa: E402
-from tornado_app.errors import BackendUnreachable  # noqa: E402
-from tornado_app.launch_token import LaunchToken  # noqa: E402
-from tornado_app.logs import FORMATS  # noqa: E402
-from tornado_app.origins import HostPolicy  # noqa: E402
-from tornado_app.redis.urls import BadRedisURL  # noqa: E402
-from tornado_app.server import BoundSockets, CannotBind, bind, serve  # noqa: E402
-from tornado_app.settings import PRODUCTION  # noqa: E402
+from tornado_app import loop
+from tornado_app.admission import raise_open_files_limit
+from tornado_app.app import TornadoApp, make_app
+from tornado_app.backend import Backend, RedisNotInstalled
+from tornado_app.cli import (
+    COOKIE_SECRET_ENV,
+    OLD_COOKIE_SECRETS_ENV,
+    add_redis_url,
+    configure_logging,
+)
+from tornado_app.cookie_secrets import CookieSecrets, SecretsCollide, split_secrets
+from tornado_app.errors import BackendUnreachable
+from tornado_app.launch_token import LaunchToken
+from tornado_app.logs import FORMATS
+from tornado_app.origins import HostPolicy
+from tornado_app.redis.urls import BadRedisURL
+from tornado_app.server import BoundSockets, CannotBind, bind, serve
+from tornado_app.settings import PRODUCTION
 
 log = logging.getLogger("launcher")
 

@@ -35,13 +35,20 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from deploy.app_process import StartedApp  # noqa: E402
-from deploy.services import RedisServer, ServiceMissing  # noqa: E402
-from tests.support.forms import log_in, logout_token, post_logout  # noqa: E402
-from tests.support.measure import (  # noqa: E402
-    CLIENT_CPU, SERVER_CPU, bounded, cpu_seconds, percentile, pin, raise_open_files_limit, rss_kib,
+from deploy.app_process import StartedApp
+from deploy.services import RedisServer, ServiceMissing
+from tests.support.forms import log_in, logout_token, post_logout
+from tests.support.measure import (
+    CLIENT_CPU,
+    SERVER_CPU,
+    bounded,
+    cpu_seconds,
+    percentile,
+    pin,
+    raise_open_files_limit,
+    rss_kib,
 )
-from tests.support.wire import Refused, WireSocket  # noqa: E402
+from tests.support.wire import Refused, WireSocket
 
 
 class Server:

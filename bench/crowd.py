@@ -42,11 +42,18 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench import Server  # noqa: E402
-from deploy.services import RedisServer  # noqa: E402
-from tests.support.forms import log_in  # noqa: E402
-from tests.support.measure import CLIENT_CPU, bounded, percentile, pin, raise_open_files_limit, rss_kib  # noqa: E402
-from tests.support.wire import WireSocket  # noqa: E402
+from bench.bench import Server
+from deploy.services import RedisServer
+from tests.support.forms import log_in
+from tests.support.measure import (
+    CLIENT_CPU,
+    bounded,
+    percentile,
+    pin,
+    raise_open_files_limit,
+    rss_kib,
+)
+from tests.support.wire import WireSocket
 
 EVENT_NAME = re.compile(r'42(?:/[^,]*,)?\d*\["([^"]+)"')
 FIRST_EVENTS = 6  # events whose names and sizes each socket keeps (the newcomer's state is among them)
@@ -282,7 +289,7 @@ async def probe(url: str, cookie: str, seconds: float) -> None:
             started = time.perf_counter()
             try:
                 await asker.call("whoami", timeout=30)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass  # counted as the 30 s it waited
             whoami_ms.append((time.perf_counter() - started) * 1000)
             if time.perf_counter() >= next_newcomer:

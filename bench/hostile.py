@@ -28,8 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.hostile import ATTACKS, ServerUnderAttack, attack  # noqa: E402
-from tests.support.measure import CLIENT_CPU, pin, raise_open_files_limit  # noqa: E402
+from tests.support.hostile import ATTACKS, ServerUnderAttack, attack
+from tests.support.measure import CLIENT_CPU, pin, raise_open_files_limit
 
 
 def main() -> None:

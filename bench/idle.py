@@ -38,11 +38,11 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench import Server  # noqa: E402
-from tests.support.forms import log_in  # noqa: E402
-from tests.support.measure import CLIENT_CPU, bounded, pin, raise_open_files_limit, rss_kib  # noqa: E402
-from tests.support.protocol import SOCKETIO_WEBSOCKET  # noqa: E402
-from tornado_app.settings import PRODUCTION  # noqa: E402
+from bench.bench import Server
+from tests.support.forms import log_in
+from tests.support.measure import CLIENT_CPU, bounded, pin, raise_open_files_limit, rss_kib
+from tests.support.protocol import SOCKETIO_WEBSOCKET
+from tornado_app.settings import PRODUCTION
 
 SOCKETIO_DEFAULT = (25, 20)  # Socket.IO's (and python-engineio's) own ping interval and timeout
 PONG = struct.pack("!BB", 0x81, 0x80 | 1) + b"\0\0\0\0" + b"3"  # masked with zeros

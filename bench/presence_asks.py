@@ -26,9 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from deploy.services import AppProcess  # noqa: E402
-from tests.support.measure import CLIENT_CPU, SERVER_CPU, pin, raise_open_files_limit  # noqa: E402
-from tests.support.state_flood import SERVER_FLAGS, state_flood  # noqa: E402
+from deploy.services import AppProcess
+from tests.support.measure import CLIENT_CPU, SERVER_CPU, pin, raise_open_files_limit
+from tests.support.state_flood import SERVER_FLAGS, state_flood
 
 
 def main() -> None:

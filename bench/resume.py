@@ -61,14 +61,20 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from deploy.services import AppProcess, RedisServer, ServiceMissing  # noqa: E402
-from tests.support.forms import http_session, log_in  # noqa: E402
-from tests.support.measure import (  # noqa: E402
-    CLIENT_CPU, SERVER_CPU, bounded, cpu_seconds, percentile, pin, raise_open_files_limit,
+from deploy.services import AppProcess, RedisServer, ServiceMissing
+from tests.support.forms import http_session, log_in
+from tests.support.measure import (
+    CLIENT_CPU,
+    SERVER_CPU,
+    bounded,
+    cpu_seconds,
+    percentile,
+    pin,
+    raise_open_files_limit,
 )
-from tests.support.protocol import SOCKETIO_WEBSOCKET  # noqa: E402
-from tests.support.wire import WireSocket  # noqa: E402
-from tornado_app.settings import PRODUCTION  # noqa: E402
+from tests.support.protocol import SOCKETIO_WEBSOCKET
+from tests.support.wire import WireSocket
+from tornado_app.settings import PRODUCTION
 
 MODES = ("resume", "reload")
 PRESENCE_VERSION = re.compile(rb'^42\["presence_(?:state|diff)",\{"version":(\d+)(?:,"epoch":"([A-Za-z0-9]+)")?')

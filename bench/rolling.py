@@ -72,11 +72,11 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.resume import Link, Page  # noqa: E402
-from tests.support.cluster import MakeCluster  # noqa: E402
-from tests.support.forms import log_in  # noqa: E402
-from tests.support.measure import bounded, cpu_seconds, percentile, raise_open_files_limit  # noqa: E402
-from tests.support.wire import Refused, WireSocket  # noqa: E402
+from bench.resume import Link, Page
+from tests.support.cluster import MakeCluster
+from tests.support.forms import log_in
+from tests.support.measure import bounded, cpu_seconds, percentile, raise_open_files_limit
+from tests.support.wire import Refused, WireSocket
 
 CLUSTER_SOURCE = (ROOT / "deploy" / "cluster.py").read_text()
 # What this checkout's `make cluster` can do (the bench runs against older ones too).
@@ -158,8 +158,9 @@ class Person(Page):
     address: str = "127.0.0.1"
     url: tuple[str, int] = ("127.0.0.1", 0)
     clock: Clock = field(default_factory=Clock)
-    ids: set[str] = field(default_factory=set)  # every chat message it holds
-    texts: set[str] = field(default_factory=set)  # and their texts
+    link: PersonLink | None = None  # Page's, its own kind
+    ids: set[str | None] = field(default_factory=set)  # every chat message it holds
+    texts: set[str | None] = field(default_factory=set)  # and their texts
     lost_at: float | None = None  # when its last welcomed connection ended (the round's clock)
     attempt: int = 0  # failed attempts since it was lost
     away: list[float] = field(default_factory=list)  # seconds away, one per return
@@ -302,7 +303,7 @@ class TimedCluster(MakeCluster):
 
     def app_pids(self) -> dict[int, int]:
         """The app processes running now, by number: the cluster's children on appN.sock."""
-        found = {}
+        found: dict[int, int] = {}
         try:
             children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
         except OSError:
@@ -518,7 +519,7 @@ async def rolling_restart(cluster: TimedCluster, processes: int, within: float) 
     if CLUSTER_ROLLS:
         os.kill(cluster.process.pid, signal.SIGUSR1)
         done = await cluster.next_line(r"rolling restart done in (\d+(?:\.\d+)?) s", within)
-        starts = [(at, int(match[1])) for at, line in zip(cluster.line_times, cluster.lines)
+        starts = [(at, int(match[1])) for at, line in zip(cluster.line_times, cluster.lines, strict=False)  # a reader thread appends to both
                   if at >= started and (match := re.match(r"rolling restart: app (\d+) draining", line))]
         return float(done[1]), starts
     starts = []
@@ -580,7 +581,7 @@ async def one_round(cluster: TimedCluster, crowd: Crowd, poster: Poster, sampler
     since_restart = []
     start_times = sorted(at - clock.zero for at, _ in starts)
     for person in crowd.people:
-        for returned, seconds in zip(person.returned, person.away):
+        for returned, seconds in zip(person.returned, person.away, strict=True):
             lost = returned - seconds
             began = max((start for start in start_times if start <= lost + 0.5), default=0.0)
             since_restart.append(returned - began)
@@ -599,7 +600,7 @@ async def one_round(cluster: TimedCluster, crowd: Crowd, poster: Poster, sampler
         "peak_reconnects_per_s": bucket_peak(clock.backs),
         "peak_attempts_per_s": bucket_peak(clock.attempts),
         "reconnects_by_second": per_second(clock.backs),
-        "restart_lines": [f"{at - clock.zero:.1f} s: {line}" for at, line in zip(cluster.line_times, cluster.lines)
+        "restart_lines": [f"{at - clock.zero:.1f} s: {line}" for at, line in zip(cluster.line_times, cluster.lines, strict=False)
                           if at >= clock.zero],
         "failed_attempts": sum(clock.failures.values()),
         "failures": dict(clock.failures.most_common(6)),
@@ -708,7 +709,7 @@ def failures_of(modes: dict[str, list[dict[str, Any]]]) -> list[str]:
 
 async def run(config: Config, workdir: Path) -> dict[str, list[dict[str, Any]]]:
     modes: dict[str, list[dict[str, Any]]] = {}
-    plan = [("at once (0 s)", 0.0), (f"drained ({config.drain_seconds:g} s)", config.drain_seconds)]
+    plan: list[tuple[str, float | None]] = [("at once (0 s)", 0.0), (f"drained ({config.drain_seconds:g} s)", config.drain_seconds)]
     if not CLUSTER_DRAINS:
         print("  (this checkout's make cluster has no --drain-seconds: its apps stop at once; one mode only)", flush=True)
         plan = [("at once (today)", None)]

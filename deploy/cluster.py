@@ -75,12 +75,21 @@ from typing import NoReturn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from deploy.rolling_restart import RestartRequests, RollingRestart  # noqa: E402
-from deploy.services import AppProcess, Nginx, RedisServer, Service, ServiceMissing, free_port, open_to_nginx  # noqa: E402
-from deploy.services import REPLICATED_RESTART_SECONDS, ReplicatedRedis  # noqa: E402
-from tornado_app.cli import COOKIE_SECRET_ENV, REDIS_URL_ENV  # noqa: E402
-from tornado_app.redis.bus import redacted  # noqa: E402
-from deploy import applogs  # noqa: E402
+from deploy import applogs
+from deploy.rolling_restart import RestartRequests, RollingRestart
+from deploy.services import (
+    REPLICATED_RESTART_SECONDS,
+    AppProcess,
+    Nginx,
+    RedisServer,
+    ReplicatedRedis,
+    Service,
+    ServiceMissing,
+    free_port,
+    open_to_nginx,
+)
+from tornado_app.cli import COOKIE_SECRET_ENV, REDIS_URL_ENV
+from tornado_app.redis.bus import redacted
 
 FIRST_DELAY = 0.5  # seconds before restarting a part that had been up a while
 MAX_DELAY = 30.0  # the longest wait, for a part that keeps ending as soon as it starts

@@ -24,17 +24,31 @@ from tornado.ioloop import IOLoop
 # Failed asserts in the support modules explain themselves as in a test (before they are imported).
 pytest.register_assert_rewrite("tests.support")
 
-from tests.support.clock import FakeClock  # noqa: E402
-from tests.support.cluster import Cluster  # noqa: E402
-from tests.support.constants import ALLOWED_ORIGIN, MAX_SESSIONS, SESSION_TTL, TEST_SECRET, TRANSPORTS  # noqa: E402
-from tests.support.e2e import e2e_unavailable  # noqa: E402
-from tests.support.process_marker import GUARD, MARKER, ProcessGuard, asks_for, refusal, starts_processes  # noqa: E402
-from tests.support.processes import ServerProcess  # noqa: E402
-from tests.support.socketio_client import SocketClient  # noqa: E402
-from tests.support.web_user import WebUser  # noqa: E402
-from tornado_app.app import TornadoApp, make_app  # noqa: E402
-from tornado_app.backend import Backend  # noqa: E402
-from tornado_app.settings import Settings  # noqa: E402
+from tests.support.clock import FakeClock
+from tests.support.cluster import Cluster
+from tests.support.constants import (
+    ALLOWED_ORIGIN,
+    MAX_SESSIONS,
+    SESSION_TTL,
+    TEST_SECRET,
+    TRANSPORTS,
+)
+from tests.support.e2e import e2e_unavailable
+from tests.support.process_marker import (
+    GUARD,
+    MARKER,
+    ProcessGuard,
+    asks_for,
+    refusal,
+    starts_processes,
+)
+from tests.support.processes import ServerProcess
+from tests.support.socketio_client import SocketClient
+from tests.support.web_user import WebUser
+from tornado_app.app import TornadoApp, make_app
+from tornado_app.backend import Backend
+from tornado_app.settings import Settings
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # Every `python -m tornado_app` a test starts stops at once on SIGTERM, as the tests written

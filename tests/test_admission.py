@@ -9,7 +9,13 @@ import pytest
 from tornado.httputil import HTTPHeaders
 
 from tornado_app import admission
-from tornado_app.admission import AdmittingHTTPServer, BodyBudget, ConnectionCounter, client_key, proxied_client_ip
+from tornado_app.admission import (
+    AdmittingHTTPServer,
+    BodyBudget,
+    ConnectionCounter,
+    client_key,
+    proxied_client_ip,
+)
 from tornado_app.app import TornadoApp
 
 

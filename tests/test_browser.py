@@ -19,8 +19,17 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.support.browser import (PHONE, TIMEOUT_MS, VIEWPORT, Person, box, in_first_screen, launched_chromium, socket_state,
-                                   wait_for_socket)
+from tests.support.browser import (
+    PHONE,
+    TIMEOUT_MS,
+    VIEWPORT,
+    Person,
+    box,
+    in_first_screen,
+    launched_chromium,
+    socket_state,
+    wait_for_socket,
+)
 from tests.support.constants import OUTPUT_DIR
 from tests.support.e2e import e2e_unavailable
 from tests.support.forms import log_in

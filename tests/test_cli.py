@@ -7,7 +7,6 @@ import errno
 import http.cookiejar
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -28,6 +27,7 @@ from deploy.services import free_port
 from tests.support import other_user
 from tests.support.e2e import e2e_unavailable
 from tests.support.forms import log_in, logout_token, post_logout
+from tests.support.matching import found
 from tests.support.socketio_client import SocketClient
 from tests.support.wire import Refused, WireSocket
 from tornado_app.cli import COOKIE_SECRET_ENV, build_parser
@@ -64,7 +64,7 @@ def test_serves_the_page_logs_and_stops_cleanly(server_process, signum: int) -> 
     with pytest.raises(urllib.error.HTTPError) as api:
         urllib.request.urlopen(f"http://127.0.0.1:{port}/api/session")
     assert api.value.code == 401 and json.loads(api.value.read()) == {"error": "not logged in"}
-    status, out, err = server.stop(signum)
+    status, _out, err = server.stop(signum)
     assert status == 0
     assert "Traceback" not in err
     assert "random one" in err  # says that no secret was given, so a restart logs everyone out
@@ -81,7 +81,7 @@ def test_a_port_in_use_is_one_line_and_status_2() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run([sys.executable, "-m", "tornado_app", "--port", str(port)], cwd=ROOT, capture_output=True, text=True, timeout=20)
+        result = subprocess.run([sys.executable, "-m", "tornado_app", "--port", str(port)], cwd=ROOT, check=False, capture_output=True, text=True, timeout=20)
     assert result.returncode == 2
     assert result.stderr.strip() == f"tornado-app: error: port {port} on 127.0.0.1 is already in use"
 
@@ -102,7 +102,7 @@ def test_logins_logouts_and_refused_sockets_are_logged_with_the_real_address(ser
 
     def submit(path: str, fields: dict[str, str]) -> None:
         form = browser.open(f"{base}/login").read().decode()
-        token = re.search(r'name="_xsrf" value="([^"]+)"', form).group(1)
+        token = found(r'name="_xsrf" value="([^"]+)"', form).group(1)
         browser.open(f"{base}{path}", data=urllib.parse.urlencode({"_xsrf": token, **fields}).encode())
 
     submit("/login", {"username": "ada"})
@@ -205,7 +205,7 @@ async def login_response(http: aiohttp.ClientSession, base: str, headers: dict[s
     async with http.get(f"{base}/login", headers=headers, **request) as page:
         assert page.status == 200, await page.text()
         xsrf_header = page.headers["Set-Cookie"]
-        token = re.search(r'name="_xsrf" value="([^"]+)"', await page.text()).group(1)
+        token = found(r'name="_xsrf" value="([^"]+)"', await page.text()).group(1)
     xsrf_cookie = xsrf_header.split(";", 1)[0]  # `_xsrf=...`, or `__Host-_xsrf=...` over HTTPS
     async with http.post(f"{base}/login", data={"_xsrf": token, "username": "ada"}, allow_redirects=False,
                          headers={**headers, "Cookie": xsrf_cookie}, **request) as response:
@@ -270,7 +270,7 @@ def test_over_https_a_planted_unprefixed_xsrf_cookie_counts_for_nothing(server_p
     async def scenario() -> None:
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
             async with http.get(f"{base}/login", ssl=tls) as page:
-                token = re.search(r'name="_xsrf" value="([^"]+)"', await page.text()).group(1)
+                token = found(r'name="_xsrf" value="([^"]+)"', await page.text()).group(1)
                 value = next(morsel.value for name, morsel in page.cookies.items() if name.endswith("_xsrf"))
             assert await post_login(http, f"_xsrf={value}", token) == 403  # planted under the plain name
             assert await post_login(http, f"__Host-_xsrf={value}", token) == 303
@@ -284,7 +284,7 @@ def test_over_https_a_planted_unprefixed_xsrf_cookie_counts_for_nothing(server_p
 def test_a_certificate_that_cannot_be_loaded_is_one_line_and_status_2(tmp_path: Path) -> None:
     missing = tmp_path / "missing.pem"
     result = subprocess.run([sys.executable, "-m", "tornado_app", "--port", "0", "--certfile", str(missing), "--keyfile", str(missing)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=20)
+                            cwd=ROOT, check=False, capture_output=True, text=True, timeout=20)
     assert result.returncode == 2
     assert result.stderr.strip() == f"tornado-app: error: cannot load the certificate {missing} with the key {missing}: No such file or directory"
 
@@ -325,7 +325,7 @@ def test_behind_a_proxy_the_scheme_and_address_come_from_its_headers(server_proc
 
 def run_server(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     environment = {key: value for key, value in os.environ.items() if not key.startswith("TORNADO_APP_")}
-    return subprocess.run([sys.executable, "-m", "tornado_app", "--port", "0", *args], cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "tornado_app", "--port", "0", *args], cwd=ROOT, check=False, capture_output=True,
                           text=True, timeout=20, env={**environment, **(env or {})})
 
 
@@ -435,7 +435,7 @@ def test_a_low_hard_open_files_limit_is_a_warning_at_start() -> None:
     process = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert "Serving on" in process.stdout.readline()
+        assert process.stdout is not None and "Serving on" in process.stdout.readline()
     finally:
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=10)

@@ -32,7 +32,14 @@ import socketio
 
 from deploy.cluster import Backoff, how_it_ended
 from deploy.services import (
-    NGINX_USER, ROOT, AppProcess, Nginx, ServiceMissing, free_port, has_ipv6_loopback, probe,
+    NGINX_USER,
+    ROOT,
+    AppProcess,
+    Nginx,
+    ServiceMissing,
+    free_port,
+    has_ipv6_loopback,
+    probe,
 )
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, browser_missing
 from tests.support.cluster import Cluster, MakeCluster, as_nobody, connections_to
@@ -44,6 +51,7 @@ from tests.support.processes import socket_inodes_of
 from tests.support.protocol import SOCKETIO_POLLING, opening_sid
 from tests.support.waiting import eventually
 from tests.support.wire import Refused, WireSocket
+
 
 def test_a_chat_on_one_process_reaches_sockets_on_every_process(cluster: Cluster) -> None:
     a, b = cluster.start(), cluster.start()
@@ -223,7 +231,7 @@ def test_redis_lost_and_back_503_then_recovery_with_one_log_line_each_way(cluste
                 try:
                     while (await grace.next("chat", timeout=0.5))["text"] != "are you there?":
                         pass
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     return False
                 return True
 
@@ -429,7 +437,7 @@ def test_make_cluster_starts_again_a_killed_nginx_and_redis_and_serves_on(redis_
     try:
         url, workdir = cluster.url, cluster.workdir
         nginx_pid = int(Path(workdir, "nginx.pid").read_text())
-        redis_port = int(re.search(r"^port (\d+)", Path(workdir, "redis.conf").read_text(), re.M).group(1))
+        redis_port = int(re.search(r"^port (\d+)", Path(workdir, "redis.conf").read_text(), re.MULTILINE).group(1))
         redis_pid = next(pid for pid in subprocess.run(["pgrep", "-P", str(cluster.process.pid), "redis-server"],
                                                      capture_output=True, text=True).stdout.split())
         append_only = Path(workdir, "appendonlydir")
@@ -698,7 +706,7 @@ def test_make_cluster_run_as_root_gives_nginx_workers_a_user_of_their_own_whose_
         workers = [int(pid) for pid in subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout.split()]
         assert workers
         for pid in workers:
-            uid = int(re.search(r"^Uid:\s+(\d+)", Path(f"/proc/{pid}/status").read_text(), re.M).group(1))
+            uid = int(re.search(r"^Uid:\s+(\d+)", Path(f"/proc/{pid}/status").read_text(), re.MULTILINE).group(1))
             assert pwd.getpwuid(uid).pw_name == NGINX_USER
             attempt = as_nobody(READ_MEMORY, str(pid))
             assert attempt.stdout.startswith("refused"), (attempt.stdout, attempt.stderr)

@@ -326,8 +326,8 @@ def test_make_cluster_rolling_restart_drains_one_app_at_a_time_and_logs_nobody_o
         ignored = [line for line in rolling if "already under way" in line]
         assert len(ignored) == 1, rolling
         rolling.remove(ignored[0])
-        assert re.fullmatch("\n".join(ROLLING_LINES), "\n".join(rolling)), rolling  # in this order: one app at a time
         after = re.fullmatch("\n".join(ROLLING_LINES), "\n".join(rolling))
+        assert after is not None, rolling  # in this order: one app at a time
         assert {int(after["old1"]), int(after["old2"])} == set(before.values())
         assert int(after["new1"]) not in before.values() and int(after["new2"]) not in before.values()
         assert not [line for line in cluster.lines if "; restarting in" in line]  # no end taken for a crash
@@ -484,8 +484,8 @@ def test_an_app_that_does_not_end_within_the_drain_and_margin_is_killed_and_the_
     monkeypatch.setattr(rolling_restart, "DRAIN_MARGIN", 0.5)
     lines: list[str] = []
     monkeypatch.setattr(cluster_module, "say", lines.append)
-    apps = [Supervised("app 1", SleeperApp("app1", deaf=True)), Supervised("app 2", SleeperApp("app2"))]  # type: ignore[arg-type]
-    front = Supervised("nginx", FakeFront())  # type: ignore[arg-type]
+    apps = [Supervised("app 1", SleeperApp("app1", deaf=True)), Supervised("app 2", SleeperApp("app2"))]  # type: ignore[arg-type]  # a stand-in app
+    front = Supervised("nginx", FakeFront())  # type: ignore[arg-type]  # a stand-in front
     parts = [*apps, front]
     rolling = RollingRestart(apps, front, 0.5, lines.append, RestartRequests())
     try:
@@ -499,7 +499,7 @@ def test_an_app_that_does_not_end_within_the_drain_and_margin_is_killed_and_the_
         ]
         assert f"app 1 back (pid {apps[0].pid})" in lines and apps[0].pid != first
         assert not [line for line in lines if "restarting in" in line], lines
-        assert front.service.marked == [{"unix:/nowhere/app1.sock"}, set(), {"unix:/nowhere/app2.sock"}, set()]  # type: ignore[attr-defined]
+        assert front.service.marked == [{"unix:/nowhere/app1.sock"}, set(), {"unix:/nowhere/app2.sock"}, set()]  # type: ignore[attr-defined]  # FakeFront's own
     finally:
         for part in parts:
             part.service.stop()
@@ -512,8 +512,8 @@ def test_the_rolling_restart_drains_no_app_while_another_is_down(monkeypatch: py
     goes on. A second request meanwhile is said and ignored."""
     lines: list[str] = []
     monkeypatch.setattr(cluster_module, "say", lines.append)
-    apps = [Supervised("app 1", SleeperApp("app1")), Supervised("app 2", SleeperApp("app2"))]  # type: ignore[arg-type]
-    front = Supervised("nginx", FakeFront())  # type: ignore[arg-type]
+    apps = [Supervised("app 1", SleeperApp("app1")), Supervised("app 2", SleeperApp("app2"))]  # type: ignore[arg-type]  # a stand-in app
+    front = Supervised("nginx", FakeFront())  # type: ignore[arg-type]  # a stand-in front
     parts = [*apps, front]
     rolling = RollingRestart(apps, front, 0.5, lines.append, RestartRequests())
     try:

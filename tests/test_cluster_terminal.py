@@ -149,7 +149,7 @@ def test_make_cluster_labels_its_apps_prints_their_warnings_and_why_one_cannot_s
     cluster = started_cluster()
     try:
         url, workdir = cluster.url, cluster.workdir
-        redis_password = re.search(r'^requirepass "(.+)"$', Path(workdir, "redis.conf").read_text(), re.M).group(1)
+        redis_password = re.search(r'^requirepass "(.+)"$', Path(workdir, "redis.conf").read_text(), re.MULTILINE).group(1)
 
         async def welcomed() -> None:
             """The welcome names the app that serves the socket: with that app paused (SIGSTOP)
@@ -229,7 +229,7 @@ async def answered_within(socket: WireSocket, seconds: float) -> Any:
     """The answer to a `whoami` within `seconds`, or None if none came."""
     try:
         return await socket.call("whoami", timeout=seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return None
 
 

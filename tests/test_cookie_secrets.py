@@ -8,7 +8,13 @@ import pytest
 from tornado.web import create_signed_value, decode_signed_value, get_signature_key_version
 
 from tornado_app.app import make_app
-from tornado_app.cookie_secrets import LEGACY_KEY_VERSION, CookieSecrets, SecretsCollide, key_version, split_secrets
+from tornado_app.cookie_secrets import (
+    LEGACY_KEY_VERSION,
+    CookieSecrets,
+    SecretsCollide,
+    key_version,
+    split_secrets,
+)
 from tornado_app.cookies import SESSION_COOKIE, session_id_from_cookie
 from tornado_app.sessions import new_session_id
 from tornado_app.xsrf import session_form_token, session_form_token_matches

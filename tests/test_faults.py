@@ -227,7 +227,7 @@ SMALL_BUFFER = 4096
 def server_side_stream_of(app: TornadoApp, username: str) -> Any:
     """The server's IOStream for the one socket of `username`."""
     registry, sio = app.sockets.registry, app.sockets.sio
-    [sid] = [sid for sid in registry.all_sockets() if registry.owner(sid).username == username]
+    [sid] = [sid for sid in registry.all_sockets() if (owner := registry.owner(sid)) is not None and owner.username == username]
     return sio.environ[sio.manager.eio_sid_from_sid(sid, "/")]["tornado.handler"].ws_connection.stream
 
 

@@ -67,7 +67,7 @@ SOME = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCh
 
 # Any Python text, lone surrogates included and made frequent (hypothesis rarely draws them,
 # and st.text() drops them from a union of alphabets, hence lists joined).
-ANY_TEXT = st.lists(st.characters(exclude_categories=()) | st.characters(categories=("Cs",)), max_size=24).map("".join)
+ANY_TEXT = st.lists(st.characters(exclude_categories=()) | st.characters(categories=["Cs"]), max_size=24).map("".join)
 TEXT = st.text()  # hypothesis leaves surrogates out by default: text a browser could send
 SESSION_IDS = st.from_regex(r"[A-Za-z0-9_-]{20,128}", fullmatch=True)
 SECRETS = st.text(min_size=1, max_size=40) | st.binary(min_size=1, max_size=40)
@@ -192,7 +192,7 @@ def _imitates_the_pages_markers(name: str) -> bool:
     """Looks like "#" and a tag character, or like "(you)", marks aside (issue 21, item 10)."""
     looks = "".join(char for char in skeleton(name) if not unicodedata.category(char).startswith("M"))
     tag_marker = any(char in "#\u266f" and (following.isalnum() or following in "_-")
-                     for char, following in zip(looks, looks[1:]))
+                     for char, following in itertools.pairwise(looks))
     return tag_marker or "(you)" in looks
 
 
@@ -208,7 +208,7 @@ def _chat_text_is_clean(text: str) -> bool:
             and text.count("\n") < MAX_CHAT_LINES and longest <= MAX_MARKS_IN_A_ROW_IN_CHAT)
 
 
-PRINTABLE = st.characters(exclude_categories=("C",))
+PRINTABLE = st.characters(exclude_categories=["C"])
 PADDING = st.text(" \t\n\r\x0b\x0c\x1c\x85\xa0\u2003\u3000", max_size=3)
 TYPED_NAMES = (
     st.text(max_size=40)
@@ -467,7 +467,7 @@ async def test_random_events_and_garbage_frames_leave_the_server_up_and_answerin
         if fuzzer.still_connected:
             try:
                 answer = await fuzzer.socket.call("whoami", timeout=5)
-            except (asyncio.TimeoutError, ConnectionError) as error:
+            except (TimeoutError, ConnectionError) as error:
                 answer = error
             assert isinstance(answer, dict) and answer.get("username") == "fuzzer", \
                 f"the fuzzing socket, still connected, answered whoami with {answer!r}"
@@ -564,13 +564,13 @@ async def test_a_frame_engineio_cannot_decode_does_not_strand_the_socket(
         await socket.send_raw(frame)
         try:
             answered = (await socket.call("whoami", timeout=5))["username"] == "ada"
-        except asyncio.TimeoutError:
+        except TimeoutError:
             answered = False
         socket.abort()
         await asyncio.wait_for(socket.closed.wait(), 10)
         await socket.close()
     deadline = time.monotonic() + 10
-    while (len(app.sockets.registry) or app.sockets.sio.eio.sockets) and time.monotonic() < deadline:
+    while (len(app.sockets.registry) or app.sockets.sio.eio.sockets) and time.monotonic() < deadline:  # noqa: ASYNC110 (no event says so)
         await asyncio.sleep(0.05)
     gc.collect()  # asyncio reports a dead task when it is collected: make that happen here
     assert answered, "the socket stopped answering"
@@ -595,7 +595,7 @@ async def test_a_binary_header_without_attachments_does_not_silence_the_socket(
             for _ in range(2):  # the first may fairly be taken as the attachment; not the second
                 try:
                     answers.append((await socket.call("whoami", timeout=0.5))["username"])
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     answers.append(None)
             assert "ada" in answers, "the socket never answered again"
         finally:

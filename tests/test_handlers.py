@@ -17,6 +17,7 @@ from tests.support.constants import ALLOWED_ORIGIN, MAX_SESSIONS, SESSION_TTL, T
 from tornado_app.app import TornadoApp, make_app
 from tornado_app.backend import Backend
 from tornado_app.cookies import SESSION_COOKIE
+
 from .support.web_user import logged_in
 
 

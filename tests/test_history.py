@@ -3,7 +3,7 @@ after a position while it is kept, and a client's message id accepted once per s
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -38,15 +38,15 @@ def make_history(request: pytest.FixtureRequest, io_loop: Any) -> Any:
 async def test_positions_count_every_message_and_since_tells_exactly_what_came_after(make_history: Callable[..., ChatHistory]) -> None:
     history = make_history(size=3)
     start = (await history.recent()).position
-    epoch, zero = parse_position(start)  # type: ignore[misc]
+    epoch, zero = parse_position(start)  # type: ignore[misc]  # a position just read
     assert zero == 0
     stored = [(await history.add(message(n), "session-a", None)).message for n in range(1, 6)]
-    assert [m["position"] for m in stored] == [f"{epoch}:{n}" for n in range(1, 6)]  # type: ignore[index]
+    assert [m["position"] for m in stored] == [f"{epoch}:{n}" for n in range(1, 6)]  # type: ignore[index]  # messages just kept
     recent = await history.recent()
     assert recent.messages == stored[-3:] and recent.position == f"{epoch}:5"  # newcomers: the last `size`
-    assert (await history.since(start)).messages == stored  # type: ignore[union-attr] (kept for catching up: more)
-    assert (await history.since(f"{epoch}:3")).messages == stored[3:]  # type: ignore[union-attr]
-    assert (await history.since(f"{epoch}:5")).messages == []  # type: ignore[union-attr]
+    assert (await history.since(start)).messages == stored  # type: ignore[union-attr]  # kept for catching up: more
+    assert (await history.since(f"{epoch}:3")).messages == stored[3:]  # type: ignore[union-attr]  # kept for catching up
+    assert (await history.since(f"{epoch}:5")).messages == []  # type: ignore[union-attr]  # kept for catching up
     for cannot in [f"{epoch}:6", f"{'z' * 8}:1", "garbage", ""]:
         assert await history.since(cannot) is None, cannot
 
@@ -69,8 +69,8 @@ async def test_what_is_no_longer_kept_cannot_be_caught_up(make_history: Callable
     first = await history.add(message(0), "s", None)
     for n in range(1, KEPT_FOR_CATCH_UP + 150):
         await history.add(message(n), "s", None)
-    assert await history.since(first.message["position"]) is None  # type: ignore[index] (trimmed)
-    epoch = first.message["position"].partition(":")[0]  # type: ignore[index]
+    assert await history.since(first.message["position"]) is None  # type: ignore[index]  # trimmed
+    epoch = first.message["position"].partition(":")[0]  # type: ignore[index]  # a message just kept
     caught_up = await history.since(f"{epoch}:150")  # 1,150 said: the last 1,000 are always kept
     assert caught_up is not None and len(caught_up.messages) == KEPT_FOR_CATCH_UP
 
@@ -82,10 +82,10 @@ async def test_a_redis_that_lost_the_count_starts_a_new_epoch(redis_url: str) ->
     bus = RedisBus(redis_url)
     try:
         history = RedisHistory(bus)
-        old = (await history.add(message(1), "s", None)).message["position"]  # type: ignore[index]
+        old = (await history.add(message(1), "s", None)).message["position"]  # type: ignore[index]  # new: kept
         with redis.Redis.from_url(redis_url) as client:
             client.delete("tornado_app:chat:count")
-        new = (await history.add(message(2), "s", None)).message["position"]  # type: ignore[index]
+        new = (await history.add(message(2), "s", None)).message["position"]  # type: ignore[index]  # new: kept
         assert new.partition(":")[0] != old.partition(":")[0] and new.endswith(":1")
         assert await history.since(old) is None
         with redis.Redis.from_url(redis_url) as client:

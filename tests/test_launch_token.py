@@ -110,8 +110,8 @@ def test_the_waiting_room_makes_room_by_the_oldest_and_forgets_what_left() -> No
 
     room = WaitingRoom(limit=2)
     first, second, third, fourth = (object() for _ in range(4))
-    assert room.enter(first) is None and room.enter(second) is None  # type: ignore[arg-type]
-    assert room.enter(third) is first  # type: ignore[arg-type]
+    assert room.enter(first) is None and room.enter(second) is None  # type: ignore[arg-type]  # stand-in streams
+    assert room.enter(third) is first  # type: ignore[arg-type]  # stand-in streams
     room.release(second)  # type: ignore[arg-type]  # showed the secret, or closed
     room.release(first)  # type: ignore[arg-type]  # already gone: nothing happens
-    assert room.enter(fourth) is None and list(room.streams) == [third, fourth]  # type: ignore[arg-type]
+    assert room.enter(fourth) is None and list(room.streams) == [third, fourth]  # type: ignore[arg-type]  # stand-in streams

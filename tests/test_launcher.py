@@ -348,7 +348,8 @@ def wait_until_painted(display: str, window: str, timeout: float = 30) -> None:
 
 def close_like_a_person(display: str, window: str) -> None:
     """What a window manager sends when the close button is clicked: WM_DELETE_WINDOW."""
-    from Xlib import X, display as xdisplay, protocol
+    from Xlib import X, protocol
+    from Xlib import display as xdisplay
 
     connection = xdisplay.Display(display)
     try:

@@ -63,7 +63,7 @@ def test_look_alike_names_reach_every_page_with_alices_skeleton(apps: list[AppPr
             await alice.sees_online(everyone)
             state = await alice.call("presence_state")
             assert {person["name"]: person["skeleton"] for person in state["people"]} == dict.fromkeys(everyone, "alice")
-            for socket, name in zip([alice, *others], everyone):
+            for socket, name in zip([alice, *others], everyone, strict=True):
                 await socket.emit("chat", {"text": f"I am {name}"})
             heard = await chats(alice, len(everyone))
             assert {message["username"]: message["skeleton"] for message in heard} == dict.fromkeys(everyone, "alice")

@@ -67,7 +67,7 @@ def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AppProcess]:
     port = free_port()
     started = AppProcess(tmp_path / "app.log", "--log-level", "info", "--metrics-address", f"127.0.0.1:{port}",
                          env=app_env(request, request.param))
-    started.metrics_port = port  # type: ignore[attr-defined]
+    started.metrics_port = port  # type: ignore[attr-defined]  # the fixture's note
     yield started
     started.stop()
 
@@ -77,7 +77,7 @@ both_stores = pytest.mark.parametrize("app", ["memory", "redis"], indirect=True)
 
 @both_stores
 def test_metrics_move_with_logins_connects_refusals_chats_and_logouts(app: AppProcess, request: pytest.FixtureRequest) -> None:
-    port: int = app.metrics_port  # type: ignore[attr-defined]
+    port: int = app.metrics_port  # type: ignore[attr-defined]  # set by the fixture
     redis = request.node.callspec.params["app"] == "redis"
 
     async def scenario() -> None:
@@ -150,13 +150,13 @@ def test_metrics_move_with_logins_connects_refusals_chats_and_logouts(app: AppPr
 @pytest.mark.parametrize("app", ["redis"], indirect=True)
 def test_redis_unreachable_shows_in_the_metrics(app: AppProcess, redis_server: object) -> None:
     """Redis stopped: redis_up falls to 0 within a sample or two, and the scrape still answers."""
-    port: int = app.metrics_port  # type: ignore[attr-defined]
+    port: int = app.metrics_port  # type: ignore[attr-defined]  # set by the fixture
 
     async def scenario() -> None:
         await eventually(lambda: value(port, "tornado_app_redis_up") == 1, what="Redis reachable at first")
-        redis_server.stop()  # type: ignore[attr-defined]
+        redis_server.stop()  # type: ignore[attr-defined]  # a RedisServer
         await eventually(lambda: value(port, "tornado_app_redis_up") == 0, what="Redis unreachable")
-        redis_server.start()  # type: ignore[attr-defined]
+        redis_server.start()  # type: ignore[attr-defined]  # a RedisServer
         await eventually(lambda: value(port, "tornado_app_redis_up") == 1, what="Redis reachable again")
 
     asyncio.run(scenario())
@@ -164,7 +164,7 @@ def test_redis_unreachable_shows_in_the_metrics(app: AppProcess, redis_server: o
 
 @pytest.mark.parametrize("app", ["memory"], indirect=True)
 def test_the_metrics_listener_is_its_own_and_stops_with_the_server(app: AppProcess) -> None:
-    port: int = app.metrics_port  # type: ignore[attr-defined]
+    port: int = app.metrics_port  # type: ignore[attr-defined]  # set by the fixture
     assert listening_ports(app.process.pid) == {app.port, port}
     # No Host check there (a scraper comes by address or any name) ...
     assert "tornado_app_sockets_open" in scrape(port, host="scraper.internal.example")
@@ -194,7 +194,7 @@ def test_without_the_flag_there_is_no_metrics_listener(tmp_path: Path) -> None:
 ])
 def test_a_bad_metrics_address_is_refused_in_words(address: str, words: str) -> None:
     done = subprocess.run([sys.executable, "-m", "tornado_app", "--port", "0", "--metrics-address", address],
-                          cwd=ROOT, capture_output=True, text=True, timeout=30)
+                          cwd=ROOT, check=False, capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr, done.stderr
 
 
@@ -204,6 +204,6 @@ def test_a_taken_metrics_port_is_said_in_one_line(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         done = subprocess.run([sys.executable, "-m", "tornado_app", "--port", "0", "--metrics-address", f"127.0.0.1:{port}"],
-                              cwd=ROOT, capture_output=True, text=True, timeout=30)
+                              cwd=ROOT, check=False, capture_output=True, text=True, timeout=30)
     assert done.returncode == 2, done.stderr
     assert f"cannot serve metrics on 127.0.0.1:{port}" in done.stderr and "Traceback" not in done.stderr, done.stderr

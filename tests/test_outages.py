@@ -33,7 +33,6 @@ from tests.support.waiting import eventually
 from tests.support.wire import WireSocket
 from tornado_app.reasons import NOT_STORED
 
-
 pytestmark = pytest.mark.process  # every test here starts an app, redis-server or nginx
 
 # A refusal within a few seconds: the bus gives Redis 2 s per try and tries twice, after the

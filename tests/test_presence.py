@@ -11,7 +11,13 @@ import pytest
 from tests.support.presence import PresenceView
 from tests.support.web_user import logged_in
 from tornado_app.presence import HERE, PresenceBook
-from tornado_app.presence_asks import PER_ADDRESS_BURST, PER_ADDRESS_EVERY, PER_SESSION_EVERY, PER_SOCKET_EVERY, StateAsks
+from tornado_app.presence_asks import (
+    PER_ADDRESS_BURST,
+    PER_ADDRESS_EVERY,
+    PER_SESSION_EVERY,
+    PER_SOCKET_EVERY,
+    StateAsks,
+)
 from tornado_app.registry import Person
 
 ADA, BOB, CY = Person("ada", "tag-ada-0000"), Person("bob", "tag-bob-0000"), Person("cy", "tag-cy-00000")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +154,7 @@ def test_a_chat_flood_is_cut_at_the_rate_and_the_sender_is_told_each_time(apps: 
             # speaking on its own process raced the flood's way through Redis: seen once.)
             closer = await WireSocket.connect(bystander, apps[0].url, await log_in(bystander, apps[0].url, "closer"), origin=apps[0].url)
             await closer.emit("chat", {"text": "and now me"})
-            received = []
+            received: list[str] = []
             while not received or received[-1] != "and now me":
                 received.append((await reader.next("chat"))["text"])
             assert [text.split(" ", 2)[:2] for text in received[:-1]] == [["spam", str(n)] for n in range(5)]
@@ -178,7 +178,7 @@ def test_logins_and_connects_count_by_client_key_and_chat_by_session() -> None:
     limiter = RateLimiter(Rates(login=parse_rate("2/minute"), connect=parse_rate("2/minute"), chat=parse_rate("2/minute")))
 
     async def hits(kind: str, who: list[str]) -> list[bool]:
-        return [await limiter.allows(kind, one) for one in who]  # type: ignore[arg-type]
+        return [await limiter.allows(kind, one) for one in who]  # type: ignore[arg-type]  # each kind by name
 
     async def scenario() -> None:
         assert await hits("login", ["2001:db8::1", "2001:db8::2:3", "2001:db8::ffff", "2001:db8:0:1::1"]) == [True, True, False, True]
@@ -271,7 +271,7 @@ def test_socket_connects_from_many_addresses_of_one_ipv6_64_share_its_rate(proxi
             for n, ip in enumerate(addresses[:6]):
                 base = apps[n % len(apps)].url
                 opened.append(await WireSocket.connect(http, base, cookie, origin=base, headers={"X-Real-Ip": ip}))
-            for app, ip in zip(apps, addresses[6:]):
+            for app, ip in zip(apps, addresses[6:], strict=True):
                 with pytest.raises(Refused, match="slow down: too many connections from your address"):
                     await WireSocket.connect(http, app.url, cookie, origin=app.url, headers={"X-Real-Ip": ip})
             status, other = await login_from(http, apps[-1].url, "grace", OTHER_64_CLIENT)
@@ -312,7 +312,7 @@ def other_local_ipv6() -> str | None:
 
 
 @pytest.fixture
-def server_on_ipv6_loopback(request: pytest.FixtureRequest) -> Iterator[Callable[[], ServerProcess]]:
+def server_on_ipv6_loopback(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
     if (reason := ipv6_loopback_unavailable()) is not None:
         pytest.skip(f"no IPv6 loopback to attack from: {reason}")
     env = app_env(request, request.param)

@@ -18,7 +18,8 @@ def test_a_session_comes_online_with_its_first_socket_and_goes_with_its_last() -
     assert registry.add("c", phone, "10.0.0.2") is True  # another session: another person
     assert registry.session_ids() == ["s1", "s2"]
     assert sorted(registry.sockets_of("s1")) == ["a", "b"]
-    assert registry.owner("c").remote_ip == "10.0.0.2"
+    owner = registry.owner("c")
+    assert owner is not None and owner.remote_ip == "10.0.0.2"
     for sid in ("a", "b"):
         registry.remove(sid)
     assert not registry.is_online("s1") and registry.is_online("s2")

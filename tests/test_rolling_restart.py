@@ -126,7 +126,7 @@ def windows_away(cluster: TimedCluster, nginx: OutOfNginx, since: float) -> list
     nginx's reload without it serves) until its configuration marked it up again: a handshake
     sent meanwhile went to another process."""
     windows = []
-    for at, line in zip(cluster.line_times, cluster.lines):
+    for at, line in zip(cluster.line_times, cluster.lines, strict=False):  # a reader thread appends to both
         draining = re.match(r"rolling restart: app (\d+) draining", line)
         if at >= since and draining:
             windows.append((int(draining[1]), at, nginx.put_back(int(draining[1]), at)))
@@ -184,7 +184,7 @@ def test_a_rolling_restart_logs_nobody_out_loses_no_message_and_spreads_the_reco
                 clock = crowd.start_round()
                 started = time.perf_counter()
                 os.kill(cluster.process.pid, signal.SIGUSR1)
-                sent = []
+                sent: list[str] = []
                 while not any(line.startswith("rolling restart done") for line in cluster.lines):
                     assert time.perf_counter() - started < 90, f"the rolling restart is not done: {cluster.lines}"
                     sent.append(f"during the restart {len(sent) + 1}")

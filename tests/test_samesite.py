@@ -23,8 +23,6 @@ from tests.support.app_env import app_env
 from tests.support.forms import http_session, log_in
 from tests.support.wire import WireSocket
 
-
-
 pytestmark = pytest.mark.process  # every test here starts an app, redis-server or nginx
 
 @pytest.fixture(params=["memory", "redis"])

@@ -26,6 +26,7 @@ from deploy.services import ROOT, SENTINEL_SERVICE, ReplicatedRedis, ask_redis, 
 from tests.support.cluster import SECRET, Cluster, MakeCluster
 from tests.support.e2e import e2e_unavailable
 from tests.support.forms import can_log_in, http_session, log_in, log_out
+from tests.support.matching import found
 from tests.support.sentinel import replica_of, replicated_now
 from tests.support.waiting import eventually
 from tests.support.wire import WireSocket
@@ -392,8 +393,8 @@ def test_make_cluster_redis_ha_serves_and_fails_over_a_killed_primary() -> None:
         assert "Redis at redis+sentinel://***@127.0.0.1:" in cluster.first_line, cluster.first_line
         url = cluster.url
         replicated = Path(cluster.workdir) / "redis-ha"
-        password = re.search(r'^requirepass "(.*)"$', (replicated / "sentinel-1" / "sentinel.conf").read_text(), re.MULTILINE).group(1)
-        sentinel_port = int(re.search(r"^port (\d+)$", (replicated / "sentinel-1" / "sentinel.conf").read_text(), re.MULTILINE).group(1))
+        password = found(r'^requirepass "(.*)"$', (replicated / "sentinel-1" / "sentinel.conf").read_text(), re.MULTILINE).group(1)
+        sentinel_port = int(found(r"^port (\d+)$", (replicated / "sentinel-1" / "sentinel.conf").read_text(), re.MULTILINE).group(1))
 
         def primary_port() -> int:
             return int(ask_redis(sentinel_port, password, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SENTINEL_SERVICE)[1])

@@ -16,7 +16,7 @@ import tornado.httpclient
 from tests.support.attacked import AttackedServer, still_serves_a_person
 from tests.support.attacks import close_all, closed_by_the_server, idle_connections, unfinished_body
 from tests.support.clock import FakeClock
-from tests.support.constants import ROOT, TEST_SECRET
+from tests.support.constants import TEST_SECRET
 from tests.support.measure import bounded, raise_open_files_limit
 from tests.support.processes import ServerProcess
 from tests.support.socketio_client import SocketClient
@@ -26,7 +26,6 @@ from tornado_app.app import make_app
 from tornado_app.backend import Backend
 from tornado_app.server import CannotBind, bind, serve, sweep_interval
 from tornado_app.settings import Settings
-
 
 # This module's fixtures that start processes: a test using one is marked `process`
 # (tests/support/process_marker.py).

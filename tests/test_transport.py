@@ -19,7 +19,14 @@ import tornado.httpclient
 import tornado.websocket
 
 from tests.support.attacked import AttackedServer, still_serves_a_person
-from tests.support.attacks import flood_frames, giant_frame, oversized_polling_post, raw_post, slow_reader, unanswered_polling_posts
+from tests.support.attacks import (
+    flood_frames,
+    giant_frame,
+    oversized_polling_post,
+    raw_post,
+    slow_reader,
+    unanswered_polling_posts,
+)
 from tests.support.constants import ALLOWED_ORIGIN, TRANSPORTS
 from tests.support.forms import http_session, log_in
 from tests.support.polling import PollingPerson

@@ -36,7 +36,7 @@ import resource
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from tornado import httputil
 from tornado.iostream import IOStream, SSLIOStream, StreamClosedError
@@ -156,14 +156,21 @@ class BodyBudget:
             self.by_client[key] = held
 
 
+class CountedBy(Protocol):
+    """What a stream is counted by: a ConnectionCounter by client address, or, until the
+    launcher's secret is shown, launch_admission's WaitingRoom by the stream itself."""
+
+    def release(self, key: Any, /) -> None: ...
+
+
 class _CountedStream:
     """An IOStream that gives its client's place back when its file descriptor closes
     (every way a stream closes, WebSocket or HTTP, ends in `close_fd`, once)."""
 
-    counter: ConnectionCounter | None = None
-    counted_as: str | None = None
+    counter: CountedBy | None = None
+    counted_as: object = None
 
-    def count_as(self, counter: ConnectionCounter, key: str | None) -> None:
+    def count_as(self, counter: CountedBy, key: object) -> None:
         self.counter = counter
         self.counted_as = key
 
@@ -174,7 +181,7 @@ class _CountedStream:
 
     def close_fd(self) -> None:
         try:
-            super().close_fd()  # type: ignore[misc]
+            super().close_fd()  # type: ignore[misc]  # a mixin: IOStream's close_fd follows it in the MRO
         finally:
             self.uncount()
 
@@ -191,7 +198,7 @@ class AdmittingHTTPServer(AcceptLoopHTTPServer):
     """Tornado's HTTPServer with its own accept loop, a cap on connections per client
     address, and a body cap per route (see the module docstring)."""
 
-    def initialize(  # type: ignore[override]
+    def initialize(
         self,
         *args: Any,
         max_connections_per_ip: int = PRODUCTION.max_connections_per_ip,
@@ -203,7 +210,8 @@ class AdmittingHTTPServer(AcceptLoopHTTPServer):
     ) -> None:
         # The body deadline is kept here (_Gate), not given to Tornado, which would log a
         # line for every connection that misses it.
-        super().initialize(*args, body_timeout=None, **kwargs)
+        kwargs["body_timeout"] = None
+        super().initialize(*args, **kwargs)
         self.connections = ConnectionCounter(max_connections_per_ip)
         self.body_cap = body_cap
         self.on_oversized_body = on_oversized_body
@@ -305,7 +313,7 @@ async def _answer_and_close(stream: IOStream, response: bytes) -> None:
         deadline = time.monotonic() + LINGER_SECONDS
         while (left := deadline - time.monotonic()) > 0:
             await asyncio.wait_for(stream.read_bytes(4096, partial=True), left)
-    except (StreamClosedError, asyncio.TimeoutError, OSError):
+    except (TimeoutError, StreamClosedError, OSError):
         pass
     finally:
         stream.close()

@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import tornado.web
-from tornado.log import access_log
-
 from tornado.escape import parse_qs_bytes
 from tornado.httputil import HTTPHeaders, HTTPServerRequest
+from tornado.log import access_log
 from tornado.web import RequestHandler
 
+from .backend import Backend
+from .cookie_secrets import COOKIE_SECRETS_SETTING, CookieSecrets
+from .errors import BackendUnavailable
 from .handlers import (
     DrainingHandler,
     IndexHandler,
@@ -29,13 +31,10 @@ from .handlers import (
     UnknownHostHandler,
 )
 from .health import HEALTH_PATH, READINESS_PATH, HealthHandler, ReadinessHandler, is_probe
-from .cookie_secrets import COOKIE_SECRETS_SETTING, CookieSecrets
 from .launch_token import LaunchGateHandler, LaunchToken, gate_refusals
+from .metrics import NoMetrics
 from .origins import HostPolicy
 from .refusals import RefusalReport
-from .backend import Backend
-from .errors import BackendUnavailable
-from .metrics import NoMetrics
 from .settings import PRODUCTION, Settings
 from .sockets import ChatSocketServer
 from .sockets_per_address import limit_sessions

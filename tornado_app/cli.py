@@ -14,19 +14,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import fields
 from urllib.parse import urlsplit
 
-
 from . import logs, loop
 from .admission import raise_open_files_limit
 from .app import make_app
+from .backend import Backend, RedisNotInstalled
 from .cookie_secrets import CookieSecrets, SecretsCollide, split_secrets
 from .drain import StopSignals
-from .backend import Backend, RedisNotInstalled
 from .errors import BackendUnreachable
-from .redis.urls import BadRedisURL
 from .history import history_frame_bytes, largest_message_bytes
 from .metrics import Metrics, MetricsServer
 from .origins import LOOPBACK_NAMES, HostPolicy, parse_allowed_host
 from .ratelimit import parse_rate
+from .redis.urls import BadRedisURL
 from .server import MAX_BODY_BYTES, BoundSockets, CannotBind, bind, bind_unix, serve
 from .settings import PRODUCTION, Settings
 

@@ -16,8 +16,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from tornado.web import HTTPError, RequestHandler, StaticFileHandler
 
 from .cookie_secrets import COOKIE_SECRETS_SETTING
-from .cookies import (clear_session_cookie, cookie_name, read_session_id, session_cookie_value, sign_again_with_the_newest,
-                      write_session_cookie)
+from .cookies import (
+    clear_session_cookie,
+    cookie_name,
+    read_session_id,
+    session_cookie_value,
+    sign_again_with_the_newest,
+    write_session_cookie,
+)
 from .errors import BackendUnavailable
 from .logs import facts
 from .reasons import for_the_page

@@ -48,7 +48,7 @@ class ProbedApplication(Protocol):
 class ProbeHandler(RequestHandler):
     """A short plain-text answer that no cache keeps; no session, no XSRF, no cookie."""
 
-    application: ProbedApplication  # type: ignore[assignment]
+    application: ProbedApplication  # type: ignore[assignment]  # what our app has beyond Tornado's Application
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "text/plain; charset=UTF-8")

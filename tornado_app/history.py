@@ -117,14 +117,14 @@ class MemoryHistory:
 
     async def add(self, message: Message, sender: str, client_id: str | None) -> Stored:
         sent = self._sent.setdefault(sender, OrderedDict()) if client_id is not None else None
-        if sent is not None and client_id in sent:
+        if sent is not None and client_id is not None and client_id in sent:
             return Stored(self._kept(sent[client_id]), new=False, announced=client_id in self._announced.get(sender, ()))
         self._count += 1
         kept = {**message, "position": position(self.epoch, self._count)}
         if self._messages.maxlen:
             self._messages.append(kept)
-        if sent is not None:
-            sent[client_id] = self._count  # type: ignore[index]
+        if sent is not None and client_id is not None:
+            sent[client_id] = self._count
             if len(sent) > SENT_REMEMBERED:
                 forgotten, _ = sent.popitem(last=False)
                 self._announced.get(sender, set()).discard(forgotten)

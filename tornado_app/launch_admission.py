@@ -62,7 +62,7 @@ class WaitingRoom:
 class LaunchAdmittingHTTPServer(AdmittingHTTPServer):
     """AdmittingHTTPServer for the launcher: see the module docstring."""
 
-    def initialize(self, *args: Any, launch_token: LaunchToken, **kwargs: Any) -> None:  # type: ignore[override]
+    def initialize(self, *args: Any, launch_token: LaunchToken, **kwargs: Any) -> None:  # type: ignore[override]  # one more argument, required
         super().initialize(*args, **kwargs)
         self.launch_token = launch_token
         self.waiting = WaitingRoom()
@@ -73,7 +73,7 @@ class LaunchAdmittingHTTPServer(AdmittingHTTPServer):
         stream = self.open_stream(connection, CountedIOStream, CountedSSLIOStream)
         if stream is None:
             return
-        stream.count_as(self.waiting, stream)  # type: ignore[arg-type]
+        stream.count_as(self.waiting, stream)
         oldest = self.waiting.enter(stream)
         if oldest is not None:
             self.made_room.refused(f"the latest from {address[0] if isinstance(address, tuple) else '?'}")

@@ -19,8 +19,8 @@ def read_mappings(lines: list[str]) -> tuple[list[str], list[tuple[str, list[str
     """The header lines worth keeping, and (source, prototype code points) per mapping."""
     header: list[str] = []
     mappings: list[tuple[str, list[str]]] = []
-    for line in lines:
-        line = line.lstrip("\ufeff").rstrip("\n")
+    for raw in lines:
+        line = raw.lstrip("\ufeff").rstrip("\n")
         if line.startswith("#"):
             text = line.lstrip("# ").strip()
             if text.startswith(HEADER_FIELDS) and len(header) < len(HEADER_FIELDS):

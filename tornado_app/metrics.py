@@ -23,15 +23,32 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, get_args
 
-from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, GCCollector, Histogram,
-                               PlatformCollector, ProcessCollector, generate_latest)
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from socketio.exceptions import ConnectionRefusedError
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
 
 from .errors import BackendUnavailable
-from .reasons import END_REASONS, NOT_AUTHENTICATED, SESSION_ENDED, STORE_UNAVAILABLE, TOO_MANY_CONNECTS, ChatRefusal, EndReason
+from .reasons import (
+    END_REASONS,
+    NOT_AUTHENTICATED,
+    SESSION_ENDED,
+    STORE_UNAVAILABLE,
+    TOO_MANY_CONNECTS,
+    ChatRefusal,
+    EndReason,
+)
 
 if TYPE_CHECKING:
     from .backend import Backend
@@ -104,7 +121,7 @@ class Metrics(NoMetrics):
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
         self._backend = backend
-        metric = {"registry": self.registry}
+        metric: dict[str, Any] = {"registry": self.registry}
         self.sockets_open = Gauge(PREFIX + "sockets_open", "Socket.IO connections open in this process", **metric)
         self.people_online = Gauge(PREFIX + "people_online", "People with at least one socket open in this process", **metric)
         self.sessions = Gauge(PREFIX + "sessions", "Sessions in the store (the whole site's in Redis mode), sampled every few seconds", **metric)
@@ -153,7 +170,7 @@ class Metrics(NoMetrics):
                 result = await handler(*args)
             except ConnectionRefusedError as refusal:
                 message = refusal.error_args.get("message") if isinstance(refusal.error_args, dict) else None
-                refused.labels(CONNECT_REFUSALS.get(message, OTHER)).inc()  # type: ignore[arg-type]
+                refused.labels(CONNECT_REFUSALS.get(message, OTHER)).inc()  # type: ignore[arg-type]  # any message: only ours are found
                 raise
             except Exception:
                 refused.labels(OTHER).inc()
@@ -162,7 +179,7 @@ class Metrics(NoMetrics):
                 timing.observe(time.perf_counter() - started)
             return result
 
-        return counted  # type: ignore[return-value]
+        return counted  # type: ignore[return-value]  # called as `handler` is
 
     def connect_accepted(self) -> None:
         self.connects_accepted.inc()
@@ -177,7 +194,7 @@ class Metrics(NoMetrics):
             finally:
                 timing.observe(time.perf_counter() - started)
 
-        return timed  # type: ignore[return-value]
+        return timed  # type: ignore[return-value]  # called as `handler` is
 
     def chats(self, handler: Handler) -> Handler:
         accepted, refused = self.chat_accepted, self.chat_refused
@@ -192,7 +209,7 @@ class Metrics(NoMetrics):
                     refused.labels(reason if reason in CHAT_REFUSALS else OTHER).inc()
             return answer
 
-        return counted  # type: ignore[return-value]
+        return counted  # type: ignore[return-value]  # called as `handler` is
 
     def presence_batch(self, people: int) -> None:
         self.presence_batches.observe(people)
@@ -227,7 +244,7 @@ class Metrics(NoMetrics):
     async def _sample_store(self) -> None:
         try:
             self.sessions.set(await asyncio.wait_for(self._backend.store.count(), SAMPLE_TIMEOUT_SECONDS))
-        except (BackendUnavailable, asyncio.TimeoutError):
+        except (TimeoutError, BackendUnavailable):
             pass  # the last count stays; redis_up says why
         if self.redis_up is None or self.redis_ping is None:
             return

@@ -22,7 +22,7 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 def _name_and_port(host: str) -> tuple[str, int | None]:
     """`Example.com:8080` -> ("example.com", 8080); a bare IPv6 literal keeps its brackets."""
     host = host.strip().lower()
-    if host.startswith("[") and host.endswith("]") or host.count(":") == 0:
+    if (host.startswith("[") and host.endswith("]")) or host.count(":") == 0:
         return host, None
     name, port = split_host_and_port(host)
     if port is None:  # something like "a:b": not a host Tornado understands

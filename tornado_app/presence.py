@@ -26,11 +26,11 @@ from typing import Protocol
 
 import socketio
 
+from .errors import BackendUnavailable
 from .history import new_epoch
 from .packet_json import RawJSON
 from .registry import Person
 from .skeleton import skeleton
-from .errors import BackendUnavailable
 
 PRESENCE_MIN_INTERVAL = 0.1  # seconds between two change batches; changes in between coalesce
 # Socket writes a second that presence may cost (one per socket per batch, ~30 µs each
@@ -53,6 +53,11 @@ class PresenceListener(Protocol):
     def left(self, where: str, people: Iterable[Person]) -> None: ...
 
     def replace(self, where: str, people: Iterable[Person]) -> None: ...
+
+    def places(self) -> list[str]:
+        """Every place with people known (HERE and other processes), so that a full read can
+        empty the places of processes that are gone."""
+        ...
 
 
 class PresenceSource(Protocol):
@@ -237,11 +242,13 @@ class PresenceBroadcaster:
     # --- other processes (PresenceListener) ----------------------------------------------
 
     def joined(self, where: str, people: Iterable[Person]) -> None:
-        if any([self.book.add(where, person) for person in people]):
+        added = [self.book.add(where, person) for person in people]  # each one, then any()
+        if any(added):
             self._schedule()
 
     def left(self, where: str, people: Iterable[Person]) -> None:
-        if any([self.book.remove(where, person) for person in people]):
+        removed = [self.book.remove(where, person) for person in people]  # each one, then any()
+        if any(removed):
             self._schedule()
 
     def replace(self, where: str, people: Iterable[Person]) -> None:
@@ -262,11 +269,11 @@ class PresenceBroadcaster:
         with `since` ("<epoch>:<version>" of this book), what changed since then."""
         match = PRESENCE_POSITION.fullmatch(since) if isinstance(since, str) and len(since) <= 40 else None
         changes = self.book.changes_since(int(match[2])) if match is not None and match[1] == self.book.epoch else None
-        if changes is None:
+        if changes is None or match is None:
             await self._sio.manager.emit("presence_state", self.book.encoded_state(), namespace="/", room=sid, ignore_queue=True)
             return
         joins, leaves = changes
-        diff = {"version": self.book.version, "since": int(match[2]), "joins": wire(joins), "leaves": wire(leaves)}  # type: ignore[index]
+        diff = {"version": self.book.version, "since": int(match[2]), "joins": wire(joins), "leaves": wire(leaves)}
         await self._sio.manager.emit("presence_diff", diff, namespace="/", room=sid, ignore_queue=True)
 
     def _schedule(self) -> None:

@@ -246,7 +246,7 @@ async def serve(
         await app.sockets.shutdown()
         try:
             await asyncio.wait_for(server.close_all_connections(), SHUTDOWN_GRACE_SECONDS)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("some connections did not close within %s s", SHUTDOWN_GRACE_SECONDS)
         bound.close()
         await app.backend.close()

@@ -17,20 +17,31 @@ from socketio.exceptions import ConnectionRefusedError
 
 from . import logs, packet_json
 from .admission import client_key
+from .backend import Backend
 from .cookies import read_session_id
+from .errors import BackendUnavailable
+from .history import history_frame_bytes
 from .logs import facts
+from .metrics import NoMetrics
 from .packet_json import RawJSON
 from .patches.guard import SESSION_ID, ProtocolGuardedServer
 from .presence import PRESENCE_MIN_INTERVAL, PresenceBroadcaster
 from .presence_asks import StateAsks
+from .reasons import (
+    CATCH_UP_SLOW_DOWN,
+    NOT_AUTHENTICATED,
+    NOT_SENT_SESSION_ENDED,
+    NOT_STORED,
+    SESSION_ENDED,
+    SLOW_DOWN,
+    STATE_SLOW_DOWN,
+    STORE_UNAVAILABLE,
+    TOO_MANY_CONNECTS,
+    ChatRefusal,
+    EndReason,
+)
 from .refusals import RefusalReport
 from .registry import Person, SocketOwner, SocketRegistry
-from .reasons import (CATCH_UP_SLOW_DOWN, NOT_AUTHENTICATED, NOT_SENT_SESSION_ENDED, NOT_STORED, SESSION_ENDED, SLOW_DOWN, STATE_SLOW_DOWN,
-                      STORE_UNAVAILABLE, TOO_MANY_CONNECTS, ChatRefusal, EndReason)
-from .backend import Backend
-from .history import history_frame_bytes
-from .metrics import NoMetrics
-from .errors import BackendUnavailable
 from .sessions import Session
 from .skeleton import skeleton
 from .validation import InvalidInput, clean_chat_payload, client_message_id

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import pytest
@@ -23,7 +23,6 @@ from tornado_app.patches.engineio_server import TunedEngineIOServer
 from tornado_app.settings import Settings
 
 
-
 def test_our_socket_server_runs_on_the_promptly_freeing_engineio_server(app: TornadoApp) -> None:
     assert type(app.sockets.sio.eio) is TunedEngineIOServer
 
@@ -33,7 +32,7 @@ async def test_a_closed_sockets_ping_task_is_cancelled_at_once(app: TornadoApp, 
     eio = app.sockets.sio.eio
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
         socket = await WireSocket.connect(http, base_url, await log_in(http, base_url, "ada"), origin=base_url)
-        [(sid, ping_task)] = eio._ping_tasks.items()
+        [(_sid, ping_task)] = eio._ping_tasks.items()
         assert not ping_task.done()  # sleeping for the ping interval (8 s), holding the socket
         await socket.close()
         await eventually(ping_task.done, what="the ping task ended")
@@ -221,10 +220,10 @@ async def test_packets_keep_their_order_and_none_is_lost_while_sockets_upgrade_l
             everything = list(range(PACKETS_PER_SOURCE))
             for socket in steady:
                 assert not socket.closed.is_set(), f"a steady socket was closed: {socket.close_reason}"
-                assert sequences(wire_received(socket)) == {source: everything for source in SOURCES}
+                assert sequences(wire_received(socket)) == dict.fromkeys(SOURCES, everything)
             for client in upgrading:
                 assert client.upgraded and not client.disconnected.is_set()
-                expected = {source: everything for source in SOURCES} | {"tight": list(range(tight_packets[client.sid]))}
+                expected = dict.fromkeys(SOURCES, everything) | {"tight": list(range(tight_packets[client.sid]))}
                 assert sequences(upgraded_received(client), (*SOURCES, "tight")) == expected
             for socket in [*leaving, *silent]:
                 for numbers in sequences(wire_received(socket)).values():
@@ -241,7 +240,7 @@ async def test_packets_keep_their_order_and_none_is_lost_while_sockets_upgrade_l
                     assert queue.websocket is not None
                     # A ping (every 0.3 s here) is counted from being queued until written: wait
                     # for a moment with nothing on its way rather than sampling once.
-                    await eventually(lambda: queue.unsent == 0, what=f"nothing left unsent to {client.sid}")
+                    await eventually(lambda: queue.unsent == 0, what=f"nothing left unsent to {client.sid}")  # noqa: B023 (awaited in this iteration)
             for socket in steady:
                 await socket.close()
             for client in upgrading:
@@ -308,7 +307,7 @@ async def test_a_socket_that_keeps_talking_stays_while_it_answers_pings_and_goes
                     try:
                         assert (await socket.call("whoami"))["username"] == "ada"
                         answered += 1
-                    except (ConnectionError, asyncio.TimeoutError):
+                    except (TimeoutError, ConnectionError):
                         break
                     await asyncio.sleep(0.01)
                 return answered
@@ -385,9 +384,8 @@ def test_polling_handshakes_from_one_address_are_capped_and_hold_little_memory(s
     --max-sockets-per-ip 50: 50 are opened, 250 refused (401, one log line), memory stays
     flat, and another address still logs in and connects. (Before: 1,155 handshakes a second
     gave +231 MiB, ~20 KiB each, held until their timeouts.)"""
-    from tests.support.attacks import polling_handshakes
-
     from tests.support.attacked import AttackedServer, still_serves_a_person
+    from tests.support.attacks import polling_handshakes
 
     attacked = AttackedServer(server_process("--port", "0", "--max-sockets-per-ip", "50", "--first-poll-timeout", "30"))
 
@@ -409,9 +407,8 @@ def test_polling_handshakes_from_one_address_are_capped_and_hold_little_memory(s
 def test_a_polling_session_that_never_polls_is_ended_and_one_that_polls_stays(server_process: Any) -> None:
     """With --first-poll-timeout 1, a handshake never followed by a poll is ended (its sid
     is unknown afterwards), while one that polls at once, as a page does, stays open."""
-    from tests.support.protocol import SOCKETIO_POLLING
-
     from tests.support.attacked import AttackedServer
+    from tests.support.protocol import SOCKETIO_POLLING
 
     attacked = AttackedServer(server_process("--port", "0", "--first-poll-timeout", "1"))
     base = attacked.url
@@ -438,7 +435,7 @@ def test_a_polling_session_that_never_polls_is_ended_and_one_that_polls_stays(se
             poll.cancel()
 
     asyncio.run(scenario())
-    status, _, log = attacked.server.stop()
+    _status, _, log = attacked.server.stop()
     assert log.count("ended polling sessions that never polled: 1 s after the handshake") == 1, log[-2000:]
 
 
@@ -450,7 +447,7 @@ class CountingEvent(asyncio.Event):
 
     waits = 0
 
-    async def wait(self) -> bool:
+    async def wait(self) -> Literal[True]:
         self.waits += 1
         return await super().wait()
 

@@ -13,6 +13,7 @@ import asyncio
 import inspect
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -35,15 +36,18 @@ from tests.support.waiting import eventually
 from tests.support.wire import WireSocket
 from tornado_app.app import TornadoApp
 from tornado_app.patches.accept import AcceptLoopHTTPServer
-from tornado_app.patches.engineio_server import CountingWebSocket, OutgoingQueue, TunedEngineIOServer
+from tornado_app.patches.engineio_server import (
+    CountingWebSocket,
+    OutgoingQueue,
+    TunedEngineIOServer,
+)
 from tornado_app.patches.guard import ProtocolGuardedServer
 from tornado_app.patches.managers import DirectManager, DirectRedisManager, PendingSids
 from tornado_app.patches.websocket import polling_payload_problem
 from tornado_app.transport import ENGINEIO_SID_SHAPE, query_problem
 
 
-
-def parameters(function: object) -> list[str]:
+def parameters(function: Callable[..., Any]) -> list[str]:
     return list(inspect.signature(function).parameters)
 
 
@@ -83,7 +87,7 @@ async def test_engineio_triggers_disconnect_before_a_socket_counts_as_closed() -
     async def record(event: str, *args: Any, **kwargs: Any) -> None:
         seen.append((event, engineio_socket.closed))
 
-    server._trigger_event = record  # type: ignore[method-assign]
+    server._trigger_event = record  # type: ignore[method-assign]  # recorded
     await engineio_socket.close(wait=False, abort=True, reason="test")
     assert seen == [("disconnect", False)]
 
@@ -259,7 +263,7 @@ async def test_engineio_upgrades_through_its_websocket_class_given_the_sockets_b
             made.append((handler, server))
             super().__init__(handler, server)
 
-        async def __call__(self, environ: dict[str, Any]) -> str:
+        async def __call__(self, environ: dict[str, Any]) -> str:  # type: ignore[override]  # a result to see
             return "upgraded"
 
     server._async = {**server._async, "websocket": Recording}
@@ -299,7 +303,7 @@ async def test_engineios_tornado_handler_reads_frames_through_receive_queue() ->
 
     handler_class = socketio.get_tornado_handler(socketio.AsyncServer(async_mode="tornado"))
     request = HTTPServerRequest(start_line=RequestStartLine("GET", "/socket.io/", "HTTP/1.1"),
-                                 headers=HTTPHeaders({"Host": "127.0.0.1"}), connection=Connection())
+                                 headers=HTTPHeaders({"Host": "127.0.0.1"}), connection=Connection())  # type: ignore[arg-type]  # what it calls
     handler = handler_class(tornado.web.Application(), request)
     assert isinstance(handler.receive_queue, asyncio.Queue)
     assert handler.ws_connection is None  # Tornado's WebSocket connection, once open: its stream is bounded
@@ -336,7 +340,7 @@ async def test_a_catch_all_handler_returning_not_handled_leaves_an_unknown_event
     async def record(eio_sid: str, pkt: Any) -> None:
         sent.append(pkt)
 
-    sio._send_packet = record  # type: ignore[method-assign]
+    sio._send_packet = record
     await sio._handle_event_internal(sio, "s1", "e1", ["made_up", 1], "/", 7)  # with ack id 7
     assert heard == ["heard"] and sent == []
     sio.on("*", lambda *args: None)  # a catch-all returning anything else is answered
@@ -352,7 +356,7 @@ async def test_socketio_sends_each_packet_through_engineios_send_and_send_packet
     async def record_send(eio_sid: str, data: Any) -> None:
         sent.append(eio_sid)
 
-    sio.eio.send = record_send  # type: ignore[method-assign]
+    sio.eio.send = record_send
     await sio._send_packet("e1", sio.packet_class(socketio.packet.EVENT, data=["x"]))
     assert sent == ["e1"]
     eio = TunedEngineIOServer(async_mode="tornado")
@@ -361,7 +365,7 @@ async def test_socketio_sends_each_packet_through_engineios_send_and_send_packet
     async def record_packet(sid: str, pkt: Any) -> None:
         packets.append(sid)
 
-    eio.send_packet = record_packet  # type: ignore[method-assign]
+    eio.send_packet = record_packet  # type: ignore[method-assign]  # recorded
     await eio.send("e1", "data")
     assert packets == ["e1"]
 

@@ -83,9 +83,9 @@ def test_the_o1_leave_leaves_rooms_pending_state_and_callbacks_as_python_socketi
                 if new is not None:
                     sids.append((new, namespace))
             elif step == "enter_room":
-                await both("enter_room", sid, namespace, chooser.choice(rooms + [sid]))
+                await both("enter_room", sid, namespace, chooser.choice([*rooms, sid]))
             elif step == "leave_room":
-                await both("leave_room", sid, namespace, chooser.choice(rooms + [sid]))
+                await both("leave_room", sid, namespace, chooser.choice([*rooms, sid]))
             elif step == "close_room":
                 await both("close_room", chooser.choice(rooms), namespace)
             elif step == "pre_disconnect" and sid != "nobody":
@@ -174,7 +174,7 @@ def test_a_broadcast_whose_answer_is_late_is_not_sent_again_and_a_lost_connectio
         manager.redis = FlakyRedis(calls, failures_left)
         manager.connected = True
 
-    failures_left = [errors[name] for name in failures.split()]
+    failures_left: list[Exception] = [errors[name] for name in failures.split()]
     monkeypatch.setattr(manager, "_redis_connect", connect)
     assert asyncio.run(manager._publish({"event": "chat"})) == answer
     assert len(calls) == publishes

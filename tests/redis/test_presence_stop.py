@@ -61,7 +61,7 @@ async def test_presence_stops_while_its_heartbeat_waits_on_redis(redis_url: str)
     bus = RedisBus(redis_url)
     await bus.start()
     losing = CancellationLosingBus(bus)
-    presence = RedisPresence(losing, heartbeat=0.05)  # type: ignore[arg-type]
+    presence = RedisPresence(losing, heartbeat=0.05)  # type: ignore[arg-type]  # a stand-in bus
     people = [Person(f"p{i}", f"{i:04d}") for i in range(100)]
     try:
         presence.start(Listener(), lambda: people)
@@ -71,7 +71,7 @@ async def test_presence_stops_while_its_heartbeat_waits_on_redis(redis_url: str)
         started = time.monotonic()
         await asyncio.wait_for(presence.stop(), STOP_BOUND_SECONDS)
         took = time.monotonic() - started
-        beating = presence._beating
+        beating = presence._beating  # noqa: SLF001 (the heartbeat task: no public handle)
         assert beating is not None and beating.done(), "the heartbeat goes on after the stop"
         assert not await bus.client.exists(bus.key("online", bus.process_id)), "this process's people stay in Redis"
         assert took < STOP_BOUND_SECONDS
@@ -86,7 +86,7 @@ async def test_the_bus_closes_though_its_subscription_lost_a_cancellation(redis_
     bus = RedisBus(redis_url)
     await bus.start()
     await asyncio.wait_for(bus.subscribed.wait(), STOP_BOUND_SECONDS)
-    listener = bus._listener
+    listener = bus._listener  # noqa: SLF001 (stood in for below: no public handle)
     assert listener is not None
     listener.cancel()  # the real one ends at once: stand in for one that lost its cancellation
     await asyncio.gather(listener, return_exceptions=True)
@@ -99,9 +99,9 @@ async def test_the_bus_closes_though_its_subscription_lost_a_cancellation(redis_
             lost.set()  # lost, as in the subscription's SUBSCRIBE
         await asyncio.Event().wait()  # the read of the channel, which never ends by itself
 
-    bus._listener = asyncio.ensure_future(listen_after_losing_a_cancellation())
+    bus._listener = asyncio.ensure_future(listen_after_losing_a_cancellation())  # noqa: SLF001 (the stand-in)
     await asyncio.sleep(0)
     started = time.monotonic()
     await asyncio.wait_for(bus.close(), STOP_BOUND_SECONDS)
-    assert lost.is_set() and bus._listener.done()
+    assert lost.is_set() and bus._listener.done()  # noqa: SLF001 (the stand-in, ended)
     assert time.monotonic() - started < STOP_BOUND_SECONDS

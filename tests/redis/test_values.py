@@ -25,6 +25,7 @@ from tests.support.cluster import Cluster
 from tests.support.constants import ROOT
 from tests.support.e2e import e2e_unavailable
 from tests.support.forms import can_log_in, http_session, log_in
+from tests.support.matching import found
 from tests.support.waiting import eventually
 from tests.support.wire import Refused, WireSocket
 from tornado_app.redis.bus import redacted
@@ -263,15 +264,16 @@ def test_make_cluster_redis_wants_its_password_which_no_command_line_holds() -> 
     process = subprocess.Popen([sys.executable, str(ROOT / "deploy" / "cluster.py"), "--processes", "2", "--port", "0"],
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "TORNADO_APP_COOKIE_SECRET": secret})
+    assert process.stdout is not None and process.stderr is not None  # pipes
     try:
         line = process.stdout.readline()
         if "not installed" in line or process.poll() is not None:
             e2e_unavailable(process.stderr.read().strip() or line)
-        workdir = re.search(r"logs in (\S+);", line).group(1)
+        workdir = found(r"logs in (\S+);", line).group(1)
         with open(os.path.join(workdir, "redis.conf")) as config_file:
             config = config_file.read()
-        password = re.search(r'requirepass "([^"]+)"', config).group(1)
-        port = int(re.search(r"^port (\d+)", config, re.M).group(1))
+        password = found(r'requirepass "([^"]+)"', config).group(1)
+        port = int(found(r"^port (\d+)", config, re.MULTILINE).group(1))
         assert password not in line and len(password) >= 32
         assert oct(os.stat(os.path.join(workdir, "redis.conf")).st_mode & 0o777) == "0o600"
         # Its owner's; run as root, nginx's workers' group may also enter it (not list it).
@@ -280,16 +282,14 @@ def test_make_cluster_redis_wants_its_password_which_no_command_line_holds() -> 
             assert oct(status.st_mode & 0o777) == "0o710" and grp.getgrgid(status.st_gid).gr_name == NGINX_USER
         else:
             assert oct(status.st_mode & 0o777) == "0o700"
-        with redis.Redis(port=port) as anonymous:
-            with pytest.raises(redis.exceptions.AuthenticationError):
-                anonymous.get("tornado_app:lru")
-        with redis.Redis(port=port, password="a guess") as guesser:
-            with pytest.raises(redis.exceptions.AuthenticationError):
-                guesser.ping()
+        with redis.Redis(port=port) as anonymous, pytest.raises(redis.exceptions.AuthenticationError):
+            anonymous.get("tornado_app:lru")
+        with redis.Redis(port=port, password="a guess") as guesser, pytest.raises(redis.exceptions.AuthenticationError):
+            guesser.ping()
         with redis.Redis(port=port, password=password) as client:
             assert client.ping()
         # Every process of ours, and what any local user can read of its command line.
-        children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+        children = subprocess.run(["pgrep", "-P", str(process.pid)], check=False, capture_output=True, text=True).stdout.split()
         assert len(children) >= 4  # redis-server, two app processes, nginx
         for pid in children:
             with open(f"/proc/{pid}/cmdline", "rb") as cmdline:

@@ -31,7 +31,7 @@ async def flood_frames(base_url: str, seconds: float, frame_bytes: int = 500) ->
         while loop.time() < deadline:
             await asyncio.wait_for(ws.send_text(frame), max(0.01, deadline - loop.time()))
             sent += 1
-    except (asyncio.TimeoutError, ConnectionError):
+    except (TimeoutError, ConnectionError):
         pass
     finally:
         ws.abort()
@@ -59,11 +59,11 @@ async def giant_frame(base_url: str, announced: int = 10 * 1024 * 1024, sent: in
         for _ in range(sent // len(chunk)):
             ws.writer.write(chunk)
             await asyncio.wait_for(ws.writer.drain(), 2)
-    except (asyncio.TimeoutError, ConnectionError):
+    except (TimeoutError, ConnectionError):
         pass  # the server stopped reading or closed: what we want
     try:
         await asyncio.wait_for(reading, 5)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         answer.extend(b"?")  # still open after 5 s
     finally:
         ws.abort()
@@ -131,7 +131,7 @@ async def closed_by_the_server(connections: list[Connection], within: float = 2.
     async def closed(reader: asyncio.StreamReader) -> bool:
         try:
             return await asyncio.wait_for(reader.read(1), within) == b""
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         except ConnectionError:
             return True
@@ -160,7 +160,7 @@ async def unfinished_body(base_url: str, path: str, announced: int, sent: int, s
             writer.write(b"x" * min(65536, sent - offset))
             await asyncio.wait_for(writer.drain(), 3)
         status = await asyncio.wait_for(reader.readline(), 3)
-    except (asyncio.TimeoutError, ConnectionError):
+    except (TimeoutError, ConnectionError):
         status = b""
     return status, writer
 

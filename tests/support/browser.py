@@ -21,7 +21,7 @@ def browser_missing() -> str | None:
     if not CHROMIUM.exists():
         return f"Chromium is not installed at {CHROMIUM} (make system-deps)"
     try:
-        import playwright  # noqa: F401
+        import playwright  # noqa: F401 (only whether it imports)
     except ImportError:
         return "Playwright for Python is not installed (pip install -e '.[test]')"
     return None
@@ -55,9 +55,13 @@ class Person:
         self.base_url = base_url
         self.console_errors: list[str] = []
 
+    def _note_console_error(self, message: Any) -> None:
+        if message.type == "error":
+            self.console_errors.append(message.text)
+
     def open(self, path: str = "") -> Any:
         page = self.context.new_page()
-        page.on("console", lambda message: message.type == "error" and self.console_errors.append(message.text))
+        page.on("console", self._note_console_error)
         page.on("pageerror", lambda error: self.console_errors.append(str(error)))
         page.goto(self.base_url + path.lstrip("/"))
         return page
@@ -85,7 +89,7 @@ def in_first_screen(page: Any, selector: str, viewport: dict[str, int]) -> bool:
     """Whether the element is visible without scrolling (the page scrolled to its top)."""
     page.evaluate("window.scrollTo(0, 0)")
     where = box(page, selector)
-    return where is not None and 0 <= where["y"] and where["y"] + where["height"] <= viewport["height"]
+    return where is not None and where["y"] >= 0 and where["y"] + where["height"] <= viewport["height"]
 
 
 async def log_in_page(browser: Any, url: str, name: str) -> Any:

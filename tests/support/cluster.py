@@ -22,6 +22,8 @@ from pathlib import Path
 from deploy.services import ROOT, AppProcess
 from tests.support.waiting import GENEROUS_SECONDS, eventually
 
+from .matching import found
+
 SECRET = "a-secret-shared-by-every-process"
 
 
@@ -56,7 +58,7 @@ class MakeCluster:
     later line as it comes, so that a test can wait for one while the cluster runs."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.errors = tempfile.TemporaryFile(mode="w+")
+        self.errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (the process's, closed when it ends)
         self.process = subprocess.Popen([sys.executable, str(ROOT / "deploy" / "cluster.py"), *args], cwd=ROOT,
                                         env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=self.errors, text=True)
         assert self.process.stdout is not None
@@ -80,11 +82,11 @@ class MakeCluster:
 
     @property
     def url(self) -> str:
-        return re.search(r"http://\S+/", self.first_line).group(0).rstrip("/")
+        return found(r"http://\S+/", self.first_line).group(0).rstrip("/")
 
     @property
     def workdir(self) -> str:
-        return re.search(r"logs in (\S+);", self.first_line).group(1)
+        return found(r"logs in (\S+);", self.first_line).group(1)
 
     @property
     def kept_logs(self) -> str | None:
@@ -158,4 +160,4 @@ def as_nobody(code: str, *args: str) -> subprocess.CompletedProcess[str]:
     group: another local user. Needs root; the system's python3, which any user can run."""
     nobody = pwd.getpwnam("nobody")
     return subprocess.run(["/usr/bin/python3", "-c", code, *args], user=nobody.pw_uid, group=nobody.pw_gid,
-                          extra_groups=[], cwd="/", capture_output=True, text=True, timeout=30)
+                          extra_groups=[], cwd="/", check=False, capture_output=True, text=True, timeout=30)

@@ -95,7 +95,7 @@ async def repeat(stop: asyncio.Event, attack: Callable[[], Awaitable[Any]]) -> i
     while not stop.is_set():
         try:
             await attack()
-        except (ConnectionError, asyncio.TimeoutError, aiohttp.ClientError):
+        except (TimeoutError, ConnectionError, aiohttp.ClientError):
             pass
         rounds += 1
     return rounds

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import resource
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
+
+from .matching import found
 
 T = TypeVar("T")
 
@@ -42,7 +43,7 @@ async def bounded(count: int, concurrency: int, job: Callable[[int], Awaitable[T
 
 def rss_kib(pid: int) -> int:
     """Resident memory of a process, in KiB (Linux)."""
-    return int(re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text()).group(1))
+    return int(found(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text()).group(1))
 
 
 def raise_open_files_limit(needed: int | None = None) -> int:

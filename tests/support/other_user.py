@@ -24,7 +24,7 @@ PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3")
 def _python() -> str | None:
     for python in dict.fromkeys([*PYTHONS, shutil.which("python3") or PYTHONS[0]]):
         try:
-            if subprocess.run([python, "-c", "pass"], user=OTHER_USER, cwd="/", capture_output=True, timeout=30).returncode == 0:
+            if subprocess.run([python, "-c", "pass"], user=OTHER_USER, cwd="/", check=False, capture_output=True, timeout=30).returncode == 0:
                 return python
         except OSError:
             continue
@@ -45,6 +45,6 @@ def as_another_user(port: int, *args: str, timeout: float = 180) -> dict:
     python = _python()
     assert python is not None, unavailable()
     result = subprocess.run([python, "-", str(port), *args], input=SCRIPT.read_text(), user=OTHER_USER,
-                            cwd="/", capture_output=True, text=True, timeout=timeout)
+                            cwd="/", check=False, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)

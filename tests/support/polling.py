@@ -13,7 +13,15 @@ from typing import Any
 
 import aiohttp
 
-from .protocol import POLLING_SEPARATOR, SOCKETIO_POLLING, SOCKETIO_WEBSOCKET, ack_of, event_of, one_or_all, opening_sid
+from .protocol import (
+    POLLING_SEPARATOR,
+    SOCKETIO_POLLING,
+    SOCKETIO_WEBSOCKET,
+    ack_of,
+    event_of,
+    one_or_all,
+    opening_sid,
+)
 
 
 class UpgradingClient:

@@ -167,7 +167,7 @@ class FreezableProxy:
         born = self._freezes
         accepting = asyncio.current_task()
         assert accepting is not None
-        self._tasks.add(accepting)  # type: ignore[arg-type]
+        self._tasks.add(accepting)
         self._waiting.add(client)
         try:
             # A connection made on a dead link waits for it to come back, as a SYN that is
@@ -179,7 +179,7 @@ class FreezableProxy:
             return
         finally:
             self._waiting.discard(client)
-            self._tasks.discard(accepting)  # type: ignore[arg-type]
+            self._tasks.discard(accepting)
         link = _Link(client, upstream, born)
         if born < self._reset_below:  # it was still connecting upstream when its link was reset
             link.abort()

@@ -77,7 +77,7 @@ class RawWebSocket:
         """Whatever the server sent within `timeout` (b"" once it closed the connection)."""
         try:
             return await asyncio.wait_for(self.reader.read(65536), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return b"?"  # nothing yet, but the connection is open
 
     def abort(self) -> None:

@@ -25,7 +25,7 @@ class SocketClient:
         self.received: dict[str, asyncio.Queue[Any]] = defaultdict(asyncio.Queue)
         self.presence = PresenceView()
         self.sio.on("*", self._record)
-        self.sio.on("connect_error", lambda data: self.received["connect_error"].put_nowait(data))
+        self.sio.on("connect_error", lambda data: self.received["connect_error"].put_nowait(data))  # noqa: PLW0108 (the queue made when the event comes)
         self.sio.on("disconnect", lambda reason=None: self.received["disconnect"].put_nowait(reason))
 
     async def _record(self, event: str, *args: Any) -> None:

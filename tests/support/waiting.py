@@ -10,15 +10,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 GENEROUS_SECONDS = 15.0  # far beyond a healthy run (tenths of a second), so only a defect reaches it
 
 
 async def eventually(
-    condition: Callable[[], bool | Awaitable[bool]], within: float = GENEROUS_SECONDS, what: str | None = None
+    condition: Callable[[], object], within: float = GENEROUS_SECONDS, what: str | None = None
 ) -> float:
-    """Wait until `condition()` (plain or a coroutine) holds; returns the seconds it took.
+    """Wait until `condition()` (plain or a coroutine) holds, that is, is true or a non-empty
+    list, say; returns the seconds it took.
 
     Raises AssertionError naming `what` (or the condition's docstring) after `within` s."""
     started = time.monotonic()

@@ -15,7 +15,7 @@ import json
 import ssl as tls
 from collections import defaultdict
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 
@@ -66,7 +66,7 @@ class WireSocket:
         headers: Mapping[str, str] | None = None,
         ssl: tls.SSLContext | bool = True,
         auth: Mapping[str, Any] | None = None,
-    ) -> WireSocket:
+    ) -> Self:
         """Open the WebSocket, send the namespace connect (with `auth`, a page's resume
         payload, if given), wait for `40` or `44`.
 

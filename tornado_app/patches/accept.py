@@ -17,7 +17,7 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 ACCEPT_PAUSE_SECONDS = 0.2  # out of file descriptors: try accept() again this much later
 ACCEPTS_PER_WAKEUP = 128  # as Tornado: then let the rest of the loop run
+
+_Plain = TypeVar("_Plain", bound=IOStream)  # open_stream gives back the classes it is given
+_TLS = TypeVar("_TLS", bound=SSLIOStream)
 OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
@@ -89,7 +92,7 @@ class AcceptLoopHTTPServer(HTTPServer):
         io_loop.add_handler(sock, on_readable, IOLoop.READ)
         return stop
 
-    def open_stream(self, connection: socket.socket, plain: type[IOStream], tls: type[SSLIOStream]) -> IOStream | None:
+    def open_stream(self, connection: socket.socket, plain: type[_Plain], tls: type[_TLS]) -> _Plain | _TLS | None:
         """What TCPServer._handle_connection does, with these stream classes; None when the
         connection was gone before its TLS handshake could start."""
         if self.ssl_options is None:

@@ -78,7 +78,6 @@ from tornado.websocket import WebSocketClosedError
 
 from .frames import server_frame
 
-
 MESSAGE = str(eio_packet.MESSAGE)  # an Engine.IO MESSAGE frame starts with "4"
 SWEEP_SECONDS = 1.0  # how often the sockets that stopped answering pings are looked for
 
@@ -400,7 +399,7 @@ class TunedEngineIOServer(engineio.AsyncServer):
         if queues:
             try:
                 await asyncio.wait_for(asyncio.gather(*queues), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass  # a polling client that is not polling right now: it misses the packet
 
     async def end_session(self, sid: str, reason: str, websocket_handler: Any = None) -> None:

@@ -25,7 +25,7 @@ SESSION_ID = "tornado_app.session_id"  # the key, in a socket's environ, of the 
 BINARY_PACKET_TYPES = ("5", "6")  # Socket.IO BINARY_EVENT and BINARY_ACK
 
 
-class ProtocolGuardedServer(socketio.AsyncServer):
+class ProtocolGuardedServer(socketio.AsyncServer):  # type: ignore[misc]  # python-socketio has no types
     """python-socketio's server, hardened against clients that misbehave:
 
     - a malformed Socket.IO packet is ignored with one log line. python-socketio raises on

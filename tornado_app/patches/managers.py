@@ -99,7 +99,7 @@ class PendingTable(dict[Any, PendingSids]):
         super().__setitem__(namespace, sids if isinstance(sids, PendingSids) else PendingSids(sids))
 
 
-class DirectManager(socketio.AsyncManager):  # type: ignore[misc]
+class DirectManager(socketio.AsyncManager):  # type: ignore[misc]  # python-socketio has no types
     """python-socketio's client manager for one process, whose emit starts no task per
     recipient, and where a socket leaves in O(1) (see the module docstring)."""
 
@@ -117,7 +117,7 @@ class DirectManager(socketio.AsyncManager):  # type: ignore[misc]
         super().basic_leave_room(sid, namespace, room)
         sids = self.rooms_of.get(namespace)
         rooms = sids.get(sid) if sids is not None else None
-        if rooms is not None:
+        if sids is not None and rooms is not None:
             rooms.pop(room, None)
             if not rooms:
                 del sids[sid]
@@ -151,8 +151,10 @@ class DirectManager(socketio.AsyncManager):  # type: ignore[misc]
             return
         if isinstance(data, tuple):
             arguments = list(data)  # a tuple is several arguments, anything else one
+        elif data is None:
+            arguments = []
         else:
-            arguments = [] if data is None else [data]
+            arguments = [data]
         encoded = self._encode_event(event, arguments, namespace)
         if encoded is None:  # binary attachments or another serializer: python-socketio's way
             await super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, to=to, **kwargs)
@@ -215,10 +217,12 @@ PUBLISH_TIMEOUT = 2.0  # seconds, as the bus's (redis/bus.py)
 PUBLISH_FAILURE_EVERY = 10.0  # seconds between two log lines about broadcasts that failed
 
 
-class DirectRedisManager(socketio.AsyncRedisManager, DirectManager):  # type: ignore[misc]
+class DirectRedisManager(socketio.AsyncRedisManager, DirectManager):  # type: ignore[misc]  # python-socketio has no types
     """python-socketio's Redis client manager, delivering to this process's sockets with the
     direct emit (its local delivery calls AsyncManager.emit, which DirectManager replaces),
     whose broadcasts to the other processes time out and are never sent twice."""
+
+    connected: bool  # python-socketio's (AsyncRedisManager): whether it holds a connection
 
     def __init__(self, *args: Any, redis_options: dict[str, Any] | None = None, **kwargs: Any) -> None:
         from redis.asyncio.retry import Retry

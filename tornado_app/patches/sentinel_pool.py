@@ -18,5 +18,5 @@ from redis.asyncio.connection import BlockingConnectionPool
 from redis.asyncio.sentinel import SentinelConnectionPool
 
 
-class BlockingSentinelConnectionPool(SentinelConnectionPool, BlockingConnectionPool):  # type: ignore[misc]
+class BlockingSentinelConnectionPool(SentinelConnectionPool, BlockingConnectionPool):
     """SentinelConnectionPool that waits up to `timeout` s for one of `max_connections`."""

@@ -110,7 +110,7 @@ def bounded_engineio_handler(sio: socketio.AsyncServer, max_unsent_bytes: int) -
     engineio_handler: type[RequestHandler] = socketio.get_tornado_handler(sio)
     max_packet_bytes: int = sio.eio.max_http_buffer_size
 
-    class BoundedEngineIOHandler(engineio_handler):  # type: ignore[misc, valid-type]
+    class BoundedEngineIOHandler(engineio_handler):  # type: ignore[misc, valid-type]  # a class python-socketio makes at run time
         _room_for_frames: Future[None] | None = None
         _ignored_frames = 0
 

@@ -23,11 +23,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .urls import SentinelURL, parse_sentinel_url, redacted
-from .values import BadValue, IgnoredValues
 from ..errors import BackendUnavailable, BackendUnreachable
 from ..logs import facts
 from ..patches.sentinel_pool import BlockingSentinelConnectionPool
+from .urls import SentinelURL, parse_sentinel_url, redacted
+from .values import BadValue, IgnoredValues
 
 log = logging.getLogger(__name__)
 

@@ -26,13 +26,21 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from ..history import (SENT_REMEMBERED, Message, Recent, Stored, kept_for_catch_up, new_epoch,
-                       parse_position, position)
 from .. import packet_json
 from ..errors import BackendUnavailable
+from ..history import (
+    SENT_REMEMBERED,
+    Message,
+    Recent,
+    Stored,
+    kept_for_catch_up,
+    new_epoch,
+    parse_position,
+    position,
+)
 from ..settings import PRODUCTION
 from .bus import RedisBus
-from .values import BadValue, chat_message, history_epoch, history_count
+from .values import BadValue, chat_message, history_count, history_epoch
 
 # The epoch in force; a new one (and a new stream) if the count is gone, or if any of the
 # three keys is not what we write (anyone who can write to Redis could have put anything).

@@ -25,11 +25,11 @@ from collections.abc import Callable
 
 from redis.exceptions import ResponseError
 
+from ..errors import BackendUnavailable
 from ..presence import HERE, PresenceListener
+from ..registry import Person
 from .bus import RedisBus
 from .values import BadValue, person
-from ..registry import Person
-from ..errors import BackendUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -203,8 +203,8 @@ class RedisPresence:
         """The other processes with a heartbeat in the last PROCESS_TTL seconds."""
         cutoff = time.time() - self._process_ttl
         live = set()
-        for process, beat in await self._bus.run(self._bus.client.zrange(self._processes, 0, -1, withscores=True)):
-            process = process.decode(errors="replace")
+        for member, beat in await self._bus.run(self._bus.client.zrange(self._processes, 0, -1, withscores=True)):
+            process = member.decode(errors="replace")
             if not PROCESS_ID.fullmatch(process):  # a key name made of anything: not followed
                 self._bus.ignored.skip("processes", process, BadValue("not a process id"))
             elif process != self._bus.process_id and beat >= cutoff:

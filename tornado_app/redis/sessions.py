@@ -36,8 +36,6 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
-from .bus import RedisBus
-from .values import session_fields, timestamp
 from ..sessions import (
     Clock,
     EndReason,
@@ -48,6 +46,8 @@ from ..sessions import (
     new_tag,
 )
 from ..settings import PRODUCTION
+from .bus import RedisBus
+from .values import session_fields, timestamp
 
 KEY_GRACE_MS = 60_000  # a session hash outlives its idle TTL by this much in Redis
 TRUSTED_SECONDS = 5.0  # a session seen live this recently is answered without asking Redis

@@ -73,7 +73,7 @@ def chat_message(raw: object) -> dict[str, Any]:
     skeleton is made again from its username (an entry written before skeletons were sent
     has none, and one written with an older confusables table may differ)."""
     try:
-        message = json.loads(raw)  # type: ignore[arg-type]
+        message = json.loads(raw)  # type: ignore[arg-type]  # whatever Redis held: a TypeError is caught
     except (ValueError, TypeError, RecursionError):
         raise BadValue("not JSON") from None
     if not isinstance(message, dict) or set(message) - {"skeleton"} != {"id", "username", "tag", "text", "time"}:
