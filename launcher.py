@@ -30,6 +30,7 @@ import time
 import webbrowser
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))  # runnable from any working directory, installed or not
@@ -160,8 +161,9 @@ def open_window(url: str) -> None:
         text_select=True,
     )
     # pywebview handles Ctrl-C itself; make SIGTERM close the window the same way.
+    assert window is not None  # None only when an `initialized` handler cancels it: none does
     signal.signal(signal.SIGTERM, lambda *_: window.destroy())
-    gui = "qt" if sys.platform.startswith("linux") else None
+    gui: Literal["qt"] | None = "qt" if sys.platform.startswith("linux") else None
     webview.start(gui=gui, icon=str(ICON), private_mode=True)
 
 

@@ -166,7 +166,7 @@ class Crowd:
         own: this one, reading N sockets, is far busier than the server at thousands of
         people, and its own delays would be taken for the server's."""
         process = await asyncio.create_subprocess_exec(
-            sys.executable, str(Path(__file__).resolve()), "--probe", self.server.url, cookie, str(self.config.seconds),
+            sys.executable, str(ROOT / "bench" / "crowd.py"), "--probe", self.server.url, cookie, str(self.config.seconds),
             stdout=asyncio.subprocess.PIPE)
         out, _ = await process.communicate()
         return json.loads(out.decode().strip().splitlines()[-1])

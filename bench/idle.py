@@ -52,13 +52,14 @@ CONNECT = struct.pack("!BB", 0x81, 0x80 | 2) + b"\0\0\0\0" + b"40"
 class IdleSocket(asyncio.Protocol):
     """One WebSocket to /socket.io/ that connects to Socket.IO and then only answers pings."""
 
+    transport: asyncio.Transport  # from connection_made, before anything else is called
+
     def __init__(self, host: str, cookie: str, origin: str) -> None:
         self.request = "\r\n".join([
             f"GET {SOCKETIO_WEBSOCKET} HTTP/1.1", f"Host: {host}", "Upgrade: websocket", "Connection: Upgrade",
             f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}", "Sec-WebSocket-Version: 13",
             f"Cookie: {cookie}", f"Origin: {origin}", "", "",
         ]).encode()
-        self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.upgraded = False
         self.connected = asyncio.get_running_loop().create_future()  # True once Socket.IO said `40`
@@ -123,7 +124,9 @@ class IdleSocket(asyncio.Protocol):
 async def open_idle(url: str, cookie: str) -> IdleSocket:
     parts = urlsplit(url)
     loop = asyncio.get_running_loop()
-    _, socket = await loop.create_connection(lambda: IdleSocket(parts.netloc, cookie, url), parts.hostname, parts.port)
+    host, port = parts.hostname, parts.port
+    assert host is not None and port is not None  # the server's URL: http://127.0.0.1:N/
+    _, socket = await loop.create_connection(lambda: IdleSocket(parts.netloc, cookie, url), host, port)
     if not await asyncio.wait_for(socket.connected, 30):
         raise RuntimeError("the server refused an idle socket")
     return socket

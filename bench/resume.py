@@ -54,7 +54,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 
@@ -153,7 +153,7 @@ def listen_overflows() -> int:
     the clients' SYNs go unanswered, and they retry 1, 3, 7, 15 s later."""
     try:
         lines = [line.split() for line in Path("/proc/net/netstat").read_text().splitlines() if line.startswith("TcpExt:")]
-        return int(dict(zip(lines[0], lines[1]))["ListenOverflows"])
+        return int(dict(zip(lines[0], lines[1], strict=True))["ListenOverflows"])
     except (OSError, KeyError, IndexError, ValueError):
         return 0
 
@@ -177,7 +177,7 @@ class Link(asyncio.Protocol):
     (RFC 6455 allows any key), so they go as they are.
     """
 
-    def __init__(self, page: Page, host: str, port: int, auth: dict[str, str] | None, started: float) -> None:
+    def __init__(self, page: Page, host: str, port: int, auth: dict[str, Any] | None, started: float) -> None:
         self.page = page
         self.auth = auth
         self.started = started
@@ -192,7 +192,7 @@ class Link(asyncio.Protocol):
         self.closed = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)  # create_connection's: a stream transport
         self.transport.write(self.request)
         self.page.arrival.connected_seconds = time.perf_counter() - self.started
 
@@ -214,7 +214,8 @@ class Link(asyncio.Protocol):
             head = bytes([0x81, 0x80 | 126]) + length.to_bytes(2, "big")
         else:
             head = bytes([0x81, 0x80 | 127]) + length.to_bytes(8, "big")
-        self.transport.write(head + b"\0\0\0\0" + data)  # type: ignore[union-attr]
+        assert self.transport is not None  # sent only once connected
+        self.transport.write(head + b"\0\0\0\0" + data)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -408,6 +409,7 @@ class Scenario:
                     _, page.link = await loop.create_connection(lambda: Link(page, host, port, auth, started), host, port)
                 except OSError as error:
                     page.fail(f"could not connect: {error}")
+                assert page.done is not None  # set for every page just above
                 await page.done
 
         cpu_before, client_cpu_before = cpu_seconds(self.server.process.pid), time.process_time()

@@ -22,6 +22,7 @@ import subprocess
 import time
 from collections.abc import Collection
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from deploy.app_process import StartedApp, probe
 
@@ -101,7 +102,7 @@ def nginx_worker_user() -> str | None:
     except KeyError:
         command = [find_program("useradd", sbin=True), "--system", "--user-group", "--no-create-home", "--home-dir",
                    "/nonexistent", "--shell", "/usr/sbin/nologin", "--comment", "Session Sockets nginx workers", NGINX_USER]
-        created = subprocess.run(command, capture_output=True, text=True)
+        created = subprocess.run(command, capture_output=True, text=True, check=False)  # its failure is read below
         try:
             pwd.getpwnam(NGINX_USER)  # ours, or made meanwhile by another start (useradd then fails)
         except KeyError:
@@ -137,16 +138,22 @@ def reachable_by(path: Path, user: str) -> bool:
     return True
 
 
+def _program(process: subprocess.Popen[Any]) -> str:
+    """The program `process` runs, for a message (ours are all started from a list)."""
+    args = process.args
+    return str(args[0] if isinstance(args, (list, tuple)) else args)
+
+
 def wait_for_port(port: int, process: subprocess.Popen[bytes] | subprocess.Popen[str], timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{process.args[0]} exited with status {process.returncode} before listening on {port}")
+            raise RuntimeError(f"{_program(process)} exited with status {process.returncode} before listening on {port}")
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.02)
-    raise RuntimeError(f"{process.args[0]} is not listening on port {port} after {timeout} s")
+    raise RuntimeError(f"{_program(process)} is not listening on port {port} after {timeout} s")
 
 
 def find_program(name: str, sbin: bool = False) -> str:
@@ -566,17 +573,22 @@ class ReplicatedRedis:
         for service in [*self.sentinels, *self.servers]:
             service.stop()
 
-    def _ask(self, port: int, *command: str) -> object:
+    def _ask(self, port: int, *command: str) -> RedisReply:
         return ask_redis(port, self.password, *command)
 
 
 def _fields(reply: object) -> dict[str, str]:
     """A Sentinel's flat [name, value, name, value, ...] reply as a dict."""
     items = list(reply) if isinstance(reply, list) else []
-    return dict(zip(items[::2], items[1::2]))
+    return dict(zip(items[::2], items[1::2], strict=False))
 
 
-def ask_redis(port: int, password: str, *command: str, timeout: float = 2.0) -> object:
+# A RESP2 reply: a str, None, or a list of replies. Any: each caller knows the shape of the
+# answer to the command it sent (a list for SENTINEL MASTER, a str for PING).
+RedisReply = Any
+
+
+def ask_redis(port: int, password: str, *command: str, timeout: float = 2.0) -> RedisReply:
     """One command to the Redis or Sentinel on 127.0.0.1:`port`, after AUTH: its reply as
     strings and lists (RESP2). RuntimeError for an error reply. (No client library: make
     cluster runs this before any app, and it needs no more than this.)"""
@@ -590,8 +602,8 @@ def ask_redis(port: int, password: str, *command: str, timeout: float = 2.0) -> 
         return reply
 
 
-def _read_reply(reader: object) -> object:
-    line = reader.readline()  # type: ignore[attr-defined]
+def _read_reply(reader: BinaryIO) -> RedisReply:
+    line = reader.readline()
     if not line:
         raise OSError("the connection closed")
     kind, rest = line[:1], line[1:-2].decode()
@@ -602,7 +614,7 @@ def _read_reply(reader: object) -> object:
     if kind == b"$":
         if int(rest) < 0:
             return None
-        data = reader.read(int(rest) + 2)  # type: ignore[attr-defined]
+        data = reader.read(int(rest) + 2)
         return data[:-2].decode()
     if kind == b"*":
         return None if int(rest) < 0 else [_read_reply(reader) for _ in range(int(rest))]

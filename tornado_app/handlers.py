@@ -11,7 +11,7 @@ from __future__ import annotations
 import http
 import logging
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast, overload
 
 from tornado.web import HTTPError, RequestHandler, StaticFileHandler
 
@@ -92,6 +92,11 @@ class BaseHandler(RequestHandler):
             name, args = cookie_name(XSRF_COOKIE, self.request.protocol), ()
             kwargs = {"path": "/", "httponly": True, "samesite": "Lax", "secure": https, "expires_days": None}
         super().set_cookie(name, value, *args, **kwargs)
+
+    @overload
+    def get_cookie(self, name: str, default: str) -> str: ...
+    @overload
+    def get_cookie(self, name: str, default: None = None) -> str | None: ...
 
     def get_cookie(self, name: str, default: str | None = None) -> str | None:
         # Tornado reads its XSRF cookie by the plain name; over HTTPS only the prefixed one counts.
@@ -219,7 +224,8 @@ class LoginHandler(BaseHandler):
             shown_back = typed[: MAX_USERNAME_LENGTH * 4]  # enough to fix a typo, not a megabyte
             self.render("login.html", error=str(refusal), username=shown_back, logged_out=False)
             return
-        if not await self.application.backend.rate_limiter.allows("login", self.request.remote_ip):
+        # Tornado's server always sets remote_ip ("0.0.0.0" on a Unix socket); typed Optional.
+        if not await self.application.backend.rate_limiter.allows("login", cast(str, self.request.remote_ip)):
             self._refuse_too_many_logins()
             return
         if self.session is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisSentinelStorage, RedisStorage, Storage
@@ -68,7 +68,7 @@ def redis_storage(url: str, key_prefix: str) -> Storage:
     name (redis/urls.py reads the URL). Counted on the primary only: a replica's count may lag."""
     from .redis.urls import parse_sentinel_url
 
-    options = {"implementation": "redispy", "key_prefix": key_prefix, "wrap_exceptions": True,
+    options: dict[str, Any] = {"implementation": "redispy", "key_prefix": key_prefix, "wrap_exceptions": True,
                "socket_timeout": 2, "socket_connect_timeout": 2}
     sentinel = parse_sentinel_url(url)
     if sentinel is None:

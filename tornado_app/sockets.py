@@ -287,6 +287,7 @@ class ChatSocketServer:
         # or else the reason engineio gives (a dropped connection, a client that stopped
         # answering pings, its own disconnect).
         ending = self._session_ending.get(sid)
+        why: object  # engineio's reason is a str, but python-socketio passes it on untyped
         if ending is not None:
             why = CLOSED_BECAUSE[ending]
         else:

@@ -207,7 +207,7 @@ def write_frame(websocket: FrameWriter, frame: bytes) -> None:
         pass  # engineio's writer loses a packet to a closed connection the same way
 
 
-class TunedEngineIOServer(engineio.AsyncServer):
+class TunedEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]  # engineio has no types
     """engineio.AsyncServer whose closed sockets are freed at once, not a ping interval later,
     and whose packets to an open WebSocket are written directly (see the module docstring)."""
 
@@ -215,7 +215,7 @@ class TunedEngineIOServer(engineio.AsyncServer):
         super().__init__(*args, **kwargs)
         self.direct_writes = direct_writes
         if direct_writes:
-            self._async = {**self._async, "websocket": CountingWebSocket}
+            self._async: dict[str, Any] = {**self._async, "websocket": CountingWebSocket}
         self._ping_tasks: dict[str, asyncio.Task[Any]] = {}
         self.session_gate: SessionGate | None = None  # see limit_sessions
         self.first_poll_timeout: float | None = None
@@ -247,7 +247,7 @@ class TunedEngineIOServer(engineio.AsyncServer):
         gate = self.session_gate
         refusal = gate.refusal(ip, handler) if gate is not None else None
         if refusal is not None:
-            if getattr(handler, "ws_connection", None) is not None:
+            if handler is not None and getattr(handler, "ws_connection", None) is not None:
                 handler.close(1013, refusal)
             return refusal  # engineio answers 401 with this and drops the session
         accepted = await super()._trigger_event("connect", sid, environ, **kwargs)
