@@ -14,7 +14,7 @@ SYSTEM_DEPS := chromium xvfb xauth xdotool imagemagick \
 
 DESKTOP_FILE ?= $(HOME)/.local/share/applications/session-sockets.desktop
 
-.PHONY: run serve cluster test test-fast test-heavy bench bench-compare bench-resume bench-rolling bench-idle system-deps desktop-entry update-socketio-client update-confusables clean
+.PHONY: run serve cluster test test-fast test-heavy lint bench bench-compare bench-resume bench-rolling bench-idle system-deps desktop-entry update-socketio-client update-confusables clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -78,7 +78,6 @@ $(VENV)/.installed-lint: $(VENV)/.installed-test
 	$(BIN)/python -m pip install --quiet -e '.[lint]'
 	touch $@
 
-.PHONY: lint
 lint: $(VENV)/.installed-lint
 	$(BIN)/ruff check .
 	$(BIN)/mypy
