@@ -34,12 +34,6 @@ MAKEFILE_TARGET = re.compile(r"^([\w-]+):", re.MULTILINE)
 MAKE_IN_CODE = re.compile(r"`(?:sudo )?make ([\w-]+)")
 MAKE_IN_BLOCK = re.compile(r"^\s*(?:sudo )?make ([\w-]+)", re.MULTILINE)
 
-# Targets the README names that other branches of this round add (issue 24: the fast loop and
-# lint). Once they are merged, this is empty and every target is checked; delete it then.
-PENDING_TARGETS = {"test-fast", "lint"} - set(MAKEFILE_TARGET.findall((ROOT / "Makefile").read_text()))
-# and the page on testing, which the fast loop's branch writes.
-PENDING_PAGES = {"testing.md"} - {path.name for path in (ROOT / "docs").glob("*.md")}
-
 
 def doc_id(path: Path) -> str:
     return str(path.relative_to(ROOT))
@@ -107,7 +101,7 @@ def test_every_make_target_the_doc_names_exists(doc: Path) -> None:
     text = doc.read_text()
     targets = set(MAKEFILE_TARGET.findall((ROOT / "Makefile").read_text()))
     named = set(MAKE_IN_CODE.findall(text)) | set(MAKE_IN_BLOCK.findall(code_blocks(text)))
-    missing = sorted(named - targets - PENDING_TARGETS)
+    missing = sorted(named - targets)
     assert not missing, f"{doc_id(doc)} names make targets the Makefile does not have: {missing}"
 
 
@@ -119,8 +113,6 @@ def test_every_relative_link_resolves(doc: Path) -> None:
             continue  # https:, mailto:
         target, _, anchor = link.partition("#")
         path = (doc.parent / target).resolve() if target else doc
-        if path.name in PENDING_PAGES and path.parent == ROOT / "docs":
-            continue
         missing_anchor = path.exists() and anchor and path.suffix == ".md" and anchor not in anchors(path.read_text())
         if not path.exists() or missing_anchor:
             broken.append(link)
