@@ -167,7 +167,7 @@ def socket_client(base_url: str, io_loop: IOLoop, http_server: Any) -> Iterator[
         try:
             await client.sio.connect(base_url, headers=headers, transports=TRANSPORTS[transport], wait_timeout=3)
         except socketio.exceptions.ConnectionError as error:
-            error.client = client  # type: ignore[attr-defined]
+            error.client = client
             raise
         return client
 

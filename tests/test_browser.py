@@ -33,6 +33,7 @@ from tests.support.browser import (
 from tests.support.constants import OUTPUT_DIR
 from tests.support.e2e import e2e_unavailable
 from tests.support.forms import log_in
+from tests.support.matching import found
 from tests.support.processes import ServerProcess
 from tests.support.wire import WireSocket
 from tornado_app.reasons import STATE_SLOW_DOWN
@@ -40,7 +41,7 @@ from tornado_app.reasons import STATE_SLOW_DOWN
 try:
     from playwright.sync_api import expect
 except ImportError:  # the browser fixture says so, with the reason
-    expect = None
+    expect = None  # type: ignore[assignment]  # not used then
 
 pytestmark = pytest.mark.e2e
 
@@ -528,7 +529,7 @@ def test_a_page_watching_50_people_come_and_go_ends_with_the_servers_list(browse
                     else:
                         stayers.append(f"p{n:02d}")
                 crowd_done.set()
-                while not release.is_set():
+                while not release.is_set():  # noqa: ASYNC110 (a threading.Event, set by the browser's thread)
                     await asyncio.sleep(0.05)
                 for socket in sockets[::2]:
                     await socket.close()
@@ -564,7 +565,7 @@ class SameSitePage:
 
     def __init__(self, app_url: str) -> None:
         with urllib.request.urlopen(app_url + "login") as answer:  # a genuine pair, for itself
-            token = re.search(r'name="_xsrf" value="([^"]+)"', answer.read().decode()).group(1)
+            token = found(r'name="_xsrf" value="([^"]+)"', answer.read().decode()).group(1)
             cookie = http.cookies.SimpleCookie(answer.headers["Set-Cookie"])["_xsrf"].value
         forms = {
             "/logout": "",
@@ -654,7 +655,7 @@ def test_a_page_on_another_port_that_plants_xsrf_cannot_log_the_person_out_or_in
 def test_look_alike_names_are_told_apart_by_their_tags_on_both_pages(people) -> None:
     """'аlice' (a Cyrillic а) beside 'alice' looked like one person with two entries: neither got
     a tag, since the page compared characters. Now the server sends each name's skeleton and
-    the page counts the two as one shared name: each page shows both tags, online and in the chat."""
+    the page counts the two as one shared name: each page shows both tags, online and in the chat."""  # noqa: RUF002 (a Cyrillic letter is the subject)
     latin, cyrillic = "alice", "\u0430lice"
     pages = {name: people().log_in(name) for name in (latin, cyrillic)}
     tags = {}
@@ -895,7 +896,7 @@ def test_a_page_refused_the_state_waits_as_told_then_asks_again_and_shows_who_is
         crowd.join("bob")  # the next change shows the gap: the page asks, and is refused
         page_until(page, lambda: len(asks) >= 2)
         assert asks[1] - asks[0] >= STATE_RETRY_AFTER - 0.1, asks  # it waited as long as it was told
-        names = lambda: sorted(page.eval_on_selector_all("#online-users li[data-username]", "items => items.map(i => i.dataset.username)"))  # noqa: E731
+        names = lambda: sorted(page.eval_on_selector_all("#online-users li[data-username]", "items => items.map(i => i.dataset.username)"))  # noqa: E731 (a condition, named)
         page_until(page, lambda: names() == ["ada", "bob", "watcher"])
         assert page.text_content("#online-count") == "3"
         assert len(asks) == 2

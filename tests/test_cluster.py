@@ -46,6 +46,7 @@ from tests.support.cluster import Cluster, MakeCluster, as_nobody, connections_t
 from tests.support.e2e import e2e_unavailable
 from tests.support.forms import can_log_in, http_session, log_in
 from tests.support.make_cluster import started_make_cluster
+from tests.support.matching import found
 from tests.support.measure import bounded
 from tests.support.processes import socket_inodes_of
 from tests.support.protocol import SOCKETIO_POLLING, opening_sid
@@ -89,7 +90,7 @@ def test_logout_on_one_process_disconnects_the_sockets_on_another_within_millise
                 cookie = await log_in(http, a.url, f"ada{trial}")
                 on_b = await WireSocket.connect(http, b.url, cookie, origin=b.url)
                 async with http.get(a.url + "/logout", headers={"Cookie": cookie}) as page:
-                    token = re.search(r'name="_xsrf" value="([^"]+)"', await page.text()).group(1)
+                    token = found(r'name="_xsrf" value="([^"]+)"', await page.text()).group(1)
                 started = time.perf_counter()
                 async with http.post(a.url + "/logout", data={"_xsrf": token}, headers={"Cookie": cookie}, allow_redirects=False) as out:
                     assert out.status == 303
@@ -142,7 +143,7 @@ def test_with_a_short_ttl_a_page_in_use_stays_while_an_idle_one_expires(cluster:
 
             reporter = asyncio.ensure_future(report_activity())
             assert await idle.next("ended", timeout=15) == {"reason": "expired"}
-            await eventually(lambda: idle.closed.is_set(), what="the idle session's socket closed")
+            await eventually(idle.closed.is_set, what="the idle session's socket closed")
             await reporter
             assert (await in_use.call("whoami"))["username"] == "in use"
             assert not in_use.closed.is_set()
@@ -241,7 +242,7 @@ def test_redis_lost_and_back_503_then_recovery_with_one_log_line_each_way(cluste
             leaver_cookie = await log_in(http, a.url, "leaver")
             leaver_on_b = await WireSocket.connect(http, b.url, leaver_cookie, origin=b.url)
             async with http.get(a.url + "/logout", headers={"Cookie": leaver_cookie}) as page:
-                token = re.search(r'name="_xsrf" value="([^"]+)"', await page.text()).group(1)
+                token = found(r'name="_xsrf" value="([^"]+)"', await page.text()).group(1)
             async with http.post(a.url + "/logout", data={"_xsrf": token}, headers={"Cookie": leaver_cookie}, allow_redirects=False):
                 pass
             await asyncio.wait_for(leaver_on_b.closed.wait(), 10)
@@ -437,9 +438,9 @@ def test_make_cluster_starts_again_a_killed_nginx_and_redis_and_serves_on(redis_
     try:
         url, workdir = cluster.url, cluster.workdir
         nginx_pid = int(Path(workdir, "nginx.pid").read_text())
-        redis_port = int(re.search(r"^port (\d+)", Path(workdir, "redis.conf").read_text(), re.MULTILINE).group(1))
+        redis_port = int(found(r"^port (\d+)", Path(workdir, "redis.conf").read_text(), re.MULTILINE).group(1))
         redis_pid = next(pid for pid in subprocess.run(["pgrep", "-P", str(cluster.process.pid), "redis-server"],
-                                                     capture_output=True, text=True).stdout.split())
+                                                     check=False, capture_output=True, text=True).stdout.split())
         append_only = Path(workdir, "appendonlydir")
 
         def written(name: str) -> bool:
@@ -492,7 +493,7 @@ async def the_pages_process(cluster: MakeCluster) -> int:
     `keepalive`), also to the app its login page went to by the client's address before the
     page had a cookie; a reload (SIGHUP) closes them, while its old worker keeps the page's
     WebSocket and the new one reaches only the page's process (by its cookie)."""
-    os.kill(int(Path(cluster.workdir, "nginx.pid").read_text()), signal.SIGHUP)
+    os.kill(int(Path(cluster.workdir, "nginx.pid").read_text()), signal.SIGHUP)  # noqa: ASYNC240 (a few bytes, once)
     counts: dict[int, int] = {}
 
     def one_has_connections() -> bool:
@@ -570,7 +571,7 @@ def test_make_cluster_restarts_the_pages_process_when_it_ends_and_the_page_recon
                 await page.wait_for_selector("#socket-state[data-state=connected]")
                 await chat_arrives(page, "said before any restart")
                 first = await end_the_pages_process(cluster, page, signal.SIGTERM, "exited (status 0)")
-                log = Path(cluster.workdir, f"app{first}.log").read_text()
+                log = Path(cluster.workdir, f"app{first}.log").read_text()  # noqa: ASYNC240 (a test's own loop)
                 assert "socket of 'ada' from 127.0.0.1 closed" in log  # it was the page's (its login went by address)
                 await end_the_pages_process(cluster, page, signal.SIGKILL, "killed by SIGKILL")
                 await page.wait_for_selector("#chat-messages li:has-text('said before any restart')")  # history kept
@@ -652,7 +653,7 @@ def test_presence_changes_missed_while_redis_was_away_are_reconciled(cluster: Cl
 
 def listening_tcp_inodes() -> set[str]:
     """The inodes of every listening TCP socket on this machine (IPv4 and IPv6)."""
-    inodes = set()
+    inodes: set[str] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with open(table) as rows:
             next(rows)
@@ -703,10 +704,10 @@ def test_make_cluster_run_as_root_gives_nginx_workers_a_user_of_their_own_whose_
         url = cluster.url
         asyncio.run(logged_in_socket_call(url))  # a cookie has passed through the worker
         master = int(Path(cluster.workdir, "nginx.pid").read_text())
-        workers = [int(pid) for pid in subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout.split()]
+        workers = [int(pid) for pid in subprocess.run(["pgrep", "-P", str(master)], check=False, capture_output=True, text=True).stdout.split()]
         assert workers
         for pid in workers:
-            uid = int(re.search(r"^Uid:\s+(\d+)", Path(f"/proc/{pid}/status").read_text(), re.MULTILINE).group(1))
+            uid = int(found(r"^Uid:\s+(\d+)", Path(f"/proc/{pid}/status").read_text(), re.MULTILINE).group(1))
             assert pwd.getpwuid(uid).pw_name == NGINX_USER
             attempt = as_nobody(READ_MEMORY, str(pid))
             assert attempt.stdout.startswith("refused"), (attempt.stdout, attempt.stderr)
@@ -894,7 +895,7 @@ def test_an_app_on_a_unix_socket_keeps_it_from_a_second_process_and_removes_it_w
         for extra, message in [(["--behind-proxy", "--allowed-host", "x"], f"{path} is already in use"),
                                (["--allowed-host", "x"], "--unix-socket is for a proxy in front: add --behind-proxy"),
                                (["--behind-proxy"], "--unix-socket needs --allowed-host")]:
-            second = subprocess.run(command + extra, cwd=ROOT, capture_output=True, text=True, timeout=30)
+            second = subprocess.run(command + extra, cwd=ROOT, check=False, capture_output=True, text=True, timeout=30)
             assert second.returncode == 2 and message in second.stderr and "Traceback" not in second.stderr, second.stderr
         assert listening(str(path))  # still the first one's
     finally:

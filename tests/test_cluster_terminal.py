@@ -32,6 +32,7 @@ from tests.support.constants import OUTPUT_DIR
 from tests.support.e2e import e2e_unavailable
 from tests.support.forms import http_session, log_in
 from tests.support.make_cluster import started_make_cluster
+from tests.support.matching import found
 from tests.support.wire import WireSocket
 
 COOKIE_SECRET = "a-cookie-secret-that-must-never-reach-a-terminal"
@@ -149,7 +150,7 @@ def test_make_cluster_labels_its_apps_prints_their_warnings_and_why_one_cannot_s
     cluster = started_cluster()
     try:
         url, workdir = cluster.url, cluster.workdir
-        redis_password = re.search(r'^requirepass "(.+)"$', Path(workdir, "redis.conf").read_text(), re.MULTILINE).group(1)
+        redis_password = found(r'^requirepass "(.+)"$', Path(workdir, "redis.conf").read_text(), re.MULTILINE).group(1)
 
         async def welcomed() -> None:
             """The welcome names the app that serves the socket: with that app paused (SIGSTOP)
@@ -289,13 +290,17 @@ def test_make_cluster_that_cannot_start_an_app_says_the_apps_own_reason_and_keep
     deep = tmp_path / ("d" * (100 - len(str(tmp_path))))
     deep.mkdir()
     result = subprocess.run([sys.executable, str(ROOT / "deploy" / "cluster.py"), "--processes", "2", "--port", "0"], cwd=ROOT,
-                            env={**os.environ, "TMPDIR": str(deep)}, capture_output=True, text=True, timeout=120)
+                            env={**os.environ, "TMPDIR": str(deep)}, check=False, capture_output=True, text=True, timeout=120)
     if "not installed" in result.stderr:
         e2e_unavailable(result.stderr.strip())
     said = result.stderr.splitlines()
     assert result.returncode == 2 and len(said) == 2, result.stderr
-    socket_path = re.fullmatch(r"make cluster: the app on unix:(\S+/sockets/app1\.sock) did not start "
-                               r"\(it exited with status 2 before it was ready\); the end of its log:", said[0]).group(1)
+    told = re.fullmatch(r"make cluster: the app on unix:(\S+/sockets/app1\.sock) did not start "
+                        r"\(it exited with status 2 before it was ready\); the end of its log:", said[0])
+    assert told is not None, said[0]
+    socket_path = told.group(1)
     assert said[1] == f"  tornado-app: error: cannot listen on {socket_path}: AF_UNIX path too long"
-    kept = re.fullmatch(r"logs kept in (\S+)", result.stdout.strip()).group(1)
+    kept_in = re.fullmatch(r"logs kept in (\S+)", result.stdout.strip())
+    assert kept_in is not None, result.stdout
+    kept = kept_in.group(1)
     assert Path(kept).parent == deep and "AF_UNIX path too long" in Path(kept, "app1.log").read_text()

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +49,11 @@ FOREIGN_HOST = "10.0.0.7"  # a probe comes by address, whatever the app's names
 @pytest.mark.parametrize(("sockets", "seconds"), [(1, 10), (3, 10), (60, 3), (61, 3), (10_000, 10), (7, 0.3), (2_000, 2.6)])
 def test_the_schedule_ends_every_socket_evenly_over_the_window(sockets: int, seconds: float) -> None:
     batches = drain_schedule(sockets, seconds)
-    sizes = [before.left_open - after.left_open for before, after in zip([Batch(0.0, sockets), *batches], batches)]
+    sizes = [before.left_open - after.left_open for before, after in pairwise([Batch(0.0, sockets), *batches])]
     assert sum(sizes) == sockets and batches[-1] == Batch(seconds, 0)
     assert len(batches) == min(sockets, max(1, int(seconds / BATCH_INTERVAL_SECONDS + 1e-9)))
     assert max(sizes) - min(sizes) <= 1  # evenly: no batch more than one socket larger than another
-    gaps = {round(after.at - before.at, 9) for before, after in zip([Batch(0.0, sockets), *batches], batches)}
+    gaps = {round(after.at - before.at, 9) for before, after in pairwise([Batch(0.0, sockets), *batches])}
     assert len(gaps) == 1 and gaps.pop() >= BATCH_INTERVAL_SECONDS - 1e-9  # evenly spaced, the first one step in
 
 
@@ -262,7 +263,7 @@ def test_in_redis_mode_drained_pages_reconnect_to_the_other_process_with_their_s
                 return ended
 
             ends = await asyncio.gather(*(come_back(socket, cookie, f"person {n}", position)
-                                          for n, (socket, cookie, position) in enumerate(zip(sockets, cookies, positions))))
+                                          for n, (socket, cookie, position) in enumerate(zip(sockets, cookies, positions, strict=True))))
             assert max(ends) - min(ends) >= 1.0, ends
 
     asyncio.run(scenario())

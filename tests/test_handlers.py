@@ -14,9 +14,11 @@ from tornado.testing import bind_unused_port
 
 from tests.support.clock import FakeClock
 from tests.support.constants import ALLOWED_ORIGIN, MAX_SESSIONS, SESSION_TTL, TEST_SECRET
+from tests.support.matching import found
 from tornado_app.app import TornadoApp, make_app
 from tornado_app.backend import Backend
 from tornado_app.cookies import SESSION_COOKIE
+from tornado_app.sessions import MemorySessionStore
 
 from .support.web_user import logged_in
 
@@ -109,7 +111,8 @@ async def test_a_cookie_sent_before_login_is_never_adopted(web_user, app: Tornad
     victim = web_user()
     victim.cookies[SESSION_COOKIE] = "2|1:0|10:1700000000|7:session|44:planted|deadbeef"
     await victim.login("victim")
-    session_id = next(iter(app.backend.store._sessions))  # the only session
+    assert isinstance(app.backend.store, MemorySessionStore)
+    session_id = next(iter(app.backend.store._sessions))  # noqa: SLF001 (the only session; no public list)
     assert "planted" not in victim.cookies[SESSION_COOKIE]
     assert len(session_id) == 43
 
@@ -299,7 +302,7 @@ async def test_a_module_imported_without_its_version_is_checked_on_every_load(we
     user = web_user()
     await user.login("ada")
     page = (await user.get("/")).body.decode()
-    entry = re.search(r'src="(/static/js/main\.js\?v=[0-9a-f]+)"', page).group(1)
+    entry = found(r'src="(/static/js/main\.js\?v=[0-9a-f]+)"', page).group(1)
     assert "max-age=" in (await user.get(entry)).headers["Cache-Control"]
     imported = await user.get("/static/js/chat.js")
     assert imported.code == 200 and imported.headers["Content-Type"] == "text/javascript"
@@ -334,7 +337,7 @@ class BrokenStore:
 @pytest.mark.gen_test
 async def test_an_internal_error_is_a_plain_500_page_without_traceback(http_client, base_url, io_loop) -> None:
     sock, port = bind_unused_port()
-    server = HTTPServer(make_app(TEST_SECRET, backend=Backend.in_memory(store=BrokenStore())))
+    server = HTTPServer(make_app(TEST_SECRET, backend=Backend.in_memory(store=BrokenStore())))  # type: ignore[arg-type]  # reads only
     server.add_socket(sock)
     try:
         response = await http_client.fetch(f"http://127.0.0.1:{port}/", raise_error=False)

@@ -28,6 +28,7 @@ import launcher
 from tests.support import other_user
 from tests.support.constants import OUTPUT_DIR, ROOT
 from tests.support.e2e import e2e_unavailable
+from tests.support.matching import found
 from tests.support.processes import ChildProcess
 from tornado_app.cli import COOKIE_SECRET_ENV, OLD_COOKIE_SECRETS_ENV
 from tornado_app.launch_token import LAUNCH_COOKIE
@@ -48,6 +49,7 @@ class LauncherProcess(ChildProcess):
 
     def __init__(self, *args: str, env: dict[str, str]) -> None:
         super().__init__([sys.executable, str(LAUNCHER), *args], cwd=tempfile.gettempdir(), env=env)
+        assert self.process.stdout is not None  # a pipe
         self.lines = [self.process.stdout.readline()]
         if self.lines[0].startswith("No window:"):
             self.lines.append(self.process.stdout.readline())
@@ -170,7 +172,7 @@ def test_a_taken_port_is_a_one_line_error() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run([sys.executable, str(LAUNCHER), "--port", str(port)], capture_output=True, text=True, timeout=20)
+        result = subprocess.run([sys.executable, str(LAUNCHER), "--port", str(port)], check=False, capture_output=True, text=True, timeout=20)
     assert result.returncode == 2
     assert result.stderr.strip() == f"launcher: error: port {port} on 127.0.0.1 is already in use"
 
@@ -237,7 +239,7 @@ def test_redis_mode_that_cannot_work_is_a_one_line_error(secret: str | None, err
     if secret is not None:
         env[COOKIE_SECRET_ENV] = secret
     result = subprocess.run([sys.executable, str(LAUNCHER), "--no-window", "--redis-url", "redis://127.0.0.1:1/0"],
-                            capture_output=True, text=True, timeout=30, env=env)
+                            check=False, capture_output=True, text=True, timeout=30, env=env)
     assert result.returncode == 2
     assert result.stderr.strip().startswith(error), result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
@@ -252,7 +254,9 @@ def test_make_desktop_entry_writes_a_menu_entry_for_this_checkout(tmp_path: Path
     fields = dict(line.split("=", 1) for line in entry.read_text().splitlines()[1:])
     assert entry.read_text().startswith("[Desktop Entry]\n")
     assert fields["Name"] == launcher.WINDOW_TITLE
-    python, script = re.fullmatch(r'"([^"]+)" "([^"]+)"', fields["Exec"]).groups()
+    command = re.fullmatch(r'"([^"]+)" "([^"]+)"', fields["Exec"])
+    assert command is not None, fields["Exec"]
+    python, script = command.groups()
     assert Path(script) == LAUNCHER and os.access(python, os.X_OK)
     assert Path(fields["Icon"]) == launcher.ICON and launcher.ICON.exists()
     assert fields["StartupWMClass"] == desktop_entry_wm_class()
@@ -286,12 +290,12 @@ def x_display() -> Iterator[str]:
 
 def qt_backend_missing() -> str | None:
     try:
-        import webview  # noqa: F401
-        from PyQt6 import QtWebEngineWidgets  # noqa: F401
+        import webview  # noqa: F401 (only whether it imports)
+        from PyQt6 import QtWebEngineWidgets  # noqa: F401 (only whether it imports)
     except ImportError as error:
         return f"the desktop extra is not installed ({error}): pip install -e '.[desktop]'"
     try:
-        import Xlib  # noqa: F401
+        import Xlib  # noqa: F401 (only whether it imports)
     except ImportError:
         return "python-xlib is not installed (pip install -e '.[test]')"
     return None
@@ -308,7 +312,7 @@ def find_window(display: str, app: LauncherProcess, timeout: float = 30) -> str:
         assert app.process.poll() is None, f"the launcher exited ({app.process.returncode}):\n{app.log()}"
         found = subprocess.run(
             ["xdotool", "search", "--onlyvisible", "--name", f"^{launcher.WINDOW_TITLE}$"],
-            env={**os.environ, "DISPLAY": display}, capture_output=True, text=True, timeout=30,
+            env={**os.environ, "DISPLAY": display}, check=False, capture_output=True, text=True, timeout=30,
         ).stdout.split()
         if found:
             return found[0]
@@ -330,7 +334,7 @@ def image_stats(path: Path) -> tuple[int, float]:
 
 
 def changed_fraction(first: Path, second: Path) -> float:
-    result = subprocess.run(["compare", "-metric", "AE", "-fuzz", "5%", str(first), str(second), "null:"], capture_output=True, text=True)
+    result = subprocess.run(["compare", "-metric", "AE", "-fuzz", "5%", str(first), str(second), "null:"], check=False, capture_output=True, text=True)
     width, height = map(int, subprocess.run(["identify", "-format", "%w %h", str(first)], capture_output=True, text=True, check=True).stdout.split())
     return float(result.stderr.split()[0]) / (width * height)
 
@@ -370,14 +374,16 @@ def window_class(display: str, window: str) -> str:
 
     connection = xdisplay.Display(display)
     try:
-        return connection.create_resource_object("window", int(window)).get_wm_class()[1]
+        wm_class = connection.create_resource_object("window", int(window)).get_wm_class()
+        assert wm_class is not None, "the window has no WM_CLASS"
+        return wm_class[1]
     finally:
         connection.close()
 
 
 def desktop_entry_wm_class() -> str:
     """The StartupWMClass that `make desktop-entry` writes."""
-    return re.search(r"StartupWMClass=([^']+)'", (ROOT / "Makefile").read_text()).group(1)
+    return found(r"StartupWMClass=([^']+)'", (ROOT / "Makefile").read_text()).group(1)
 
 
 def commands_naming_a_launch_secret() -> list[str]:
@@ -474,9 +480,9 @@ def test_sigint_stops_it_even_when_started_with_sigint_ignored(tmp_path: Path) -
     for command in ([sys.executable, "launcher.py", "--no-window"], [sys.executable, "-m", "tornado_app", "--port", "0"]):
         process = subprocess.Popen(command, cwd=ROOT, env=environment_without_display(), stdout=subprocess.PIPE,
                                    stderr=subprocess.DEVNULL, text=True,
-                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # noqa: PLW1509 (as a shell starts a job)
         try:
-            assert "http://127.0.0.1:" in process.stdout.readline()
+            assert process.stdout is not None and "http://127.0.0.1:" in process.stdout.readline()
             process.send_signal(signal.SIGINT)
             assert process.wait(5) == 0, command
         finally:
@@ -662,9 +668,9 @@ def test_without_the_secret_an_oversized_polling_post_on_the_persons_sid_ends_no
             await listener.sio.connect(person.base, headers={"Origin": person.base}, transports=["polling"], wait_timeout=30)
             sid = listener.sio.eio.sid
             url = f"{person.base}/socket.io/?EIO=4&transport=polling&sid={sid}"
-            async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as stranger:
-                async with stranger.post(url, data=b"4" + b"x" * 99_999, headers={"Cookie": person.cookie_header().replace(app.token, "x")}) as post:
-                    assert post.status == 403
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as stranger, \
+                    stranger.post(url, data=b"4" + b"x" * 99_999, headers={"Cookie": person.cookie_header().replace(app.token, "x")}) as post:
+                assert post.status == 403
             await asyncio.sleep(1.0)
             assert listener.sio.connected, "the person's socket was ended"
             assert (await listener.sio.call("whoami", timeout=30))["username"] == "ada"

@@ -9,7 +9,6 @@ page went on saying "connected" for up to 45 s.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -20,6 +19,7 @@ from deploy.services import free_port
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, browser_missing
 from tests.support.constants import OUTPUT_DIR
 from tests.support.e2e import e2e_unavailable
+from tests.support.matching import found
 from tests.support.processes import ServerProcess
 from tests.support.proxy import FreezableProxy
 from tornado_app.patches.engineio_server import SWEEP_SECONDS
@@ -58,7 +58,7 @@ def server_behind_proxy() -> Iterator[tuple[ServerProcess, FreezableProxy]]:
     server = ServerProcess("--port", str(free_port()), "--allowed-host", f"127.0.0.1:{proxy_port}")
     assert server.url, f"the server did not say where it serves: {server.first_line!r}"
     try:
-        port = int(re.search(r":(\d+)/", server.url).group(1))
+        port = int(found(r":(\d+)/", server.url).group(1))
         with FreezableProxy("127.0.0.1", port, port=proxy_port) as proxy:
             yield server, proxy
     finally:

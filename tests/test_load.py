@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import re
 import time
 from collections.abc import Iterator
 
@@ -21,13 +20,14 @@ from tornado.web import RequestHandler
 from tests.support.constants import TEST_SECRET
 from tests.support.forms import http_session, log_in, log_out
 from tests.support.hostile import ATTACKS, ServerUnderAttack, attack
+from tests.support.matching import found
 from tests.support.measure import bounded, raise_open_files_limit, rss_kib
 from tests.support.processes import ServerProcess
 from tests.support.waiting import GENEROUS_SECONDS, eventually
 from tests.support.wire import WireSocket
 from tornado_app.app import TornadoApp, make_app
 from tornado_app.backend import Backend
-from tornado_app.sessions import Session
+from tornado_app.sessions import MemorySessionStore, Session
 from tornado_app.settings import Settings
 
 # This module's fixtures that start processes: a test using one is marked `process`
@@ -99,7 +99,7 @@ def test_a_flood_of_50000_logins_keeps_the_store_at_its_bound(busy_server: Serve
         async with http_session() as http:
             async with http.get(base + "/login") as page:
                 xsrf_cookie = page.cookies["_xsrf"].value
-                token = re.search(r'name="_xsrf" value="([^"]+)"', await page.text()).group(1)
+                token = found(r'name="_xsrf" value="([^"]+)"', await page.text()).group(1)
 
             async def login(number: int) -> str:
                 async with http.post(
@@ -162,8 +162,9 @@ def live_objects() -> dict[str, int]:
 
 def indexes(app: TornadoApp) -> dict[str, int]:
     sio = app.sockets.sio
+    assert isinstance(app.backend.store, MemorySessionStore)
     return {
-        "sessions in the store": len(app.backend.store._sessions),
+        "sessions in the store": len(app.backend.store._sessions),  # noqa: SLF001 (what a leak would grow)
         "sockets in the registry": len(app.sockets.registry),
         "engineio sockets": len(sio.eio.sockets),
         "socketio environs": len(sio.environ),
@@ -217,8 +218,8 @@ async def test_5000_connects_and_5000_logins_leave_nothing_behind(app: TornadoAp
 # The hostile mix: every attack of bench/hostile.py at once against one server, for 30 s.
 HOSTILE_SECONDS = 30
 HOSTILE_MIX_RSS_GROWTH_MIB = 48  # stated in docs/security.md (measured: about +27 MiB)
-# A person still gets through under every attack at once. (Measured 53–78 ms on 2026-11-26's
-# VM; 170–275 ms on 2026-12-02's, for the code of both days alike in one sitting, and 640 ms
+# A person still gets through under every attack at once. (Measured 53-78 ms on 2026-11-26's
+# VM; 170-275 ms on 2026-12-02's, for the code of both days alike in one sitting, and 640 ms
 # once in a CI run where the whole suite took twice its usual time: the bound leaves the
 # margin of a shared, noisy 2-core machine.)
 PERSON_P99_MS = 1000

@@ -37,7 +37,7 @@ SHOTS = OUTPUT_DIR / "browser"
 try:
     from playwright.sync_api import expect
 except ImportError:  # the browser fixture says so, with the reason
-    expect = None
+    expect = None  # type: ignore[assignment]  # not used then
 
 pytestmark = pytest.mark.e2e
 
@@ -64,7 +64,9 @@ class Proxied:
         self.server = ServerProcess("--port", "0", "--allowed-host", f"127.0.0.1:{port}", *args)
         assert self.server.url, f"the server did not start: {self.server.first_line!r} {self.server.log()[-2000:]}"
         self.direct_url = self.server.url
-        self.proxy = FreezableProxy("127.0.0.1", urlsplit(self.server.url).port, port=port).start()
+        server_port = urlsplit(self.server.url).port
+        assert server_port is not None
+        self.proxy = FreezableProxy("127.0.0.1", server_port, port=port).start()
         self.url = f"http://127.0.0.1:{self.proxy.port}/"
 
     def close(self) -> None:
@@ -226,7 +228,7 @@ def test_a_retry_after_a_lost_answer_posts_nothing_twice(browser: Any, proxied: 
             return False
         return True
 
-    site, ada_person, ada, grace_person, grace = filtered(browser, proxied, to_page)
+    _site, ada_person, ada, grace_person, grace = filtered(browser, proxied, to_page)
 
     send(ada, text)
     expect(shown(grace, text)).to_have_count(1)  # stored and sent to everyone
@@ -316,8 +318,12 @@ def test_an_idle_page_is_warned_before_its_session_ends_and_the_button_keeps_it(
     person = Person(browser, site.direct_url)
     page = person.context.new_page()
     reports: list[float] = []  # when the page said "active" (on the WebSocket, once upgraded)
-    page.on("websocket", lambda socket: socket.on(
-        "framesent", lambda frame: isinstance(frame, str) and re.match(r'42\d*\["active"', frame) and reports.append(time.monotonic())))
+
+    def note_active(frame: object) -> None:
+        if isinstance(frame, str) and re.match(r'42\d*\["active"', frame):
+            reports.append(time.monotonic())
+
+    page.on("websocket", lambda socket: socket.on("framesent", note_active))
     page.goto(site.direct_url + "login")
     page.fill("#username", "Reader")
     page.click("#login-form button[type=submit]")
@@ -461,7 +467,7 @@ def test_a_live_message_lost_on_its_way_is_asked_for_and_shown_in_its_place(brow
         if isinstance(frame, str) and '"catch_up"' in frame:
             asked.append(frame)
 
-    site, ada_person, ada, grace_person, grace = filtered(browser, proxied, to_page, to_server)
+    _site, ada_person, ada, grace_person, grace = filtered(browser, proxied, to_page, to_server)
 
     texts = ["first", lost, "third"]
     for text in texts:

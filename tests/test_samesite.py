@@ -21,6 +21,7 @@ import pytest
 from deploy.services import AppProcess, free_port
 from tests.support.app_env import app_env
 from tests.support.forms import http_session, log_in
+from tests.support.matching import found
 from tests.support.wire import WireSocket
 
 pytestmark = pytest.mark.process  # every test here starts an app, redis-server or nginx
@@ -37,7 +38,7 @@ async def planted_pair(http: aiohttp.ClientSession, base: str) -> tuple[str, str
     """What the same-site page knows: an `_xsrf` cookie and the form token that matches it,
     fetched for itself (or made up: Tornado takes any value), to plant and submit."""
     async with http.get(base + "/login") as page:
-        token = re.search(r'name="_xsrf" value="([^"]+)"', await page.text()).group(1)
+        token = found(r'name="_xsrf" value="([^"]+)"', await page.text()).group(1)
         return page.cookies["_xsrf"].value, token
 
 

@@ -197,7 +197,7 @@ def test_an_oversized_polling_post_is_answered_at_once_and_frees_its_session(att
         await still_serves_a_person(attacked_server.url)
 
     asyncio.run(scenario())
-    status, _, log = attacked_server.server.stop()
+    _status, _, log = attacked_server.server.stop()
     # Refused from its headers, before a byte of the body is read; one line, not one per POST.
     assert log.count("refused request bodies over their route's size: 1000000 bytes for /socket.io/ (at most 65536)") == 1
     assert "WARNING" not in log and "ERROR" not in log and "Traceback" not in log
@@ -244,7 +244,7 @@ def test_a_socket_that_never_reads_is_dropped_once_its_unsent_data_passes_the_ca
         assert peak - before < 16, f"RSS grew {peak - before:.1f} MiB"
 
     asyncio.run(scenario())
-    status, _, log = attacked_server.server.stop()
+    _status, _, log = attacked_server.server.stop()
     assert drops() == 5, log[-3000:]
     for number in range(5):
         assert f"socket of 'slow{number}' from 127.0.0.1 closed: transport close" in log
@@ -274,7 +274,7 @@ def test_a_connection_that_never_connects_to_socketio_is_closed_after_the_connec
                 assert after.status == 400
 
     asyncio.run(scenario())
-    status, _, log = attacked_server.server.stop()
+    _status, _, log = attacked_server.server.stop()
     assert log.count("no Socket.IO connect within 1 s") == 2, log[-2000:]
 
 
@@ -392,7 +392,7 @@ def test_a_second_sid_parameter_opens_nothing(server_process: Any, store_env: di
             bystander = await WireSocket.connect(http, base, await log_in(http, base, "bystander"), origin=base)
             thief_cookie = "" if thief == "no cookie" else await log_in(http, base, "thief")
             stolen = {"Cookie": thief_cookie} if thief_cookie else {}
-            status, body, _ = await polling_handshake(http, base, stolen)  # the thief's own connection
+            _status, body, _ = await polling_handshake(http, base, stolen)  # the thief's own connection
             own = json.loads(body[1:])["sid"]
             for name, second in SECOND_SID.items():
                 on_sid = f"{base}{POLLING}&sid={victim.sid}{second.format(own=own)}"

@@ -19,7 +19,7 @@ class ChildProcess:
     file, so a chatty child never blocks on a full pipe."""
 
     def __init__(self, command: list[str], cwd: Path | str, env: dict[str, str]) -> None:
-        self.log_file = tempfile.TemporaryFile(mode="w+")
+        self.log_file = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (the process's, closed when it ends)
         self.process = subprocess.Popen(command, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=self.log_file)
 
     def log(self) -> str:
