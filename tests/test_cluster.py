@@ -54,6 +54,24 @@ from tests.support.waiting import eventually
 from tests.support.wire import Refused, WireSocket
 
 
+def test_a_ready_process_already_hears_the_others_before_its_first_socket(cluster: Cluster) -> None:
+    """Ready (/readyz 200, as AppProcess waits for) means subscribed: to the Socket.IO channel
+    (python-socketio subscribed only at the first connection, and in the background) and to the
+    bus's channels (a logout's `ended`, presence), so that nothing another process publishes
+    once this one accepts its first socket goes unheard. Redis counts each process once."""
+    import redis
+
+    cluster.start()
+    cluster.start()
+    channels = [f"tornado_app:{name}" for name in ("socketio", "ended", "presence")]
+    client = redis.Redis.from_url(cluster.redis_url)
+    try:
+        counts = dict(client.pubsub_numsub(*channels))
+    finally:
+        client.close()
+    assert counts == {channel.encode(): 2 for channel in channels}
+
+
 def test_a_chat_on_one_process_reaches_sockets_on_every_process(cluster: Cluster) -> None:
     a, b = cluster.start(), cluster.start()
 

@@ -224,10 +224,10 @@ async def serve(
     )
     try:
         await app.backend.start()  # connects to Redis, or says why it cannot
+        await app.sockets.start()  # hears the other processes before the first socket comes
     except BaseException:
         bound.close()
         raise
-    app.sockets.start()
     server.add_sockets(bound.sockets)
     if on_ready is not None:
         on_ready()

@@ -19,7 +19,7 @@ from . import logs, packet_json
 from .admission import client_key
 from .backend import Backend
 from .cookies import read_session_id
-from .errors import BackendUnavailable
+from .errors import BackendUnavailable, BackendUnreachable
 from .history import history_frame_bytes
 from .logs import facts
 from .metrics import NoMetrics
@@ -57,6 +57,7 @@ T = TypeVar("T")
 
 MAX_PACKET_BYTES = 64 * 1024  # a chat message is at most 500 characters; refuse giant packets
 SHUTDOWN_FLUSH_SECONDS = 0.25  # for "the server is stopping" to leave before the connections close
+MANAGER_SUBSCRIBE_SECONDS = 10.0  # at start, for Redis to confirm the Socket.IO channel's subscription
 
 # What the close line says of a socket dropped because its session ended, where engineio
 # would say only "server disconnect".
@@ -161,8 +162,13 @@ class ChatSocketServer:
         queue between processes, a Redis round trip, to reach a socket that is right here.)"""
         await self.sio.manager.emit(event, data, namespace="/", room=sid, ignore_queue=True)
 
-    def start(self) -> None:
-        """Hear of presence changes in other processes (nothing to do for one process)."""
+    async def start(self) -> None:
+        """Hear the other processes (nothing to do for one process) before the first socket
+        comes: the Socket.IO manager's broadcasts (BackendUnreachable if Redis does not
+        confirm its subscription in time) and presence changes."""
+        if not await self.sio.start_manager(MANAGER_SUBSCRIBE_SECONDS):
+            raise BackendUnreachable(f"Redis did not confirm the Socket.IO channel's subscription "
+                                     f"within {MANAGER_SUBSCRIBE_SECONDS:g} s")
         self.presence.start()
 
     def open_sockets(self) -> list[str]:

@@ -179,3 +179,61 @@ def test_a_broadcast_whose_answer_is_late_is_not_sent_again_and_a_lost_connectio
     assert asyncio.run(manager._publish({"event": "chat"})) == answer
     assert len(calls) == publishes
     assert len(connects) == publishes  # a new connection after a failed one, as python-socketio makes
+
+
+@pytest.mark.process
+def test_a_started_redis_manager_says_when_its_channel_is_subscribed_and_hears_what_follows(redis_url: str) -> None:
+    """python-socketio starts its manager at the first Engine.IO connection and subscribes in
+    the background, with no sign: a broadcast from another process just after a process
+    accepted its first socket went unheard (1 in 4 runs of test_cluster.py's chat across two
+    processes). `start_manager` starts it at once and waits for `subscribed`, set from
+    SUBSCRIBE's confirmation (`_redis_connect`, `_redis_listen_with_retries`): then Redis
+    counts the subscriber, and a broadcast published next reaches this process's sockets."""
+    import redis.asyncio
+
+    from tornado_app.patches.guard import ProtocolGuardedServer
+    from tornado_app.patches.managers import DirectRedisManager
+
+    channel = f"test-subscribed-{random.randrange(1 << 30)}"
+
+    async def scenario() -> None:
+        manager = DirectRedisManager(redis_url, channel=channel)
+        sio = ProtocolGuardedServer(async_mode="tornado", client_manager=manager,
+                                    session_id_of=lambda handler: None, connect_timeout=10.0)
+        assert not sio.manager_initialized  # python-socketio's: started at the first connection
+        other = redis.asyncio.Redis.from_url(redis_url)
+        try:
+            assert await other.pubsub_numsub(channel) == [(channel.encode(), 0)]
+            assert await sio.start_manager(10)
+            assert manager.subscribed.is_set()
+            assert await other.pubsub_numsub(channel) == [(channel.encode(), 1)]
+            heard: list[Any] = []
+            arrived = asyncio.Event()
+
+            async def handle_emit(message: dict[str, Any]) -> None:  # what a broadcast becomes here
+                heard.append(message["event"])
+                arrived.set()
+
+            manager._handle_emit = handle_emit
+            await other.publish(channel, manager.json.dumps({"method": "emit", "event": "chat", "data": {},
+                                                             "namespace": "/", "host_id": "another process"}))
+            await asyncio.wait_for(arrived.wait(), 10)
+            assert heard == ["chat"]
+        finally:
+            manager.thread.cancel()
+            await asyncio.gather(manager.thread, return_exceptions=True)
+            await manager.pubsub.aclose()
+            await manager.redis.aclose()
+            await other.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_the_in_memory_manager_has_nothing_to_subscribe() -> None:
+    """One process: start_manager has nothing to wait for."""
+    from tornado_app.patches.guard import ProtocolGuardedServer
+
+    sio = ProtocolGuardedServer(async_mode="tornado", client_manager=DirectManager(),
+                                session_id_of=lambda handler: None, connect_timeout=10.0)
+    assert asyncio.run(sio.start_manager(0.01)) is True
+    assert sio.manager_initialized

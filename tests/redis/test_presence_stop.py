@@ -59,9 +59,9 @@ class CancellationLosingBus:
 @pytest.mark.gen_test(timeout=STOP_BOUND_SECONDS + 30)
 async def test_presence_stops_while_its_heartbeat_waits_on_redis(redis_url: str) -> None:
     bus = RedisBus(redis_url)
-    await bus.start()
     losing = CancellationLosingBus(bus)
     presence = RedisPresence(losing, heartbeat=0.05)  # type: ignore[arg-type]  # a stand-in bus
+    await bus.start()  # after its channels are named (RedisBus.on)
     people = [Person(f"p{i}", f"{i:04d}") for i in range(100)]
     try:
         presence.start(Listener(), lambda: people)

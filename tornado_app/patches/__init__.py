@@ -21,14 +21,16 @@ from the app's wiring (app.py, sockets.py, backend.py); tests/patches/test_fence
 - managers.py: python-socketio's client manager (a broadcast without a task per recipient,
   a leave in O(1)), and its Redis manager built on it (`_publish` and what it uses:
   `connected`, `_redis_connect`, `redis`, `channel`, `json`: a broadcast that times out, and
-  is never sent twice).
+  is never sent twice; `_redis_connect`'s `pubsub` and `_redis_listen_with_retries`: when its
+  channel is subscribed).
 - sentinel_pool.py: redis-py's asyncio SentinelConnectionPool and BlockingConnectionPool
   joined by inheritance (each calling the other through `super()`), for the bus's pool to a
   primary found through Sentinel that waits for a free connection.
 - guard.py: python-socketio's server (malformed packets ignored, a deadline for the
   Socket.IO connect, not armed for a connection already closing, each Engine.IO session
   bound to its web session through python-socketio's `environ`; an unknown event counted
-  and still unanswered, through python-socketio's `not_handled`).
+  and still unanswered, through python-socketio's `not_handled`; the manager started before
+  the first connection, through `manager_initialized` and the manager's `initialize`).
 - websocket.py: engineio's Tornado handler and Tornado's WebSocket connection (bounded
   reading and writing per connection), and what engineio's packet and payload decoding can
   take (`Payload.max_decode_packets`, the JSON it decodes), for the frames and polling

@@ -30,6 +30,14 @@ deliver it twice. `DirectRedisManager._publish` is python-socketio's loop (its `
 `_redis_connect`, `redis`, `channel`, `json`), trying again only after a connection error,
 never after a timeout, and saying in the log, at most once per `PUBLISH_FAILURE_EVERY` s, that
 a broadcast reached this process's sockets only.
+
+Heard from the start (`DirectRedisManager.subscribed`): python-socketio subscribes to its
+channel in a background task, and gives no sign when it has. `_redis_connect` (python-socketio's)
+makes its pubsub pass on SUBSCRIBE's confirmation, which python-socketio's `_listen` drops (it
+keeps messages only), and `_redis_listen_with_retries` (python-socketio's, wrapped) sets
+`subscribed` when it comes: the app waits for it before it serves (guard.py's
+`start_manager`), so that no broadcast published after its first socket is accepted goes
+unheard.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import socketio
@@ -233,6 +242,19 @@ class DirectRedisManager(socketio.AsyncRedisManager, DirectManager):  # type: ig
                    "retry": Retry(NoBackoff(), 0), **(redis_options or {})}
         super().__init__(*args, redis_options=options, **kwargs)
         self._failure_logged_at = float("-inf")
+        self.subscribed = asyncio.Event()  # set once Redis has confirmed the channel's SUBSCRIBE
+
+    def _redis_connect(self) -> None:
+        """python-socketio's, with a pubsub that passes on SUBSCRIBE's confirmation."""
+        super()._redis_connect()
+        self.pubsub = self.redis.pubsub()
+
+    async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
+        """python-socketio's messages, `subscribed` set when the confirmation comes."""
+        async for message in super()._redis_listen_with_retries():
+            if message.get("type") == "subscribe":
+                self.subscribed.set()
+            yield message
 
     @classmethod
     def of(cls, url: str, sentinel: SentinelAddress | None, **kwargs: Any) -> DirectRedisManager:

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PREFIX = "tornado_app:"
 RESUBSCRIBE_SECONDS = 0.5  # how often to try again while Redis is away
 CLOSE_WAIT_SECONDS = 3.0  # for the subscription's task to end when the bus closes
+SUBSCRIBE_WAIT_SECONDS = 10.0  # at start, for Redis to confirm the subscription
 RECANCEL_SECONDS = 0.5  # between two cancellations of a task that runs on (cancel_until_done)
 MAX_CONNECTIONS = 1000  # to Redis from one process; more commands at once wait for one
 # ... at most this long. Not a sign of a hung Redis (each command gives its connection back
@@ -128,14 +129,20 @@ class RedisBus:
         return self.prefix + ":".join(parts)
 
     def on(self, channel: str, handler: MessageHandler) -> None:
-        """Call `handler(payload)` for every JSON message another process publishes on `channel`."""
+        """Call `handler(payload)` for every JSON message another process publishes on `channel`.
+        Before start(): the channels are subscribed once, at start."""
+        if self._listener is not None:
+            raise RuntimeError(f"RedisBus.on({channel!r}) after start: that channel would never be heard")
         self._handlers[self.key(channel)] = handler
 
     async def publish(self, channel: str, payload: Any) -> None:
         await self.run(self.client.publish(self.key(channel), json.dumps([self.process_id, payload])))
 
     async def start(self) -> None:
-        """Check that Redis answers (else BackendUnreachable), then listen to the channels."""
+        """Check that Redis answers (else BackendUnreachable), then listen to the channels,
+        and return once Redis has confirmed the subscription: a message another process
+        publishes after this process accepted its first socket (a logout's `ended`, say) is
+        then heard."""
         if self._listener is not None:
             return
         try:
@@ -143,6 +150,11 @@ class RedisBus:
         except REDIS_DOWN as error:
             raise BackendUnreachable(f"Redis at {redacted(self.url)} does not answer: {in_short(error)}") from None
         self._listener = asyncio.ensure_future(self._listen())
+        try:
+            await asyncio.wait_for(self.subscribed.wait(), SUBSCRIBE_WAIT_SECONDS)
+        except TimeoutError:
+            raise BackendUnreachable(f"Redis at {redacted(self.url)} did not confirm a subscription "
+                                     f"within {SUBSCRIBE_WAIT_SECONDS:g} s") from None
 
     async def close(self) -> None:
         if self._listener is not None:

@@ -63,11 +63,11 @@ class RedisPresence:
         self._own_set_lost = False  # a change could not be written: write the whole set again
         self._read_in_subscription = -1  # the subscription whose messages we have read from
         self._known_processes: set[str] = set()  # the other live processes, as last read
+        bus.on("presence", self._heard)  # before the bus starts: it subscribes once (heard: ignored until start)
 
     def start(self, listener: PresenceListener, here: Callable[[], list[Person]]) -> None:
         self._listener = listener
         self._here = here
-        self._bus.on("presence", self._heard)
         self._beating = asyncio.ensure_future(self._beat())
 
     async def stop(self) -> None:
