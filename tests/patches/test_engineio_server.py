@@ -75,6 +75,8 @@ async def test_ending_a_session_upgraded_from_polling_closes_its_websocket(app: 
 
 SOURCES = ("broadcast-a", "broadcast-b", "to-each", "mixed")
 PACKETS_PER_SOURCE = 150
+PACE = 0.02  # seconds between a source's packets: the hammering lasts PACKETS_PER_SOURCE * PACE
+HAMMERING = 2.0  # seconds within which the upgrades and the leaves start, in the thick of it
 
 
 def sequences(received: list[tuple[str, int]], sources: tuple[str, ...] = SOURCES) -> dict[str, list[int]]:
@@ -100,19 +102,19 @@ async def hammer(sio: socketio.AsyncServer, registry: Any, kicked: list[str], ki
     """Four sources of `seq` packets at once, each numbering its own: two broadcasters, one
     emitting to each socket in turn, one mixing broadcasts, emits to one socket and raw
     engineio sends. The mixed source disconnects the `kicked` sockets right after its
-    packet `kick_at`. About 1.5 s in all, so that sockets that stop answering pings
-    (interval and timeout 0.3 s) ping out in the middle of it."""
+    packet `kick_at`. About 3 s in all, so that sockets that stop answering pings
+    (interval 0.3 s, timeout 2 s) ping out in the middle of it."""
 
     async def broadcaster(source: str) -> None:
         for n in range(PACKETS_PER_SOURCE):
             await sio.emit("seq", {"source": source, "n": n})
-            await asyncio.sleep(0.01 if n % 2 else 0)
+            await asyncio.sleep(PACE if n % 2 else 0)
 
     async def to_each() -> None:
         for n in range(PACKETS_PER_SOURCE):
             for sid in list(registry.all_sockets()):
                 await sio.emit("seq", {"source": "to-each", "n": n}, to=sid)
-            await asyncio.sleep(0.01 if n % 3 else 0)
+            await asyncio.sleep(PACE if n % 3 else 0)
 
     async def mixed() -> None:
         for n in range(PACKETS_PER_SOURCE):
@@ -130,7 +132,7 @@ async def hammer(sio: socketio.AsyncServer, registry: Any, kicked: list[str], ki
             if n == kick_at:
                 for sid in kicked:
                     await sio.disconnect(sid)
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(PACE)
 
     await asyncio.gather(broadcaster("broadcast-a"), broadcaster("broadcast-b"), to_each(), mixed())
 
@@ -151,9 +153,11 @@ async def test_packets_keep_their_order_and_none_is_lost_while_sockets_upgrade_l
     from tornado_app.app import make_app
 
     random.seed(7)
-    # Pings every 0.3 s so that the silent sockets go during the hammering; a whole second
-    # to answer, since the clients answering here share one loop with a busy server.
-    app = make_app("s" * 32, settings=Settings(ping_interval=0.3, ping_timeout=1.0), fast_path=fast_path)
+    # Pings every 0.3 s so that the silent sockets go during the hammering; two seconds to
+    # answer, since the clients answering here share one loop with a busy server: on
+    # engineio's path a ping waits behind every packet queued before it, and with 1 s a
+    # loaded machine had a steady socket cut (no frame from it for interval + timeout).
+    app = make_app("s" * 32, settings=Settings(ping_interval=0.3, ping_timeout=2.0), fast_path=fast_path)
     listener, port = bind_unused_port()
     server = tornado.httpserver.HTTPServer(app)
     server.add_sockets([listener])
@@ -180,7 +184,7 @@ async def test_packets_keep_their_order_and_none_is_lost_while_sockets_upgrade_l
             async def upgrade_later(client: UpgradingClient) -> None:
                 """Upgrade under a fifth source that sends to this socket at every turn of the
                 loop, so that some of its packets fall in each step of the upgrade."""
-                await asyncio.sleep(random.uniform(0.0, 1.0))
+                await asyncio.sleep(random.uniform(0.0, HAMMERING))
                 sid = sio.manager.sid_from_eio_sid(client.sid, "/")
                 upgraded = asyncio.Event()
 
@@ -199,7 +203,7 @@ async def test_packets_keep_their_order_and_none_is_lost_while_sockets_upgrade_l
                 await sending
 
             async def leave_later(socket: WireSocket) -> None:
-                await asyncio.sleep(random.uniform(0.05, 1.0))
+                await asyncio.sleep(random.uniform(0.05, HAMMERING))
                 await socket.close()
 
             await asyncio.gather(
@@ -289,10 +293,12 @@ async def test_a_socket_that_keeps_talking_stays_while_it_answers_pings_and_goes
     """The direct path hands Socket.IO frames over inside engineio's reader, whose 45 s
     wait is its "client gone" watchdog: talking must neither keep alive a client that stopped
     answering pings, nor let the watchdog cut a client that answers them (here with a ping
-    interval and timeout of 0.3 s, over 1.5 s of a question every 10 ms)."""
+    interval of 0.3 s and a timeout of 2 s, over 5 s of a question every 10 ms: twice the
+    watchdog's interval + timeout). With a 0.3 s timeout, a loaded machine that paused the
+    loop the clients share with the server cut the answering client."""
     from tornado_app.app import make_app
 
-    app = make_app("s" * 32, settings=Settings(ping_interval=0.3, ping_timeout=0.3), fast_path=fast_path)
+    app = make_app("s" * 32, settings=Settings(ping_interval=0.3, ping_timeout=2.0), fast_path=fast_path)
     server, base = await serve(app)
     try:
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
@@ -302,7 +308,7 @@ async def test_a_socket_that_keeps_talking_stays_while_it_answers_pings_and_goes
 
             async def keep_asking(socket: WireSocket) -> int:
                 answered = 0
-                deadline = asyncio.get_running_loop().time() + 1.5
+                deadline = asyncio.get_running_loop().time() + 5.0
                 while asyncio.get_running_loop().time() < deadline and not socket.closed.is_set():
                     try:
                         assert (await socket.call("whoami"))["username"] == "ada"
@@ -313,7 +319,7 @@ async def test_a_socket_that_keeps_talking_stays_while_it_answers_pings_and_goes
                 return answered
 
             answered, _ = await asyncio.gather(keep_asking(answering), keep_asking(silent))
-            # (about 100 answers on an idle machine; a busy one still gives far more than 20)
+            # (about 300 answers on an idle machine; a busy one still gives far more than 20)
             assert not answering.closed.is_set() and answered > 20
             await asyncio.wait_for(silent.closed.wait(), GENEROUS_SECONDS)
             await answering.close()

@@ -50,6 +50,7 @@ class WireSocket:
         self._ack_ids = itertools.count()
         self.closed = asyncio.Event()
         self.close_reason = ""
+        self.pongs = 0  # pings answered: a test waits for cycles rather than sleeping through them
         self._reader: asyncio.Task[None] | None = None
         self.presence = PresenceView()
 
@@ -95,7 +96,9 @@ class WireSocket:
                     break
                 if packet.startswith("44"):
                     raise Refused(json.loads(packet[2:]).get("message", ""))
-                socket._dispatch(packet)
+                # A paused machine can deliver the first ping before the `40`: answer it
+                # as a real client does, or a client meant to answer is pinged out.
+                await socket._received(packet)
         except BaseException:
             await ws.close()
             raise
@@ -154,10 +157,8 @@ class WireSocket:
             async for message in self._ws:
                 if message.type != aiohttp.WSMsgType.TEXT:
                     break
-                self._dispatch(message.data)
-                if message.data == "2" and self._answer_pings:
-                    await self._ws.send_str("3")
-                elif message.data.startswith("41"):
+                await self._received(message.data)
+                if message.data.startswith("41"):
                     self.close_reason = "io server disconnect"
                     if not self._stay_after_disconnect:
                         break
@@ -169,6 +170,12 @@ class WireSocket:
             for answer in self._acks.values():
                 if not answer.done():
                     answer.set_exception(ConnectionError("socket closed"))
+
+    async def _received(self, packet: str) -> None:
+        self._dispatch(packet)
+        if packet == "2" and self._answer_pings:
+            await self._ws.send_str("3")
+            self.pongs += 1
 
     def _dispatch(self, packet: str) -> None:
         if packet.startswith("42"):
