@@ -53,14 +53,15 @@ cluster: $(VENV)/.installed-cluster
 	$(BIN)/python deploy/cluster.py $(ARGS)
 
 # The whole suite but the heavy tests, with coverage: apps, redis-server, nginx, Chromium
-# and windows included (about 6 minutes; CI runs it). See docs/testing.md.
+# and windows included (about 17 minutes on 2 cores; CI runs it). See docs/testing.md.
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest --cov=tornado_app --cov=launcher --cov-report=term-missing $(PYTEST_ARGS)
 
-# The everyday loop: every test that starts no process (-m "not process"), without coverage,
-# stopping at the first failure: 42 s on 2 cores, about 50 s with one kept busy (docs/testing.md).
+# The everyday loop: every test that starts no process (-m "not process"), four at a time
+# (pytest-xdist: they mostly wait), without coverage, stopping at the first failure: 30 s on
+# 2 cores, 33 s with one kept busy (docs/testing.md).
 test-fast: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -m "not process" -x -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not process" -n 4 -x -q $(PYTEST_ARGS)
 
 # Linux: a menu entry for the current user, so the app starts by double-click.
 desktop-entry: $(VENV)/.installed-desktop

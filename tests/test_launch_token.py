@@ -68,7 +68,8 @@ async def test_the_redirect_keeps_the_path_and_other_parameters_and_stays_on_thi
     assert response.headers["Location"] == "/evil.example/"  # never //evil.example: another site
 
 
-@pytest.mark.parametrize("query", ["launch=", "launch=guess", f"launch={TOKEN.value}&launch={TOKEN.value}", f"launch={TOKEN.value[:-1]}"])
+@pytest.mark.parametrize("query", ["launch=", "launch=guess", f"launch={TOKEN.value}&launch={TOKEN.value}", f"launch={TOKEN.value[:-1]}"],
+                         ids=["empty", "a-guess", "repeated", "one-character-short"])  # the same ids in every run
 @pytest.mark.gen_test
 async def test_a_wrong_or_repeated_secret_is_403(web_user, query: str) -> None:
     response = await web_user().request("GET", f"/?{query}")
