@@ -167,3 +167,32 @@ def test_the_launchers_help_in_the_docs_lists_exactly_its_flags() -> None:
     block = text[text.index("launcher.py --help\n"):]
     block = block[:block.index("```")]
     assert set(re.findall(r"^  (--[\w-]+)", block, re.MULTILINE)) == usage_flags(launcher.build_parser())
+
+
+@pytest.mark.process
+def test_the_readmes_example_serves_the_page() -> None:
+    """The README's example, run as a person would paste it (on a free port): it prints where
+    it serves, and the page and /readyz answer."""
+    import subprocess
+    import sys
+    import urllib.request
+
+    from deploy.services import free_port
+
+    example = re.search(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
+    assert example is not None, "the README has no Python example"
+    port = free_port()
+    code = example.group(1).replace("8888", str(port))
+    assert str(port) in code, "the example no longer binds port 8888"
+    process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == f"open http://127.0.0.1:{port}/"
+        for path, body in (("/", "Session Sockets"), ("/readyz", "ready")):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+                assert response.status == 200 and body in response.read().decode()
+    finally:
+        process.terminate()
+        process.wait(10)
+        if process.stdout is not None:
+            process.stdout.close()
