@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 from tornado_app.cli import COOKIE_SECRET_ENV, REDIS_URL_ENV
@@ -134,6 +134,20 @@ class _NotServing(Exception):
     """The start is not going to serve: why, in a few words."""
 
 
+
+def stop_process(process: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = STOP_SECONDS) -> int:
+    """Send `sig` to `process` unless it has ended, wait for its exit, SIGKILL after `timeout`
+    s; its exit status (-N: killed by signal N)."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 class StartedApp:
     """`python -m tornado_app *args` in a child process (cwd: the repository), started and
     waited for: it has said `Serving on ...` (it accepts connections) and, with `ready`, its
@@ -230,14 +244,7 @@ class StartedApp:
         """Send `sig` (SIGTERM: it drains over --drain-seconds; SIGINT: it stops at once) and
         wait for it to exit, SIGKILL after `timeout` s; its exit status (-N: killed by signal
         N). Its log stays readable until `close`."""
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, sig, timeout)
 
     def close(self) -> None:
         """End it at once (SIGKILL) if it still runs, and close its files."""

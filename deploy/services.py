@@ -24,7 +24,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from deploy.app_process import StartedApp, probe
+from deploy.app_process import StartedApp, probe, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX_TEMPLATE = Path(__file__).resolve().parent / "nginx.conf"
@@ -173,14 +173,7 @@ class Service:
         raise NotImplementedError
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, sig, timeout)
 
     def kill(self) -> None:
         """SIGKILL: the process dies without a word, as in a crash."""
