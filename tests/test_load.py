@@ -76,9 +76,13 @@ def test_10000_sockets_are_held_each_receives_a_broadcast_and_http_still_answers
             await sockets[0].emit("chat", {"text": "to all of them"})
             async with http.get(base + "/api/session", headers={"Cookie": cookies[1]}) as api:
                 assert api.status == 200 and (await api.json())["username"] == "crowd1"
-            for socket in sockets:
-                while (await socket.next("chat", timeout=30))["text"] != "to all of them":
-                    pass
+            for index, socket in enumerate(sockets):
+                try:
+                    while (await socket.next("chat", timeout=30))["text"] != "to all of them":
+                        pass
+                except TimeoutError:
+                    raise AssertionError(f"held socket {index} had no broadcast after 30 s (closed: "
+                                         f"{socket.closed.is_set()}, {socket.close_reason!r}; pongs: {socket.pongs})") from None
             assert all(not socket.closed.is_set() for socket in sockets), "a held socket was dropped"
             await asyncio.gather(*(socket.close() for socket in sockets))
             print(f"{HELD_SOCKETS} sockets connected in {connect_seconds:.1f} s, {per_socket_kib:.1f} KiB each")
