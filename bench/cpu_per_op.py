@@ -128,18 +128,24 @@ def load(paths: Iterable[Path]) -> dict[str, list[dict[str, Any]]]:
 
 def broadcast_cpu_ms(run: Result, connects_only: Result) -> float | None:
     """Server CPU per chat fanned out to K, the broadcasts alone: the fan-out phase's CPU minus
-    that of the same phase with no chat (K clients connected and closed, the same way).
+    that of the same phase with no chat (K clients connected and closed the same way), the
+    latter scaled by the two runs' CPU per connect in their connect phases (each run has one,
+    just before): on a shared machine a whole run can cost 50 % more, which would otherwise
+    show as broadcasts costing less than nothing.
 
-    Subtracting K x CPU-per-connect from the connect phase instead is not sound: there each
+    Subtracting K x CPU-per-connect of the connect phase instead is not sound: there each
     socket lives a moment among ~50, here 500 are held at once (ours tells each newcomer who
-    is there), and the connects' share of the phase is 80-100 % of it, so a 10 % error in it
-    is larger than the broadcasts. The two runs differ in the chats only."""
+    is there), and the connects are 80-100 % of the phase, so a 10 % error in them is larger
+    than the broadcasts. The two runs differ in the chats only."""
     whole, connects = _phase_cpu(run, "fanout"), _phase_cpu(connects_only, "fanout")
     msgs = run.get("params", {}).get("fanout_msgs")
     if whole is None or connects is None or not msgs:
         return None
     if connects_only.get("params", {}).get("fanout_clients") != run.get("params", {}).get("fanout_clients"):
         return None
+    this_run, that_run = cpu_per_connect_ms(run), cpu_per_connect_ms(connects_only)
+    if this_run and that_run:
+        connects *= this_run / that_run
     return (whole - connects) / msgs * 1000
 
 
@@ -240,8 +246,10 @@ def render(groups: Mapping[str, Sequence[Result]], connects_only: Mapping[str, S
         "    chats, then closes the clients: connecting dominates its CPU. The issue's target is on the",
         "    phase as a whole.",
         "[2] The fan-out phase's CPU minus that of a second run of the same server whose fan-out phase",
-        f"    sends no chat (--fanout-msgs 0, in {CONNECTS_ONLY_DIR}/), per chat; each chat reaches K clients.",
-        "    Round by round; two phase figures of 0.01 s resolution each: about ±0.02 s / chats.",
+        f"    sends no chat (--fanout-msgs 0, in {CONNECTS_ONLY_DIR}/), scaled by the two runs' CPU per",
+        "    connect, per chat; each chat reaches K clients. Round by round. The difference of two",
+        "    phases of 0.5 s or more: a guide to where the fan-out's CPU goes (bench/bench.py and",
+        "    bench/profile_path.py --path broadcast measure the broadcasts alone directly).",
     ]
     return "\n".join(lines)
 

@@ -62,6 +62,10 @@ def test_a_missing_phase_is_no_figure_rather_than_zero() -> None:
 
 def test_the_broadcasts_alone_are_the_difference_of_the_two_fan_out_phases_per_chat() -> None:
     assert broadcast_cpu_ms(result("x", fanout=0.61), connects_only("x", 0.49)) == (0.61 - 0.49) / 20 * 1000
+    # the second run cost 50 % more per connect (a busy machine): its fan-out connects are scaled back
+    slower = connects_only("x", 0.75)
+    slower["phases"]["connect"]["server_cpu_s"] = 3.0
+    assert round(broadcast_cpu_ms(result("x", fanout=0.61, connect=2.0), slower) or 0, 6) == round((0.61 - 0.5) / 20 * 1000, 6)
     other_k = connects_only("x", 0.49)
     other_k["params"]["fanout_clients"] = 100
     assert broadcast_cpu_ms(result("x", fanout=0.61), other_k) is None  # not the same connects
@@ -70,6 +74,8 @@ def test_the_broadcasts_alone_are_the_difference_of_the_two_fan_out_phases_per_c
 def test_rounds_are_medians_with_their_spread_and_pair_round_by_round() -> None:
     runs = [result("x", f"2026-12-05T11:0{i}:00Z", connect=c, fanout=f) for i, (c, f) in enumerate([(2.0, 0.60), (2.4, 0.70), (2.2, 0.62)])]
     others = [connects_only("x", f, f"2026-12-05T11:0{i}:30Z") for i, f in enumerate([0.50, 0.60, 0.42])]
+    for run, other in zip(runs, others, strict=True):
+        other["phases"]["connect"] = run["phases"]["connect"]  # as fast as its main run
     out = figures(runs, others)
     connect = out["cpu_connect_ms"]
     assert connect is not None
