@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,7 +85,8 @@ def field(name: str) -> Callable[[Result], float | None]:
 class Metric:
     key: str
     label: str
-    get: Callable[[Result], float | None]
+    get: Callable[[Result], float | None] | None
+    """The figure of one run, or None for one that needs two runs (cpu_broadcast_ms)."""
     target: float | None = None
     """The issue's bound on ours / peer's, or None where it sets none."""
     higher_is_better: bool = False
@@ -99,7 +100,7 @@ METRICS = [
     Metric("cpu_connect_ms", "server CPU per authenticated connect (ms)", cpu_per_connect_ms, 1.5),
     Metric("cpu_whoami_ms", "server CPU per whoami round trip (ms)", cpu_per_whoami_ms, 1.5),
     Metric("cpu_fanout_s", "server CPU, fan-out phase (s) [1]", cpu_fanout_s, 1.5),
-    Metric("cpu_broadcast_ms", "server CPU per chat to K, broadcasts alone (ms) [2]", lambda _: None),
+    Metric("cpu_broadcast_ms", "server CPU per chat to K, broadcasts alone (ms) [2]", None),
     Metric("rss_kb_per_socket", "RSS per idle socket (KiB)", field("rss_kb_per_socket"), 1.1),
     Metric("connect_per_s", "connects per second", field("connect_per_s"), 0.8, higher_is_better=True),
     Metric("connect_unloaded_p50_ms", "one connect at a time, p50 (ms)", field("connect_unloaded_p50_ms"), 1.3),
@@ -166,11 +167,22 @@ def spread(values: Iterable[float | None]) -> Spread | None:
 
 
 def figures(runs: Sequence[Result], connects_only: Sequence[Result]) -> dict[str, Spread | None]:
-    """Each metric's spread over one name's rounds. The broadcasts alone pair round i's main
-    run with round i's connects-only run (compare.sh runs them back to back)."""
-    out = {metric.key: spread(metric.get(run) for run in runs) for metric in METRICS}
-    out["cpu_broadcast_ms"] = spread(broadcast_cpu_ms(run, other) for run, other in zip(runs, connects_only, strict=False))
+    """Each metric's spread over one name's rounds (the broadcasts alone: round by round)."""
+    out = {metric.key: spread(metric.get(run) for run in runs) for metric in METRICS if metric.get is not None}
+    out["cpu_broadcast_ms"] = spread(broadcast_cpu_ms(run, other) for run, other in pairs(runs, connects_only))
     return out
+
+
+def pairs(runs: Sequence[Result], connects_only: Sequence[Result]) -> Iterator[tuple[Result, Result]]:
+    """Each main run with the connects-only run that started after it and before the next
+    main run (compare.sh runs them back to back); a round whose second run is missing has none."""
+    for index, run in enumerate(runs):
+        after = str(run.get("started_at", ""))
+        before = str(runs[index + 1].get("started_at", "")) if index + 1 < len(runs) else None
+        match = [other for other in connects_only
+                 if str(other.get("started_at", "")) > after and (before is None or str(other.get("started_at", "")) < before)]
+        if match:
+            yield run, match[0]
 
 
 def fmt(value: float) -> str:

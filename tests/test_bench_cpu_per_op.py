@@ -85,6 +85,11 @@ def test_rounds_are_medians_with_their_spread_and_pair_round_by_round() -> None:
     assert round(broadcast.median, 6) == 5.0
     assert round(broadcast.high, 6) == 10.0
     assert spread([None, None]) is None
+    # round 2's connects-only run is missing: round 3 is not paired with round 2's
+    lonely = figures(runs, [others[0], others[2]])["cpu_broadcast_ms"]
+    assert lonely is not None
+    assert lonely.count == 2
+    assert round(lonely.high, 6) == 10.0
 
 
 def test_ratios_hold_each_metric_to_its_own_target_and_direction() -> None:
