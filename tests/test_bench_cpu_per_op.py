@@ -101,6 +101,9 @@ def test_ratios_hold_each_metric_to_its_own_target_and_direction() -> None:
     assert ratio_row(by_key["connect_per_s"], spread([1300.0]), spread([1500.0])) == ("0.87x", ">= 0.8x", "met")
     assert ratio_row(by_key["connect_per_s"], spread([1000.0]), spread([1500.0]))[2] == "missed"
     assert ratio_row(by_key["fanout_ms"], None, peer) == ("n/a", "<= 1x", "")
+    # a miss by less than the second decimal is not shown as the target itself
+    assert ratio_row(by_key["rss_kb_per_socket"], spread([42.5]), spread([38.6])) == ("1.101x", "<= 1.1x", "missed")
+    assert ratio_row(by_key["rss_kb_per_socket"], spread([42.4]), spread([38.6])) == ("1.10x", "<= 1.1x", "met")
 
 
 def test_the_table_pairs_each_of_ours_with_its_peer_and_says_why_logout_is_missing() -> None:
