@@ -8,6 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HARNESS_DIR=${HARNESS_DIR:-../shared/bench}
+if [ ! -f "$HARNESS_DIR/run.sh" ]; then  # ../shared is beside the main checkout, not beside a git worktree
+  echo "compare.sh: no harness at $HARNESS_DIR/run.sh: set HARNESS_DIR=/path/to/shared/bench" >&2
+  exit 2
+fi
 export RESULTS_DIR=${RESULTS_DIR:-$PWD/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$RESULTS_DIR"
 
