@@ -14,7 +14,7 @@ SYSTEM_DEPS := chromium xvfb xauth xdotool imagemagick \
 
 DESKTOP_FILE ?= $(HOME)/.local/share/applications/session-sockets.desktop
 
-.PHONY: run serve cluster test test-fast test-heavy lint bench bench-compare bench-resume bench-rolling bench-idle system-deps desktop-entry update-socketio-client update-confusables clean
+.PHONY: run serve cluster test test-fast test-heavy lint bench bench-compare bench-resume bench-rolling bench-idle profile system-deps desktop-entry update-socketio-client update-confusables clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -108,9 +108,16 @@ bench-rolling: $(VENV)/.installed-test
 bench-idle: $(VENV)/.installed-test
 	$(BIN)/python bench/idle.py $(IDLE_ARGS)
 
-# Side by side with the two peers in ../shared/bench, interleaved, three rounds.
+# Side by side with the two peers in ../shared/bench, interleaved, three rounds; then the
+# server CPU per operation of each and ours against its peer with issue 25's targets
+# (bench/cpu_per_op.py). HARNESS_DIR=... where ../shared/bench is elsewhere.
 bench-compare: $(VENV)/.installed-test
 	ROUNDS=$${ROUNDS:-3} bench/compare.sh
+
+# Where one hot path's CPU goes: cProfile of the measured operations only, by library and by
+# function, per operation (ARGS="--path connect|ack|broadcast [--redis] [--ops N] [--out F.prof]").
+profile: $(VENV)/.installed-test
+	$(BIN)/python bench/profile_path.py $(or $(ARGS),--path connect)
 
 # The 13 heavy tests (a few minutes): load, leak and flood (10,000 held sockets, 5,000 connect
 # and 5,000 login cycles, 50,000 logins against a store of 1000, the hostile mix for 30 s) and

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark the plain server: connect rate and latency, refusals, whoami round trip,
-fan-out, memory per idle socket and logout-to-disconnect time.
+fan-out, memory per idle socket and logout-to-disconnect time, and the server CPU each
+operation costs (per connect, per refused connect, per whoami, per chat fanned out: read from
+/proc around the operations only, so it holds when the client is the slower side).
 
 The server runs in its own process pinned to CPU 0, once with its fast path on and once off
 (--no-fast-path, see tornado_app/patches/engineio_server.py); this process drives it from CPU 1 with the bare
@@ -160,10 +162,12 @@ class Bench:
         for _ in range(200):
             await socket.call("whoami")
         latencies = []
+        cpu_before = self.server.cpu_seconds()  # the timed round trips only: no connect, no warm-up
         for _ in range(self.args.rtt):
             started = time.perf_counter()
             await socket.call("whoami")
             latencies.append((time.perf_counter() - started) * 1000)
+        self.results["rtt_server_cpu_ms"] = round((self.server.cpu_seconds() - cpu_before) / self.args.rtt * 1000, 4)
         await socket.close()
         self.results["rtt_p50_ms"] = round(statistics.median(latencies), 3)
         self.results["rtt_p99_ms"] = round(percentile(latencies, 0.99), 3)
@@ -172,6 +176,7 @@ class Bench:
         clients = await bounded(self.args.fanout_clients, 50, lambda i: self.connect(self.cookie(i)))
         sender = clients[0]
         times = []
+        cpu_before = self.server.cpu_seconds()  # the chats only: the clients are connected already
         for number in range(self.args.fanout_msgs):
             text = f"fan-out {number}"
             started = time.perf_counter()
@@ -180,6 +185,7 @@ class Bench:
                 while (await client.next("chat"))["text"] != text:
                     pass
             times.append((time.perf_counter() - started) * 1000)
+        self.results["fanout_server_cpu_ms"] = round((self.server.cpu_seconds() - cpu_before) / self.args.fanout_msgs * 1000, 3)
         self.results["fanout_clients"] = len(clients)
         self.results["fanout_ms"] = round(statistics.median(times), 2)
         await asyncio.gather(*(client.close() for client in clients))
@@ -249,7 +255,9 @@ LABELS = {
     "reject_server_cpu_ms": "server CPU per refused connect (ms)",
     "rtt_p50_ms": "whoami round trip p50 (ms)",
     "rtt_p99_ms": "whoami round trip p99 (ms)",
+    "rtt_server_cpu_ms": "server CPU per whoami round trip (ms)",
     "fanout_ms": "fan-out of one chat to K clients (ms)",
+    "fanout_server_cpu_ms": "server CPU per chat fanned out to K clients (ms)",
     "rss_kb_per_socket": "server memory per idle socket (KiB)",
     "logout_disconnect_ms": "logout (POST) to disconnect p50 (ms)",
     "cross_chat_p50_ms": "chat on A until it arrives on B, p50 (ms)",

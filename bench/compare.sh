@@ -3,10 +3,15 @@
 # (default 3), then the table of medians: our server (with its fast path, then without it:
 # --no-fast-path), node-seed and flask-socketio (one process each, sessions in memory),
 # then, where redis-server is installed, our Redis mode and node-seed's (connect-redis + @socket.io/redis-adapter) on one Redis started for the
-# sitting (on CPU 1, beside the load generator).
+# sitting (on CPU 1, beside the load generator). Last, bench/cpu_per_op.py's table: server CPU
+# per operation and each of ours against its peer, with the issue's targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HARNESS_DIR=${HARNESS_DIR:-../shared/bench}
+if [ ! -f "$HARNESS_DIR/run.sh" ]; then  # ../shared is beside the main checkout, not beside a git worktree
+  echo "compare.sh: no harness at $HARNESS_DIR/run.sh: set HARNESS_DIR=/path/to/shared/bench" >&2
+  exit 2
+fi
 export RESULTS_DIR=${RESULTS_DIR:-$PWD/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$RESULTS_DIR"
 
@@ -23,20 +28,42 @@ else
   echo "== redis-server is not installed: the Redis rounds are left out (sudo make system-deps)" >&2
 fi
 
+# Each server's main run, then a second one that only connects the fan-out's K clients and
+# closes them (--fanout-msgs 0, after the connect phase as in the main run), into fanout-connects/:
+# the difference in the fan-out phase's server CPU is the broadcasts alone (bench/cpu_per_op.py).
+# Ours skips the harness's logout phase: the harness posts the token from the login page, and
+# ours binds the logout's XSRF token to the session (a promise, kept), so it would only wait
+# out 5 s for a 403; cpu_per_op.py's table says so.
+OURS_PHASES=(--phases rss,connect_serial,connect,reject,rtt,fanout)
+CONNECTS_ONLY=(--phases connect,fanout --fanout-msgs 0)
+connects_only_dir=$RESULTS_DIR/fanout-connects
+mkdir -p "$connects_only_dir"
+ours() {  # ours NAME [run-ours.sh environment...]: the main run, then the connects-only run
+  local name=$1; shift
+  env "$@" HARNESS="$HARNESS_DIR/run.sh" bench/run-ours.sh --name "$name" "${OURS_PHASES[@]}" >/dev/null
+  env "$@" RESULTS_DIR="$connects_only_dir" HARNESS="$HARNESS_DIR/run.sh" bench/run-ours.sh --name "$name" "${CONNECTS_ONLY[@]}" >/dev/null
+}
+peer() {  # peer PEER [--name NAME]: the same for a peer of ../shared/bench
+  bash "$HARNESS_DIR/run.sh" "$@" >/dev/null
+  RESULTS_DIR="$connects_only_dir" bash "$HARNESS_DIR/run.sh" "$@" "${CONNECTS_ONLY[@]}" >/dev/null
+}
+
 for round in $(seq "${ROUNDS:-3}"); do
   echo "== round $round: tornado-app" >&2
-  HARNESS="$HARNESS_DIR/run.sh" bench/run-ours.sh >/dev/null
+  ours tornado-app
   echo "== round $round: tornado-app with --no-fast-path" >&2
-  EXTRA_SERVER_ARGS=--no-fast-path HARNESS="$HARNESS_DIR/run.sh" bench/run-ours.sh --name tornado-app-no-fast-path >/dev/null
+  ours tornado-app-no-fast-path EXTRA_SERVER_ARGS=--no-fast-path
   echo "== round $round: node-seed" >&2
-  bash "$HARNESS_DIR/run.sh" node-seed >/dev/null
+  peer node-seed
   echo "== round $round: flask-socketio" >&2
-  bash "$HARNESS_DIR/run.sh" flask-socketio >/dev/null
+  peer flask-socketio
   if [ -n "$redis_url" ]; then
     echo "== round $round: tornado-app-redis" >&2
-    REDIS_URL=$redis_url/0 HARNESS="$HARNESS_DIR/run.sh" bench/run-ours.sh >/dev/null
+    ours tornado-app-redis REDIS_URL=$redis_url/0
     echo "== round $round: node-redis" >&2
-    REDIS_URL=$redis_url bash "$HARNESS_DIR/run.sh" node-seed --name node-redis >/dev/null
+    REDIS_URL=$redis_url peer node-seed --name node-redis
   fi
 done
 node "$HARNESS_DIR/summarize.js" "$RESULTS_DIR"/*.json
+echo
+.venv/bin/python bench/cpu_per_op.py "$RESULTS_DIR"
