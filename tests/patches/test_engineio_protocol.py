@@ -451,12 +451,17 @@ async def test_an_invalid_websocket_packet_is_ignored(engine: Engine) -> None:
 async def test_a_websocket_frame_of_max_payload_passes_and_a_larger_one_closes_the_connection(engine: Engine) -> None:
     """The specification gives maxPayload to the client, for its polling payloads. Our stack
     also refuses a larger WebSocket frame, from its header, by closing the connection with
-    1009 (websocket.py: reading it would hold it in memory first)."""
+    1009 (websocket.py: reading it would hold it in memory first). The sizes on the way are
+    those where a frame's length changes form (RFC 6455: 7 bits, 16 bits, 64 bits), which
+    the direct path writes itself (frames.py)."""
     async with aiohttp.ClientSession() as http:
         ws, opening = await Client(http, engine).websocket_session()
+        for size in (125, 126, 0xFFFF, 0x10000):
+            packet = "4" + "x" * (size - 1)
+            await ws.send_str(packet)
+            assert await frame(ws) == packet, size
+        assert opening["maxPayload"] == 0x10000
         largest = "4" + "x" * (opening["maxPayload"] - 1)
-        await ws.send_str(largest)
-        assert await frame(ws) == largest
         await ws.send_str(largest + "x")
         await closed_by_server(ws)
         assert ws.close_code == 1009
