@@ -42,7 +42,7 @@ APP_PATH = "/socket.io/"  # the app's handler (transport.py): the same, with the
 SEPARATOR = "\x1e"  # between the packets of a polling payload (v4)
 PING, PONG = "2", "3"
 NOOP = "6"
-AT_ONCE = 2.0  # seconds for what the server should do at once, in the xfail tests of a hang
+AT_ONCE = 1.0  # seconds for what the server should do at once, in the xfail tests of a hang (a fix: ms)
 
 
 class Engine:
@@ -334,6 +334,19 @@ async def test_polling_sends_and_receives_text_and_binary_packets(engine: Engine
         assert await client.poll(sid) == ["4hello", "bAQIDBA=="]
 
 
+UNICODE = "4héllo, wörld € 😀"  # two, three and four bytes in UTF-8
+
+
+@pytest.mark.gen_test
+async def test_polling_carries_utf8_text(engine: Engine) -> None:
+    """The character encoding is UTF-8 (the specification's packet encoding)."""
+    async with aiohttp.ClientSession() as http:
+        client = Client(http, engine)
+        sid, _ = await client.handshake()
+        assert await client.post(sid, UNICODE.encode()) == (200, "OK")
+        assert await client.poll(sid) == [UNICODE]
+
+
 @pytest.mark.xfail(strict=True, reason="engineio decodes a message's payload as JSON when it can: `\"x\"` reaches the "
                                        "application as `x` and `{\"a\": 1}` as a dict (python-socketio is not concerned: "
                                        "a Socket.IO packet starts with a digit, which engineio leaves as it is)")
@@ -419,6 +432,15 @@ async def test_a_websocket_sends_and_receives_a_text_packet(engine: Engine) -> N
         ws, _ = await Client(http, engine).websocket_session()
         await ws.send_str("4hello")
         assert await frame(ws) == "4hello"
+        await ws.close()
+
+
+@pytest.mark.gen_test
+async def test_a_websocket_carries_utf8_text(engine: Engine) -> None:
+    async with aiohttp.ClientSession() as http:
+        ws, _ = await Client(http, engine).websocket_session()
+        await ws.send_str(UNICODE)
+        assert await frame(ws) == UNICODE
         await ws.close()
 
 
@@ -613,6 +635,8 @@ async def test_polling_upgrades_to_a_websocket(engine: Engine) -> None:
         await ws.send_str("5")
         await ws.send_str("4hello")
         assert await frame(ws, skip_noops=True) == "4hello"
+        await ws.send_bytes(bytes([1, 2, 3, 4]))  # binary, on the upgraded session: a binary frame
+        assert await frame(ws, skip_noops=True) == bytes([1, 2, 3, 4])
         await ws.close()
 
 
