@@ -11,6 +11,7 @@ import tornado.httpclient
 import tornado.websocket
 
 from tests.support.constants import ALLOWED_ORIGIN
+from tornado_app import origins
 from tornado_app.app import TornadoApp
 from tornado_app.origins import HostPolicy, origin_allowed, parse_allowed_host
 
@@ -96,6 +97,29 @@ def test_an_allowed_host_that_is_not_a_host_is_refused(text: str) -> None:
 )
 def test_origin_policy_compares_scheme_host_and_port(origin: str, scheme: str, host: str, allowed: bool) -> None:
     assert origin_allowed(origin, scheme, host, {ALLOWED_ORIGIN}) is allowed
+    assert origin_allowed(origin, scheme, host, {ALLOWED_ORIGIN}) is allowed  # the same, remembered
+
+
+def test_parsed_origins_are_remembered_within_a_bound_that_a_flood_of_origins_cannot_grow() -> None:
+    """Each socket request parses its Origin and its own scheme://Host: a string seen is not
+    parsed again, a flood of new ones keeps the memo at its bound, and one longer than the
+    memo keeps is still judged (each time) as before."""
+    parsed = origins.scheme_host_port
+    parsed.cache_clear()
+    try:
+        for _ in range(3):
+            assert origin_allowed("http://localhost:8888", "http", "localhost:8888", ())
+        assert (parsed.cache_info().misses, parsed.cache_info().hits) == (1, 5)  # one string: Origin and own alike
+        for n in range(2 * origins.ORIGINS_KEPT):
+            assert not origin_allowed(f"http://evil{n}.example", "http", "localhost:8888", ())
+        assert parsed.cache_info().currsize == origins.ORIGINS_KEPT
+        name = "a" * origins.ORIGIN_LONGEST
+        assert origin_allowed(f"http://{name}:8888", "http", f"{name}:8888", ())
+        assert not origin_allowed(f"http://{name}:8888", "http", f"{name}:9999", ())
+        assert not origin_allowed(f"http://user@{name}:8888", "http", f"{name}:8888", ())
+        assert parsed.cache_info().currsize == origins.ORIGINS_KEPT
+    finally:
+        parsed.cache_clear()
 
 
 # --- DNS rebinding against a real server: a page on another site whose name resolves to
