@@ -186,3 +186,23 @@ async def test_a_socket_from_the_same_host_under_https_is_another_origin(web_use
         await socket_client(user.cookie_header, "websocket", origin=base_url.replace("http://", "https://"))
     client = await socket_client(user.cookie_header, "websocket", origin=base_url)
     assert (await client.next("welcome"))["username"] == "ada"
+
+
+def test_parsed_hosts_are_remembered_within_a_bound_and_a_bad_host_is_refused_each_time() -> None:
+    """Every request's Host is checked: a name seen is not parsed again, a flood of invented
+    names keeps the memo at its bound, and one that is no host is refused every time."""
+    policy = HostPolicy.local(8888)
+    parsed = origins.name_and_port
+    parsed.cache_clear()
+    try:
+        assert [policy.allows("LocalHost:8888") for _ in range(3)] == [True] * 3
+        assert (parsed.cache_info().misses, parsed.cache_info().hits) == (1, 2)
+        for n in range(2 * origins.HOSTS_KEPT):
+            assert not policy.allows(f"evil{n}.example:8888")
+        assert parsed.cache_info().currsize == origins.HOSTS_KEPT
+        assert [policy.allows("a:b") for _ in range(2)] == [False, False]
+        long = "l" * origins.ORIGIN_LONGEST
+        assert HostPolicy.of([long]).allows(long + ":8888")
+        assert parsed.cache_info().currsize == origins.HOSTS_KEPT
+    finally:
+        parsed.cache_clear()
