@@ -26,6 +26,23 @@ def test_an_ipv6_host_counts_by_its_64_and_ipv4_by_its_address() -> None:
     assert client_key("not an address") == "not an address"
 
 
+def test_client_keys_are_remembered_within_a_bound_that_a_flood_of_addresses_cannot_grow() -> None:
+    """client_key is asked three times per connect: an address seen is not parsed again
+    (memo.py), and a flood of new addresses keeps the memo at its bound."""
+    client_key.cache_clear()
+    try:
+        assert [client_key("192.0.2.7") for _ in range(3)] == ["192.0.2.7"] * 3
+        assert (client_key.cache_info().misses, client_key.cache_info().hits) == (1, 2)
+        for n in range(2 * admission.CLIENT_KEYS_KEPT):
+            assert client_key(f"2001:db8:1:{n + 1:x}::1") == f"2001:db8:1:{n + 1:x}::/64"
+        assert client_key.cache_info().currsize == admission.CLIENT_KEYS_KEPT
+        long = "x" * (admission.CLIENT_KEY_LONGEST + 1)
+        assert client_key(long) == long
+        assert client_key.cache_info().currsize == admission.CLIENT_KEYS_KEPT
+    finally:
+        client_key.cache_clear()
+
+
 def test_the_proxys_client_address_is_read_as_tornado_reads_it() -> None:
     assert proxied_client_ip(HTTPHeaders({"X-Forwarded-For": "198.51.100.1, 203.0.113.9"}), "127.0.0.1") == "203.0.113.9"
     assert proxied_client_ip(HTTPHeaders({"X-Real-Ip": "203.0.113.5", "X-Forwarded-For": "198.51.100.1"}), "127.0.0.1") == "203.0.113.5"

@@ -60,6 +60,30 @@ def test_a_value_signed_before_key_versions_verifies_under_any_listed_secret() -
     assert session_id_from_cookie(CookieSecrets(NEW, ["a-third-secret"]), legacy) is None
 
 
+def test_a_value_of_a_listed_secret_is_verified_without_reading_its_key_version_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every connect verifies its cookie: the secret its key version names is tried first
+    (one parse of the value), and the key version is read apart only when that fails, to
+    try a legacy value under each secret."""
+    from tornado_app import cookie_secrets
+
+    read: list[object] = []
+
+    def reading(value: str | bytes) -> int | None:
+        read.append(value)
+        return get_signature_key_version(value)
+
+    monkeypatch.setattr(cookie_secrets, "get_signature_key_version", reading)
+    session_id = new_session_id()
+    secrets = CookieSecrets(NEW, [OLD])
+    assert session_id_from_cookie(secrets, signed_by(secrets, session_id)) == session_id
+    assert session_id_from_cookie(secrets, signed_by(CookieSecrets(OLD), session_id)) == session_id
+    assert read == []
+    legacy = create_signed_value(OLD, SESSION_COOKIE, session_id).decode()
+    assert session_id_from_cookie(secrets, legacy) == session_id
+    assert session_id_from_cookie(secrets, signed_by(CookieSecrets("a-third-secret"), session_id)) is None
+    assert len(read) == 2
+
+
 def test_a_value_signed_now_verifies_under_the_previous_release() -> None:
     """Going back a release (one plain secret) logs nobody out: Tornado then ignores the version."""
     session_id = new_session_id()

@@ -11,6 +11,7 @@ import tornado.httpclient
 import tornado.websocket
 
 from tests.support.constants import ALLOWED_ORIGIN
+from tornado_app import origins
 from tornado_app.app import TornadoApp
 from tornado_app.origins import HostPolicy, origin_allowed, parse_allowed_host
 
@@ -96,6 +97,29 @@ def test_an_allowed_host_that_is_not_a_host_is_refused(text: str) -> None:
 )
 def test_origin_policy_compares_scheme_host_and_port(origin: str, scheme: str, host: str, allowed: bool) -> None:
     assert origin_allowed(origin, scheme, host, {ALLOWED_ORIGIN}) is allowed
+    assert origin_allowed(origin, scheme, host, {ALLOWED_ORIGIN}) is allowed  # the same, remembered
+
+
+def test_parsed_origins_are_remembered_within_a_bound_that_a_flood_of_origins_cannot_grow() -> None:
+    """Each socket request parses its Origin and its own scheme://Host: a string seen is not
+    parsed again, a flood of new ones keeps the memo at its bound, and one longer than the
+    memo keeps is still judged (each time) as before."""
+    parsed = origins.scheme_host_port
+    parsed.cache_clear()
+    try:
+        for _ in range(3):
+            assert origin_allowed("http://localhost:8888", "http", "localhost:8888", ())
+        assert (parsed.cache_info().misses, parsed.cache_info().hits) == (1, 5)  # one string: Origin and own alike
+        for n in range(2 * origins.ORIGINS_KEPT):
+            assert not origin_allowed(f"http://evil{n}.example", "http", "localhost:8888", ())
+        assert parsed.cache_info().currsize == origins.ORIGINS_KEPT
+        name = "a" * origins.ORIGIN_LONGEST
+        assert origin_allowed(f"http://{name}:8888", "http", f"{name}:8888", ())
+        assert not origin_allowed(f"http://{name}:8888", "http", f"{name}:9999", ())
+        assert not origin_allowed(f"http://user@{name}:8888", "http", f"{name}:8888", ())
+        assert parsed.cache_info().currsize == origins.ORIGINS_KEPT
+    finally:
+        parsed.cache_clear()
 
 
 # --- DNS rebinding against a real server: a page on another site whose name resolves to
@@ -162,3 +186,23 @@ async def test_a_socket_from_the_same_host_under_https_is_another_origin(web_use
         await socket_client(user.cookie_header, "websocket", origin=base_url.replace("http://", "https://"))
     client = await socket_client(user.cookie_header, "websocket", origin=base_url)
     assert (await client.next("welcome"))["username"] == "ada"
+
+
+def test_parsed_hosts_are_remembered_within_a_bound_and_a_bad_host_is_refused_each_time() -> None:
+    """Every request's Host is checked: a name seen is not parsed again, a flood of invented
+    names keeps the memo at its bound, and one that is no host is refused every time."""
+    policy = HostPolicy.local(8888)
+    parsed = origins.name_and_port
+    parsed.cache_clear()
+    try:
+        assert [policy.allows("LocalHost:8888") for _ in range(3)] == [True] * 3
+        assert (parsed.cache_info().misses, parsed.cache_info().hits) == (1, 2)
+        for n in range(2 * origins.HOSTS_KEPT):
+            assert not policy.allows(f"evil{n}.example:8888")
+        assert parsed.cache_info().currsize == origins.HOSTS_KEPT
+        assert [policy.allows("a:b") for _ in range(2)] == [False, False]
+        long = "l" * origins.ORIGIN_LONGEST
+        assert HostPolicy.of([long]).allows(long + ":8888")
+        assert parsed.cache_info().currsize == origins.HOSTS_KEPT
+    finally:
+        parsed.cache_clear()

@@ -550,3 +550,39 @@ def test_an_ordinary_close_is_not_logged_as_a_connection_that_never_connected(se
     assert status == 0 and "Traceback" not in log
     assert log.count("socket of 'person' from 127.0.0.1 closed") == 3, log[-2000:]
     assert "no Socket.IO connect within" not in log, log[-2000:]
+
+
+def test_the_socket_path_is_routed_straight_to_its_handler_after_the_host_and_drain_checks(app: TornadoApp) -> None:
+    """Every handshake, poll and POST asks for /socket.io/: it gets the handler Tornado's
+    router would give, without trying the routes before it; the Host check and a drain's
+    refusal still come first, and other paths still go through the router."""
+    from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
+    from tornado.web import Application
+
+    def request(uri: str, host: str = "127.0.0.1:8888") -> HTTPServerRequest:
+        return HTTPServerRequest(start_line=RequestStartLine("GET", uri, "HTTP/1.1"), headers=HTTPHeaders({"Host": host}))
+
+    routed: list[str] = []
+    router = app.wildcard_router.find_handler
+
+    def counting(found: HTTPServerRequest, **kwargs: Any) -> Any:
+        routed.append(found.path)
+        return router(found, **kwargs)
+
+    app.wildcard_router.find_handler = counting  # type: ignore[method-assign, assignment]
+    socket_request = request("/socket.io/?EIO=4&transport=websocket")
+    straight = app.find_handler(socket_request)
+    assert routed == []
+    by_router = Application.find_handler(app, socket_request)
+    assert routed == ["/socket.io/"]
+    assert (straight.handler_class, straight.handler_kwargs, straight.path_args, straight.path_kwargs) == \
+        (by_router.handler_class, by_router.handler_kwargs, by_router.path_args, by_router.path_kwargs)
+    assert straight.handler_class is app.socketio_handler
+    assert app.find_handler(request("/socket.io/", host="evil.example:8888")).handler_class.__name__ == "UnknownHostHandler"
+    app.stopping = True
+    try:
+        assert app.find_handler(request("/socket.io/?EIO=4&transport=websocket")).handler_class.__name__ == "DrainingHandler"
+    finally:
+        app.stopping = False
+    assert app.find_handler(request("/login")).handler_class.__name__ == "LoginHandler"
+    assert routed[-1] == "/login"

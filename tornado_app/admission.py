@@ -44,6 +44,7 @@ from tornado.netutil import is_valid_ip
 
 from .health import PROBE_METHODS, PROBE_PATHS
 from .heap import give_back
+from .memo import string_memo
 from .patches.accept import ACCEPT_PAUSE_SECONDS, AcceptLoopHTTPServer
 from .refusals import RefusalReport
 from .settings import PRODUCTION
@@ -64,13 +65,20 @@ CLIENT_SHARE_OF_BODIES = 1 / 16
 TRIM_AFTER_BYTES = 4 * 1024 * 1024
 TRIM_DELAY_SECONDS = LINGER_SECONDS + 1.0
 TRIM_EVERY_SECONDS = 10.0
+# client_key's memo (memo.py): parsing an address with `ipaddress` cost ~4 us, asked three
+# times per connect (the connection cap, the Engine.IO session cap, twice); a hit ~0.2 us.
+# At most this many addresses of at most CLIENT_KEY_LONGEST characters are kept (about
+# 1 MiB when full): a flood of new addresses evicts the old ones, it does not grow it.
+CLIENT_KEYS_KEPT = 4096
+CLIENT_KEY_LONGEST = 64  # an IPv6 address is at most 45 characters; a scope id may add some
 
 
+@string_memo(maxsize=CLIENT_KEYS_KEPT, longest=CLIENT_KEY_LONGEST)
 def client_key(ip: str) -> str:
     """What every per-address cap and rate counts by (the connection caps here, Engine.IO
     sessions per address, the login and connect rates): the IPv4 address (an IPv4-mapped
     IPv6 address is its IPv4 address), or the IPv6 /64 (one host usually has a whole /64,
-    so counting single IPv6 addresses would cap nothing)."""
+    so counting single IPv6 addresses would cap nothing). Remembered (CLIENT_KEYS_KEPT)."""
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:

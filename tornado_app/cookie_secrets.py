@@ -95,11 +95,15 @@ class CookieSecrets:
         """The payload of a value signed (format 2) by any listed secret: the one its key
         version names, or for a value from before key versions, any. None otherwise."""
         # (Any: Tornado types its dict as all str or all bytes; ours may mix them.)
-        if get_signature_key_version(value) == LEGACY_KEY_VERSION:
-            candidates: tuple[Any, ...] = self.secrets
-        else:
-            candidates = (self.by_version,)
-        for secret in candidates:
+        # The secret its key version names first: no secret has the legacy version, so a
+        # legacy value fails there without a signature computed. Reading the key version
+        # before (a second parse of the value's fields) cost ~4 us on every connect.
+        by_version: Any = self.by_version
+        decoded = decode_signed_value(by_version, name, value, max_age_days=max_age_days, min_version=2)
+        if decoded is not None or get_signature_key_version(value) != LEGACY_KEY_VERSION:
+            return decoded
+        legacy: tuple[Any, ...] = self.secrets
+        for secret in legacy:
             decoded = decode_signed_value(secret, name, value, max_age_days=max_age_days, min_version=2)
             if decoded is not None:
                 return decoded

@@ -40,6 +40,9 @@ from the app's wiring (app.py, sockets.py, backend.py); tests/patches/test_fence
 - ../transport.py reaches into nothing, but its query check relies on how engineio reads
   its query (`parse_qs`: blanks dropped, the first value taken) and shapes its sids
   (`generate_id`); tests/patches/test_internals.py checks both.
+- environ.py: engineio's `_async['translate_request']` (the environ of each request it
+  handles, and which of its keys engineio and python-socketio read), replaced on our server
+  by one that builds the same dict for less.
 - accept.py: Tornado's HTTPServer accept loop (the listening sockets, and the stream per
   connection), for admission.py.
 

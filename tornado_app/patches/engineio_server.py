@@ -76,6 +76,7 @@ from engineio.async_drivers import tornado as engineio_tornado
 from engineio.async_socket import AsyncSocket
 from tornado.websocket import WebSocketClosedError
 
+from .environ import translate_request
 from .frames import server_frame
 
 MESSAGE = str(eio_packet.MESSAGE)  # an Engine.IO MESSAGE frame starts with "4"
@@ -213,9 +214,11 @@ class TunedEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]  # engine
 
     def __init__(self, *args: Any, direct_writes: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # environ.py: the environ engineio's Tornado driver builds per request, built for less.
+        self._async: dict[str, Any] = {**self._async, "translate_request": translate_request}
         self.direct_writes = direct_writes
         if direct_writes:
-            self._async: dict[str, Any] = {**self._async, "websocket": CountingWebSocket}
+            self._async = {**self._async, "websocket": CountingWebSocket}
         self._ping_tasks: dict[str, asyncio.Task[Any]] = {}
         self.session_gate: SessionGate | None = None  # see limit_sessions
         self.first_poll_timeout: float | None = None
