@@ -65,8 +65,8 @@ async def test_a_change_batch_is_one_round_trip_and_reaches_the_other_processes(
     await here_bus.start()
     await there_bus.start()
     try:
-        here.start(Heard(), lambda: [])
-        there.start(heard, lambda: [])
+        here.start(Heard(), list)
+        there.start(heard, list)
         await eventually(lambda: counting.round_trips >= 2, what="here's first heartbeat written")
         await asyncio.sleep(0.2)  # (its heartbeat's reads done: nothing else until the next, far away)
         before = counting.round_trips
