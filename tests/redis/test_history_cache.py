@@ -109,6 +109,35 @@ async def _has(process: Process, text: str) -> bool:
 
 
 @pytest.mark.gen_test
+async def test_a_page_coming_back_gets_what_it_missed_from_the_kept_history_and_nothing_stale(
+        processes: Any, redis_url: str) -> None:
+    a, b = await processes(), await processes()
+    stored = [(await a.history.add(message(n), "s", None)).message for n in range(1, 6)]
+    positions = [kept["position"] for kept in stored if kept is not None]
+    await settled(b.history)  # holds messages 3 to 5 (size 3)
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        before = await evalsha_calls(client)
+        for after, expected in [(positions[4], []), (positions[3], stored[4:]), (positions[1], stored[2:])]:
+            caught_up = await b.history.since(after)
+            assert caught_up is not None and caught_up.messages == expected and caught_up.position == positions[4]
+        assert await evalsha_calls(client) == before, "a page coming back was answered from Redis"
+        older = await b.history.since(positions[0])  # older than b holds: Redis is asked
+        assert older is not None and older.messages == stored[1:]
+        assert await evalsha_calls(client) > before
+        assert await b.history.since(positions[4].replace(":5", ":6")) is None  # the future
+    finally:
+        await client.aclose()
+    newer = (await a.history.add(message(6), "s", None)).message
+
+    async def b_tells_it() -> bool:
+        caught_up = await b.history.since(positions[4])
+        return caught_up is not None and caught_up.messages == [newer]
+
+    await eventually(b_tells_it, what="message 6 told to a page coming back to b")
+
+
+@pytest.mark.gen_test
 async def test_a_new_epoch_begun_by_another_process_reaches_the_next_newcomer(processes: Any, redis_url: str) -> None:
     a, b = await processes(), await processes()
     await a.history.add(message(1), "s", None)

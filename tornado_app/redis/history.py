@@ -23,7 +23,8 @@ Channel `chat:changed` (under the prefix): every script that changes what `recen
 to every process, this one included.
 
 Each process keeps its last `recent` answer and gives it to the connects that follow (a Redis
-round trip and the checking of `size` entries saved per connect) until it hears that the chat
+round trip and the checking of `size` entries saved per connect; a page coming back whose
+missed messages it holds, or none, is answered from it too) until it hears that the chat
 changed: on that channel, by its own `add`, or by any broadcast python-socketio's Redis manager
 delivers here (`changed`, wired in backend.py). The last one matters: a chat's broadcast and
 its word on `chat:changed` come over two connections, in either order, and a newcomer that
@@ -190,16 +191,23 @@ class RedisHistory:
         """The last `size` messages: the answer kept from Redis while no change was heard
         since (the module's docstring), the same object each time, so that a caller may encode
         it once; else read from Redis."""
-        kept = self._recent
         now = self._clock()
-        if kept is not None and 0 <= now - kept[1] < RECENT_TRUSTED_SECONDS and self._listening(kept[2]):
-            return kept[0]
+        kept = self._current(now)
+        if kept is not None:
+            return kept
         changes, subscription = self._changes, self._bus.subscription
         epoch, n, entries = await self._run("recent", self._keys, new_epoch(), self.size)
         page = self._page(epoch, n, reversed(entries))
         if self._changes == changes and self._listening(subscription):
             self._recent = (page, now, subscription)
         return page
+
+    def _current(self, now: float) -> Recent | None:
+        """The kept answer, if no change was heard since it was read (nor too long ago)."""
+        kept = self._recent
+        if kept is not None and 0 <= now - kept[1] < RECENT_TRUSTED_SECONDS and self._listening(kept[2]):
+            return kept[0]
+        return None
 
     def _listening(self, subscription: int) -> bool:
         """Subscribed to `chat:changed` since `subscription` began: every change since was heard."""
@@ -220,8 +228,27 @@ class RedisHistory:
         parsed = parse_position(after)
         if parsed is None:
             return None
+        kept = self._current(self._clock())
+        missed = self._missed(kept, *parsed) if kept is not None else None
+        if missed is not None:
+            return missed
         answer = await self._run("since", self._keys, parsed[0], parsed[1], self._kept)
         return self._page(*answer) if answer else None
+
+    @staticmethod
+    def _missed(kept: Recent, epoch: str, after: int) -> Recent | None:
+        """What came after `epoch:after`, from the kept answer when it holds all of it (a page
+        coming back after a short gap, or none: a crowd reconnecting after a restart); None
+        when it does not (Redis is asked)."""
+        kept_epoch, newest = parse_position(kept.position) or ("", -1)
+        if epoch != kept_epoch or not 0 <= after <= newest:
+            return None
+        missed = kept.messages[len(kept.messages) - (newest - after):] if after < newest else []
+        first = parse_position(missed[0]["position"]) if missed else None
+        # Every one of them there: none trimmed from the answer, nor skipped as bad.
+        if len(missed) != newest - after or (first is not None and first[1] != after + 1):
+            return None
+        return Recent(missed, kept.position)
 
     async def announce(self, sender: str, client_id: str, stored: Stored) -> None:
         n = parse_position(stored.message["position"])[1] if stored.message else 0  # type: ignore[index]
