@@ -95,6 +95,43 @@ async def test_newcomers_get_the_same_history_without_a_round_trip_until_the_cha
 
 
 @pytest.mark.gen_test
+async def test_a_crowd_of_newcomers_after_a_change_reads_redis_once_and_none_joins_a_read_older_than_a_change(
+        processes: Any, redis_url: str) -> None:
+    a = await processes()
+    await a.history.add(message(1), "s", None)
+    await settled(a.history)
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        a.history.changed()  # a message came: the next newcomers read Redis
+        before = await evalsha_calls(client)
+        pages = await asyncio.gather(*[a.history.recent() for _ in range(50)])
+        assert await evalsha_calls(client) == before + 1, "each newcomer of the crowd read Redis"
+        assert all(page is pages[0] for page in pages)
+        # A change heard while a read is under way: who asks after it does not take that read.
+        run, answered, gate = a.history._run, asyncio.Event(), asyncio.Event()  # noqa: SLF001 (held below)
+
+        async def held_on_its_way_back(script: str, *args: Any) -> Any:
+            answer = await run(script, *args)
+            if script == "recent" and not gate.is_set():
+                answered.set()
+                await gate.wait()  # Redis answered before the change below; the answer comes after it
+            return answer
+
+        a.history._run = held_on_its_way_back  # noqa: SLF001
+        a.history.changed()
+        first = asyncio.ensure_future(a.history.recent())
+        await asyncio.wait_for(answered.wait(), 10)
+        await a.history.add(message(2), "s", None)
+        after_the_change = asyncio.ensure_future(a.history.recent())
+        await asyncio.sleep(0.1)
+        gate.set()
+        assert [kept["text"] for kept in (await first).messages] == ["message 1"]
+        assert [kept["text"] for kept in (await after_the_change).messages] == ["message 1", "message 2"]
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.gen_test
 async def test_a_message_added_by_another_process_is_in_the_next_newcomers_history(processes: Any) -> None:
     a, b = await processes(), await processes()
     await a.history.add(message(1), "s", None)

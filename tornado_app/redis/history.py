@@ -36,6 +36,7 @@ evicted or deleted by hand).
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Callable
@@ -158,6 +159,8 @@ class RedisHistory:
         self._checked = CheckedMessages(max(2 * size, 1))  # entries already checked, by their bytes
         # The last `recent` answer, when it was read (the clock's), and in which subscription.
         self._recent: tuple[Recent, float, int] | None = None
+        # The read of it under way, and how many changes had been heard when it was sent.
+        self._reading: tuple[asyncio.Task[Recent], int] | None = None
         # Changes heard so far: an answer read across one is not kept.
         self._changes = 0
         bus.on("chat:changed", self._heard)
@@ -190,17 +193,33 @@ class RedisHistory:
     async def recent(self) -> Recent:
         """The last `size` messages: the answer kept from Redis while no change was heard
         since (the module's docstring), the same object each time, so that a caller may encode
-        it once; else read from Redis."""
+        it once; else read from Redis, once for every connect that asks meanwhile (a crowd of
+        connects under way when a message comes would each send one)."""
         now = self._clock()
         kept = self._current(now)
         if kept is not None:
             return kept
-        changes, subscription = self._changes, self._bus.subscription
+        reading = self._reading
+        # Joined only if sent after the last change heard: then Redis ran it after that change.
+        if reading is None or reading[1] != self._changes:
+            read = self._read(now, self._changes, self._bus.subscription)
+            reading = self._reading = (asyncio.ensure_future(read), self._changes)
+            reading[0].add_done_callback(self._read_done)
+        return await asyncio.shield(reading[0])  # one caller cancelled: the others still wait for it
+
+    async def _read(self, now: float, changes: int, subscription: int) -> Recent:
+        """Kept if no change was heard since it was asked for (`changes` then), in one subscription."""
         epoch, n, entries = await self._run("recent", self._keys, new_epoch(), self.size)
         page = self._page(epoch, n, reversed(entries))
         if self._changes == changes and self._listening(subscription):
             self._recent = (page, now, subscription)
         return page
+
+    def _read_done(self, task: asyncio.Task[Recent]) -> None:
+        if self._reading is not None and self._reading[0] is task:
+            self._reading = None
+        if not task.cancelled():
+            task.exception()  # said to the callers who waited (if every one was cancelled: to none)
 
     def _current(self, now: float) -> Recent | None:
         """The kept answer, if no change was heard since it was read (nor too long ago)."""
