@@ -107,6 +107,13 @@ async def test_a_crowd_of_newcomers_after_a_change_reads_redis_once_and_none_joi
         pages = await asyncio.gather(*[a.history.recent() for _ in range(50)])
         assert await evalsha_calls(client) == before + 1, "each newcomer of the crowd read Redis"
         assert all(page is pages[0] for page in pages)
+        # The same for a crowd of pages coming back (after a restart, say), each one behind.
+        a.history.changed()
+        before = await evalsha_calls(client)
+        latest = pages[0].messages[-1]["position"]
+        caught_up = await asyncio.gather(*[a.history.since(latest.replace(":1", ":0")) for _ in range(50)])
+        assert await evalsha_calls(client) == before + 1, "each page coming back read Redis"
+        assert all(page is not None and [kept["text"] for kept in page.messages] == ["message 1"] for page in caught_up)
         # A change heard while a read is under way: who asks after it does not take that read.
         run, answered, gate = a.history._run, asyncio.Event(), asyncio.Event()  # noqa: SLF001 (held below)
 
