@@ -87,11 +87,16 @@ class Backend:
         bus = RedisBus(url)
         manager_log = logging.getLogger("tornado_app.sockets.redis_manager")
         manager_log.setLevel(logging.CRITICAL)  # its retries repeat what the bus logs once
+        history = RedisHistory(bus, settings.history)
+        manager = DirectRedisManager.of(url, sentinel, channel=bus.key("socketio"), logger=manager_log)
+        # A chat's broadcast can arrive before Redis's word that the chat changed: the history
+        # a newcomer gets is read again after it (redis/history.py).
+        manager.before_delivery.append(history.changed)
         return cls(
             store=RedisSessionStore(bus, ttl=settings.session_ttl, max_sessions=settings.max_sessions),
-            history=RedisHistory(bus, settings.history),
+            history=history,
             presence=RedisPresence(bus),
-            client_manager=DirectRedisManager.of(url, sentinel, channel=bus.key("socketio"), logger=manager_log),
+            client_manager=manager,
             rate_limiter=RateLimiter(Rates.of(settings), redis_url=url),
             answers=bus.answers,
             remote=True,

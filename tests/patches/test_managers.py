@@ -214,11 +214,57 @@ def test_a_started_redis_manager_says_when_its_channel_is_subscribed_and_hears_w
                 heard.append(message["event"])
                 arrived.set()
 
-            manager._handle_emit = handle_emit
+            manager._handle_emit = handle_emit  # type: ignore[method-assign]
             await other.publish(channel, manager.json.dumps({"method": "emit", "event": "chat", "data": {},
                                                              "namespace": "/", "host_id": "another process"}))
             await asyncio.wait_for(arrived.wait(), 10)
             assert heard == ["chat"]
+        finally:
+            manager.thread.cancel()
+            await asyncio.gather(manager.thread, return_exceptions=True)
+            await manager.pubsub.aclose()
+            await manager.redis.aclose()
+            await other.aclose()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.process
+def test_the_redis_manager_calls_before_delivery_before_a_broadcast_reaches_a_socket_here(
+        redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """python-socketio delivers another process's broadcast (and this process's own) through
+    `_handle_emit`: `before_delivery`'s callbacks run first, once per broadcast (the chat
+    history in Redis reads itself again after them: redis/history.py)."""
+    import redis.asyncio
+
+    from tornado_app.patches.guard import ProtocolGuardedServer
+    from tornado_app.patches.managers import DirectRedisManager
+
+    channel = f"test-before-delivery-{random.randrange(1 << 30)}"
+    order: list[str] = []
+    delivered = asyncio.Event()
+
+    async def deliver(self: Any, event: str, data: Any, *args: Any, **kwargs: Any) -> None:  # DirectManager.emit
+        order.append(f"delivered {event}")
+        delivered.set()
+
+    monkeypatch.setattr(DirectManager, "emit", deliver)
+
+    async def scenario() -> None:
+        manager = DirectRedisManager(redis_url, channel=channel)
+        manager.before_delivery.append(lambda: order.append("before"))
+        sio = ProtocolGuardedServer(async_mode="tornado", client_manager=manager,
+                                    session_id_of=lambda handler: None, connect_timeout=10.0)
+        other = redis.asyncio.Redis.from_url(redis_url)
+        try:
+            assert await sio.start_manager(10)
+            await other.publish(channel, manager.json.dumps({"method": "emit", "event": "chat", "data": [{}],
+                                                             "namespace": "/", "host_id": "another process"}))
+            await asyncio.wait_for(delivered.wait(), 10)
+            assert order == ["before", "delivered chat"]
+            order.clear()
+            await manager.emit("presence", {}, namespace="/")  # this process's own broadcast
+            assert order[:2] == ["before", "delivered presence"]
         finally:
             manager.thread.cancel()
             await asyncio.gather(manager.thread, return_exceptions=True)

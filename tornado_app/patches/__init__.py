@@ -22,7 +22,7 @@ from the app's wiring (app.py, sockets.py, backend.py); tests/patches/test_fence
   a leave in O(1)), and its Redis manager built on it (`_publish` and what it uses:
   `connected`, `_redis_connect`, `redis`, `channel`, `json`: a broadcast that times out, and
   is never sent twice; `_redis_connect`'s `pubsub` and `_redis_listen_with_retries`: when its
-  channel is subscribed).
+  channel is subscribed; `_handle_emit`: told before a broadcast is delivered here).
 - sentinel_pool.py: redis-py's asyncio SentinelConnectionPool and BlockingConnectionPool
   joined by inheritance (each calling the other through `super()`), for the bus's pool to a
   primary found through Sentinel that waits for a free connection.

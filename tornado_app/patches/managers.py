@@ -31,6 +31,13 @@ deliver it twice. `DirectRedisManager._publish` is python-socketio's loop (its `
 never after a timeout, and saying in the log, at most once per `PUBLISH_FAILURE_EVERY` s, that
 a broadcast reached this process's sockets only.
 
+Told before a broadcast is delivered (`DirectRedisManager.before_delivery`): python-socketio
+delivers every broadcast to this process's sockets through `AsyncPubSubManager._handle_emit`
+(another process's, from its channel; this process's own, before publishing it). The chat
+history in Redis drops the answer it keeps for newcomers there (redis/history.py): the
+broadcast of a new message may come before Redis's word that the chat changed, and a newcomer
+that joins after the broadcast must find the message in its history.
+
 Heard from the start (`DirectRedisManager.subscribed`): python-socketio subscribes to its
 channel in a background task, and gives no sign when it has. `_redis_connect` (python-socketio's)
 makes its pubsub pass on SUBSCRIBE's confirmation, which python-socketio's `_listen` drops (it
@@ -45,7 +52,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 import socketio
@@ -243,6 +250,14 @@ class DirectRedisManager(socketio.AsyncRedisManager, DirectManager):  # type: ig
         super().__init__(*args, redis_options=options, **kwargs)
         self._failure_logged_at = float("-inf")
         self.subscribed = asyncio.Event()  # set once Redis has confirmed the channel's SUBSCRIBE
+        self.before_delivery: list[Callable[[], None]] = []  # called before each broadcast reaches a socket here
+
+    async def _handle_emit(self, message: Any) -> None:
+        """python-socketio's delivery of a broadcast to this process's sockets, after calling
+        `before_delivery`'s callbacks (see the module's docstring)."""
+        for callback in self.before_delivery:
+            callback()
+        await super()._handle_emit(message)
 
     def _redis_connect(self) -> None:
         """python-socketio's, with a pubsub that passes on SUBSCRIBE's confirmation."""

@@ -136,7 +136,12 @@ class RedisBus:
         self._handlers[self.key(channel)] = handler
 
     async def publish(self, channel: str, payload: Any) -> None:
-        await self.run(self.client.publish(self.key(channel), json.dumps([self.process_id, payload])))
+        await self.run(self.client.publish(*self.message(channel, payload)))
+
+    def message(self, channel: str, payload: Any) -> tuple[str, str]:
+        """PUBLISH's arguments for `payload` on `channel`, for a pipeline that sends it with
+        other commands (one round trip)."""
+        return self.key(channel), json.dumps([self.process_id, payload])
 
     async def start(self) -> None:
         """Check that Redis answers (else BackendUnreachable), then listen to the channels,

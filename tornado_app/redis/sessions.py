@@ -17,7 +17,13 @@ overshoot `max_sessions` nor evict the wrong session, and a session ends exactly
 A session this process created or read live from Redis less than its trusted window ago is
 answered from memory, without a Redis round trip (a socket event or page load would otherwise
 pay one each): its end, anywhere, comes on the `ended` channel and drops it at once. While
-the subscription is down nothing is trusted.
+the subscription is down nothing is trusted, nor kept from a read that was under way while it
+was renewed (an end published in between was never heard).
+
+This also answers the second read of a connect (sockets.py `_on_connect` reads the session
+before and after registering the socket) without a round trip, and safely: an end that lands
+after the first read is heard either before the second (which then misses the cache: the end
+dropped it) or after it, when the end's listener finds the registered socket and ends it.
 
 A use answered from memory does not reach Redis, so the last-seen time there lags the
 session's last use by up to the window, and every sweep and audit (any process's) reads only
@@ -218,7 +224,7 @@ class RedisSessionStore:
         session = Session(new_session_id(), username, logged_in_at=now, last_seen=now, tag=new_tag())
         evicted = await self._run("create", session.id, username, repr(now), self.max_sessions, self._ttl_ms, session.tag)
         await self._notify_all(evicted)
-        self._trust(session, now)
+        self._trust(session, now, self._bus.subscription)
         return session
 
     async def get(self, session_id: str | None) -> Session | None:
@@ -230,7 +236,7 @@ class RedisSessionStore:
             session = trusted[0]
             session.last_seen = now
             return session
-        ends_heard = self._ends_heard
+        ends_heard, subscription = self._ends_heard, self._bus.subscription
         state, *rest = await self._run("get", session_id, repr(now), repr(self.ttl), self._ttl_ms)
         if state == "expired":
             await self._notify_all(rest)
@@ -245,10 +251,12 @@ class RedisSessionStore:
             await self._run("delete", session_id, "gone")
             await self._notify(Session(session_id, "", logged_in_at=0, last_seen=0), "gone")
             return None
-        if self._ends_heard == ends_heard:
-            # Live when Redis ran the script, and no end was heard since it was sent: any
-            # later end of this session will be heard, and will drop it from the cache.
-            self._trust(session, now)
+        if self._ends_heard == ends_heard and self._bus.subscribed.is_set() and self._bus.subscription == subscription:
+            # Live when Redis ran the script, no end was heard since it was sent, and the
+            # subscription to `ended` held throughout (an end published while it was being
+            # renewed was never heard): any later end of this session will be heard, and will
+            # drop it from the cache.
+            self._trust(session, now, subscription)
         return session
 
     async def idle_left(self, session_id: str) -> float | None:
@@ -269,8 +277,8 @@ class RedisSessionStore:
         return (0 <= now - seen_at < self.trusted_seconds and self._bus.subscribed.is_set()
                 and subscription == self._bus.subscription)
 
-    def _trust(self, session: Session, seen_at: float) -> None:
-        self._trusted[session.id] = (session, seen_at, self._bus.subscription)
+    def _trust(self, session: Session, seen_at: float, subscription: int) -> None:
+        self._trusted[session.id] = (session, seen_at, subscription)
         self._trusted.move_to_end(session.id)
         while len(self._trusted) > self.max_sessions:
             self._trusted.popitem(last=False)
