@@ -344,6 +344,129 @@ def test_without_the_fast_path_every_packet_takes_engineios_own_queue_and_writer
     assert driver._async["websocket"] is WebSocket
 
 
+# --- What a connect sends, in one stream write (writes_gathered) ----------------------
+
+
+@pytest.mark.gen_test
+async def test_an_accepted_connects_welcome_history_presence_and_ack_leave_in_one_write_in_order(
+        app: TornadoApp, http_server, base_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each `send` syscall the server makes (Tornado's `write_to_fd`) is recorded: the four
+    packets of an accepted connect were four of them, one after another; now one."""
+    import tornado.iostream
+
+    sent: list[bytes] = []
+    write_to_fd = tornado.iostream.IOStream.write_to_fd
+
+    def recording(stream: tornado.iostream.IOStream, data: memoryview) -> int:
+        written: int = write_to_fd(stream, data)
+        sent.append(bytes(data[:written]))
+        return written
+
+    monkeypatch.setattr(tornado.iostream.IOStream, "write_to_fd", recording)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+        cookie = await log_in(http, base_url, "ada")
+        for _ in range(2):  # the second socket's state names ada: a presence frame of some size
+            socket = await WireSocket.connect(http, base_url, cookie, origin=base_url)
+            [write] = [data for data in sent if b'42["welcome"' in data]
+            marks = [write.index(mark) for mark in (b'42["welcome"', b'42["history"', b'42["presence_state"', b'40{"sid"')]
+            assert marks == sorted(marks)
+            assert not any(b'42["history"' in data or b'40{"sid"' in data for data in sent if data is not write)
+            await socket.close()
+            sent.clear()
+
+
+class RecordingWriter:
+    """A WebSocket handler as the direct path writes to it, keeping each write."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def write_frame(self, frame: bytes) -> None:
+        self.writes.append(frame)
+
+
+def test_gathered_frames_go_out_together_in_order_and_past_the_bound_at_once() -> None:
+    from tornado_app.patches.engineio_server import GATHERED_BYTES, OutgoingQueue
+
+    queue, writer = OutgoingQueue(), RecordingWriter()
+    assert not queue.gather()  # no WebSocket carries the socket yet: nothing to gather for
+    queue.websocket = writer
+    queue.write(writer, b"a")
+    assert writer.writes == [b"a"]  # not gathering: at once
+    assert queue.gather() and not queue.gather()
+    queue.write(writer, b"b")
+    queue.write(writer, b"c")
+    assert writer.writes == [b"a"]
+    queue.release()
+    assert writer.writes == [b"a", b"bc"]
+    queue.write(writer, b"d")
+    assert writer.writes == [b"a", b"bc", b"d"]  # released: at once again
+    queue.gather()
+    big = b"x" * GATHERED_BYTES
+    queue.write(writer, b"e")
+    queue.write(writer, big)  # past the bound: out now, with what came before it
+    assert writer.writes[-1] == b"e" + big
+    queue.write(writer, b"f")
+    queue.websocket = None  # the connection closed: what was gathered goes with it
+    queue.release()
+    assert writer.writes[-1] == b"e" + big and queue.gathered is None
+
+
+@pytest.mark.gen_test
+async def test_a_session_ended_during_its_connect_is_sent_what_was_gathered_before_its_close(
+        app: TornadoApp, http_server, base_url: str) -> None:
+    """end_session writes what was gathered, then closes: the client reads the packets, then
+    the close (engineio's CLOSE packet goes through the same gathering)."""
+    eio = app.sockets.sio.eio
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+        socket = await WireSocket.connect(http, base_url, await log_in(http, base_url, "ada"), origin=base_url)
+        [eio_sid] = eio.sockets
+        with eio.writes_gathered(eio_sid):
+            await app.sockets.sio.emit("note", {"n": 1})
+            await app.sockets.sio.emit("note", {"n": 2})
+            await app.sockets.sio.end_engineio_session(eio_sid, "server disconnect")
+        assert [(await socket.next("note"))["n"] for _ in range(2)] == [1, 2]
+        await asyncio.wait_for(socket.closed.wait(), GENEROUS_SECONDS)
+
+
+@pytest.mark.gen_test
+async def test_engineios_poll_waits_for_packets_without_a_task_and_still_times_out() -> None:
+    """engineio's writer and long polls wait through `asyncio.wait_for(queue.get(), timeout)`:
+    a Task per wait for a coroutine, none for a future (OutgoingQueue.get). The timeout still
+    ends a wait, and takes nothing from the queue."""
+    from engineio import exceptions
+    from engineio import packet as eio_packet
+    from engineio.async_socket import AsyncSocket
+
+    from tornado_app.app import make_app
+
+    eio = make_app("s" * 32, settings=Settings(ping_interval=0.3, ping_timeout=0.3)).sockets.sio.eio
+    socket = AsyncSocket(eio, "a-sid")
+    loop = asyncio.get_running_loop()
+    started: list[Any] = []
+
+    def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        started.append(coro)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(counting)
+    try:
+        loop.call_later(0.05, socket.queue.put_nowait, eio_packet.Packet(eio_packet.NOOP))
+        assert [pkt.packet_type for pkt in await socket.poll()] == [eio_packet.NOOP]  # waited for it
+        socket.queue.put_nowait(eio_packet.Packet(eio_packet.PING))
+        socket.queue.put_nowait(eio_packet.Packet(eio_packet.NOOP))
+        assert [pkt.packet_type for pkt in await socket.poll()] == [eio_packet.PING, eio_packet.NOOP]
+        assert started == []
+        with pytest.raises(exceptions.QueueEmpty):
+            await socket.poll()  # nothing within ping interval + timeout
+        socket.queue.put_nowait(eio_packet.Packet(eio_packet.PING))
+        assert [pkt.packet_type for pkt in await socket.poll()] == [eio_packet.PING]  # not lost to the wait that timed out
+        assert socket.queue.qsize() == 0
+        await socket.queue.join()  # engineio's poll marked each one done
+    finally:
+        loop.set_task_factory(None)
+
+
 # --- Engine.IO sessions per client address, and polling sessions that never poll (issue 14,
 # item 5), against a real server process. The attacker comes from 127.0.0.2. -------------
 

@@ -53,7 +53,7 @@ from engineio import packet as eio_packet
 from engineio.async_socket import AsyncSocket
 from socketio import packet as sio_packet
 
-from .engineio_server import TunedEngineIOServer, write_frame
+from .engineio_server import TunedEngineIOServer
 from .frames import server_frame
 
 
@@ -187,7 +187,7 @@ class DirectManager(socketio.AsyncManager):  # type: ignore[misc]  # python-sock
                 continue
             websocket = eio.direct_websocket(socket, now)
             if websocket is not None:
-                write_frame(websocket, frame)
+                socket.queue.write(websocket, frame)  # now, or after the frames gathered for one write
             elif not eio.queue_now(socket, pkt, now):
                 to_close.append(socket)
         for socket in to_close:
