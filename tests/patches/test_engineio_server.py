@@ -32,11 +32,10 @@ async def test_a_closed_sockets_ping_task_is_cancelled_at_once(app: TornadoApp, 
     eio = app.sockets.sio.eio
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
         socket = await WireSocket.connect(http, base_url, await log_in(http, base_url, "ada"), origin=base_url)
-        [(_sid, ping_task)] = eio._ping_tasks.items()
-        assert not ping_task.done()  # sleeping for the ping interval (8 s), holding the socket
+        [(_sid, ping)] = eio._ping_tasks.items()
+        assert not ping.cancelled()  # due in a ping interval (8 s), holding the socket
         await socket.close()
-        await eventually(ping_task.done, what="the ping task ended")
-    assert ping_task.cancelled()
+        await eventually(ping.cancelled, what="the ping was cancelled")
     assert eio._ping_tasks == {} and eio.sockets == {}
 
 
@@ -465,6 +464,35 @@ async def test_engineios_poll_waits_for_packets_without_a_task_and_still_times_o
         await socket.queue.join()  # engineio's poll marked each one done
     finally:
         loop.set_task_factory(None)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_pings_go_out_every_interval_without_a_task_per_ping() -> None:
+    """engineio sleeps in a task per socket and ping cycle (AsyncSocket._send_ping); with the
+    direct path each ping is a timer, and a client still gets one every interval."""
+    from tornado_app.app import make_app
+
+    app = make_app("s" * 32, settings=Settings(ping_interval=0.2, ping_timeout=2.0))
+    server, base = await serve(app)
+    loop = asyncio.get_running_loop()
+    started: list[str] = []
+
+    def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        started.append(getattr(coro, "__qualname__", ""))
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(counting)
+    try:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+            socket = await WireSocket.connect(http, base, await log_in(http, base, "ada"), origin=base)
+            await eventually(lambda: socket.pongs >= 3, what="three pings answered")
+            assert not socket.closed.is_set()
+            await socket.close()
+        assert "AsyncSocket._send_ping" not in started
+    finally:
+        loop.set_task_factory(None)
+        server.stop()
+        await app.sockets.shutdown()
 
 
 # --- Engine.IO sessions per client address, and polling sessions that never poll (issue 14,

@@ -7,7 +7,8 @@ Memory and sessions:
   socket, queue and event. A closed socket therefore stayed in memory for up to that long;
   under a stream of short-lived connections that was ~9 KiB times the connections of the
   last 25 s: hundreds of MiB.
-  Here the task is cancelled as soon as its socket closes.
+  Here the task is cancelled as soon as its socket closes. With the direct path on, it is not
+  a task at all but a timer (`_send_ping`): no task per socket and ping cycle.
 - `AsyncServer.sockets` and `AsyncSocket.close(wait=False)`: engineio's own `disconnect()`
   waits until the client has collected the close packet, which a polling client that
   stopped polling never does, so the session (and the request waiting on it) was held for
@@ -295,7 +296,7 @@ class TunedEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]  # engine
         self.direct_writes = direct_writes
         if direct_writes:
             self._async: dict[str, Any] = {**self._async, "websocket": CountingWebSocket}
-        self._ping_tasks: dict[str, asyncio.Task[Any]] = {}
+        self._ping_tasks: dict[str, asyncio.Task[Any] | asyncio.TimerHandle] = {}  # sid -> its next ping
         self.session_gate: SessionGate | None = None  # see limit_sessions
         self.first_poll_timeout: float | None = None
         self._never_polled: RefusalLog | None = None
@@ -412,13 +413,30 @@ class TunedEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]  # engine
         socket.queue.put_nowait(pkt)
         return True
 
-    def start_background_task(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Task[Any]:
-        task = super().start_background_task(target, *args, **kwargs)
+    def start_background_task(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Task[Any] | asyncio.TimerHandle:
         owner = getattr(target, "__self__", None)
-        if isinstance(owner, AsyncSocket) and getattr(target, "__func__", None) is AsyncSocket._send_ping:
-            # One entry per open socket: each ping cycle's task replaces the last one's.
-            self._ping_tasks[owner.sid] = task
-        return task
+        if not (isinstance(owner, AsyncSocket) and getattr(target, "__func__", None) is AsyncSocket._send_ping):
+            return super().start_background_task(target, *args, **kwargs)
+        # One entry per open socket: each ping cycle's replaces the last one's. (engineio's
+        # schedule_ping, the one caller, does nothing with what is returned.)
+        ping: asyncio.Task[Any] | asyncio.TimerHandle
+        if self.direct_writes:
+            ping = asyncio.get_running_loop().call_later(self.ping_interval, self._send_ping, owner)
+        else:
+            ping = super().start_background_task(target, *args, **kwargs)
+        self._ping_tasks[owner.sid] = ping
+        return ping
+
+    def _send_ping(self, socket: AsyncSocket) -> None:
+        """engineio's `AsyncSocket._send_ping` after its sleep, on a timer rather than in a task
+        that sleeps: a task per socket and ping interval (one a connect, 1,250 a second at
+        10,000 idle sockets), each holding a coroutine's frame for the interval. The PING is
+        queued as engineio's `send` queues it: the socket cannot be past its ping timeout,
+        its `last_ping` having just been set (tests/patches/test_internals.py compares)."""
+        self._ping_tasks.pop(socket.sid, None)  # this timer: fired, nothing to cancel any more
+        if not socket.closing and not socket.closed:
+            socket.last_ping = time.time()
+            socket.queue.put_nowait(eio_packet.Packet(eio_packet.PING))
 
     async def _service_task(self) -> None:
         """Close the sockets whose ping went unanswered for ping_timeout, in one pass per
@@ -478,10 +496,10 @@ class TunedEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]  # engine
         return await super()._trigger_event(event, *args, **kwargs)
 
     def _cancel_ping(self, sid: str) -> None:
-        task = self._ping_tasks.pop(sid, None)
+        ping = self._ping_tasks.pop(sid, None)
         # A socket closed by its own ping task (ping timeout) lets that task end by itself.
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
+        if ping is not None and ping is not asyncio.current_task():
+            ping.cancel()
 
     async def flush(self, timeout: float, sids: Iterable[str] | None = None) -> None:
         """Wait (at most `timeout`) until the queued packets of every socket (or of those
