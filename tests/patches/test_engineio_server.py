@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from typing import Any, Literal
@@ -19,7 +20,7 @@ from tests.support.polling import UpgradingClient
 from tests.support.waiting import GENEROUS_SECONDS, eventually
 from tests.support.wire import WireSocket
 from tornado_app.app import TornadoApp
-from tornado_app.patches.engineio_server import TunedEngineIOServer
+from tornado_app.patches.engineio_server import OutgoingQueue, TunedEngineIOServer
 from tornado_app.settings import Settings
 
 
@@ -346,32 +347,50 @@ def test_without_the_fast_path_every_packet_takes_engineios_own_queue_and_writer
 # --- What a connect sends, in one stream write (writes_gathered) ----------------------
 
 
+class RecordingSocket:
+    """A connection's socket that keeps what each `send` (each syscall) carried: Tornado's
+    writes and websocket.py's own both send through it."""
+
+    def __init__(self, wrapped: Any) -> None:
+        self.wrapped = wrapped
+        self.sent: list[bytes] = []
+
+    def send(self, data: Any, *flags: int) -> int:
+        count: int = self.wrapped.send(data, *flags)
+        self.sent.append(bytes(data[:count]))
+        return count
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)
+
+
+def carried(queue: OutgoingQueue) -> bool:
+    return queue.websocket is not None
+
+
 @pytest.mark.gen_test
-async def test_an_accepted_connects_welcome_history_presence_and_ack_leave_in_one_write_in_order(
-        app: TornadoApp, http_server, base_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each `send` syscall the server makes (Tornado's `write_to_fd`) is recorded: the four
-    packets of an accepted connect were four of them, one after another; now one."""
-    import tornado.iostream
+async def test_an_accepted_connects_welcome_history_presence_and_ack_leave_in_one_send_in_order(
+        app: TornadoApp, http_server, base_url: str) -> None:
+    """The four packets of an accepted connect were four `send` syscalls, one after another;
+    now one, in order."""
+    from tests.support.protocol import websocket_url
 
-    sent: list[bytes] = []
-    write_to_fd = tornado.iostream.IOStream.write_to_fd
-
-    def recording(stream: tornado.iostream.IOStream, data: memoryview) -> int:
-        written: int = write_to_fd(stream, data)
-        sent.append(bytes(data[:written]))
-        return written
-
-    monkeypatch.setattr(tornado.iostream.IOStream, "write_to_fd", recording)
+    eio = app.sockets.sio.eio
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
         cookie = await log_in(http, base_url, "ada")
         for _ in range(2):  # the second socket's state names ada: a presence frame of some size
-            socket = await WireSocket.connect(http, base_url, cookie, origin=base_url)
-            [write] = [data for data in sent if b'42["welcome"' in data]
-            marks = [write.index(mark) for mark in (b'42["welcome"', b'42["history"', b'42["presence_state"', b'40{"sid"')]
-            assert marks == sorted(marks)
-            assert not any(b'42["history"' in data or b'40{"sid"' in data for data in sent if data is not write)
-            await socket.close()
-            sent.clear()
+            async with http.ws_connect(websocket_url(base_url), headers={"Cookie": cookie, "Origin": base_url}, compress=0) as ws:
+                opening = await ws.receive_str(timeout=10)
+                queue: OutgoingQueue = eio.sockets[json.loads(opening[1:])["sid"]].queue
+                await eventually(functools.partial(carried, queue), what="the WebSocket carries the socket")
+                stream = queue.websocket.ws_connection.stream  # type: ignore[union-attr]  # a Tornado handler
+                stream.socket = recording = RecordingSocket(stream.socket)
+                await ws.send_str("40")
+                while not (await ws.receive_str(timeout=10)).startswith("40"):
+                    pass
+                [sent] = recording.sent
+                marks = [sent.index(mark) for mark in (b'42["welcome"', b'42["history"', b'42["presence_state"', b'40{"sid"')]
+                assert marks == sorted(marks)
 
 
 class RecordingWriter:
@@ -385,7 +404,7 @@ class RecordingWriter:
 
 
 def test_gathered_frames_go_out_together_in_order_and_past_the_bound_at_once() -> None:
-    from tornado_app.patches.engineio_server import GATHERED_BYTES, OutgoingQueue
+    from tornado_app.patches.engineio_server import GATHERED_BYTES
 
     queue, writer = OutgoingQueue(), RecordingWriter()
     assert not queue.gather()  # no WebSocket carries the socket yet: nothing to gather for
