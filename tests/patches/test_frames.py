@@ -66,3 +66,15 @@ async def test_a_frame_goes_straight_to_the_socket_and_what_the_kernel_leaves_wa
             assert [(await socket.next("note"))["n"] for _ in range(21)] == [-1, *range(20)]
         assert tornado_writes  # the rest of each large frame, and what came behind it
         await socket.close()
+
+
+def test_the_app_s_streams_take_the_straight_path_and_tls_ones_do_not() -> None:
+    """write_frame sends to the socket itself only for a stream that writes to its socket as
+    IOStream does: the app's counted plain stream (admission.py) does, a TLS stream does not."""
+    from tornado.iostream import SSLIOStream
+
+    from tornado_app.admission import CountedIOStream, CountedSSLIOStream
+    from tornado_app.patches.websocket import PLAIN_WRITE
+
+    assert CountedIOStream.write_to_fd is PLAIN_WRITE
+    assert SSLIOStream.write_to_fd is not PLAIN_WRITE and CountedSSLIOStream.write_to_fd is not PLAIN_WRITE
