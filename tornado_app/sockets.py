@@ -25,6 +25,7 @@ from .logs import facts
 from .metrics import NoMetrics
 from .packet_json import RawJSON
 from .patches.guard import SESSION_ID, ProtocolGuardedServer
+from .patches.managers import DirectManager
 from .presence import PRESENCE_MIN_INTERVAL, PresenceBroadcaster
 from .presence_asks import StateAsks
 from .reasons import (
@@ -140,6 +141,9 @@ class ChatSocketServer:
             logger=library_log,
             engineio_logger=library_log,
         )
+        if isinstance(self.sio.manager, DirectManager):
+            # The history and the presence state, encoded once: their frames too (patches/managers.py).
+            self.sio.manager.reuse_frames_for(RawJSON)
         self.presence = PresenceBroadcaster(self.sio, presence_interval, backend.presence, self.metrics.presence_batch)
         self.state_asks = StateAsks()
         # The same fair share for a page that saw a gap in the chat's positions (a message lost

@@ -393,6 +393,47 @@ async def test_an_accepted_connects_welcome_history_presence_and_ack_leave_in_on
                 assert marks == sorted(marks)
 
 
+@pytest.mark.gen_test
+async def test_newcomers_history_and_presence_frames_are_built_once_until_they_change(
+        app: TornadoApp, http_server, base_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The history and the presence state are encoded once per position and version
+    (sockets.py, presence.py); the direct emit then builds their frames once too
+    (DirectManager.reuse_frames_for), until a message or a person changes them."""
+    from tornado_app.patches import managers
+
+    built: list[bytes] = []
+    server_frame = managers.server_frame
+
+    def recording(payload: str | bytes) -> bytes:
+        frame = server_frame(payload)
+        built.append(frame)
+        return frame
+
+    monkeypatch.setattr(managers, "server_frame", recording)
+
+    def count(event: str) -> int:
+        return sum(1 for frame in built if f'42["{event}"'.encode() in frame[:40])
+
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+        cookie = await log_in(http, base_url, "ada")
+        first = await WireSocket.connect(http, base_url, cookie, origin=base_url)
+        await first.sees_online(["ada"])
+        built.clear()
+        newcomers = [await WireSocket.connect(http, base_url, cookie, origin=base_url) for _ in range(3)]
+        # The history is the first socket's frame again; the state changed once since (ada came).
+        assert count("history") == 0 and count("presence_state") == 1
+        histories = [await socket.next("history") for socket in newcomers]
+        assert histories[0] == histories[1] == histories[2]
+        states = [await socket.next("presence_state") for socket in newcomers]
+        assert states[0] == states[1] == states[2] and [person["name"] for person in states[0]["people"]] == ["ada"]
+        await first.call("chat", {"text": "hello"})
+        latest = await WireSocket.connect(http, base_url, cookie, origin=base_url)
+        assert count("history") == 1  # a message changed it
+        assert [message["text"] for message in (await latest.next("history"))["messages"]] == ["hello"]
+        for socket in [first, *newcomers, latest]:
+            await socket.close()
+
+
 class RecordingWriter:
     """A WebSocket handler as the direct path writes to it, keeping each write."""
 
