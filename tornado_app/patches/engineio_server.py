@@ -148,7 +148,10 @@ class OutgoingQueue(asyncio.Queue[Any]):
         """Write a frame of this socket to its WebSocket now, or after those gathered before it."""
         gathered = self.gathered
         if gathered is None:
-            write_frame(websocket, frame)
+            try:
+                websocket.write_frame(frame)  # (write_frame below, one call fewer per recipient of a broadcast)
+            except WebSocketClosedError:
+                pass
             return
         gathered.append(frame)
         self.gathered_bytes += len(frame)
