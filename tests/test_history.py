@@ -3,6 +3,7 @@ after a position while it is kept, and a client's message id accepted once per s
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ import redis
 from tornado_app.history import KEPT_FOR_CATCH_UP, ChatHistory, MemoryHistory, parse_position
 from tornado_app.redis.bus import RedisBus
 from tornado_app.redis.history import RedisHistory
+from tornado_app.sockets import EncodedRecent
 
 
 def message(n: int) -> dict[str, Any]:
@@ -94,3 +96,21 @@ async def test_a_redis_that_lost_the_count_starts_a_new_epoch(redis_url: str) ->
         assert [m["text"] for m in (await history.recent()).messages] == ["message 3"]
     finally:
         await bus.close()
+
+
+@pytest.mark.gen_test
+async def test_a_newcomers_history_is_encoded_once_until_a_message_is_added(make_history: Callable[..., ChatHistory]) -> None:
+    history, encoded = make_history(size=3), EncodedRecent()
+    first = encoded.encoded(await history.recent(), "none")
+    assert encoded.encoded(await history.recent(), "none") is first  # the same text, not encoded again
+    await history.add(message(1), "session-a", "client-1")
+    history.forget_sender("session-a")
+    after_one = encoded.encoded(await history.recent(), "none")
+    assert after_one is not first and '"text":"message 1"' in after_one.text
+    assert encoded.encoded(await history.recent(), "none") is after_one
+    could_not = encoded.encoded(await history.recent(), "could_not")  # each resume word its own text
+    assert '"resume":"could_not"' in could_not.text and '"resume":"none"' in after_one.text
+    for n in range(2, 6):
+        await history.add(message(n), "session-a", None)
+    latest = encoded.encoded(await history.recent(), "none")
+    assert [kept["text"] for kept in json.loads(latest.text)["messages"]] == ["message 3", "message 4", "message 5"]

@@ -49,15 +49,33 @@ def _utf8_safe(text: str) -> bool:
     return True
 
 
+# JSON encoders by (ASCII escapes, separators). `json.dumps` with any argument but the object
+# builds a new JSONEncoder per call (ours always pass two: ensure_ascii and separators), which
+# was about a third of each packet's encoding; an encoder keeps no state between calls.
+_ENCODERS: dict[tuple[bool, Any], json.JSONEncoder] = {}
+
+
+def _encoder(ascii_only: bool, separators: Any) -> json.JSONEncoder:
+    key = (ascii_only, separators)
+    encoder = _ENCODERS.get(key)
+    if encoder is None:
+        encoder = _ENCODERS[key] = json.JSONEncoder(ensure_ascii=ascii_only, separators=separators)
+    return encoder
+
+
 def dumps(obj: Any, **kwargs: Any) -> str:
     """`json.dumps` without ASCII escapes (and RawJSON arguments written as they are)."""
     kwargs.pop("ensure_ascii", None)
-    if isinstance(obj, list) and any(isinstance(item, RawJSON) for item in obj):
-        comma = kwargs.get("separators", (", ", ": "))[0]
-        return "[" + comma.join(item.text if isinstance(item, RawJSON) else dumps(item, **kwargs) for item in obj) + "]"
-    text = json.dumps(obj, ensure_ascii=False, **kwargs)
+    if kwargs.keys() - {"separators"}:  # indent, sort_keys, default...: what the json module does
+        text = json.dumps(obj, ensure_ascii=False, **kwargs)
+        return text if _utf8_safe(text) else json.dumps(obj, ensure_ascii=True, **kwargs)
+    separators = kwargs.get("separators")
+    if type(obj) is list and any(type(item) is RawJSON for item in obj):
+        comma = separators[0] if separators is not None else ", "
+        return "[" + comma.join(item.text if type(item) is RawJSON else dumps(item, **kwargs) for item in obj) + "]"
+    text = _encoder(False, separators).encode(obj)
     if not _utf8_safe(text):
-        text = json.dumps(obj, ensure_ascii=True, **kwargs)
+        text = _encoder(True, separators).encode(obj)
     return text
 
 

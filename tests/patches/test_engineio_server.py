@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from typing import Any, Literal
@@ -19,7 +20,7 @@ from tests.support.polling import UpgradingClient
 from tests.support.waiting import GENEROUS_SECONDS, eventually
 from tests.support.wire import WireSocket
 from tornado_app.app import TornadoApp
-from tornado_app.patches.engineio_server import TunedEngineIOServer
+from tornado_app.patches.engineio_server import OutgoingQueue, TunedEngineIOServer
 from tornado_app.settings import Settings
 
 
@@ -32,11 +33,10 @@ async def test_a_closed_sockets_ping_task_is_cancelled_at_once(app: TornadoApp, 
     eio = app.sockets.sio.eio
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
         socket = await WireSocket.connect(http, base_url, await log_in(http, base_url, "ada"), origin=base_url)
-        [(_sid, ping_task)] = eio._ping_tasks.items()
-        assert not ping_task.done()  # sleeping for the ping interval (8 s), holding the socket
+        [(_sid, ping)] = eio._ping_tasks.items()
+        assert not ping.cancelled()  # due in a ping interval (8 s), holding the socket
         await socket.close()
-        await eventually(ping_task.done, what="the ping task ended")
-    assert ping_task.cancelled()
+        await eventually(ping.cancelled, what="the ping was cancelled")
     assert eio._ping_tasks == {} and eio.sockets == {}
 
 
@@ -342,6 +342,217 @@ def test_without_the_fast_path_every_packet_takes_engineios_own_queue_and_writer
     import engineio.async_drivers.tornado as driver
 
     assert driver._async["websocket"] is WebSocket
+
+
+# --- What a connect sends, in one stream write (writes_gathered) ----------------------
+
+
+class RecordingSocket:
+    """A connection's socket that keeps what each `send` (each syscall) carried: Tornado's
+    writes and websocket.py's own both send through it."""
+
+    def __init__(self, wrapped: Any) -> None:
+        self.wrapped = wrapped
+        self.sent: list[bytes] = []
+
+    def send(self, data: Any, *flags: int) -> int:
+        count: int = self.wrapped.send(data, *flags)
+        self.sent.append(bytes(data[:count]))
+        return count
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)
+
+
+def carried(queue: OutgoingQueue) -> bool:
+    return queue.websocket is not None
+
+
+@pytest.mark.gen_test
+async def test_an_accepted_connects_welcome_history_presence_and_ack_leave_in_one_send_in_order(
+        app: TornadoApp, http_server, base_url: str) -> None:
+    """The four packets of an accepted connect were four `send` syscalls, one after another;
+    now one, in order."""
+    from tests.support.protocol import websocket_url
+
+    eio = app.sockets.sio.eio
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+        cookie = await log_in(http, base_url, "ada")
+        for _ in range(2):  # the second socket's state names ada: a presence frame of some size
+            async with http.ws_connect(websocket_url(base_url), headers={"Cookie": cookie, "Origin": base_url}, compress=0) as ws:
+                opening = await ws.receive_str(timeout=10)
+                queue: OutgoingQueue = eio.sockets[json.loads(opening[1:])["sid"]].queue
+                await eventually(functools.partial(carried, queue), what="the WebSocket carries the socket")
+                stream = queue.websocket.ws_connection.stream  # type: ignore[union-attr]  # a Tornado handler
+                stream.socket = recording = RecordingSocket(stream.socket)
+                await ws.send_str("40")
+                while not (await ws.receive_str(timeout=10)).startswith("40"):
+                    pass
+                [sent] = recording.sent
+                marks = [sent.index(mark) for mark in (b'42["welcome"', b'42["history"', b'42["presence_state"', b'40{"sid"')]
+                assert marks == sorted(marks)
+
+
+@pytest.mark.gen_test
+async def test_newcomers_history_and_presence_frames_are_built_once_until_they_change(
+        app: TornadoApp, http_server, base_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The history and the presence state are encoded once per position and version
+    (sockets.py, presence.py); the direct emit then builds their frames once too
+    (DirectManager.reuse_frames_for), until a message or a person changes them."""
+    from tornado_app.patches import managers
+
+    built: list[bytes] = []
+    server_frame = managers.server_frame
+
+    def recording(payload: str | bytes) -> bytes:
+        frame = server_frame(payload)
+        built.append(frame)
+        return frame
+
+    monkeypatch.setattr(managers, "server_frame", recording)
+
+    def count(event: str) -> int:
+        return sum(1 for frame in built if f'42["{event}"'.encode() in frame[:40])
+
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+        cookie = await log_in(http, base_url, "ada")
+        first = await WireSocket.connect(http, base_url, cookie, origin=base_url)
+        await first.sees_online(["ada"])
+        built.clear()
+        newcomers = [await WireSocket.connect(http, base_url, cookie, origin=base_url) for _ in range(3)]
+        # The history is the first socket's frame again; the state changed once since (ada came).
+        assert count("history") == 0 and count("presence_state") == 1
+        histories = [await socket.next("history") for socket in newcomers]
+        assert histories[0] == histories[1] == histories[2]
+        states = [await socket.next("presence_state") for socket in newcomers]
+        assert states[0] == states[1] == states[2] and [person["name"] for person in states[0]["people"]] == ["ada"]
+        await first.call("chat", {"text": "hello"})
+        latest = await WireSocket.connect(http, base_url, cookie, origin=base_url)
+        assert count("history") == 1  # a message changed it
+        assert [message["text"] for message in (await latest.next("history"))["messages"]] == ["hello"]
+        for socket in [first, *newcomers, latest]:
+            await socket.close()
+
+
+class RecordingWriter:
+    """A WebSocket handler as the direct path writes to it, keeping each write."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def write_frame(self, frame: bytes) -> None:
+        self.writes.append(frame)
+
+
+def test_gathered_frames_go_out_together_in_order_and_past_the_bound_at_once() -> None:
+    from tornado_app.patches.engineio_server import GATHERED_BYTES
+
+    queue, writer = OutgoingQueue(), RecordingWriter()
+    assert not queue.gather()  # no WebSocket carries the socket yet: nothing to gather for
+    queue.websocket = writer
+    queue.write(writer, b"a")
+    assert writer.writes == [b"a"]  # not gathering: at once
+    assert queue.gather() and not queue.gather()
+    queue.write(writer, b"b")
+    queue.write(writer, b"c")
+    assert writer.writes == [b"a"]
+    queue.release()
+    assert writer.writes == [b"a", b"bc"]
+    queue.write(writer, b"d")
+    assert writer.writes == [b"a", b"bc", b"d"]  # released: at once again
+    queue.gather()
+    big = b"x" * GATHERED_BYTES
+    queue.write(writer, b"e")
+    queue.write(writer, big)  # past the bound: out now, with what came before it
+    assert writer.writes[-1] == b"e" + big
+    queue.write(writer, b"f")
+    queue.websocket = None  # the connection closed: what was gathered goes with it
+    queue.release()
+    assert writer.writes[-1] == b"e" + big and queue.gathered is None
+
+
+@pytest.mark.gen_test
+async def test_a_session_ended_during_its_connect_is_sent_what_was_gathered_before_its_close(
+        app: TornadoApp, http_server, base_url: str) -> None:
+    """end_session writes what was gathered, then closes: the client reads the packets, then
+    the close (engineio's CLOSE packet goes through the same gathering)."""
+    eio = app.sockets.sio.eio
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+        socket = await WireSocket.connect(http, base_url, await log_in(http, base_url, "ada"), origin=base_url)
+        [eio_sid] = eio.sockets
+        with eio.writes_gathered(eio_sid):
+            await app.sockets.sio.emit("note", {"n": 1})
+            await app.sockets.sio.emit("note", {"n": 2})
+            await app.sockets.sio.end_engineio_session(eio_sid, "server disconnect")
+        assert [(await socket.next("note"))["n"] for _ in range(2)] == [1, 2]
+        await asyncio.wait_for(socket.closed.wait(), GENEROUS_SECONDS)
+
+
+@pytest.mark.gen_test
+async def test_engineios_poll_waits_for_packets_without_a_task_and_still_times_out() -> None:
+    """engineio's writer and long polls wait through `asyncio.wait_for(queue.get(), timeout)`:
+    a Task per wait for a coroutine, none for a future (OutgoingQueue.get). The timeout still
+    ends a wait, and takes nothing from the queue."""
+    from engineio import exceptions
+    from engineio import packet as eio_packet
+    from engineio.async_socket import AsyncSocket
+
+    from tornado_app.app import make_app
+
+    eio = make_app("s" * 32, settings=Settings(ping_interval=0.3, ping_timeout=0.3)).sockets.sio.eio
+    socket = AsyncSocket(eio, "a-sid")
+    loop = asyncio.get_running_loop()
+    started: list[Any] = []
+
+    def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        started.append(coro)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(counting)
+    try:
+        loop.call_later(0.05, socket.queue.put_nowait, eio_packet.Packet(eio_packet.NOOP))
+        assert [pkt.packet_type for pkt in await socket.poll()] == [eio_packet.NOOP]  # waited for it
+        socket.queue.put_nowait(eio_packet.Packet(eio_packet.PING))
+        socket.queue.put_nowait(eio_packet.Packet(eio_packet.NOOP))
+        assert [pkt.packet_type for pkt in await socket.poll()] == [eio_packet.PING, eio_packet.NOOP]
+        assert started == []
+        with pytest.raises(exceptions.QueueEmpty):
+            await socket.poll()  # nothing within ping interval + timeout
+        socket.queue.put_nowait(eio_packet.Packet(eio_packet.PING))
+        assert [pkt.packet_type for pkt in await socket.poll()] == [eio_packet.PING]  # not lost to the wait that timed out
+        assert socket.queue.qsize() == 0
+        await socket.queue.join()  # engineio's poll marked each one done
+    finally:
+        loop.set_task_factory(None)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_pings_go_out_every_interval_without_a_task_per_ping() -> None:
+    """engineio sleeps in a task per socket and ping cycle (AsyncSocket._send_ping); with the
+    direct path each ping is a timer, and a client still gets one every interval."""
+    from tornado_app.app import make_app
+
+    app = make_app("s" * 32, settings=Settings(ping_interval=0.2, ping_timeout=2.0))
+    server, base = await serve(app)
+    loop = asyncio.get_running_loop()
+    started: list[str] = []
+
+    def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        started.append(getattr(coro, "__qualname__", ""))
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(counting)
+    try:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+            socket = await WireSocket.connect(http, base, await log_in(http, base, "ada"), origin=base)
+            await eventually(lambda: socket.pongs >= 3, what="three pings answered")
+            assert not socket.closed.is_set()
+            await socket.close()
+        assert "AsyncSocket._send_ping" not in started
+    finally:
+        loop.set_task_factory(None)
+        server.stop()
+        await app.sockets.shutdown()
 
 
 # --- Engine.IO sessions per client address, and polling sessions that never poll (issue 14,

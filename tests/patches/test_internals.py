@@ -68,15 +68,39 @@ def new_socket(**server_options: Any) -> tuple[TunedEngineIOServer, AsyncSocket]
 @pytest.mark.gen_test
 async def test_engineio_starts_each_ping_through_start_background_task_and_closes_through_disconnect() -> None:
     """The ping task is known from `start_background_task(socket._send_ping)` and cancelled
-    from the 'disconnect' event that every close passes: a closed socket is freed at once."""
+    from the 'disconnect' event that every close passes: a closed socket is freed at once.
+    (A timer with the direct path on, a task with it off.)"""
     server, engineio_socket = new_socket()
     engineio_socket.schedule_ping()  # what a pong does
-    ping_task = server._ping_tasks.get("sid-1")
-    assert ping_task is not None, "engineio no longer starts _send_ping through start_background_task"
-    assert not ping_task.done()
+    ping = server._ping_tasks.get("sid-1")
+    assert ping is not None, "engineio no longer starts _send_ping through start_background_task"
+    assert not ping.cancelled()
     await engineio_socket.close(wait=False, abort=True)
-    await eventually(ping_task.done, what="the ping task ended with its socket")
-    assert ping_task.cancelled() and server._ping_tasks == {}
+    await eventually(ping.cancelled, what="the ping ended with its socket")
+    assert server._ping_tasks == {}
+
+
+@pytest.mark.parametrize("state", ["open", "closing", "closed"])
+@pytest.mark.gen_test
+async def test_the_ping_timer_does_what_engineios_ping_task_does_after_its_sleep(state: str) -> None:
+    """TunedEngineIOServer._send_ping copies what engineio's AsyncSocket._send_ping does once
+    its sleep is over (a ping interval of 0 here): the same PING queued, last_ping set, or
+    nothing for a socket closing or closed."""
+    effects = []
+    for ours in (False, True):
+        server, engineio_socket = new_socket(ping_interval=0)
+        if state != "open":
+            setattr(engineio_socket, state, True)
+        before = time.time()
+        if ours:
+            server._send_ping(engineio_socket)
+        else:
+            await AsyncSocket._send_ping(engineio_socket)
+        queued = [engineio_socket.queue.get_nowait().encode() for _ in range(engineio_socket.queue.qsize())]
+        last_ping = engineio_socket.last_ping
+        effects.append((queued, last_ping is not None and last_ping >= before, engineio_socket.closing, engineio_socket.closed))
+    assert effects[0] == effects[1]
+    assert effects[0][0] == ([] if state != "open" else ["2"])
 
 
 @pytest.mark.gen_test

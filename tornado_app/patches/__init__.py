@@ -16,8 +16,9 @@ from the app's wiring (app.py, sockets.py, backend.py); tests/patches/test_fence
   calls when a poll or a POST fails; closed sockets out of `sockets` at once, from the
   'disconnect' event; the app's gate on sessions per address, asked from engineio's 'connect'
   event; the direct write path; the sweep for sockets that stopped answering pings,
-  `_service_task`, in one pass a second), and
-  `asyncio.Queue._put/_get` (counting a socket's unsent packets).
+  `_service_task`, in one pass a second; what a connect sends, gathered into one write), and
+  `asyncio.Queue._put/_get/get/put_nowait` (counting a socket's unsent packets; a future, not a
+  coroutine, for engineio's `poll` to wait on: its `asyncio.wait_for` then starts no task).
 - managers.py: python-socketio's client manager (a broadcast without a task per recipient,
   a leave in O(1)), and its Redis manager built on it (`_publish` and what it uses:
   `connected`, `_redis_connect`, `redis`, `channel`, `json`: a broadcast that times out, and
@@ -30,7 +31,8 @@ from the app's wiring (app.py, sockets.py, backend.py); tests/patches/test_fence
   Socket.IO connect, not armed for a connection already closing, each Engine.IO session
   bound to its web session through python-socketio's `environ`; an unknown event counted
   and still unanswered, through python-socketio's `not_handled`; the manager started before
-  the first connection, through `manager_initialized` and the manager's `initialize`).
+  the first connection, through `manager_initialized` and the manager's `initialize`; its
+  `_handle_connect` within engineio_server.py's `writes_gathered`).
 - websocket.py: engineio's Tornado handler and Tornado's WebSocket connection (bounded
   reading and writing per connection), and what engineio's packet and payload decoding can
   take (`Payload.max_decode_packets`, the JSON it decodes), for the frames and polling

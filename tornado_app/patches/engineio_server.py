@@ -7,7 +7,8 @@ Memory and sessions:
   socket, queue and event. A closed socket therefore stayed in memory for up to that long;
   under a stream of short-lived connections that was ~9 KiB times the connections of the
   last 25 s: hundreds of MiB.
-  Here the task is cancelled as soon as its socket closes.
+  Here the task is cancelled as soon as its socket closes. With the direct path on, it is not
+  a task at all but a timer (`_send_ping`): no task per socket and ping cycle.
 - `AsyncServer.sockets` and `AsyncSocket.close(wait=False)`: engineio's own `disconnect()`
   waits until the client has collected the close packet, which a polling client that
   stopped polling never does, so the session (and the request waiting on it) was held for
@@ -56,9 +57,21 @@ engineio's own path, so the order of packets per socket is kept:
   packet from the queue a few loop turns before it writes it (its `poll()` waits through
   `asyncio.wait_for`), so an empty queue does not mean nothing is on its way: the count
   does. A packet written directly while the count is 0 cannot overtake one.
+- engineio's `poll` (its WebSocket writer's, and each long poll's) waits for the queue through
+  `asyncio.wait_for(queue.get(), timeout)`, which starts a Task to run a coroutine: four per
+  connect. `OutgoingQueue.get` returns a future instead, which wait_for waits on as it is.
 - `_async['websocket']`, engineio's Tornado WebSocket wrapper, is subclassed so that the
   writes of engineio's writer are counted and the socket's Tornado handler is known once
   the socket is upgraded.
+
+- While python-socketio handles a socket's Socket.IO connect (guard.py's `_handle_connect`:
+  `writes_gathered`), the frames for that socket are gathered and written in one stream write
+  at its end: the welcome, history, presence state and CONNECT ack of an accepted connect
+  were four `send` syscalls (and four Tornado writes), now one. The order is the one they were
+  written in (the writer's, the direct path's and a broadcast's alike: all go through
+  `OutgoingQueue.write`); past `GATHERED_BYTES` what is gathered is written out at once, and
+  the slow-reader cap applies to the joined write as to any (websocket.py); a session ended in
+  the middle writes them before its close (`end_session`).
 
 The broadcast side of the direct path (python-socketio's emit) is in managers.py.
 """
@@ -66,8 +79,10 @@ The broadcast side of the direct path (python-socketio's emit) is in managers.py
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 import engineio
@@ -81,6 +96,7 @@ from .frames import server_frame
 
 MESSAGE = str(eio_packet.MESSAGE)  # an Engine.IO MESSAGE frame starts with "4"
 SWEEP_SECONDS = 1.0  # how often the sockets that stopped answering pings are looked for
+GATHERED_BYTES = 64 * 1024  # frames gathered for one write (writes_gathered) before they go out anyway
 
 
 class SessionGate(Protocol):
@@ -125,6 +141,44 @@ class OutgoingQueue(asyncio.Queue[Any]):
         self.unsent = 0
         self.socket: AsyncSocket | None = None  # set when the socket has a WebSocket
         self.websocket: FrameWriter | None = None  # set once that WebSocket carries the socket
+        self._getting: deque[asyncio.Future[Any]] = deque()  # futures given by `get`, waiting for a packet
+        self.gathered: list[bytes] | None = None  # frames held for one write (see `gather`)
+        self.gathered_bytes = 0
+
+    def write(self, websocket: FrameWriter, frame: bytes) -> None:
+        """Write a frame of this socket to its WebSocket now, or after those gathered before it."""
+        gathered = self.gathered
+        if gathered is None:
+            try:
+                websocket.write_frame(frame)  # (write_frame below, one call fewer per recipient of a broadcast)
+            except WebSocketClosedError:
+                pass
+            return
+        gathered.append(frame)
+        self.gathered_bytes += len(frame)
+        if self.gathered_bytes > GATHERED_BYTES:
+            self._write_gathered()
+
+    def gather(self) -> bool:
+        """Hold this socket's frames from now on, to be written in one go by `release`; False
+        (nothing held) when no WebSocket carries the socket yet or frames are held already."""
+        if self.websocket is None or self.gathered is not None:
+            return False
+        self.gathered = []
+        return True
+
+    def release(self) -> None:
+        """Write what was gathered in one stream write, and write each frame as it comes again."""
+        if self.gathered is not None:
+            self._write_gathered()
+            self.gathered = None
+
+    def _write_gathered(self) -> None:
+        gathered, websocket = self.gathered, self.websocket
+        if gathered:
+            self.gathered, self.gathered_bytes = [], 0
+            if websocket is not None:  # None: the connection closed, and its frames with it
+                write_frame(websocket, gathered[0] if len(gathered) == 1 else b"".join(gathered))
 
     def _put(self, item: Any) -> None:
         super()._put(item)
@@ -136,6 +190,29 @@ class OutgoingQueue(asyncio.Queue[Any]):
         if item is not None and not (self.socket is not None and self.socket.upgraded):
             self.unsent -= 1  # taken by a long poll; the WebSocket writer's are counted as written
         return item
+
+    def get(self) -> asyncio.Future[Any]:  # type: ignore[override]  # awaited the same way
+        """The next packet, as a future rather than a coroutine. engineio's poll (its WebSocket
+        writer's and a long poll's) waits through `asyncio.wait_for(queue.get(), timeout)`,
+        which wraps a coroutine in a Task: one per packet and per wait, four per connect. A
+        future it waits on as it is. A future that wait_for cancelled (its timeout) takes nothing."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        getting = self._getting
+        while getting and getting[0].done():
+            getting.popleft()  # cancelled by a wait_for that timed out
+        if getting or self.empty():
+            getting.append(future)
+        else:
+            future.set_result(self.get_nowait())
+        return future
+
+    def put_nowait(self, item: Any) -> None:
+        super().put_nowait(item)
+        getting = self._getting
+        while getting and not self.empty():
+            future = getting.popleft()
+            if not future.done():
+                future.set_result(self.get_nowait())
 
 
 class CountingWebSocket(engineio_tornado.WebSocket):  # type: ignore[misc]
@@ -159,12 +236,18 @@ class CountingWebSocket(engineio_tornado.WebSocket):  # type: ignore[misc]
     async def send(self, message: str | bytes) -> None:
         if self.handler.__self__.upgraded:
             self._queue().unsent -= 1  # from here on only engineio's writer writes through us
-        writer = getattr(self.tornado_handler, "write_frame", None)
-        if writer is None:
+        handler = self.tornado_handler
+        if not hasattr(handler, "write_frame"):
             await super().send(message)
             return
+        # Tornado's write_message would start a task per write; and after any frames gathered.
+        queue = self._queue()
+        websocket = queue.websocket
+        if queue.gathered is not None and websocket is handler and websocket is not None:
+            queue.write(websocket, server_frame(message))
+            return
         try:
-            writer(server_frame(message))  # Tornado's write_message would start a task per write
+            handler.write_frame(server_frame(message))
         except WebSocketClosedError:
             raise engineio.exceptions.EngineIOError() from None  # what engineio's writer expects
 
@@ -219,7 +302,7 @@ class TunedEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]  # engine
         self.direct_writes = direct_writes
         if direct_writes:
             self._async = {**self._async, "websocket": CountingWebSocket}
-        self._ping_tasks: dict[str, asyncio.Task[Any]] = {}
+        self._ping_tasks: dict[str, asyncio.Task[Any] | asyncio.TimerHandle] = {}  # sid -> its next ping
         self.session_gate: SessionGate | None = None  # see limit_sessions
         self.first_poll_timeout: float | None = None
         self._never_polled: RefusalLog | None = None
@@ -299,7 +382,21 @@ class TunedEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]  # engine
                 # sends from a task per recipient, so asyncio logged "never retrieved" errors.
                 pass
         else:
-            write_frame(websocket, server_frame(pkt.encode()))
+            socket.queue.write(websocket, server_frame(pkt.encode()))
+
+    @contextlib.contextmanager
+    def writes_gathered(self, sid: str) -> Iterator[None]:
+        """Within this block the frames for socket `sid` are gathered and then written in one
+        stream write (OutgoingQueue.gather): for a socket on the direct path; others as ever."""
+        socket = self.sockets.get(sid)
+        queue = socket.queue if socket is not None else None
+        if not (isinstance(queue, OutgoingQueue) and queue.gather()):
+            yield
+            return
+        try:
+            yield
+        finally:
+            queue.release()
 
     def direct_websocket(self, socket: AsyncSocket, now: float) -> FrameWriter | None:
         """The connection to write the socket's next packet to directly, if the direct path
@@ -322,13 +419,30 @@ class TunedEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]  # engine
         socket.queue.put_nowait(pkt)
         return True
 
-    def start_background_task(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Task[Any]:
-        task = super().start_background_task(target, *args, **kwargs)
+    def start_background_task(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Task[Any] | asyncio.TimerHandle:
         owner = getattr(target, "__self__", None)
-        if isinstance(owner, AsyncSocket) and getattr(target, "__func__", None) is AsyncSocket._send_ping:
-            # One entry per open socket: each ping cycle's task replaces the last one's.
-            self._ping_tasks[owner.sid] = task
-        return task
+        if not (isinstance(owner, AsyncSocket) and getattr(target, "__func__", None) is AsyncSocket._send_ping):
+            return super().start_background_task(target, *args, **kwargs)
+        # One entry per open socket: each ping cycle's replaces the last one's. (engineio's
+        # schedule_ping, the one caller, does nothing with what is returned.)
+        ping: asyncio.Task[Any] | asyncio.TimerHandle
+        if self.direct_writes:
+            ping = asyncio.get_running_loop().call_later(self.ping_interval, self._send_ping, owner)
+        else:
+            ping = super().start_background_task(target, *args, **kwargs)
+        self._ping_tasks[owner.sid] = ping
+        return ping
+
+    def _send_ping(self, socket: AsyncSocket) -> None:
+        """engineio's `AsyncSocket._send_ping` after its sleep, on a timer rather than in a task
+        that sleeps: a task per socket and ping interval (one a connect, 1,250 a second at
+        10,000 idle sockets), each holding a coroutine's frame for the interval. The PING is
+        queued as engineio's `send` queues it: the socket cannot be past its ping timeout,
+        its `last_ping` having just been set (tests/patches/test_internals.py compares)."""
+        self._ping_tasks.pop(socket.sid, None)  # this timer: fired, nothing to cancel any more
+        if not socket.closing and not socket.closed:
+            socket.last_ping = time.time()
+            socket.queue.put_nowait(eio_packet.Packet(eio_packet.PING))
 
     async def _service_task(self) -> None:
         """Close the sockets whose ping went unanswered for ping_timeout, in one pass per
@@ -388,10 +502,10 @@ class TunedEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]  # engine
         return await super()._trigger_event(event, *args, **kwargs)
 
     def _cancel_ping(self, sid: str) -> None:
-        task = self._ping_tasks.pop(sid, None)
+        ping = self._ping_tasks.pop(sid, None)
         # A socket closed by its own ping task (ping timeout) lets that task end by itself.
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
+        if ping is not None and ping is not asyncio.current_task():
+            ping.cancel()
 
     async def flush(self, timeout: float, sids: Iterable[str] | None = None) -> None:
         """Wait (at most `timeout`) until the queued packets of every socket (or of those
@@ -415,7 +529,10 @@ class TunedEngineIOServer(engineio.AsyncServer):  # type: ignore[misc]  # engine
         engineio_socket = self.sockets.pop(sid, None)
         if engineio_socket is None:
             return
-        carrier = getattr(engineio_socket.queue, "websocket", None) or websocket_handler
+        queue = engineio_socket.queue
+        carrier = getattr(queue, "websocket", None) or websocket_handler
+        if isinstance(queue, OutgoingQueue):
+            queue.release()  # what was gathered goes before the close
         await engineio_socket.close(wait=False, abort=False, reason=reason)
         if engineio_socket.upgraded and carrier is not None:
             carrier.close()

@@ -114,7 +114,10 @@ class ProtocolGuardedServer(socketio.AsyncServer):  # type: ignore[misc]  # pyth
             self._arm_connect_deadline(eio_sid)
 
     async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
-        await super()._handle_connect(eio_sid, namespace, data)
+        # What the connect sends (the app's welcome, history and presence, then the CONNECT
+        # ack, or the refusal) leaves in one stream write (engineio_server.py).
+        with self.eio.writes_gathered(eio_sid):
+            await super()._handle_connect(eio_sid, namespace, data)
         if self.manager.sid_from_eio_sid(eio_sid, namespace or "/") is not None:
             self._cancel_connect_deadline(eio_sid)  # accepted: its timer would cost ~1 KiB for 10 s
 

@@ -4,7 +4,9 @@ recipient and every leave for a copy of the whole room table.
 The direct emit (on unless engineio_server.py's `direct_writes=False`):
 - `AsyncManager.emit` (python-socketio) is replaced for events without a callback: the
   packet and frame are built once, and each recipient gets the frame written or the packet
-  queued, in one pass with no await, so two emits never interleave on a socket.
+  queued, in one pass with no await, so two emits never interleave on a socket. A value the
+  app says never changes (`reuse_frames_for`) sent again as an event's one argument is sent
+  the frame built the last time.
 
 Leaving in O(1) (`DirectManager`, python-socketio's client manager; the Redis one inherits it):
 when K sockets close at once (a deploy, a network blip), python-socketio spent O(K²) after
@@ -60,7 +62,7 @@ from engineio import packet as eio_packet
 from engineio.async_socket import AsyncSocket
 from socketio import packet as sio_packet
 
-from .engineio_server import TunedEngineIOServer, write_frame
+from .engineio_server import TunedEngineIOServer
 from .frames import server_frame
 
 
@@ -124,6 +126,18 @@ class DirectManager(socketio.AsyncManager):  # type: ignore[misc]  # python-sock
         self.pending_connect = PendingTable()
         self.pending_disconnect = PendingTable()
         self.rooms_of: dict[Any, dict[str, dict[Any, None]]] = {}  # namespace -> sid -> its rooms, in order entered
+        self._unchanging: tuple[type, ...] = ()  # see reuse_frames_for
+        # event -> (its one argument, namespace, packet, frame): the last frame built for each
+        self._last_frames: dict[str, tuple[Any, str, eio_packet.Packet, bytes]] = {}
+
+    def reuse_frames_for(self, *types: type) -> None:
+        """Values of these types never change once made (the app's JSON encoded once): an event
+        whose one argument is the very object of the last emit of that event is sent the frame
+        built then. A newcomer's history and presence state are the same object for everyone
+        until they change (cached per position and per version): their packet and frame, a
+        copy and a UTF-8 encoding of up to a few hundred KB each, are then built once, not
+        once per newcomer. One frame is kept per event name."""
+        self._unchanging = types
 
     def basic_enter_room(self, sid: str, namespace: Any, room: Any, eio_sid: str | None = None) -> None:
         super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
@@ -165,18 +179,24 @@ class DirectManager(socketio.AsyncManager):  # type: ignore[misc]  # python-sock
         if callback is not None or not getattr(eio, "direct_writes", False) or namespace not in self.rooms:
             await super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, to=to, **kwargs)
             return
-        if isinstance(data, tuple):
-            arguments = list(data)  # a tuple is several arguments, anything else one
-        elif data is None:
-            arguments = []
+        last = self._last_frames.get(event) if type(data) in self._unchanging else None
+        if last is not None and last[0] is data and last[1] == namespace:
+            pkt, frame = last[2], last[3]
         else:
-            arguments = [data]
-        encoded = self._encode_event(event, arguments, namespace)
-        if encoded is None:  # binary attachments or another serializer: python-socketio's way
-            await super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, to=to, **kwargs)
-            return
-        pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
-        frame = server_frame(pkt.encode())
+            if isinstance(data, tuple):
+                arguments = list(data)  # a tuple is several arguments, anything else one
+            elif data is None:
+                arguments = []
+            else:
+                arguments = [data]
+            encoded = self._encode_event(event, arguments, namespace)
+            if encoded is None:  # binary attachments or another serializer: python-socketio's way
+                await super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, to=to, **kwargs)
+                return
+            pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+            frame = server_frame(pkt.encode())
+            if type(data) in self._unchanging:
+                self._last_frames[event] = (data, namespace, pkt, frame)
         skipped = skip_sid if isinstance(skip_sid, list) else [skip_sid]
         now = time.time()
         sockets = eio.sockets
@@ -194,7 +214,7 @@ class DirectManager(socketio.AsyncManager):  # type: ignore[misc]  # python-sock
                 continue
             websocket = eio.direct_websocket(socket, now)
             if websocket is not None:
-                write_frame(websocket, frame)
+                socket.queue.write(websocket, frame)  # now, or after the frames gathered for one write
             elif not eio.queue_now(socket, pkt, now):
                 to_close.append(socket)
         for socket in to_close:

@@ -11,7 +11,9 @@ engineio's handler and Tornado's WebSocket connection (`ws_connection`, its stre
 - at most `max_unsent_bytes` wait to be sent, then the socket is dropped as a slow reader;
 - frames engineio cannot parse are kept away from it (and polling payloads likewise:
   `polling_payload_problem`, used by transport.py);
-- frames built once by frames.py are written without a task per write (`write_frame`);
+- frames built once by frames.py are written without a task per write (`write_frame`), and
+  straight to the connection's socket when nothing of it waits in Tornado's buffer (the
+  stream's `socket` and `writing()`);
 - no permessage-deflate, and no Nagle delay.
 """
 
@@ -27,13 +29,14 @@ from typing import Any
 
 import socketio
 from engineio.payload import Payload
-from tornado.iostream import StreamBufferFullError, StreamClosedError
+from tornado.iostream import IOStream, StreamBufferFullError, StreamClosedError
 from tornado.web import RequestHandler
 from tornado.websocket import WebSocketClosedError
 
 log = logging.getLogger(__name__)
 
 INBOUND_FRAMES = 16  # frames queued for engineio per connection before Tornado stops reading
+PLAIN_WRITE = IOStream.write_to_fd  # a stream with this one sends its bytes to its socket as they are
 
 
 def engineio_can_decode(frame: str | bytes) -> bool:
@@ -184,6 +187,21 @@ def bounded_engineio_handler(sio: socketio.AsyncServer, max_unsent_bytes: int) -
             if connection is None or connection.is_closing():
                 raise WebSocketClosedError()
             stream = connection.stream
+            if type(stream).write_to_fd is PLAIN_WRITE and not stream.writing():  # (is_closing: not closed)
+                # Nothing of this connection waits to be sent: straight to its socket, as
+                # Tornado's write would do after a future, a callback and its bookkeeping
+                # (half the CPU of a small frame's write, measured: ~4 µs of ~9). What the
+                # kernel does not take goes to Tornado's buffer, behind it, under its cap.
+                # (Only for a stream that writes to its socket as IOStream does: not TLS's.)
+                try:
+                    sent = stream.socket.send(frame)
+                except BlockingIOError:
+                    sent = 0
+                except OSError:
+                    sent = 0  # a connection lost: Tornado's write below finds it and closes the stream
+                if sent == len(frame):
+                    return
+                frame = frame[sent:]
             try:
                 stream.write(frame)  # its future retrieves its own exception
             except StreamBufferFullError:
