@@ -300,20 +300,31 @@ async def test_a_websocket_without_a_valid_eio_or_transport_is_closed(engine: En
 @pytest.mark.gen_test
 async def test_a_websocket_without_a_valid_eio_or_transport_is_refused_before_the_upgrade(engine: Engine) -> None:
     """Our stack refuses them as engineio refuses the same query by polling: 400 and one line
-    (patches/upgrades.py), on both handlers, with no session opened."""
+    (patches/upgrades.py), on both handlers, with no session opened; and it closes the
+    connection, which a client refused a WebSocket has no use for (RFC 6455 4.1)."""
     async with aiohttp.ClientSession() as http:
         for query in BAD_WEBSOCKET_QUERIES:
             for path in (ENGINE_PATH, APP_PATH):
                 with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
                     await Client(http, engine).websocket(query, path)
                 assert refused.value.status == 400, (query, path)
-        async with http.get(engine.url + ENGINE_PATH + "?EIO=3&transport=websocket", headers=UPGRADE_HEADERS) as response:
-            assert (response.status, await response.text()) == (400, "The client is using an unsupported version of the "
-                                                                     "Socket.IO or Engine.IO protocols\n")
+    for path in (ENGINE_PATH, APP_PATH):
+        answer = await raw_websocket_request(engine, path + "?EIO=3&transport=websocket")
+        assert answer.startswith(b"HTTP/1.1 400 "), answer
+        assert answer.endswith(b"\r\n\r\nThe client is using an unsupported version of the Socket.IO or Engine.IO protocols\n"), answer
 
 
-UPGRADE_HEADERS = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
-                   "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+async def raw_websocket_request(engine: Engine, target: str) -> bytes:
+    """What the server answers a WebSocket request for `target`, up to the end of the
+    connection, which it must close (AT_ONCE) though the client keeps its end open."""
+    host, port = engine.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n".encode())
+    try:
+        return await asyncio.wait_for(reader.read(), AT_ONCE)  # to the end of the connection
+    finally:
+        writer.close()
 
 
 @pytest.mark.gen_test

@@ -14,7 +14,10 @@ connection open. Here, relying on engineio's `transports`, `sockets` and each so
 own answers):
 
 - `websocket_refusal` says, before the upgrade, why engineio would not serve a WebSocket
-  request (its own words, without the sid): the handler answers 400 with it instead of 101;
+  request (its own words, without the sid): `refuse_websocket` answers 400 with it instead
+  of 101, and closes the connection (Tornado's HTTP/1 connection, `request.connection`,
+  would otherwise keep it for a next request: a client refused a WebSocket has no use for
+  it, RFC 6455 4.1, and a hostile one would hold it until the idle timeout);
 - `serve_websocket` runs engineio's `handle_request` for an accepted WebSocket, as the
   driver's `open` does, and closes the connection once engineio is done with it (at once for
   a request that changed between the check and the upgrade; a no-op after a session's end,
@@ -28,6 +31,9 @@ import logging
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qs
+
+from tornado.http1connection import HTTP1Connection
+from tornado.web import RequestHandler
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +78,17 @@ def websocket_refusal(eio: Any, query: str) -> str | None:
     if socket.upgraded:
         return UPGRADED_ALREADY
     return None
+
+
+def refuse_websocket(handler: RequestHandler, reason: str) -> None:
+    """Answer this WebSocket request 400 with `reason` (one line), then close its connection."""
+    handler.set_status(400, reason=reason)
+    handler.set_header("Content-Type", "text/plain; charset=UTF-8")
+    handler.set_header("Connection", "close")  # what the client is told; closing is ours
+    connection = handler.request.connection
+    answered = handler.finish(f"{reason}\n")
+    if isinstance(connection, HTTP1Connection):  # HTTP/1 is the only way to ask for a WebSocket
+        answered.add_done_callback(lambda _: connection.close())
 
 
 def serve_websocket(eio: Any, handler: Any) -> None:

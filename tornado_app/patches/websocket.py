@@ -33,7 +33,7 @@ from tornado.iostream import StreamBufferFullError, StreamClosedError
 from tornado.web import RequestHandler
 from tornado.websocket import WebSocketClosedError
 
-from .upgrades import serve_websocket, websocket_refusal
+from .upgrades import refuse_websocket, serve_websocket, websocket_refusal
 
 log = logging.getLogger(__name__)
 
@@ -137,11 +137,10 @@ def bounded_engineio_handler(sio: socketio.AsyncServer, max_unsent_bytes: int) -
             await super().get(*args, **kwargs)
 
         def refuse_websocket(self, reason: str) -> None:
-            """Answer a WebSocket request engineio would not serve: 400 and its reason, where
-            the driver would accept it and then hold it open, silent (upgrades.py)."""
-            self.set_status(400, reason=reason)
-            self.set_header("Content-Type", "text/plain; charset=UTF-8")
-            self.finish(f"{reason}\n")
+            """Answer a WebSocket request engineio would not serve: 400 and its reason, and
+            its connection closed, where the driver would accept it and then hold it open,
+            silent (upgrades.py)."""
+            refuse_websocket(self, reason)
 
         @property
         def max_message_size(self) -> int:
