@@ -30,8 +30,10 @@ from tests.support.attacks import (
 from tests.support.constants import ALLOWED_ORIGIN, TRANSPORTS
 from tests.support.forms import http_session, log_in
 from tests.support.polling import PollingPerson
-from tests.support.protocol import SOCKETIO_POLLING
+from tests.support.processes import socket_inodes_of
+from tests.support.protocol import SOCKETIO_POLLING, SOCKETIO_WEBSOCKET
 from tests.support.raw import RawWebSocket
+from tests.support.waiting import eventually
 from tests.support.wire import WireSocket
 from tornado_app.app import TornadoApp
 
@@ -248,6 +250,58 @@ def test_a_socket_that_never_reads_is_dropped_once_its_unsent_data_passes_the_ca
     assert drops() == 5, log[-3000:]
     for number in range(5):
         assert f"socket of 'slow{number}' from 127.0.0.1 closed: transport close" in log
+    assert "Traceback" not in log
+
+
+async def ended(raw: RawWebSocket) -> bool:
+    """Whether the server closes this connection (its answer's body read on the way)."""
+    while (chunk := await raw.read_some(5)) not in (b"", b"?"):
+        pass
+    return chunk == b""
+
+
+def test_websockets_engineio_would_not_serve_are_refused_and_hold_nothing(attacked_server: AttackedServer) -> None:
+    """One client opens WebSockets engineio will not serve, 20 of each kind, and keeps its end
+    of each open: without a valid EIO or transport (no cookie needed), and naming the sid of
+    its own session's WebSocket (upgraded already). Each is refused with 400 before the
+    upgrade and its connection closed, so the server holds none of them; the refusals are
+    one log line, and the client's own socket and a person are served meanwhile. (Before:
+    each was accepted, 101, and held open, silent, with no timeout: the server kept every
+    one for as long as the client liked, up to --max-connections-per-ip.)"""
+    pid = attacked_server.pid
+
+    def server_sockets() -> int:
+        return len(socket_inodes_of(pid))
+
+    async def scenario() -> None:
+        base = attacked_server.url
+        async with http_session() as http:
+            cookie = await log_in(http, base, "attacker")
+            ws = await http.ws_connect(base.replace("http", "ws", 1) + SOCKETIO_WEBSOCKET, headers={"Cookie": cookie})
+            sid = json.loads((await ws.receive_str())[1:])["sid"]
+            await ws.send_str("40")  # connected to Socket.IO: its answers come below, with whoami's
+            before = server_sockets()
+            bad = {"/socket.io/?transport=websocket": {}, "/socket.io/?EIO=3&transport=websocket": {},
+                   "/socket.io/?EIO=4": {}, "/socket.io/?EIO=4&transport=abc": {},
+                   f"/socket.io/?EIO=4&transport=websocket&sid={sid}": {"Cookie": cookie}}
+            held = [await RawWebSocket.open(base, headers, target=target) for target, headers in bad.items() for _ in range(20)]
+            assert Counter(raw.status for raw in held) == {400: 100}
+            await eventually(lambda: server_sockets() <= before, what="the server holds no refused WebSocket")
+            for raw in held[::10]:
+                assert await ended(raw), "the server did not close a refused WebSocket's connection"
+            await ws.send_str('421["whoami"]')
+            answer = await ws.receive_str()
+            while not answer.startswith("431"):  # past the presence and history the connect sent
+                answer = await ws.receive_str()
+            assert json.loads(answer[3:])[0]["username"] == "attacker"
+            await still_serves_a_person(base)
+            for raw in held:
+                raw.abort()
+            await ws.close()
+
+    asyncio.run(scenario())
+    _status, _, log = attacked_server.server.stop()
+    assert log.count("refused WebSockets engineio would not serve") == 1, log[-3000:]
     assert "Traceback" not in log
 
 

@@ -9,7 +9,8 @@ and adds the policy of who may use it:
 - no XSRF check (polling POSTs carry no form token; the Origin policy protects them);
 - an oversized polling POST is answered at once and its Engine.IO session ended (only by
   a POST that may act on it);
-- a polling payload engineio would choke on is refused before engineio sees it.
+- a polling payload engineio would choke on is refused before engineio sees it;
+- a WebSocket engineio would not serve is refused before it is upgraded (patches/upgrades.py).
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ def make_socketio_handler(
     unknown_sessions = RefusalReport("refused socket requests for a connection that is not open", logger=log)
     other_sessions = RefusalReport("refused socket requests for a connection of another session", logger=log)
     bad_payloads = RefusalReport("refused polling payloads engineio cannot take", logger=log)
+    bad_websockets = RefusalReport("refused WebSockets engineio would not serve", logger=log)
 
     class SocketIOHandler(bounded_engineio_handler(sio, max_unsent_bytes)):  # type: ignore[misc]
         # Set when this request's refusal has been logged already, so the access log adds
@@ -139,6 +141,13 @@ def make_socketio_handler(
                 # An Engine.IO session belongs to the session cookie it was opened with: a
                 # stolen sid alone (a leaked URL, a script that read it) opens nothing.
                 self._refuse(403, "connection of another session", other_sessions, "a sid without its session's cookie")
+
+        def refuse_websocket(self, reason: str) -> None:
+            """A WebSocket engineio would not serve (a bad EIO or transport, a connection
+            upgraded already), refused before the upgrade (patches/upgrades.py), counted."""
+            bad_websockets.refused(f"{reason}, the latest from {self.request.remote_ip}", client=self.request.remote_ip)
+            self.refusal_logged = True
+            super().refuse_websocket(reason)
 
         def _refuse(self, status: int, reason: str, report: RefusalReport, detail: str) -> None:
             """Refuse this request, counted in `report` (a few log lines, not one per request)."""

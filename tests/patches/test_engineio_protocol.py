@@ -42,7 +42,7 @@ APP_PATH = "/socket.io/"  # the app's handler (transport.py): the same, with the
 SEPARATOR = "\x1e"  # between the packets of a polling payload (v4)
 PING, PONG = "2", "3"
 NOOP = "6"
-AT_ONCE = 1.0  # seconds for what the server should do at once, in the xfail tests of a hang (a fix: ms)
+AT_ONCE = 1.0  # seconds for what the server should do at once, in the tests of a WebSocket it must not hold (ms)
 
 
 class Engine:
@@ -275,10 +275,6 @@ async def test_a_handshake_by_another_method_is_refused(engine: Engine) -> None:
 BAD_WEBSOCKET_QUERIES = ("?transport=websocket", "?EIO=abc&transport=websocket", "?EIO=4", "?EIO=4&transport=abc")
 
 
-@pytest.mark.xfail(strict=True, reason="the WebSocket is accepted (101) before engineio reads the query, and engineio's "
-                                       "400 then cannot be sent: the connection stays open, silent, until the client "
-                                       "gives up (the specification: the server MUST close it). Neither handler refuses "
-                                       "a bad EIO or transport before the upgrade, as transport.py does for an Origin.")
 @ON_ONE_ENGINE
 @pytest.mark.gen_test
 async def test_a_websocket_without_a_valid_eio_or_transport_is_closed(engine: Engine) -> None:
@@ -298,6 +294,52 @@ async def test_a_websocket_without_a_valid_eio_or_transport_is_closed(engine: En
 
         outcomes = await asyncio.gather(*(closed(query, path) for query in BAD_WEBSOCKET_QUERIES for path in (ENGINE_PATH, APP_PATH)))
         assert all(outcomes), dict(zip([(q, p) for q in BAD_WEBSOCKET_QUERIES for p in (ENGINE_PATH, APP_PATH)], outcomes, strict=True))
+
+
+@ON_ONE_ENGINE
+@pytest.mark.gen_test
+async def test_a_websocket_without_a_valid_eio_or_transport_is_refused_before_the_upgrade(engine: Engine) -> None:
+    """Our stack refuses them as engineio refuses the same query by polling: 400 and one line
+    (patches/upgrades.py), on both handlers, with no session opened; and it closes the
+    connection, which a client refused a WebSocket has no use for (RFC 6455 4.1)."""
+    async with aiohttp.ClientSession() as http:
+        for query in BAD_WEBSOCKET_QUERIES:
+            for path in (ENGINE_PATH, APP_PATH):
+                with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                    await Client(http, engine).websocket(query, path)
+                assert refused.value.status == 400, (query, path)
+    for path in (ENGINE_PATH, APP_PATH):
+        answer = await raw_websocket_request(engine, path + "?EIO=3&transport=websocket")
+        assert answer.startswith(b"HTTP/1.1 400 "), answer
+        assert answer.endswith(b"\r\n\r\nThe client is using an unsupported version of the Socket.IO or Engine.IO protocols\n"), answer
+
+
+async def raw_websocket_request(engine: Engine, target: str) -> bytes:
+    """What the server answers a WebSocket request for `target`, up to the end of the
+    connection, which it must close (AT_ONCE) though the client keeps its end open."""
+    host, port = engine.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n".encode())
+    try:
+        return await asyncio.wait_for(reader.read(), AT_ONCE)  # to the end of the connection
+    finally:
+        writer.close()
+
+
+@pytest.mark.gen_test
+async def test_a_failed_upgrade_closes_its_websocket_and_the_session_goes_on_polling(engine: Engine) -> None:
+    """A WebSocket that names a polling session and sends something else than the probe is
+    not upgraded (engineio gives up on it) and is closed at once: engineio would leave it
+    open, silent. The session goes on by polling."""
+    async with aiohttp.ClientSession() as http:
+        client = Client(http, engine)
+        sid, _ = await client.handshake()
+        ws = await client.websocket(f"?EIO=4&transport=websocket&sid={sid}")
+        await ws.send_str("4not a probe")
+        assert await closed_by_server(ws, AT_ONCE) == []
+        assert await client.post(sid, "4still here") == (200, "OK")
+        assert await client.poll(sid) == ["4still here"]
 
 
 # --- Messages over HTTP long-polling ------------------------------------------------
@@ -675,22 +717,19 @@ async def test_polling_requests_with_the_sid_of_an_upgraded_session_are_refused(
 
 @pytest.mark.gen_test
 async def test_a_second_websocket_with_the_sid_of_an_upgraded_session_leaves_the_first_alone(engine: Engine) -> None:
-    """The first WebSocket carries on; what the second gets: see the xfail test below."""
+    """The first WebSocket carries on; what the second gets: see the test below."""
     async with aiohttp.ClientSession() as http:
         client = Client(http, engine)
         sid, ws = await client.upgraded()
         await ws.send_str("4first")
         assert await frame(ws, skip_noops=True) == "4first"
-        second = await client.websocket(f"?EIO=4&transport=websocket&sid={sid}")
+        with pytest.raises(aiohttp.WSServerHandshakeError):
+            await client.websocket(f"?EIO=4&transport=websocket&sid={sid}")
         await ws.send_str("4hello")
         assert await frame(ws, skip_noops=True) == "4hello"
-        await second.close()
         await ws.close()
 
 
-@pytest.mark.xfail(strict=True, reason="the second WebSocket is accepted (101) before engineio looks at its sid, and "
-                                       "engineio's 400 then cannot be sent: it stays open, silent, until the client "
-                                       "gives up (the specification: the server MUST close it)")
 @ON_ONE_ENGINE
 @pytest.mark.gen_test
 async def test_a_second_websocket_with_the_sid_of_an_upgraded_session_is_closed(engine: Engine) -> None:

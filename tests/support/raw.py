@@ -25,8 +25,10 @@ class RawWebSocket:
         self.status = status
 
     @classmethod
-    async def open(cls, base_url: str, headers: dict[str, str] | None = None, receive_buffer: int | None = None) -> RawWebSocket:
-        """Upgrade `/socket.io/` on a new connection; `status` is the server's answer (101 = open).
+    async def open(cls, base_url: str, headers: dict[str, str] | None = None, receive_buffer: int | None = None,
+                   target: str = SOCKETIO_WEBSOCKET) -> RawWebSocket:
+        """Upgrade `target` (`/socket.io/` for a handshake) on a new connection; `status` is
+        the server's answer (101 = open).
 
         `receive_buffer` shrinks the kernel's receive buffer, so that a client that never
         reads is felt by the server sooner.
@@ -43,7 +45,7 @@ class RawWebSocket:
             reader, writer = await asyncio.open_connection(sock=sock)
         key = base64.b64encode(os.urandom(16)).decode()
         lines = [
-            f"GET {SOCKETIO_WEBSOCKET} HTTP/1.1",
+            f"GET {target} HTTP/1.1",
             f"Host: {parts.netloc}",
             "Upgrade: websocket",
             "Connection: Upgrade",

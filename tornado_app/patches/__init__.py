@@ -37,6 +37,12 @@ from the app's wiring (app.py, sockets.py, backend.py); tests/patches/test_fence
   reading and writing per connection), and what engineio's packet and payload decoding can
   take (`Payload.max_decode_packets`, the JSON it decodes), for the frames and polling
   payloads kept away from it.
+- upgrades.py: engineio's Tornado driver (its handler accepts a WebSocket before engineio
+  reads the request, and its `open` hands it to `handle_request`, whose refusal it drops)
+  and what `handle_request` refuses a WebSocket for, read from engineio's `transports`,
+  `sockets` and each socket's `connected` and `upgraded`; and Tornado's HTTP/1 connection
+  (`request.connection.close()`, a refused WebSocket's connection closed after its 400);
+  websocket.py's handler uses it.
 - frames.py: WebSocket frames built once per broadcast (RFC 6455: no internals, but only
   the direct path uses it).
 - ../transport.py reaches into nothing, but its query check relies on how engineio reads

@@ -14,7 +14,9 @@ engineio's handler and Tornado's WebSocket connection (`ws_connection`, its stre
 - frames built once by frames.py are written without a task per write (`write_frame`), and
   straight to the connection's socket when nothing of it waits in Tornado's buffer (the
   stream's `socket` and `writing()`);
-- no permessage-deflate, and no Nagle delay.
+- no permessage-deflate, and no Nagle delay;
+- a WebSocket engineio would not serve is refused before it is upgraded, and each is closed
+  once engineio is done with it (upgrades.py).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from engineio.payload import Payload
 from tornado.iostream import IOStream, StreamBufferFullError, StreamClosedError
 from tornado.web import RequestHandler
 from tornado.websocket import WebSocketClosedError
+
+from .upgrades import refuse_websocket, serve_websocket, websocket_refusal
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +129,21 @@ def bounded_engineio_handler(sio: socketio.AsyncServer, max_unsent_bytes: int) -
             # Tornado's write buffer is unbounded: a client that never reads would make it
             # hold every broadcast for good. Past this, write_message refuses (see there).
             self.ws_connection.stream.max_write_buffer_size = max_unsent_bytes
-            await super().open(*args, **kwargs)
+            serve_websocket(sio.eio, self)  # the driver's open(), and a close when engineio is done
+
+        async def get(self, *args: Any, **kwargs: Any) -> None:
+            if self.request.headers.get("Upgrade", "").lower() == "websocket":  # as the driver tells
+                refusal = websocket_refusal(sio.eio, self.request.query)
+                if refusal is not None:
+                    self.refuse_websocket(refusal)
+                    return
+            await super().get(*args, **kwargs)
+
+        def refuse_websocket(self, reason: str) -> None:
+            """Answer a WebSocket request engineio would not serve: 400 and its reason, and
+            its connection closed, where the driver would accept it and then hold it open,
+            silent (upgrades.py)."""
+            refuse_websocket(self, reason)
 
         @property
         def max_message_size(self) -> int:
