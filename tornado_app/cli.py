@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import fields
 from urllib.parse import urlsplit
 
-from . import logs, loop
+from . import collector, logs, loop
 from .admission import raise_open_files_limit
 from .app import make_app
 from .backend import Backend, RedisNotInstalled
@@ -360,6 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BadTLSFiles as error:
         print(f"tornado-app: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    collector.tune_for_serving()
     try:
         loop.run(run_until_signalled(args, ssl_context), use_uvloop=not args.no_uvloop)
     except CannotBind as error:
