@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import socketio
+from tornado.httputil import HTTPHeaders
 
 from .engineio_server import TunedEngineIOServer
 
@@ -33,7 +34,8 @@ def shed_handshake(environ: dict[str, Any]) -> None:
     keeps the handshake's environ for the socket's life (`environ[eio_sid]`), and it keeps the
     Tornado request, whose headers and query arguments nothing reads again. tracemalloc over
     1,000 idle sockets: ~3 KiB each (the environ's ~40 keys and values, the request's header
-    strings and lists, two argument dicts).
+    strings and lists, two argument dicts), and ~1.2 KiB more for the handler's response
+    headers (Tornado's `_headers`, once written: a polling handshake's or the 101's).
 
     The environ is emptied and refilled rather than replaced: engineio's frames that carry the
     socket hold the same dict, and a cleared dict gives its table back (deleting keys would
@@ -44,13 +46,16 @@ def shed_handshake(environ: dict[str, Any]) -> None:
     environ.update(kept)
     handler = kept.get("tornado.handler")
     request = getattr(handler, "request", None)
-    if request is None:
+    if handler is None or request is None:
         return
     headers = request.headers
     for name in list(headers):
         del headers[name]
     request.arguments = {}
     request.query_arguments = {}
+    if getattr(handler, "_headers_written", False):
+        # Tornado's response headers (the 101's), never read once written: ~1.2 KiB.
+        handler._headers = HTTPHeaders()
 
 
 class ProtocolGuardedServer(socketio.AsyncServer):  # type: ignore[misc]  # python-socketio has no types
