@@ -59,7 +59,9 @@ def busy_server() -> Iterator[ServerProcess]:
 
 def test_10000_sockets_are_held_each_receives_a_broadcast_and_http_still_answers(busy_server: ServerProcess) -> None:
     """10,000 sockets in one process (its open-files limit raised at start): each gets a
-    broadcast, HTTP keeps answering, and an idle socket costs the server under 48 KiB."""
+    broadcast, HTTP keeps answering, and an idle socket costs the server under 38 KiB (31.5
+    measured: its queues hold no empty deque, and what only its handshake needed is let go of
+    once it is connected; 42 before)."""
     base = busy_server.url.rstrip("/")
 
     async def scenario() -> None:
@@ -86,7 +88,7 @@ def test_10000_sockets_are_held_each_receives_a_broadcast_and_http_still_answers
             assert all(not socket.closed.is_set() for socket in sockets), "a held socket was dropped"
             await asyncio.gather(*(socket.close() for socket in sockets))
             print(f"{HELD_SOCKETS} sockets connected in {connect_seconds:.1f} s, {per_socket_kib:.1f} KiB each")
-            assert per_socket_kib < 48, f"{per_socket_kib:.1f} KiB per idle socket (it was about 42)"
+            assert per_socket_kib < 38, f"{per_socket_kib:.1f} KiB per idle socket (it was about 31.5)"
 
     asyncio.run(asyncio.wait_for(scenario(), 180))
     # The server may still be working through the 10,000 sockets that just closed (seconds on

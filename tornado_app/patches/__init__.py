@@ -32,7 +32,12 @@ from the app's wiring (app.py, sockets.py, backend.py); tests/patches/test_fence
   bound to its web session through python-socketio's `environ`; an unknown event counted
   and still unanswered, through python-socketio's `not_handled`; the manager started before
   the first connection, through `manager_initialized` and the manager's `initialize`; its
-  `_handle_connect` within engineio_server.py's `writes_gathered`).
+  `_handle_connect` within engineio_server.py's `writes_gathered`; once a socket is
+  connected, its `environ` cut to what is read again, and its Tornado request's headers and
+  query arguments let go of, and its handler's response headers once written: Tornado's
+  `RequestHandler._headers` and `_headers_written`).
+- queues.py: `asyncio.Queue`'s `_getters`, `_putters`, `_init` and its `_finished` Event's
+  `_waiters` (lists instead of empty deques, for the two queues each socket holds).
 - websocket.py: engineio's Tornado handler and Tornado's WebSocket connection (bounded
   reading and writing per connection), and what engineio's packet and payload decoding can
   take (`Payload.max_decode_packets`, the JSON it decodes), for the frames and polling

@@ -93,6 +93,7 @@ from tornado.websocket import WebSocketClosedError
 
 from .environ import translate_request
 from .frames import server_frame
+from .queues import LightQueue
 
 MESSAGE = str(eio_packet.MESSAGE)  # an Engine.IO MESSAGE frame starts with "4"
 SWEEP_SECONDS = 1.0  # how often the sockets that stopped answering pings are looked for
@@ -129,7 +130,7 @@ class FrameWriter(Protocol):
     def write_frame(self, frame: bytes) -> None: ...
 
 
-class OutgoingQueue(asyncio.Queue[Any]):
+class OutgoingQueue(LightQueue):
     """A socket's queue of packets to send, counting those put in and not yet sent on.
 
     A packet leaves the count when a long poll takes it (it answers with it) or when

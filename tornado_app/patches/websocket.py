@@ -35,6 +35,7 @@ from tornado.iostream import IOStream, StreamBufferFullError, StreamClosedError
 from tornado.web import RequestHandler
 from tornado.websocket import WebSocketClosedError
 
+from .queues import ShortQueue
 from .upgrades import refuse_websocket, serve_websocket, websocket_refusal
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,12 @@ def bounded_engineio_handler(sio: socketio.AsyncServer, max_unsent_bytes: int) -
     class BoundedEngineIOHandler(engineio_handler):  # type: ignore[misc, valid-type]  # a class python-socketio makes at run time
         _room_for_frames: Future[None] | None = None
         _ignored_frames = 0
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # engineio's is an asyncio.Queue: four empty deques, ~3 KiB for the socket's life.
+            # This one is kept short (INBOUND_FRAMES), so a list does (queues.py).
+            self.receive_queue = ShortQueue()
 
         async def open(self, *args: Any, **kwargs: Any) -> None:
             # Without this, Nagle's algorithm holds the second small frame of a handshake
