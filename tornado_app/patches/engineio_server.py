@@ -81,7 +81,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
@@ -93,7 +92,7 @@ from tornado.websocket import WebSocketClosedError
 
 from .environ import translate_request
 from .frames import server_frame
-from .queues import LightQueue
+from .queues import LightQueue, Waiters
 
 MESSAGE = str(eio_packet.MESSAGE)  # an Engine.IO MESSAGE frame starts with "4"
 SWEEP_SECONDS = 1.0  # how often the sockets that stopped answering pings are looked for
@@ -142,7 +141,7 @@ class OutgoingQueue(LightQueue):
         self.unsent = 0
         self.socket: AsyncSocket | None = None  # set when the socket has a WebSocket
         self.websocket: FrameWriter | None = None  # set once that WebSocket carries the socket
-        self._getting: deque[asyncio.Future[Any]] = deque()  # futures given by `get`, waiting for a packet
+        self._getting: Any = Waiters()  # futures given by `get`, waiting for a packet (a list: ~760 B less than a deque)
         self.gathered: list[bytes] | None = None  # frames held for one write (see `gather`)
         self.gathered_bytes = 0
 
