@@ -34,6 +34,7 @@ from .health import HEALTH_PATH, READINESS_PATH, HealthHandler, ReadinessHandler
 from .launch_token import LaunchGateHandler, LaunchToken, gate_refusals
 from .metrics import NoMetrics
 from .origins import HostPolicy
+from .patches import query_copy
 from .refusals import RefusalReport
 from .settings import PRODUCTION, Settings
 from .sockets import ChatSocketServer
@@ -172,6 +173,7 @@ def make_app(
     --metrics-address) counts what the sockets do; none by default. `process_label` names this
     process in each socket's `welcome` (--process-label; the pid by default).
     """
+    query_copy.install()  # every request's query arguments copied without copy.deepcopy
     secrets = CookieSecrets.of(cookie_secret)
     backend = backend if backend is not None else Backend.in_memory(settings)
     sockets = ChatSocketServer(

@@ -36,6 +36,8 @@ from the app's wiring (app.py, sockets.py, backend.py); tests/patches/test_fence
   connected, its `environ` cut to what is read again, and its Tornado request's headers and
   query arguments let go of, and its handler's response headers once written: Tornado's
   `RequestHandler._headers` and `_headers_written`).
+- query_copy.py: Tornado's `httputil.copy`, the module name through which
+  `HTTPServerRequest.__init__` deep-copies a request's query arguments (its one use there).
 - queues.py: `asyncio.Queue`'s `_getters`, `_putters`, `_init` and its `_finished` Event's
   `_waiters` (lists instead of empty deques, for the two queues each socket holds).
 - websocket.py: engineio's Tornado handler and Tornado's WebSocket connection (bounded
