@@ -38,30 +38,38 @@ OURS_PHASES=(--phases rss,connect_serial,connect,reject,rtt,fanout)
 CONNECTS_ONLY=(--phases connect,fanout --fanout-msgs 0)
 connects_only_dir=$RESULTS_DIR/fanout-connects
 mkdir -p "$connects_only_dir"
-ours() {  # ours NAME [run-ours.sh environment...]: the main run, then the connects-only run
-  local name=$1; shift
-  env "$@" HARNESS="$HARNESS_DIR/run.sh" bench/run-ours.sh --name "$name" "${OURS_PHASES[@]}" >/dev/null
-  env "$@" RESULTS_DIR="$connects_only_dir" HARNESS="$HARNESS_DIR/run.sh" bench/run-ours.sh --name "$name" "${CONNECTS_ONLY[@]}" >/dev/null
+# BEFORE=/path/to/another/checkout (a `git worktree add --detach` of an older commit, say)
+# adds that checkout's server beside ours, as tornado-app-before (and tornado-app-redis-before):
+# a change's before and after in the same sitting. WITHOUT="name ..." leaves servers out.
+wanted() { case " ${WITHOUT:-} " in *" $1 "*) return 1 ;; esac; }
+ours_in() {  # ours_in CHECKOUT NAME [run-ours.sh environment...]: the main run, then the connects-only run
+  local checkout=$1 name=$2; shift 2
+  wanted "$name" || return 0
+  echo "== round $round: $name" >&2
+  env "$@" HARNESS="$HARNESS_DIR/run.sh" "$checkout/bench/run-ours.sh" --name "$name" "${OURS_PHASES[@]}" >/dev/null
+  env "$@" RESULTS_DIR="$connects_only_dir" HARNESS="$HARNESS_DIR/run.sh" "$checkout/bench/run-ours.sh" --name "$name" "${CONNECTS_ONLY[@]}" >/dev/null
 }
-peer() {  # peer PEER [--name NAME]: the same for a peer of ../shared/bench
+ours() {  # ours NAME [run-ours.sh environment...]: this checkout's server, and BEFORE's if given
+  local name=$1; shift
+  ours_in "$PWD" "$name" "$@"
+  if [ -n "${BEFORE:-}" ]; then ours_in "$BEFORE" "$name-before" PYTHON="$PWD/.venv/bin/python" "$@"; fi
+}
+peer() {  # peer NAME PEER [--name NAME]: the same for a peer of ../shared/bench
+  wanted "$1" || return 0
+  echo "== round $round: $1" >&2
+  shift
   bash "$HARNESS_DIR/run.sh" "$@" >/dev/null
   RESULTS_DIR="$connects_only_dir" bash "$HARNESS_DIR/run.sh" "$@" "${CONNECTS_ONLY[@]}" >/dev/null
 }
 
 for round in $(seq "${ROUNDS:-3}"); do
-  echo "== round $round: tornado-app" >&2
   ours tornado-app
-  echo "== round $round: tornado-app with --no-fast-path" >&2
   ours tornado-app-no-fast-path EXTRA_SERVER_ARGS=--no-fast-path
-  echo "== round $round: node-seed" >&2
-  peer node-seed
-  echo "== round $round: flask-socketio" >&2
-  peer flask-socketio
+  peer node-seed node-seed
+  peer flask-socketio flask-socketio
   if [ -n "$redis_url" ]; then
-    echo "== round $round: tornado-app-redis" >&2
     ours tornado-app-redis REDIS_URL=$redis_url/0
-    echo "== round $round: node-redis" >&2
-    REDIS_URL=$redis_url peer node-seed --name node-redis
+    REDIS_URL=$redis_url peer node-redis node-seed --name node-redis
   fi
 done
 node "$HARNESS_DIR/summarize.js" "$RESULTS_DIR"/*.json

@@ -32,7 +32,8 @@ RTT_WARMUP = 200
 (and so inside its server CPU); the result file does not record it, and no option changes it
 in run.sh's defaults."""
 
-PEERS = {"tornado-app": "node-seed", "tornado-app-no-fast-path": "node-seed", "tornado-app-redis": "node-redis"}
+PEERS = {"tornado-app": "node-seed", "tornado-app-no-fast-path": "node-seed", "tornado-app-redis": "node-redis",
+         "tornado-app-before": "node-seed", "tornado-app-redis-before": "node-redis"}
 """Each of our names and the peer it is held against (issue 25: the Redis mode against the
 Node peer on Redis)."""
 
