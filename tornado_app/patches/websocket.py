@@ -12,7 +12,9 @@ engineio's handler and Tornado's WebSocket connection (`ws_connection`, its stre
 - frames engineio cannot parse are kept away from it (and polling payloads likewise:
   `polling_payload_problem`, used by transport.py);
 - frames built once by frames.py are written without a task per write (`write_frame`);
-- no permessage-deflate, and no Nagle delay.
+- no permessage-deflate, and no Nagle delay;
+- a client's frames are read from what the stream holds, a chunk at a time
+  (`ChunkReadingProtocol`), not with three stream reads per frame.
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ import socketio
 from engineio.payload import Payload
 from tornado.iostream import StreamBufferFullError, StreamClosedError
 from tornado.web import RequestHandler
-from tornado.websocket import WebSocketClosedError
+from tornado.websocket import WebSocketClosedError, WebSocketProtocol, WebSocketProtocol13
 
 log = logging.getLogger(__name__)
 
 INBOUND_FRAMES = 16  # frames queued for engineio per connection before Tornado stops reading
+READ_AHEAD_BYTES = 64 * 1024  # at most this much more than a frame needs is taken from the stream at once
 
 
 def engineio_can_decode(frame: str | bytes) -> bool:
@@ -100,6 +103,52 @@ def polling_payload_problem(body: bytes) -> str | None:
     return None
 
 
+class ChunkReadingProtocol(WebSocketProtocol13):
+    """Tornado's WebSocket protocol, reading a client's frames from a chunk of the stream.
+
+    Tornado parses a frame with three or four `_read_bytes` calls (header, mask, payload),
+    each a stream read with its future, and each leaving the rest of the frame in the
+    stream's buffer, so that the stream stops listening for reads at the first one and
+    starts again at the next frame (two epoll_ctl calls and Tornado's update_handler per
+    frame). Here `_read_bytes` takes whatever the stream holds (up to READ_AHEAD_BYTES past
+    what it needs) in one read, and hands the frame's pieces out of it: one stream read per
+    chunk the client sent, and the stream keeps listening. Tornado's own parsing (lengths,
+    masks, control frames, fragments, `max_message_size` from the header) is unchanged.
+
+    What this holds is bounded: a chunk of at most READ_AHEAD_BYTES plus the frame being
+    read (itself at most `max_message_size`); nothing more is read while Tornado waits for
+    room (INBOUND_FRAMES), as before. An idle connection holds nothing (b"").
+    """
+
+    # In slots, not in the instance's dict: Tornado's protocol has 29 attributes already, and
+    # two more would make its dict leave the shared-key layout (+1.3 KiB per socket).
+    __slots__ = ("_unread", "_unread_at")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._unread = b""  # what was taken from the stream and not yet handed out, from _unread_at
+        self._unread_at = 0
+
+    async def _read_bytes(self, n: int) -> bytes:
+        unread, start = self._unread, self._unread_at
+        end = start + n
+        if end > len(unread):
+            pieces = [unread[start:]] if start < len(unread) else []
+            have = len(unread) - start
+            while have < n:
+                piece = await self.stream.read_bytes(max(n - have, READ_AHEAD_BYTES), partial=True)
+                pieces.append(piece)
+                have += len(piece)
+            unread = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+            start, end = 0, n
+        if end < len(unread):
+            self._unread, self._unread_at = unread, end
+        else:
+            self._unread, self._unread_at = b"", 0
+        self._wire_bytes_in += n
+        return unread if start == 0 and end == len(unread) else unread[start:end]
+
+
 def _retrieve_exception(future: Future[None]) -> None:
     if not future.cancelled():
         future.exception()
@@ -123,6 +172,12 @@ def bounded_engineio_handler(sio: socketio.AsyncServer, max_unsent_bytes: int) -
             # hold every broadcast for good. Past this, write_message refuses (see there).
             self.ws_connection.stream.max_write_buffer_size = max_unsent_bytes
             await super().open(*args, **kwargs)
+
+        def get_websocket_protocol(self) -> WebSocketProtocol | None:
+            protocol = super().get_websocket_protocol()
+            if type(protocol) is WebSocketProtocol13:  # the same, with Tornado's parameters
+                return ChunkReadingProtocol(self, False, protocol.params)
+            return protocol
 
         @property
         def max_message_size(self) -> int:
