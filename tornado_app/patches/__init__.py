@@ -16,7 +16,9 @@ from the app's wiring (app.py, sockets.py, backend.py); tests/patches/test_fence
   calls when a poll or a POST fails; closed sockets out of `sockets` at once, from the
   'disconnect' event; the app's gate on sessions per address, asked from engineio's 'connect'
   event; the direct write path; the sweep for sockets that stopped answering pings,
-  `_service_task`, in one pass a second), and
+  `_service_task`, in one pass a second; the reader handing a Socket.IO packet to engineio's
+  `handlers['message']` itself, when `async_handlers` is off, as engineio's Packet would
+  leave a MESSAGE whose data starts with a digit: a string), and
   `asyncio.Queue._put/_get` (counting a socket's unsent packets).
 - managers.py: python-socketio's client manager (a broadcast without a task per recipient,
   a leave in O(1)), and its Redis manager built on it (`_publish` and what it uses:
@@ -30,7 +32,8 @@ from the app's wiring (app.py, sockets.py, backend.py); tests/patches/test_fence
   Socket.IO connect, not armed for a connection already closing, each Engine.IO session
   bound to its web session through python-socketio's `environ`; an unknown event counted
   and still unanswered, through python-socketio's `not_handled`; the manager started before
-  the first connection, through `manager_initialized` and the manager's `initialize`).
+  the first connection, through `manager_initialized` and the manager's `initialize`; an
+  event's ACK encoded as its Packet encodes JSON, in `_handle_event_internal`).
 - websocket.py: engineio's Tornado handler and Tornado's WebSocket connection (bounded
   reading and writing per connection), and what engineio's packet and payload decoding can
   take (`Payload.max_decode_packets`, the JSON it decodes), for the frames and polling
