@@ -204,3 +204,27 @@ def test_tornado_reads_a_frame_through_read_bytes_and_makes_its_protocol_in_get_
     assert inspect.iscoroutinefunction(WebSocketProtocol13._read_bytes)
     assert list(inspect.signature(WebSocketProtocol13._read_bytes).parameters) == ["self", "n"]
     assert "get_websocket_protocol" in vars(WebSocketHandler)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_frame_for_a_waiting_reader_is_handed_to_it_not_queued(app: TornadoApp, http_server: Any, base_url: str) -> None:
+    """Each frame went through asyncio.Queue's put and get (a dozen calls) even when
+    engineio's reader was already waiting for it, as it is between two round trips; and the
+    reader still ends when the connection closes while it waits."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+        ws = await connected(base_url, await log_in(http, base_url, "ada"))
+        [handler] = [environ["tornado.handler"] for environ in app.sockets.sio.environ.values()]
+        queued: list[Any] = []
+        put_nowait = handler.receive_queue.put_nowait
+
+        def recorded(item: Any) -> None:
+            queued.append(item)
+            put_nowait(item)
+
+        handler.receive_queue.put_nowait = recorded
+        for n in range(20):
+            await write(ws, whoami(n))
+            assert (await next_ack(ws))[0] == n
+        assert queued == []
+        ws.writer.close()
+        await eventually(lambda: not app.sockets.sio.eio.sockets, what="the Engine.IO session ended with its connection")

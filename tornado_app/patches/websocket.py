@@ -14,7 +14,11 @@ engineio's handler and Tornado's WebSocket connection (`ws_connection`, its stre
 - frames built once by frames.py are written without a task per write (`write_frame`);
 - no permessage-deflate, and no Nagle delay;
 - a client's frames are read from what the stream holds, a chunk at a time
-  (`ChunkReadingProtocol`), not with three stream reads per frame.
+  (`ChunkReadingProtocol`), not with three stream reads per frame;
+- a frame for engineio's reader that is waiting for one is handed to it, not queued (the
+  queue holds the frames that come while it is busy). A reader cancelled in the instant a
+  frame was handed to it loses that frame, but it is only ever cancelled as its connection
+  ends (engineio's watchdog, a shutdown), and the frames queued behind it go with that.
 """
 
 from __future__ import annotations
@@ -162,6 +166,14 @@ def bounded_engineio_handler(sio: socketio.AsyncServer, max_unsent_bytes: int) -
     class BoundedEngineIOHandler(engineio_handler):  # type: ignore[misc, valid-type]  # a class python-socketio makes at run time
         _room_for_frames: Future[None] | None = None
         _ignored_frames = 0
+        # engineio's reader, waiting in get_next_message for a frame: in a slot, as the
+        # handler's dict must not grow (see _make_room_for_frames); the handler keeps its
+        # dict (engineio's class has one) for every other attribute.
+        __slots__ = ("_reader",)
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._reader: Future[str | bytes | None] | None = None
 
         async def open(self, *args: Any, **kwargs: Any) -> None:
             # Without this, Nagle's algorithm holds the second small frame of a handshake
@@ -190,25 +202,48 @@ def bounded_engineio_handler(sio: socketio.AsyncServer, max_unsent_bytes: int) -
             # is cheaper, and none is left for asyncio.run() to cancel when the server stops
             # (Tornado would log that as an uncaught exception).
             if not engineio_can_decode(message):
-                self._ignored_frames += 1
+                self._ignored_frames += 1  # type: ignore[misc]  # in the instance's dict (mypy sees only __slots__)
                 if self._ignored_frames == 1:  # one line per connection, not one per frame
                     log.info("ignored a frame from %s that is not an Engine.IO packet", self.request.remote_ip)
+                return None
+            if self._hand_to_reader(message):
                 return None
             self.receive_queue.put_nowait(message)
             if self.receive_queue.qsize() < INBOUND_FRAMES:
                 return None
             # Backpressure: Tornado reads no further frame of this connection until the
             # returned future is done, that is until engineio has taken a frame.
-            self._room_for_frames = asyncio.get_running_loop().create_future()
+            self._room_for_frames = asyncio.get_running_loop().create_future()  # type: ignore[misc]  # as above
             return self._room_for_frames
 
         async def get_next_message(self) -> str | bytes | None:
-            message = await self.receive_queue.get()
+            """The next frame for engineio's reader: from the queue, or else handed to it as
+            it comes (`_hand_to_reader`), which spares asyncio.Queue's put and get (a dozen
+            calls per frame) for a reader that keeps up, as a reader of round trips does."""
+            queue = self.receive_queue
+            if queue.empty():
+                reader: Future[str | bytes | None] = asyncio.get_running_loop().create_future()
+                self._reader = reader
+                return await reader
+            message: str | bytes | None = queue.get_nowait()
             self._make_room_for_frames()
             return message
 
+        def _hand_to_reader(self, message: str | bytes | None) -> bool:
+            """Give `message` to engineio's reader if it is waiting for one (then nothing
+            is queued: the queue is empty while it waits); False if it is not."""
+            reader = self._reader
+            if reader is None:
+                return False
+            self._reader = None
+            if reader.done():  # cancelled with its task
+                return False
+            reader.set_result(message)
+            return True
+
         def on_close(self) -> None:
-            super().on_close()
+            if not self._hand_to_reader(None):  # None: engineio's "connection closed"
+                super().on_close()  # engineio's: a None in the queue
             self._make_room_for_frames()
 
         def _make_room_for_frames(self) -> None:
@@ -216,7 +251,7 @@ def bounded_engineio_handler(sio: socketio.AsyncServer, max_unsent_bytes: int) -
             # socket ~1.5 KiB (its __dict__ leaves the shared-key layout).
             room = self._room_for_frames
             if room is not None:
-                self._room_for_frames = None
+                self._room_for_frames = None  # type: ignore[misc]  # as above
                 if not room.done():
                     room.set_result(None)
 
