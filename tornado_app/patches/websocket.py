@@ -135,22 +135,22 @@ class ChunkReadingProtocol(WebSocketProtocol13):
 
     async def _read_bytes(self, n: int) -> bytes:
         unread, start = self._unread, self._unread_at
-        end = start + n
-        if end > len(unread):
-            pieces = [unread[start:]] if start < len(unread) else []
-            have = len(unread) - start
+        end, size = start + n, len(unread)
+        if end > size:
+            have = size - start
+            pieces = [unread[start:]] if have else []
             while have < n:
                 piece = await self.stream.read_bytes(max(n - have, READ_AHEAD_BYTES), partial=True)
                 pieces.append(piece)
                 have += len(piece)
             unread = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-            start, end = 0, n
-        if end < len(unread):
-            self._unread, self._unread_at = unread, end
-        else:
-            self._unread, self._unread_at = b"", 0
+            start, end, size = 0, n, have
         self._wire_bytes_in += n
-        return unread if start == 0 and end == len(unread) else unread[start:end]
+        if end < size:
+            self._unread, self._unread_at = unread, end
+            return unread[start:end]
+        self._unread, self._unread_at = b"", 0
+        return unread if start == 0 else unread[start:]
 
 
 def _retrieve_exception(future: Future[None]) -> None:
