@@ -141,3 +141,73 @@ async def test_python_socketio_answers_an_event_from_handle_event_internal() -> 
     sid = await sio.manager.connect("e1", "/")
     await sio._handle_event("e1", None, 7, ["ask", 1])
     assert called == [(sid, "e1", ["ask", 1], "/", 7)]
+
+
+def a_server() -> ProtocolGuardedServer:
+    return ProtocolGuardedServer(async_mode="tornado", json=packet_json, session_id_of=lambda handler: None, connect_timeout=10.0)
+
+
+async def outcome(trigger: Any, sio: ProtocolGuardedServer, event: Any, namespace: Any, *args: Any) -> Any:
+    try:
+        return ("returned", await trigger(sio, event, namespace, *args))
+    except TypeError as error:  # what a handler given the wrong arguments raises, both ways
+        return ("raised", type(error), str(error))
+
+
+@pytest.mark.gen_test
+async def test_an_event_triggers_its_handler_as_python_socketio_triggers_it() -> None:
+    sio = a_server()
+
+    async def answer(sid: str, *args: Any) -> Any:
+        return {"sid": sid, "args": list(args)}
+
+    def synchronous(sid: str, *args: Any) -> Any:
+        return ["sync", sid, *args]
+
+    async def two_arguments(sid: str, one: Any) -> Any:
+        return one
+
+    async def anything(event: str, sid: str, *args: Any) -> Any:
+        return ["caught", event, sid, *args]
+
+    async def legacy_disconnect(sid: str) -> str:
+        return "left " + sid
+
+    class Other(socketio.AsyncNamespace):
+        async def on_ping(self, sid: str, *args: Any) -> Any:
+            return ["namespace", sid, *args]
+
+    sio.on("ask", answer)
+    sio.on("sync", synchronous)
+    sio.on("two", two_arguments)
+    sio.on("*", anything)
+    sio.on("disconnect", legacy_disconnect)
+    sio.register_namespace(Other("/other"))
+    cases: list[tuple[Any, ...]] = [("ask", "/", "s1", 1, "x"), ("sync", "/", "s1", 2), ("two", "/", "s1", 1, 2, 3), ("made_up", "/", "s1", 5),
+             ("disconnect", "/", "s1", "client disconnect"), ("ping", "/other", "s2", 7), ("nothing", "/none", "s3")]
+    for event, namespace, *args in cases:
+        ours = await outcome(ProtocolGuardedServer._trigger_event, sio, event, namespace, *args)
+        theirs = await outcome(socketio.AsyncServer._trigger_event, sio, event, namespace, *args)
+        assert ours == theirs, event
+    assert (await outcome(ProtocolGuardedServer._trigger_event, sio, "two", "/", "s1", 1, 2))[0] == "raised"  # a TypeError, as theirs
+
+
+@pytest.mark.gen_test
+async def test_an_async_def_handler_is_awaited_without_asking_inspect_each_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    import inspect
+
+    sio = a_server()
+
+    async def answer(sid: str) -> str:
+        return sid
+
+    sio.on("ask", answer)
+    asked: list[Any] = []
+    iscoroutinefunction = inspect.iscoroutinefunction
+    def asking(function: Any) -> bool:
+        asked.append(function)
+        return iscoroutinefunction(function)
+
+    monkeypatch.setattr(inspect, "iscoroutinefunction", asking)
+    assert [await sio._trigger_event("ask", "/", f"s{n}") for n in range(3)] == ["s0", "s1", "s2"]
+    assert asked == []

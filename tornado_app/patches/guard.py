@@ -4,9 +4,10 @@ handshake by the app's `session_id_of`: this module knows nothing of cookies).
 
 It overrides python-socketio's private `_handle_eio_connect`, `_handle_connect`,
 `_handle_eio_disconnect`, `_handle_eio_message`, `_handle_event_internal` (an event's ACK
-encoded without a walk for bytes) and `_engineio_server_class`, and returns its
-private `not_handled` marker from a catch-all handler (`count_unknown_events`); the tests in
-tests/patches/ check that python-socketio still calls them as this relies on.
+encoded without a walk for bytes), `_trigger_event` (with `_get_event_handler`: an `async
+def` handler awaited without asking inspect each time) and `_engineio_server_class`, and
+returns its private `not_handled` marker from a catch-all handler (`count_unknown_events`);
+the tests in tests/patches/ check that python-socketio still calls them as this relies on.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from inspect import CO_COROUTINE
+from types import FunctionType
 from typing import Any
 
 import socketio
@@ -165,6 +168,20 @@ class ProtocolGuardedServer(socketio.AsyncServer):  # type: ignore[misc]  # pyth
     async def end_engineio_session(self, eio_sid: str, reason: str) -> None:
         """End an Engine.IO session now (see engineio_server.py: engineio's own way could wait forever)."""
         await self.eio.end_session(eio_sid, reason, websocket_handler=self._tornado_handler(eio_sid))
+
+    async def _trigger_event(self, event: str, namespace: str, *args: Any) -> Any:
+        """python-socketio's, which asks `inspect.iscoroutinefunction` of the handler for
+        every event (eight calls, a tenth of an event's dispatch): here a handler that is a
+        plain `async def` function, as all of this app's are, is awaited as python-socketio
+        awaits one (a cancelled handler answers nothing); any other handler, and every
+        'disconnect' (python-socketio retries a legacy one-argument handler), go its way."""
+        handler, handler_args = self._get_event_handler(event, namespace, args)
+        if event == "disconnect" or type(handler) is not FunctionType or not handler.__code__.co_flags & CO_COROUTINE:
+            return await super()._trigger_event(event, namespace, *args)
+        try:
+            return await handler(*handler_args)
+        except asyncio.CancelledError:
+            return None
 
     async def _handle_event_internal(self, server: socketio.AsyncServer, sid: str, eio_sid: str, data: list[Any],
                                      namespace: str, id: int | None) -> None:
