@@ -33,7 +33,9 @@ from the app's wiring (app.py, sockets.py, backend.py); tests/patches/test_fence
   bound to its web session through python-socketio's `environ`; an unknown event counted
   and still unanswered, through python-socketio's `not_handled`; the manager started before
   the first connection, through `manager_initialized` and the manager's `initialize`; an
-  event's ACK encoded as its Packet encodes JSON, in `_handle_event_internal`).
+  event's ACK encoded as its Packet encodes JSON, in `_handle_event_internal`; an event's
+  `async def` handler, found by `_get_event_handler`, awaited in `_trigger_event` as it
+  awaits one).
 - websocket.py: engineio's Tornado handler and Tornado's WebSocket connection (bounded
   reading and writing per connection), and what engineio's packet and payload decoding can
   take (`Payload.max_decode_packets`, the JSON it decodes), for the frames and polling
