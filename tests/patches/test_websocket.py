@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 import tornado.iostream
 import tornado.platform.asyncio
+from tornado.websocket import WebSocketHandler
 
 from tests.support.forms import log_in
 from tests.support.protocol import ack_of, event_packet
@@ -175,6 +176,9 @@ async def test_a_socket_whose_reader_is_held_reads_no_further_than_its_bound(app
             [handler] = [environ["tornado.handler"] for environ in app.sockets.sio.environ.values()]
             protocol = handler.ws_connection
             assert type(protocol) is ChunkReadingProtocol
+            # With the parameters Tornado's own get_websocket_protocol gives its protocol.
+            tornados: Any = WebSocketHandler.get_websocket_protocol(handler)
+            assert vars(protocol.params) == vars(tornados.params)
             # Its read state is in slots: a 30th key would make the dict of every socket's
             # protocol leave the shared-key layout (+1.3 KiB each).
             assert not {"_unread", "_unread_at"} & vars(protocol).keys()
@@ -199,7 +203,7 @@ def test_tornado_reads_a_frame_through_read_bytes_and_makes_its_protocol_in_get_
     protocol in `get_websocket_protocol`, as the tests above show by what comes through."""
     import inspect
 
-    from tornado.websocket import WebSocketHandler, WebSocketProtocol13
+    from tornado.websocket import WebSocketProtocol13
 
     assert inspect.iscoroutinefunction(WebSocketProtocol13._read_bytes)
     assert list(inspect.signature(WebSocketProtocol13._read_bytes).parameters) == ["self", "n"]

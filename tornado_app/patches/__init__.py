@@ -41,7 +41,8 @@ from the app's wiring (app.py, sockets.py, backend.py); tests/patches/test_fence
   take (`Payload.max_decode_packets`, the JSON it decodes), for the frames and polling
   payloads kept away from it; Tornado's `WebSocketProtocol13._read_bytes` (where its frame
   parser takes its bytes, counting `_wire_bytes_in`) and the handler's
-  `get_websocket_protocol`, for reading a client's frames a chunk at a time.
+  `get_websocket_protocol` (made here as Tornado makes it, with its `_WebSocketParams`), for
+  reading a client's frames a chunk at a time.
 - frames.py: WebSocket frames built once per broadcast (RFC 6455: no internals, but only
   the direct path uses it).
 - ../transport.py reaches into nothing, but its query check relies on how engineio reads
