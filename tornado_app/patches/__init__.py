@@ -16,9 +16,12 @@ from the app's wiring (app.py, sockets.py, backend.py); tests/patches/test_fence
   calls when a poll or a POST fails; closed sockets out of `sockets` at once, from the
   'disconnect' event; the app's gate on sessions per address, asked from engineio's 'connect'
   event; the direct write path; the sweep for sockets that stopped answering pings,
-  `_service_task`, in one pass a second; what a connect sends, gathered into one write), and
-  `asyncio.Queue._put/_get/get/put_nowait` (counting a socket's unsent packets; a future, not a
-  coroutine, for engineio's `poll` to wait on: its `asyncio.wait_for` then starts no task).
+  `_service_task`, in one pass a second; what a connect sends, gathered into one write; the
+  reader handing a Socket.IO packet to engineio's `handlers['message']` itself, when
+  `async_handlers` is off, as engineio's Packet would leave a MESSAGE whose data starts with
+  a digit: a string), and `asyncio.Queue._put/_get/get/put_nowait` (counting a socket's unsent
+  packets; a future, not a coroutine, for engineio's `poll` to wait on: its `asyncio.wait_for`
+  then starts no task).
 - managers.py: python-socketio's client manager (a broadcast without a task per recipient,
   a leave in O(1)), and its Redis manager built on it (`_publish` and what it uses:
   `connected`, `_redis_connect`, `redis`, `channel`, `json`: a broadcast that times out, and
@@ -35,7 +38,9 @@ from the app's wiring (app.py, sockets.py, backend.py); tests/patches/test_fence
   `_handle_connect` within engineio_server.py's `writes_gathered`; once a socket is
   connected, its `environ` cut to what is read again, and its Tornado request's headers and
   query arguments let go of, and its handler's response headers once written: Tornado's
-  `RequestHandler._headers` and `_headers_written`).
+  `RequestHandler._headers` and `_headers_written`; an event's ACK encoded as its Packet
+  encodes JSON, in `_handle_event_internal`; an event's `async def` handler, found by
+  `_get_event_handler`, awaited in `_trigger_event` as it awaits one).
 - query_copy.py: Tornado's `httputil.copy`, the module name through which
   `HTTPServerRequest.__init__` deep-copies a request's query arguments (its one use there).
 - queues.py: `asyncio.Queue`'s `_getters`, `_putters`, `_init` and its `_finished` Event's
@@ -43,7 +48,10 @@ from the app's wiring (app.py, sockets.py, backend.py); tests/patches/test_fence
 - websocket.py: engineio's Tornado handler and Tornado's WebSocket connection (bounded
   reading and writing per connection), and what engineio's packet and payload decoding can
   take (`Payload.max_decode_packets`, the JSON it decodes), for the frames and polling
-  payloads kept away from it.
+  payloads kept away from it; Tornado's `WebSocketProtocol13._read_bytes` (where its frame
+  parser takes its bytes, counting `_wire_bytes_in`) and the handler's
+  `get_websocket_protocol` (made here as Tornado makes it, with its `_WebSocketParams`), for
+  reading a client's frames a chunk at a time.
 - upgrades.py: engineio's Tornado driver (its handler accepts a WebSocket before engineio
   reads the request, and its `open` hands it to `handle_request`, whose refusal it drops)
   and what `handle_request` refuses a WebSocket for, read from engineio's `transports`,

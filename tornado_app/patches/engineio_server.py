@@ -81,7 +81,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 import engineio
@@ -260,28 +260,53 @@ class CountingWebSocket(engineio_tornado.WebSocket):  # type: ignore[misc]
         for the frames that matter. The loop's wait_for (ping interval + timeout, 13 s) is
         also its "client gone" watchdog: pongs still pass through it, and a message that
         arrives more than a ping interval after this wait began is returned to the loop
-        too, so that the watchdog never fires in the middle of a handler."""
+        too, so that the watchdog never fires in the middle of a handler.
+
+        A Socket.IO packet (a MESSAGE whose data starts with a digit: engineio never decodes
+        those as JSON) goes straight to engineio's 'message' handler, python-socketio's, as
+        `socket.receive` would take it there (`deliver`): without engineio's Packet, its
+        receive and its `_trigger_event` (which asks `inspect.iscoroutinefunction` of the
+        handler for every packet). engineio's INFO line for each packet received is not
+        written on this path. Other MESSAGE frames take engineio's own way."""
         socket = self.handler.__self__
         if not socket.upgraded:
             return await super().wait()  # the upgrade's probe and upgrade packets
+        tornado_handler = self.tornado_handler
         queue = self._queue()
-        if queue.websocket is None and hasattr(self.tornado_handler, "write_frame"):
+        if queue.websocket is None and hasattr(tornado_handler, "write_frame"):
             # engineio's reader asks for its first frame after the upgrade only once the
             # socket is upgraded and its writer started: from then on this connection carries it.
-            queue.websocket = self.tornado_handler
+            queue.websocket = tornado_handler
         server = socket.server
+        deliver = server.handlers.get("message") if not server.async_handlers else None
         handover = time.monotonic() + server.ping_interval
         while True:
-            frame = await super().wait()
+            frame = await tornado_handler.get_next_message()  # what engineio's wait does, but for:
+            if not isinstance(frame, (str, bytes)):
+                raise OSError()  # the connection is gone: how engineio's wait tells its loop
             if (type(frame) is not str or frame[:1] != MESSAGE or len(frame) > server.max_http_buffer_size
                     or time.monotonic() > handover):
                 return frame
             try:
-                await socket.receive(eio_packet.Packet(encoded_packet=frame))
+                if deliver is not None and frame[1:2].isnumeric():  # engineio's test of the same
+                    await _deliver(server, deliver, socket.sid, frame[1:])
+                else:
+                    await socket.receive(eio_packet.Packet(encoded_packet=frame))
             except engineio.exceptions.SocketIsClosedError:
                 return None  # the loop then ends the connection, as after its own receive
             except Exception:
                 server.logger.exception("Unknown receive error")  # what engineio's loop does
+
+
+async def _deliver(server: engineio.AsyncServer, handler: Callable[[str, str], Awaitable[Any]], sid: str, data: str) -> None:
+    """Call engineio's 'message' handler as its `_trigger_event` does when handlers run
+    inline: an error is logged, not raised, and a cancelled handler is let go (engineio's)."""
+    try:
+        await handler(sid, data)
+    except asyncio.CancelledError:
+        pass
+    except Exception:
+        server.logger.exception("message async handler error")
 
 
 def write_frame(websocket: FrameWriter, frame: bytes) -> None:

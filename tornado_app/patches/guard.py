@@ -3,9 +3,11 @@ bound to the web session each Engine.IO connection was opened with (read from it
 handshake by the app's `session_id_of`: this module knows nothing of cookies).
 
 It overrides python-socketio's private `_handle_eio_connect`, `_handle_connect`,
-`_handle_eio_disconnect`, `_handle_eio_message` and `_engineio_server_class`, and returns its
-private `not_handled` marker from a catch-all handler (`count_unknown_events`); the tests in
-tests/patches/ check that python-socketio still calls them as this relies on.
+`_handle_eio_disconnect`, `_handle_eio_message`, `_handle_event_internal` (an event's ACK
+encoded without a walk for bytes), `_trigger_event` (with `_get_event_handler`: an `async
+def` handler awaited without asking inspect each time) and `_engineio_server_class`, and
+returns its private `not_handled` marker from a catch-all handler (`count_unknown_events`);
+the tests in tests/patches/ check that python-socketio still calls them as this relies on.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from inspect import CO_COROUTINE
+from types import FunctionType
 from typing import Any
 
 import socketio
@@ -204,6 +208,38 @@ class ProtocolGuardedServer(socketio.AsyncServer):  # type: ignore[misc]  # pyth
         """End an Engine.IO session now (see engineio_server.py: engineio's own way could wait forever)."""
         await self.eio.end_session(eio_sid, reason, websocket_handler=self._tornado_handler(eio_sid))
 
+    async def _trigger_event(self, event: str, namespace: str, *args: Any) -> Any:
+        """python-socketio's, which asks `inspect.iscoroutinefunction` of the handler for
+        every event (eight calls, a tenth of an event's dispatch): here a handler that is a
+        plain `async def` function, as all of this app's are, is awaited as python-socketio
+        awaits one (a cancelled handler answers nothing); any other handler, and every
+        'disconnect' (python-socketio retries a legacy one-argument handler), go its way."""
+        handler, handler_args = self._get_event_handler(event, namespace, args)
+        if event == "disconnect" or type(handler) is not FunctionType or not handler.__code__.co_flags & CO_COROUTINE:
+            return await super()._trigger_event(event, namespace, *args)
+        try:
+            return await handler(*handler_args)
+        except asyncio.CancelledError:
+            return None
+
+    async def _handle_event_internal(self, server: socketio.AsyncServer, sid: str, eio_sid: str, data: list[Any],
+                                     namespace: str, id: int | None) -> None:
+        """python-socketio's: run the event's handler, then send its answer as the ACK the
+        client asked for, unless no handler took it. The ACK is encoded here as python-
+        socketio's Packet encodes JSON data (`ack_text`), without its walk through the answer
+        looking for bytes (a dozen calls for a small dict), which was a tenth of an ack's
+        encoding; an answer with bytes (which JSON cannot write) still goes as python-socketio
+        sends it (a binary ACK)."""
+        answer = await server._trigger_event(data[0], namespace, sid, *data[1:])
+        if answer == self.not_handled or id is None:
+            return
+        arguments = [] if answer is None else list(answer) if isinstance(answer, tuple) else [answer]
+        text = ack_text(self.packet_class, namespace, id, arguments)
+        if text is None:
+            await server._send_packet(eio_sid, self.packet_class(socketio.packet.ACK, namespace=namespace, id=id, data=arguments))
+        else:
+            await self.eio.send(eio_sid, text)
+
     async def _handle_eio_message(self, eio_sid: str, data: object) -> None:
         if eio_sid not in self.environ:
             return  # frames still queued when the connection was ended: nobody to hear them
@@ -216,3 +252,17 @@ class ProtocolGuardedServer(socketio.AsyncServer):  # type: ignore[misc]  # pyth
             await super()._handle_eio_message(eio_sid, data)
         except (ValueError, TypeError, KeyError, IndexError, RecursionError) as error:
             self._ignored(eio_sid, f"a malformed Socket.IO packet ({type(error).__name__}: {str(error)[:80]})")
+
+
+def ack_text(packet_class: type, namespace: str | None, id: int, arguments: list[Any]) -> str | None:
+    """The ACK packet python-socketio's `Packet(ACK, namespace, id, arguments).encode()` makes
+    of JSON arguments, through the JSON module it was given; None where only its Packet can
+    say: arguments JSON cannot write (bytes: a binary ACK), or another serializer's packets."""
+    if packet_class is not socketio.packet.Packet:
+        return None
+    try:
+        body = packet_class.json.dumps(arguments, separators=(",", ":"))
+    except TypeError:
+        return None
+    prefix = "" if namespace is None or namespace == "/" else namespace + ","
+    return f"{socketio.packet.ACK}{prefix}{id}{body}"
