@@ -176,7 +176,9 @@ async def test_a_socket_whose_reader_is_held_reads_no_further_than_its_bound(app
             [handler] = [environ["tornado.handler"] for environ in app.sockets.sio.environ.values()]
             protocol = handler.ws_connection
             assert type(protocol) is ChunkReadingProtocol
-            # With the parameters Tornado's own get_websocket_protocol gives its protocol.
+            # With the parameters Tornado's own get_websocket_protocol gives its protocol (given
+            # back the header it reads: a connected socket let go of its handshake's, guard.py).
+            handler.request.headers["Sec-WebSocket-Version"] = "13"
             tornados: Any = WebSocketHandler.get_websocket_protocol(handler)
             assert vars(protocol.params) == vars(tornados.params)
             # Its read state is in slots: a 30th key would make the dict of every socket's
