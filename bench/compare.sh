@@ -12,6 +12,7 @@ if [ ! -f "$HARNESS_DIR/run.sh" ]; then  # ../shared is beside the main checkout
   echo "compare.sh: no harness at $HARNESS_DIR/run.sh: set HARNESS_DIR=/path/to/shared/bench" >&2
   exit 2
 fi
+HARNESS_DIR=$(cd "$HARNESS_DIR" && pwd)  # absolute: BEFORE's run-ours.sh runs from its own checkout
 export RESULTS_DIR=${RESULTS_DIR:-$PWD/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$RESULTS_DIR"
 
