@@ -43,8 +43,9 @@ def shed_handshake(environ: dict[str, Any]) -> None:
 
     The environ is emptied and refilled rather than replaced: engineio's frames that carry the
     socket hold the same dict, and a cleared dict gives its table back (deleting keys would
-    not). The headers are deleted one by one for the same reason: Tornado's WebSocket
-    handler holds them in a frame of its own for the connection's life."""
+    not). The headers are emptied in place for the same reason (their `__init__` again: new
+    tables, 0.6 us where deleting a dozen names one by one took 2): Tornado's WebSocket handler
+    holds them in a frame of its own for the connection's life."""
     kept = {key: environ[key] for key in KEPT_FOR_LIFE if key in environ}
     environ.clear()
     environ.update(kept)
@@ -52,9 +53,7 @@ def shed_handshake(environ: dict[str, Any]) -> None:
     request = getattr(handler, "request", None)
     if handler is None or request is None:
         return
-    headers = request.headers
-    for name in list(headers):
-        del headers[name]
+    HTTPHeaders.__init__(request.headers)  # emptied in place: new tables for the held object
     request.arguments = {}
     request.query_arguments = {}
     if getattr(handler, "_headers_written", False):
