@@ -52,6 +52,7 @@ ours_in() {  # ours_in CHECKOUT NAME [run-ours.sh environment...]: the main run,
 }
 ours() {  # ours NAME [run-ours.sh environment...]: this checkout's server, and BEFORE's if given
   local name=$1; shift
+  wanted "$name" || return 0
   ours_in "$PWD" "$name" "$@"
   if [ -n "${BEFORE:-}" ]; then ours_in "$BEFORE" "$name-before" PYTHON="$PWD/.venv/bin/python" "$@"; fi
 }
