@@ -30,15 +30,8 @@ MASK = b"\x5a\xa5\x0f\xf0"  # a real mask: the server must unmask every piece it
 def client_frame(payload: bytes | str, opcode: int = TEXT, final: bool = True) -> bytes:
     """A client's frame (RFC 6455 5.2), masked with MASK."""
     data = payload.encode() if isinstance(payload, str) else payload
-    first = (0x80 if final else 0) | opcode
-    length = len(data)
-    if length < 126:
-        head = struct.pack("!BB", first, 0x80 | length)
-    elif length < 65536:
-        head = struct.pack("!BBH", first, 0x80 | 126, length)
-    else:
-        head = struct.pack("!BBQ", first, 0x80 | 127, length)
-    return head + MASK + bytes(byte ^ MASK[i % 4] for i, byte in enumerate(data))
+    head = RawWebSocket.frame_header(len(data), opcode, final, mask=MASK)
+    return head + bytes(byte ^ MASK[i % 4] for i, byte in enumerate(data))
 
 
 async def server_frame(ws: RawWebSocket) -> tuple[int, bytes]:

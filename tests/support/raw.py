@@ -58,8 +58,9 @@ class RawWebSocket:
         return cls(reader, writer, int(answer.split(b" ", 2)[1]))
 
     @staticmethod
-    def frame_header(length: int, opcode: int = 0x1, final: bool = True) -> bytes:
-        """A masked client frame's header (with a zero mask, so the payload goes as is)."""
+    def frame_header(length: int, opcode: int = 0x1, final: bool = True, mask: bytes = b"\0\0\0\0") -> bytes:
+        """A masked client frame's header (with a zero mask by default, so the payload goes as
+        is; with another, the payload must be masked with it)."""
         first = (0x80 if final else 0) | opcode
         if length < 126:
             head = struct.pack("!BB", first, 0x80 | length)
@@ -67,7 +68,7 @@ class RawWebSocket:
             head = struct.pack("!BBH", first, 0x80 | 126, length)
         else:
             head = struct.pack("!BBQ", first, 0x80 | 127, length)
-        return head + b"\0\0\0\0"
+        return head + mask
 
     async def send_text(self, text: str) -> None:
         """One whole text frame (masked with zeros), waiting until the kernel takes it."""
