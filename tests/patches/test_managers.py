@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import socketio
 
+from tests.support.redis_manager import stop_started_manager
 from tornado_app.patches.managers import DirectManager
 
 
@@ -220,10 +221,7 @@ def test_a_started_redis_manager_says_when_its_channel_is_subscribed_and_hears_w
             await asyncio.wait_for(arrived.wait(), 10)
             assert heard == ["chat"]
         finally:
-            manager.thread.cancel()
-            await asyncio.gather(manager.thread, return_exceptions=True)
-            await manager.pubsub.aclose()
-            await manager.redis.aclose()
+            await stop_started_manager(manager)
             await other.aclose()
 
     asyncio.run(scenario())
@@ -266,10 +264,7 @@ def test_the_redis_manager_calls_before_delivery_before_a_broadcast_reaches_a_so
             await manager.emit("presence", {}, namespace="/")  # this process's own broadcast
             assert order[:2] == ["before", "delivered presence"]
         finally:
-            manager.thread.cancel()
-            await asyncio.gather(manager.thread, return_exceptions=True)
-            await manager.pubsub.aclose()
-            await manager.redis.aclose()
+            await stop_started_manager(manager)
             await other.aclose()
 
     asyncio.run(scenario())

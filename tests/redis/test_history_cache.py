@@ -16,6 +16,7 @@ import pytest
 import redis.asyncio
 
 from tests.support.clock import FakeClock
+from tests.support.redis_manager import stop_started_manager
 from tests.support.waiting import eventually
 from tornado_app.backend import Backend
 from tornado_app.patches.guard import ProtocolGuardedServer
@@ -247,10 +248,7 @@ async def test_a_broadcast_delivered_here_makes_the_next_newcomer_read_the_histo
 
         await eventually(newcomer_has_it, what="message 2 in the history after its broadcast was delivered")
     finally:
-        manager.thread.cancel()
-        await asyncio.gather(manager.thread, return_exceptions=True)
-        await manager.pubsub.aclose()
-        await manager.redis.aclose()
+        await stop_started_manager(manager)
         await other.aclose()
         await backend.close()
 
