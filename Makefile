@@ -6,11 +6,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 SOCKETIO_CLIENT_VERSION ?= 4.8.4
 # Debian packages the tests, the desktop window and `make cluster` need (see the README).
+# fonts-noto-color-emoji: emoji in colour in the window and in Chromium, not empty boxes.
 SYSTEM_DEPS := chromium xvfb xauth xdotool imagemagick \
 	libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxcb-image0 libxcb-render-util0 \
 	libxcb-shape0 libxcb-xinerama0 libxkbcommon-x11-0 libegl1 libgl1 libnss3 \
 	libxcomposite1 libxdamage1 libxrandr2 libxtst6 libxkbfile1 libasound2 libpcsclite1 \
-	fonts-dejavu-core openssl redis-server nginx
+	fonts-dejavu-core fonts-noto-color-emoji openssl redis-server nginx
 
 DESKTOP_FILE ?= $(HOME)/.local/share/applications/session-sockets.desktop
 
