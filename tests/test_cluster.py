@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gzip
 import os
 import pwd
 import re
@@ -21,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -328,6 +330,26 @@ def test_through_nginx_the_scheme_is_nginxs_whatever_the_client_claims(cluster: 
                 assert "Secure" not in page.headers["Set-Cookie"]
 
     asyncio.run(scenario())
+
+
+def test_through_nginx_a_static_file_comes_gzipped_to_a_browser_that_takes_it_and_plain_to_one_that_does_not(
+    cluster: Cluster, nginx_in_front: Nginx,
+) -> None:
+    """nginx passes Accept-Encoding to the app, and its Content-Encoding, Content-Length and
+    Vary back, unchanged (nginx.conf compresses nothing itself)."""
+    script = (ROOT / "web" / "static" / "socket.io.min.js").read_bytes()
+    for accept in ("gzip, deflate, br", None):
+        request = urllib.request.Request(nginx_in_front.url + "/static/socket.io.min.js", headers={"Accept-Encoding": accept} if accept else {})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            body = answer.read()
+            assert answer.headers["Vary"] == "Accept-Encoding"
+            assert answer.headers["Content-Length"] == str(len(body))
+            if accept:
+                assert answer.headers["Content-Encoding"] == "gzip"
+                assert gzip.decompress(body) == script
+            else:
+                assert answer.headers["Content-Encoding"] is None
+                assert body == script
 
 
 def test_probes_answer_through_nginx_and_on_each_apps_socket_whatever_the_host_and_unlogged(

@@ -26,7 +26,6 @@ from .handlers import (
     LoginHandler,
     LogoutHandler,
     NotFoundHandler,
-    RevalidatedStaticFileHandler,
     SessionApiHandler,
     UnknownHostHandler,
 )
@@ -39,6 +38,7 @@ from .refusals import RefusalReport
 from .settings import PRODUCTION, Settings
 from .sockets import ChatSocketServer
 from .sockets_per_address import limit_sessions
+from .static_files import CompressedFiles, StaticFileHandler
 from .transport import end_the_session_of_an_oversized_post, make_socketio_handler
 
 log = logging.getLogger(__name__)
@@ -195,7 +195,8 @@ def make_app(
         xsrf_cookies=True,
         template_path=str(web_dir / "templates"),
         static_path=str(web_dir / "static"),
-        static_handler_class=RevalidatedStaticFileHandler,
+        static_handler_class=StaticFileHandler,
+        static_handler_args={"compressed": CompressedFiles()},  # each text file gzipped once, for this app
         autoescape="xhtml_escape",
         serve_traceback=False,
     )
