@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -161,3 +162,18 @@ async def test_a_path_out_of_the_static_directory_is_refused_as_before(web_user)
 ])
 def test_accept_encoding_is_read_as_written(header: str, takes: bool) -> None:
     assert takes_gzip(header) is takes
+
+
+@pytest.mark.gen_test
+async def test_the_live_view_names_every_module_its_script_imports_for_preloading(web_user, web_dir: Path) -> None:
+    """Fetched at once, not one round trip per level of imports (main.js, chat.js, outbox.js)."""
+    user = web_user()
+    await user.login("ada")
+    page = (await user.get("/")).body.decode()
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="([^"]+)">', page))
+    imported = {f"/static/js/{name}" for script in (web_dir / "static" / "js").glob("*.js")
+                for name in re.findall(r'^import [^;]* from "\./([\w-]+\.js)";', script.read_text(), re.MULTILINE)}
+    assert len(imported) >= 8
+    assert imported <= preloaded
+    for url in preloaded:  # each one as the import asks for it: no version, so the same URL
+        assert (await fetch(user, url, GZIP)).code == 200

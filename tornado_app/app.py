@@ -38,7 +38,7 @@ from .refusals import RefusalReport
 from .settings import PRODUCTION, Settings
 from .sockets import ChatSocketServer
 from .sockets_per_address import limit_sessions
-from .static_files import CompressedFiles, StaticFileHandler
+from .static_files import CompressedFiles, PageModules, StaticFileHandler
 from .transport import end_the_session_of_an_oversized_post, make_socketio_handler
 
 log = logging.getLogger(__name__)
@@ -197,6 +197,7 @@ def make_app(
         static_path=str(web_dir / "static"),
         static_handler_class=StaticFileHandler,
         static_handler_args={"compressed": CompressedFiles()},  # each text file gzipped once, for this app
+        ui_methods={"page_modules": PageModules(web_dir / "static")},
         autoescape="xhtml_escape",
         serve_traceback=False,
     )

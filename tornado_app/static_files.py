@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import gzip
 import mimetypes
+from pathlib import Path
 from typing import Any
 
 from .handlers import RevalidatedStaticFileHandler
@@ -122,3 +123,18 @@ class StaticFileHandler(RevalidatedStaticFileHandler):
         super().set_extra_headers(path)
         if self.compressed is not None and compressible(path):
             self.set_header("Vary", "Accept-Encoding")
+
+
+class PageModules:
+    """The live view's ES modules (web/static/js/ but main.js), as the template's
+    `page_modules()`: the page names them all as `<link rel="modulepreload">`, so that a
+    browser fetches them at once instead of one round trip per level of imports (main.js,
+    then what it imports, then what those import: three on a 400 ms link, 1.2 s). Listed once,
+    when the app is built; a module added later is fetched as before, when imported."""
+
+    def __init__(self, static_path: Path) -> None:
+        self.modules = [f"js/{module.name}" for module in sorted((static_path / "js").glob("*.js")) if module.name != "main.js"]
+
+    def __call__(self, handler: Any) -> list[str]:
+        """A Tornado UI method: called with the handler rendering the template."""
+        return self.modules
