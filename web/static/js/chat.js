@@ -130,6 +130,9 @@ export function makeChat(shared, names, status) {
     user.title = name; // the full name, where a long one is cut short
     user.dir = "auto"; // isolated: a right-to-left name cannot carry the tag beside it along
     meta.append(user, time);
+    if (!mine && shared.earlier && shared.earlier.isEarlier(tag, name)) {
+      time.before(shared.earlier.note()); // yours, from an earlier login in this browser (earlier.js)
+    }
     names.seen(looks, tag);
     const body = el("div", "message-body");
     const text = el("p", "message-text", shownText(String(message.text)));

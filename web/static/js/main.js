@@ -16,6 +16,7 @@
  *   status.js      the chat card's status line: reconnecting, what a reconnect caught up
  *   presence.js    who is online
  *   names.js       which names are shared by several people (or look alike), whose tags are then shown
+ *   earlier.js     the tags this browser's earlier sessions had: "(you, earlier)" on their messages
  *   whoami.js      the whoami question and its answer
  *   dom.js         drawing helpers: elements, clock times, avatars
  *
@@ -68,6 +69,7 @@
 import { makeChat } from "./chat.js";
 import { connect, makeHandshakeLog, makeSocketBadge } from "./connection.js";
 import { byId } from "./dom.js";
+import { browserStorage, makeEarlier } from "./earlier.js";
 import { makeNames } from "./names.js";
 import { makePresence } from "./presence.js";
 import { makeSession } from "./session.js";
@@ -86,6 +88,8 @@ function start(root) {
   // What several parts read: who this page is and the socket's state. welcome may update
   // the first two; setState below is the only writer of the third.
   const shared = { me: root.dataset.username || "", myTag: root.dataset.tag || "", state: "connecting" };
+  // The tags this browser's earlier sessions had: their messages are yours, from before.
+  shared.earlier = makeEarlier(browserStorage(), shared.me, shared.myTag);
 
   const log = makeHandshakeLog(byId("handshake-log"));
   const badge = makeSocketBadge(root, shared);

@@ -57,11 +57,13 @@ export function makePresence(shared, names, log) {
 
   function personNode(person) {
     const mine = person.tag === shared.myTag;
+    // Yours, from an earlier login in this browser that is still online (earlier.js).
+    const earlier = !mine && Boolean(shared.earlier) && shared.earlier.isEarlier(person.tag, person.name);
     const item = el("li", "person" + (mine ? " is-me" : ""));
     item.dataset.username = person.name;
     item.dataset.tag = person.tag;
     item.dataset.looks = person.looks;
-    item.title = person.name + (mine ? " (you)" : "");
+    item.title = person.name + (mine ? " (you)" : earlier ? " (you, earlier): " + shared.earlier.explained : "");
     const name = el("span", "person-name", person.name);
     name.dir = "auto"; // isolated: a right-to-left name cannot carry the note beside it along
     item.append(avatar(person.name), name);
@@ -69,6 +71,8 @@ export function makePresence(shared, names, log) {
     const tag = names.isShared(person.looks) ? shortTag(person.tag) : "";
     if (mine) {
       item.append(el("span", "person-note", tag ? "you, " + tag : "you"));
+    } else if (earlier) {
+      item.append(el("span", "person-note", tag ? "you, earlier, " + tag : "you, earlier"));
     } else if (tag) {
       item.append(el("span", "person-note", tag));
     }
