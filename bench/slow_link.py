@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import subprocess
 import sys
@@ -47,8 +48,13 @@ class Server:
         self.url = first.split()[2]
 
     def close(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
+        """Ctrl-C: a stop at once (SIGTERM would drain its sockets first, over seconds)."""
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 def throttled_page(browser: Any, latency_ms: float, bytes_per_second: float) -> tuple[Any, Any, list[int]]:
