@@ -85,7 +85,8 @@ def test_a_private_message_between_two_people_reaches_them_alone_said_in_words(b
         expect(box).to_contain_text(f"Private message to bob {bob_short}")
         expect(box).to_contain_text("it is not kept")
         expect(ada.locator("#chat-input")).to_be_focused()
-        assert "private-mode" in ada.get_attribute("#chat-input", "aria-describedby").split()
+        assert "private-mode-to" in ada.get_attribute("#chat-input", "aria-describedby").split()
+        expect(ada.locator("#chat-input")).to_have_accessible_description(f"Private message to bob {bob_short}")
         assert serious_violations(ada) == []
         ada.screenshot(path=SHOTS / f"private-1-mode-{size}.png")
 
@@ -103,7 +104,7 @@ def test_a_private_message_between_two_people_reaches_them_alone_said_in_words(b
         # Back to everyone with Escape: a public message reaches carol, the private one never did.
         ada.locator("#chat-input").press("Escape")
         expect(box).to_be_hidden()
-        assert "private-mode" not in (ada.get_attribute("#chat-input", "aria-describedby") or "").split()
+        assert "private-mode-to" not in (ada.get_attribute("#chat-input", "aria-describedby") or "").split()
         ada.fill("#chat-input", "hello everyone")
         ada.press("#chat-input", "Enter")
         expect(carol.locator("#chat-messages li", has_text="hello everyone")).to_have_count(1)

@@ -19,6 +19,7 @@ import { looksOf, shortTag } from "./names.js";
 /** `shared.myTag` tells mine from theirs; `names` says which names show their tags; `status` is the chat card's line. */
 export function makePrivate(shared, names, status) {
   const box = byId("private-mode");
+  const said = byId("private-mode-to"); // "Private message to ada #kE1J": what describes the field
   const who = byId("private-mode-name");
   const gone = byId("private-mode-gone");
   const leave = byId("private-mode-leave");
@@ -40,11 +41,11 @@ export function makePrivate(shared, names, status) {
     return { name: String(given.name), tag: String(given.tag), looks: looksOf(given.skeleton, given.name) };
   }
 
-  /** Adds (or takes out) this box's id among the field's descriptions, keeping any others. */
+  /** Adds (or takes out) "Private message to …" among the field's descriptions, keeping any others. */
   function describeField(on) {
-    const ids = (input.getAttribute("aria-describedby") || "").split(" ").filter((id) => id && id !== box.id);
+    const ids = (input.getAttribute("aria-describedby") || "").split(" ").filter((id) => id && id !== said.id);
     if (on) {
-      ids.push(box.id);
+      ids.push(said.id);
     }
     if (ids.length) {
       input.setAttribute("aria-describedby", ids.join(" "));
