@@ -190,3 +190,24 @@ async def test_a_socket_is_in_its_persons_room_while_connected_and_a_refused_one
     await ada.sio.disconnect()
     await eventually(lambda: person_room(tag) not in rooms, what="ada's room is gone with her last socket")
     assert app.sockets.sio.manager.rooms_of.get("/", {}) == {}
+
+
+def test_presence_knows_who_is_online_by_tag_in_any_process_until_their_last_place_goes() -> None:
+    """The address book of private messages: a person is online by their tag while any
+    process has them (here, another process, or both), O(1) per question."""
+    from tornado_app.presence import HERE, PresenceBook
+    from tornado_app.registry import Person
+
+    book = PresenceBook()
+    ada, bob = Person("ada", "AAAAAAAAAAA"), Person("bob", "BBBBBBBBBBB")
+    assert book.online(ada.tag) is None
+    book.add(HERE, ada)
+    book.add("0123456789abcdef", ada)
+    book.replace("fedcba9876543210", [bob])
+    assert book.online(ada.tag) == ada and book.online(bob.tag) == bob
+    book.remove(HERE, ada)
+    assert book.online(ada.tag) == ada  # still online in another process
+    book.remove("0123456789abcdef", ada)
+    book.replace("fedcba9876543210", [])
+    assert book.online(ada.tag) is None and book.online(bob.tag) is None
+    assert book.online("ada") is None  # a name is no address
