@@ -1,7 +1,7 @@
 """Private messages on the page, in Chromium at both sizes: Write in the Online list, the box
 that says to whom (Escape and "Back to everyone"), the message on both sides in words ("privately
 to bob #…", "from Ada, privately"), nobody else's page, Reply privately, a recipient who
-leaves, never in a history; axe with the private mode on.
+leaves, never in a history; axe with the private mode on, in both colour schemes.
 
 Screenshots under test-output/browser/private-*.png.
 """
@@ -63,17 +63,20 @@ def tag_of(page: Any) -> str:
     return page.get_attribute("#live-view", "data-tag")
 
 
+@pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("viewport", [VIEWPORT, PHONE], ids=["1280x800", "390x844"])
-def test_a_private_message_between_two_people_reaches_them_alone_said_in_words(browser, live_server: ServerProcess, viewport: dict[str, int]) -> None:
+def test_a_private_message_between_two_people_reaches_them_alone_said_in_words(
+    browser, live_server: ServerProcess, viewport: dict[str, int], scheme: str
+) -> None:
     people = [Person(browser, live_server.url, viewport) for _ in range(3)]
     try:
         ada_person, bob_person, carol_person = people
-        size = f"{viewport['width']}x{viewport['height']}"
+        size = f"{viewport['width']}x{viewport['height']}-{scheme}"
         ada, bob, carol = ada_person.log_in("Ada"), bob_person.log_in("bob"), carol_person.log_in("carol")
-        for page in (ada, bob, carol):
-            wait_for_socket(page, "connected")
         bob_tab = bob_person.open("/")  # bob's other tab
-        wait_for_socket(bob_tab, "connected")
+        for page in (ada, bob, carol, bob_tab):
+            page.emulate_media(color_scheme=scheme)  # prefers-color-scheme, as the system would set it
+            wait_for_socket(page, "connected")
         bob_short, carol_short = "#" + tag_of(bob)[:4], "#" + tag_of(carol)[:4]
         for page in (ada, bob, carol):
             expect(page.locator("#online-users .person")).to_have_count(3)
