@@ -124,7 +124,7 @@ export function makeOutbox({ shared, field, showStored, changed, toNewest, messa
     if (field.input.value === "" && code !== "store") {
       drop(entry);
       if (entry.to) {
-        privately.choose(entry.to); // the text goes back to the person it was written for, never to everyone
+        privately.choose(entry.to, true); // the text goes back to the person it was written for, never to everyone
       }
       field.input.value = entry.text;
       field.updateCount();

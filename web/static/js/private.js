@@ -54,29 +54,35 @@ export function makePrivate(shared, names, status) {
     }
   }
 
-  function showPresence() {
+  /** Says (in the box, and once in the status line unless `quietly`) whether the person written to has left. */
+  function showPresence(quietly) {
     const away = recipient !== null && !isOnline(recipient.tag);
     if (away === !gone.hidden) {
       return;
     }
     gone.hidden = !away;
-    if (recipient !== null) {
+    if (recipient !== null && quietly !== true) {
       status.say(away ? fullName(recipient) + " has left: private messages to them are not sent now"
                       : fullName(recipient) + " is online again", away ? "warn" : "ok", away ? 0 : 10000);
     }
   }
 
-  /** Writes to `person` from now on (a person from presence or a message's `from`). */
-  function choose(person) {
+  /**
+   * Writes to `person` from now on (a person from presence or a message's `from`); `quietly`:
+   * without a word in the status line (a refusal that brings the text back says it already).
+   */
+  function choose(person, quietly) {
     if (!person || person.tag === shared.myTag) {
       return;
     }
-    recipient = personOf(person);
-    who.textContent = fullName(recipient);
-    gone.hidden = true;
+    if (recipient === null || recipient.tag !== person.tag) {
+      recipient = personOf(person);
+      who.textContent = fullName(recipient);
+      gone.hidden = true;
+    }
     box.hidden = false;
     describeField(true);
-    showPresence();
+    showPresence(quietly);
     input.focus();
   }
 
@@ -156,7 +162,7 @@ export function makePrivate(shared, names, status) {
   /** Presence's `isOnline(tag)`, and `onChange(listener)` called after each change it applies. */
   function watchPresence(presence) {
     isOnline = presence.isOnline;
-    presence.onChange(showPresence);
+    presence.onChange(() => showPresence());
   }
 
   return {
