@@ -285,7 +285,7 @@ def test_a_chat_payload_gives_its_text_or_a_refusal(payload: object) -> None:
 
 FUZZ_SEED = 20240607
 FUZZ_ACTIONS = 300
-RESERVED_LOOKING = ["connect", "disconnect", "message", "welcome", "whoami", "chat", "", "presence", "error",
+RESERVED_LOOKING = ["connect", "disconnect", "message", "welcome", "whoami", "chat", "private", "", "presence", "error",
                     "connect_error", "*", "__proto__", "constructor", "toString", "41", "ping"]
 
 

@@ -69,7 +69,7 @@ CONNECT_REFUSALS = {
 }
 CHAT_REFUSALS: tuple[str, ...] = get_args(ChatRefusal)
 # The events the server handles (sockets.py), and "other" for any a client makes up.
-EVENTS = ("connect", "disconnect", "whoami", "chat", "active", "idle_left", "catch_up", "presence_state")
+EVENTS = ("connect", "disconnect", "whoami", "chat", "private", "active", "idle_left", "catch_up", "presence_state")
 OTHER = "other"
 # Handling an event takes well under a millisecond unless it waits for Redis.
 EVENT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)

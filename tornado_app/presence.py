@@ -102,6 +102,7 @@ class PresenceBook:
         self.epoch = new_epoch()
         self._diffs: deque[tuple[int, list[Person], list[Person]]] = deque(maxlen=DIFFS_KEPT)
         self._places: dict[Person, set[str]] = {}  # person -> "here" and/or process ids
+        self._by_tag: dict[str, Person] = {}  # the people of _places by their tag (a private message's address)
         self._by_place: dict[str, set[Person]] = {}
         self._announced: set[Person] = set()
         self._touched: set[Person] = set()
@@ -110,7 +111,10 @@ class PresenceBook:
 
     def add(self, where: str, person: Person) -> bool:
         """The person is online at `where`; True when that changes anything."""
-        places = self._places.setdefault(person, set())
+        places = self._places.get(person)
+        if places is None:
+            places = self._places[person] = set()
+            self._by_tag[person.tag] = person
         if where in places:
             return False
         places.add(where)
@@ -125,6 +129,7 @@ class PresenceBook:
         places.discard(where)
         if not places:
             del self._places[person]
+            self._by_tag.pop(person.tag, None)
         at = self._by_place[where]
         at.discard(person)
         if not at:
@@ -145,6 +150,11 @@ class PresenceBook:
 
     def places(self) -> list[str]:
         return list(self._by_place)
+
+    def online(self, tag: str) -> Person | None:
+        """The person of this tag, if they are online now here or in another process (as
+        heard: a join elsewhere arrives within milliseconds); O(1)."""
+        return self._by_tag.get(tag)
 
     def people_at(self, where: str) -> list[Person]:
         return list(self._by_place.get(where, ()))
@@ -257,6 +267,10 @@ class PresenceBroadcaster:
 
     def places(self) -> list[str]:
         return self.book.places()
+
+    def online(self, tag: str) -> Person | None:
+        """The person of this tag, if online now anywhere (PresenceBook.online)."""
+        return self.book.online(tag)
 
     # --- telling the sockets -------------------------------------------------------------
 

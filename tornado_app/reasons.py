@@ -24,6 +24,11 @@ SLOW_DOWN = "slow down: too many messages"
 NOT_STORED = "not sent: the server cannot reach its store right now, and nobody received this message; try again in a moment"
 NOT_SENT_SESSION_ENDED = "not sent: your session has ended"
 ChatRefusal = Literal["invalid", "rate", "store", "ended"]
+# A private message refused: as a chat message, or because its recipient is not online now
+# (the page, which knows their name, says it with the name).
+PrivateRefusal = Literal[ChatRefusal, "offline"]
+NOT_ONLINE = "is not online now: this message was not sent"  # after the recipient's "#" and tag
+NOT_TO_YOURSELF = "A private message goes to someone else: choose a person in the list of who is online."
 # An ask for the presence state over the client's fair share (the ack's `refused`, with `retry_after` seconds).
 STATE_SLOW_DOWN = "slow down: the list of who is online was sent a moment ago"
 # An ask to catch up on the chat over the client's fair share (the same shape).

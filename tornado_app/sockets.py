@@ -28,11 +28,14 @@ from .patches.guard import SESSION_ID, ProtocolGuardedServer
 from .patches.managers import DirectManager
 from .presence import PRESENCE_MIN_INTERVAL, PresenceBroadcaster
 from .presence_asks import StateAsks
+from .private import person_room, private_message, private_message_id, recipient_tag
 from .reasons import (
     CATCH_UP_SLOW_DOWN,
     NOT_AUTHENTICATED,
+    NOT_ONLINE,
     NOT_SENT_SESSION_ENDED,
     NOT_STORED,
+    NOT_TO_YOURSELF,
     SESSION_ENDED,
     SLOW_DOWN,
     STATE_SLOW_DOWN,
@@ -40,6 +43,7 @@ from .reasons import (
     TOO_MANY_CONNECTS,
     ChatRefusal,
     EndReason,
+    PrivateRefusal,
 )
 from .refusals import RefusalReport
 from .registry import Person, SocketOwner, SocketRegistry
@@ -156,6 +160,7 @@ class ChatSocketServer:
         # swallowed into an accept.
         self.sio.on("connect", self.metrics.connects(self._on_connect))
         for event, handler in [("disconnect", self._on_disconnect), ("whoami", self._on_whoami), ("chat", self.metrics.chats(self._on_chat)),
+                               ("private", self._on_private),
                                ("active", self._on_active), ("idle_left", self._on_idle_left),
                                ("catch_up", self._on_catch_up),
                                ("presence_state", self._on_presence_state)]:
@@ -234,6 +239,9 @@ class ChatSocketServer:
             self._unauthenticated.refused(f"{NOT_AUTHENTICATED}, the latest from {request.remote_ip}", client=request.remote_ip)
             raise ConnectionRefusedError(NOT_AUTHENTICATED)
         came_online = self.registry.add(sid, session, request.remote_ip)
+        # Addressable by its person's tag from now on, in every process (private.py). A
+        # refused connect leaves every room with python-socketio's disconnect of the sid.
+        await self.sio.enter_room(sid, person_room(session.tag))
         try:
             still_live = await self.backend.store.get(session.id) is not None
         except BackendUnavailable:
@@ -389,6 +397,39 @@ class ChatSocketServer:
                     pass  # at worst a later repeat sends it again: pages drop a message id they hold
         return {"ok": True, "message": stored.message}
 
+    async def _on_private(self, sid: str, *args: object) -> dict[str, object]:
+        """A message to one person online, by their tag: sent to every socket of theirs (in
+        every process) and to the sender's other sockets, nobody else, and never kept (no
+        history, no catch-up). Answered as a chat message is; rate-limited with chat (one
+        budget: mixing the two does not double it); refused in words, to nobody, when the
+        recipient is not online now."""
+        try:
+            session = await self._live_session(sid, refusing=True)
+        except BackendUnavailable:
+            return _refusal("store", NOT_STORED)
+        if session is None:
+            return _refusal("ended", NOT_SENT_SESSION_ENDED)
+        payload = args[0] if len(args) == 1 else None
+        try:
+            text = clean_chat_payload(payload)
+            client_id = client_message_id(payload)
+            to = recipient_tag(payload)
+        except InvalidInput as refusal:
+            return _refusal("invalid", str(refusal))
+        if to == session.tag:
+            return _refusal("invalid", NOT_TO_YOURSELF)
+        if not await self.backend.rate_limiter.allows("chat", session.id):
+            self._too_many_chats.refused(f"the latest from {session.username!r}", tag=session.tag)
+            rate = self.backend.rate_limiter.rates.describe("chat")
+            return _refusal("rate", f"{SLOW_DOWN} (at most {rate}): this message was not sent")
+        recipient = self.presence.online(to)
+        if recipient is None:
+            return _refusal("offline", f"#{to[:4]} {NOT_ONLINE}")
+        message = private_message(private_message_id(session.id, client_id), Person(session.username, session.tag),
+                                  recipient, text, int(self.backend.clock()))
+        await self.sio.emit("private", message, to=[person_room(recipient.tag), person_room(session.tag)], skip_sid=sid)
+        return {"ok": True, "message": message}
+
     async def _on_catch_up(self, sid: str, *args: object) -> RawJSON | dict[str, object] | None:
         """A connected page that saw a gap in the positions it received asks for what came
         after the last one it holds: answered as a reconnect's `history` would be, within a
@@ -461,5 +502,5 @@ class EncodedRecent:
         return encoded
 
 
-def _refusal(reason: ChatRefusal, words: str) -> dict[str, object]:
+def _refusal(reason: ChatRefusal | PrivateRefusal, words: str) -> dict[str, object]:
     return {"ok": False, "reason": reason, "message": words}

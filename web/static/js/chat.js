@@ -73,9 +73,9 @@ function shownText(text) {
 
 /**
  * `shared.myTag` marks your own messages; `names` says which names are shared; `status` is
- * the chat card's status line (status.js).
+ * the chat card's status line (status.js); `privately` writes to one person (private.js).
  */
-export function makeChat(shared, names, status) {
+export function makeChat(shared, names, status, privately) {
   const scroller = byId("chat-scroll");
   const empty = byId("chat-empty");
   const messages = byId("chat-messages");
@@ -139,7 +139,7 @@ export function makeChat(shared, names, status) {
     text.dir = "auto"; // isolated, in its own direction: bidi controls in it reorder nothing outside
     body.append(meta, text);
     item.append(avatar(name), body);
-    return item;
+    return message.private ? privately.decorate(item, message) : item;
   }
 
   function isNew(message) {
@@ -291,7 +291,10 @@ export function makeChat(shared, names, status) {
     return true;
   }
 
-  function addMessage(message) {
+  function addMessage(given) {
+    // A private message is drawn as a message of its sender's, marked private (private.js);
+    // it has no position: it goes last, in the order it came.
+    const message = privately.isPrivate(given) ? privately.asChat(given) : given;
     const stick = nearBottom();
     if (!showStored(message)) {
       return;
@@ -401,6 +404,7 @@ export function makeChat(shared, names, status) {
     changed: updateEmpty,
     toNewest,
     messageItem,
+    privately,
   });
 
   /**
@@ -448,6 +452,11 @@ export function makeChat(shared, names, status) {
         addMessage(message);
       }
     });
+    socket.on("private", (message) => {
+      if (privately.isPrivate(message)) {
+        addMessage(message);
+      }
+    });
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       const text = input.value;
@@ -482,7 +491,7 @@ export function makeChat(shared, names, status) {
       input.value = "";
       updateCount();
       showNotice("");
-      outbox.submit(text);
+      outbox.submit(text, privately.recipient());
       input.focus();
     });
   }

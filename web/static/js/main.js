@@ -15,6 +15,7 @@
  *   outbox.js      your messages on their way: sending…, not sent and Retry, refusals
  *   status.js      the chat card's status line: reconnecting, what a reconnect caught up
  *   presence.js    who is online
+ *   private.js     writing to one person (chosen in the Online list), private messages drawn
  *   names.js       which names are shared by several people (or look alike), whose tags are then shown
  *   earlier.js     the tags this browser's earlier sessions had: "(you, earlier)" on their messages
  *   whoami.js      the whoami question and its answer
@@ -46,6 +47,9 @@
  *                                     from the version the page said it holds
  *   chat     {id, username, tag, text, time, position}  a message for everyone (time in unix
  *                                     seconds); may come before history, or slightly out of order
+ *   private  {id, from: {name, tag, skeleton}, to: {...}, text, time}  a private message:
+ *                                     to every tab of its recipient and the sender's other
+ *                                     tabs, nobody else; no position (never kept)
  *   ended    {reason}                 the session ended (logout, replaced, expired, evicted,
  *                                     gone) or the server is stopping (shutdown); sent just before
  * and as this page sends them:
@@ -55,6 +59,9 @@
  *                                      answered with {ok: true, message: chat} or
  *                                      {ok: false, reason, message, retry_after?}; no answer
  *                                      in 5 s: shown "not sent", with Retry
+ *   private  {to, text, id} (with an ack)  to the person online whose tag is `to`, text as
+ *                                      chat's; answered as chat is, or refused with reason
+ *                                      "offline" when they are not online now
  *   active   (with an ack)             a person is using this page (at most once a minute, or
  *                                      at once to answer the idle warning): {idle_left}
  *   idle_left (with an ack)            how long the session has left if nobody uses it (it
@@ -72,6 +79,7 @@ import { byId } from "./dom.js";
 import { browserStorage, makeEarlier } from "./earlier.js";
 import { makeNames } from "./names.js";
 import { makePresence } from "./presence.js";
+import { makePrivate } from "./private.js";
 import { makeSession } from "./session.js";
 import { makeChatStatus } from "./status.js";
 import { makeWhoami } from "./whoami.js";
@@ -95,8 +103,10 @@ function start(root) {
   const badge = makeSocketBadge(root, shared);
   const names = makeNames();
   const status = makeChatStatus();
-  const chat = makeChat(shared, names, status);
-  const presence = makePresence(shared, names, log);
+  const privately = makePrivate(shared, names, status);
+  const chat = makeChat(shared, names, status, privately);
+  const presence = makePresence(shared, names, log, privately.personButton);
+  privately.watchPresence(presence);
   const whoami = makeWhoami(shared);
 
   // The socket's state decides what on the page can be used.

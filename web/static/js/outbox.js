@@ -33,9 +33,10 @@ function newId() {
 /**
  * `field` is the message form's {input, updateCount, showNotice}; `showStored(message)` shows
  * a stored message in the conversation (once); `changed()` is called when the outbox empties
- * or fills; `messageItem(message)` draws a message as the conversation does.
+ * or fills; `messageItem(message)` draws a message as the conversation does; `privately`
+ * (private.js) words a private message's refusal and puts the field back in private mode.
  */
-export function makeOutbox({ shared, field, showStored, changed, toNewest, messageItem }) {
+export function makeOutbox({ shared, field, showStored, changed, toNewest, messageItem, privately }) {
   const list = byId("chat-outbox");
   const pending = new Map(); // the page's message id -> {id, text, item, state, tries}
   let socket = null;
@@ -53,9 +54,12 @@ export function makeOutbox({ shared, field, showStored, changed, toNewest, messa
     changed();
   }
 
-  function submit(text) {
-    const entry = { id: newId(), text, tries: 0 };
-    entry.item = messageItem({ username: shared.me, tag: shared.myTag, text, time: Date.now() / 1000 });
+  /** Sends `text` to everyone, or privately `to` one person ({name, tag, looks}: private.js). */
+  function submit(text, to) {
+    const entry = { id: newId(), text, tries: 0, to: to || null };
+    const me = { name: shared.me, tag: shared.myTag, looks: shared.me };
+    entry.item = messageItem({ username: shared.me, tag: shared.myTag, text, time: Date.now() / 1000,
+                               private: entry.to ? { from: me, to: entry.to } : undefined });
     entry.item.classList.add("is-pending");
     entry.statusLine = el("p", "message-status");
     entry.actions = el("div", "message-actions");
@@ -85,7 +89,9 @@ export function makeOutbox({ shared, field, showStored, changed, toNewest, messa
     entry.tries += 1;
     const attempt = entry.tries;
     draw(entry, "sending");
-    socket.timeout(ACK_TIMEOUT_MS).emit("chat", { text: entry.text, id: entry.id }, (err, ack) => {
+    const [event, payload] = entry.to ? ["private", { to: entry.to.tag, text: entry.text, id: entry.id }]
+                                      : ["chat", { text: entry.text, id: entry.id }];
+    socket.timeout(ACK_TIMEOUT_MS).emit(event, payload, (err, ack) => {
       if (!err && ack && ack.ok === true) {
         // Stored: shown as everyone sees it (a live copy of it may have come first: shown once).
         // A retry of one stored so long ago that it is no longer kept is answered without it.
@@ -101,7 +107,8 @@ export function makeOutbox({ shared, field, showStored, changed, toNewest, messa
         return; // already settled, retried since, or the session is over
       }
       if (!err && ack && ack.ok === false) {
-        refused(entry, typeof ack.message === "string" && ack.message ? ack.message : "The server refused this message.", ack.reason);
+        const words = typeof ack.message === "string" && ack.message ? ack.message : "The server refused this message.";
+        refused(entry, privately.refusalWords(entry, ack.reason, words), ack.reason);
       } else {
         draw(entry, "failed");
       }
@@ -116,6 +123,9 @@ export function makeOutbox({ shared, field, showStored, changed, toNewest, messa
   function refused(entry, reason, code) {
     if (field.input.value === "" && code !== "store") {
       drop(entry);
+      if (entry.to) {
+        privately.choose(entry.to, true); // the text goes back to the person it was written for, never to everyone
+      }
       field.input.value = entry.text;
       field.updateCount();
       field.showNotice(reason);
@@ -130,8 +140,8 @@ export function makeOutbox({ shared, field, showStored, changed, toNewest, messa
    * item on its way gives way to it, so that it is never shown twice.
    */
   function claim(message) {
-    if (!shared.myTag || message.tag !== shared.myTag) {
-      return;
+    if (!shared.myTag || message.tag !== shared.myTag || message.private) {
+      return; // (a private one of yours from another tab never stands for one on its way here)
     }
     for (const entry of pending.values()) {
       if (entry.state !== "waiting" && entry.text === message.text) {

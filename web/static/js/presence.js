@@ -16,8 +16,11 @@ const MAX_DRAWN = 200;
 const STATE_TIMEOUT_MS = 5000;
 const STATE_RETRY_MS = 1200; // the server answers a socket at most once a second (a refusal says when)
 
-/** `shared.myTag` marks "you"; `names` says which names are shared; `log` is the handshake log. */
-export function makePresence(shared, names, log) {
+/**
+ * `shared.myTag` marks "you"; `names` says which names are shared; `log` is the handshake log;
+ * `personAction(person)`, if given, is a control drawn at the end of a person's row (or null).
+ */
+export function makePresence(shared, names, log, personAction) {
   const card = byId("online-card");
   const list = byId("online-users");
   const countNode = byId("online-count");
@@ -32,6 +35,7 @@ export function makePresence(shared, names, log) {
   const heldDiffs = new Map(); // version -> diff that came before the state or after a gap
   let askingForState = false;
   let socket = null;
+  const changeListeners = []; // told after each change applied to the list (onChange)
 
   function before(a, b) {
     const aMine = a.tag === shared.myTag;
@@ -75,6 +79,10 @@ export function makePresence(shared, names, log) {
       item.append(el("span", "person-note", tag ? "you, earlier, " + tag : "you, earlier"));
     } else if (tag) {
       item.append(el("span", "person-note", tag));
+    }
+    const action = !mine && personAction ? personAction(person) : null;
+    if (action) {
+      item.append(action);
     }
     return item;
   }
@@ -181,6 +189,12 @@ export function makePresence(shared, names, log) {
     staleNote.hidden = shared.state === "connected";
   }
 
+  function changed() {
+    for (const listener of changeListeners) {
+      listener();
+    }
+  }
+
   function applyHeldDiffs() {
     for (const held of [...heldDiffs.keys()].sort((a, b) => a - b)) {
       const diff = heldDiffs.get(held);
@@ -198,6 +212,7 @@ export function makePresence(shared, names, log) {
       }
     }
     lastVersion = version;
+    changed();
     if (heldDiffs.size > 0) {
       askForState(); // a version is missing: a list built on it would be wrong
     }
@@ -281,5 +296,15 @@ export function makePresence(shared, names, log) {
     return epoch && lastVersion !== null ? epoch + ":" + lastVersion : undefined;
   }
 
-  return { setLive, listen, resumeVersion };
+  /** Whether the person of this tag is in the list (O(people): asked once per change). */
+  function isOnline(tag) {
+    return people.some((person) => person.tag === tag);
+  }
+
+  /** Calls `listener()` after each change applied to the list (a state, a batch). */
+  function onChange(listener) {
+    changeListeners.push(listener);
+  }
+
+  return { setLive, listen, resumeVersion, isOnline, onChange };
 }
