@@ -131,7 +131,7 @@ def test_a_logged_out_pages_socket_probe_shows_only_at_debug(server_process, lev
     means it to be; at INFO that was 28 of ~70 lines in a short session. At the default level a
     few logged-out visits now write nothing at all; at DEBUG the refusals are reported (one
     line per 10 s, the rest counted)."""
-    server = server_process("--port", "0", *level, env={COOKIE_SECRET_ENV: "a-secret-for-this-test"})
+    server = server_process("--port", "0", *level, env={COOKIE_SECRET_ENV: "a-secret-for-this-test-" + "x" * 16})
     base = server.url.rstrip("/")
 
     async def logged_out_visits() -> None:
@@ -156,7 +156,7 @@ def test_a_logged_out_pages_socket_probe_shows_only_at_debug(server_process, lev
 def test_a_socket_closed_for_its_sessions_end_is_logged_with_why(server_process) -> None:
     """Issue 17, point 8: a socket dropped because its session ended was logged with engineio's
     "server disconnect", an idle expiry too; the line now says which end it was."""
-    server = server_process("--port", "0", "--session-ttl", "3", env={COOKIE_SECRET_ENV: "a-secret-for-this-test"})
+    server = server_process("--port", "0", "--session-ttl", "3", env={COOKIE_SECRET_ENV: "a-secret-for-this-test-" + "x" * 16})
     base = server.url.rstrip("/")
 
     async def log_out_then_sit_idle() -> None:

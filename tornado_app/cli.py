@@ -245,16 +245,18 @@ def configure_logging(level: str, log_format: str = "text", process_label: str |
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
 
 
-def cookie_secrets(given: str | None, old: Sequence[str] | None, shared: bool = False) -> CookieSecrets:
+def old_cookie_secrets(old: Sequence[str] | None) -> Sequence[str]:
+    """--old-cookie-secret, else $TORNADO_APP_OLD_COOKIE_SECRETS."""
+    return old if old is not None else split_secrets(os.environ.get(OLD_COOKIE_SECRETS_ENV))
+
+
+def cookie_secrets(given: str | None, old: Sequence[str] | None) -> CookieSecrets:
     """The secret that signs and the old ones that still verify (--old-cookie-secret, else
-    $TORNADO_APP_OLD_COOKIE_SECRETS), or a random one. `shared`: the site's, for several
-    processes (--redis-url), where a short one is refused (check_secret_lengths)."""
-    older = old if old is not None else split_secrets(os.environ.get(OLD_COOKIE_SECRETS_ENV))
+    $TORNADO_APP_OLD_COOKIE_SECRETS), or a random one."""
+    older = old_cookie_secrets(old)
     if older and not given:
         raise Misconfigured(f"--old-cookie-secret needs --cookie-secret (or ${COOKIE_SECRET_ENV}): "
                             "the newest secret signs, the old ones only verify")
-    if given:
-        check_secret_lengths(given, older, shared)
     try:
         secrets = CookieSecrets(resolve_cookie_secret(given), older)
     except SecretsCollide as error:
@@ -374,11 +376,13 @@ async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLCont
     (SIGTERM with --drain-seconds: drain.StopSignals)."""
     if args.redis_url and not args.cookie_secret:
         raise Misconfigured(f"--redis-url needs --cookie-secret (or ${COOKIE_SECRET_ENV}): every process must verify the others' cookies")
+    if args.cookie_secret:  # before anything starts: a short one is refused with --redis-url
+        check_secret_lengths(args.cookie_secret, old_cookie_secrets(args.old_cookie_secret), shared=args.redis_url is not None)
     settings = settings_from_args(args)
     check_history_fits(settings.history, settings.max_unsent_kib)
-    secrets = cookie_secrets(args.cookie_secret, args.old_cookie_secret, shared=args.redis_url is not None)
     backend = build_backend(args.redis_url, settings)
     bound, allowed_hosts = listen(args, "https" if ssl_context else "http")
+    secrets = cookie_secrets(args.cookie_secret, args.old_cookie_secret)
     metrics = Metrics(backend) if args.metrics_address else None
     try:
         exporter = metrics_server(metrics, args.metrics_address) if metrics is not None else None
