@@ -130,7 +130,7 @@ def _checked_by(check: Callable[[str], object]) -> Callable[[str], str]:
     return checked
 
 
-def redis_url(text: str) -> str:
+def _redis_url(text: str) -> str:
     """A --redis-url, checked as far as it can be without Redis (redis/urls.py), its scheme
     in lower case; the message is one line without the password."""
     try:
@@ -173,7 +173,7 @@ def add_redis_url(parser: argparse.ArgumentParser, needs: str) -> None:
     with what else it needs there (the site's cookie secret, which each takes its own way)."""
     parser.add_argument(
         "--redis-url",
-        type=redis_url,
+        type=_redis_url,
         default=os.environ.get(REDIS_URL_ENV) or None,
         metavar="URL",
         help=f"share sessions, chat and presence with other processes through this Redis, e.g. redis://127.0.0.1:6379/0 "
