@@ -6,7 +6,8 @@ of range", "Error 111 connecting to ..."), and a wrong password reads as "does n
 when every failure is put that way. Here each is said as what Redis did (it refused the
 password, it has no such database) or what the link did (nothing listens there, no TLS
 handshake), with what to write instead where that is plain. A sentence never holds the
-password: the URL is shown redacted, and no branch repeats what the URL holds but its host.
+password: the URL is shown redacted, and no branch repeats what the URL holds but its host,
+database and user name.
 """
 
 from __future__ import annotations
