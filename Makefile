@@ -17,6 +17,14 @@ DESKTOP_FILE ?= $(HOME)/.local/share/applications/session-sockets.desktop
 
 .PHONY: run serve cluster test test-fast test-heavy lint bench bench-compare bench-resume bench-rolling bench-idle profile system-deps desktop-entry update-socketio-client update-confusables clean
 
+# pip --quiet still prints setuptools' 12-line notice on every editable install ("Editable
+# installation. Please be careful with folders in your working directory with the same name
+# as your package"): setuptools emits it as a Python warning while it builds, and pip 26
+# passes a local project's build warnings on at WARNING. That notice alone is ignored, by
+# its words, in the build's Python (which inherits PYTHONWARNINGS); every other warning and
+# error of pip and the build still shows.
+PIP_INSTALL := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -24,19 +32,19 @@ $(BIN)/python:
 # Stamps: reinstall only when the package's metadata changes.
 # The tests drive the real window too, so they need the desktop extra as well.
 $(VENV)/.installed-test: setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test,desktop,redis]'
+	$(PIP_INSTALL) -e '.[test,desktop,redis]'
 	touch $@ $(VENV)/.installed-desktop $(VENV)/.installed $(VENV)/.installed-cluster
 
 # Where the desktop extra cannot be installed, the launcher still runs: it says why it
 # has no window and serves in the background.
 $(VENV)/.installed-desktop: setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[desktop]' \
+	$(PIP_INSTALL) -e '.[desktop]' \
 		|| { echo "make: the desktop extra did not install; the launcher will serve without a window"; \
-		     $(BIN)/python -m pip install --quiet -e .; }
+		     $(PIP_INSTALL) -e .; }
 	touch $@ $(VENV)/.installed
 
 $(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(PIP_INSTALL) -e .
 	touch $@
 
 run: $(VENV)/.installed-desktop
@@ -46,7 +54,7 @@ serve: $(VENV)/.installed
 	$(BIN)/python -m tornado_app $(ARGS)
 
 $(VENV)/.installed-cluster: setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[redis]'
+	$(PIP_INSTALL) -e '.[redis]'
 	touch $@
 
 # Several processes behind nginx, sharing Redis (needs redis-server and nginx: make system-deps).
@@ -77,7 +85,7 @@ desktop-entry: $(VENV)/.installed-desktop
 # ruff and mypy, configured in ruff.toml and setup.cfg; any finding fails. mypy reads the
 # real libraries' types, so the lint environment is the test environment plus the tools.
 $(VENV)/.installed-lint: $(VENV)/.installed-test
-	$(BIN)/python -m pip install --quiet -e '.[lint]'
+	$(PIP_INSTALL) -e '.[lint]'
 	touch $@
 
 lint: $(VENV)/.installed-lint

@@ -42,8 +42,12 @@ from tornado_app.backend import Backend, RedisNotInstalled
 from tornado_app.cli import (
     COOKIE_SECRET_ENV,
     OLD_COOKIE_SECRETS_ENV,
+    Misconfigured,
+    OneLineParser,
     add_redis_url,
+    check_secret_lengths,
     configure_logging,
+    tcp_port,
 )
 from tornado_app.cookie_secrets import CookieSecrets, SecretsCollide, split_secrets
 from tornado_app.errors import BackendUnreachable
@@ -224,15 +228,16 @@ def choose_backend(redis_url: str | None) -> tuple[Backend, CookieSecrets]:
     if not secret:
         raise MissingSecret(f"--redis-url needs the site's cookie secret in ${COOKIE_SECRET_ENV}")
     older = split_secrets(os.environ.get(OLD_COOKIE_SECRETS_ENV))
+    check_secret_lengths(secret, older, shared=True)  # the site's: a short one is refused (Misconfigured)
     return Backend.redis(redis_url, PRODUCTION), CookieSecrets(secret, older)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="launcher.py",
         description="Open the Session Sockets demo in a native window, served from this computer only.",
     )
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    parser.add_argument("--port", type=tcp_port, default=0, help="port on 127.0.0.1 (default: a free one)")
     parser.add_argument("--no-window", action="store_true", help="do not open a window; just serve and print the private URL "
                         "(with its ?launch= secret: only a browser that opened it is served)")
     parser.add_argument("--browser", action="store_true", help="open the private URL in the default web browser instead of a window "
@@ -260,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         backend, cookie_secret = choose_backend(args.redis_url)
-    except (RedisNotInstalled, MissingSecret, SecretsCollide, BadRedisURL) as error:
+    except (RedisNotInstalled, MissingSecret, Misconfigured, SecretsCollide, BadRedisURL) as error:
         bound.close()
         print(f"launcher: error: {error}", file=sys.stderr)
         return 2

@@ -7,12 +7,14 @@ import errno
 import http.cookiejar
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -23,14 +25,17 @@ import aiohttp
 import pytest
 import socketio
 
-from deploy.services import free_port
+from deploy.services import Service, ServiceMissing, find_program, free_port, wait_for_port
 from tests.support import other_user
 from tests.support.e2e import e2e_unavailable
-from tests.support.forms import log_in, logout_token, post_logout
+from tests.support.forms import http_session, log_in, logout_token, post_logout
 from tests.support.matching import found
 from tests.support.socketio_client import SocketClient
+from tests.support.waiting import eventually
 from tests.support.wire import Refused, WireSocket
 from tornado_app.cli import COOKIE_SECRET_ENV, build_parser
+from tornado_app.cookie_secrets import MAKE_A_SECRET
+from tornado_app.redis.urls import FORMS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -131,7 +136,7 @@ def test_a_logged_out_pages_socket_probe_shows_only_at_debug(server_process, lev
     means it to be; at INFO that was 28 of ~70 lines in a short session. At the default level a
     few logged-out visits now write nothing at all; at DEBUG the refusals are reported (one
     line per 10 s, the rest counted)."""
-    server = server_process("--port", "0", *level, env={COOKIE_SECRET_ENV: "a-secret-for-this-test"})
+    server = server_process("--port", "0", *level, env={COOKIE_SECRET_ENV: "a-secret-for-this-test-" + "x" * 16})
     base = server.url.rstrip("/")
 
     async def logged_out_visits() -> None:
@@ -156,7 +161,7 @@ def test_a_logged_out_pages_socket_probe_shows_only_at_debug(server_process, lev
 def test_a_socket_closed_for_its_sessions_end_is_logged_with_why(server_process) -> None:
     """Issue 17, point 8: a socket dropped because its session ended was logged with engineio's
     "server disconnect", an idle expiry too; the line now says which end it was."""
-    server = server_process("--port", "0", "--session-ttl", "3", env={COOKIE_SECRET_ENV: "a-secret-for-this-test"})
+    server = server_process("--port", "0", "--session-ttl", "3", env={COOKIE_SECRET_ENV: "a-secret-for-this-test-" + "x" * 16})
     base = server.url.rstrip("/")
 
     async def log_out_then_sit_idle() -> None:
@@ -357,9 +362,222 @@ def test_redis_that_does_not_answer_at_start_is_one_line_naming_it_and_status_2(
     port = free_port()  # nothing listens there
     result = run_server(env={"TORNADO_APP_REDIS_URL": f"redis://:hunter2@127.0.0.1:{port}/0", "TORNADO_APP_COOKIE_SECRET": "s" * 32})
     assert result.returncode == 2
-    [line] = result.stderr.strip().splitlines()
-    assert line.startswith(f"tornado-app: error: Redis at redis://***@127.0.0.1:{port}/0 does not answer: ")
+    assert result.stderr == (f"tornado-app: error: Redis at redis://***@127.0.0.1:{port}/0 does not answer: "
+                             "nothing listens there (connection refused)\n")
     assert "hunter2" not in result.stderr + result.stdout  # the password stays out of the log
+
+
+def refused_in_one_line(result: subprocess.CompletedProcess[str], line: str, *hidden: str) -> None:
+    """The process said `line`, and only it, on stderr, printed nothing, and stopped with
+    status 2; none of `hidden` (a password, a secret) shows."""
+    assert (result.returncode, result.stderr, result.stdout) == (2, line + "\n", ""), result.stderr
+    for secret in hidden:
+        assert secret not in result.stderr
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--port", "abc"], "argument --port: invalid port value: 'abc'"),
+    (["--port", "70000"], "argument --port: must be between 0 and 65535"),
+    (["--session-ttl", "soon"], "argument --session-ttl: invalid int value: 'soon'"),
+    (["--max-body-kib-in-flight", "lots"], "argument --max-body-kib-in-flight: invalid int value: 'lots'"),
+    (["--connect-timeout", "later"], "argument --connect-timeout: invalid float value: 'later'"),
+    (["--drain-seconds", "-1"], "argument --drain-seconds: must be 0 or more"),
+    (["--allowed-origin", "http://[::1"], "argument --allowed-origin: invalid origin value: 'http://[::1'"),
+    (["--redis-url", "localhost:6391"], f"argument --redis-url: 'localhost:6391' has no scheme: write redis://localhost:6391 ({FORMS})"),
+    (["--redis-url", "http://:hunter2@localhost:6391/0"], "argument --redis-url: http:// is not a Redis URL's scheme: write redis://***@localhost:6391/0"),
+])
+def test_a_refused_flag_is_one_line_naming_the_flag_and_what_it_takes(capsys, argv: list[str], said: str) -> None:
+    """argparse's own line, naming the flag and the kind of value (not the type function's
+    name, "_port"), without the 17 lines of usage that buried it."""
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(argv)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == f"tornado-app: error: {said}\n"
+
+
+@pytest.mark.parametrize("how", ["flag", "environment"])
+@pytest.mark.process
+def test_a_malformed_redis_url_is_one_line_and_status_2_however_it_is_given(how: str) -> None:
+    url = "redis://:hunter2@localhost:6379/zero"
+    secret = {"TORNADO_APP_COOKIE_SECRET": "s" * 32}
+    result = run_server("--redis-url", url, env=secret) if how == "flag" else run_server(env={**secret, "TORNADO_APP_REDIS_URL": url})
+    refused_in_one_line(result, "tornado-app: error: argument --redis-url: redis://***@localhost:6379/zero: "
+                                "the path is the database's number, e.g. /0 (got '/zero')", "hunter2")
+
+
+def with_password(url: str, password: str | None, user: str = "", path: str = "/0") -> str:
+    """The test Redis's URL with these credentials and this path instead of its own."""
+    parts = urllib.parse.urlsplit(url)
+    userinfo = f"{user}:{password}@" if password is not None else ""
+    return f"redis://{userinfo}{parts.hostname}:{parts.port}{path}"
+
+
+@pytest.mark.parametrize("user, password, path, said", [
+    ("", None, "/0", "needs a password: put it in the URL, e.g. redis://:PASSWORD@HOST:PORT/DB"),
+    ("", "hunter2", "/0", "refused the password"),
+    ("ada", "hunter2", "/0", "refused the password of user 'ada' (or that user is disabled)"),
+    ("", "RIGHT", "/99", "has no database 99: a Redis has databases 0 to 15 unless its redis.conf's `databases` says more"),
+])
+@pytest.mark.process
+def test_what_redis_answers_at_start_is_said_as_what_happened(redis_url: str, user: str, password: str | None, path: str, said: str) -> None:
+    """Against a real redis-server with a password (conftest's): it answered, so "does not
+    answer" would be untrue; one line, status 2, no password, whichever one was given."""
+    right = urllib.parse.urlsplit(redis_url).password
+    assert right
+    url = with_password(redis_url, right if password == "RIGHT" else password, user, path)
+    result = run_server(env={"TORNADO_APP_REDIS_URL": url, "TORNADO_APP_COOKIE_SECRET": "s" * 32})
+    shown = url.replace(f":{right}@", ":***@").replace(":hunter2@", ":***@").replace("//:***@", "//***@")
+    refused_in_one_line(result, f"tornado-app: error: Redis at {shown} {said}", right, "hunter2")
+
+
+class OwnRedis(Service):
+    """A redis-server with this configuration (TLS, a Unix socket) for one test."""
+
+    def __init__(self, workdir: Path, config: str) -> None:
+        self.config_path = workdir / "redis.conf"
+        descriptor = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as written:
+            written.write(f'bind 127.0.0.1\nprotected-mode yes\ndir "{workdir}"\nsave ""\nappendonly no\n'
+                          f'logfile "{workdir / "redis.log"}"\n{config}')
+        self.start()
+
+    def start(self) -> None:
+        command = [find_program("redis-server", sbin=True), str(self.config_path)]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, umask=0o077)
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Path, self_signed_certificate: tuple[Path, Path]) -> Any:
+    """A redis-server with a password on a plain port and a TLS port (its certificate
+    self-signed): (plain port, TLS port, password, the certificate)."""
+    cert, key = self_signed_certificate
+    plain, tls, password = free_port(), free_port(), secrets.token_urlsafe(16)
+    try:
+        redis = OwnRedis(tmp_path, f'port {plain}\ntls-port {tls}\ntls-cert-file "{cert}"\ntls-key-file "{key}"\n'
+                                   f'tls-ca-cert-file "{cert}"\ntls-auth-clients no\nrequirepass "{password}"\n')
+    except ServiceMissing as missing:
+        e2e_unavailable(str(missing))
+    try:
+        wait_for_port(plain, redis.process)
+        wait_for_port(tls, redis.process)
+    except RuntimeError as error:
+        redis.stop()
+        e2e_unavailable(f"redis-server cannot serve TLS here ({error}): see {tmp_path / 'redis.log'}")
+    yield plain, tls, password, cert
+    redis.stop()
+
+
+@pytest.mark.parametrize("scheme, port, said", [
+    ("redis", "tls", "closed the connection without an answer (a TLS port? then rediss://)"),
+    ("rediss", "plain", "does not answer the TLS handshake within 2 s (a plain, non-TLS port? then redis://)"),
+    ("rediss", "tls", "offers a TLS certificate this process does not trust (self-signed certificate): "
+                      "name its CA with ?ssl_ca_certs=/PATH/TO/ca.pem"),
+])
+@pytest.mark.process
+def test_a_tls_mismatch_is_said_with_what_to_write(tls_redis: Any, scheme: str, port: str, said: str) -> None:
+    plain, tls, password, _cert = tls_redis
+    url = f"{scheme}://:{password}@127.0.0.1:{tls if port == 'tls' else plain}/0"
+    result = run_server(env={"TORNADO_APP_REDIS_URL": url, "TORNADO_APP_COOKIE_SECRET": "s" * 32})
+    refused_in_one_line(result, f"tornado-app: error: Redis at {url.replace(password, '***').replace('//:***', '//***')} {said}", password)
+
+
+def test_with_the_tls_certificates_ca_named_rediss_serves(server_process, tls_redis: Any) -> None:
+    """What the words advise works: the CA named in the URL, the server starts and logs in."""
+    _plain, tls, password, cert = tls_redis
+    server = server_process("--port", "0", env={"TORNADO_APP_REDIS_URL": f"rediss://:{password}@127.0.0.1:{tls}/0?ssl_ca_certs={cert}",
+                                                "TORNADO_APP_COOKIE_SECRET": "s" * 32})
+    assert asyncio.run(logs_in(server.url)) == "ada"
+
+
+async def logs_in(url: str) -> str:
+    """Log in as ada through the form; the name /api/session then answers."""
+    async with http_session() as http:
+        cookie = await log_in(http, url, "ada")
+        async with http.get(url + "api/session", headers={"Cookie": cookie}) as response:
+            return (await response.json())["username"]
+
+
+@pytest.fixture
+def unix_redis() -> Any:
+    """A redis-server with a password on a Unix socket only: (the socket's path, the password)."""
+    workdir = Path(tempfile.mkdtemp(prefix="redis-"))  # short: a socket's path has at most 107 bytes
+    password = secrets.token_urlsafe(16)
+    sock = workdir / "redis.sock"
+    try:
+        redis = OwnRedis(workdir, f'port 0\nunixsocket "{sock}"\nunixsocketperm 700\nrequirepass "{password}"\n')
+    except ServiceMissing as missing:
+        e2e_unavailable(str(missing))
+    try:
+        asyncio.run(eventually(sock.exists, what="the Redis socket file"))
+        yield sock, password
+    finally:
+        redis.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_a_redis_on_a_unix_socket_serves_logins(server_process, unix_redis: Any) -> None:
+    """unix:// reaches every client of the URL: the rate limits too (`limits` read a bare
+    unix:// as Valkey's, and the server stopped at start with its traceback)."""
+    sock, password = unix_redis
+    server = server_process("--port", "0", env={"TORNADO_APP_REDIS_URL": f"unix://:{password}@{sock}?db=1", "TORNADO_APP_COOKIE_SECRET": "s" * 32})
+    assert asyncio.run(logs_in(server.url)) == "ada"
+    status, _printed, log = server.stop()
+    assert status == 0 and "Traceback" not in log
+
+
+@pytest.mark.process
+def test_a_missing_socket_file_is_said_so(tmp_path: Path) -> None:
+    result = run_server(env={"TORNADO_APP_REDIS_URL": f"unix://{tmp_path}/redis.sock", "TORNADO_APP_COOKIE_SECRET": "s" * 32})
+    refused_in_one_line(result, f"tornado-app: error: Redis at unix://{tmp_path}/redis.sock does not answer: no such socket file")
+
+
+# --- The cookie secret's length. -----------------------------------------------------------
+
+SHORT_SECRET = "a-short-secret-1"  # 16 characters
+
+
+@pytest.mark.parametrize("how", ["flag", "environment"])
+@pytest.mark.process
+def test_a_short_cookie_secret_is_refused_with_redis(how: str) -> None:
+    """Every process of the site trusts it, and one cookie is enough to try guesses offline."""
+    url = {"TORNADO_APP_REDIS_URL": "redis://127.0.0.1:1/0"}  # refused before Redis is asked
+    if how == "flag":
+        result = run_server("--cookie-secret", SHORT_SECRET, env=url)
+    else:
+        result = run_server(env={**url, "TORNADO_APP_COOKIE_SECRET": SHORT_SECRET})
+    refused_in_one_line(result, "tornado-app: error: the cookie secret is 16 characters: with --redis-url it is the whole site's "
+                                "and needs 32 or more (one cookie it signed lets anyone try guesses at it offline, and whoever "
+                                f"finds it signs cookies as this site); make one: {MAKE_A_SECRET}", SHORT_SECRET)
+
+
+@pytest.mark.parametrize("length, warned", [(31, True), (32, False)])
+def test_a_short_cookie_secret_alone_is_warned_about_once(server_process, length: int, warned: bool) -> None:
+    """In memory a restart ends every session anyway: the server serves, and says why the
+    secret should be longer and how to make one, in one WARNING."""
+    secret = "s" * length
+    server = server_process("--port", "0", "--cookie-secret", secret)
+    status, _printed, log = server.stop()
+    assert status == 0
+    warnings = [line for line in log.splitlines() if " WARNING " in line]
+    expected = (f"WARNING tornado_app: the cookie secret is 31 characters, under 32: one cookie it signed lets anyone try "
+                f"guesses at it offline, and whoever finds it signs cookies as this site; make one: {MAKE_A_SECRET}")
+    assert [line.partition(" ")[2].partition(" ")[2] for line in warnings] == ([expected] if warned else [])
+    assert secret not in log
+
+
+def test_a_short_old_cookie_secret_is_warned_about_even_with_redis(server_process, redis_url: str) -> None:
+    """An old secret only verifies: refusing it would log out at once everyone it signed for,
+    which a rotation away from it is for. It is warned about until it is removed."""
+    env = {"TORNADO_APP_REDIS_URL": redis_url, "TORNADO_APP_COOKIE_SECRET": "n" * 40,
+           "TORNADO_APP_OLD_COOKIE_SECRETS": f"{SHORT_SECRET}, {'o' * 40}"}
+    server = server_process("--port", "0", env=env)
+    status, _printed, log = server.stop()
+    assert status == 0
+    warnings = [line.partition(" ")[2].partition(" ")[2] for line in log.splitlines() if " WARNING " in line]
+    assert warnings == ["WARNING tornado_app: old cookie secret 1 of 2 is 16 characters, under 32: while it is listed, whoever "
+                        "guesses it (trying guesses offline against one cookie it signed) signs cookies as this site; "
+                        "remove it once the people it signed for have been back"]
+    assert SHORT_SECRET not in log
 
 
 def test_an_ordinary_session_logs_each_line_once_and_nothing_above_info(server_process) -> None:

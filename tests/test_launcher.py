@@ -31,7 +31,9 @@ from tests.support.e2e import e2e_unavailable
 from tests.support.matching import found
 from tests.support.processes import ChildProcess
 from tornado_app.cli import COOKIE_SECRET_ENV, OLD_COOKIE_SECRETS_ENV
+from tornado_app.cookie_secrets import MAKE_A_SECRET
 from tornado_app.launch_token import LAUNCH_COOKIE
+from tornado_app.redis.urls import FORMS
 
 # This module's fixtures that start processes: a test using one is marked `process`
 # (tests/support/process_marker.py).
@@ -246,6 +248,50 @@ def test_redis_mode_that_cannot_work_is_a_one_line_error(secret: str | None, err
     assert result.returncode == 2
     assert result.stderr.strip().startswith(error), result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--port", "abc"], "argument --port: invalid port value: 'abc'"),
+    (["--port", "65536"], "argument --port: must be between 0 and 65535"),
+    (["--redis-url", "localhost:6391"], f"argument --redis-url: 'localhost:6391' has no scheme: write redis://localhost:6391 ({FORMS})"),
+    (["--redis-url", "redis://:hunter2@localhost:6391/0?colour=blue"],
+     "argument --redis-url: redis://***@localhost:6391/0?colour=blue: redis-py takes no option 'colour' in a Redis URL"),
+])
+def test_a_refused_flag_is_one_line_naming_the_flag(capsys, argv: list[str], said: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        launcher.build_parser().parse_args(argv)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == f"launcher.py: error: {said}\n"
+
+
+@pytest.mark.parametrize("case", ["short secret", "wrong password", "no database 99", "malformed"])
+@pytest.mark.process
+def test_joining_a_site_that_cannot_work_is_one_line_saying_what_happened(redis_url: str, case: str) -> None:
+    """As the plain server says it (tests/test_cli.py): the launcher starts it its own way."""
+    parts = urllib.parse.urlsplit(redis_url)
+    password = parts.password
+    assert password
+    secret, url, said = "s" * 32, redis_url, ""
+    if case == "short secret":
+        secret = "a-short-secret-1"
+        said = ("launcher: error: the cookie secret is 16 characters: with --redis-url it is the whole site's and needs 32 or more "
+                "(one cookie it signed lets anyone try guesses at it offline, and whoever finds it signs cookies as this site); "
+                f"make one: {MAKE_A_SECRET}")
+    elif case == "wrong password":
+        url = f"redis://:hunter2@{parts.hostname}:{parts.port}/0"
+        said = f"launcher: error: Redis at redis://***@{parts.hostname}:{parts.port}/0 refused the password"
+    elif case == "no database 99":
+        url = f"redis://:{password}@{parts.hostname}:{parts.port}/99"
+        said = (f"launcher: error: Redis at redis://***@{parts.hostname}:{parts.port}/99 has no database 99: a Redis has "
+                "databases 0 to 15 unless its redis.conf's `databases` says more")
+    else:
+        url = f"{parts.hostname}:{parts.port}"
+        said = (f"launcher.py: error: argument --redis-url: '{url}' has no scheme: write redis://{url} ({FORMS})")
+    env = {**environment_without_display(), COOKIE_SECRET_ENV: secret, "TORNADO_APP_REDIS_URL": url}
+    result = subprocess.run([sys.executable, str(LAUNCHER), "--no-window"], check=False, capture_output=True, text=True,
+                            timeout=30, env=env)
+    assert (result.returncode, result.stderr, result.stdout) == (2, said + "\n", "")
+    assert password not in result.stderr and "hunter2" not in result.stderr and (secret not in result.stderr or secret == "s" * 32)
 
 
 @pytest.mark.process  # `make desktop-entry` (skipped where .venv was not made by make)

@@ -106,7 +106,7 @@ def test_the_launcher_says_in_one_line_what_is_wrong_with_a_sentinel_url() -> No
                           env={"TORNADO_APP_COOKIE_SECRET": SECRET, "PATH": ""})
     assert done.returncode == 2, done
     assert done.stderr.strip().splitlines() == [
-        ("launcher: error: a redis+sentinel:// URL ends with /DB/SERVICE (the Sentinels' name for the primary), "
+        ("launcher.py: error: argument --redis-url: a redis+sentinel:// URL ends with /DB/SERVICE (the Sentinels' name for the primary), "
          "e.g. redis+sentinel://:PASSWORD@127.0.0.1:26379,127.0.0.1:26380,127.0.0.1:26381/0/mymaster")], done.stderr
 
 

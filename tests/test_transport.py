@@ -427,7 +427,7 @@ def store_env(request: pytest.FixtureRequest) -> dict[str, str]:
     """The server's environment for each session store."""
     if request.param == "memory":
         return {}
-    return {"TORNADO_APP_REDIS_URL": request.getfixturevalue("redis_url"), "TORNADO_APP_COOKIE_SECRET": "a-secret-for-this-test"}
+    return {"TORNADO_APP_REDIS_URL": request.getfixturevalue("redis_url"), "TORNADO_APP_COOKIE_SECRET": "a-secret-for-this-test-" + "x" * 32}
 
 
 @pytest.mark.parametrize("thief", ["no cookie", "another person's cookie"])

@@ -12,20 +12,27 @@ import ssl
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import fields
+from typing import NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 from . import collector, logs, loop
 from .admission import raise_open_files_limit
 from .app import make_app
 from .backend import Backend, RedisNotInstalled
-from .cookie_secrets import CookieSecrets, SecretsCollide, split_secrets
+from .cookie_secrets import (
+    MAKE_A_SECRET,
+    MIN_SECRET_CHARS,
+    CookieSecrets,
+    SecretsCollide,
+    split_secrets,
+)
 from .drain import StopSignals
 from .errors import BackendUnreachable
 from .history import history_frame_bytes, largest_message_bytes
 from .metrics import Metrics, MetricsServer
 from .origins import LOOPBACK_NAMES, HostPolicy, parse_allowed_host
 from .ratelimit import parse_rate
-from .redis.urls import BadRedisURL
+from .redis.urls import FORMS, BadRedisURL, check_redis_url, redacted
 from .server import MAX_BODY_BYTES, BoundSockets, CannotBind, bind, bind_unix, serve
 from .settings import PRODUCTION, Settings
 
@@ -37,7 +44,22 @@ REDIS_URL_ENV = "TORNADO_APP_REDIS_URL"
 DRAIN_SECONDS_ENV = "TORNADO_APP_DRAIN_SECONDS"
 EXIT_USAGE = 2
 
+T = TypeVar("T")
 
+
+def _called(name: str) -> Callable[[Callable[[str], T]], Callable[[str], T]]:
+    """Name an argparse type for its message: argparse says "argument --port: invalid NAME
+    value: 'abc'" when a type raises ValueError, NAME being the function's __name__ (which
+    read "_port" before: the code's name, not the reader's word)."""
+
+    def named(check: Callable[[str], T]) -> Callable[[str], T]:
+        check.__name__ = name
+        return check
+
+    return named
+
+
+@_called("int")
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -45,6 +67,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
+@_called("int")
 def _non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -52,6 +75,7 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+@_called("float")
 def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -59,6 +83,7 @@ def _positive_float(text: str) -> float:
     return value
 
 
+@_called("float")
 def _non_negative_float(text: str) -> float:
     value = float(text)
     if not value >= 0 or value == float("inf"):
@@ -66,6 +91,7 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+@_called("int")
 def _body_budget(text: str) -> int:
     value = int(text)
     if value < MAX_BODY_BYTES // 1024:
@@ -73,13 +99,16 @@ def _body_budget(text: str) -> int:
     return value
 
 
-def _port(text: str) -> int:
+@_called("port")
+def tcp_port(text: str) -> int:
+    """A --port: 0 to 65535 (0 picks a free one)."""
     value = int(text)
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError("must be between 0 and 65535")
     return value
 
 
+@_called("origin")
 def _origin(text: str) -> str:
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
@@ -99,6 +128,26 @@ def _checked_by(check: Callable[[str], object]) -> Callable[[str], str]:
         return text
 
     return checked
+
+
+def _redis_url(text: str) -> str:
+    """A --redis-url, checked as far as it can be without Redis (redis/urls.py), its scheme
+    in lower case; the message is one line without the password."""
+    try:
+        return check_redis_url(text)
+    except BadRedisURL as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    except ValueError:  # not ours: argparse would print the URL as it is, password and all
+        raise argparse.ArgumentTypeError(f"{redacted(text)} is not a Redis URL: write {FORMS}") from None
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a refused flag is one line, "PROG: error: argument --port: ...", as
+    every other refusal at start is: the usage argparse prints first (17 lines here) buried
+    the one line that says what is wrong. --help shows the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
 def parse_listen_address(text: str) -> tuple[str, int]:
@@ -124,6 +173,7 @@ def add_redis_url(parser: argparse.ArgumentParser, needs: str) -> None:
     with what else it needs there (the site's cookie secret, which each takes its own way)."""
     parser.add_argument(
         "--redis-url",
+        type=_redis_url,
         default=os.environ.get(REDIS_URL_ENV) or None,
         metavar="URL",
         help=f"share sessions, chat and presence with other processes through this Redis, e.g. redis://127.0.0.1:6379/0 "
@@ -132,13 +182,13 @@ def add_redis_url(parser: argparse.ArgumentParser, needs: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="tornado-app",
         description="Serve the session-authenticated Socket.IO demo: log in on the page, "
         "and the socket is authenticated from the same server-side session.",
     )
     parser.add_argument("--address", default="127.0.0.1", help="address to listen on (default: %(default)s; 0.0.0.0 for every interface)")
-    parser.add_argument("--port", type=_port, default=8888, help="port to listen on; 0 picks a free one (default: %(default)s)")
+    parser.add_argument("--port", type=tcp_port, default=8888, help="port to listen on; 0 picks a free one (default: %(default)s)")
     parser.add_argument("--unix-socket", metavar="PATH", help="listen on this Unix socket instead of --address and --port, for a proxy on this machine (needs --behind-proxy and --allowed-host); the socket is mode 0660, so put it in a directory that only you and the proxy's user can enter")
     parser.add_argument(
         "--cookie-secret",
@@ -195,10 +245,15 @@ def configure_logging(level: str, log_format: str = "text", process_label: str |
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
 
 
+def old_cookie_secrets(old: Sequence[str] | None) -> Sequence[str]:
+    """--old-cookie-secret, else $TORNADO_APP_OLD_COOKIE_SECRETS."""
+    return old if old is not None else split_secrets(os.environ.get(OLD_COOKIE_SECRETS_ENV))
+
+
 def cookie_secrets(given: str | None, old: Sequence[str] | None) -> CookieSecrets:
     """The secret that signs and the old ones that still verify (--old-cookie-secret, else
     $TORNADO_APP_OLD_COOKIE_SECRETS), or a random one."""
-    older = old if old is not None else split_secrets(os.environ.get(OLD_COOKIE_SECRETS_ENV))
+    older = old_cookie_secrets(old)
     if older and not given:
         raise Misconfigured(f"--old-cookie-secret needs --cookie-secret (or ${COOKIE_SECRET_ENV}): "
                             "the newest secret signs, the old ones only verify")
@@ -210,6 +265,26 @@ def cookie_secrets(given: str | None, old: Sequence[str] | None) -> CookieSecret
         # The key version is in every cookie, so it may be logged: it shows which secret signs.
         log.info("signing cookies with key version %d; %d old secret(s) still verify", secrets.signing_version, len(secrets.secrets) - 1)
     return secrets
+
+
+def check_secret_lengths(newest: str, older: Sequence[str], shared: bool) -> None:
+    """A cookie secret shorter than MIN_SECRET_CHARS can be found by trying guesses offline
+    against any one cookie it signed, and whoever finds it signs cookies as the site. The one
+    that signs is refused where it is the whole site's (`shared`: several processes, through
+    Redis), else warned about. An old one only verifies: it is warned about in both, as
+    refusing it would log out at once everyone it signed for, which is what a rotation away
+    from it is for. One line each, without the secret."""
+    if len(newest) < MIN_SECRET_CHARS:
+        found = "one cookie it signed lets anyone try guesses at it offline, and whoever finds it signs cookies as this site"
+        if shared:
+            raise Misconfigured(f"the cookie secret is {len(newest)} characters: with --redis-url it is the whole site's and "
+                                f"needs {MIN_SECRET_CHARS} or more ({found}); make one: {MAKE_A_SECRET}")
+        log.warning("the cookie secret is %d characters, under %d: %s; make one: %s", len(newest), MIN_SECRET_CHARS, found, MAKE_A_SECRET)
+    for number, secret in enumerate(older, 1):
+        if len(secret) < MIN_SECRET_CHARS:
+            log.warning("old cookie secret %d of %d is %d characters, under %d: while it is listed, whoever guesses it "
+                        "(trying guesses offline against one cookie it signed) signs cookies as this site; remove it once "
+                        "the people it signed for have been back", number, len(older), len(secret), MIN_SECRET_CHARS)
 
 
 def resolve_cookie_secret(given: str | None) -> str:
@@ -301,6 +376,8 @@ async def run_until_signalled(args: argparse.Namespace, ssl_context: ssl.SSLCont
     (SIGTERM with --drain-seconds: drain.StopSignals)."""
     if args.redis_url and not args.cookie_secret:
         raise Misconfigured(f"--redis-url needs --cookie-secret (or ${COOKIE_SECRET_ENV}): every process must verify the others' cookies")
+    if args.cookie_secret:  # before anything starts: a short one is refused with --redis-url
+        check_secret_lengths(args.cookie_secret, old_cookie_secrets(args.old_cookie_secret), shared=args.redis_url is not None)
     settings = settings_from_args(args)
     check_history_fits(settings.history, settings.max_unsent_kib)
     backend = build_backend(args.redis_url, settings)

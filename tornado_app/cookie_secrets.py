@@ -36,6 +36,11 @@ COOKIE_SECRETS_SETTING = "cookie_secrets"
 LEGACY_KEY_VERSION = 0  # what Tornado writes when signing with one plain secret
 _VERSION_LABEL = b"tornado_app cookie key version\x00"
 _SEPARATORS = re.compile(r"[\s,]+")
+# Below this a secret may be found by trying guesses offline against one cookie it signed
+# (one HMAC-SHA256 per guess), and the README asks for a long random one: MAKE_A_SECRET's
+# `secrets.token_urlsafe(32)` gives 43 characters (32 random bytes).
+MIN_SECRET_CHARS = 32
+MAKE_A_SECRET = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
 class SecretsCollide(ValueError):

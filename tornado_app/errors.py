@@ -11,4 +11,5 @@ class BackendUnavailable(Exception):
 
 
 class BackendUnreachable(Exception):
-    """The shared backend did not answer at start; the message says where and why, in one line."""
+    """The shared backend cannot be used at start (it does not answer, or it refused this
+    process: a password, a database); the message says where and what happened, in one line."""

@@ -72,7 +72,8 @@ def redis_storage(url: str, key_prefix: str) -> Storage:
                "socket_timeout": 2, "socket_connect_timeout": 2}
     sentinel = parse_sentinel_url(url)
     if sentinel is None:
-        return RedisStorage("async+" + url, **options)
+        # `limits` reads a bare unix:// as Valkey's (which is not installed): redis+unix:// is its redis-py one.
+        return RedisStorage(("async+redis+" if url.startswith("unix://") else "async+") + url, **options)
     # `limits` reads the whole path as the service name: the DB and the password go as options
     # (its `password` reaches the Sentinels and the primary alike).
     return RedisSentinelStorage(sentinel.without_secrets("async+redis+sentinel", db=False), use_replicas=False,

@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError
@@ -26,6 +25,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ..errors import BackendUnavailable, BackendUnreachable
 from ..logs import facts
 from ..patches.sentinel_pool import BlockingSentinelConnectionPool
+from .failures import failure, in_short
 from .urls import SentinelURL, parse_sentinel_url, redacted
 from .values import BadValue, IgnoredValues
 
@@ -96,17 +96,6 @@ def sentinels_of(url: SentinelURL) -> Sentinel:
         "socket_timeout": SOCKET_TIMEOUT, "socket_connect_timeout": SOCKET_TIMEOUT, **url.auth()})
 
 
-def in_short(error: BaseException) -> str:
-    """The error for a log line. redis-py's "No master found" holds the repr of every
-    Sentinel's client (a screenful each); it is said as the Sentinels' answers instead."""
-    if not isinstance(error, MasterNotFoundError):
-        return str(error)
-    text = str(error)
-    answers = re.findall(r"> - (?:\w+:)?(\w+: .*?)(?=, <redis\.|$)", text)
-    said = text.partition(" : ")[0]
-    return f"{said} (the Sentinels said: {'; '.join(dict.fromkeys(answers))})" if answers else said
-
-
 class RedisBus:
     """A Redis client shared by the session store, the chat history and presence, and the
     pub/sub channels of the store and presence."""
@@ -144,16 +133,16 @@ class RedisBus:
         return self.key(channel), json.dumps([self.process_id, payload])
 
     async def start(self) -> None:
-        """Check that Redis answers (else BackendUnreachable), then listen to the channels,
-        and return once Redis has confirmed the subscription: a message another process
-        publishes after this process accepted its first socket (a logout's `ended`, say) is
-        then heard."""
+        """Check that Redis answers, and takes this process (its password, its database: else
+        BackendUnreachable saying what it answered), then listen to the channels, and return
+        once Redis has confirmed the subscription: a message another process publishes after
+        this process accepted its first socket (a logout's `ended`, say) is then heard."""
         if self._listener is not None:
             return
         try:
             await self.client.ping()
-        except REDIS_DOWN as error:
-            raise BackendUnreachable(f"Redis at {redacted(self.url)} does not answer: {in_short(error)}") from None
+        except (*REDIS_DOWN, RedisError) as error:
+            raise BackendUnreachable(failure(self.url, error, SOCKET_TIMEOUT)) from None
         self._listener = asyncio.ensure_future(self._listen())
         try:
             await asyncio.wait_for(self.subscribed.wait(), SUBSCRIBE_WAIT_SECONDS)
