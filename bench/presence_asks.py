@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import sys
 import tempfile
 from pathlib import Path
@@ -39,7 +40,7 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=1.0, help="seconds between two asks of one socket (default: %(default)s)")
     args = parser.parse_args()
     raise_open_files_limit(4 * (args.people + args.sockets) + 100)
-    env = {"TORNADO_APP_COOKIE_SECRET": "bench-secret-for-presence-asks"}
+    env = {"TORNADO_APP_COOKIE_SECRET": secrets.token_urlsafe(32)}
     log_path = Path(os.environ.get("PRESENCE_ASKS_LOG") or Path(tempfile.mkdtemp()) / "server.log")  # read for "Serving on"
     server = AppProcess(log_path, "--log-level", "info", "--max-sessions", str(10 * args.people), *SERVER_FLAGS, env=env)
     pin(server.process.pid, SERVER_CPU)

@@ -13,7 +13,7 @@ log=$(mktemp)
 redis_args=()
 name=tornado-app
 if [ -n "${REDIS_URL:-}" ]; then
-  redis_args=(--redis-url "$REDIS_URL" --cookie-secret "bench-secret-$RANDOM$RANDOM")
+  redis_args=(--redis-url "$REDIS_URL" --cookie-secret "$("$PYTHON" -c "import secrets; print(secrets.token_urlsafe(32))")")
   name=tornado-app-redis
 fi
 # The Node peer gets REDIS_URL from the environment too: keep it out of ours' way.
