@@ -112,7 +112,7 @@ function start(root) {
     whoami.setLive(live);
   }
 
-  const session = makeSession({ root, shared, words, setState });
+  const session = makeSession({ root, shared, words, setState, status });
   setState("connecting");
 
   const resumeFrom = () => ({ history: chat.resumePosition(), presence: presence.resumeVersion() });

@@ -1,0 +1,359 @@
+"""The live view on every screen and for every reader (issue 26, items 2 to 4): the order the
+sections are read in is the order they are drawn in, a phone's header says who you are, each
+event is announced once, a history goes in without being read out in one burst, the message
+field fits a 320 px screen with any length pasted, and both colour schemes pass axe.
+
+Each test saves screenshots of the states it reaches under test-output/page/.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.support.browser import (
+    PHONE,
+    TIMEOUT_MS,
+    VIEWPORT,
+    Person,
+    box,
+    launched_chromium,
+    wait_for_socket,
+)
+from tests.support.constants import OUTPUT_DIR
+from tests.support.e2e import e2e_unavailable
+from tests.support.processes import ServerProcess
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the browser fixture says so, with the reason
+    expect = None  # type: ignore[assignment]  # not used then
+
+pytestmark = pytest.mark.e2e
+
+SHOTS = OUTPUT_DIR / "page"
+NARROW = {"width": 900, "height": 800}  # two columns
+SMALLEST = {"width": 320, "height": 640}
+WIDTHS = [VIEWPORT, NARROW, PHONE, SMALLEST]
+WIDTH_IDS = ["1280x800", "900x800", "390x844", "320x640"]
+
+# Records, from the page's start, every change a screen reader would be told of: for each
+# mutation inside a live region (a role of status, alert or log, or an aria-live other than
+# off) that is shown, the region's id and its text after the change, and whether the region
+# (or one around it) was aria-busy then. And each chat message added, with the log's aria-busy.
+RECORDER = """
+(() => {
+  window.__said = [];
+  window.__added = [];
+  const LIVE = '[role=status], [role=alert], [role=log], [aria-live]:not([aria-live=off])';
+  const regionOf = (node) => {
+    const element = node.nodeType === 1 ? node : node.parentElement;
+    return element ? element.closest(LIVE) : null;
+  };
+  new MutationObserver((mutations) => {
+    for (const mutation of mutations) {
+      const region = regionOf(mutation.target);
+      if (region && !region.closest('[hidden]') && region.getAttribute('aria-live') !== 'off') {
+        const busy = Boolean(region.closest('[aria-busy=true]'));
+        window.__said.push({ id: region.id, text: region.innerText.trim(), busy, at: performance.now() });
+      }
+      if (mutation.target.id === 'chat-messages') {
+        for (const node of mutation.addedNodes) {
+          if (node.nodeType === 1 && node.classList.contains('message')) {
+            window.__added.push({ text: node.textContent, busy: document.getElementById('chat-scroll').getAttribute('aria-busy') });
+          }
+        }
+      }
+    }
+  }).observe(document, { subtree: true, childList: true, characterData: true, attributes: true, attributeFilter: ['hidden'] });
+})();
+"""
+
+# Every shown live region whose text holds the given words.
+REGIONS_SAYING = """
+(words) => [...document.querySelectorAll('[role=status], [role=alert], [role=log], [aria-live]:not([aria-live=off])')]
+  .filter((region) => !region.closest("[hidden]") && region.innerText.includes(words)).map((region) => region.id)
+"""
+
+
+@pytest.fixture(scope="module")
+def live_server() -> Iterator[ServerProcess]:
+    server = ServerProcess("--port", "0")
+    assert server.url, f"the server did not say where it serves: {server.first_line!r}"
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    yield from launched_chromium(e2e_unavailable)
+
+
+def person(browser: Any, url: str, viewport: dict[str, int] = VIEWPORT, scheme: str = "light") -> Person:
+    """A person whose pages record what their live regions say (RECORDER)."""
+    someone = Person(browser, url, viewport)
+    someone.context.close()
+    someone.context = browser.new_context(viewport=viewport, color_scheme=scheme)
+    someone.context.set_default_timeout(TIMEOUT_MS)
+    someone.context.add_init_script(RECORDER)
+    return someone
+
+
+def logged_in(browser: Any, url: str, name: str, viewport: dict[str, int] = VIEWPORT, scheme: str = "light") -> Any:
+    page = person(browser, url, viewport, scheme).log_in(name)
+    wait_for_socket(page, "connected")
+    return page
+
+
+def send(page: Any, text: str) -> None:
+    page.fill("#chat-input", text)
+    page.press("#chat-input", "Enter")
+    page.wait_for_selector(f"#chat-messages li.is-me:has-text({text!r})")
+
+
+def said_since(page: Any, mark: int) -> list[dict[str, Any]]:
+    """What the live regions said (non-empty, not while busy) since the mark'th record."""
+    return [entry for entry in page.evaluate("window.__said")[mark:] if entry["text"] and not entry["busy"]]
+
+
+@pytest.mark.parametrize("viewport", WIDTHS, ids=WIDTH_IDS)
+def test_the_sections_are_read_in_the_order_they_are_drawn(browser, live_server: ServerProcess, viewport: dict[str, int]) -> None:
+    """Each section in the DOM (the keyboard's and a screen reader's order) comes below the
+    one before it, or in a column to its right: never above it, never to its left."""
+    page = logged_in(browser, live_server.url, "Reader", viewport)
+    ids = page.eval_on_selector_all("#live-view section.card", "sections => sections.map((s) => s.getAttribute('aria-labelledby'))")
+    assert ids[0] == "chat-heading"  # the product first, at every width
+    boxes = {heading: box(page, f"section[aria-labelledby={heading}]") for heading in ids}
+    for first, then in itertools.pairwise(ids):
+        before, after = boxes[first], boxes[then]
+        below = after["y"] >= before["y"] + before["height"] - 1 and after["x"] < before["x"] + before["width"]
+        right = after["x"] >= before["x"] + before["width"] - 1
+        assert below or right, f"{then} is drawn before {first}, which comes first in the DOM: {before} {after}"
+    assert page.locator("[tabindex]:not([tabindex='0']):not([tabindex='-1'])").count() == 0  # no reordered tab stops
+    page.screenshot(path=SHOTS / f"order-{viewport['width']}.png", full_page=True)
+    page.context.close()
+
+
+@pytest.mark.parametrize("viewport", [PHONE, SMALLEST], ids=WIDTH_IDS[2:])
+def test_a_phones_header_says_who_you_are(browser, live_server: ServerProcess, viewport: dict[str, int]) -> None:
+    for name in ("Ada", "Augusta Ada King, Countess of L."):
+        page = logged_in(browser, live_server.url, name, viewport)
+        tag = page.text_content("#current-tag")
+        shown_name, shown_tag = page.locator("#header-session .header-name"), page.locator("#header-session .header-tag")
+        expect(shown_name).to_be_visible()
+        expect(shown_name).to_have_text(name)
+        expect(shown_tag).to_have_text(tag)
+        name_box, tag_box, logout = box(page, ".header-name"), box(page, ".header-tag"), box(page, ".header-logout button")
+        assert name_box["width"] >= 24  # at least the name's start (a long one is cut short with "…")
+        assert name_box["x"] + name_box["width"] <= tag_box["x"] + 1  # the tag whole, after the name
+        assert tag_box["x"] + tag_box["width"] <= logout["x"]  # and clear of "Log out"
+        assert logout["x"] + logout["width"] <= viewport["width"]
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+        page.screenshot(path=SHOTS / f"phone-header-{viewport['width']}-{len(name)}.png")
+        page.context.close()
+
+
+def test_a_logout_in_another_tab_is_announced_once(browser, live_server: ServerProcess) -> None:
+    ada = person(browser, live_server.url)
+    page = ada.log_in("Ada")
+    wait_for_socket(page, "connected")
+    mark = len(page.evaluate("window.__said"))
+    other_tab = ada.open("/")
+    other_tab.click("#logout-form button[type=submit]")
+    sentence = "You logged out, here or in another tab, so this session has ended."
+    expect(page.locator("#chat-ended")).to_contain_text(sentence)
+    wait_for_socket(page, "disconnected")
+    page.wait_for_timeout(300)  # anything else the page would say about it, said by now
+    assert page.evaluate(REGIONS_SAYING, sentence) == ["chat-ended"]
+    assert {entry["id"] for entry in said_since(page, mark)} == {"chat-ended"}, said_since(page, mark)
+    ada.context.close()
+
+
+def test_a_history_goes_in_unannounced_and_what_comes_after_it_is_announced(browser, live_server: ServerProcess) -> None:
+    writer = logged_in(browser, live_server.url, "Writer")
+    for number in range(3):
+        send(writer, f"said before you came, {number}")
+    reader = logged_in(browser, live_server.url, "Reader")
+    reader.wait_for_selector("#chat-messages li:has-text('said before you came, 2')")
+    expect(reader.locator("#chat-scroll")).to_have_attribute("aria-busy", "false")
+    added = reader.evaluate("window.__added")
+    assert len(added) >= 3 and all(entry["busy"] == "true" for entry in added), added
+    send(writer, "news after you came")
+    reader.wait_for_selector("#chat-messages li:has-text('news after you came')")
+    assert reader.evaluate("window.__added")[-1]["busy"] == "false"
+    # Read out: the news alone, not the history before it.
+    said = [entry["text"] for entry in said_since(reader, 0) if entry["id"] == "chat-scroll"]
+    assert said and all("said before you came" not in text.split("news after you came")[-1] for text in said)
+    assert not any(entry["id"] == "chat-scroll" and "said before you came, 0" in entry["text"] and "news" not in entry["text"]
+                   for entry in said_since(reader, 0))
+    for page in (writer, reader):
+        page.context.close()
+
+
+@pytest.fixture
+def restartable_server() -> Iterator[Any]:
+    """A server in memory on a fixed port that the test stops and starts again."""
+    from deploy.services import free_port
+
+    args = ["--port", str(free_port()), "--cookie-secret", "r" * 32]
+    servers = [ServerProcess(*args)]
+
+    def stop() -> None:
+        servers[-1].stop()
+
+    def start() -> None:
+        servers.append(ServerProcess(*args))
+
+    yield servers[0], stop, start
+    for server in servers:
+        server.close()
+
+
+def test_a_drop_and_a_restart_are_each_announced_once(browser, restartable_server: Any) -> None:
+    server, stop, start = restartable_server
+    page = logged_in(browser, server.url, "Ada")
+    mark = len(page.evaluate("window.__said"))
+    stop()
+    wait_for_socket(page, "connecting")
+    expect(page.locator("#chat-status-text")).to_have_text("Reconnecting…")
+    page.wait_for_timeout(300)
+    assert {entry["id"] for entry in said_since(page, mark)} == {"chat-status"}, said_since(page, mark)
+    mark = len(page.evaluate("window.__said"))
+    start()
+    wait_for_socket(page, "refused")
+    expect(page.locator("#chat-ended")).to_be_visible()
+    page.wait_for_timeout(300)
+    assert {entry["id"] for entry in said_since(page, mark)} == {"chat-ended"}, said_since(page, mark)
+    page.context.close()
+
+
+def visible_text_box(page: Any) -> dict[str, float]:
+    """Where the message field draws its text: its box less its padding and border."""
+    return page.evaluate("""() => {
+      const field = document.getElementById('chat-input');
+      const style = getComputedStyle(field);
+      const edge = (side) => parseFloat(style['padding' + side]) + parseFloat(style['border' + side + 'Width']);
+      const r = field.getBoundingClientRect();
+      return { x: r.x + edge('Left'), y: r.y + edge('Top'), width: r.width - edge('Left') - edge('Right'),
+               height: r.height - edge('Top') - edge('Bottom') };
+    }""")
+
+
+def overlap(a: dict[str, float], b: dict[str, float]) -> bool:
+    return a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"] and a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"]
+
+
+# Whether the field's placeholder fits its text box: measured as a value in the same font.
+PLACEHOLDER_FITS = """() => {
+  const field = document.getElementById('chat-input');
+  const value = field.value;
+  field.value = field.placeholder;
+  const fits = field.scrollWidth <= field.clientWidth;
+  field.value = value;
+  return fits;
+}"""
+
+
+@pytest.mark.parametrize("viewport", [SMALLEST, PHONE, VIEWPORT], ids=["320x640", "390x844", "1280x800"])
+def test_the_message_field_fits_with_any_length_pasted(browser, live_server: ServerProcess, viewport: dict[str, int]) -> None:
+    page = logged_in(browser, live_server.url, "Paster", viewport)
+    assert page.get_attribute("#chat-input", "placeholder") == "Write a message…"
+    assert page.evaluate(PLACEHOLDER_FITS), "the placeholder is cut short"
+    for length in (0, 499, 1000, 2000, 5000):
+        page.fill("#chat-input", "m" * length)
+        expect(page.locator("#chat-count")).to_have_text(f"{length}/500")
+        count, field, send_button = box(page, "#chat-count"), box(page, "#chat-input"), box(page, "#chat-send")
+        assert not overlap(count, visible_text_box(page)), f"the count is drawn over the text at {length}"
+        assert not overlap(count, send_button) and not overlap(field, send_button)
+        assert send_button["x"] + send_button["width"] <= viewport["width"]
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+        if length == 2000:
+            page.screenshot(path=SHOTS / f"field-{viewport['width']}-2000.png")
+    page.context.close()
+
+
+# --- both colour schemes, every state, axe ------------------------------------------------
+
+def axe_violations(axe: Any, page: Any) -> list[tuple[str, list[Any]]]:
+    result = axe.run(page)
+    return [(violation["id"], [node["target"] for node in violation["nodes"]]) for violation in result.response["violations"]]
+
+
+def background_lightness(page: Any) -> float:
+    """The page's background, 0 (black) to 1 (white): shows which scheme it is drawn in."""
+    rgb = page.evaluate("getComputedStyle(document.body).backgroundColor.match(/\\d+/g).slice(0, 3).map(Number)")
+    return sum(rgb) / (3 * 255)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("viewport", [VIEWPORT, PHONE, SMALLEST], ids=["1280x800", "390x844", "320x640"])
+def test_every_state_passes_axe_in_both_colour_schemes(browser, restartable_server: Any, viewport: dict[str, int], scheme: str) -> None:
+    """axe-core (WCAG 2.1 AA, contrast included) finds nothing in any state the page can be in,
+    light or dark: logged out, the login, logout and error pages, logged in with a
+    conversation and an answer, a refusal, a message on its way while reconnecting, and the
+    session ended (a restart without it) with that message not sent."""
+    try:
+        from axe_playwright_python.sync_playwright import Axe
+    except ImportError:
+        e2e_unavailable("axe-playwright-python is not installed (pip install -e '.[test]')")
+    axe = Axe()
+    server, stop, start = restartable_server
+    size = f"{viewport['width']}-{scheme}"
+    states: dict[str, Any] = {}
+    ada = person(browser, server.url, viewport, scheme)
+    page = ada.open("/")
+    page.wait_for_selector("#socket-state[data-state=refused]")
+    lightness = background_lightness(page)
+    assert lightness < 0.2 if scheme == "dark" else lightness > 0.8, f"the page is not drawn {scheme}: {lightness}"
+    states["logged out"] = axe_violations(axe, page)
+    page.goto(server.url + "login")
+    page.fill("#username", "x" * 40)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#login-error")
+    states["login refused"] = axe_violations(axe, page)
+    page.goto(server.url + "no-such-page")
+    states["error page"] = axe_violations(axe, page)
+
+    grace = logged_in(browser, server.url, "Ada", VIEWPORT, scheme)
+    send(grace, "Hello from the other Ada 👋")
+    page = ada.log_in("Ada")
+    wait_for_socket(page, "connected")
+    send(page, "Hi! Two of us now, told apart by our tags ✨")
+    page.wait_for_selector("#chat-messages li .message-tag")
+    page.click("#whoami-button")
+    page.wait_for_selector("#whoami-result .whoami-ok")
+    states["logged in"] = axe_violations(axe, page)
+    page.screenshot(path=SHOTS / f"logged-in-{size}.png")
+    page.fill("#chat-input", "x" * 613)
+    expect(page.locator("#chat-notice")).to_be_visible()
+    states["too long"] = axe_violations(axe, page)
+    page.screenshot(path=SHOTS / f"too-long-{size}.png")
+    page.fill("#chat-input", "")
+    page.goto(server.url + "logout")
+    states["logout page"] = axe_violations(axe, page)
+    page.goto(server.url)
+    wait_for_socket(page, "connected")
+
+    grace.context.close()
+    stop()
+    wait_for_socket(page, "connecting")
+    page.fill("#chat-input", "written while the server was away")
+    page.press("#chat-input", "Enter")
+    expect(page.locator("#chat-outbox li.message")).to_contain_text("not sent yet")
+    expect(page.locator("#chat-status-text")).to_have_text("Reconnecting…")
+    states["reconnecting"] = axe_violations(axe, page)
+    page.screenshot(path=SHOTS / f"reconnecting-{size}.png")
+    start()
+    wait_for_socket(page, "refused")
+    expect(page.locator("#chat-outbox li.message")).to_contain_text("this session has ended")
+    states["ended, not sent"] = axe_violations(axe, page)
+    page.screenshot(path=SHOTS / f"ended-{size}.png")
+    page.goto(server.url)
+    page.wait_for_selector("#session-ended")
+    states["session ended notice"] = axe_violations(axe, page)
+    ada.context.close()
+    assert states == {state: [] for state in states}
