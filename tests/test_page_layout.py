@@ -39,6 +39,7 @@ NARROW = {"width": 900, "height": 800}  # two columns
 SMALLEST = {"width": 320, "height": 640}
 WIDTHS = [VIEWPORT, NARROW, PHONE, SMALLEST]
 WIDTH_IDS = ["1280x800", "900x800", "390x844", "320x640"]
+RECONNECT_MS = 20_000
 
 # Records, from the page's start, every change a screen reader would be told of: for each
 # mutation inside a live region (a role of status, alert or log, or an aria-live other than
@@ -224,7 +225,8 @@ def test_a_drop_and_a_restart_are_each_announced_once(browser, restartable_serve
     assert {entry["id"] for entry in said_since(page, mark)} == {"chat-status"}, said_since(page, mark)
     mark = len(page.evaluate("window.__said"))
     start()
-    wait_for_socket(page, "refused")
+    # The page's next attempt may be up to 8.75 s away (5 s at most, +/- 75%: connection.js).
+    page.wait_for_selector("#socket-state[data-state=refused]", timeout=RECONNECT_MS)
     expect(page.locator("#chat-ended")).to_be_visible()
     page.wait_for_timeout(300)
     assert {entry["id"] for entry in said_since(page, mark)} == {"chat-ended"}, said_since(page, mark)
@@ -327,6 +329,7 @@ def test_every_state_passes_axe_in_both_colour_schemes(browser, restartable_serv
     page.click("#whoami-button")
     page.wait_for_selector("#whoami-result .whoami-ok")
     states["logged in"] = axe_violations(axe, page)
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=SHOTS / f"logged-in-{size}.png")
     page.fill("#chat-input", "x" * 613)
     expect(page.locator("#chat-notice")).to_be_visible()
@@ -348,7 +351,8 @@ def test_every_state_passes_axe_in_both_colour_schemes(browser, restartable_serv
     states["reconnecting"] = axe_violations(axe, page)
     page.screenshot(path=SHOTS / f"reconnecting-{size}.png")
     start()
-    wait_for_socket(page, "refused")
+    # The page's next attempt may be up to 8.75 s away (5 s at most, +/- 75%: connection.js).
+    page.wait_for_selector("#socket-state[data-state=refused]", timeout=RECONNECT_MS)
     expect(page.locator("#chat-outbox li.message")).to_contain_text("this session has ended")
     states["ended, not sent"] = axe_violations(axe, page)
     page.screenshot(path=SHOTS / f"ended-{size}.png")
