@@ -9,6 +9,7 @@ Each test saves screenshots of the states it reaches under test-output/page/.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -41,25 +42,32 @@ WIDTHS = [VIEWPORT, NARROW, PHONE, SMALLEST]
 WIDTH_IDS = ["1280x800", "900x800", "390x844", "320x640"]
 RECONNECT_MS = 20_000
 
-# Records, from the page's start, every change a screen reader would be told of: for each
-# mutation inside a live region (a role of status, alert or log, or an aria-live other than
-# off) that is shown, the region's id and its text after the change, and whether the region
-# (or one around it) was aria-busy then. And each chat message added, with the log's aria-busy.
+# Records, from the page's start, what a screen reader would be told of: for each change inside
+# a live region (its nearest element with a role of status, alert or log, or an aria-live,
+# which aria-live="off" silences), the region's id and what the change brought (the text of
+# the nodes added, of a text changed, or of a region shown: one entry per task), and whether
+# the region (or one around it) was aria-busy then. And each chat message added, with the log's aria-busy then.
 RECORDER = """
 (() => {
   window.__said = [];
   window.__added = [];
-  const LIVE = '[role=status], [role=alert], [role=log], [aria-live]:not([aria-live=off])';
-  const regionOf = (node) => {
-    const element = node.nodeType === 1 ? node : node.parentElement;
-    return element ? element.closest(LIVE) : null;
-  };
+  const ROOT = '[role=status], [role=alert], [role=log], [aria-live]';
+  const textOf = (node) => (node.nodeType === 1 ? node.innerText || '' : node.nodeType === 3 ? node.data : '').trim();
   new MutationObserver((mutations) => {
+    // The changes of one task reach a screen reader together: one entry per region.
+    const batch = new Map();
     for (const mutation of mutations) {
-      const region = regionOf(mutation.target);
+      const target = mutation.target.nodeType === 1 ? mutation.target : mutation.target.parentElement;
+      const region = target && target.closest(ROOT);
       if (region && !region.closest('[hidden]') && region.getAttribute('aria-live') !== 'off') {
         const busy = Boolean(region.closest('[aria-busy=true]'));
-        window.__said.push({ id: region.id, text: region.innerText.trim(), busy, at: performance.now() });
+        const text = mutation.type === 'childList' ? [...mutation.addedNodes].map(textOf).join(' ').trim()
+          : mutation.type === 'characterData' ? textOf(mutation.target) : target.closest('[hidden]') ? '' : textOf(target);
+        const entry = batch.get(region) || { id: region.id, texts: [], busy };
+        if (text && !entry.texts.includes(text)) {
+          entry.texts.push(text);
+        }
+        batch.set(region, entry);
       }
       if (mutation.target.id === 'chat-messages') {
         for (const node of mutation.addedNodes) {
@@ -68,6 +76,9 @@ RECORDER = """
           }
         }
       }
+    }
+    for (const entry of batch.values()) {
+      window.__said.push({ id: entry.id, text: entry.texts.join(' '), busy: entry.busy });
     }
   }).observe(document, { subtree: true, childList: true, characterData: true, attributes: true, attributeFilter: ['hidden'] });
 })();
@@ -107,6 +118,7 @@ def person(browser: Any, url: str, viewport: dict[str, int] = VIEWPORT, scheme: 
 def logged_in(browser: Any, url: str, name: str, viewport: dict[str, int] = VIEWPORT, scheme: str = "light") -> Any:
     page = person(browser, url, viewport, scheme).log_in(name)
     wait_for_socket(page, "connected")
+    expect(page.locator("#chat-scroll")).to_have_attribute("aria-busy", "false")  # the history is in
     return page
 
 
@@ -186,13 +198,65 @@ def test_a_history_goes_in_unannounced_and_what_comes_after_it_is_announced(brow
     send(writer, "news after you came")
     reader.wait_for_selector("#chat-messages li:has-text('news after you came')")
     assert reader.evaluate("window.__added")[-1]["busy"] == "false"
-    # Read out: the news alone, not the history before it.
+    # Read out: the news, not the history before it.
     said = [entry["text"] for entry in said_since(reader, 0) if entry["id"] == "chat-scroll"]
-    assert said and all("said before you came" not in text.split("news after you came")[-1] for text in said)
-    assert not any(entry["id"] == "chat-scroll" and "said before you came, 0" in entry["text"] and "news" not in entry["text"]
-                   for entry in said_since(reader, 0))
+    assert any("news after you came" in text for text in said), said
+    assert not any("said before you came" in text for text in said), said
     for page in (writer, reader):
         page.context.close()
+
+
+def test_your_message_is_read_out_once_and_a_refused_one_once(browser, live_server: ServerProcess) -> None:
+    """Your message is said once, as the conversation's (not also as "sending…" on its way);
+    one the server refuses (too many in a row) once, by the notice that says why."""
+    page = logged_in(browser, live_server.url, "Talker")
+    mark = len(page.evaluate("window.__said"))
+    send(page, "just one announcement")
+    page.wait_for_timeout(300)
+    said = [entry for entry in said_since(page, mark) if "just one announcement" in entry["text"]]
+    assert [entry["id"] for entry in said] == ["chat-scroll"], said
+    for number in range(30):  # past the chat rate (20 per 10 s): one is refused
+        mark = len(page.evaluate("window.__said"))
+        page.fill("#chat-input", f"in a row {number}")
+        page.press("#chat-input", "Enter")
+        page.wait_for_selector(f"#chat-messages li.is-me:has-text('in a row {number}'), #chat-notice:visible")
+        if page.is_visible("#chat-notice"):
+            break
+    expect(page.locator("#chat-notice")).to_be_visible()
+    refused = page.input_value("#chat-input")  # back in the field, with the reason above it
+    assert refused.startswith("in a row")
+    page.wait_for_timeout(300)
+    said = [entry for entry in said_since(page, mark) if refused in entry["text"]]
+    assert said == [], said  # the refused message itself: not read out on its way
+    notices = [entry for entry in said_since(page, mark) if entry["id"] == "chat-notice"]
+    assert len(notices) == 1, notices
+    page.context.close()
+
+
+def test_a_message_the_server_never_answered_is_said_once(browser, live_server: ServerProcess) -> None:
+    """No acknowledgement within 5 s (its packet dropped on the way): "not sent" is said once,
+    and the message on its way was not read out before it."""
+    someone = person(browser, live_server.url)
+
+    def drop_chat_packets(socket: Any) -> None:
+        server = socket.connect_to_server()
+        # A Socket.IO event with an ack from the page: "42<id>[\"chat\",...]".
+        socket.on_message(lambda message: None if re.match(r'^42\d+\["chat"', str(message)) else server.send(message))
+
+    someone.context.route_web_socket(re.compile(r"/socket\.io/"), drop_chat_packets)
+    page = someone.log_in("Unanswered")
+    wait_for_socket(page, "connected")
+    expect(page.locator("#chat-scroll")).to_have_attribute("aria-busy", "false")
+    page.wait_for_function("document.querySelector('#handshake-log').textContent.includes('upgraded to websocket')")
+    mark = len(page.evaluate("window.__said"))
+    page.fill("#chat-input", "into the void")
+    page.press("#chat-input", "Enter")
+    expect(page.locator("#chat-outbox li.message")).to_contain_text("not sent: the server did not answer in time", timeout=15_000)
+    page.wait_for_timeout(300)
+    said = [entry for entry in said_since(page, mark) if "into the void" in entry["text"]]
+    assert said == [{"id": "chat-outbox-said", "busy": False,
+                     "text": "Your message “into the void”: not sent: the server did not answer in time"}], said
+    someone.context.close()
 
 
 @pytest.fixture
