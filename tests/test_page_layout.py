@@ -297,6 +297,40 @@ def test_a_drop_and_a_restart_are_each_announced_once(browser, restartable_serve
     page.context.close()
 
 
+def test_what_a_reconnect_caught_up_goes_in_unannounced_and_is_said_once(browser, redis_url: str) -> None:
+    """Redis mode, two processes: the reader's process restarts while the writer, on the
+    other, writes. Back, the reader's page inserts what it missed while its log is busy, and
+    the status line says how many, once."""
+    from deploy.services import free_port
+
+    args = ["--cookie-secret", "r" * 32, "--redis-url", redis_url]
+    port = str(free_port())
+    servers = [ServerProcess("--port", port, *args), ServerProcess("--port", "0", *args)]
+    try:
+        reader = logged_in(browser, servers[0].url, "Reader")
+        writer = logged_in(browser, servers[1].url, "Writer")
+        servers[0].stop()
+        wait_for_socket(reader, "connecting")
+        for number in range(2):
+            send(writer, f"missed {number}")
+        mark = len(reader.evaluate("window.__said"))
+        added = len(reader.evaluate("window.__added"))
+        servers.append(ServerProcess("--port", port, *args))
+        reader.wait_for_selector("#chat-messages li:has-text('missed 1')", timeout=RECONNECT_MS)
+        expect(reader.locator("#chat-status-text")).to_have_text("Reconnected: 2 messages you missed are below")
+        expect(reader.locator("#chat-scroll")).to_have_attribute("aria-busy", "false")
+        caught_up = reader.evaluate("window.__added")[added:]
+        assert len(caught_up) == 2 and all(entry["busy"] == "true" for entry in caught_up), caught_up
+        said = said_since(reader, mark)
+        assert not any("missed 0" in entry["text"] for entry in said), said
+        assert [entry["text"] for entry in said if "you missed" in entry["text"]] == ["Reconnected: 2 messages you missed are below"]
+        for page in (reader, writer):
+            page.context.close()
+    finally:
+        for server in servers:
+            server.close()
+
+
 def visible_text_box(page: Any) -> dict[str, float]:
     """Where the message field draws its text: its box less its padding and border."""
     return page.evaluate("""() => {
