@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -329,6 +330,42 @@ def test_what_a_reconnect_caught_up_goes_in_unannounced_and_is_said_once(browser
     finally:
         for server in servers:
             server.close()
+
+
+def test_a_store_away_at_a_reconnect_is_said_once_and_cleared_when_back(browser, own_redis: Any) -> None:
+    """Redis hung, the page's link dropped: its reconnect is refused as "store
+    unavailable" and retried. That is said once, by the status line (not also by the socket's
+    help box), and once the store is back the page says it reconnected, not that it waits."""
+    server = ServerProcess("--port", "0", "--cookie-secret", "r" * 32, "--redis-url", own_redis.url)
+    links: list[Any] = []
+
+    def keep(socket: Any) -> None:
+        socket.connect_to_server()
+        links.append(socket)
+
+    try:
+        someone = person(browser, server.url)
+        someone.context.route_web_socket(re.compile(r"/socket\.io/"), keep)
+        page = someone.log_in("Patient")
+        wait_for_socket(page, "connected")
+        page.wait_for_function("document.querySelector('#handshake-log').textContent.includes('upgraded to websocket')")
+        mark = len(page.evaluate("window.__said"))
+        own_redis.process.send_signal(signal.SIGSTOP)  # hung: its data kept for when it goes on
+        links[-1].close()  # the link drops; the page's reconnect meets a server without its store
+        away = "The server cannot check your session right now; trying again every few seconds."
+        expect(page.locator("#chat-status-text")).to_have_text(away, timeout=RECONNECT_MS)
+        expect(page.locator("#socket-help")).to_be_visible()
+        page.wait_for_timeout(300)
+        assert page.evaluate(REGIONS_SAYING, "cannot check your session") == ["chat-status"]
+        said = said_since(page, mark)
+        assert [entry["text"] for entry in said if "cannot check" in entry["text"]] == [away], said
+        own_redis.process.send_signal(signal.SIGCONT)
+        # The page's next try (every 3 s).
+        page.wait_for_selector("#socket-state[data-state=connected]", timeout=RECONNECT_MS)
+        expect(page.locator("#chat-status-text")).to_have_text(re.compile(r"^Reconnected"))
+        someone.context.close()
+    finally:
+        server.close()
 
 
 def visible_text_box(page: Any) -> dict[str, float]:
