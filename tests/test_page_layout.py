@@ -490,6 +490,7 @@ def test_every_state_passes_axe_in_both_colour_schemes(browser, restartable_serv
     # The page's next attempt may be up to 8.75 s away (5 s at most, +/- 75%: connection.js).
     page.wait_for_selector("#socket-state[data-state=refused]", timeout=RECONNECT_MS)
     expect(page.locator("#chat-outbox li.message")).to_contain_text("this session has ended")
+    expect(page.locator(".brand-name")).to_be_in_viewport()  # the header's name is back, in place of yours
     assert page.evaluate(PLACEHOLDER_FITS), page.get_attribute("#chat-input", "placeholder")
     states["ended, not sent"] = axe_violations(axe, page)
     page.screenshot(path=SHOTS / f"ended-{size}.png")

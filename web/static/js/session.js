@@ -66,13 +66,15 @@ export function makeSession({ root, shared, words, setState, status: chatStatus 
   }
 
   function gone(statusText) {
-    // No "Signed in as ..." and "Log out" for a session that is gone.
+    // No "Signed in as ..." and "Log out" for a session that is gone; on a phone, the site's
+    // name comes back in their place (app.css: .has-session).
     setStatus(statusText, "gone");
     for (const node of signedInParts) {
       if (node) {
         node.hidden = true;
       }
     }
+    document.querySelector(".site-header").classList.remove("has-session");
   }
 
   /** The server accepted this socket; returns the name it knows this session by. */
