@@ -31,6 +31,10 @@ const RECONNECTED_SHOWN_MS = 20000; // how long "Reconnected: …" stays in the 
 // slightly out of order, so the one missing gets this long before the page asks for it.
 const GAP_GRACE_MS = 2000;
 const CATCH_UP_TIMEOUT_MS = 5000;
+// A history goes in while the log is aria-busy, so that a screen reader does not read the
+// conversation out in one burst; the log is live again a moment later, in a task of its own
+// (cleared in the same task, the busy state would never reach the accessibility tree).
+const LIVE_AGAIN_MS = 250;
 
 /** A position's epoch and number, or null for anything else (an older server sends none). */
 function parsePosition(position) {
@@ -102,6 +106,23 @@ export function makeChat(shared, names, status, privately) {
   let gapTimer = 0; // set while a gap waits for its grace to pass
   let catchingUp = false;
   let owed = false; // a connect's history could not be had (the store was away): ask again
+  let quietUntil = 0; // the timer that makes the log live again after a history (0: none)
+
+  /** A history is on its way (a connect's, or a catch-up's): it goes in unannounced. */
+  function quiet() {
+    window.clearTimeout(quietUntil);
+    quietUntil = 0;
+    scroller.setAttribute("aria-busy", "true");
+  }
+
+  /** The history is in: from now on, each new message is announced as it comes. */
+  function liveAgain() {
+    window.clearTimeout(quietUntil);
+    quietUntil = window.setTimeout(() => {
+      quietUntil = 0;
+      scroller.setAttribute("aria-busy", "false");
+    }, LIVE_AGAIN_MS);
+  }
 
   function nearBottom() {
     return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < NEAR_BOTTOM_PX;
@@ -265,8 +286,10 @@ export function makeChat(shared, names, status, privately) {
     }
     catchingUp = true;
     const asked = epoch;
+    quiet(); // what fills the gap is not news said one by one
     socket.timeout(CATCH_UP_TIMEOUT_MS).emit("catch_up", { after: resumePosition() }, (err, data) => {
       catchingUp = false;
+      liveAgain();
       if (!err && data && Array.isArray(data.messages) && epoch === asked && parsePosition(data.position)) {
         owed = false;
         showHistory(data, false);
@@ -442,10 +465,12 @@ export function makeChat(shared, names, status, privately) {
     outbox.listen(socket);
     socket.on("welcome", () => {
       connections += 1;
+      quiet(); // the connect's history comes next
       outbox.sendWaiting(); // what was written while away goes now, in order
     });
     socket.on("history", (data) => {
       showHistory(data || {}, true);
+      liveAgain();
     });
     socket.on("chat", (message) => {
       if (message && typeof message.text === "string") {

@@ -84,9 +84,10 @@ import { makeSession } from "./session.js";
 import { makeChatStatus } from "./status.js";
 import { makeWhoami } from "./whoami.js";
 
-// What the message field says while messages cannot be sent now.
+// What the message field says while messages cannot be sent now: short enough to be read
+// whole in the field of a 320 px screen (the status line above says "Reconnecting…").
 const UNAVAILABLE_CHAT = {
-  connecting: "Not connected: sent once back", // (what is written meanwhile waits)
+  connecting: "Sent once online", // (what is written meanwhile waits)
   refused: "Not connected",
   disconnected: "Not connected",
 };
@@ -126,7 +127,7 @@ function start(root) {
     whoami.setLive(live);
   }
 
-  const session = makeSession({ root, shared, words, setState });
+  const session = makeSession({ root, shared, words, setState, status });
   setState("connecting");
 
   const resumeFrom = () => ({ history: chat.resumePosition(), presence: presence.resumeVersion() });

@@ -20,6 +20,12 @@ const STATES = {
   stranded: { words: "not sent: this session has ended. Copy the text before you log in again to send it.", actions: false },
 };
 
+/** The start of a message's text, to name it in a sentence. */
+function excerpt(text) {
+  const chars = Array.from(text.trim());
+  return "“" + chars.slice(0, 40).join("") + (chars.length > 40 ? "…" : "") + "”";
+}
+
 /** A message id of the page's own: 1 to 36 characters of [A-Za-z0-9_-] (the wire contract). */
 function newId() {
   if (window.crypto && typeof window.crypto.randomUUID === "function") {
@@ -38,6 +44,10 @@ function newId() {
  */
 export function makeOutbox({ shared, field, showStored, changed, toNewest, messageItem, privately }) {
   const list = byId("chat-outbox");
+  // The list is not a live region (aria-live="off"): what is on its way is not news. A
+  // message that did not go is, and is said here once (a session that ended, which strands
+  // them all, is said by the chat card's banner instead).
+  const said = byId("chat-outbox-said");
   const pending = new Map(); // the page's message id -> {id, text, item, state, tries}
   let socket = null;
 
@@ -46,6 +56,9 @@ export function makeOutbox({ shared, field, showStored, changed, toNewest, messa
     entry.item.dataset.state = state;
     entry.statusLine.textContent = why || STATES[state].words;
     entry.actions.hidden = !STATES[state].actions;
+    if (state === "failed") {
+      said.textContent = "Your message " + excerpt(entry.text) + ": " + entry.statusLine.textContent;
+    }
   }
 
   function drop(entry) {

@@ -22,15 +22,18 @@ const ENDINGS = {
 const RESTARTED = "The server restarted, and this session did not survive it. Log in again to go on.";
 const GONE = "Your session is gone: it ended, or the server restarted without it.";
 const STORE_RETRY_MS = 3000;
+// Said in the chat card's status line (the page's one polite live region), once.
+const STORE_AWAY = "The server cannot check your session right now; trying again every few seconds.";
 const ACTIVITY_EVENTS = ["keydown", "pointerdown", "wheel", "scroll", "focusin", "touchstart"];
 const ACK_TIMEOUT_MS = 5000;
 const WARN_BEFORE_S = 60; // the idle warning comes a minute before (a third of a short TTL)
 
 /**
  * `words` is the server's own words (reasons.for_the_page()); `setState(next, reason)` sets
- * the socket's state across the page.
+ * the socket's state across the page; `status` is the chat card's status line (status.js),
+ * where a passing state is announced (the help box here is for the eye: not a live region).
  */
-export function makeSession({ root, shared, words, setState }) {
+export function makeSession({ root, shared, words, setState, status: chatStatus }) {
   const help = byId("socket-help");
   const helpText = byId("socket-help-text");
   const helpLogin = byId("socket-help-login");
@@ -63,13 +66,15 @@ export function makeSession({ root, shared, words, setState }) {
   }
 
   function gone(statusText) {
-    // No "Signed in as ..." and "Log out" for a session that is gone.
+    // No "Signed in as ..." and "Log out" for a session that is gone; on a phone, the site's
+    // name comes back in their place (app.css: .has-session).
     setStatus(statusText, "gone");
     for (const node of signedInParts) {
       if (node) {
         node.hidden = true;
       }
     }
+    document.querySelector(".site-header").classList.remove("has-session");
   }
 
   /** The server accepted this socket; returns the name it knows this session by. */
@@ -81,6 +86,9 @@ export function makeSession({ root, shared, words, setState }) {
     }
     endedReason = "";
     setState("connected");
+    if (chatStatus.current() === STORE_AWAY) {
+      chatStatus.say(""); // over: a reconnect says what it caught up next
+    }
     showHelp("");
     setStatus("active", "active");
     return name;
@@ -92,6 +100,7 @@ export function makeSession({ root, shared, words, setState }) {
       // The server is up but cannot check sessions yet: worth trying again shortly.
       setState("connecting", "the server cannot check sessions right now; retrying");
       showHelp("The server cannot check your session at the moment. This page tries again every few seconds.", "warning");
+      chatStatus.say(STORE_AWAY, "warn");
       window.setTimeout(tryAgain, STORE_RETRY_MS);
       return;
     }
