@@ -277,14 +277,18 @@ def check_secret_lengths(newest: str, older: Sequence[str], shared: bool) -> Non
     if len(newest) < MIN_SECRET_CHARS:
         found = "one cookie it signed lets anyone try guesses at it offline, and whoever finds it signs cookies as this site"
         if shared:
-            raise Misconfigured(f"the cookie secret is {len(newest)} characters: with --redis-url it is the whole site's and "
+            raise Misconfigured(f"the cookie secret is {_characters(len(newest))}: with --redis-url it is the whole site's and "
                                 f"needs {MIN_SECRET_CHARS} or more ({found}); make one: {MAKE_A_SECRET}")
-        log.warning("the cookie secret is %d characters, under %d: %s; make one: %s", len(newest), MIN_SECRET_CHARS, found, MAKE_A_SECRET)
+        log.warning("the cookie secret is %s, under %d: %s; make one: %s", _characters(len(newest)), MIN_SECRET_CHARS, found, MAKE_A_SECRET)
     for number, secret in enumerate(older, 1):
         if len(secret) < MIN_SECRET_CHARS:
-            log.warning("old cookie secret %d of %d is %d characters, under %d: while it is listed, whoever guesses it "
+            log.warning("old cookie secret %d of %d is %s, under %d: while it is listed, whoever guesses it "
                         "(trying guesses offline against one cookie it signed) signs cookies as this site; remove it once "
-                        "the people it signed for have been back", number, len(older), len(secret), MIN_SECRET_CHARS)
+                        "the people it signed for have been back", number, len(older), _characters(len(secret)), MIN_SECRET_CHARS)
+
+
+def _characters(count: int) -> str:
+    return f"{count} character" if count == 1 else f"{count} characters"
 
 
 def resolve_cookie_secret(given: str | None) -> str:
