@@ -27,6 +27,7 @@ from tests.support.browser import (
     box,
     in_first_screen,
     launched_chromium,
+    plain_server,
     socket_state,
     wait_for_socket,
 )
@@ -51,10 +52,7 @@ SHOTS = OUTPUT_DIR / "browser"
 @pytest.fixture(scope="module")
 def live_server() -> Iterator[ServerProcess]:
     """The plain server, as `make serve` runs it, on a free port."""
-    server = ServerProcess("--port", "0")
-    assert server.url, f"the server did not say where it serves: {server.first_line!r}"
-    yield server
-    server.close()
+    yield from plain_server()
 
 
 @pytest.fixture(scope="module")

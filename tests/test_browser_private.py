@@ -18,6 +18,7 @@ from tests.support.browser import (
     VIEWPORT,
     Person,
     launched_chromium,
+    plain_server,
     wait_for_socket,
 )
 from tests.support.constants import OUTPUT_DIR
@@ -37,10 +38,7 @@ SHOTS = OUTPUT_DIR / "browser"
 @pytest.fixture
 def live_server() -> Iterator[ServerProcess]:
     """A server of the test's own: names shared with an earlier test's people would show tags."""
-    server = ServerProcess("--port", "0")
-    assert server.url, f"the server did not say where it serves: {server.first_line!r}"
-    yield server
-    server.close()
+    yield from plain_server()
 
 
 @pytest.fixture(scope="module")

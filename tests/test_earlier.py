@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.browser import Person, launched_chromium, wait_for_socket
+from tests.support.browser import Person, launched_chromium, plain_server, wait_for_socket
 from tests.support.constants import OUTPUT_DIR
 from tests.support.e2e import e2e_unavailable
 from tests.support.processes import ServerProcess
@@ -24,10 +24,7 @@ NOTE = "(you, earlier)"
 
 @pytest.fixture(scope="module")
 def live_server() -> Iterator[ServerProcess]:
-    server = ServerProcess("--port", "0")
-    assert server.url, f"the server did not say where it serves: {server.first_line!r}"
-    yield server
-    server.close()
+    yield from plain_server()
 
 
 @pytest.fixture(scope="module")

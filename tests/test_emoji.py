@@ -15,7 +15,14 @@ from typing import Any
 
 import pytest
 
-from tests.support.browser import PHONE, VIEWPORT, Person, launched_chromium, wait_for_socket
+from tests.support.browser import (
+    PHONE,
+    VIEWPORT,
+    Person,
+    launched_chromium,
+    plain_server,
+    wait_for_socket,
+)
 from tests.support.constants import OUTPUT_DIR
 from tests.support.e2e import e2e_unavailable
 from tests.support.processes import ServerProcess
@@ -73,10 +80,7 @@ def emoji_font_missing() -> str | None:
 
 @pytest.fixture(scope="module")
 def live_server() -> Iterator[ServerProcess]:
-    server = ServerProcess("--port", "0")
-    assert server.url, f"the server did not say where it serves: {server.first_line!r}"
-    yield server
-    server.close()
+    yield from plain_server()
 
 
 @pytest.fixture(scope="module")

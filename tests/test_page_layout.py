@@ -23,6 +23,7 @@ from tests.support.browser import (
     Person,
     box,
     launched_chromium,
+    plain_server,
     wait_for_socket,
 )
 from tests.support.constants import OUTPUT_DIR
@@ -95,10 +96,7 @@ REGIONS_SAYING = """
 
 @pytest.fixture(scope="module")
 def live_server() -> Iterator[ServerProcess]:
-    server = ServerProcess("--port", "0")
-    assert server.url, f"the server did not say where it serves: {server.first_line!r}"
-    yield server
-    server.close()
+    yield from plain_server()
 
 
 @pytest.fixture(scope="module")

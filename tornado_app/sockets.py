@@ -358,28 +358,42 @@ class ChatSocketServer:
         session = await self._live_session(sid)
         return None if session is None else session.public_view()
 
+    async def _writer(self, sid: str) -> Session | dict[str, object]:
+        """The live session of a socket sending a chat or private message, or the refusal to
+        answer with: the store is away (the page keeps the text and sends it again), or the
+        session ended."""
+        try:
+            session = await self._live_session(sid, refusing=True)
+        except BackendUnavailable:
+            return _refusal("store", NOT_STORED)
+        return _refusal("ended", NOT_SENT_SESSION_ENDED) if session is None else session
+
+    async def _over_chat_rate(self, session: Session) -> dict[str, object] | None:
+        """The refusal of a message over --chat-rate, or None. Chat and private messages
+        spend one budget: mixing the two does not double it."""
+        if await self.backend.rate_limiter.allows("chat", session.id):
+            return None
+        self._too_many_chats.refused(f"the latest from {session.username!r}", tag=session.tag)
+        rate = self.backend.rate_limiter.rates.describe("chat")
+        return _refusal("rate", f"{SLOW_DOWN} (at most {rate}): this message was not sent")
+
     async def _on_chat(self, sid: str, *args: object) -> dict[str, object]:
         """Answered, always: the message as stored and sent to everyone, or a refusal that says
         why (the page keeps the text). A message the store cannot keep is refused, never sent
         unkept: a page that was away could not catch up on it. A repeated client id (a retry
         after a lost answer) is answered with the first one's message, and sent to everyone
         only if the first one never was (see history.Stored)."""
-        try:
-            session = await self._live_session(sid, refusing=True)
-        except BackendUnavailable:
-            return _refusal("store", NOT_STORED)
-        if session is None:
-            return _refusal("ended", NOT_SENT_SESSION_ENDED)
+        session = await self._writer(sid)
+        if not isinstance(session, Session):
+            return session
         payload = args[0] if len(args) == 1 else None
         try:
             text = clean_chat_payload(payload)
             client_id = client_message_id(payload)
         except InvalidInput as refusal:
             return _refusal("invalid", str(refusal))
-        if not await self.backend.rate_limiter.allows("chat", session.id):
-            self._too_many_chats.refused(f"the latest from {session.username!r}", tag=session.tag)
-            rate = self.backend.rate_limiter.rates.describe("chat")
-            return _refusal("rate", f"{SLOW_DOWN} (at most {rate}): this message was not sent")
+        if (too_many := await self._over_chat_rate(session)) is not None:
+            return too_many
         message = {"id": secrets.token_hex(6), "username": session.username, "tag": session.tag,
                    "skeleton": skeleton(session.username), "text": text, "time": int(self.backend.clock())}
         try:
@@ -403,12 +417,9 @@ class ChatSocketServer:
         history, no catch-up). Answered as a chat message is; rate-limited with chat (one
         budget: mixing the two does not double it); refused in words, to nobody, when the
         recipient is not online now."""
-        try:
-            session = await self._live_session(sid, refusing=True)
-        except BackendUnavailable:
-            return _refusal("store", NOT_STORED)
-        if session is None:
-            return _refusal("ended", NOT_SENT_SESSION_ENDED)
+        session = await self._writer(sid)
+        if not isinstance(session, Session):
+            return session
         payload = args[0] if len(args) == 1 else None
         try:
             text = clean_chat_payload(payload)
@@ -418,10 +429,8 @@ class ChatSocketServer:
             return _refusal("invalid", str(refusal))
         if to == session.tag:
             return _refusal("invalid", NOT_TO_YOURSELF)
-        if not await self.backend.rate_limiter.allows("chat", session.id):
-            self._too_many_chats.refused(f"the latest from {session.username!r}", tag=session.tag)
-            rate = self.backend.rate_limiter.rates.describe("chat")
-            return _refusal("rate", f"{SLOW_DOWN} (at most {rate}): this message was not sent")
+        if (too_many := await self._over_chat_rate(session)) is not None:
+            return too_many
         recipient = self.presence.online(to)
         if recipient is None:
             return _refusal("offline", f"#{to[:4]} {NOT_ONLINE}")

@@ -41,6 +41,17 @@ def launched_chromium(unavailable: Callable[[str], None]) -> Iterator[Any]:
         chromium.close()
 
 
+def plain_server() -> Iterator[Any]:
+    """The plain server as `make serve` runs it, on a free port (a fixture's body: yields its
+    ServerProcess, then stops it)."""
+    from tests.support.processes import ServerProcess
+
+    server = ServerProcess("--port", "0")
+    assert server.url, f"the server did not say where it serves: {server.first_line!r}"
+    yield server
+    server.close()
+
+
 VIEWPORT = {"width": 1280, "height": 800}
 TIMEOUT_MS = 5000
 PHONE = {"width": 390, "height": 844}
