@@ -61,7 +61,8 @@ RECORDER = """
     const batch = new Map();
     for (const mutation of mutations) {
       const target = mutation.target.nodeType === 1 ? mutation.target : mutation.target.parentElement;
-      const region = target && target.closest(ROOT);
+      // What is aria-hidden is not in the accessibility tree: nothing of it is read out.
+      const region = target && !target.closest('[aria-hidden=true]') && target.closest(ROOT);
       if (region && !region.closest('[hidden]') && region.getAttribute('aria-live') !== 'off') {
         const busy = Boolean(region.closest('[aria-busy=true]'));
         const text = mutation.type === 'childList' ? [...mutation.addedNodes].map(textOf).join(' ').trim()
@@ -230,6 +231,23 @@ def test_your_message_is_read_out_once_and_a_refused_one_once(browser, live_serv
     assert said == [], said  # the refused message itself: not read out on its way
     notices = [entry for entry in said_since(page, mark) if entry["id"] == "chat-notice"]
     assert len(notices) == 1, notices
+    page.context.close()
+
+
+def test_a_text_too_long_is_said_once_not_at_every_keystroke(browser, live_server: ServerProcess) -> None:
+    """The alert that a text is too long is read out as it becomes too long; the keys typed
+    after that change its numbers on screen without reading it out again."""
+    page = logged_in(browser, live_server.url, "Typist")
+    page.fill("#chat-input", "x" * 500)
+    mark = len(page.evaluate("window.__said"))
+    for _ in range(5):
+        page.press("#chat-input", "y")  # too long, by one more each time
+    expect(page.locator("#chat-notice")).to_contain_text("Shorten it by 5.")
+    page.wait_for_timeout(300)
+    notices = [entry for entry in said_since(page, mark) if entry["id"] == "chat-notice"]
+    assert len(notices) == 1 and "at most 500" in notices[0]["text"], notices
+    page.fill("#chat-input", "x" * 400)  # short enough: the alert goes
+    expect(page.locator("#chat-notice")).to_be_hidden()
     page.context.close()
 
 

@@ -402,6 +402,22 @@ export function makeChat(shared, names, status, privately) {
     notice.dataset.kind = kind || "";
   }
 
+  // A text too long is said once, as it becomes too long: what the alert says to a screen
+  // reader stays the same while the numbers, which change at every keystroke, are for the eye
+  // (an alert whose words changed at each keystroke would be read out at each one).
+  const lengthSaid = el("span", "visually-hidden", "Too long to send: at most " + maxLength + " characters.");
+  const lengthShown = el("span", "", "");
+  lengthShown.setAttribute("aria-hidden", "true");
+
+  function showLengthNotice(length, over) {
+    lengthShown.textContent = "Too long to send: " + length + " characters, at most " + maxLength + ". Shorten it by " + over + ".";
+    if (notice.dataset.kind !== "length" || notice.hidden) {
+      notice.replaceChildren(lengthSaid, lengthShown);
+      notice.hidden = false;
+      notice.dataset.kind = "length";
+    }
+  }
+
   function tooLongBy() {
     return Math.max(0, characters(input.value) - maxLength);
   }
@@ -414,7 +430,7 @@ export function makeChat(shared, names, status, privately) {
     count.classList.toggle("is-over-limit", over > 0);
     input.setAttribute("aria-invalid", String(over > 0));
     if (over) {
-      showNotice("Too long to send: " + length + " characters, at most " + maxLength + ". Shorten it by " + over + ".", "length");
+      showLengthNotice(length, over);
     } else if (notice.dataset.kind === "length") {
       showNotice(""); // shortened enough
     }
